@@ -1,0 +1,278 @@
+"""shop.toml: the schema, validated once at load; errors name the file, key and value."""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from gateway.errors import ConfigError
+
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+STANDARD_BAND = "standard"
+
+# Ids end up in MQTT topics, InfluxDB tags and file names: keep them plain.
+Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+def _minutes(value: str) -> int:
+    """'HH:MM' -> minutes after local midnight; '24:00' is allowed as an end."""
+    hh, sep, mm = value.partition(":")
+    if not (sep and hh.isdigit() and mm.isdigit() and len(mm) == 2):
+        raise ValueError("expected a local time 'HH:MM'")
+    minutes = int(hh) * 60 + int(mm)
+    if int(mm) > 59 or minutes > 24 * 60:
+        raise ValueError("expected a local time between 00:00 and 24:00")
+    return minutes
+
+
+LocalTime = Annotated[str, AfterValidator(lambda v: (_minutes(v), v)[1])]
+
+
+class _Section(BaseModel):
+    # Unknown keys are typos until proven otherwise: refuse them.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Site(_Section):
+    """[site]"""
+
+    id: Ident
+    timezone: str
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "EUR"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not an IANA time zone (e.g. 'Europe/Berlin')") from None
+        return v
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The site's time zone."""
+        return ZoneInfo(self.timezone)
+
+
+class Storage(_Section):
+    """[storage]"""
+
+    path: str = "shopwatt-data"
+
+
+class Band(_Section):
+    """[[tariff.band]]: a time-of-use window; it belongs to the day it starts."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
+    rate: NonNeg
+    days: Annotated[list[Day], Field(min_length=1)] = list(DAYS)
+    start: LocalTime
+    end: LocalTime
+
+    @field_validator("name")
+    @classmethod
+    def _not_standard(cls, v: str) -> str:
+        if v == STANDARD_BAND:
+            raise ValueError("'standard' is the tariff's own rate; pick another band name")
+        return v
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Band:
+        if _minutes(self.start) == _minutes(self.end) % (24 * 60):
+            raise ValueError(f"band '{self.name}' starts and ends at {self.start}: empty")
+        return self
+
+    @property
+    def start_min(self) -> int:
+        """Start in minutes after local midnight."""
+        return _minutes(self.start)
+
+    @property
+    def end_min(self) -> int:
+        """End in minutes after local midnight; <= start means it ends the next day."""
+        return _minutes(self.end)
+
+
+class Tariff(_Section):
+    """[tariff]: a standard rate and bands; earlier bands win where bands overlap."""
+
+    id: Ident
+    rate: NonNeg
+    band: list[Band] = []
+
+    @field_validator("band")
+    @classmethod
+    def _unique_names(cls, v: list[Band]) -> list[Band]:
+        names = [b.name for b in v]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"band names must be unique, repeated: {sorted(dup)}")
+        return v
+
+    @property
+    def band_names(self) -> list[str]:
+        """'standard' then the bands in config order: the export's kwh_<band> columns."""
+        return [STANDARD_BAND, *(b.name for b in self.band)]
+
+    @property
+    def rates(self) -> list[float]:
+        """Rates per currency unit and kWh, aligned with band_names."""
+        return [self.rate, *(b.rate for b in self.band)]
+
+
+class MachineCost(_Section):
+    """[machine.cost]"""
+
+    purchase: NonNeg
+    salvage: NonNeg = 0.0
+    life_hours: Positive
+    depreciation_basis: Literal["run_hours", "job_hours"] = "run_hours"
+    maintenance_per_run_hour: NonNeg = 0.0
+
+    @model_validator(mode="after")
+    def _salvage_below_purchase(self) -> MachineCost:
+        if self.salvage > self.purchase:
+            raise ValueError(f"salvage ({self.salvage}) must not exceed purchase ({self.purchase})")
+        return self
+
+    @property
+    def depreciation_per_hour(self) -> float:
+        """Machine-hour rate: (purchase - salvage) / life_hours."""
+        return (self.purchase - self.salvage) / self.life_hours
+
+
+class Machine(_Section):
+    """[[machine]]"""
+
+    id: Ident
+    name: str = ""
+    off_below_w: NonNeg
+    run_above_w: Positive
+    min_job_s: NonNeg = 60.0
+    merge_gap_s: NonNeg = 300.0
+    max_gap_s: Positive = 120.0
+    rated_w: Positive
+    cost: MachineCost
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> Machine:
+        if self.run_above_w <= self.off_below_w:
+            raise ValueError(
+                f"run_above_w ({self.run_above_w}) must be above off_below_w ({self.off_below_w})"
+            )
+        if self.rated_w < self.run_above_w:
+            raise ValueError(
+                f"rated_w ({self.rated_w}) must be at least run_above_w ({self.run_above_w})"
+            )
+        return self
+
+
+class ShopConfig(_Section):
+    """The whole shop.toml."""
+
+    site: Site
+    storage: Storage = Storage()
+    tariff: Tariff
+    machine: Annotated[list[Machine], Field(min_length=1)]
+
+    _source: Path = PrivateAttr(default=Path("shop.toml"))
+
+    @field_validator("machine")
+    @classmethod
+    def _unique_ids(cls, v: list[Machine]) -> list[Machine]:
+        ids = [m.id for m in v]
+        dup = {i for i in ids if ids.count(i) > 1}
+        if dup:
+            raise ValueError(f"machine ids must be unique, repeated: {sorted(dup)}")
+        return v
+
+    @property
+    def source(self) -> Path:
+        """The file this config was loaded from."""
+        return self._source
+
+    @property
+    def storage_dir(self) -> Path:
+        """Ledger and outbox folder; a relative path is relative to the config file."""
+        p = Path(self.storage.path).expanduser()
+        return p if p.is_absolute() else self._source.parent / p
+
+    @cached_property
+    def machines(self) -> dict[str, Machine]:
+        """Machines by id, in config order."""
+        return {m.id: m for m in self.machine}
+
+
+def _key(loc: tuple[int | str, ...], data: Any) -> str:
+    """('machine', 0, 'cost', 'salvage') -> 'machine[0] (id=cnc-01).cost.salvage'."""
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            label = f"[{item}]"
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+            if isinstance(node, dict) and isinstance(node.get("id") or node.get("name"), str):
+                label += f" ({'id' if 'id' in node else 'name'}={node.get('id') or node['name']})"
+            parts.append(label)
+        else:
+            parts.append(("." if parts else "") + item)
+            node = node.get(item) if isinstance(node, dict) else None
+    return "".join(parts) or "(top level)"
+
+
+def _describe(err: ValidationError, data: Any, source: Path) -> str:
+    lines = []
+    for e in err.errors():
+        msg = e["msg"].removeprefix("Value error, ")
+        where = _key(tuple(e["loc"]), data)
+        if e["type"] == "missing":
+            lines.append(f"{source}: {where}: required key is missing")
+        elif e["type"] == "extra_forbidden":
+            lines.append(f"{source}: {where}: unknown key (check the spelling)")
+        elif isinstance(e["input"], dict | list):
+            # A whole-section rule (e.g. salvage <= purchase): the message names the values.
+            lines.append(f"{source}: {where}: {msg}")
+        else:
+            lines.append(f"{source}: {where} = {e['input']!r}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any], source: Path) -> ShopConfig:
+    """Validate an already-parsed shop.toml document."""
+    try:
+        cfg = ShopConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, data, source)) from None
+    cfg._source = source.resolve()
+    return cfg
+
+
+def load_config(path: str | Path) -> ShopConfig:
+    """Read and validate shop.toml; raises ConfigError naming file, key and value."""
+    source = Path(path)
+    try:
+        with source.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: no such config file") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{source}: not valid TOML: {err}") from None
+    return parse_config(data, source)

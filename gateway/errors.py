@@ -1,0 +1,17 @@
+"""One exception root for everything shopwatt reports to a user."""
+
+
+class ShopwattError(Exception):
+    """Base of all errors shopwatt raises on purpose; the message is for the user."""
+
+
+class ConfigError(ShopwattError):
+    """shop.toml (or another config file) is unreadable or invalid."""
+
+
+class InputError(ShopwattError):
+    """An input file (readings.csv, jobs.csv, ...) has a bad row; nothing was written."""
+
+
+class LedgerError(ShopwattError):
+    """The ledger refused an operation (closed period, unknown month, ...)."""

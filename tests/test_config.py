@@ -1,0 +1,68 @@
+"""shop.toml validation: the documented example loads, and every mistake names key and value."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.config import load_config, parse_config
+from gateway.errors import ConfigError
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "shop.toml"
+
+
+def _example() -> dict[str, Any]:
+    with EXAMPLE.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def test_documented_example_loads() -> None:
+    cfg = load_config(EXAMPLE)
+    assert list(cfg.machines) == ["cnc-01", "lathe-01"]
+    assert cfg.tariff.band_names == ["standard", "peak", "night"]
+    assert cfg.machines["cnc-01"].cost.depreciation_per_hour == pytest.approx(2.7)
+    assert cfg.storage_dir == EXAMPLE.parent.resolve() / "shopwatt-data"
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda d: d["site"].update(timezone="Mars/Base"), "site.timezone = 'Mars/Base'"),
+        (
+            lambda d: d["tariff"]["band"][0].update(start="25:00"),
+            "tariff.band[0] (name=peak).start = '25:00'",
+        ),
+        (
+            lambda d: d["machine"][0]["cost"].update(salvage=90000),
+            "machine[0] (id=cnc-01).cost: salvage (90000.0) must not exceed purchase",
+        ),
+        (lambda d: d["machine"][1].update(bogus=1), "machine[1] (id=lathe-01).bogus: unknown key"),
+        (lambda d: d["machine"][0].pop("rated_w"), "machine[0] (id=cnc-01).rated_w: required"),
+        (lambda d: d["machine"][0].update(off_below_w=-5), "off_below_w = -5"),
+        (lambda d: d["machine"][1].update(id="cnc-01"), "machine ids must be unique"),
+        (lambda d: d["tariff"]["band"][1].update(name="standard"), "'standard' is the tariff"),
+        (lambda d: d["tariff"]["band"][1].update(days=["monday"]), "days"),
+    ],
+)
+def test_bad_values_name_file_key_and_value(edit: Any, expected: str) -> None:
+    data = _example()
+    edit(data)
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, Path("shop.toml"))
+    assert str(err.value).startswith("shop.toml: ")
+    assert expected in str(err.value)
+
+
+def test_malformed_toml_names_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "shop.toml"
+    bad.write_text('[site]\nid = "x\n')
+    with pytest.raises(ConfigError, match=r"shop\.toml: not valid TOML: .*line 2"):
+        load_config(bad)
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "nope.toml")
