@@ -1,0 +1,19 @@
+"""The costing engine (numpy, pure): readings + config in, cost rows and energy stats out."""
+
+from gateway.engine.compute import compute_machine
+from gateway.engine.model import (
+    CostRow,
+    EnergyStats,
+    ExplicitJob,
+    MachineReadings,
+    MachineResult,
+)
+
+__all__ = [
+    "CostRow",
+    "EnergyStats",
+    "ExplicitJob",
+    "MachineReadings",
+    "MachineResult",
+    "compute_machine",
+]

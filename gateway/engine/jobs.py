@@ -1,0 +1,92 @@
+"""Jobs: detected from running stretches, or given explicitly and checked for overlaps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+
+from gateway.config import Machine
+from gateway.engine.localtime import iso_utc
+from gateway.engine.model import I64, ExplicitJob
+from gateway.errors import InputError
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpans:
+    """Non-overlapping job spans sorted by start (UTC ms), with what the rows need."""
+
+    start_ms: I64
+    end_ms: I64
+    open: list[bool]
+    ids: list[str] | None  # None: detected, the caller names them
+    customers: list[str]
+
+    def __len__(self) -> int:
+        return len(self.start_ms)
+
+
+def running_mask(watts: np.ndarray, machine: Machine) -> np.ndarray:
+    """True where a reading is in the running state (strictly above run_above_w)."""
+    return np.asarray(watts > machine.run_above_w)
+
+
+def detect_jobs(t_ms: I64, running: np.ndarray, machine: Machine) -> JobSpans:
+    """Running stretches merged across short pauses; kept when at least min_job_s long.
+
+    Two running readings belong to one job when nothing but running readings lies between
+    them and the interval is not longer than max_gap_s, or when the pause between them is
+    shorter than merge_gap_s. A job spans its first running reading to its last, so a lone
+    running reading (no duration, no energy) is never a job.
+    """
+    idx = np.flatnonzero(running)
+    empty = np.zeros(0, dtype=np.int64)
+    if len(idx) == 0:
+        return JobSpans(empty, empty, [], None, [])
+    tr = t_ms[idx]
+    pause = np.diff(tr)
+    adjacent = (np.diff(idx) == 1) & (pause <= machine.max_gap_s * 1000.0)
+    split = ~adjacent & (pause >= machine.merge_gap_s * 1000.0)
+    cut = np.flatnonzero(split)
+    first = np.concatenate([[0], cut + 1])
+    last = np.concatenate([cut, [len(tr) - 1]])
+    start, end = tr[first], tr[last]
+    keep = (end > start) & (end - start >= machine.min_job_s * 1000.0)
+    start, end = start[keep], end[keep]
+    # A job may still grow while a running reading could still join it: the data ends on
+    # it, or less than merge_gap_s after it.
+    t_last = int(t_ms[-1])
+    still = (end == t_last) | (t_last - end < machine.merge_gap_s * 1000.0)
+    return JobSpans(start, end, still.tolist(), None, [""] * len(start))
+
+
+def explicit_jobs(machine_id: str, jobs: Sequence[ExplicitJob], t_last_ms: int | None) -> JobSpans:
+    """The operator's jobs, sorted; overlapping or backwards jobs are an InputError.
+
+    A job that ends after the last reading is open: more energy may still land in it.
+    """
+    ordered = sorted(jobs, key=lambda j: (j.start_ms, j.end_ms))
+    seen: set[str] = set()
+    for job in ordered:
+        if job.end_ms <= job.start_ms:
+            raise InputError(
+                f"machine {machine_id}: job {job.job_id!r} ends ({iso_utc(job.end_ms)}) "
+                f"at or before it starts ({iso_utc(job.start_ms)})"
+            )
+        if job.job_id in seen:
+            raise InputError(f"machine {machine_id}: job id {job.job_id!r} is given twice")
+        seen.add(job.job_id)
+    # Sorted by start, any overlap shows up between neighbours.
+    for before, after in pairwise(ordered):
+        if after.start_ms < before.end_ms:
+            raise InputError(
+                f"machine {machine_id}: jobs {before.job_id!r} and {after.job_id!r} overlap "
+                f"({before.job_id!r} ends {iso_utc(before.end_ms)}, {after.job_id!r} starts "
+                f"{iso_utc(after.start_ms)})"
+            )
+    start = np.array([j.start_ms for j in ordered], dtype=np.int64)
+    end = np.array([j.end_ms for j in ordered], dtype=np.int64)
+    still = [t_last_ms is None or j.end_ms > t_last_ms for j in ordered]
+    return JobSpans(start, end, still, [j.job_id for j in ordered], [j.customer for j in ordered])
