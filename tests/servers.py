@@ -1,0 +1,592 @@
+"""Real servers for tests and benchmarks: mosquitto, influxd and tiny local HTTP servers.
+
+Every server binds 127.0.0.1 on a free port, lives in its own temporary folder, and is
+stopped by PID. `stop()`/`kill()` end the process but keep its data so `start()` brings the
+same server back on the same ports (fault tests); `close()` ends it for good and removes
+the folder. Whatever is still running when the interpreter exits is killed by an atexit
+hook, and on Linux each server also gets SIGKILL if the thread that started it dies
+(`setpriv --pdeathsig`), so a crashed or SIGKILLed test run leaves no orphans.
+
+Nothing here imports pytest: `bench/` uses the same classes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import getpass
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from http.client import HTTPConnection, HTTPException
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, NoReturn, Self
+
+LOOPBACK = "127.0.0.1"
+
+# Debian package that provides each binary: the error message says what to install.
+_PACKAGES = {"mosquitto": "mosquitto", "influxd": "influxdb", "socat": "socat"}
+
+
+class ServerError(RuntimeError):
+    """A test server could not be found, started or queried."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def find_binary(name: str) -> str:
+    """Absolute path of a server binary; mosquitto lives in /usr/sbin on Debian."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
+    if path is None:
+        pkg = _PACKAGES.get(name, name)
+        raise ServerError(
+            f"{name} not found on PATH or in /usr/sbin: run `make system-deps` "
+            f"(or `sudo apt-get install {pkg}`) before the tests"
+        )
+    return path
+
+
+def port_open(port: int) -> bool:
+    """True when something accepts TCP connections on 127.0.0.1:port."""
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+# pid -> server: the atexit hook below ends whatever a test forgot (or could not) close.
+_RUNNING: dict[int, ServerProcess] = {}
+_SETPRIV = shutil.which("setpriv")
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for server in list(_RUNNING.values()):
+        server.close()
+
+
+class ServerProcess:
+    """One server binary in its own temp folder, controlled by PID."""
+
+    name = "server"
+    startup_timeout_s = 30.0
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"shopwatt-{self.name}-", dir=root))
+        self.log_path = self.workdir / "server.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._closed = False
+        self._pick_ports()
+
+    # -- what a subclass provides -------------------------------------------------------
+    def _pick_ports(self) -> None:
+        """Choose free ports and write the config (again after a port clash)."""
+        raise NotImplementedError
+
+    def _argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def _ready(self) -> bool:
+        raise NotImplementedError
+
+    def _env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        """PID of the running process, None when stopped."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    @property
+    def running(self) -> bool:
+        """True while the process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> Self:
+        """Start (or restart after stop/kill) and wait until it serves requests."""
+        if self._closed:
+            raise ServerError(f"{self.name}: already closed")
+        if self.running:
+            return self
+        # A free port can be taken between choosing it and binding it (other tests run
+        # in parallel): on a clash at the first start, pick new ports and try again.
+        first_start = self._proc is None
+        for attempt in range(3):
+            self._spawn()
+            if self._wait_ready():
+                return self
+            clash = "address already in use" in self.log_tail().lower()
+            if not (first_start and clash and attempt < 2):
+                break
+            self._pick_ports()
+        tail = self.log_tail()
+        self.stop()
+        raise ServerError(f"{self.name} did not become ready; log {self.log_path}:\n{tail}")
+
+    def _spawn(self) -> None:
+        argv = self._argv()
+        if _SETPRIV:
+            argv = [_SETPRIV, "--pdeathsig", "KILL", *argv]
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                argv,
+                cwd=self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self._env(),
+            )
+        _RUNNING[self._proc.pid] = self
+
+    def _wait_ready(self) -> bool:
+        assert self._proc is not None
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                _RUNNING.pop(self._proc.pid, None)
+                return False
+            if self._ready():
+                return True
+            time.sleep(0.02)
+        return False
+
+    def _signal(self, sig: signal.Signals, timeout_s: float) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            os.kill(proc.pid, sig)
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+        _RUNNING.pop(proc.pid, None)
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Graceful stop (SIGTERM, SIGKILL after timeout_s); data stays for start()."""
+        self._signal(signal.SIGTERM, timeout_s)
+
+    def kill(self) -> None:
+        """Crash it (SIGKILL): no shutdown, no flush; data stays for start()."""
+        self._signal(signal.SIGKILL, 15.0)
+
+    def restart(self) -> Self:
+        """Graceful stop, then start on the same ports with the same data."""
+        self.stop()
+        return self.start()
+
+    def close(self) -> None:
+        """Stop for good and delete the temp folder."""
+        if self._closed:
+            return
+        self.kill()
+        self._closed = True
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last lines the server printed (for failure messages)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Mosquitto(ServerProcess):
+    """A mosquitto broker: anonymous, persistent (survives restart), logging to its log."""
+
+    name = "mosquitto"
+
+    def __init__(self, root: Path | None = None, extra_config: str = "") -> None:
+        self.extra_config = extra_config
+        self.binary = find_binary("mosquitto")
+        super().__init__(root)
+
+    def _pick_ports(self) -> None:
+        self.port = free_port()
+        self.config_path = self.workdir / "mosquitto.conf"
+        # Run as root, mosquitto drops to the `mosquitto` user, which could neither write
+        # the persistence file in our 0700 temp dir nor receive the parent-death signal
+        # (dropping privileges clears it): keep it as whoever runs the tests.
+        self.config_path.write_text(
+            f"listener {self.port} {LOOPBACK}\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {self.workdir}/\n"
+            "log_dest stderr\n"
+            f"user {getpass.getuser()}\n"
+            f"{self.extra_config}\n"
+        )
+
+    def _argv(self) -> list[str]:
+        return [self.binary, "-c", str(self.config_path)]
+
+    def _ready(self) -> bool:
+        return port_open(self.port)
+
+    @property
+    def host(self) -> str:
+        """Where clients connect."""
+        return LOOPBACK
+
+
+class Influxd(ServerProcess):
+    """An InfluxDB 1.x server with every listener on a free loopback port."""
+
+    name = "influxd"
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.binary = find_binary("influxd")
+        super().__init__(root)
+
+    def _pick_ports(self) -> None:
+        self.http_port = free_port()
+        rpc_port, ifql_port = free_port(), free_port()
+        d = self.workdir
+        self.config_path = d / "influxd.conf"
+        # Only what differs from influxd's defaults: loopback ports, private dirs, and the
+        # logs/self-monitoring off (noise in tests; what an SD card wants too).
+        self.config_path.write_text(
+            f"""reporting-enabled = false
+bind-address = "{LOOPBACK}:{rpc_port}"
+[meta]
+  dir = "{d}/meta"
+  logging-enabled = false
+[data]
+  dir = "{d}/data"
+  wal-dir = "{d}/wal"
+  query-log-enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  bind-address = "{LOOPBACK}:{self.http_port}"
+  log-enabled = false
+  pprof-enabled = false
+[ifql]
+  enabled = false
+  bind-address = "{LOOPBACK}:{ifql_port}"
+[continuous_queries]
+  log-enabled = false
+[logging]
+  level = "warn"
+  suppress-logo = true
+"""
+        )
+
+    def _argv(self) -> list[str]:
+        return [self.binary, "-config", str(self.config_path)]
+
+    def _env(self) -> dict[str, str]:
+        # INFLUXDB_* variables override the config file: never let the caller's leak in.
+        return {k: v for k, v in os.environ.items() if not k.startswith("INFLUXDB_")}
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/ping", timeout=1) as resp:
+                return bool(resp.status == 204)
+        except OSError:
+            return False
+
+    @property
+    def url(self) -> str:
+        """Base URL of the HTTP API."""
+        return f"http://{LOOPBACK}:{self.http_port}"
+
+    def query(self, q: str, db: str | None = None) -> list[dict[str, Any]]:
+        """Run InfluxQL via POST /query; returns the `results` list, errors raise."""
+        params = {"q": q, "epoch": "ms"} | ({"db": db} if db else {})
+        data = urllib.parse.urlencode(params).encode()
+        try:
+            with urllib.request.urlopen(f"{self.url}/query", data=data, timeout=30) as resp:
+                body = json.load(resp)
+        except urllib.error.HTTPError as err:
+            raise ServerError(f"influxd /query {q!r}: {err.code} {err.read()!r}") from None
+        results: list[dict[str, Any]] = body.get("results", [])
+        errors = [r["error"] for r in results if "error" in r]
+        if errors or "error" in body:
+            raise ServerError(f"influxd /query {q!r}: {errors or body['error']}")
+        return results
+
+    def rows(self, q: str, db: str) -> list[dict[str, Any]]:
+        """One SELECT's rows as dicts (column -> value, plus the series' tags)."""
+        out: list[dict[str, Any]] = []
+        for series in self.query(q, db)[0].get("series", []):
+            tags = series.get("tags", {})
+            out.extend(
+                tags | dict(zip(series["columns"], v, strict=True)) for v in series["values"]
+            )
+        return out
+
+    def create_database(self, name: str) -> str:
+        """CREATE DATABASE (idempotent); returns the name."""
+        self.query(f'CREATE DATABASE "{name}"')
+        return name
+
+    def drop_database(self, name: str) -> None:
+        """DROP DATABASE (idempotent)."""
+        self.query(f'DROP DATABASE "{name}"')
+
+    def write(self, lines: Iterable[str], db: str, precision: str = "ms") -> None:
+        """POST line protocol to /write; anything but 204 raises."""
+        body = "\n".join(lines).encode()
+        url = f"{self.url}/write?" + urllib.parse.urlencode({"db": db, "precision": precision})
+        try:
+            with urllib.request.urlopen(url, data=body, timeout=30) as resp:
+                status = resp.status
+        except urllib.error.HTTPError as err:
+            raise ServerError(f"influxd /write: {err.code} {err.read()!r}") from None
+        if status != 204:
+            raise ServerError(f"influxd /write answered {status}")
+
+
+# -- tiny HTTP servers (test doubles of HTTP behaviour, and the v2 front) ---------------
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """What a LocalHttpServer received."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """What a handler answers; a body without content type is sent as JSON/text as given."""
+
+    status: int
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+HttpHandler = Callable[[HttpRequest], HttpResponse]
+
+
+class LocalHttpServer:
+    """An HTTP/1.1 keep-alive server on 127.0.0.1 whose every answer comes from `handler`.
+
+    Requests are recorded in `requests` (in arrival order) so a test can see what a
+    client sent.
+    """
+
+    def __init__(self, handler: HttpHandler) -> None:
+        self.handler = handler
+        self.requests: list[HttpRequest] = []
+        self._lock = threading.Lock()
+        outer = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                url = urllib.parse.urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                req = HttpRequest(
+                    method=self.command,
+                    path=url.path,
+                    query=dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True)),
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    body=self.rfile.read(length),
+                )
+                with outer._lock:
+                    outer.requests.append(req)
+                resp = outer.handler(req)
+                self.send_response(resp.status)
+                for k, v in resp.headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(resp.body)))
+                self.end_headers()
+                self.wfile.write(resp.body)
+
+            do_GET = do_POST = do_HEAD = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # tests read `requests`, not a log
+
+        self._server = ThreadingHTTPServer((LOOPBACK, 0), _Handler)
+        self._server.daemon_threads = True
+        self.port: int = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name=f"http-{self.port}", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        """Base URL."""
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# InfluxDB 2.x precision names -> the v1 /write names.
+_V1_PRECISION = {"ns": "n", "us": "u", "ms": "ms", "s": "s"}
+
+
+class V2WriteFront(LocalHttpServer):
+    """`/api/v2/write` in front of an InfluxDB 1.x, mapped the way InfluxDB 1.8+ does.
+
+    `bucket=db/rp` (or `db`) becomes `db=..&rp=..`, the v2 precision names become v1's,
+    `Authorization: Token user:password` becomes u/p, and errors come back as v2 JSON
+    (`{"code", "message"}`) with the status and Retry-After of the 1.x answer. It exists
+    because Debian's influxd 1.6.7 has no v2 endpoint and `influxdb-client` needs one.
+    """
+
+    def __init__(self, influxd: Influxd) -> None:
+        self.influxd = influxd
+        self._local = threading.local()  # one keep-alive connection per server thread
+        super().__init__(self._route)
+
+    def _route(self, req: HttpRequest) -> HttpResponse:
+        if req.path in ("/ping", "/health"):
+            return HttpResponse(204 if req.path == "/ping" else 200, b'{"status":"pass"}')
+        if req.method != "POST" or req.path != "/api/v2/write":
+            return _v2_error(404, "not found", f"{req.method} {req.path}")
+        db, _, rp = req.query.get("bucket", "").partition("/")
+        precision = _V1_PRECISION.get(req.query.get("precision", "ns"))
+        if not db or precision is None:
+            return _v2_error(400, "invalid", f"bad bucket or precision in {req.query}")
+        params = {"db": db, "precision": precision} | ({"rp": rp} if rp else {})
+        auth = req.headers.get("authorization", "")
+        if auth.startswith("Token ") and ":" in auth:
+            params["u"], _, params["p"] = auth.removeprefix("Token ").partition(":")
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if "content-encoding" in req.headers:
+            headers["Content-Encoding"] = req.headers["content-encoding"]
+        return self._forward("/write?" + urllib.parse.urlencode(params), req.body, headers)
+
+    def _forward(self, path: str, body: bytes, headers: dict[str, str]) -> HttpResponse:
+        try:
+            status, retry_after, payload = self._post(path, body, headers)
+        except OSError:
+            # A keep-alive connection influxd closed (e.g. it restarted): reconnect once.
+            try:
+                status, retry_after, payload = self._post(path, body, headers)
+            except OSError as err:
+                return _v2_error(503, "unavailable", f"influxd unreachable: {err}")
+        if status == 204:
+            return HttpResponse(204)
+        try:
+            message = str(json.loads(payload).get("error", payload.decode()))
+        except ValueError:
+            message = payload.decode(errors="replace")
+        return _v2_error(
+            status, "invalid", message, {"Retry-After": retry_after} if retry_after else {}
+        )
+
+    def _post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, str, bytes]:
+        conn: HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = HTTPConnection(LOOPBACK, self.influxd.http_port, timeout=30)
+        try:
+            conn.request("POST", path, body, headers)
+            resp = conn.getresponse()
+            return resp.status, resp.headers.get("Retry-After", ""), resp.read()
+        except (OSError, HTTPException) as err:
+            conn.close()
+            self._local.conn = None
+            raise OSError(f"POST {path}: {err!r}") from err
+
+
+def _v2_error(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> HttpResponse:
+    body = json.dumps({"code": code, "message": message}).encode()
+    return HttpResponse(status, body, {"Content-Type": "application/json", **(headers or {})})
+
+
+def _raise(message: str) -> NoReturn:
+    raise ServerError(message)
+
+
+class ServerPool:
+    """Servers started together (by one test, one benchmark); `close()` ends them all.
+
+    `on_error` receives the message when a binary is missing or a server fails to start
+    (the pytest fixtures pass `pytest.fail`); by default it raises ServerError.
+    """
+
+    def __init__(self, on_error: Callable[[str], NoReturn] = _raise) -> None:
+        self._on_error = on_error
+        self._closers: list[Callable[[], None]] = []
+
+    def _started(self, server: ServerProcess) -> None:
+        self._closers.append(server.close)
+        try:
+            server.start()
+        except ServerError as err:
+            self._on_error(str(err))
+
+    def mosquitto(self, extra_config: str = "") -> Mosquitto:
+        """A started broker of this pool's own; `extra_config` lines go into its config."""
+        try:
+            broker = Mosquitto(extra_config=extra_config)
+        except ServerError as err:
+            self._on_error(str(err))
+        self._started(broker)
+        return broker
+
+    def influxd(self) -> Influxd:
+        """A started influxd of this pool's own: stop, kill and restart it freely."""
+        try:
+            server = Influxd()
+        except ServerError as err:
+            self._on_error(str(err))
+        self._started(server)
+        return server
+
+    def http(self, handler: HttpHandler) -> LocalHttpServer:
+        """A local HTTP server answering every request with `handler(request)`."""
+        server = LocalHttpServer(handler)
+        self._closers.append(server.close)
+        return server
+
+    def v2_front(self, influxd: Influxd) -> V2WriteFront:
+        """An `/api/v2/write` front (InfluxDB 1.8+ style) for `influxd`."""
+        front = V2WriteFront(influxd)
+        self._closers.append(front.close)
+        return front
+
+    def close(self) -> None:
+        """Close everything, newest first."""
+        while self._closers:
+            self._closers.pop()()
