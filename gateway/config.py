@@ -159,6 +159,58 @@ class MachineCost(_Section):
         return (self.purchase - self.salvage) / self.life_hours
 
 
+class Meter(_Section):
+    """[[machine.meter]]: a Modbus power meter the gateway polls (docs/modbus.md)."""
+
+    id: Ident  # the reading's sensor id, unique in the shop
+    model: str  # a shipped map (sdm630, sdm120, pzem004t, em24) or a path ending in .toml
+    transport: Literal["tcp", "rtu"]
+    host: str | None = None  # tcp only
+    port: int | str | None = None  # tcp: TCP port (default 502); rtu: serial device path
+    baudrate: Annotated[int, Field(ge=1200, le=921600)] = 9600  # rtu only, like parity/stopbits
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    device_id: Annotated[int, Field(ge=0, le=255)] = 1  # Modbus unit id
+    poll_s: Positive = 5.0
+    timeout_s: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)] = 0.5  # per request
+    retries: Annotated[int, Field(ge=0, le=5)] = 1  # extra attempts after a timeout
+    backoff_max_s: Positive = 60.0  # longest wait between polls of a failing meter
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        from gateway.meters.maps import available_models  # the maps import this module
+
+        if not v.endswith(".toml") and v not in available_models():
+            raise ValueError(
+                f"unknown meter model; shipped: {', '.join(available_models())} "
+                "(or give the path of a map file ending in .toml)"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _transport_settings(self) -> Meter:
+        serial = {"baudrate", "parity", "stopbits"} & self.model_fields_set
+        if self.transport == "tcp":
+            if not self.host:
+                raise ValueError("transport 'tcp' needs host")
+            if not (self.port is None or (isinstance(self.port, int) and 0 < self.port < 65536)):
+                raise ValueError(f"tcp port must be 1-65535, not {self.port!r}")
+            if serial:
+                raise ValueError(f"{', '.join(sorted(serial))}: rtu settings, this meter is tcp")
+        else:
+            if not isinstance(self.port, str) or not self.port:
+                raise ValueError(
+                    "transport 'rtu' needs port = the serial device "
+                    f"(e.g. '/dev/ttyUSB0'), not {self.port!r}"
+                )
+            if self.host is not None:
+                raise ValueError("host is a tcp setting, this meter is rtu")
+            if not 1 <= self.device_id <= 247:
+                raise ValueError(f"an RTU device_id is 1-247, not {self.device_id}")
+        return self
+
+
 class Machine(_Section):
     """[[machine]]"""
 
@@ -171,6 +223,7 @@ class Machine(_Section):
     max_gap_s: Positive = 120.0
     rated_w: Positive
     cost: MachineCost
+    meter: list[Meter] = []
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> Machine:

@@ -1,0 +1,1 @@
+"""Power meter register maps: one TOML data file per meter model, validated at load."""
