@@ -238,6 +238,41 @@ class Machine(_Section):
         return self
 
 
+class InfluxDB(_Section):
+    """[influxdb]: where the outbox drains to (docs/influxdb.md).
+
+    The token (or, with username, the password) is never in this file: it is read from
+    secret_file or from the environment variable named by secret_env.
+    """
+
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")]
+    api: Literal["v1", "v2"] = "v1"  # v1: POST /write (1.x, 2.x DBRP, 3.x); v2: influxdb-client
+    database: str = ""  # v1: the database (2.x: mapped by DBRP)
+    retention_policy: str = ""  # v1: empty = the database's default
+    bucket: str = ""  # v2 (InfluxDB 1.8+: "database/retention_policy")
+    org: str = ""  # v2
+    username: str = ""  # set for 1.x user/password auth; empty = token auth
+    secret_file: str = ""  # relative to this config file
+    secret_env: str = ""
+    gzip: bool = False
+    timeout_s: Annotated[float, Field(gt=0, le=300, allow_inf_nan=False)] = 10.0
+    batch_lines: Annotated[int, Field(ge=1, le=100_000)] = 5000
+    outbox_max_mb: Annotated[float, Field(ge=1, allow_inf_nan=False)] = 512.0
+    backoff_max_s: Annotated[float, Field(ge=1, le=3600, allow_inf_nan=False)] = 60.0
+
+    @model_validator(mode="after")
+    def _target_and_secret(self) -> InfluxDB:
+        if self.api == "v1" and not self.database:
+            raise ValueError("api 'v1' needs database")
+        if self.api == "v2" and not self.bucket:
+            raise ValueError("api 'v2' needs bucket")
+        if self.secret_file and self.secret_env:
+            raise ValueError("give secret_file or secret_env, not both")
+        if self.username and not (self.secret_file or self.secret_env):
+            raise ValueError(f"username {self.username!r} needs secret_file or secret_env")
+        return self
+
+
 class ShopConfig(_Section):
     """The whole shop.toml."""
 
@@ -245,6 +280,7 @@ class ShopConfig(_Section):
     storage: Storage = Storage()
     tariff: Tariff
     machine: Annotated[list[Machine], Field(min_length=1)]
+    influxdb: InfluxDB | None = None
 
     _source: Path = PrivateAttr(default=Path("shop.toml"))
 
