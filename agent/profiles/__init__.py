@@ -1,0 +1,1 @@
+"""Machine profiles as data: one TOML file per kind of machine (see docs/agent.md)."""

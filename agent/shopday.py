@@ -1,0 +1,196 @@
+"""One simulated shop day: config, readings and jobs for the demo, and the truth for tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+
+from agent import tomlout
+from agent.power import PowerSeries, simulate_power
+from agent.profile import builtin_profile
+from agent.readingsfile import write_readings_csv
+from agent.schedule import generate_jobs, read_schedule, write_jobs_csv
+from agent.sensor import Outage, SensorView, observe
+from agent.shopplan import PlannedMachine, ShopPlan, load_plan
+from gateway.config import _minutes
+from gateway.engine.model import ExplicitJob, MachineReadings
+from gateway.errors import InputError
+
+DEMO_DAY = dt.date(2026, 11, 17)  # a Tuesday: the weekday peak band applies
+REBOOT_S = 20  # a sensor's restart: boot, Wi-Fi, MQTT; no readings meanwhile
+
+
+@dataclass(frozen=True, slots=True)
+class MachineTruth:
+    """What really happened on one machine, to check the pipeline's answers against."""
+
+    profile: str
+    explicit: bool  # its jobs are in jobs.csv; otherwise the engine has to detect them
+    counter: bool  # its readings carry a Wh counter
+    jobs: tuple[ExplicitJob, ...]  # first to last running second; detected ids as the engine's
+    job_wh: tuple[float, ...]  # true energy from each job's start to its end
+    energy_wh: float  # true energy from the day's first reading to its last
+    outages: tuple[Outage, ...]  # lost readings, with the true energy inside each
+
+
+@dataclass(frozen=True)
+class ShopDay:
+    """A simulated day of a whole shop."""
+
+    config_toml: str  # a complete shop.toml for this shop
+    day: dt.date
+    seed: int
+    tz: ZoneInfo
+    power: Mapping[str, PowerSeries]  # true power per machine, 1 reading per step
+    sensors: Mapping[str, SensorView]  # what each machine's sensor delivered of it
+    truth: Mapping[str, MachineTruth]
+
+    def readings(self) -> dict[str, MachineReadings]:
+        """The delivered readings per machine, in the engine's shape."""
+        return {m: s.readings(self.power[m]) for m, s in self.sensors.items()}
+
+    def readings_csv(self, path: Path) -> int:
+        """Write readings.csv (`time,machine,watts,wh`); returns the number of rows."""
+        return write_readings_csv(path, self.readings())
+
+    def jobs_csv(self, path: Path) -> int:
+        """Write jobs.csv with the jobs of the machines that book them; returns rows."""
+        explicit = {m: t.jobs for m, t in self.truth.items() if t.explicit}
+        return write_jobs_csv(path, explicit, self.tz)
+
+
+def _local_ms(day: dt.date, hhmm: str, tz: ZoneInfo) -> int:
+    """A local wall time on `day` -> UTC ms (a time skipped by DST lands after the jump)."""
+    midnight = dt.datetime.combine(day, dt.time(), tzinfo=tz)
+    wall = midnight.replace(tzinfo=None) + dt.timedelta(minutes=_minutes(hhmm))
+    return int(wall.replace(tzinfo=tz).timestamp()) * 1000
+
+
+def _check_jobs(machine: str, jobs: list[ExplicitJob], t_ms: npt.NDArray[np.int64]) -> None:
+    """Scheduled jobs must close inside the day and must not overlap on one machine."""
+    first, last = int(t_ms[0]), int(t_ms[-1])
+    for job in jobs:
+        if not first < job.start_ms < job.end_ms < last:
+            raise InputError(
+                f"job {job.job_id!r} on {machine}: must start after the day's first second "
+                "and end before its last"
+            )
+    for a, b in itertools.pairwise(sorted(jobs, key=lambda j: j.start_ms)):
+        if b.start_ms <= a.end_ms:
+            raise InputError(f"jobs {a.job_id!r} and {b.job_id!r} overlap on {machine}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Day:
+    """The simulated day's grid and local calendar."""
+
+    date: dt.date
+    tz: ZoneInfo
+    t_ms: npt.NDArray[np.int64]
+    step_ms: int
+
+    def local(self, hhmm: str) -> int:
+        """A local wall time of the day -> UTC ms."""
+        return _local_ms(self.date, hhmm, self.tz)
+
+    def at(self, ms: int) -> int:
+        """UTC ms -> sample index."""
+        return (ms - int(self.t_ms[0])) // self.step_ms
+
+
+def _simulate_machine(
+    pm: PlannedMachine, jobs: list[ExplicitJob], day: _Day, rng: np.random.Generator
+) -> tuple[PowerSeries, SensorView, MachineTruth]:
+    """Power, sensor view and truth of one machine."""
+    profile = builtin_profile(pm.profile)
+    at = day.at
+    spans = [(at(j.start_ms), at(j.end_ms)) for j in jobs]
+    # Powered for the shift, longer when a booked job starts early or ends late.
+    powered = (
+        min([at(day.local(pm.shift[0])), *(s for s, _ in spans)]),
+        max([at(day.local(pm.shift[1])), *(e + 1 for _, e in spans)]),
+    )
+    power = simulate_power(profile, day.t_ms, powered, spans, rng)
+    down = -(-REBOOT_S * 1000 // day.step_ms)
+    sensor = observe(
+        power,
+        counter=pm.counter,
+        # A counter that has been running for months before today.
+        counter_start_wh=float(np.round(rng.uniform(2e5, 5e6), 3)),
+        lost=[(at(day.local(a)), at(day.local(b))) for a, b in pm.outages],
+        reboots=[(at(day.local(r)), at(day.local(r)) + down) for r in pm.reboots],
+    )
+    truth = MachineTruth(
+        profile=pm.profile,
+        explicit=pm.jobs == "explicit",
+        counter=pm.counter,
+        jobs=tuple(jobs),
+        job_wh=tuple(power.between_wh(s, e) for s, e in spans),
+        energy_wh=power.between_wh(0, len(day.t_ms) - 1),
+        outages=sensor.outages,
+    )
+    return power, sensor, truth
+
+
+def simulate_shop_day(
+    seed: int = 7,
+    day: dt.date = DEMO_DAY,
+    *,
+    plan: ShopPlan | None = None,
+    schedule: Path | None = None,
+    step_s: int = 1,
+) -> ShopDay:
+    """Simulate one local day of a shop (default: the demo shop), deterministic per seed.
+
+    `schedule` (job_id,machine,start,end[,customer]) replaces the generated jobs of the
+    machines it names.
+    """
+    plan = plan or load_plan()
+    tz = plan.site.tz
+    t0 = _local_ms(day, "00:00", tz)
+    t1 = _local_ms(day + dt.timedelta(days=1), "00:00", tz)
+    grid = _Day(day, tz, np.arange(t0, t1, step_s * 1000, dtype=np.int64), step_s * 1000)
+    booked = read_schedule(schedule, [m.id for m in plan.machine]) if schedule else {}
+    work_orders = (f"WO-{day:%y%m%d}-{k:03d}" for k in itertools.count(1))
+
+    power: dict[str, PowerSeries] = {}
+    sensors: dict[str, SensorView] = {}
+    truth: dict[str, MachineTruth] = {}
+    machines = []
+    for pm in plan.machine:
+        profile = builtin_profile(pm.profile)
+        # One stream per machine id: adding a machine leaves the others' days unchanged.
+        rng = np.random.default_rng([seed, zlib.crc32(pm.id.encode())])
+        ids: Iterator[str] = (
+            work_orders
+            if pm.jobs == "explicit"
+            else (f"{pm.id}-{day:%Y%m%d}-{k:03d}" for k in itertools.count(1))
+        )
+        shift = (grid.local(pm.shift[0]), grid.local(pm.shift[1]))
+        jobs = booked.get(pm.id) or generate_jobs(profile.schedule, shift, rng, plan.customers, ids)
+        jobs = sorted(jobs, key=lambda j: j.start_ms)
+        _check_jobs(pm.id, jobs, grid.t_ms)
+        power[pm.id], sensors[pm.id], truth[pm.id] = _simulate_machine(pm, jobs, grid, rng)
+        name = pm.name or profile.machine.name
+        machines.append(
+            profile.machine.model_copy(update={"id": pm.id, "name": name}).model_dump(
+                exclude_unset=True
+            )
+        )
+
+    doc = {
+        "site": plan.site.model_dump(exclude_unset=True),
+        "storage": {"path": "shopwatt-data"},
+        "tariff": plan.tariff.model_dump(exclude_unset=True),
+        "machine": machines,
+    }
+    header = f"# shop.toml of the simulated shop day {day} (seed {seed}), by agent.shopday\n\n"
+    return ShopDay(header + tomlout.dumps(doc), day, seed, tz, power, sensors, truth)

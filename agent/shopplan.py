@@ -1,0 +1,80 @@
+"""A simulated shop as data: its site and tariff, and which machines run which profile how."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, field_validator, model_validator
+
+from agent.datafile import Strict, load_model
+from agent.profile import builtin_profile_names
+from gateway.config import Ident, LocalTime, Site, Tariff, _minutes
+
+DEMO_PLAN = Path(__file__).parent / "demo-shop.toml"
+
+
+def _inside_day(window: tuple[str, str]) -> tuple[str, str]:
+    start, end = window
+    if not 0 < _minutes(start) < _minutes(end) < 24 * 60:
+        raise ValueError(
+            f"[{start!r}, {end!r}]: must start after 00:00, end after it starts and end "
+            "before 24:00 (the day's first and last readings are never lost)"
+        )
+    return window
+
+
+# Local [start, end) inside the simulated day.
+Window = Annotated[tuple[LocalTime, LocalTime], AfterValidator(_inside_day)]
+
+
+class PlannedMachine(Strict):
+    """[[machine]] of a shop plan."""
+
+    id: Ident
+    profile: Ident  # a file in agent/profiles/
+    name: str = ""  # default: the profile's machine name
+    shift: Window  # local [power on, power off); generated jobs fall inside
+    jobs: Literal["explicit", "detected"] = "detected"  # explicit: listed in jobs.csv
+    counter: bool = True  # the sensor reports a cumulative Wh counter, not only power
+    outages: tuple[Window, ...] = ()  # local: readings lost (Wi-Fi down, gateway restarting)
+    reboots: tuple[LocalTime, ...] = ()  # local: the sensor restarts, its counter from 0
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, v: str) -> str:
+        known = builtin_profile_names()
+        if v not in known:
+            raise ValueError(f"no such profile (known: {', '.join(known)})")
+        return v
+
+    @model_validator(mode="after")
+    def _reboots_need_counter(self) -> PlannedMachine:
+        if self.reboots and not self.counter:
+            raise ValueError(f"reboots {self.reboots} reset a counter, but counter = false")
+        if any(not 0 < _minutes(r) < 24 * 60 - 1 for r in self.reboots):
+            raise ValueError(f"reboots {self.reboots} must fall between 00:01 and 23:58")
+        return self
+
+
+class ShopPlan(Strict):
+    """A whole plan file."""
+
+    site: Site
+    tariff: Tariff
+    customers: Annotated[list[str], Field(min_length=1)]
+    machine: Annotated[list[PlannedMachine], Field(min_length=1)]
+
+    @field_validator("machine")
+    @classmethod
+    def _unique_ids(cls, v: list[PlannedMachine]) -> list[PlannedMachine]:
+        ids = [m.id for m in v]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"machine ids must be unique, repeated: {dup}")
+        return v
+
+
+def load_plan(path: str | Path = DEMO_PLAN) -> ShopPlan:
+    """Load a shop plan (default: the demo shop); raises ConfigError naming file and key."""
+    return load_model(Path(path), ShopPlan)
