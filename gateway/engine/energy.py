@@ -28,6 +28,17 @@ class IntervalEnergy:
     gap_s: float
 
 
+def _glitches(wh: F64, bad: I64, bound: F64) -> I64:
+    """Readings whose counter alone is wrong: both neighbouring intervals are bad, but the
+    counter goes on from before to after it plausibly (a corrupt Modbus read, a bit flip).
+    """
+    i = bad[:-1][np.diff(bad) == 1]  # intervals i and i + 1 both bad: reading i + 1 suspect
+    i = i[i + 2 < len(wh)]
+    bridge = wh[i + 2] - wh[i]
+    plausible = (bridge >= 0.0) & (bridge <= bound[i] + bound[i + 1])
+    return np.asarray(i[plausible] + 1, dtype=np.int64)
+
+
 def interval_energy(
     readings: MachineReadings, dt_ms: I64, rated_w: float, max_gap_s: float
 ) -> IntervalEnergy:
@@ -51,8 +62,13 @@ def interval_energy(
         bound = dt_h * (rated_w * (1.0 + JUMP_REL_TOL)) + JUMP_ABS_TOL_WH
         went_down = d < 0.0
         too_big = d > bound
+        glitch = _glitches(readings.wh, np.flatnonzero(went_down | too_big), bound)
+        # A glitch is one implausible reading, not a jump plus a reset: both intervals
+        # around it fall back to power.
+        for flags in (went_down, too_big, counted):
+            flags[glitch - 1] = flags[glitch] = False
         resets = int(np.count_nonzero(went_down))
-        jumps = int(np.count_nonzero(too_big))
+        jumps = int(np.count_nonzero(too_big)) + len(glitch)
         # After a reset the counter restarted from 0, so its new value is the energy since
         # the reset (the energy before it, in the same interval, is lost: at most one
         # reading's worth). A new value too big for that is a swapped meter: use power.
