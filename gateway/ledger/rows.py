@@ -1,0 +1,240 @@
+"""Ledger rows: a job, a day's overhead or an adjustment, with money already in cents.
+
+The same record (and the same columns) lives in three tables: `rows` (the latest
+computation), `adjustments` (pending corrections of closed periods) and `frozen` (closed
+periods, never changed again).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Any, Literal
+
+from gateway.engine.model import CostRow
+from gateway.ledger.calendar import period_of
+from gateway.ledger.units import cents, hours, kwh
+
+Kind = Literal["job", "overhead", "adjustment"]
+Table = Literal["rows", "adjustments", "frozen"]
+# (kind, machine, job_id, customer, overhead day): what an adjustment corrects.
+OriginKey = tuple[str, str, str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Amounts:
+    """The additive part of a row: everything an adjustment can correct."""
+
+    duration_s: float
+    run_s: float
+    band_wh: dict[str, float]  # by band name, tariff order
+    energy_cents: int
+    depreciation_cents: int
+    maintenance_cents: int
+
+    @property
+    def total_cents(self) -> int:
+        """The sum of the three rounded costs (never rounded again)."""
+        return self.energy_cents + self.depreciation_cents + self.maintenance_cents
+
+    @property
+    def energy_wh(self) -> float:
+        """All energy of the row."""
+        return sum(self.band_wh.values())
+
+    def __add__(self, other: Amounts) -> Amounts:
+        bands = dict(self.band_wh)
+        for name, wh in other.band_wh.items():
+            bands[name] = bands.get(name, 0.0) + wh
+        return Amounts(
+            self.duration_s + other.duration_s,
+            self.run_s + other.run_s,
+            bands,
+            self.energy_cents + other.energy_cents,
+            self.depreciation_cents + other.depreciation_cents,
+            self.maintenance_cents + other.maintenance_cents,
+        )
+
+    def __neg__(self) -> Amounts:
+        return Amounts(
+            -self.duration_s,
+            -self.run_s,
+            {name: -wh for name, wh in self.band_wh.items()},
+            -self.energy_cents,
+            -self.depreciation_cents,
+            -self.maintenance_cents,
+        )
+
+    def __sub__(self, other: Amounts) -> Amounts:
+        return self + -other
+
+    def prints_as_zero(self) -> bool:
+        """True when every figure the export would print for these amounts is zero."""
+        return (
+            self.energy_cents == self.depreciation_cents == self.maintenance_cents == 0
+            and hours(self.duration_s) == 0
+            and hours(self.run_s) == 0
+            and all(kwh(wh) == 0 for wh in self.band_wh.values())
+        )
+
+
+ZERO = Amounts(0.0, 0.0, {}, 0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    """One row as the ledger keeps it and the export prints it."""
+
+    period: str  # 'YYYY-MM' the row is accounted in
+    kind: Kind
+    job_id: str
+    machine: str
+    customer: str
+    start_ms: int
+    end_ms: int
+    day: date  # a job's local end date, an overhead row's day, an adjustment's period start
+    amounts: Amounts
+    open: bool = False  # a job still running at the end of the data: never exported
+    origin_period: str = ""  # adjustments: the closed period they correct
+    origin_kind: str = ""  # adjustments: 'job' or 'overhead'
+    origin_day: str = ""  # adjustments of overhead rows: the corrected day
+
+    def origin_key(self) -> OriginKey:
+        """Which job or overhead day this row is about (adjustments: the one they correct)."""
+        if self.kind == "adjustment":
+            return (self.origin_kind, self.machine, self.job_id, self.customer, self.origin_day)
+        day = self.day.isoformat() if self.kind == "overhead" else ""
+        return (self.kind, self.machine, self.job_id, self.customer, day)
+
+    def adjusting(self, origin_period: str, target: str, day: date, amounts: Amounts) -> LedgerRow:
+        """An adjustment row in `target` that corrects this row of a closed period."""
+        kind, _, _, _, origin_day = self.origin_key()
+        return replace(
+            self,
+            period=target,
+            kind="adjustment",
+            day=day,
+            amounts=amounts,
+            open=False,
+            origin_period=origin_period,
+            origin_kind=kind,
+            origin_day=origin_day,
+        )
+
+
+def from_cost_row(row: CostRow, band_names: Sequence[str]) -> LedgerRow:
+    """The engine's row with money rounded to cents, one rounding per cost per row."""
+    return LedgerRow(
+        period=period_of(row.day),
+        kind=row.kind,
+        job_id=row.job_id,
+        machine=row.machine,
+        customer=row.customer,
+        start_ms=row.start_ms,
+        end_ms=row.end_ms,
+        day=row.day,
+        amounts=Amounts(
+            duration_s=(row.end_ms - row.start_ms) / 1000.0,
+            run_s=row.run_s,
+            band_wh=dict(zip(band_names, row.band_wh, strict=True)),
+            energy_cents=cents(row.energy_cost),
+            depreciation_cents=cents(row.depreciation_cost),
+            maintenance_cents=cents(row.maintenance_cost),
+        ),
+        open=row.open,
+    )
+
+
+COLUMNS = (
+    "period",
+    "kind",
+    "job_id",
+    "machine",
+    "customer",
+    "start_ms",
+    "end_ms",
+    "day",
+    "duration_s",
+    "run_s",
+    "band_wh",
+    "energy_cents",
+    "depreciation_cents",
+    "maintenance_cents",
+    "open",
+    "origin_period",
+    "origin_kind",
+    "origin_day",
+)
+
+TABLE_DDL = f"({', '.join(COLUMNS)})"
+
+
+def _to_sql(r: LedgerRow) -> tuple[Any, ...]:
+    a = r.amounts
+    return (
+        r.period,
+        r.kind,
+        r.job_id,
+        r.machine,
+        r.customer,
+        r.start_ms,
+        r.end_ms,
+        r.day.isoformat(),
+        a.duration_s,
+        a.run_s,
+        json.dumps(a.band_wh),
+        a.energy_cents,
+        a.depreciation_cents,
+        a.maintenance_cents,
+        int(r.open),
+        r.origin_period,
+        r.origin_kind,
+        r.origin_day,
+    )
+
+
+def _from_sql(v: sqlite3.Row) -> LedgerRow:
+    return LedgerRow(
+        period=v["period"],
+        kind=v["kind"],
+        job_id=v["job_id"],
+        machine=v["machine"],
+        customer=v["customer"],
+        start_ms=v["start_ms"],
+        end_ms=v["end_ms"],
+        day=date.fromisoformat(v["day"]),
+        amounts=Amounts(
+            v["duration_s"],
+            v["run_s"],
+            json.loads(v["band_wh"]),
+            v["energy_cents"],
+            v["depreciation_cents"],
+            v["maintenance_cents"],
+        ),
+        open=bool(v["open"]),
+        origin_period=v["origin_period"],
+        origin_kind=v["origin_kind"],
+        origin_day=v["origin_day"],
+    )
+
+
+def insert(conn: sqlite3.Connection, table: Table, rows: Iterable[LedgerRow]) -> None:
+    """Append rows to one of the three row tables."""
+    marks = ", ".join("?" * len(COLUMNS))
+    conn.executemany(
+        f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES ({marks})", map(_to_sql, rows)
+    )
+
+
+def select(
+    conn: sqlite3.Connection, table: Table, where: str = "1", params: Sequence[Any] = ()
+) -> list[LedgerRow]:
+    """Rows of one table matching an SQL condition, in a stable order."""
+    cursor = conn.execute(
+        f"SELECT * FROM {table} WHERE {where} ORDER BY period, start_ms, machine, kind, job_id",
+        params,
+    )
+    return [_from_sql(v) for v in cursor]

@@ -1,0 +1,95 @@
+"""The ledger's SQLite file: tables, connection settings, one transaction per operation."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from gateway.errors import LedgerError
+from gateway.ledger.rows import TABLE_DDL
+
+SCHEMA_VERSION = 1
+
+_DDL = f"""
+-- Readings: one compressed block per machine and UTC day (t_ms // 86400000).
+CREATE TABLE chunks (
+    machine TEXT NOT NULL, day INTEGER NOT NULL, n INTEGER NOT NULL,
+    t_first INTEGER NOT NULL, t_last INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (machine, day)) WITHOUT ROWID;
+-- The latest computation, pending adjustments, closed periods: the same columns.
+CREATE TABLE rows {TABLE_DDL};
+CREATE INDEX rows_by_machine_day ON rows (machine, day);
+CREATE INDEX rows_by_period ON rows (period);
+CREATE TABLE adjustments {TABLE_DDL};
+CREATE INDEX adjustments_by_origin ON adjustments (origin_period);
+CREATE TABLE frozen {TABLE_DDL};
+CREATE INDEX frozen_by_period ON frozen (period);
+CREATE INDEX frozen_by_origin ON frozen (origin_period);
+CREATE TABLE periods (
+    period TEXT PRIMARY KEY, closed_at TEXT NOT NULL, closed_by TEXT NOT NULL);
+-- jobs.csv: the operator's jobs, and the local-day spans in which they replace detection.
+CREATE TABLE explicit_spans (
+    machine TEXT NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
+    PRIMARY KEY (machine, start_ms));
+CREATE TABLE explicit_jobs (
+    machine TEXT NOT NULL, job_id TEXT NOT NULL, start_ms INTEGER NOT NULL,
+    end_ms INTEGER NOT NULL, customer TEXT NOT NULL, PRIMARY KEY (machine, job_id));
+-- The engine's repairs per machine and local day (intervals count on their end's day).
+CREATE TABLE day_stats (
+    machine TEXT NOT NULL, day TEXT NOT NULL, samples INTEGER NOT NULL,
+    metered_wh REAL NOT NULL, counter_resets INTEGER NOT NULL,
+    implausible_jumps INTEGER NOT NULL, gaps INTEGER NOT NULL, gap_s REAL NOT NULL,
+    PRIMARY KEY (machine, day));
+-- What replays dropped, per machine (duplicates, conflicting duplicates, ...).
+CREATE TABLE counters (
+    machine TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
+    PRIMARY KEY (machine, name));
+-- Fingerprint of the costing settings each machine's rows were computed with.
+CREATE TABLE machines (machine TEXT PRIMARY KEY, fingerprint TEXT NOT NULL);
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, who TEXT NOT NULL,
+    action TEXT NOT NULL, detail TEXT NOT NULL);
+"""
+
+
+def connect(path: Path, *, create: bool) -> sqlite3.Connection:
+    """Open the ledger (creating it when asked); refuses a file from a newer shopwatt."""
+    if not create and not path.exists():
+        raise LedgerError(f"{path}: no ledger yet; run `shopwatt replay` first")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Autocommit mode: transactions are explicit (see transaction()), one per operation.
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+    conn.row_factory = sqlite3.Row
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0 and create:
+            conn.execute("PRAGMA journal_mode = WAL")
+            # One script, one transaction: a half-created ledger never exists.
+            conn.executescript(f"BEGIN; {_DDL} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        elif version != SCHEMA_VERSION:
+            raise LedgerError(
+                f"{path}: ledger schema version {version}, this shopwatt reads {SCHEMA_VERSION}"
+            )
+    except sqlite3.DatabaseError as err:
+        conn.close()
+        raise LedgerError(f"{path}: not a shopwatt ledger ({err})") from None
+    except LedgerError:
+        conn.close()
+        raise
+    # A Pi's SD card: NORMAL is durable in WAL mode except for the last commit on power loss.
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """All or nothing: commit when the block ends, roll back on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
