@@ -22,7 +22,7 @@ class Strict(BaseModel):
 
 def _ordered(v: tuple[float, float]) -> tuple[float, float]:
     if v[0] > v[1]:
-        raise ValueError("expected [low, high] with low <= high")
+        raise ValueError(f"[{v[0]}, {v[1]}]: expected [low, high] with low <= high")
     return v
 
 

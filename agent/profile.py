@@ -145,10 +145,11 @@ def _problems(p: Profile) -> list[str]:
             f"machine.rated_w = {m.rated_w}: below the profile's peak {p.peak_w:.0f} W "
             "(run_w high x noise x inrush peak + heater); the gateway would reject it"
         )
-    if p.cycle and p.cycle.pause_s[1] >= m.merge_gap_s:
+    # Running samples around a pause of p seconds are p + 1 s apart.
+    if p.cycle and p.cycle.pause_s[1] + 1 >= m.merge_gap_s:
         out.append(
             f"cycle.pause_s = {list(p.cycle.pause_s)}: pauses must be shorter than "
-            f"machine.merge_gap_s ({m.merge_gap_s}) or one job is detected as several"
+            f"machine.merge_gap_s ({m.merge_gap_s}) - 1 s or one job is detected as several"
         )
     if p.schedule.whole_shift:
         return out

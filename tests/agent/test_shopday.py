@@ -7,17 +7,11 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from agent.shopday import ShopDay, simulate_shop_day
 from gateway.config import parse_config
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "shop.toml"
-
-
-@pytest.fixture(scope="module")
-def shop_day() -> ShopDay:
-    return simulate_shop_day()
 
 
 def test_config_toml_is_a_valid_shop_toml_with_every_machine(shop_day: ShopDay) -> None:
