@@ -1,9 +1,9 @@
-"""Job schedules: read from a CSV, generated for a shift, written as the gateway's jobs.csv."""
+"""Job schedules: generated for a shift, written as the gateway's jobs.csv (read by its reader)."""
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -12,51 +12,7 @@ import numpy as np
 
 from agent.profile import Schedule
 from gateway.engine.model import ExplicitJob
-from gateway.errors import InputError
-
-COLUMNS = ("job_id", "machine", "start", "end", "customer")
-
-
-def _instant_ms(text: str, where: str) -> int:
-    """ISO 8601 with an offset or 'Z' -> UTC ms, on whole seconds (the simulation's grid)."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InputError(f"{where} = {text!r}: not an ISO 8601 time") from None
-    if moment.utcoffset() is None:
-        raise InputError(f"{where} = {text!r}: needs an offset or 'Z' (local time is ambiguous)")
-    return round(moment.timestamp()) * 1000
-
-
-def read_schedule(path: Path, machines: Iterable[str]) -> dict[str, list[ExplicitJob]]:
-    """Read `job_id,machine,start,end[,customer]`; raises InputError naming file and line."""
-    known = set(machines)
-    jobs: dict[str, list[ExplicitJob]] = {}
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in COLUMNS[:4] if c not in (reader.fieldnames or [])]
-            if missing:
-                raise InputError(f"{path}: line 1: missing column(s) {', '.join(missing)}")
-            for row in reader:
-                where = f"{path}: line {reader.line_num}"
-                machine = row["machine"] or ""
-                if machine not in known:
-                    raise InputError(f"{where}: machine = {machine!r}: not in the shop")
-                job = ExplicitJob(
-                    job_id=row["job_id"] or "",
-                    start_ms=_instant_ms(row["start"] or "", f"{where}: start"),
-                    end_ms=_instant_ms(row["end"] or "", f"{where}: end"),
-                    customer=row.get("customer") or "",
-                )
-                if not job.job_id:
-                    raise InputError(f"{where}: job_id is empty")
-                if job.end_ms <= job.start_ms:
-                    raise InputError(f"{where}: end = {row['end']!r}: not after start")
-                jobs.setdefault(machine, []).append(job)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such schedule file") from None
-    return jobs
+from gateway.inputs.csvfile import JOBS_COLUMNS, JOBS_OPTIONAL
 
 
 def generate_jobs(
@@ -102,6 +58,6 @@ def write_jobs_csv(path: Path, jobs: Mapping[str, Sequence[ExplicitJob]], tz: Zo
     ]
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(COLUMNS)
+        writer.writerow((*JOBS_COLUMNS, *JOBS_OPTIONAL))
         writer.writerows(rows)
     return len(rows)

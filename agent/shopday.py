@@ -6,7 +6,7 @@ import datetime as dt
 import itertools
 import zlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -17,12 +17,13 @@ from agent import tomlout
 from agent.power import PowerSeries, simulate_power
 from agent.profile import builtin_profile
 from agent.readingsfile import write_readings_csv
-from agent.schedule import generate_jobs, read_schedule, write_jobs_csv
+from agent.schedule import generate_jobs, write_jobs_csv
 from agent.sensor import Outage, SensorView, observe
 from agent.shopplan import PlannedMachine, ShopPlan, load_plan
-from gateway.config import _minutes
+from gateway.config import Machine, _minutes
 from gateway.engine.model import ExplicitJob, MachineReadings
 from gateway.errors import InputError
+from gateway.inputs.csvfile import read_jobs
 
 DEMO_DAY = dt.date(2026, 11, 17)  # a Tuesday: the weekday peak band applies
 REBOOT_S = 20  # a sensor's restart: boot, Wi-Fi, MQTT; no readings meanwhile
@@ -75,7 +76,7 @@ def _local_ms(day: dt.date, hhmm: str, tz: ZoneInfo) -> int:
 
 
 def _check_jobs(machine: str, jobs: list[ExplicitJob], t_ms: npt.NDArray[np.int64]) -> None:
-    """Scheduled jobs must close inside the day and must not overlap on one machine."""
+    """Scheduled jobs must close inside the simulated day."""
     first, last = int(t_ms[0]), int(t_ms[-1])
     for job in jobs:
         if not first < job.start_ms < job.end_ms < last:
@@ -83,9 +84,6 @@ def _check_jobs(machine: str, jobs: list[ExplicitJob], t_ms: npt.NDArray[np.int6
                 f"job {job.job_id!r} on {machine}: must start after the day's first second "
                 "and end before its last"
             )
-    for a, b in itertools.pairwise(sorted(jobs, key=lambda j: j.start_ms)):
-        if b.start_ms <= a.end_ms:
-            raise InputError(f"jobs {a.job_id!r} and {b.job_id!r} overlap on {machine}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +100,15 @@ class _Day:
         return _local_ms(self.date, hhmm, self.tz)
 
     def at(self, ms: int) -> int:
-        """UTC ms -> sample index."""
+        """UTC ms -> index of the sample at or before it."""
         return (ms - int(self.t_ms[0])) // self.step_ms
+
+    def snap(self, job: ExplicitJob) -> ExplicitJob:
+        """The job with its times on the grid, so truth and series agree exactly."""
+        t0, step = int(self.t_ms[0]), self.step_ms
+        return replace(
+            job, start_ms=t0 + self.at(job.start_ms) * step, end_ms=t0 + self.at(job.end_ms) * step
+        )
 
 
 def _simulate_machine(
@@ -158,15 +163,20 @@ def simulate_shop_day(
     t0 = _local_ms(day, "00:00", tz)
     t1 = _local_ms(day + dt.timedelta(days=1), "00:00", tz)
     grid = _Day(day, tz, np.arange(t0, t1, step_s * 1000, dtype=np.int64), step_s * 1000)
-    booked = read_schedule(schedule, [m.id for m in plan.machine]) if schedule else {}
+    profiles = {pm.id: builtin_profile(pm.profile) for pm in plan.machine}
+    configured: dict[str, Machine] = {
+        pm.id: profiles[pm.id].machine.model_copy(
+            update={"id": pm.id, "name": pm.name or profiles[pm.id].machine.name}
+        )
+        for pm in plan.machine
+    }
+    booked = read_jobs(schedule, configured).jobs if schedule else {}
     work_orders = (f"WO-{day:%y%m%d}-{k:03d}" for k in itertools.count(1))
 
     power: dict[str, PowerSeries] = {}
     sensors: dict[str, SensorView] = {}
     truth: dict[str, MachineTruth] = {}
-    machines = []
     for pm in plan.machine:
-        profile = builtin_profile(pm.profile)
         # One stream per machine id: adding a machine leaves the others' days unchanged.
         rng = np.random.default_rng([seed, zlib.crc32(pm.id.encode())])
         ids: Iterator[str] = (
@@ -175,22 +185,18 @@ def simulate_shop_day(
             else (f"{pm.id}-{day:%Y%m%d}-{k:03d}" for k in itertools.count(1))
         )
         shift = (grid.local(pm.shift[0]), grid.local(pm.shift[1]))
-        jobs = booked.get(pm.id) or generate_jobs(profile.schedule, shift, rng, plan.customers, ids)
-        jobs = sorted(jobs, key=lambda j: j.start_ms)
+        if pm.id in booked:
+            jobs = [grid.snap(j) for j in booked[pm.id]]
+        else:
+            jobs = generate_jobs(profiles[pm.id].schedule, shift, rng, plan.customers, ids)
         _check_jobs(pm.id, jobs, grid.t_ms)
         power[pm.id], sensors[pm.id], truth[pm.id] = _simulate_machine(pm, jobs, grid, rng)
-        name = pm.name or profile.machine.name
-        machines.append(
-            profile.machine.model_copy(update={"id": pm.id, "name": name}).model_dump(
-                exclude_unset=True
-            )
-        )
 
     doc = {
         "site": plan.site.model_dump(exclude_unset=True),
         "storage": {"path": "shopwatt-data"},
         "tariff": plan.tariff.model_dump(exclude_unset=True),
-        "machine": machines,
+        "machine": [m.model_dump(exclude_unset=True) for m in configured.values()],
     }
     header = f"# shop.toml of the simulated shop day {day} (seed {seed}), by agent.shopday\n\n"
     return ShopDay(header + tomlout.dumps(doc), day, seed, tz, power, sensors, truth)
