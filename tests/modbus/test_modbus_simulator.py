@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from pymodbus.constants import ExcCodes
 from agent.modbus_meter import MeterServer, Rtu, SimulatedMeter, Tcp, in_map_units
 from gateway.meters.maps import MeterMap, load_map, map_path
 from tests.modbus.conftest import SocatPtyPair
-from tests.servers import LOOPBACK, find_binary, free_port
+from tests.servers import LOOPBACK, find_binary, free_port, port_open
 
 pytestmark = pytest.mark.services
 
@@ -102,3 +104,48 @@ def test_mbpoll_reads_a_pzem_over_rtu_and_sees_its_exception_code(rs485: SocatPt
     assert (got[6], got[7]) == (0xE240, 0x0001)  # 123456 Wh
     assert refused.returncode != 0
     assert "slave device or server failure" in (refused.stdout + refused.stderr).lower()
+
+
+def test_the_documented_command_serves_a_meter_mbpoll_can_read() -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agent.modbus_meter",
+            "sdm630",
+            "--tcp",
+            f"{LOOPBACK}:{port}",
+            "--watts",
+            "1500",
+            "--start-kwh",
+            "1234",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not port_open(port):
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the simulated meter did not start listening"
+            time.sleep(0.05)
+        got = _mbpoll(
+            "-m",
+            "tcp",
+            "-p",
+            str(port),
+            "-t",
+            "3:float",
+            "-B",
+            "-r",
+            str(0x34 + 1),
+            "-c",
+            "11",
+            LOOPBACK,
+        )
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert got[0x34 + 1] == 1500.0
+    assert 1234.0 <= got[0x48 + 1] < 1235.0  # kWh, growing at 1.5 kW
