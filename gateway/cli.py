@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
 
 import click
+from tqdm import tqdm
 
 from gateway import __version__
+from gateway.config import ShopConfig, load_config
 from gateway.errors import ShopwattError
+from gateway.export import BY, Table, build_table, write_csv, write_xlsx
+from gateway.export.table import By
+from gateway.export.to_text import render_text
+from gateway.inputs.csvfile import read_jobs, read_readings
+from gateway.ledger import Ledger, Replayed, Status
+from gateway.ledger.calendar import parse_month
+
+_BIG_FILE = 20_000_000  # bytes: from here on replay shows a progress bar
 
 
 class _Group(click.Group):
@@ -26,3 +39,233 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="shopwatt")
 def main() -> None:
     """shopwatt: per-job energy and machine costs for micro-factories."""
+
+
+_config = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("shop.toml"),
+    show_default=True,
+    envvar="SHOPWATT_CONFIG",
+    help="The shop's shop.toml (also $SHOPWATT_CONFIG).",
+)
+_day = click.DateTime(formats=["%Y-%m-%d"])
+
+
+def replay_files(
+    cfg: ShopConfig, readings: Path | None, jobs: Path | None, bar: bool = False
+) -> Replayed:
+    """Parse and check the files, then replay them into the ledger in one transaction."""
+    # disable=None: tqdm draws only on a terminal, never into a log file or pipe.
+    with tqdm(desc="replay", unit="step", disable=None if bar else True, leave=False) as progress:
+        progress.set_postfix_str(f"reading {readings or jobs}")
+        parsed = read_readings(readings, cfg.machines) if readings else None
+        explicit = read_jobs(jobs, cfg.machines) if jobs else None
+
+        def step(what: str, done: int, total: int) -> None:
+            progress.total = total
+            progress.set_postfix_str(what)
+            progress.update(done - progress.n)
+
+        return Ledger(cfg).replay(parsed, explicit, step)
+
+
+def _summary(replayed: Replayed, readings: Path | None, jobs: Path | None) -> str:
+    lines = []
+    if readings:
+        lines.append(
+            f"{readings}: {replayed.rows:,} rows, {replayed.added:,} new readings, "
+            f"{replayed.duplicates:,} duplicate rows counted once, {replayed.repeated:,} "
+            f"already in the ledger ({replayed.conflicts:,} of those with other values: "
+            "the first one kept)"
+        )
+    if jobs:
+        lines.append(f"{jobs}: {replayed.jobs} jobs (they replace detection on their days)")
+    for machine, (first, last) in replayed.recomputed.items():
+        lines.append(f"recomputed {machine}: {first} .. {last}")
+    if not replayed.recomputed:
+        lines.append("nothing new: the ledger is unchanged")
+    if replayed.adjustments:
+        lines.append(f"{replayed.adjustments} adjustment rows pending for closed months")
+    return "\n".join(lines)
+
+
+@main.command()
+@_config
+@click.option("--input", "readings", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--jobs", type=click.Path(dir_okay=False, path_type=Path))
+def replay(config_path: Path, readings: Path | None, jobs: Path | None) -> None:
+    """Load readings.csv (and jobs.csv) into the ledger; a bad row stops it before any write."""
+    if readings is None and jobs is None:
+        raise click.UsageError("give --input readings.csv, --jobs jobs.csv, or both")
+    cfg = load_config(config_path)
+    big = readings is not None and readings.exists() and readings.stat().st_size >= _BIG_FILE
+    replayed = replay_files(cfg, readings, jobs, bar=big)
+    click.echo(_summary(replayed, readings, jobs))
+
+
+def write_table(table: Table, fmt: str, output: Path | None) -> None:
+    """CSV to a file or stdout, XLSX to a file."""
+    if fmt == "xlsx":
+        if output is None:
+            raise click.UsageError("--format xlsx needs --output FILE.xlsx")
+        write_xlsx(table, output)
+    else:
+        write_csv(table, output or sys.stdout)
+
+
+@main.command()
+@_config
+@click.option("--from", "first", type=_day, required=True, help="First local date.")
+@click.option("--to", "end", type=_day, required=True, help="Local date after the last one.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), help="Default: by --output.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout.")
+@click.option("--by", type=click.Choice(BY), default="job", show_default=True)
+def export(
+    config_path: Path, first: datetime, end: datetime, fmt: str | None, output: Path | None, by: str
+) -> None:
+    """Export the rows of the local dates [--from, --to) for the accountant."""
+    if end <= first:
+        raise click.BadParameter(f"--to {end:%Y-%m-%d} must be after --from", param_hint="--to")
+    fmt = fmt or ("xlsx" if output and output.suffix.lower() == ".xlsx" else "csv")
+    cfg = load_config(config_path)
+    selection = Ledger(cfg).select(first.date(), end.date())
+    table = build_table(selection, cfg.site.tz, cfg.site.currency, cast(By, by))
+    write_table(table, fmt, output)
+    if selection.open_jobs:
+        click.echo(
+            f"note: {selection.open_jobs} job(s) still running at the end of the data are "
+            "not exported; they belong to the period in which they end",
+            err=True,
+        )
+    if output:
+        click.echo(f"wrote {output}", err=True)
+
+
+@main.command()
+@_config
+@click.option("--month", required=True, help="The month to close, YYYY-MM (local calendar).")
+def close(config_path: Path, month: str) -> None:
+    """Freeze a month: its rows never change; later changes become adjustment rows."""
+    closed = Ledger(load_config(config_path)).close(parse_month(month))
+    click.echo(
+        f"closed {closed.period}: {closed.rows} rows and {closed.adjustments} adjustment rows "
+        f"frozen, {closed.energy_wh / 1000:.3f} kWh, {closed.total_cents / 100:.2f} total cost"
+    )
+    if closed.open_jobs:
+        click.echo(
+            f"note: {closed.open_jobs} job(s) still running at the end of the data are not in "
+            "the snapshot; if they end in this month they arrive as adjustment rows",
+            err=True,
+        )
+
+
+@main.command()
+@_config
+@click.option("--all", "everything", is_flag=True, help="Every machine, not only changed ones.")
+def recompute(config_path: Path, everything: bool) -> None:
+    """Recompute after a shop.toml change (tariff, machine settings, time zone)."""
+    recomputed = Ledger(load_config(config_path)).recompute(everything)
+    for machine, (first, last) in recomputed.items():
+        click.echo(f"recomputed {machine}: {first} .. {last}")
+    if not recomputed:
+        click.echo("nothing to recompute: every machine matches shop.toml (use --all to force)")
+
+
+def _status_text(status: Status, cfg: ShopConfig) -> str:
+    def local(t_ms: int | None) -> str:
+        if t_ms is None:
+            return "-"
+        return f"{datetime.fromtimestamp(t_ms / 1000, cfg.site.tz):%Y-%m-%d %H:%M}"
+
+    lines = [f"ledger: {status.path}"]
+    head = ["machine", "readings", "first", "last", "kWh", "open", "dup", "again", "diff"]
+    head += ["resets", "jumps", "gaps", "gap h", "config"]
+    rows = [head]
+    for m in status.machines:
+        c = m.counters
+        rows.append(
+            [
+                m.machine,
+                f"{m.readings:,}",
+                local(m.first_ms),
+                local(m.last_ms),
+                f"{m.metered_wh / 1000:.3f}",
+                str(m.open_jobs),
+                str(c.get("duplicate_rows", 0)),
+                str(c.get("repeated_rows", 0)),
+                str(c.get("conflicting_rows", 0)),
+                str(c["counter_resets"]),
+                str(c["implausible_jumps"]),
+                str(c["gaps"]),
+                f"{c['gap_s'] / 3600:.2f}",
+                "current" if m.config_current else "CHANGED: run recompute",
+            ]
+        )
+    widths = [max(len(r[k]) for r in rows) for k in range(len(head))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+    lines.append(
+        "dup: duplicate rows in a file; again: rows already in the ledger; diff: of those, "
+        "rows with other values (first kept); resets/jumps/gaps: counter repairs and "
+        "intervals with unknown energy"
+    )
+    closed = ", ".join(f"{p} ({at} by {who})" for p, (at, who) in status.closed.items())
+    lines.append(f"closed months: {closed or 'none'}")
+    lines.append(f"pending adjustment rows: {status.pending_adjustments}")
+    lines.append("recent changes:")
+    lines += [f"  {e.at} {e.who} {e.action} {_brief(e.detail)}" for e in status.audit]
+    return "\n".join(lines)
+
+
+def _brief(detail: dict[str, Any]) -> str:
+    if "input" in detail or "jobs_file" in detail:
+        files = [
+            f"{f['path']} (sha256 {f['sha256'][:12]})"
+            for f in (detail["input"], detail["jobs_file"])
+            if f
+        ]
+        return f"{', '.join(files)}: +{detail['added']} readings, {detail['explicit_jobs']} jobs"
+    if "period" in detail:
+        return f"{detail['period']}: {detail['rows']} rows frozen"
+    return f"{', '.join(detail.get('machines', [])) or 'nothing'} ({detail.get('reason', '')})"
+
+
+@main.command()
+@_config
+def status(config_path: Path) -> None:
+    """Readings per machine, what was dropped or repaired, closed months, recent changes."""
+    cfg = load_config(config_path)
+    click.echo(_status_text(Ledger(cfg).status(), cfg))
+
+
+@main.command()
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for shop.toml, the CSV inputs, the ledger and the export (default: a temp one).",
+)
+@click.option("--seed", type=int, default=7, show_default=True)
+def demo(output: Path | None, seed: int) -> None:
+    """A simulated shop day through replay -> engine -> ledger -> export (no servers)."""
+    from agent.shopday import simulate_shop_day  # the simulator loads only for the demo
+
+    out = output or Path(tempfile.mkdtemp(prefix="shopwatt-demo-"))
+    out.mkdir(parents=True, exist_ok=True)
+    click.echo(f"simulating a shop day (seed {seed}) ...", err=True)
+    shop = simulate_shop_day(seed)
+    config_path, readings, jobs = out / "shop.toml", out / "readings.csv", out / "jobs.csv"
+    config_path.write_text(shop.config_toml, encoding="utf-8")
+    shop.readings_csv(readings)
+    shop.jobs_csv(jobs)
+    cfg = load_config(config_path)
+    replayed = replay_files(cfg, readings, jobs, bar=True)
+    click.echo(_summary(replayed, readings, jobs), err=True)
+    first, end = shop.day, shop.day + timedelta(days=1)
+    table = build_table(Ledger(cfg).select(first, end), cfg.site.tz, cfg.site.currency)
+    click.echo(render_text(table))
+    name = f"costs-{first:%Y%m%d}"
+    csv_path, xlsx_path = out / f"{name}.csv", out / f"{name}.xlsx"
+    write_table(table, "csv", csv_path)
+    write_table(table, "xlsx", xlsx_path)
+    click.echo(f"\nCSV:    {csv_path}\nXLSX:   {xlsx_path}\nledger: {Ledger(cfg).path}")

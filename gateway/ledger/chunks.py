@@ -99,7 +99,7 @@ class ReadingStore:
         added = repeated = conflicts = 0
         first: int | None = None
         last: int | None = None
-        for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(days)], strict=True):
+        for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), len(days)], strict=True):
             day = int(days[a])
             part = MachineReadings(new.t_ms[a:b], new.watts[a:b], new.wh[a:b])
             both = concat([self._chunk(machine, day), part])

@@ -1,0 +1,31 @@
+"""Which shop.toml settings a machine's rows depend on, as one comparable hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from gateway.config import ShopConfig
+
+# Only what changes a number in the export. Names, meters, InfluxDB, storage: not here.
+_MACHINE_KEYS = (
+    "off_below_w",
+    "run_above_w",
+    "min_job_s",
+    "merge_gap_s",
+    "max_gap_s",
+    "rated_w",
+    "cost",
+)
+
+
+def fingerprint(cfg: ShopConfig, machine_id: str) -> str:
+    """sha256 of the time zone, currency, tariff and the machine's costing settings."""
+    machine = cfg.machines[machine_id].model_dump(mode="json", include=set(_MACHINE_KEYS))
+    document = {
+        "timezone": cfg.site.timezone,
+        "currency": cfg.site.currency,
+        "tariff": cfg.tariff.model_dump(mode="json"),
+        "machine": machine,
+    }
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,359 @@
+"""The ledger's operations: replay, recompute, close, and what export and status read.
+
+Every operation that writes runs in one SQLite transaction and records itself in the
+audit trail inside it: a failed run leaves the file exactly as it was.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing, contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from gateway.config import ShopConfig
+from gateway.engine.localtime import local_date
+from gateway.errors import LedgerError
+from gateway.inputs.csvfile import JobsFile, ReadingsFile
+from gateway.ledger import explicit, periods
+from gateway.ledger.audit import Entry, recent, record
+from gateway.ledger.calendar import day_start_ms, next_midnight_ms, periods_between
+from gateway.ledger.chunks import ReadingStore
+from gateway.ledger.fingerprint import fingerprint
+from gateway.ledger.recompute import Recomputer
+from gateway.ledger.rows import LedgerRow, select
+from gateway.ledger.schema import connect, transaction
+
+LEDGER_FILE = "ledger.sqlite"
+# (what is happening, steps done, steps in all): drives the CLI's progress bar.
+Progress = Callable[[str, int, int], None]
+_MONTH_MS = 31 * 86_400_000
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container user without a passwd entry
+        return f"uid {os.getuid()}"
+
+
+def _now_utc() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """What one replay did."""
+
+    rows: int  # data rows in readings.csv
+    added: int  # readings new to the ledger
+    duplicates: int  # rows repeating an earlier row of the same file: counted once
+    repeated: int  # rows already in the ledger (a file replayed again): changed nothing
+    conflicts: int  # of duplicates and repeats, rows with other values than the kept one
+    jobs: int  # jobs read from jobs.csv
+    recomputed: dict[str, tuple[str, str]]  # machine -> first and last local day recomputed
+    adjustments: int  # pending adjustment rows of closed periods after the replay
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Rows of a date range as the export prints them."""
+
+    rows: list[LedgerRow]
+    open_jobs: int  # jobs still running at the end of the data in the range: not exported
+    band_names: list[str]  # tariff band order, plus any band only older frozen rows carry
+
+
+@dataclass(frozen=True, slots=True)
+class MachineStatus:
+    """One machine's data and everything that was dropped or repaired on the way."""
+
+    machine: str
+    readings: int
+    first_ms: int | None
+    last_ms: int | None
+    metered_wh: float
+    counters: dict[str, int]  # replay counters and the engine's repairs
+    open_jobs: int
+    config_current: bool  # rows were computed with the shop.toml as it is now
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """The ledger at a glance."""
+
+    path: Path
+    machines: list[MachineStatus]
+    closed: dict[str, tuple[str, str]]
+    pending_adjustments: int
+    audit: list[Entry] = field(default_factory=list)
+
+
+class Ledger:
+    """The ledger of one shop (storage_dir/ledger.sqlite) seen through one shop.toml."""
+
+    def __init__(
+        self, cfg: ShopConfig, *, who: str | None = None, clock: Callable[[], str] = _now_utc
+    ) -> None:
+        self.cfg = cfg
+        self.path = cfg.storage_dir / LEDGER_FILE
+        self._who = who or _os_user()
+        self._clock = clock
+
+    @contextmanager
+    def _open(self, *, create: bool = False) -> Iterator[sqlite3.Connection]:
+        with closing(connect(self.path, create=create)) as conn:
+            yield conn
+
+    def _entry(self, action: str, detail: Mapping[str, object]) -> Entry:
+        return Entry(self._clock(), self._who, action, dict(detail))
+
+    def _stale(self, conn: sqlite3.Connection) -> list[str]:
+        """Machines whose rows were computed with other costing settings than shop.toml's."""
+        stored = conn.execute("SELECT machine, fingerprint FROM machines ORDER BY machine")
+        stale = []
+        for m in stored:
+            if m["machine"] not in self.cfg.machines:
+                raise LedgerError(
+                    f"{self.path}: machine {m['machine']!r} has data in the ledger but is not "
+                    f"in {self.cfg.source}; put its [[machine]] back (the ledger keeps readings)"
+                )
+            if m["fingerprint"] != fingerprint(self.cfg, m["machine"]):
+                stale.append(m["machine"])
+        return stale
+
+    def _require_current(self, conn: sqlite3.Connection) -> None:
+        stale = self._stale(conn)
+        if stale:
+            raise LedgerError(
+                f"{self.path}: rows of {', '.join(stale)} were computed with other costing "
+                f"settings than {self.cfg.source} now has (tariff, time zone, currency or "
+                "machine); run `shopwatt recompute` first (closed months get adjustment rows)"
+            )
+
+    # ------------------------------------------------------------------ writes
+
+    def replay(
+        self,
+        readings: ReadingsFile | None,
+        jobs: JobsFile | None = None,
+        progress: Progress | None = None,
+    ) -> Replayed:
+        """Merge readings and explicit jobs, recompute what they touch, adjust closed periods."""
+        batch = readings.machines if readings else {}
+        steps = len(batch) * 2 + (len(jobs.jobs) if jobs else 0)
+        done = 0
+
+        def step(what: str) -> None:
+            nonlocal done
+            done += 1
+            if progress:
+                progress(what, done, steps)
+
+        with self._open(create=True) as conn, transaction(conn):
+            self._require_current(conn)
+            store = ReadingStore(conn)
+            touched: dict[str, tuple[int, int]] = {}
+            added = repeated = conflicts = 0
+            for machine, r in batch.items():
+                merged = store.merge(machine, r)
+                dropped = {
+                    "duplicate_rows": readings.duplicates[machine] if readings else 0,
+                    "repeated_rows": merged.repeated,
+                    "conflicting_rows": merged.conflicts
+                    + (readings.conflicts[machine] if readings else 0),
+                }
+                _count(conn, machine, dropped)
+                added += merged.added
+                repeated += merged.repeated
+                conflicts += dropped["conflicting_rows"]
+                if merged.first_ms is not None and merged.last_ms is not None:
+                    touched[machine] = (merged.first_ms, merged.last_ms)
+                step(f"stored {machine}")
+            span = explicit.store(conn, jobs, self.cfg.site.tz) if jobs else None
+            if jobs and span:
+                first, last = span[0], span[1] - 1
+                for machine in jobs.jobs:
+                    lo, hi = touched.get(machine, (first, last))
+                    touched[machine] = (min(lo, first), max(hi, last))
+            recomputed: dict[str, tuple[str, str]] = {}
+            changed: set[str] = set()
+            recomputer = Recomputer(conn, store, self.cfg)
+            for machine, (lo, hi) in touched.items():
+                computed = recomputer.compute(machine, *recomputer.widen(machine, lo, hi))
+                recomputer.save(computed)
+                recomputed[machine] = _days(computed.first_day, computed.end_day)
+                changed.update(periods_between(computed.first_day, computed.end_day))
+                step(f"computed {machine}")
+            result = Replayed(
+                rows=readings.rows if readings else 0,
+                added=added,
+                duplicates=sum(readings.duplicates.values()) if readings else 0,
+                repeated=repeated,
+                conflicts=conflicts,
+                jobs=sum(len(j) for j in jobs.jobs.values()) if jobs else 0,
+                recomputed=recomputed,
+                adjustments=periods.refresh_adjustments(conn, changed),
+            )
+            detail = {
+                "input": _file(readings.path, readings.sha256) if readings else None,
+                "jobs_file": _file(jobs.path, jobs.sha256) if jobs else None,
+                **asdict(result),
+            }
+            record(conn, self._entry("replay", detail))
+        return result
+
+    def recompute(self, everything: bool = False) -> dict[str, tuple[str, str]]:
+        """Recompute machines whose costing settings changed (or all); adjust closed periods."""
+        tz = self.cfg.site.tz
+        with self._open() as conn, transaction(conn):
+            stale = self._stale(conn)
+            known = [m["machine"] for m in conn.execute("SELECT machine FROM machines")]
+            todo = sorted(known if everything else stale)
+            store = ReadingStore(conn)
+            recomputer = Recomputer(conn, store, self.cfg)
+            recomputed: dict[str, tuple[str, str]] = {}
+            for machine in todo:
+                # Days may shift (another time zone): nothing of the old rows may survive.
+                conn.execute("DELETE FROM rows WHERE machine = ?", (machine,))
+                conn.execute("DELETE FROM day_stats WHERE machine = ?", (machine,))
+                extent = _extent(store.span(machine), explicit.spans(conn, machine))
+                if extent is None:
+                    continue
+                first = a = day_start_ms(extent[0], tz)
+                while a <= extent[1]:
+                    # Month-sized pieces keep memory flat on a Pi with years of readings.
+                    _, b = recomputer.safe_cuts(machine, a, next_midnight_ms(a + _MONTH_MS, tz))
+                    recomputer.save(recomputer.compute(machine, a, b))
+                    store.forget()
+                    a = b
+                recomputed[machine] = _days(local_date(first, tz), local_date(a, tz))
+            adjustments = periods.refresh_adjustments(conn, periods.closed_periods(conn))
+            detail = {
+                "machines": todo,
+                "reason": "all requested" if everything else "costing settings changed",
+                "recomputed": recomputed,
+                "adjustments": adjustments,
+            }
+            record(conn, self._entry("recompute", detail))
+        return recomputed
+
+    def close(self, period: str) -> periods.Closed:
+        """Freeze a month; later changes to it become adjustment rows in an open month."""
+        with self._open() as conn, transaction(conn):
+            self._require_current(conn)
+            closed = periods.close(conn, period, self._clock(), self._who)
+            detail = {
+                "period": period,
+                "rows": closed.rows,
+                "adjustments_frozen": closed.adjustments,
+                "open_jobs_left_out": closed.open_jobs,
+                "energy_wh": round(closed.energy_wh, 3),
+                "total_cents": closed.total_cents,
+            }
+            record(conn, self._entry("close", detail))
+        return closed
+
+    # ------------------------------------------------------------------ reads
+
+    def select(self, first: date, end: date) -> Selection:
+        """Rows of the local dates [first, end): frozen for closed months, current otherwise."""
+        with self._open() as conn:
+            self._require_current(conn)
+            closed = periods.closed_periods(conn)
+            rows: list[LedgerRow] = []
+            span = (first.isoformat(), end.isoformat())
+            for period in periods_between(first, end):
+                where = "period = ? AND day >= ? AND day < ?"
+                if period in closed:
+                    rows += select(conn, "frozen", where, (period, *span))
+                else:
+                    rows += select(conn, "adjustments", where, (period, *span))
+                    rows += select(conn, "rows", where + " AND open = 0", (period, *span))
+            open_jobs = conn.execute(
+                "SELECT COUNT(*) FROM rows WHERE open = 1 AND day >= ? AND day < ?", span
+            ).fetchone()[0]
+        names = list(self.cfg.tariff.band_names)
+        for row in rows:
+            names += [b for b in row.amounts.band_wh if b not in names]
+        return Selection(rows, open_jobs, names)
+
+    def status(self, audit_entries: int = 5) -> Status:
+        """Readings, drops and repairs per machine, closed months, the latest audit entries."""
+        with self._open() as conn:
+            stale = set(self._stale(conn))
+            machines = [
+                _machine_status(conn, m["machine"], m["machine"] not in stale)
+                for m in conn.execute("SELECT machine FROM machines ORDER BY machine")
+            ]
+            pending = conn.execute("SELECT COUNT(*) FROM adjustments").fetchone()[0]
+            return Status(
+                self.path,
+                machines,
+                periods.closed_periods(conn),
+                pending,
+                recent(conn, audit_entries),
+            )
+
+
+def _count(conn: sqlite3.Connection, machine: str, counts: dict[str, int]) -> None:
+    conn.executemany(
+        "INSERT INTO counters VALUES (?, ?, ?) "
+        "ON CONFLICT (machine, name) DO UPDATE SET value = value + excluded.value",
+        [(machine, name, n) for name, n in counts.items()],
+    )
+
+
+def _machine_status(conn: sqlite3.Connection, machine: str, current: bool) -> MachineStatus:
+    chunk = conn.execute(
+        "SELECT SUM(n) AS n, MIN(t_first) AS a, MAX(t_last) AS b FROM chunks WHERE machine = ?",
+        (machine,),
+    ).fetchone()
+    stats = conn.execute(
+        "SELECT SUM(metered_wh) AS wh, SUM(counter_resets) AS resets, "
+        "SUM(implausible_jumps) AS jumps, SUM(gaps) AS gaps, SUM(gap_s) AS gap_s "
+        "FROM day_stats WHERE machine = ?",
+        (machine,),
+    ).fetchone()
+    counters = {
+        c["name"]: c["value"]
+        for c in conn.execute("SELECT name, value FROM counters WHERE machine = ?", (machine,))
+    }
+    counters |= {
+        "counter_resets": stats["resets"] or 0,
+        "implausible_jumps": stats["jumps"] or 0,
+        "gaps": stats["gaps"] or 0,
+        "gap_s": round(stats["gap_s"] or 0),
+    }
+    open_jobs = conn.execute(
+        "SELECT COUNT(*) FROM rows WHERE machine = ? AND open = 1", (machine,)
+    ).fetchone()[0]
+    return MachineStatus(
+        machine,
+        chunk["n"] or 0,
+        chunk["a"],
+        chunk["b"],
+        stats["wh"] or 0.0,
+        counters,
+        open_jobs,
+        current,
+    )
+
+
+def _days(first: date, end: date) -> tuple[str, str]:
+    """First and last local day of [first, end), for messages and the audit trail."""
+    return first.isoformat(), (end - timedelta(days=1)).isoformat()
+
+
+def _extent(data: tuple[int, int] | None, spans: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """Everything a machine has: its readings and the days its jobs files govern."""
+    ends = ([data] if data else []) + spans
+    return (min(e[0] for e in ends), max(e[1] for e in ends)) if ends else None
+
+
+def _file(path: Path, sha256: str) -> dict[str, str]:
+    return {"path": str(path), "sha256": sha256}

@@ -1,0 +1,104 @@
+"""Closing periods and the adjustment rows that correct them afterwards.
+
+A closed period's rows are copied to `frozen` and never change. Whenever the latest
+computation of a closed period differs from what was frozen (late readings, a new
+tariff), the difference becomes an adjustment row in the first open period after it:
+
+    adjustment = current computation - frozen snapshot - adjustments already frozen later
+
+so recomputing any number of times never doubles an adjustment.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from gateway.errors import LedgerError
+from gateway.ledger.calendar import first_day, next_period
+from gateway.ledger.rows import ZERO, Amounts, LedgerRow, OriginKey, insert, select
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """What closing a period froze."""
+
+    period: str
+    rows: int  # jobs and overhead rows frozen
+    adjustments: int  # pending adjustments of earlier periods frozen with them
+    open_jobs: int  # jobs still running at the end of the data: not in the snapshot
+    energy_wh: float
+    total_cents: int
+
+
+def closed_periods(conn: sqlite3.Connection) -> dict[str, tuple[str, str]]:
+    """Closed periods -> (closed at, closed by)."""
+    found = conn.execute("SELECT period, closed_at, closed_by FROM periods ORDER BY period")
+    return {p["period"]: (p["closed_at"], p["closed_by"]) for p in found}
+
+
+def first_open_after(period: str, closed: Iterable[str]) -> str:
+    """The period where corrections of `period` land."""
+    closed = set(closed)
+    target = next_period(period)
+    while target in closed:
+        target = next_period(target)
+    return target
+
+
+def close(conn: sqlite3.Connection, period: str, at: str, who: str) -> Closed:
+    """Freeze a period: its rows and the adjustments waiting in it. Call in a transaction."""
+    closed = closed_periods(conn)
+    if period in closed:
+        when, by = closed[period]
+        raise LedgerError(
+            f"{period} is already closed (at {when} by {by}); closed periods never change"
+        )
+    rows = select(conn, "rows", "period = ? AND open = 0", (period,))
+    pending = select(conn, "adjustments", "period = ?", (period,))
+    insert(conn, "frozen", [*rows, *pending])
+    conn.execute("DELETE FROM adjustments WHERE period = ?", (period,))
+    conn.execute("INSERT INTO periods VALUES (?, ?, ?)", (period, at, who))
+    open_jobs = conn.execute(
+        "SELECT COUNT(*) FROM rows WHERE period = ? AND open = 1", (period,)
+    ).fetchone()[0]
+    everything = [r.amounts for r in (*rows, *pending)]
+    return Closed(
+        period=period,
+        rows=len(rows),
+        adjustments=len(pending),
+        open_jobs=open_jobs,
+        energy_wh=sum(a.energy_wh for a in everything),
+        total_cents=sum(a.total_cents for a in everything),
+    )
+
+
+def refresh_adjustments(conn: sqlite3.Connection, origins: Iterable[str]) -> int:
+    """Recompute the pending adjustments of these periods (open ones are skipped)."""
+    closed = closed_periods(conn)
+    written = 0
+    for origin in sorted(set(origins) & set(closed)):
+        conn.execute("DELETE FROM adjustments WHERE origin_period = ?", (origin,))
+        target = first_open_after(origin, closed)
+        current = {
+            r.origin_key(): r for r in select(conn, "rows", "period = ? AND open = 0", (origin,))
+        }
+        settled: dict[OriginKey, tuple[LedgerRow, Amounts]] = {}
+        snapshot = select(conn, "frozen", "period = ? AND kind != 'adjustment'", (origin,))
+        later = select(conn, "frozen", "origin_period = ?", (origin,))
+        for done in (*snapshot, *later):
+            key = done.origin_key()
+            base, total = settled.get(key, (done, ZERO))
+            settled[key] = (base, total + done.amounts)
+        fresh = []
+        for key in [*current, *(k for k in settled if k not in current)]:
+            now = current.get(key)
+            was = settled.get(key)
+            delta = (now.amounts if now else ZERO) - (was[1] if was else ZERO)
+            about = now or (was[0] if was else None)
+            if about is not None and not delta.prints_as_zero():
+                fresh.append(about.adjusting(origin, target, first_day(target), delta))
+        insert(conn, "adjustments", fresh)
+        written += len(fresh)
+    return written

@@ -1,0 +1,218 @@
+"""Recompute one machine's rows over whole local days, exactly as a full run would.
+
+A range [A, B) of local midnights is recomputed with the engine and replaces the stored
+rows of its days. Two things make a partial run equal to a full one:
+- the cuts A and B are moved outwards until no job can cross them: no explicit-job span
+  crosses a cut, and the last running reading before it and the first running reading
+  after it are further apart than the engine would join (merge_gap_s or max_gap_s);
+- the engine sees one reading before A (so the interval crossing A is split at midnight
+  as in a full run) and the readings until merge_gap_s after B (so "open", i.e. a job that
+  may still grow, is decided with the same data). Rows outside [A, B) are dropped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+
+import numpy as np
+
+from gateway.config import ShopConfig
+from gateway.engine import CostRow, ExplicitJob, MachineReadings, compute_machine
+from gateway.engine.localtime import local_date
+from gateway.ledger import explicit
+from gateway.ledger.calendar import day_start_ms, midnight_ms, next_midnight_ms
+from gateway.ledger.chunks import ReadingStore
+from gateway.ledger.fingerprint import fingerprint
+from gateway.ledger.rows import LedgerRow, from_cost_row, insert
+
+
+@dataclass(frozen=True, slots=True)
+class DayStats:
+    """The engine's repairs for the intervals that end on one local day."""
+
+    day: date
+    samples: int
+    metered_wh: float
+    counter_resets: int
+    implausible_jumps: int
+    gaps: int
+    gap_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Computed:
+    """Rows and stats of one machine for the local days [first_day, end_day)."""
+
+    machine: str
+    first_day: date
+    end_day: date
+    rows: list[LedgerRow]
+    stats: list[DayStats]
+
+
+class Recomputer:
+    """Widens ranges to safe cuts, runs the engine, replaces the stored rows."""
+
+    def __init__(self, conn: sqlite3.Connection, store: ReadingStore, cfg: ShopConfig) -> None:
+        self._conn = conn
+        self._store = store
+        self._cfg = cfg
+        self._tz = cfg.site.tz
+
+    def _reach_ms(self, machine_id: str) -> int:
+        """How far apart two running readings can be and still be joined by the engine."""
+        m = self._cfg.machines[machine_id]
+        return int(max(m.merge_gap_s, m.max_gap_s) * 1000)
+
+    def _joined(self, machine_id: str, cut: int) -> bool:
+        """True when a job could run across the instant `cut`."""
+        reach = self._reach_ms(machine_id)
+        near = self._store.load(machine_id, cut - reach, cut + reach + 1)
+        # Running = strictly above run_above_w (shop.toml's definition, as the engine uses it).
+        t = near.t_ms[near.watts > self._cfg.machines[machine_id].run_above_w]
+        before, after = t[t < cut], t[t >= cut]
+        return len(before) > 0 and len(after) > 0 and int(after[0] - before[-1]) <= reach
+
+    def widen(self, machine_id: str, lo_ms: int, hi_ms: int) -> tuple[int, int]:
+        """Local midnights A <= lo_ms, B > hi_ms that no job crosses.
+
+        The readings next to the changed ones are included too: the intervals that join
+        them to the changed readings changed as well.
+        """
+        prev = self._store.last_before(machine_id, lo_ms)
+        nxt = self._store.first_from(machine_id, hi_ms + 1)
+        a = day_start_ms(lo_ms if prev is None else prev, self._tz)
+        b = next_midnight_ms(hi_ms if nxt is None else nxt, self._tz)
+        return self.safe_cuts(machine_id, a, b)
+
+    def safe_cuts(self, machine_id: str, a: int, b: int) -> tuple[int, int]:
+        """Move the local midnights a and b outwards until no job can cross them."""
+        spans = explicit.spans(self._conn, machine_id)
+        while True:
+            wider = min([s for s, e in spans if s < a < e], default=a)
+            if wider == a and self._joined(machine_id, a):
+                wider = day_start_ms(a - 1, self._tz)
+            if wider == a:
+                break
+            a = wider
+        while True:
+            wider = max([e for s, e in spans if s < b < e], default=b)
+            if wider == b and self._joined(machine_id, b):
+                wider = next_midnight_ms(b, self._tz)
+            if wider == b:
+                break
+            b = wider
+        return a, b
+
+    def compute(self, machine_id: str, a: int, b: int) -> Computed:
+        """Rows and day stats of the local days [a, b) (a and b: safe local midnights)."""
+        machine, tariff = self._cfg.machines[machine_id], self._cfg.tariff
+        prev = self._store.last_before(machine_id, a)
+        nxt = self._store.first_from(machine_id, b + self._reach_ms(machine_id))
+        lo = a if prev is None else prev
+        hi = b + self._reach_ms(machine_id) if nxt is None else nxt + 1
+        window = self._store.load(machine_id, lo, hi)
+        result = compute_machine(machine_id, window, machine, tariff, self._tz)
+        spans = [(s, e) for s, e in explicit.spans(self._conn, machine_id) if s < hi and e > lo]
+        rows = result.rows
+        if spans:
+            detected = _outside_spans([r for r in rows if r.kind == "job"], spans)
+            jobs = explicit.jobs_in(self._conn, machine_id, lo, hi)
+            again = compute_machine(
+                machine_id, window, machine, tariff, self._tz, [*jobs, *detected]
+            )
+            # A detected job keeps the engine's first verdict on whether it may still grow.
+            still_open = {job.job_id: flag for job, flag in detected.items()}
+            rows = [
+                replace(r, open=still_open[r.job_id]) if r.job_id in still_open else r
+                for r in again.rows
+            ]
+        first_day, end_day = local_date(a, self._tz), local_date(b, self._tz)
+        names = tariff.band_names
+        return Computed(
+            machine=machine_id,
+            first_day=first_day,
+            end_day=end_day,
+            rows=[from_cost_row(r, names) for r in rows if first_day <= r.day < end_day],
+            stats=self._day_stats(machine_id, window, first_day, end_day),
+        )
+
+    def _day_stats(
+        self, machine_id: str, window: MachineReadings, first_day: date, end_day: date
+    ) -> list[DayStats]:
+        """The engine's stats per local day, each day's intervals counted on the day they end."""
+        machine, tariff = self._cfg.machines[machine_id], self._cfg.tariff
+        days = [first_day + timedelta(days=k) for k in range((end_day - first_day).days)]
+        edges = [midnight_ms(d, self._tz) for d in [*days, end_day]]
+        idx = np.searchsorted(window.t_ms, edges)
+        found = []
+        for k, day in enumerate(days):
+            a, b = int(idx[k]), int(idx[k + 1])
+            if a == b:
+                continue
+            start = max(a - 1, 0)  # the reading before the day opens its first interval
+            part = MachineReadings(window.t_ms[start:b], window.watts[start:b], window.wh[start:b])
+            s = compute_machine(machine_id, part, machine, tariff, self._tz, []).stats
+            found.append(
+                DayStats(
+                    day,
+                    b - a,
+                    s.metered_wh,
+                    s.counter_resets,
+                    s.implausible_jumps,
+                    s.gaps,
+                    s.gap_s,
+                )
+            )
+        return found
+
+    def save(self, computed: Computed) -> None:
+        """Replace the stored rows and stats of the computed days; record the config used."""
+        days = (computed.machine, computed.first_day.isoformat(), computed.end_day.isoformat())
+        self._conn.execute("DELETE FROM rows WHERE machine = ? AND day >= ? AND day < ?", days)
+        insert(self._conn, "rows", computed.rows)
+        self._conn.execute("DELETE FROM day_stats WHERE machine = ? AND day >= ? AND day < ?", days)
+        self._conn.executemany(
+            "INSERT INTO day_stats VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    computed.machine,
+                    s.day.isoformat(),
+                    s.samples,
+                    s.metered_wh,
+                    s.counter_resets,
+                    s.implausible_jumps,
+                    s.gaps,
+                    s.gap_s,
+                )
+                for s in computed.stats
+            ],
+        )
+        self._conn.execute(
+            "INSERT OR REPLACE INTO machines VALUES (?, ?)",
+            (computed.machine, fingerprint(self._cfg, computed.machine)),
+        )
+
+
+def _outside_spans(jobs: list[CostRow], spans: list[tuple[int, int]]) -> dict[ExplicitJob, bool]:
+    """Detected jobs with the explicit spans cut out, each with its open flag.
+
+    A job cut in two gets '-2' on the second piece; only a piece that still ends where
+    its job ended can still grow (open).
+    """
+    pieces: dict[ExplicitJob, bool] = {}
+    for job in jobs:
+        parts = [(job.start_ms, job.end_ms)]
+        for s, e in spans:
+            parts = [
+                piece
+                for lo, hi in parts
+                for piece in ((lo, min(hi, s)), (max(lo, e), hi))
+                if piece[1] > piece[0]
+            ]
+        for k, (lo, hi) in enumerate(parts):
+            job_id = job.job_id if k == 0 else f"{job.job_id}-{k + 1}"
+            pieces[ExplicitJob(job_id, lo, hi, job.customer)] = job.open and hi == job.end_ms
+    return pieces
