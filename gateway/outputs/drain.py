@@ -1,0 +1,192 @@
+"""The drainer: moves lines from the outbox to InfluxDB, batch by batch, oldest first.
+
+What InfluxDB answers decides what happens to a batch:
+- 2xx: acknowledged, the lines leave the outbox.
+- 413 (too large): split in halves and send each; later batches stay at the smaller size.
+- 400/422 (bad data): split until the rejected lines stand alone; those go to the
+  dead-letter table, the rest is delivered. A bad line never blocks the queue.
+- 429/503 and every other answer (5xx, 401/403/404 misconfiguration, no answer at all):
+  nothing leaves the outbox; wait (Retry-After when given, else exponential backoff with
+  jitter) and send the same lines again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gateway.outputs.influxdb import Writer, WriteResult
+from gateway.outputs.lineprotocol import FieldValue
+from gateway.outputs.outbox import DeadLine, Outbox
+
+log = logging.getLogger("shopwatt.influxdb")
+
+TOO_LARGE = 413
+BAD_DATA = frozenset({400, 422})
+RETRY_AFTER_CAP_S = 3600.0  # a Retry-After beyond an hour is a misconfigured proxy
+_LOG_EVERY_S = 300.0
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class DrainStats:
+    """The writer's side of the health metrics."""
+
+    requests: int = 0
+    failures: int = 0  # requests that will be retried
+    consecutive_failures: int = 0
+    last_status: int = 0
+    last_error: str = ""
+    last_ok_ms: int = 0  # when InfluxDB last acknowledged a batch (UTC ms), 0: never
+
+    def fields(self) -> dict[str, FieldValue]:
+        """The `gateway` measurement fields (writer_*)."""
+        return {
+            "writer_requests": self.requests,
+            "writer_failures": self.failures,
+            "writer_consecutive_failures": self.consecutive_failures,
+            "writer_last_status": self.last_status,
+        }
+
+
+@dataclass
+class _Pass:
+    """What sending one batch achieved before it finished or hit a retryable failure."""
+
+    acked: list[tuple[int, int]] = field(default_factory=list)
+    dead: list[DeadLine] = field(default_factory=list)
+    failure: WriteResult | None = None
+
+
+class Drainer:
+    """Drains one outbox through one writer; `start()` runs it on a thread."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        writer: Writer,
+        batch_lines: int = 5000,
+        backoff_initial_s: float = 1.0,
+        backoff_max_s: float = 60.0,
+        rng: random.Random | None = None,
+        clock_ms: Callable[[], int] = _now_ms,
+    ) -> None:
+        self.outbox, self.writer = outbox, writer
+        self.batch_lines = batch_lines
+        self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
+        self._rng = rng or random.Random()
+        self._clock_ms = clock_ms
+        self.stats = DrainStats()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_log_s = -_LOG_EVERY_S
+
+    # -- one batch ----------------------------------------------------------------------
+    def drain_once(self) -> float:
+        """Send the oldest batch; returns how long to wait before the next one (s)."""
+        items = self.outbox.peek(self.batch_lines)
+        if not items:
+            return 0.0
+        result = _Pass()
+        self._send(items, result)
+        self.outbox.settle(result.acked, result.dead)
+        if result.dead:
+            log.warning(
+                "InfluxDB rejected %d line(s), moved to the outbox's dead_letter table; "
+                "first: %d %s",
+                len(result.dead),
+                result.dead[0].status,
+                result.dead[0].reason,
+            )
+        if result.failure is not None:
+            return self._failed(result.failure)
+        if self.stats.consecutive_failures:
+            log.info(
+                "InfluxDB accepts writes again after %d failed attempts",
+                self.stats.consecutive_failures,
+            )
+            self.stats.consecutive_failures = 0
+        return 0.0
+
+    def _send(self, items: list[tuple[int, bytes]], result: _Pass) -> bool:
+        """Send items, splitting on 413/400; False when a retryable failure stopped it."""
+        answer = self.writer.write(b"\n".join(line for _, line in items))
+        self.stats.requests += 1
+        self.stats.last_status = answer.status
+        if answer.ok:
+            result.acked.append((items[0][0], items[-1][0]))
+            self.stats.last_ok_ms = self._clock_ms()
+            return True
+        splittable = answer.status == TOO_LARGE or (
+            # "database/bucket/retention policy not found" is the config, not the data.
+            answer.status in BAD_DATA and "not found" not in answer.message
+        )
+        if not splittable:
+            result.failure = answer
+            return False
+        if len(items) == 1:
+            row_id, line = items[0]
+            result.dead.append(DeadLine(row_id, line, answer.status, answer.message))
+            return True
+        if answer.status == TOO_LARGE and len(items) <= self.batch_lines:
+            self.batch_lines = max(1, len(items) // 2)
+            log.warning("InfluxDB: 413 for %d lines, batches now %d", len(items), self.batch_lines)
+        half = len(items) // 2
+        return self._send(items[:half], result) and self._send(items[half:], result)
+
+    def _failed(self, answer: WriteResult) -> float:
+        """Count a failure; the wait: Retry-After if given, else backoff with jitter."""
+        s = self.stats
+        s.failures += 1
+        s.consecutive_failures += 1
+        s.last_error = f"{answer.status} {answer.message}".strip()
+        if answer.retry_after_s is not None:
+            delay = min(answer.retry_after_s, RETRY_AFTER_CAP_S) * self._rng.uniform(1.0, 1.1)
+        else:
+            # "Equal jitter": half fixed, half random, so many gateways that lost the
+            # same server do not come back in lockstep.
+            step = min(
+                self.backoff_max_s, self.backoff_initial_s * 2 ** (s.consecutive_failures - 1)
+            )
+            delay = step / 2 + self._rng.uniform(0, step / 2)
+        now = time.monotonic()
+        if s.consecutive_failures == 1 or now - self._last_log_s >= _LOG_EVERY_S:
+            self._last_log_s = now
+            log.warning(
+                "InfluxDB write failed (%s, %d in a row, %d lines waiting); retry in %.1f s",
+                s.last_error or "no answer",
+                s.consecutive_failures,
+                self.outbox.depth,
+                delay,
+            )
+        return delay
+
+    # -- running ------------------------------------------------------------------------
+    def run(self) -> None:
+        """Drain until stop() (the thread's body); waits for lines when the outbox is empty."""
+        while not self._stop.is_set():
+            if not self.outbox.wait(timeout_s=1.0):
+                continue
+            delay = self.drain_once()
+            if delay:
+                self._stop.wait(delay)
+
+    def start(self) -> None:
+        """Run on a daemon thread."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, name="influxdb-drain", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Ask the thread to stop after its current batch, and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None

@@ -1,0 +1,168 @@
+"""The InfluxDB schema (docs/influxdb.md): what each gateway record becomes in line protocol.
+
+Pure functions, arrays and records in, lines out. Every point carries the `site` tag;
+`machine`, `sensor`, `band` and `source` are the only other tags (bounded by the shop's
+config), and ids that grow without bound (job ids, customers) are fields. A point is
+identified by its series and its millisecond timestamp, so writing the same record twice
+overwrites it instead of counting it twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from gateway.config import Machine, Tariff
+from gateway.engine.model import F64, I64, CostRow
+from gateway.inputs.base import Reading, Stats
+from gateway.outputs.lineprotocol import FieldValue, float_lines, format_field, line, series_key
+
+POWER = "power"
+MACHINE_STATE = "machine_state"
+JOB = "job"
+OVERHEAD = "overhead"
+ENERGY = "energy"
+GATEWAY = "gateway"
+SENSOR = "sensor"
+SOURCE = "source"
+
+# machine_state codes; a Grafana state timeline maps them to colours.
+UNKNOWN, OFF, IDLE, RUNNING = -1, 0, 1, 2
+STATE_NAMES = {UNKNOWN: "unknown", OFF: "off", IDLE: "idle", RUNNING: "running"}
+STATE_EVERY_MS = 60_000
+
+_MS_PER_H = 3_600_000.0
+
+
+def power_lines(site: str, machine: str, sensor: str, t_ms: I64, watts: F64, wh: F64) -> list[str]:
+    """`power` points of one sensor: watts and the cumulative Wh counter (NaN: left out)."""
+    key = series_key(POWER, {"site": site, "machine": machine, "sensor": sensor})
+    return float_lines(key, t_ms, {"watts": watts, "wh": wh})
+
+
+def reading_lines(site: str, readings: Iterable[Reading]) -> list[str]:
+    """`power` points from live readings; a value the reading lacks is left out of it."""
+    keys: dict[tuple[str, str], str] = {}
+    out: list[str] = []
+    for r in readings:
+        k = keys.get((r.machine, r.sensor))
+        if k is None:
+            k = keys[(r.machine, r.sensor)] = series_key(
+                POWER, {"site": site, "machine": r.machine, "sensor": r.sensor}
+            )
+        fields = {"watts": r.watts, "wh": r.wh}
+        text = ",".join(
+            f"{name}={v}"
+            for name, value in fields.items()
+            if value is not None and (v := format_field(value)) is not None
+        )
+        if text:
+            out.append(f"{k} {text} {r.t_ms}")
+    return out
+
+
+def state_codes(watts: F64, machine: Machine) -> I64:
+    """off below off_below_w, running above run_above_w, idle between; NaN is unknown."""
+    codes = np.where(watts > machine.run_above_w, RUNNING, IDLE)
+    codes[watts < machine.off_below_w] = OFF
+    codes[np.isnan(watts)] = UNKNOWN
+    return codes.astype(np.int64)
+
+
+def state_lines(
+    site: str, machine: str, t_ms: I64, codes: I64, every_ms: int = STATE_EVERY_MS
+) -> list[str]:
+    """`machine_state` points: at every change, and at the first reading of each interval.
+
+    The extra point per interval lets a dashboard take LAST(code) per time bucket without
+    fill(previous); a bucket without readings stays empty (the sensor was silent) instead
+    of repeating a state nobody saw.
+    """
+    bucket = t_ms // every_ms
+    emit = np.ones(len(codes), dtype=bool)
+    emit[1:] = (codes[1:] != codes[:-1]) | (bucket[1:] != bucket[:-1])
+    key = series_key(MACHINE_STATE, {"site": site, "machine": machine})
+    return [
+        f'{key} code={c}i,state="{STATE_NAMES[c]}" {t}'
+        for c, t in zip(codes[emit].tolist(), t_ms[emit].tolist(), strict=True)
+    ]
+
+
+def cost_lines(site: str, rows: Iterable[CostRow], tariff: Tariff) -> list[str]:
+    """`job` points (finished jobs, at their end) and `overhead` points (per local day).
+
+    Open jobs are left out: their end, hence their timestamp, is not known yet, and a
+    point written now would stay behind as a second copy once the job ends.
+    """
+    out: list[str] = []
+    for row in rows:
+        if row.open:
+            continue
+        fields: dict[str, FieldValue] = {"energy_kwh": row.energy_wh / 1000.0}
+        fields |= {
+            f"kwh_{band}": wh / 1000.0
+            for band, wh in zip(tariff.band_names, row.band_wh, strict=True)
+        }
+        fields["energy_cost"] = row.energy_cost
+        tags = {"site": site, "machine": row.machine}
+        if row.kind == "overhead":
+            fields["day"] = row.day.isoformat()
+            text = line(OVERHEAD, tags, fields, row.start_ms)
+        else:
+            fields |= {
+                "job_id": row.job_id,
+                "customer": row.customer,
+                "depreciation_cost": row.depreciation_cost,
+                "maintenance_cost": row.maintenance_cost,
+                "total_cost": row.energy_cost + row.depreciation_cost + row.maintenance_cost,
+                "run_h": row.run_s / 3600.0,
+                "duration_h": (row.end_ms - row.start_ms) / _MS_PER_H,
+                "start_ms": row.start_ms,
+            }
+            text = line(JOB, tags, fields, row.end_ms)
+        if text is not None:
+            out.append(text)
+    return out
+
+
+def energy_lines(site: str, machine: str, t_ms: I64, band_wh: F64, tariff: Tariff) -> list[str]:
+    """`energy` points: kWh and cost per tariff band per interval (t_ms: interval starts).
+
+    band_wh has one row per interval and one column per Tariff.band_names. A band is
+    written where it has energy, and each interval writes at least its main band (zero
+    when the machine was off), so SUM() over any time range gives kWh and cost directly.
+    """
+    main = np.argmax(band_wh, axis=1)
+    emit = band_wh != 0.0
+    emit[np.arange(len(main)), main] = True
+    rows, bands = np.nonzero(emit)
+    kwh = band_wh[rows, bands] / 1000.0
+    cost = kwh * np.asarray(tariff.rates)[bands]
+    keys = [
+        series_key(ENERGY, {"site": site, "machine": machine, "band": b}) for b in tariff.band_names
+    ]
+    return [
+        f"{keys[b]} kwh={k!r},cost={c!r} {t}"
+        for b, k, c, t in zip(
+            bands.tolist(), kwh.tolist(), cost.tolist(), t_ms[rows].tolist(), strict=True
+        )
+    ]
+
+
+def gateway_line(site: str, t_ms: int, fields: Mapping[str, FieldValue]) -> str | None:
+    """One `gateway` health point (counters, outbox depth/age, ...; see docs)."""
+    return line(GATEWAY, {"site": site}, fields, t_ms)
+
+
+def sensor_line(
+    site: str, machine: str, sensor: str, t_ms: int, fields: Mapping[str, FieldValue]
+) -> str | None:
+    """One `sensor` health point (last seen, rssi, rejected, ...; see docs)."""
+    return line(SENSOR, {"site": site, "machine": machine, "sensor": sensor}, fields, t_ms)
+
+
+def source_lines(site: str, t_ms: int, stats: Stats) -> list[str]:
+    """`source` health points: each input source's counters (Input.stats())."""
+    out = (line(SOURCE, {"site": site, "source": s}, dict(c), t_ms) for s, c in stats.items())
+    return [text for text in out if text is not None]
