@@ -41,8 +41,8 @@ COUNTERS = (
     "invalid_values",  # decoded values rejected as implausible (NaN, counter out of range)
     "sink_errors",  # readings the consumer raised on (dropped after logging)
     "internal_errors",  # unexpected errors while polling (logged with traceback)
-    "consecutive_failures",  # gauge: polls in a row without a fresh value
-    "last_ok_ms",  # gauge: UTC ms of the last fresh reading, 0 = never
+    "consecutive_failures",  # gauge: polls in a row that got no value at all (drives backoff)
+    "last_ok_ms",  # gauge: UTC ms of the last poll that got a value, 0 = never
 )
 
 
@@ -140,7 +140,7 @@ class _Bus:
                 dev.reschedule(time.monotonic(), ok=False)
                 continue
             self._deliver(dev, reading, sink)
-            dev.reschedule(time.monotonic(), ok=not reading.stale)
+            dev.reschedule(time.monotonic(), ok=dev.counters["consecutive_failures"] == 0)
         self.client.close()  # type: ignore[no-untyped-call]  # pymodbus leaves it unannotated
 
     def _poll(self, dev: _Device) -> Reading:
@@ -172,7 +172,7 @@ class _Bus:
             stale=watts is None or energy is None,
             source=spec.source,
         )
-        self._track_health(dev, reading)
+        self._track_health(dev, reading, answered=bool(values))
         return reading
 
     def _read(self, dev: _Device, rq: ReadRequest) -> list[int] | None:
@@ -207,9 +207,11 @@ class _Bus:
             return self.client.read_input_registers(rq.address, count=rq.count, device_id=device_id)
         return self.client.read_holding_registers(rq.address, count=rq.count, device_id=device_id)
 
-    def _track_health(self, dev: _Device, reading: Reading) -> None:
+    def _track_health(self, dev: _Device, reading: Reading, answered: bool) -> None:
+        # A meter that delivers some values (say power, with the counter NaN while it
+        # starts up) keeps its rhythm; only one that delivers nothing is backed off.
         c, meter = dev.counters, dev.spec.meter.id
-        if not reading.stale:
+        if answered:
             if c["consecutive_failures"]:
                 log.warning(
                     "modbus meter %s answers again after %d failed polls",
@@ -221,7 +223,7 @@ class _Bus:
             return
         if c["consecutive_failures"] == 0:  # log the transition, not every failed poll
             log.warning(
-                "modbus meter %s (%s): no fresh values: %s", meter, dev.spec.source, dev.last_error
+                "modbus meter %s (%s): no values: %s", meter, dev.spec.source, dev.last_error
             )
         c["consecutive_failures"] += 1
 

@@ -198,6 +198,7 @@ def test_a_value_not_refreshed_is_marked_stale_never_repeated(
         # The meter reports NaN energy (Eastron does while starting up): power stays fresh.
         energy["import_energy"] = math.nan
         sink.wait_for("a reading without energy", lambda rs: any(x.stale and x.watts for x in rs))
+        assert r.stats(source)["consecutive_failures"] == 0  # it answers: no backoff
         meter.fault = ExcCodes.DEVICE_BUSY
         sink.wait_for(
             "a reading without any value", lambda rs: any(x.stale and x.watts is None for x in rs)
