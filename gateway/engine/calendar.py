@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -41,7 +42,17 @@ class Calendar:
 
 
 def build_calendar(tariff: Tariff, tz: ZoneInfo, first_day: date, last_day: date) -> Calendar:
-    """Midnights and band windows covering the local days first_day..last_day (inclusive)."""
+    """Midnights and band windows covering the local days first_day..last_day (inclusive).
+
+    Every machine of a site asks for the same calendar, and building one costs a few
+    zoneinfo conversions per day: it is memoised on the tariff's content.
+    """
+    return _build(tariff.model_dump_json(), tz, first_day, last_day)
+
+
+@lru_cache(maxsize=64)
+def _build(tariff_json: str, tz: ZoneInfo, first_day: date, last_day: date) -> Calendar:
+    tariff = Tariff.model_validate_json(tariff_json)
     n_days = (last_day - first_day).days + 1
     days = [first_day + timedelta(days=k) for k in range(-1, n_days + 1)]
     midnights = np.array([local_minute_to_utc_ms(d, 0, tz) for d in days[1:]], dtype=np.int64)
@@ -71,4 +82,6 @@ def build_calendar(tariff: Tariff, tz: ZoneInfo, first_day: date, last_day: date
         np.add.at(cover, np.searchsorted(edges, s[mine]), 1)
         np.add.at(cover, np.searchsorted(edges, e[mine]), -1)
         labels[np.cumsum(cover)[:-1] > 0] = b
+    for shared in (midnights, edges, labels):
+        shared.setflags(write=False)  # one cached instance serves every caller
     return Calendar(first_day, midnights, edges, labels)

@@ -11,7 +11,7 @@ import numpy as np
 from gateway.config import Machine, Tariff
 from gateway.engine.calendar import Calendar, build_calendar
 from gateway.engine.energy import MS_PER_H, interval_energy
-from gateway.engine.jobs import JobSpans, detect_jobs, explicit_jobs, running_mask
+from gateway.engine.jobs import JobSpans, detect_jobs, explicit_jobs
 from gateway.engine.localtime import iso_utc, local_date
 from gateway.engine.model import (
     F64,
@@ -22,23 +22,18 @@ from gateway.engine.model import (
     MachineReadings,
     MachineResult,
 )
-from gateway.engine.split import cumulative_at, split_energy
+from gateway.engine.split import split_energy
+from gateway.engine.states import run_time, running_stretches
 from gateway.errors import InputError
 
 
-def _check_arrays(machine_id: str, readings: MachineReadings, dt_ms: I64) -> None:
+def _check_lengths(machine_id: str, readings: MachineReadings) -> None:
     """Refuse arrays that break the engine's contract (the inputs should never pass them)."""
     n = len(readings.t_ms)
     if len(readings.watts) != n or len(readings.wh) != n:
         raise InputError(
             f"machine {machine_id}: t_ms, watts and wh differ in length "
             f"({n}, {len(readings.watts)}, {len(readings.wh)})"
-        )
-    bad = np.flatnonzero(dt_ms <= 0)
-    if len(bad):
-        raise InputError(
-            f"machine {machine_id}: readings are not strictly increasing in time at "
-            f"{iso_utc(int(readings.t_ms[bad[0] + 1]))}"
         )
 
 
@@ -138,38 +133,33 @@ def compute_machine(
     those jobs (overlaps are an InputError). Every Wh between the first and the last
     reading lands in exactly one row.
     """
+    _check_lengths(machine_id, readings)
     t = readings.t_ms
-    dt_ms = np.diff(t)
-    _check_arrays(machine_id, readings, dt_ms)
     n = len(t)
+    energy = interval_energy(machine_id, readings, machine)
+    stretches = running_stretches(readings.watts, machine.run_above_w, energy.long_iv)
     if jobs is not None:
         spans = explicit_jobs(machine_id, jobs, int(t[-1]) if n else None)
     else:
-        spans = detect_jobs(t, running_mask(readings.watts, machine), machine)
+        spans = detect_jobs(t, stretches, machine)
     if n == 0:
         none = np.zeros((len(spans), len(tariff.band_names)))
         rows = _job_rows(machine_id, machine, tariff, tz, spans, none, np.zeros(len(spans)))
         return MachineResult(rows, EnergyStats(0, 0.0, 0, 0, 0, 0.0))
 
-    energy = interval_energy(readings, dt_ms, machine.rated_w, machine.max_gap_s)
-    cum_wh = np.concatenate([[0.0], np.cumsum(energy.wh)])
-    _check_total(machine_id, readings, float(cum_wh[-1]))
-    # Running time in integer ms (exact): an interval counts when its first reading is
-    # running and it is not longer than max_gap_s (the state across a gap is unknown).
-    running = running_mask(readings.watts[:-1], machine) & (dt_ms <= machine.max_gap_s * 1000)
-    cum_run_ms = np.concatenate([[0], np.cumsum(np.where(running, dt_ms, 0))])
-    edges = np.concatenate([spans.start_ms, spans.end_ms])
-    run_s = np.diff(cumulative_at(edges, t, cum_run_ms).reshape(2, -1), axis=0)[0] / 1000.0
+    metered_wh = float(np.sum(energy.wh))
+    _check_total(machine_id, readings, metered_wh)
+    run_s = run_time(t, stretches, energy.long_iv).between_s(spans.start_ms, spans.end_ms)
 
     cal = build_calendar(tariff, tz, local_date(int(t[0]), tz), local_date(int(t[-1]), tz))
-    band_wh = split_energy(t, cum_wh, cal, spans, len(tariff.band_names))
+    band_wh = split_energy(t, energy.wh, cal, spans, len(tariff.band_names))
     n_jobs = len(spans)
     rows = _job_rows(machine_id, machine, tariff, tz, spans, band_wh[:n_jobs], run_s)
     rows += _overhead_rows(machine_id, tariff, t, cal, band_wh[n_jobs:])
     rows.sort(key=lambda r: (r.start_ms, r.kind == "job", r.job_id))
     stats = EnergyStats(
         samples=n,
-        metered_wh=float(cum_wh[-1]),
+        metered_wh=metered_wh,
         counter_resets=energy.counter_resets,
         implausible_jumps=energy.implausible_jumps,
         gaps=energy.gaps,

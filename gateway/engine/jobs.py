@@ -11,6 +11,7 @@ import numpy as np
 from gateway.config import Machine
 from gateway.engine.localtime import iso_utc
 from gateway.engine.model import I64, ExplicitJob
+from gateway.engine.states import Stretches
 from gateway.errors import InputError
 
 
@@ -28,38 +29,26 @@ class JobSpans:
         return len(self.start_ms)
 
 
-def running_mask(watts: np.ndarray, machine: Machine) -> np.ndarray:
-    """True where a reading is in the running state (strictly above run_above_w)."""
-    return np.asarray(watts > machine.run_above_w)
-
-
-def detect_jobs(t_ms: I64, running: np.ndarray, machine: Machine) -> JobSpans:
-    """Running stretches merged across short pauses; kept when at least min_job_s long.
-
-    Two running readings belong to one job when nothing but running readings lies between
-    them and the interval is not longer than max_gap_s, or when the pause between them is
-    shorter than merge_gap_s. A job spans its first running reading to its last, so a lone
-    running reading (no duration, no energy) is never a job.
+def detect_jobs(t_ms: I64, stretches: Stretches, machine: Machine) -> JobSpans:
+    """Running stretches merged across pauses shorter than merge_gap_s; kept when at least
+    min_job_s long. A job spans its first running reading to its last, so a lone running
+    reading (no duration, no energy) is never a job.
     """
-    idx = np.flatnonzero(running)
-    empty = np.zeros(0, dtype=np.int64)
-    if len(idx) == 0:
-        return JobSpans(empty, empty, [], None, [])
-    tr = t_ms[idx]
-    pause = np.diff(tr)
-    adjacent = (np.diff(idx) == 1) & (pause <= machine.max_gap_s * 1000.0)
-    split = ~adjacent & (pause >= machine.merge_gap_s * 1000.0)
-    cut = np.flatnonzero(split)
-    first = np.concatenate([[0], cut + 1])
-    last = np.concatenate([cut, [len(tr) - 1]])
-    start, end = tr[first], tr[last]
-    keep = (end > start) & (end - start >= machine.min_job_s * 1000.0)
-    start, end = start[keep], end[keep]
+    if len(stretches) == 0:
+        none = np.zeros(0, dtype=np.int64)
+        return JobSpans(none, none, [], None, [])
+    begin, end = t_ms[stretches.first], t_ms[stretches.last]
+    merge = begin[1:] - end[:-1] < machine.merge_gap_s * 1000.0
+    new_job = np.flatnonzero(~merge) + 1
+    start = begin[np.concatenate([[0], new_job])]
+    stop = end[np.concatenate([new_job - 1, [len(end) - 1]])]
+    keep = (stop > start) & (stop - start >= machine.min_job_s * 1000.0)
+    start, stop = start[keep], stop[keep]
     # A job may still grow while a running reading could still join it: the data ends on
     # it, or less than merge_gap_s after it.
     t_last = int(t_ms[-1])
-    still = (end == t_last) | (t_last - end < machine.merge_gap_s * 1000.0)
-    return JobSpans(start, end, still.tolist(), None, [""] * len(start))
+    still = (stop == t_last) | (t_last - stop < machine.merge_gap_s * 1000.0)
+    return JobSpans(start, stop, still.tolist(), None, [""] * len(start))
 
 
 def explicit_jobs(machine_id: str, jobs: Sequence[ExplicitJob], t_last_ms: int | None) -> JobSpans:

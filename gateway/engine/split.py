@@ -1,4 +1,4 @@
-"""Split cumulative energy at band edges, local midnights and job edges; sum per row."""
+"""Split energy at band edges, local midnights and job edges; sum it per row and band."""
 
 from __future__ import annotations
 
@@ -9,31 +9,37 @@ from gateway.engine.jobs import JobSpans
 from gateway.engine.model import F64, I64
 
 
-def cumulative_at(x: I64, t: I64, cum: F64 | I64) -> F64:
-    """A cumulative quantity known at the readings, at instants x (uniform inside intervals).
+def energy_before(x: I64, t: I64, interval_wh: F64) -> F64:
+    """Energy from the first reading up to each instant x (sorted); uniform inside intervals.
 
-    Before the first reading it is cum[0], after the last cum[-1]. Same as np.interp, but
-    stays on the int64 times instead of converting millions of them to float.
+    Only the few cut points need it, so instead of a cumulative sum over every interval
+    (a slow sequential pass) the intervals between consecutive cut points are summed with
+    one np.add.reduceat, and the interval holding a cut point contributes pro rata.
     """
-    if len(t) == 1:
-        return np.full(len(x), float(cum[0]))
-    i = np.clip(np.searchsorted(t, x, side="right") - 1, 0, len(t) - 2)
-    frac = np.clip((x - t[i]) / (t[i + 1] - t[i]), 0.0, 1.0)
-    return np.asarray(cum[i] + frac * (cum[i + 1] - cum[i]), dtype=np.float64)
+    n_iv = len(interval_wh)
+    if n_iv == 0:
+        return np.zeros(len(x))
+    i = np.clip(np.searchsorted(t, x, side="right") - 1, 0, n_iv)  # n_iv: at/after the end
+    starts = np.unique(np.concatenate([[0], i[i < n_iv]]))
+    done = np.concatenate([[0.0], np.cumsum(np.add.reduceat(interval_wh, starts))])
+    before = done[np.searchsorted(starts, i)]  # sum of the intervals before interval i
+    inner = np.minimum(i, n_iv - 1)
+    frac = np.clip((x - t[inner]) / (t[inner + 1] - t[inner]), 0.0, 1.0)
+    return np.asarray(before + np.where(i < n_iv, frac * interval_wh[inner], 0.0), np.float64)
 
 
-def split_energy(t: I64, cum_wh: F64, cal: Calendar, jobs: JobSpans, n_bands: int) -> F64:
+def split_energy(t: I64, interval_wh: F64, cal: Calendar, jobs: JobSpans, n_bands: int) -> F64:
     """Energy per (row, band): rows 0..len(jobs)-1 are the jobs, then one per calendar day.
 
     Between consecutive cut points (band edges, midnights, job edges) nothing changes the
-    label, so each piece's energy is a difference of the cumulative energy there; the
-    pieces telescope, so the rows add up to cum_wh[-1] - cum_wh[0] by construction.
+    label, so each piece's energy is a difference of the energy before its ends; the
+    pieces telescope, so all rows add up to the metered energy by construction.
     """
     first, last = t[0], t[-1]
     cuts = np.concatenate([cal.midnights, cal.band_edges, jobs.start_ms, jobs.end_ms])
     cuts = np.unique(np.concatenate([[first], cuts[(cuts > first) & (cuts < last)], [last]]))
     piece_start = cuts[:-1]
-    piece_wh = np.diff(cumulative_at(cuts, t, cum_wh))
+    piece_wh = np.diff(energy_before(cuts, t, interval_wh))
 
     n_jobs = len(jobs)
     j = np.searchsorted(jobs.start_ms, piece_start, side="right") - 1

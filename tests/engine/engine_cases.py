@@ -49,8 +49,8 @@ def load_case(folder: Path) -> Case:
     cfg = load_config(folder / "shop.toml")
     series: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
     for row in _rows(folder / "readings.csv"):
-        wh = row.get("wh") or ""
-        series[row["machine"]].append((_ms(row["time"]), float(row["watts"]), float(wh or "nan")))
+        counter = row.get("wh") or "nan"  # the wh column is optional, and empty = no counter
+        series[row["machine"]].append((_ms(row["time"]), float(row["watts"]), float(counter)))
     readings = {}
     for machine, values in series.items():
         t, w, wh = zip(*sorted(values), strict=True)
