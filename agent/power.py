@@ -77,7 +77,7 @@ def simulate_power(
     step_s = float(t_ms[1] - t_ms[0]) / 1000 if n > 1 else 1.0
     idx = np.arange(n)
     pw = profile.power
-    job_starts = np.array([s for s, _ in jobs], dtype=np.int64)
+    job_starts = np.array([0, *(s for s, _ in jobs)], dtype=np.int64)  # 0: sentinel
     segs = [work_segments(profile.cycle, s, e, step_s, rng) for s, e in jobs]
     work = np.concatenate(segs) if segs else np.empty((0, 2), dtype=np.int64)
 
@@ -86,10 +86,12 @@ def simulate_power(
     state = np.where(run, RUN, np.where(on, IDLE, OFF)).astype(np.int8)
 
     # Each working segment cuts at its own level (material, tool, program): load variation.
-    levels = rng.uniform(*pw.run_w, len(work))
-    seg = np.clip(np.searchsorted(work[:, 0], idx, side="right") - 1, 0, None)
-    since_seg_s = np.where(run, idx - work[seg, 0], 0) * step_s if len(work) else np.zeros(n)
-    base = np.where(run, levels[seg] if len(work) else 0.0, np.where(on, pw.idle_w, pw.off_w))
+    # Index 0 is a sentinel segment at sample 0, so every sample has a segment.
+    seg_start = np.concatenate(([0], work[:, 0]))
+    levels = np.concatenate(([0.0], rng.uniform(*pw.run_w, len(work))))
+    seg = np.searchsorted(seg_start, idx, side="right") - 1
+    since_seg_s = np.where(run, idx - seg_start[seg], 0) * step_s
+    base = np.where(run, levels[seg], np.where(on, pw.idle_w, pw.off_w))
 
     sigma = np.where(run, pw.run_noise, np.where(on, pw.idle_noise, 0.0))
     noise = 1 + sigma * np.clip(rng.standard_normal(n), -NOISE_CLIP, NOISE_CLIP)
@@ -98,9 +100,9 @@ def simulate_power(
         # Spindle or motor start: the first samples of every working segment peak and decay.
         peak = profile.inrush.peak - 1
         watts *= np.where(run, 1 + peak * np.exp(-since_seg_s / profile.inrush.tau_s), 1.0)
-    if profile.heater is not None and len(jobs):
+    if profile.heater is not None:
         h = profile.heater
-        job = np.clip(np.searchsorted(job_starts, idx, side="right") - 1, 0, None)
+        job = np.searchsorted(job_starts, idx, side="right") - 1
         since_job_s = (idx - job_starts[job]) * step_s
         heating = (since_job_s < h.warmup_s) | (since_job_s % h.period_s < h.duty * h.period_s)
         watts += np.where(run & heating, h.w, 0.0)

@@ -57,15 +57,15 @@ def observe(
     e = power.energy_wh
     # After a reboot the counter counts from its first reading on: energy while it was down
     # is in no counter, and everything before is in a counter value the gateway saw earlier.
-    restart = np.array(sorted(b for _, b in reboots), dtype=np.int64)
-    since = np.searchsorted(restart, np.arange(n), side="right") - 1
-    base = np.where(since >= 0, e[restart[np.clip(since, 0, None)]] if len(restart) else 0.0, 0.0)
-    start = np.where(since >= 0, 0.0, counter_start_wh)
+    marks = np.array([0, *sorted(b for _, b in reboots)], dtype=np.int64)  # 0: sentinel
+    boot = np.searchsorted(marks, np.arange(n), side="right") - 1  # 0: before any reboot
+    base = np.where(boot > 0, e[marks[boot]], 0.0)
+    start = np.where(boot > 0, 0.0, counter_start_wh)
     wh = start + e - base if counter else np.full(n, np.nan)
 
     edges = np.flatnonzero(np.diff(present.astype(np.int8)))  # last present, last missing, ...
     before, after = edges[0::2], edges[1::2] + 1
-    resets = set(restart.tolist())
+    resets = set(marks[1:].tolist())
     outages = tuple(
         Outage(
             int(power.t_ms[a]),

@@ -15,12 +15,13 @@ import numpy.typing as npt
 
 from agent import tomlout
 from agent.power import PowerSeries, simulate_power
-from agent.profile import builtin_profile
+from agent.profile import Profile, builtin_profile
 from agent.readingsfile import write_readings_csv
 from agent.schedule import generate_jobs, write_jobs_csv
 from agent.sensor import Outage, SensorView, observe
 from agent.shopplan import PlannedMachine, ShopPlan, load_plan
 from gateway.config import Machine, _minutes
+from gateway.engine.localtime import local_minute_to_utc_ms
 from gateway.engine.model import ExplicitJob, MachineReadings
 from gateway.errors import InputError
 from gateway.inputs.csvfile import read_jobs
@@ -68,13 +69,6 @@ class ShopDay:
         return write_jobs_csv(path, explicit, self.tz)
 
 
-def _local_ms(day: dt.date, hhmm: str, tz: ZoneInfo) -> int:
-    """A local wall time on `day` -> UTC ms (a time skipped by DST lands after the jump)."""
-    midnight = dt.datetime.combine(day, dt.time(), tzinfo=tz)
-    wall = midnight.replace(tzinfo=None) + dt.timedelta(minutes=_minutes(hhmm))
-    return int(wall.replace(tzinfo=tz).timestamp()) * 1000
-
-
 def _check_jobs(machine: str, jobs: list[ExplicitJob], t_ms: npt.NDArray[np.int64]) -> None:
     """Scheduled jobs must close inside the simulated day."""
     first, last = int(t_ms[0]), int(t_ms[-1])
@@ -96,8 +90,8 @@ class _Day:
     step_ms: int
 
     def local(self, hhmm: str) -> int:
-        """A local wall time of the day -> UTC ms."""
-        return _local_ms(self.date, hhmm, self.tz)
+        """A local wall time of the day -> UTC ms, by the engine's DST rule."""
+        return local_minute_to_utc_ms(self.date, _minutes(hhmm), self.tz)
 
     def at(self, ms: int) -> int:
         """UTC ms -> index of the sample at or before it."""
@@ -112,10 +106,13 @@ class _Day:
 
 
 def _simulate_machine(
-    pm: PlannedMachine, jobs: list[ExplicitJob], day: _Day, rng: np.random.Generator
+    pm: PlannedMachine,
+    profile: Profile,
+    jobs: list[ExplicitJob],
+    day: _Day,
+    rng: np.random.Generator,
 ) -> tuple[PowerSeries, SensorView, MachineTruth]:
     """Power, sensor view and truth of one machine."""
-    profile = builtin_profile(pm.profile)
     at = day.at
     spans = [(at(j.start_ms), at(j.end_ms)) for j in jobs]
     # Powered for the shift, longer when a booked job starts early or ends late.
@@ -160,8 +157,8 @@ def simulate_shop_day(
     """
     plan = plan or load_plan()
     tz = plan.site.tz
-    t0 = _local_ms(day, "00:00", tz)
-    t1 = _local_ms(day + dt.timedelta(days=1), "00:00", tz)
+    t0 = local_minute_to_utc_ms(day, 0, tz)
+    t1 = local_minute_to_utc_ms(day, 24 * 60, tz)
     grid = _Day(day, tz, np.arange(t0, t1, step_s * 1000, dtype=np.int64), step_s * 1000)
     profiles = {pm.id: builtin_profile(pm.profile) for pm in plan.machine}
     configured: dict[str, Machine] = {
@@ -190,7 +187,9 @@ def simulate_shop_day(
         else:
             jobs = generate_jobs(profiles[pm.id].schedule, shift, rng, plan.customers, ids)
         _check_jobs(pm.id, jobs, grid.t_ms)
-        power[pm.id], sensors[pm.id], truth[pm.id] = _simulate_machine(pm, jobs, grid, rng)
+        power[pm.id], sensors[pm.id], truth[pm.id] = _simulate_machine(
+            pm, profiles[pm.id], jobs, grid, rng
+        )
 
     doc = {
         "site": plan.site.model_dump(exclude_unset=True),
