@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from gateway.config import InfluxDB
 from gateway.outputs.drain import Drainer
 from gateway.outputs.influxdb import V1Writer
 from gateway.outputs.outbox import Outbox
@@ -67,7 +68,7 @@ def outbox_drain(influxd: Influxd, db: str, lines: list[str], batch: int) -> tup
         for i in range(0, len(lines), batch):
             box.put(lines[i : i + batch])
         put_s = time.perf_counter() - start
-        writer = V1Writer(influxd.url, db)
+        writer = V1Writer(InfluxDB(url=influxd.url, database=db))
         drainer = Drainer(box, writer, batch_lines=batch)
         start = time.perf_counter()
         while box.depth:

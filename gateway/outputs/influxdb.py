@@ -136,35 +136,27 @@ def _error_text(payload: bytes) -> str:
 class V1Writer:
     """POST /write?db=..&rp=..&precision=ms over one keep-alive connection."""
 
-    def __init__(
-        self,
-        url: str,
-        database: str,
-        retention_policy: str = "",
-        username: str = "",
-        secret: Secret | None = None,
-        timeout_s: float = 10.0,
-        compress: bool = False,
-    ) -> None:
-        parts = urllib.parse.urlsplit(url)
+    def __init__(self, cfg: InfluxDB, secret: Secret | None = None) -> None:
+        parts = urllib.parse.urlsplit(cfg.url)
         self._https = parts.scheme == "https"
         self._netloc = parts.netloc
-        params = {"db": database, "precision": "ms"} | (
-            {"rp": retention_policy} if retention_policy else {}
+        params = {"db": cfg.database, "precision": "ms"} | (
+            {"rp": cfg.retention_policy} if cfg.retention_policy else {}
         )
         self._path = parts.path.rstrip("/") + "/write?" + urllib.parse.urlencode(params)
         self._headers = {"Content-Type": "text/plain; charset=utf-8"}
-        if compress:
+        if cfg.gzip:
             self._headers["Content-Encoding"] = "gzip"
         if secret is not None:
             # 1.x: user/password as Basic auth; 2.x/3.x: the token (`Token` works for both).
+            user_pw = f"{cfg.username}:{secret.reveal()}".encode()
             self._headers["Authorization"] = (
-                "Basic " + base64.b64encode(f"{username}:{secret.reveal()}".encode()).decode()
-                if username
+                "Basic " + base64.b64encode(user_pw).decode()
+                if cfg.username
                 else f"Token {secret.reveal()}"
             )
-        self._timeout_s = timeout_s
-        self._compress = compress
+        self._timeout_s = cfg.timeout_s
+        self._compress = cfg.gzip
         self._conn: http.client.HTTPConnection | None = None
 
     def __repr__(self) -> str:
@@ -206,22 +198,13 @@ class V1Writer:
 class V2Writer:
     """The v2 write API through influxdb-client's synchronous WriteApi."""
 
-    def __init__(
-        self,
-        url: str,
-        bucket: str,
-        org: str = "",
-        username: str = "",
-        secret: Secret | None = None,
-        timeout_s: float = 10.0,
-        compress: bool = False,
-    ) -> None:
-        self._url, self._bucket, self._org = url, bucket, org or "-"
+    def __init__(self, cfg: InfluxDB, secret: Secret | None = None) -> None:
+        self._url, self._bucket, self._org = cfg.url, cfg.bucket, cfg.org or "-"
         # InfluxDB 1.8 takes "user:password" as the token.
         token = secret.reveal() if secret is not None else ""
-        self._token = Secret(f"{username}:{token}" if username else token)
-        self._timeout_ms = int(timeout_s * 1000)
-        self._compress = compress
+        self._token = Secret(f"{cfg.username}:{token}" if cfg.username else token)
+        self._timeout_ms = int(cfg.timeout_s * 1000)
+        self._compress = cfg.gzip
         self._client: Any = None
         self._api: Any = None
 
@@ -267,20 +250,6 @@ class V2Writer:
 def open_writer(cfg: InfluxDB, config_dir: Path) -> Writer:
     """The writer [influxdb] asks for, with its secret read from file or environment."""
     secret = read_secret(cfg, config_dir)
-    writer: Writer
-    if cfg.api == "v1":
-        writer = V1Writer(
-            cfg.url,
-            cfg.database,
-            cfg.retention_policy,
-            cfg.username,
-            secret,
-            cfg.timeout_s,
-            cfg.gzip,
-        )
-    else:
-        writer = V2Writer(
-            cfg.url, cfg.bucket, cfg.org, cfg.username, secret, cfg.timeout_s, cfg.gzip
-        )
+    writer: Writer = (V1Writer if cfg.api == "v1" else V2Writer)(cfg, secret)
     writer.connect()
     return writer

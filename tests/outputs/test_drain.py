@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config import InfluxDB
 from gateway.outputs.drain import Drainer
 from gateway.outputs.influxdb import NO_ANSWER, V1Writer, V2Writer
 from gateway.outputs.outbox import Outbox
@@ -20,6 +21,10 @@ T0 = 1_700_000_000_000
 def _points(first: int, n: int) -> list[str]:
     """Points numbered first..first+n-1: v = the number, one per millisecond."""
     return [f"power,site=s,machine=m{i % 3} v={i}i {T0 + i}" for i in range(first, first + n)]
+
+
+def _v1(url: str, db: str) -> V1Writer:
+    return V1Writer(InfluxDB(url=url, database=db))
 
 
 def _count_sum(influxd: Influxd, db: str) -> tuple[int, int]:
@@ -50,7 +55,7 @@ def test_points_put_in_the_outbox_are_queryable(
 ) -> None:
     with Outbox(tmp_path / "o.db") as box:
         box.put(_points(0, 12_000))
-        drainer = Drainer(box, V1Writer(influxd.url, influx_db))
+        drainer = Drainer(box, _v1(influxd.url, influx_db))
         assert _drain_all(drainer) == [0.0, 0.0, 0.0]  # 5000 + 5000 + 2000
         assert _count_sum(influxd, influx_db) == (12_000, sum(range(12_000)))
         assert box.health().delivered == 12_000
@@ -62,7 +67,9 @@ def test_v2_writer_through_the_1_8_style_front(
     front = servers.v2_front(influxd)
     with Outbox(tmp_path / "o.db") as box:
         box.put(_points(0, 7000))
-        writer = V2Writer(front.url, f"{influx_db}/autogen", org="shop")
+        writer = V2Writer(
+            InfluxDB(url=front.url, api="v2", bucket=f"{influx_db}/autogen", org="shop")
+        )
         _drain_all(Drainer(box, writer))
         writer.close()
     assert _count_sum(influxd, influx_db) == (7000, sum(range(7000)))
@@ -75,7 +82,7 @@ def test_influxd_killed_mid_drain_loses_and_doubles_nothing(
     influxd = servers.influxd()
     db = influxd.create_database("faults")
     with Outbox(tmp_path / "o.db") as box:
-        drainer = Drainer(box, V1Writer(influxd.url, db), backoff_initial_s=0.05, backoff_max_s=0.2)
+        drainer = Drainer(box, _v1(influxd.url, db), backoff_initial_s=0.05, backoff_max_s=0.2)
         drainer.start()
         try:
             box.put(_points(0, 60_000))
@@ -103,7 +110,7 @@ def test_bad_lines_are_set_aside_and_the_rest_delivered(
     lines = good[:300] + bad[:1] + good[300:700] + bad[1:] + good[700:]
     with Outbox(tmp_path / "o.db") as box:
         box.put(lines)
-        drainer = Drainer(box, V1Writer(influxd.url, influx_db))
+        drainer = Drainer(box, _v1(influxd.url, influx_db))
         assert _drain_all(drainer) == [0.0]
         dead = box.dead_letters()
         assert sorted(d.line.decode() for d in dead) == sorted(bad)
@@ -138,7 +145,7 @@ def test_413_splits_batches_and_remembers_the_smaller_size(
     lines[4321] = "BAD line"
     with Outbox(tmp_path / "o.db") as box:
         box.put(lines)
-        drainer = Drainer(box, V1Writer(stub.url, "db"))
+        drainer = Drainer(box, _v1(stub.url, "db"))
         _drain_all(drainer)
         assert drainer.batch_lines <= 1200
         assert [d.line for d in box.dead_letters()] == [b"BAD line"]
@@ -156,7 +163,7 @@ def test_retry_after_is_honoured_and_nothing_leaves_meanwhile(
     stub = servers.http(lambda req: answers.pop() if answers else HttpResponse(204))
     with Outbox(tmp_path / "o.db") as box:
         box.put(_points(0, 10))
-        drainer = Drainer(box, V1Writer(stub.url, "db"))
+        drainer = Drainer(box, _v1(stub.url, "db"))
         wait = drainer.drain_once()
         assert wait_s <= wait <= wait_s * 1.1
         assert box.depth == 10 and drainer.stats.last_error == f"{status} busy"
@@ -172,7 +179,7 @@ def test_without_retry_after_the_wait_grows_with_jitter_up_to_the_cap(
         box.put(_points(0, 10))
         drainer = Drainer(
             box,
-            V1Writer(stub.url, "db"),
+            _v1(stub.url, "db"),
             backoff_initial_s=1,
             backoff_max_s=8,
             rng=random.Random(4),
@@ -188,6 +195,6 @@ def test_without_retry_after_the_wait_grows_with_jitter_up_to_the_cap(
 def test_no_answer_at_all_keeps_the_lines(tmp_path: Path) -> None:
     with Outbox(tmp_path / "o.db") as box:
         box.put(_points(0, 10))
-        drainer = Drainer(box, V1Writer(f"http://127.0.0.1:{free_port()}", "db"))
+        drainer = Drainer(box, _v1(f"http://127.0.0.1:{free_port()}", "db"))
         assert drainer.drain_once() > 0
         assert box.depth == 10 and drainer.stats.last_status == NO_ANSWER

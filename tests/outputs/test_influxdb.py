@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gateway.config import parse_config
+from gateway.config import InfluxDB, parse_config
 from gateway.errors import ConfigError
 from gateway.outputs.influxdb import (
     Secret,
@@ -113,7 +113,7 @@ def test_v1_writer_sends_a_token_and_reports_influxdb_errors(servers: ServerPool
             429, b'{"code":"too many","message":"slow down"}', {"Retry-After": "3"}
         )
     )
-    writer = V1Writer(stub.url, "d", secret=Secret("tok"))
+    writer = V1Writer(InfluxDB(url=stub.url, database="d"), Secret("tok"))
     result = writer.write(b"m v=1 1")
     assert (result.status, result.message, result.retry_after_s) == (429, "slow down", 3.0)
     assert stub.requests[0].headers["authorization"] == "Token tok"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import numpy as np
@@ -110,19 +111,13 @@ def test_state_timeline_has_a_point_per_change_and_per_minute(
 def test_finished_jobs_are_points_at_their_end_with_ids_as_fields(
     influxd: Influxd, influx_db: str
 ) -> None:
-    overhead = CostRow(
+    overhead = replace(
+        _job("", T0 + 6_400_000),
         kind="overhead",
-        job_id="",
-        machine="cnc-01",
         customer="",
         start_ms=T0 - 80_000_000,
-        end_ms=T0 + 6_400_000,
-        day=date(2023, 11, 14),
-        run_s=0.0,
         band_wh=(200.0, 0.0),
         energy_cost=0.05,
-        depreciation_cost=0.0,
-        maintenance_cost=0.0,
     )
     rows = [_job("J-1", T0), _job("J-2", T0 + 7_200_000), _job("J-3", T0 + 9_000_000, open=True)]
     lines = cost_lines("shop", [*rows, overhead], TARIFF)
