@@ -9,7 +9,7 @@ import pytest
 
 from gateway.errors import ConfigError
 from gateway.inputs.modbus import ModbusInput, specs_from_config
-from tests.modbus.conftest import shop_with_meters
+from tests.modbus.modbus_helpers import shop_with_meters
 
 TCP = {"id": "pm1", "model": "sdm630", "transport": "tcp", "host": "10.0.0.5"}
 RTU = {"id": "pz1", "model": "pzem004t", "transport": "rtu", "port": "/dev/ttyUSB0"}

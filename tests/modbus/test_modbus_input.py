@@ -14,7 +14,7 @@ from agent.modbus_meter import SILENT, MeterServer, SimulatedMeter, Tcp, in_map_
 from gateway.inputs.base import Input
 from gateway.inputs.modbus import ModbusInput, _Device, specs_from_config
 from gateway.meters.maps import MeterMap, load_map, map_path
-from tests.modbus.conftest import FAST, Collector, fresh, shop_with_meters, stale
+from tests.modbus.modbus_helpers import FAST, Collector, fresh, shop_with_meters, stale
 from tests.servers import LOOPBACK, free_port
 
 pytestmark = pytest.mark.services

@@ -12,7 +12,14 @@ from pymodbus.constants import ExcCodes
 from agent.modbus_meter import SILENT, MeterServer, Rtu, SimulatedMeter, in_map_units
 from gateway.inputs.modbus import ModbusInput
 from gateway.meters.maps import load_map, map_path
-from tests.modbus.conftest import FAST, Collector, SocatPtyPair, fresh, shop_with_meters, stale
+from tests.modbus.modbus_helpers import (
+    FAST,
+    Collector,
+    SocatPtyPair,
+    fresh,
+    shop_with_meters,
+    stale,
+)
 
 pytestmark = pytest.mark.services
 

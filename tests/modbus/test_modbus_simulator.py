@@ -17,7 +17,7 @@ from pymodbus.constants import ExcCodes
 
 from agent.modbus_meter import MeterServer, Rtu, SimulatedMeter, Tcp, in_map_units
 from gateway.meters.maps import MeterMap, load_map, map_path
-from tests.modbus.conftest import SocatPtyPair
+from tests.modbus.modbus_helpers import SocatPtyPair
 from tests.servers import LOOPBACK, find_binary, free_port, port_open
 
 pytestmark = pytest.mark.services
