@@ -15,6 +15,7 @@ import numpy as np
 
 from gateway.config import Machine, Tariff
 from gateway.engine.model import F64, I64, CostRow
+from gateway.engine.states import IDLE, OFF, RUNNING, machine_states
 from gateway.inputs.base import Reading, Stats
 from gateway.outputs.lineprotocol import FieldValue, float_lines, format_field, line, series_key
 
@@ -27,9 +28,8 @@ GATEWAY = "gateway"
 SENSOR = "sensor"
 SOURCE = "source"
 
-# machine_state codes; a Grafana state timeline maps them to colours.
-UNKNOWN, OFF, IDLE, RUNNING = -1, 0, 1, 2
-STATE_NAMES = {UNKNOWN: "unknown", OFF: "off", IDLE: "idle", RUNNING: "running"}
+# machine_state codes are the engine's; a Grafana state timeline maps them to colours.
+STATE_NAMES = {OFF: "off", IDLE: "idle", RUNNING: "running"}
 STATE_EVERY_MS = 60_000
 
 _MS_PER_H = 3_600_000.0
@@ -62,30 +62,25 @@ def reading_lines(site: str, readings: Iterable[Reading]) -> list[str]:
     return out
 
 
-def state_codes(watts: F64, machine: Machine) -> I64:
-    """off below off_below_w, running above run_above_w, idle between; NaN is unknown."""
-    codes = np.where(watts > machine.run_above_w, RUNNING, IDLE)
-    codes[watts < machine.off_below_w] = OFF
-    codes[np.isnan(watts)] = UNKNOWN
-    return codes.astype(np.int64)
-
-
 def state_lines(
-    site: str, machine: str, t_ms: I64, codes: I64, every_ms: int = STATE_EVERY_MS
+    site: str, machine: Machine, t_ms: I64, watts: F64, every_ms: int = STATE_EVERY_MS
 ) -> list[str]:
-    """`machine_state` points: at every change, and at the first reading of each interval.
+    """`machine_state` points from power: at every change, and at each interval's first reading.
 
-    The extra point per interval lets a dashboard take LAST(code) per time bucket without
+    States are the engine's (off/idle/running by the machine's thresholds). The extra
+    point per interval lets a dashboard take LAST(code) per time bucket without
     fill(previous); a bucket without readings stays empty (the sensor was silent) instead
-    of repeating a state nobody saw.
+    of repeating a state nobody saw. A reading without power (NaN) has no state.
     """
-    bucket = t_ms // every_ms
+    known = ~np.isnan(watts)
+    t, codes = t_ms[known], machine_states(watts[known], machine)
+    bucket = t // every_ms
     emit = np.ones(len(codes), dtype=bool)
     emit[1:] = (codes[1:] != codes[:-1]) | (bucket[1:] != bucket[:-1])
-    key = series_key(MACHINE_STATE, {"site": site, "machine": machine})
+    key = series_key(MACHINE_STATE, {"site": site, "machine": machine.id})
     return [
-        f'{key} code={c}i,state="{STATE_NAMES[c]}" {t}'
-        for c, t in zip(codes[emit].tolist(), t_ms[emit].tolist(), strict=True)
+        f'{key} code={c}i,state="{STATE_NAMES[c]}" {ti}'
+        for c, ti in zip(codes[emit].tolist(), t[emit].tolist(), strict=True)
     ]
 
 

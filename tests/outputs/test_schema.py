@@ -10,12 +10,9 @@ import pytest
 
 from gateway.config import Band, Machine, MachineCost, Tariff
 from gateway.engine.model import CostRow
+from gateway.engine.states import OFF, RUNNING
 from gateway.inputs.base import Reading
 from gateway.outputs.schema import (
-    IDLE,
-    OFF,
-    RUNNING,
-    UNKNOWN,
     cost_lines,
     energy_lines,
     gateway_line,
@@ -23,7 +20,6 @@ from gateway.outputs.schema import (
     reading_lines,
     sensor_line,
     source_lines,
-    state_codes,
     state_lines,
 )
 from tests.servers import Influxd
@@ -83,21 +79,18 @@ def test_power_from_arrays_and_from_live_readings_is_the_same_series(
     assert [r["tagKey"] for r in tags] == ["machine", "sensor", "site"]
 
 
-def test_states_follow_the_machine_thresholds() -> None:
-    watts = np.array([0.0, 19.9, 20.0, 500.0, 500.1, np.nan])
-    assert state_codes(watts, MACHINE).tolist() == [OFF, OFF, IDLE, IDLE, RUNNING, UNKNOWN]
-
-
 def test_state_timeline_has_a_point_per_change_and_per_minute(
     influxd: Influxd, influx_db: str
 ) -> None:
-    # 1 reading every 10 s for 3 minutes: idle, running from 0:50 to 1:30, then off.
+    # 1 reading every 10 s for 3 minutes: idle, running from 0:50 to 1:30, then off, and
+    # one reading without power (its state is unknown: no point).
     t = T0 - T0 % 60_000 + np.arange(18, dtype=np.int64) * 10_000
-    codes = np.array([IDLE] * 5 + [RUNNING] * 5 + [OFF] * 8, dtype=np.int64)
-    lines = state_lines("shop", "cnc-01", t, codes)
+    watts = np.array([100.0] * 5 + [2000.0] * 5 + [0.0] * 8)
+    watts[12] = np.nan
+    lines = state_lines("shop", MACHINE, t, watts)
     # changes at 0:50 and 1:40, minute starts at 0:00, 1:00 and 2:00
     assert len(lines) == 5
-    assert lines[0].endswith(f'code=1i,state="idle" {t[0]}')
+    assert lines[0] == f'machine_state,machine=cnc-01,site=shop code=1i,state="idle" {t[0]}'
     influxd.write(lines, influx_db)
     start = int(t[0])
     rows = influxd.rows(
