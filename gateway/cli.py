@@ -75,10 +75,10 @@ def _summary(replayed: Replayed, readings: Path | None, jobs: Path | None) -> st
     lines = []
     if readings:
         lines.append(
-            f"{readings}: {replayed.rows:,} rows, {replayed.added:,} new readings, "
-            f"{replayed.duplicates:,} duplicate rows counted once, {replayed.repeated:,} "
-            f"already in the ledger ({replayed.conflicts:,} of those with other values: "
-            "the first one kept)"
+            f"{readings}: {replayed.rows:,} rows, {replayed.added:,} new readings; dropped "
+            f"{replayed.duplicates:,} duplicate rows (same machine and time twice in the file) "
+            f"and {replayed.repeated:,} rows already in the ledger; {replayed.conflicts:,} of "
+            "the dropped rows had other values than the row kept (the first one)"
         )
     if jobs:
         lines.append(f"{jobs}: {replayed.jobs} jobs (they replace detection on their days)")
@@ -225,7 +225,7 @@ def _brief(detail: dict[str, Any]) -> str:
             for f in (detail["input"], detail["jobs_file"])
             if f
         ]
-        return f"{', '.join(files)}: +{detail['added']} readings, {detail['explicit_jobs']} jobs"
+        return f"{', '.join(files)}: +{detail['added']} readings, {detail['jobs']} jobs"
     if "period" in detail:
         return f"{detail['period']}: {detail['rows']} rows frozen"
     return f"{', '.join(detail.get('machines', [])) or 'nothing'} ({detail.get('reason', '')})"

@@ -1,0 +1,168 @@
+"""A small test shop: shop.toml, synthetic readings, the CLI in-process, ledger dumps."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from click.testing import CliRunner, Result
+
+from gateway.cli import main
+
+TZ = ZoneInfo("Europe/Berlin")
+
+CONFIG = """\
+[site]
+id = "test-shop"
+timezone = "Europe/Berlin"
+currency = "EUR"
+
+[storage]
+path = "data"
+
+[tariff]
+id = "tou"
+rate = {rate}
+[[tariff.band]]
+name = "peak"
+rate = 0.40
+days = ["mon", "tue", "wed", "thu", "fri"]
+start = "16:00"
+end = "20:00"
+
+[[machine]]
+id = "mill"
+off_below_w = 50
+run_above_w = 1000
+min_job_s = 60
+merge_gap_s = 300
+max_gap_s = 120
+rated_w = 5000
+[machine.cost]
+purchase = 1000.0
+life_hours = 1000
+maintenance_per_run_hour = 0.5
+
+[[machine]]
+id = "lathe"
+off_below_w = 50
+run_above_w = 800
+rated_w = 4000
+[machine.cost]
+purchase = 2000.0
+life_hours = 1000
+depreciation_basis = "job_hours"
+"""
+
+
+def write_shop(folder: Path, rate: float = 0.20) -> Path:
+    """shop.toml (ledger in folder/data) with a standard rate and a weekday peak band."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "shop.toml"
+    path.write_text(CONFIG.format(rate=rate), encoding="utf-8")
+    return path
+
+
+def local_ms(text: str) -> int:
+    """'2026-11-03 08:00' in Berlin -> UTC ms."""
+    return int(datetime.fromisoformat(text).replace(tzinfo=TZ).timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class Series:
+    """One machine's readings: every step_s, idle power, running power inside jobs."""
+
+    machine: str
+    t_ms: np.ndarray
+    watts: np.ndarray
+    wh: np.ndarray  # the exact trapezoid integral of watts: a counter
+
+    def lines(
+        self, lo: str | None = None, hi: str | None = None, counter: bool = True
+    ) -> list[str]:
+        """CSV lines (no header) of the readings with lo <= local time < hi."""
+        a = local_ms(lo) if lo else -(2**62)
+        b = local_ms(hi) if hi else 2**62
+        keep = (self.t_ms >= a) & (self.t_ms < b)
+        out = []
+        for t, w, e in zip(self.t_ms[keep], self.watts[keep], self.wh[keep], strict=True):
+            stamp = datetime.fromtimestamp(t / 1000, TZ).isoformat()
+            out.append(f"{stamp},{self.machine},{w:.1f}" + (f",{e:.4f}" if counter else ""))
+        return out
+
+    def wh_between(self, lo: str, hi: str) -> float:
+        """Metered energy between the first and last reading of [lo, hi)."""
+        keep = (self.t_ms >= local_ms(lo)) & (self.t_ms < local_ms(hi))
+        return float(self.wh[keep][-1] - self.wh[keep][0])
+
+
+def series(
+    machine: str,
+    first: str,
+    last: str,
+    jobs: Sequence[tuple[str, str, float]],
+    idle_w: float = 200.0,
+    step_s: int = 60,
+) -> Series:
+    """Readings from `first` to `last` (local) with running power inside each job."""
+    t = np.arange(local_ms(first), local_ms(last) + 1, step_s * 1000, dtype=np.int64)
+    watts = np.full(len(t), idle_w)
+    for start, end, w in jobs:
+        watts[(t >= local_ms(start)) & (t <= local_ms(end))] = w
+    # A little deterministic ripple so that no two readings are alike.
+    watts = watts + (np.arange(len(t)) % 7) * 1.5
+    dt_h = np.diff(t) / 3_600_000
+    wh = np.concatenate([[1000.0], 1000.0 + np.cumsum((watts[1:] + watts[:-1]) / 2 * dt_h)])
+    return Series(machine, t, np.round(watts, 1), np.round(wh, 4))
+
+
+def write_readings(path: Path, lines: Sequence[str], counter: bool = True) -> Path:
+    """readings.csv with header."""
+    header = "time,machine,watts,wh" if counter else "time,machine,watts"
+    path.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+    return path
+
+
+def shopwatt(*args: str | Path) -> Result:
+    """Run the CLI in-process; stdout and stderr kept apart."""
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def ledger_path(config: Path) -> Path:
+    """Where write_shop's ledger lives."""
+    return config.parent / "data" / "ledger.sqlite"
+
+
+def sha256(path: Path) -> str:
+    """Hash of a file (the ledger before and after a failed run)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _rounded(value: object, digits: int) -> object:
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, str) and value.startswith("{"):  # band_wh as JSON
+        return tuple((k, round(v, digits)) for k, v in json.loads(value).items())
+    return value
+
+
+def dump(config: Path, table: str, digits: int = 6) -> list[tuple[object, ...]]:
+    """A table's rows, sorted, floats rounded (partial and full runs add floats apart)."""
+    conn = sqlite3.connect(ledger_path(config))
+    try:
+        found = conn.execute(f"SELECT * FROM {table}").fetchall()
+    finally:
+        conn.close()
+    return sorted(tuple(_rounded(v, digits) for v in row) for row in found)
+
+
+def days_after(day: str, n: int) -> str:
+    """'2026-11-03' + n days."""
+    return (datetime.fromisoformat(day) + timedelta(days=n)).date().isoformat()
