@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Annotated, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
-from gateway.config import NonNeg, _describe
-from gateway.errors import ConfigError
+from gateway.config import NonNeg
+from gateway.tomlmodel import load_toml_model
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -32,14 +31,4 @@ Range = Annotated[tuple[NonNeg, NonNeg], AfterValidator(_ordered)]
 
 def load_model(path: Path, model: type[M]) -> M:
     """Parse and validate one TOML file; raises ConfigError naming file, key and value."""
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    try:
-        return model.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_describe(err, data, path)) from None
+    return load_toml_model(path, model)

@@ -20,7 +20,7 @@ from agent.readingsfile import write_readings_csv
 from agent.schedule import generate_jobs, write_jobs_csv
 from agent.sensor import Outage, SensorView, observe
 from agent.shopplan import PlannedMachine, ShopPlan, load_plan
-from gateway.config import Machine, _minutes
+from gateway.config import Machine, hhmm_minutes
 from gateway.engine.localtime import local_minute_to_utc_ms
 from gateway.engine.model import ExplicitJob, MachineReadings
 from gateway.errors import InputError
@@ -91,7 +91,7 @@ class _Day:
 
     def local(self, hhmm: str) -> int:
         """A local wall time of the day -> UTC ms, by the engine's DST rule."""
-        return local_minute_to_utc_ms(self.date, _minutes(hhmm), self.tz)
+        return local_minute_to_utc_ms(self.date, hhmm_minutes(hhmm), self.tz)
 
     def at(self, ms: int) -> int:
         """UTC ms -> index of the sample at or before it."""

@@ -9,14 +9,14 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from agent.datafile import Strict, load_model
 from agent.profile import builtin_profile_names
-from gateway.config import Ident, LocalTime, Site, Tariff, _minutes
+from gateway.config import Ident, LocalTime, Site, Tariff, hhmm_minutes
 
 DEMO_PLAN = Path(__file__).parent / "demo-shop.toml"
 
 
 def _inside_day(window: tuple[str, str]) -> tuple[str, str]:
     start, end = window
-    if not 0 < _minutes(start) < _minutes(end) < 24 * 60:
+    if not 0 < hhmm_minutes(start) < hhmm_minutes(end) < 24 * 60:
         raise ValueError(
             f"[{start!r}, {end!r}]: must start after 00:00, end after it starts and end "
             "before 24:00 (the day's first and last readings are never lost)"
@@ -52,7 +52,7 @@ class PlannedMachine(Strict):
     def _reboots_need_counter(self) -> PlannedMachine:
         if self.reboots and not self.counter:
             raise ValueError(f"reboots {self.reboots} reset a counter, but counter = false")
-        if any(not 0 < _minutes(r) < 24 * 60 - 1 for r in self.reboots):
+        if any(not 0 < hhmm_minutes(r) < 24 * 60 - 1 for r in self.reboots):
             raise ValueError(f"reboots {self.reboots} must fall between 00:01 and 23:58")
         return self
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -14,12 +13,11 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from gateway.errors import ConfigError
+from gateway.tomlmodel import read_toml, validate_model
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -31,7 +29,7 @@ NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
-def _minutes(value: str) -> int:
+def hhmm_minutes(value: str) -> int:
     """'HH:MM' -> minutes after local midnight; '24:00' is allowed as an end."""
     hh, sep, mm = value.partition(":")
     if not (sep and hh.isdigit() and mm.isdigit() and len(mm) == 2):
@@ -42,7 +40,7 @@ def _minutes(value: str) -> int:
     return minutes
 
 
-LocalTime = Annotated[str, AfterValidator(lambda v: (_minutes(v), v)[1])]
+LocalTime = Annotated[str, AfterValidator(lambda v: (hhmm_minutes(v), v)[1])]
 
 
 class _Section(BaseModel):
@@ -96,19 +94,19 @@ class Band(_Section):
 
     @model_validator(mode="after")
     def _not_empty(self) -> Band:
-        if _minutes(self.start) == _minutes(self.end) % (24 * 60):
+        if hhmm_minutes(self.start) == hhmm_minutes(self.end) % (24 * 60):
             raise ValueError(f"band '{self.name}' starts and ends at {self.start}: empty")
         return self
 
     @property
     def start_min(self) -> int:
         """Start in minutes after local midnight."""
-        return _minutes(self.start)
+        return hhmm_minutes(self.start)
 
     @property
     def end_min(self) -> int:
         """End in minutes after local midnight; <= start means it ends the next day."""
-        return _minutes(self.end)
+        return hhmm_minutes(self.end)
 
 
 class Tariff(_Section):
@@ -310,46 +308,9 @@ class ShopConfig(_Section):
         return {m.id: m for m in self.machine}
 
 
-def _key(loc: tuple[int | str, ...], data: Any) -> str:
-    """('machine', 0, 'cost', 'salvage') -> 'machine[0] (id=cnc-01).cost.salvage'."""
-    parts: list[str] = []
-    node = data
-    for item in loc:
-        if isinstance(item, int):
-            label = f"[{item}]"
-            node = node[item] if isinstance(node, list) and item < len(node) else None
-            if isinstance(node, dict) and isinstance(node.get("id") or node.get("name"), str):
-                label += f" ({'id' if 'id' in node else 'name'}={node.get('id') or node['name']})"
-            parts.append(label)
-        else:
-            parts.append(("." if parts else "") + item)
-            node = node.get(item) if isinstance(node, dict) else None
-    return "".join(parts) or "(top level)"
-
-
-def _describe(err: ValidationError, data: Any, source: Path) -> str:
-    lines = []
-    for e in err.errors():
-        msg = e["msg"].removeprefix("Value error, ")
-        where = _key(tuple(e["loc"]), data)
-        if e["type"] == "missing":
-            lines.append(f"{source}: {where}: required key is missing")
-        elif e["type"] == "extra_forbidden":
-            lines.append(f"{source}: {where}: unknown key (check the spelling)")
-        elif isinstance(e["input"], dict | list):
-            # A whole-section rule (e.g. salvage <= purchase): the message names the values.
-            lines.append(f"{source}: {where}: {msg}")
-        else:
-            lines.append(f"{source}: {where} = {e['input']!r}: {msg}")
-    return "\n".join(lines)
-
-
 def parse_config(data: dict[str, Any], source: Path) -> ShopConfig:
     """Validate an already-parsed shop.toml document."""
-    try:
-        cfg = ShopConfig.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_describe(err, data, source)) from None
+    cfg = validate_model(ShopConfig, data, source)
     cfg._source = source.resolve()
     return cfg
 
@@ -357,11 +318,4 @@ def parse_config(data: dict[str, Any], source: Path) -> ShopConfig:
 def load_config(path: str | Path) -> ShopConfig:
     """Read and validate shop.toml; raises ConfigError naming file, key and value."""
     source = Path(path)
-    try:
-        with source.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: no such config file") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{source}: not valid TOML: {err}") from None
-    return parse_config(data, source)
+    return parse_config(read_toml(source, "config file"), source)

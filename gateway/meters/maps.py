@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import tomllib
 from functools import cache, cached_property
 from itertools import pairwise
 from pathlib import Path
@@ -11,8 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gateway.config import _describe
-from gateway.errors import ConfigError
+from gateway.tomlmodel import load_toml_model
 
 MAPS_DIR = Path(__file__).parent
 
@@ -175,14 +173,4 @@ def map_path(model: str, base: Path) -> Path:
 @cache
 def load_map(path: Path) -> MeterMap:
     """Read and validate a map file; raises ConfigError naming the file, key and value."""
-    try:
-        with path.open("rb") as fh:
-            data: dict[str, Any] = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such meter map file") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    try:
-        return MeterMap.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_describe(err, data, path)) from None
+    return load_toml_model(path, MeterMap, "meter map file")
