@@ -19,9 +19,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.outputs.influxdb import Writer, WriteResult
+from gateway.config import ShopConfig
+from gateway.errors import ConfigError
+from gateway.outputs.influxdb import Writer, WriteResult, open_writer
 from gateway.outputs.lineprotocol import FieldValue
-from gateway.outputs.outbox import DeadLine, Outbox
+from gateway.outputs.outbox import DeadLine, Outbox, OutboxError
 
 log = logging.getLogger("shopwatt.influxdb")
 
@@ -53,6 +55,7 @@ class DrainStats:
             "writer_failures": self.failures,
             "writer_consecutive_failures": self.consecutive_failures,
             "writer_last_status": self.last_status,
+            "writer_last_ok_ms": self.last_ok_ms,
         }
 
 
@@ -174,7 +177,11 @@ class Drainer:
         while not self._stop.is_set():
             if not self.outbox.wait(timeout_s=1.0):
                 continue
-            delay = self.drain_once()
+            try:
+                delay = self.drain_once()
+            except OutboxError as err:  # e.g. the disk is full: keep the thread, say so
+                log.error("%s; retrying in %.0f s", err, self.backoff_max_s)
+                delay = self.backoff_max_s
             if delay:
                 self._stop.wait(delay)
 
@@ -185,8 +192,26 @@ class Drainer:
         self._thread.start()
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Ask the thread to stop after its current batch, and wait for it."""
+        """Stop the thread after its current batch and close the writer (start() reopens)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
+        self.writer.close()
+
+
+def open_influx_output(cfg: ShopConfig) -> tuple[Outbox, Drainer]:
+    """The outbox (storage folder/outbox.db) and its drainer as [influxdb] configures them.
+
+    The caller puts lines into the outbox, calls drainer.start() once, and at shutdown
+    drainer.stop() then outbox.close(). Raises ConfigError without [influxdb].
+    """
+    influx = cfg.influxdb
+    if influx is None:
+        raise ConfigError(f"{cfg.source}: [influxdb]: section missing, nothing to write to")
+    writer = open_writer(influx, cfg.source.parent)
+    outbox = Outbox(cfg.storage_dir / "outbox.db", max_bytes=int(influx.outbox_max_mb * 2**20))
+    drainer = Drainer(
+        outbox, writer, batch_lines=influx.batch_lines, backoff_max_s=influx.backoff_max_s
+    )
+    return outbox, drainer

@@ -138,7 +138,10 @@ class Outbox:
 
     # -- writing ------------------------------------------------------------------------
     def put(self, lines: Iterable[str]) -> int:
-        """Append lines in one durable transaction (fsynced); returns how many."""
+        """Append lines in one durable transaction (fsynced); returns how many.
+
+        Every call is one fsync: put a batch (say, a second of readings), not one line.
+        """
         data = [text.encode() for text in lines]
         if not data:
             return 0

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import random
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from gateway.config import InfluxDB
-from gateway.outputs.drain import Drainer
+from gateway.config import InfluxDB, parse_config
+from gateway.outputs.drain import Drainer, open_influx_output
 from gateway.outputs.influxdb import NO_ANSWER, V1Writer, V2Writer
 from gateway.outputs.outbox import Outbox
 from tests.servers import HttpRequest, HttpResponse, Influxd, ServerPool, free_port
 
 T0 = 1_700_000_000_000
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shop.toml"
 
 
 def _points(first: int, n: int) -> list[str]:
@@ -59,6 +61,26 @@ def test_points_put_in_the_outbox_are_queryable(
         assert _drain_all(drainer) == [0.0, 0.0, 0.0]  # 5000 + 5000 + 2000
         assert _count_sum(influxd, influx_db) == (12_000, sum(range(12_000)))
         assert box.health().delivered == 12_000
+
+
+def test_the_configured_output_drains_on_its_own_thread(
+    tmp_path: Path, influxd: Influxd, influx_db: str
+) -> None:
+    with EXAMPLE.open("rb") as fh:
+        data = tomllib.load(fh)
+    data["storage"] = {"path": "data"}
+    data["influxdb"] = {"url": influxd.url, "database": influx_db, "batch_lines": 1000}
+    outbox, drainer = open_influx_output(parse_config(data, tmp_path / "shop.toml"))
+    assert outbox.path == tmp_path / "data" / "outbox.db"
+    drainer.start()
+    try:
+        for first in range(0, 5000, 500):  # puts while the thread drains
+            outbox.put(_points(first, 500))
+        _wait_until(lambda: outbox.depth == 0, "the outbox to drain")
+    finally:
+        drainer.stop()
+        outbox.close()
+    assert _count_sum(influxd, influx_db) == (5000, sum(range(5000)))
 
 
 def test_v2_writer_through_the_1_8_style_front(
