@@ -1,0 +1,236 @@
+"""A hardware layer without hardware: for tests, and for hosting the firmware on a PC.
+
+ADC pins replay sample arrays (synthetic waveforms), the UART is a simulated Modbus meter,
+RTC memory is a bytes attribute that survives "soft resets" (build a new Sensor on the
+same FakeHal), storage areas are files in a folder, and time is either the host's
+monotonic clock or a manual one the test advances.
+"""
+
+import gc
+import time
+
+from . import ntp
+from .area import FileArea
+from .hal import Area, Hal, Port
+from .modbus import READ_HOLDING, READ_INPUT, crc16, with_crc
+
+TYPE_CHECKING = False  # MicroPython has no typing module: imports for mypy only
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+class FakeReset(Exception):
+    """Raised by FakeHal.reset(): the firmware asked the chip to reset."""
+
+
+class Samples:
+    """One ADC pin replaying a sequence of raw samples, round and round."""
+
+    def __init__(self, samples: "list[int] | bytes | object") -> None:
+        self.samples = samples
+        self.i = 0
+
+    def read(self) -> int:
+        """The next sample (a bound method of this is the pin's reader)."""
+        i = self.i
+        s = self.samples
+        v: int = s[i]  # type: ignore[index]
+        i += 1
+        self.i = 0 if i == len(s) else i  # type: ignore[arg-type]
+        return v
+
+
+class MeterPort(Port):
+    """A Modbus-RTU meter on a UART: answers read requests from its register table."""
+
+    def __init__(self, addr: int, registers: "dict[int, int]") -> None:
+        self.addr = addr
+        self.registers = registers
+        self.mode = "ok"  # ok | silent | bad_crc | exception | garbage
+        self.requests = 0
+        self._out = b""
+
+    def write(self, data: bytes) -> None:
+        """Receive a request; queue the meter's answer."""
+        self.requests += 1
+        frame = bytes(data)
+        if (
+            len(frame) != 8
+            or crc16(frame[:6]) != frame[6] | (frame[7] << 8)
+            or frame[0] != self.addr
+        ):
+            return  # a real meter stays silent on a frame that is not for it
+        fc, start, count = frame[1], (frame[2] << 8) | frame[3], (frame[4] << 8) | frame[5]
+        if self.mode == "silent":
+            return
+        if self.mode == "exception" or fc not in (READ_HOLDING, READ_INPUT):
+            self._out = with_crc(bytes((self.addr, fc | 0x80, 2)))
+            return
+        data_ = bytearray((self.addr, fc, 2 * count))
+        for reg in range(start, start + count):
+            value = self.registers.get(reg, 0)
+            data_.extend(bytes((value >> 8, value & 0xFF)))
+        reply = with_crc(bytes(data_))
+        if self.mode == "bad_crc":
+            reply = reply[:-1] + bytes((reply[-1] ^ 0xFF,))
+        elif self.mode == "garbage":
+            reply = b"\x00\xff" + reply
+        self._out = reply
+
+    def readinto(self, buf: bytearray) -> int:
+        """Hand out the queued answer (in one piece, as a UART FIFO would)."""
+        n = min(len(buf), len(self._out))
+        buf[:n] = self._out[:n]
+        self._out = self._out[n:]
+        return n
+
+
+class MemArea(Area):
+    """A storage area in RAM (for platforms or tests without a file system)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def read(self, offset: int, n: int) -> bytes:
+        """Up to n bytes at offset."""
+        return bytes(self.data[offset : offset + n])
+
+    def write(self, offset: int, data: bytes) -> None:
+        """Write at offset, growing the area with zeros as a file would."""
+        end = offset + len(data)
+        if end > len(self.data):
+            self.data.extend(bytes(end - len(self.data)))
+        self.data[offset:end] = data
+
+
+class FakeHal(Hal):
+    """The Hal contract in software; see the module docstring."""
+
+    def __init__(self, folder: str | None = None, manual_time: bool = False) -> None:
+        self.folder = folder
+        self.manual_time = manual_time
+        self.now_ms = 0  # manual time
+        self.pins: dict[int, Samples] = {}
+        self.volts_per_count = 3.3 / 4095
+        self.meter: MeterPort | None = None
+        self.wifi = True
+        self.ip = "127.0.0.1"
+        self.rssi = -55
+        self.utc_offset_ms: int | None = 1763805600000  # None: NTP does not answer
+        self.rtc = b""
+        self.cause = "power"
+        self.wdt_timeout_ms = 0
+        self.wdt_feeds = 0
+        self.led_on = False
+        self.areas: dict[str, Area] = {}
+        self.resets = 0
+        self.ntp_queries = 0
+
+    def ticks_ms(self) -> int:
+        """Manual time, or the host's monotonic clock."""
+        if self.manual_time:
+            return self.now_ms
+        return time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.monotonic() * 1000)  # type: ignore[attr-defined]
+
+    def ticks_diff(self, new: int, old: int) -> int:
+        """Difference of two ticks (MicroPython's own wraps; ours do not)."""
+        if not self.manual_time and hasattr(time, "ticks_diff"):
+            return time.ticks_diff(new, old)  # type: ignore[attr-defined, no-any-return]
+        return new - old
+
+    def adc_reader(self, pin: int) -> "Callable[[], int]":
+        """The reader of a pin set up with set_samples (mid-scale silence otherwise)."""
+        if pin not in self.pins:
+            self.pins[pin] = Samples([2048])
+        return self.pins[pin].read
+
+    def set_samples(self, pin: int, samples: "list[int] | bytes | object") -> None:
+        """What the pin's ADC reads from now on."""
+        if pin in self.pins:
+            self.pins[pin].samples = samples
+            self.pins[pin].i = 0
+        else:
+            self.pins[pin] = Samples(samples)
+
+    def adc_volts_per_count(self, pin: int) -> float:
+        """An ideal 12-bit ADC over 3.3 V."""
+        return self.volts_per_count
+
+    def uart(self, uart_id: int, tx: int, rx: int, baud: int) -> Port:
+        """The simulated meter (set self.meter first)."""
+        if self.meter is None:
+            raise OSError("no meter attached to the fake UART")
+        return self.meter
+
+    def wifi_start(self, ssid: str, password: str, hostname: str) -> None:
+        """Nothing to do: self.wifi says whether we are connected."""
+
+    def wifi_ip(self) -> str | None:
+        """self.ip while self.wifi is True."""
+        return self.ip if self.wifi else None
+
+    def wifi_rssi(self) -> int | None:
+        """self.rssi while connected."""
+        return self.rssi if self.wifi else None
+
+    async def ntp_ms(self, host: str, timeout_ms: int) -> int | None:
+        """A fixed UTC anchor plus the uptime, passed through a real SNTP reply parse."""
+        self.ntp_queries += 1
+        if self.utc_offset_ms is None or not self.wifi:
+            return None
+        utc = self.utc_offset_ms + self.ticks_ms()
+        secs, ms = divmod(utc, 1000)
+        reply = bytes((0x24, 2)) + bytes(38) + (secs + ntp.NTP_TO_UNIX_S).to_bytes(4, "big")
+        return ntp.parse(reply + ((ms << 32) // 1000).to_bytes(4, "big"), 0)
+
+    def wdt_start(self, timeout_ms: int) -> None:
+        """Record the watchdog timeout."""
+        self.wdt_timeout_ms = timeout_ms
+
+    def wdt_feed(self) -> None:
+        """Count the feeds."""
+        self.wdt_feeds += 1
+
+    def rtc_load(self) -> bytes:
+        """RTC memory (lost by power_cut())."""
+        return self.rtc
+
+    def rtc_store(self, data: bytes) -> None:
+        """Keep the RTC memory contents."""
+        self.rtc = bytes(data)
+
+    def power_cut(self) -> None:
+        """What a power cut does to the chip's state: RTC memory is gone."""
+        self.rtc = b""
+        self.cause = "power"
+
+    def area(self, name: str, size: int) -> Area:
+        """A file in self.folder (or RAM without one); the same object on every call."""
+        if name not in self.areas:
+            self.areas[name] = (
+                MemArea() if self.folder is None else FileArea(self.folder + "/" + name)
+            )
+        return self.areas[name]
+
+    def reset(self) -> None:
+        """Count the reset and raise FakeReset (the chip would restart here)."""
+        self.resets += 1
+        self.cause = "soft"
+        raise FakeReset()
+
+    def reset_cause(self) -> str:
+        """What the test set (power unless reset() was called)."""
+        return self.cause
+
+    def mem_free(self) -> int | None:
+        """gc.mem_free() under MicroPython, None under CPython."""
+        gc.collect()
+        return gc.mem_free() if hasattr(gc, "mem_free") else None  # type: ignore[attr-defined, no-any-return]
+
+    def led(self, on: bool) -> None:
+        """Remember the LED state."""
+        self.led_on = on
+
+    def unique_id(self) -> str:
+        """A fixed id."""
+        return "a1b2c3"
