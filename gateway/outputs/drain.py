@@ -127,11 +127,10 @@ class Drainer:
             result.acked.append((items[0][0], items[-1][0]))
             self.stats.last_ok_ms = self._clock_ms()
             return True
-        splittable = answer.status == TOO_LARGE or (
-            # "database/bucket/retention policy not found" is the config, not the data.
-            answer.status in BAD_DATA and "not found" not in answer.message
-        )
-        if not splittable:
+        # Only these two are about the lines themselves; a missing database, bucket or
+        # token (404/401/403, 1.x: 500 for a missing retention policy) is retried, never
+        # dead-lettered, so a misconfiguration delays data instead of discarding it.
+        if answer.status != TOO_LARGE and answer.status not in BAD_DATA:
             result.failure = answer
             return False
         if len(items) == 1:
