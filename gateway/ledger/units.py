@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 
 KWH_DECIMALS = 3  # 1 Wh: finer than any clip-on sensor measures
 HOURS_DECIMALS = 4  # 0.36 s
 MONEY_DECIMALS = 2  # cents
 
 
+_NANO = Decimal("1e-9")
+
+
 def _decimal(x: float) -> Decimal:
-    # repr() is the shortest text that reads back as the same float, i.e. the value a person
-    # sees; rounding that (not the binary expansion) makes 2.675 round up to 2.68.
-    return Decimal(repr(float(x)))
+    # The engine computes in binary floating point: 7/60 kWh at 0.30 comes out as
+    # 0.034999999999999996, not 0.035. Cutting to 9 decimals first (far below a cent or a
+    # Wh, far above float noise) gives back the exact value, which then rounds half up
+    # the way the accountant computes it by hand: 0.035 -> 0.04, 2.675 -> 2.68.
+    return Decimal(repr(float(x))).quantize(_NANO, rounding=ROUND_HALF_EVEN)
 
 
 def cents(amount: float) -> int:
