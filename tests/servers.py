@@ -93,6 +93,7 @@ class ServerProcess:
         self.workdir = Path(tempfile.mkdtemp(prefix=f"shopwatt-{self.name}-", dir=root))
         self.log_path = self.workdir / "server.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
         self._closed = False
         self._pick_ports()
 
@@ -148,6 +149,7 @@ class ServerProcess:
         if _SETPRIV:
             argv = [_SETPRIV, "--pdeathsig", "KILL", *argv]
         with self.log_path.open("ab") as log:
+            self._log_offset = log.tell()
             self._proc = subprocess.Popen(
                 argv,
                 cwd=self.workdir,
@@ -204,6 +206,12 @@ class ServerProcess:
         self._closed = True
         shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def log_since_start(self) -> str:
+        """What the server printed since its latest start."""
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_offset)
+            return log.read().decode(errors="replace")
+
     def log_tail(self, lines: int = 30) -> str:
         """The last lines the server printed (for failure messages)."""
         try:
@@ -249,7 +257,9 @@ class Mosquitto(ServerProcess):
         return [self.binary, "-c", str(self.config_path)]
 
     def _ready(self) -> bool:
-        return port_open(self.port)
+        # Its own "running" line, not just an open port: after a port clash the port may
+        # be open because of somebody else's server.
+        return " running" in self.log_since_start() and port_open(self.port)
 
     @property
     def host(self) -> str:
