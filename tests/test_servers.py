@@ -110,17 +110,18 @@ def test_v2_front_lets_influxdb_client_write_to_influxd_1x(
     assert [r.path for r in front.requests] == ["/api/v2/write"] * 2
 
 
-def test_a_killed_test_process_leaves_no_server_behind() -> None:
+def test_a_killed_test_process_leaves_no_server_behind(tmp_path: Path) -> None:
     # A child starts a broker and is then SIGKILLed (no atexit, no finalizers): the broker
     # must die with it (parent-death signal), or fault-test runs would leak processes.
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
         "from tests.servers import Mosquitto;"
-        "m = Mosquitto().start(); print(m.pid, flush=True);"
+        "from pathlib import Path; m = Mosquitto(root=Path(sys.argv[2])).start();"
+        "print(m.pid, flush=True);"
         "import time; time.sleep(60)"
     )
     child = subprocess.Popen(
-        [sys.executable, "-c", code, str(ROOT)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", code, str(ROOT), str(tmp_path)], stdout=subprocess.PIPE, text=True
     )
     assert child.stdout is not None
     broker_pid = int(child.stdout.readline())
