@@ -312,6 +312,8 @@ def _parse_reading(
 def conflicting(dup: npt.NDArray[np.bool_], watts: F64, wh: F64) -> npt.NDArray[np.bool_]:
     """Of the repeated rows (dup: same key as the row before), those whose values differ
     from the first row of their run, which is the one kept."""
+    if not dup.any():  # the common case: skip the work below
+        return dup
     kept_at = np.maximum.accumulate(np.where(dup, 0, np.arange(len(dup))))
     same_wh = (wh == wh[kept_at]) | (np.isnan(wh) & np.isnan(wh[kept_at]))
     differs: npt.NDArray[np.bool_] = dup & ((watts != watts[kept_at]) | ~same_wh)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import sqlite3
 import zlib
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
-from gateway.engine.model import MachineReadings
+from gateway.engine.model import I64, MachineReadings
 from gateway.inputs.csvfile import conflicting
 
 DAY_MS = 86_400_000
@@ -64,6 +65,22 @@ class Merged:
     last_ms: int | None
 
 
+def _union(stored: MachineReadings, part: MachineReadings) -> tuple[MachineReadings, I64, int]:
+    """stored + part by time, stored values winning a tie; also the times new to stored
+    and how many of part's repeats carry other values."""
+    if not len(stored):  # a day never seen: nothing to merge with
+        return part, part.t_ms, 0
+    both = concat([stored, part])
+    order = np.argsort(both.t_ms, kind="stable")  # stored first: it wins a tie
+    t, watts, wh = both.t_ms[order], both.watts[order], both.wh[order]
+    dup = np.zeros(len(t), dtype=bool)
+    dup[1:] = t[1:] == t[:-1]
+    keep = ~dup
+    merged = MachineReadings(t[keep], watts[keep], wh[keep])
+    new_times = np.setdiff1d(part.t_ms, stored.t_ms, assume_unique=True)
+    return merged, new_times, int(conflicting(dup, watts, wh).sum())
+
+
 class ReadingStore:
     """Readings per machine in the `chunks` table, with the blocks of this operation cached."""
 
@@ -95,30 +112,25 @@ class ReadingStore:
     def merge(self, machine: str, new: MachineReadings) -> Merged:
         """Add a sorted, duplicate-free batch; times already stored keep their stored values."""
         days = new.t_ms // DAY_MS
-        cuts = np.flatnonzero(np.diff(days)) + 1
-        added = repeated = conflicts = 0
-        first: int | None = None
-        last: int | None = None
-        for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), len(days)], strict=True):
+        bounds = [0, *(np.flatnonzero(np.diff(days)) + 1).tolist(), len(days)]
+        conflicts = 0
+        fresh: list[I64] = []
+        for a, b in pairwise(bounds):
             day = int(days[a])
             part = MachineReadings(new.t_ms[a:b], new.watts[a:b], new.wh[a:b])
-            both = concat([self._chunk(machine, day), part])
-            order = np.argsort(both.t_ms, kind="stable")  # stored first: it wins a tie
-            t, watts, wh = both.t_ms[order], both.watts[order], both.wh[order]
-            dup = np.zeros(len(t), dtype=bool)
-            dup[1:] = t[1:] == t[:-1]
-            n_dup = int(dup.sum())
-            repeated += n_dup
-            conflicts += int(conflicting(dup, watts, wh).sum())
-            if n_dup == b - a:
-                continue
-            added += b - a - n_dup
-            keep = ~dup
-            self._write(machine, day, MachineReadings(t[keep], watts[keep], wh[keep]))
-            fresh = np.setdiff1d(new.t_ms[a:b], t[dup], assume_unique=True)
-            first = int(fresh[0]) if first is None else first
-            last = int(fresh[-1])
-        return Merged(added, repeated, conflicts, first, last)
+            merged, new_times, n_conflicts = _union(self._chunk(machine, day), part)
+            conflicts += n_conflicts
+            if len(new_times):
+                self._write(machine, day, merged)
+                fresh.append(new_times)
+        added = sum(len(f) for f in fresh)
+        return Merged(
+            added=added,
+            repeated=len(new) - added,
+            conflicts=conflicts,
+            first_ms=int(fresh[0][0]) if fresh else None,
+            last_ms=int(fresh[-1][-1]) if fresh else None,
+        )
 
     def load(self, machine: str, lo: int, hi: int) -> MachineReadings:
         """Readings with lo <= t < hi, sorted."""

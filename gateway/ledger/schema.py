@@ -62,6 +62,9 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
     # Autocommit mode: transactions are explicit (see transaction()), one per operation.
     conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
     conn.row_factory = sqlite3.Row
+    # A Pi's SD card: in WAL mode NORMAL syncs at checkpoints, not at every commit; a power
+    # cut can lose the last operation, never corrupt the ledger (set before the first write).
+    conn.execute("PRAGMA synchronous = NORMAL")
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0 and create:
@@ -78,8 +81,6 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
     except LedgerError:
         conn.close()
         raise
-    # A Pi's SD card: NORMAL is durable in WAL mode except for the last commit on power loss.
-    conn.execute("PRAGMA synchronous = NORMAL")
     return conn
 
 

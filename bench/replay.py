@@ -1,0 +1,124 @@
+"""Benchmark: `shopwatt replay` of a 1-million-row readings.csv vs a plain csv.reader pass.
+
+    .venv/bin/python bench/replay.py [--rows 1000000] [--machines 20] [--repeats 3] [--check]
+
+Generates a seeded readings.csv (every machine every 10 s, jobs, a Wh counter), then times
+in the same run: a bare `csv.reader` loop over the file (the floor) and the whole replay
+(parse, check, dedup, store, engine, rows, audit) into a fresh ledger. Prints both and the
+ratio replay/floor; goal: at most 2x. Exit status 0 unless --check and the goal is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from gateway.cli import replay_files
+from gateway.config import load_config
+
+GOAL_RATIO = 2.0
+T0 = datetime(2026, 11, 2, tzinfo=UTC)
+STEP_S = 10
+
+
+def write_shop(folder: Path, machines: int) -> Path:
+    """A shop.toml with `machines` machines and a ledger in folder/data."""
+    parts = [
+        '[site]\nid = "bench"\ntimezone = "Europe/Berlin"\n[storage]\npath = "data"\n',
+        '[tariff]\nid = "t"\nrate = 0.24\n[[tariff.band]]\nname = "peak"\nrate = 0.38\n'
+        'days = ["mon", "tue", "wed", "thu", "fri"]\nstart = "16:00"\nend = "20:00"\n',
+    ]
+    parts += [
+        f'[[machine]]\nid = "m{k:02d}"\noff_below_w = 50\nrun_above_w = 900\nrated_w = 15000\n'
+        "[machine.cost]\npurchase = 10000.0\nlife_hours = 10000\n"
+        for k in range(machines)
+    ]
+    path = folder / "shop.toml"
+    path.write_text("\n".join(parts))
+    return path
+
+
+def write_readings(path: Path, rows: int, machines: int, seed: int = 7) -> None:
+    """Interleaved machines, local times with offsets, jobs as power spells, a counter."""
+    rng = np.random.default_rng(seed)
+    steps = rows // machines
+    # Berlin local time in November (CET, +01:00), as a sensor log would write it.
+    stamps = [
+        (T0 + timedelta(seconds=STEP_S * k, hours=1)).strftime("%Y-%m-%dT%H:%M:%S+01:00")
+        for k in range(steps)
+    ]
+    # Spells of 10-120 minutes at off / idle / running levels, noise on top.
+    spell = np.cumsum(rng.integers(60, 720, size=(machines, steps // 60 + 2)), axis=1)
+    level = rng.choice([20.0, 400.0, 3000.0, 7000.0], size=spell.shape)
+    watts = np.empty((machines, steps))
+    for m in range(machines):  # one loop per machine, not per sample
+        base = level[m, np.searchsorted(spell[m], np.arange(steps), side="right")]
+        watts[m] = np.round(np.maximum(base * (1 + 0.05 * rng.standard_normal(steps)), 0.0), 1)
+    wh = np.round(np.cumsum(watts * STEP_S / 3600, axis=1), 3)
+    with path.open("w") as fh:
+        fh.write("time,machine,watts,wh\n")
+        for k in range(steps):
+            stamp = stamps[k]
+            fh.writelines(f"{stamp},m{m:02d},{watts[m, k]},{wh[m, k]}\n" for m in range(machines))
+
+
+def best_of(repeats: int, fn: Callable[[], object]) -> float:
+    """Best wall time of a few runs (the least disturbed by the 2 shared cores)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> int:
+    """Generate, time both, print the ratio."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--machines", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--check", action="store_true", help="exit 1 when the goal is missed")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="shopwatt-bench-") as tmp:
+        folder = Path(tmp)
+        readings = folder / "readings.csv"
+        write_readings(readings, args.rows, args.machines)
+        size_mb = readings.stat().st_size / 1e6
+
+        def plain() -> None:
+            with readings.open(newline="") as fh:
+                for _ in csv.reader(fh):
+                    pass
+
+        runs = iter(range(args.repeats))
+
+        def replay() -> None:
+            # A fresh ledger every time: the replay writes every reading and every row.
+            run = folder / f"run{next(runs)}"
+            run.mkdir()
+            replay_files(load_config(write_shop(run, args.machines)), readings, None)
+
+        floor = best_of(args.repeats, plain)
+        took = best_of(args.repeats, replay)
+
+    ratio = took / floor
+    print(f"readings.csv: {args.rows:,} rows, {args.machines} machines, {size_mb:.1f} MB")
+    print(f"csv.reader pass:  {floor:.3f} s  ({args.rows / floor:,.0f} rows/s)")
+    print(f"shopwatt replay:  {took:.3f} s  ({args.rows / took:,.0f} rows/s)")
+    verdict = "PASS" if ratio <= GOAL_RATIO else "FAIL"
+    print(f"ratio replay/csv.reader: {ratio:.2f}x (goal <= {GOAL_RATIO:.0f}x): {verdict}")
+    return 1 if args.check and ratio > GOAL_RATIO else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
