@@ -209,6 +209,22 @@ class Meter(_Section):
         return self
 
 
+class Sensor(_Section):
+    """[[machine.sensor]]: a shopwatt sensor publishing over MQTT (docs/protocol.md)."""
+
+    id: Ident  # the <sensor> segment of its topics, unique in the shop
+    # Channels (0-based positions in the reading's `ch`) whose power and energy add up to
+    # the machine's; empty = all of them. E.g. [0, 1, 2] for the three phases of one motor.
+    channels: Annotated[list[Annotated[int, Field(ge=0, le=3)]], Field(max_length=4)] = []
+
+    @field_validator("channels")
+    @classmethod
+    def _unique_channels(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"a channel is listed twice: {v}")
+        return v
+
+
 class Machine(_Section):
     """[[machine]]"""
 
@@ -222,6 +238,7 @@ class Machine(_Section):
     rated_w: Positive
     cost: MachineCost
     meter: list[Meter] = []
+    sensor: list[Sensor] = []
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> Machine:
@@ -232,6 +249,15 @@ class Machine(_Section):
         if self.rated_w < self.run_above_w:
             raise ValueError(
                 f"rated_w ({self.rated_w}) must be at least run_above_w ({self.run_above_w})"
+            )
+        # v1: the engine differences ONE cumulative counter per machine; two sources would
+        # interleave two unrelated counters (docs/gateway.md, "One source per machine").
+        if len(self.meter) + len(self.sensor) > 1:
+            sources = [f"meter {m.id}" for m in self.meter]
+            sources += [f"sensor {s.id}" for s in self.sensor]
+            raise ValueError(
+                f"machine {self.id!r} has {len(sources)} energy sources ({', '.join(sources)}); "
+                "this version takes one [[machine.sensor]] or one [[machine.meter]] per machine"
             )
         return self
 
@@ -271,6 +297,36 @@ class InfluxDB(_Section):
         return self
 
 
+class Mqtt(_Section):
+    """[mqtt]: the broker the sensors publish to (docs/gateway.md).
+
+    The password is never in this file: it is read from secret_file or from the
+    environment variable named by secret_env.
+    """
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    # Fixed, so the broker keeps the gateway's session (and queues readings) while it is away.
+    client_id: Ident = "shopwatt-gateway"
+    username: str = ""
+    secret_file: str = ""  # relative to this config file
+    secret_env: str = ""
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 60
+    # Readings are committed (ledger + outbox) and acknowledged to the broker in batches.
+    batch_s: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 2.0
+    reconnect_max_s: Annotated[int, Field(ge=1, le=3600)] = 60
+
+    @model_validator(mode="after")
+    def _secret(self) -> Mqtt:
+        if self.secret_file and self.secret_env:
+            raise ValueError("give secret_file or secret_env, not both")
+        if self.username and not (self.secret_file or self.secret_env):
+            raise ValueError(f"username {self.username!r} needs secret_file or secret_env")
+        if (self.secret_file or self.secret_env) and not self.username:
+            raise ValueError("a password (secret_file/secret_env) needs username")
+        return self
+
+
 class ShopConfig(_Section):
     """The whole shop.toml."""
 
@@ -279,6 +335,7 @@ class ShopConfig(_Section):
     tariff: Tariff
     machine: Annotated[list[Machine], Field(min_length=1)]
     influxdb: InfluxDB | None = None
+    mqtt: Mqtt | None = None
 
     _source: Path = PrivateAttr(default=Path("shop.toml"))
 
@@ -289,6 +346,11 @@ class ShopConfig(_Section):
         dup = {i for i in ids if ids.count(i) > 1}
         if dup:
             raise ValueError(f"machine ids must be unique, repeated: {sorted(dup)}")
+        # A sensor id is the reading's identity (dedup, InfluxDB `sensor` tag) shop-wide.
+        sources = [s.id for m in v for s in m.sensor] + [s.id for m in v for s in m.meter]
+        dup = {i for i in sources if sources.count(i) > 1}
+        if dup:
+            raise ValueError(f"sensor and meter ids must be unique, repeated: {sorted(dup)}")
         return v
 
     @property
