@@ -1,0 +1,57 @@
+"""`shopwatt demo`: the simulated shop day through the real path, checked against its truth."""
+
+from __future__ import annotations
+
+import csv
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from agent.shopday import simulate_shop_day
+from tests.ledger.shop import shopwatt
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One demo run (a whole simulated day: a couple of seconds)."""
+    out = tmp_path_factory.mktemp("demo")
+    result = shopwatt("demo", "--output", out)
+    assert result.exit_code == 0, result.output
+    return out, result.stdout
+
+
+def test_demo_prints_jobs_and_costs_and_where_the_files_are(demo: tuple[Path, str]) -> None:
+    out, printed = demo
+    csv_path = next(out.glob("costs-*.csv"))
+    assert f"CSV:    {csv_path}" in printed
+    assert f"XLSX:   {csv_path.with_suffix('.xlsx')}" in printed
+    assert printed.splitlines()[0].split()[:3] == ["job", "machine", "customer"]
+    total = next(line for line in printed.splitlines() if line.startswith("total (EUR)"))
+    rows = list(csv.DictReader(csv_path.open()))
+    assert total.split()[-1] == str(sum(Decimal(r["total_cost"]) for r in rows))
+    assert openpyxl.load_workbook(csv_path.with_suffix(".xlsx")).sheetnames[0] == "rows"
+
+
+def test_demo_energy_per_machine_matches_the_simulated_truth(demo: tuple[Path, str]) -> None:
+    out, _ = demo
+    rows = list(csv.DictReader(next(out.glob("costs-*.csv")).open()))
+    shop = simulate_shop_day()  # the demo's default seed: the same day
+    for machine, truth in shop.truth.items():
+        mine = [r for r in rows if r["machine"] == machine]
+        exported_wh = sum(Decimal(r["energy_kwh"]) for r in mine) * 1000
+        # Only a counter that kept counting recovers the energy of a lost stretch.
+        lost = sum(o.wh for o in truth.outages if not truth.counter or o.counter_reset)
+        expected = Decimal(str(truth.energy_wh - lost))
+        assert abs(exported_wh - expected) <= Decimal("1.5") * len(mine) + 1, machine
+        booked = {j.job_id for j in truth.jobs} if truth.explicit else set()
+        assert booked <= {r["job_id"] for r in mine}
+
+
+def test_running_the_demo_again_gives_the_same_export(demo: tuple[Path, str]) -> None:
+    out, _ = demo
+    csv_path = next(out.glob("costs-*.csv"))
+    before = csv_path.read_text()
+    assert shopwatt("demo", "--output", out).exit_code == 0
+    assert csv_path.read_text() == before
