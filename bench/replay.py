@@ -14,8 +14,7 @@ import argparse
 import csv
 import sys
 import tempfile
-import time
-from collections.abc import Callable
+import timeit
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -70,16 +69,6 @@ def write_readings(path: Path, rows: int, machines: int, seed: int = 7) -> None:
             fh.writelines(f"{stamp},m{m:02d},{watts[m, k]},{wh[m, k]}\n" for m in range(machines))
 
 
-def best_of(repeats: int, fn: Callable[[], object]) -> float:
-    """Best wall time of a few runs (the least disturbed by the 2 shared cores)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main() -> int:
     """Generate, time both, print the ratio."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -108,8 +97,9 @@ def main() -> int:
             run.mkdir()
             replay_files(load_config(write_shop(run, args.machines)), readings, None)
 
-        floor = best_of(args.repeats, plain)
-        took = best_of(args.repeats, replay)
+        # Best of a few runs: the least disturbed by the 2 shared cores.
+        floor = min(timeit.repeat(plain, number=1, repeat=args.repeats))
+        took = min(timeit.repeat(replay, number=1, repeat=args.repeats))
 
     ratio = took / floor
     print(f"readings.csv: {args.rows:,} rows, {args.machines} machines, {size_mb:.1f} MB")

@@ -144,25 +144,25 @@ class ReadingStore:
 
     def last_before(self, machine: str, t_ms: int) -> int | None:
         """Time of the last stored reading before t_ms."""
-        found = self._conn.execute(
-            "SELECT day FROM chunks WHERE machine = ? AND t_first < ? ORDER BY day DESC LIMIT 1",
-            (machine, t_ms),
-        ).fetchone()
-        if found is None:
-            return None
-        t = self._chunk(machine, found["day"]).t_ms
-        return int(t[np.searchsorted(t, t_ms) - 1])
+        return self._nearest(machine, t_ms, before=True)
 
     def first_from(self, machine: str, t_ms: int) -> int | None:
         """Time of the first stored reading at or after t_ms."""
-        found = self._conn.execute(
-            "SELECT day FROM chunks WHERE machine = ? AND t_last >= ? ORDER BY day LIMIT 1",
-            (machine, t_ms),
-        ).fetchone()
+        return self._nearest(machine, t_ms, before=False)
+
+    def _nearest(self, machine: str, t_ms: int, *, before: bool) -> int | None:
+        # The block holding the neighbour, found by its first/last time (days may be empty).
+        query = (
+            "SELECT day FROM chunks WHERE machine = ? AND t_first < ? ORDER BY day DESC LIMIT 1"
+            if before
+            else "SELECT day FROM chunks WHERE machine = ? AND t_last >= ? ORDER BY day LIMIT 1"
+        )
+        found = self._conn.execute(query, (machine, t_ms)).fetchone()
         if found is None:
             return None
         t = self._chunk(machine, found["day"]).t_ms
-        return int(t[np.searchsorted(t, t_ms)])
+        k = int(np.searchsorted(t, t_ms))
+        return int(t[k - 1] if before else t[k])
 
     def span(self, machine: str) -> tuple[int, int] | None:
         """First and last stored reading of a machine."""
