@@ -229,8 +229,12 @@ def _fast_columns(data: bytes, names: list[str], ids: list[str]) -> _Columns:
         [np.zeros(0, np.int64), *(c.indices.to_numpy(zero_copy_only=False) for c in machine.chunks)]
     )
     n = table.num_rows
+    time = table.column("time")
+    if time.null_count:  # an empty cell: the slow pass names its line
+        raise pa.ArrowInvalid("empty time")
     return _Columns(
-        t_ms=table.column("time").cast(pa.int64()).to_numpy() // 1000,
+        # datetime64[us] viewed as integers: no pyarrow.compute (0.3 s to import).
+        t_ms=time.to_numpy().view(np.int64) // 1000,
         machine=to_config[codes],
         watts=table.column("watts").to_numpy().astype(np.float64, copy=False),
         wh=table.column("wh").to_numpy().astype(np.float64, copy=False)

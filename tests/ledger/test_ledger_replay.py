@@ -148,3 +148,23 @@ def test_exported_energy_reconciles_with_the_meter(tmp_path: Path, counter: bool
     metered = (MILL.wh[-1] - MILL.wh[0]) / 1000
     # Each row prints its bands to 1 Wh: at most 0.5 Wh off per band and row.
     assert exported == pytest.approx(metered, abs=0.0005 * 2 * (len(lines) - 1))
+
+
+def test_recompute_all_reproduces_the_rows_of_a_long_history(tmp_path: Path) -> None:
+    # 40 days: the recompute walks it in month-sized pieces; jobs run across midnights,
+    # across the pieces' edges and across the end of October's summer time.
+    nightly = [
+        (f"2026-10-{d:02d} 23:00", f"2026-10-{d + 1:02d} 01:30", 2800.0) for d in range(20, 31)
+    ]
+    nightly += [
+        (f"2026-11-{d:02d} 23:00", f"2026-11-{d + 1:02d} 01:30", 2800.0) for d in range(1, 29)
+    ]
+    long = series("mill", "2026-10-20 00:00", "2026-11-29 12:00", nightly, step_s=300)
+    config = write_shop(tmp_path)
+    # With 5-minute readings the engine must not join readings across max_gap_s = 120 s.
+    config.write_text(config.read_text().replace("max_gap_s = 120", "max_gap_s = 600"))
+    _replay(config, "long.csv", long.lines())
+    before = _state(config)
+    assert len([r for r in before["rows"] if r[1] == "job"]) == 39
+    assert shopwatt("recompute", "--config", config, "--all").exit_code == 0
+    assert _state(config) == before
