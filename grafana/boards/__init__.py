@@ -1,0 +1,1 @@
+"""The four dashboards, one module each; `build(currency)` returns the SDK builder."""
