@@ -1,0 +1,97 @@
+"""Energy per interval: counters win, repairs are counted, gaps never get invented energy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from engine_build import machine, readings
+
+from gateway.engine.energy import IntervalEnergy, interval_energy
+from gateway.errors import InputError
+
+NAN = math.nan
+
+
+def energy(t_s: list[float], watts: list[float], wh: list[float] | None = None) -> IntervalEnergy:
+    """The energy step for readings at T0 + t_s on the default 5 kW test machine."""
+    return interval_energy("m", readings(t_s, watts, wh), machine())
+
+
+def test_power_only_is_the_trapezoid() -> None:
+    e = energy([0, 60, 120], [1000, 2000, 0])
+    assert e.wh.tolist() == pytest.approx([25.0, 1000 / 60])
+    assert (e.gaps, e.counter_resets, e.implausible_jumps) == (0, 0, 0)
+
+
+def test_power_is_not_integrated_across_a_long_gap() -> None:
+    e = energy([0, 60, 3660, 3720], [1200, 1200, 1200, 1200])
+    assert e.wh.tolist() == pytest.approx([20.0, 0.0, 20.0])
+    assert (e.gaps, e.gap_s) == (1, 3600.0)
+
+
+def test_counter_is_exact_across_a_long_gap() -> None:
+    e = energy([0, 60, 3660], [1200, 1200, 1200], [10, 30, 1230])
+    assert e.wh.tolist() == pytest.approx([20.0, 1200.0])
+    assert e.gaps == 0
+
+
+def test_mixed_counters_use_the_counter_only_where_both_ends_have_one() -> None:
+    # reading 2 has no counter: intervals 1-2 and 2-3 fall back to power; 3-4 is long
+    # and one end has no counter, so it is a gap
+    e = energy([0, 60, 120, 180, 600], [1200, 1200, 1200, 1200, 1200], [0, 19, NAN, 57, NAN])
+    assert e.wh.tolist() == pytest.approx([19.0, 20.0, 20.0, 0.0])
+    assert (e.gaps, e.gap_s) == (1, 420.0)
+
+
+def test_counter_drop_to_zero_and_back_is_one_glitch() -> None:
+    # a Modbus read that returned 0 once: not a reset plus a jump
+    e = energy([0, 60, 120, 180], [3000] * 4, [500, 548, 0, 644])
+    assert (e.counter_resets, e.implausible_jumps) == (0, 1)
+    assert e.wh.tolist() == pytest.approx([48.0, 50.0, 50.0])
+
+
+def test_reset_on_the_last_reading_uses_the_new_value() -> None:
+    e = energy([0, 60, 120], [3000] * 3, [500, 548, 12])
+    assert e.counter_resets == 1
+    assert e.wh.tolist() == pytest.approx([48.0, 12.0])
+
+
+def test_jump_within_tolerance_is_accepted_and_above_it_is_not() -> None:
+    # bound for 60 s at 5000 W: 5000 x 1.1 / 60 + 1 = 92.67 Wh
+    ok = energy([0, 60], [3000, 3000], [0, 92.6])
+    bad = energy([0, 60], [3000, 3000], [0, 92.7])
+    assert (ok.implausible_jumps, ok.wh.tolist()) == (0, [92.6])
+    assert (bad.implausible_jumps, bad.wh.tolist()) == (1, pytest.approx([50.0]))
+
+
+def test_a_jump_across_a_long_gap_is_a_gap_too() -> None:
+    # counter says 1 MWh in an hour on a 5 kW machine: implausible, and power cannot
+    # cover a long gap either
+    e = energy([0, 60, 3660], [3000] * 3, [0, 50, 1e6])
+    assert (e.implausible_jumps, e.gaps, e.gap_s) == (1, 1, 3600.0)
+    assert e.wh.tolist() == pytest.approx([50.0, 0.0])
+
+
+def test_times_must_increase() -> None:
+    with pytest.raises(
+        InputError, match=r"machine m: .*not strictly increasing.*2026-11-03T07:01:00.000Z"
+    ):
+        energy([0, 60, 60], [1, 2, 3])
+
+
+def test_single_reading_has_no_intervals() -> None:
+    e = energy([0], [1000], [5])
+    assert len(e.wh) == 0 and e.gaps == 0
+
+
+def test_power_only_energy_is_vectorised_over_chunks() -> None:
+    # more readings than one chunk: the chunked trapezoid must agree with np.trapezoid
+    n = 100_001
+    rng = np.random.default_rng(1)
+    w = rng.uniform(0, 4000, n)
+    t = np.cumsum(rng.uniform(0.5, 1.5, n))
+    e = interval_energy("m", readings(t.tolist(), w.tolist()), machine())
+    t_ms = np.round(t * 1000)
+    assert e.wh.sum() == pytest.approx(np.trapezoid(w, t_ms) / 3_600_000, rel=1e-12)

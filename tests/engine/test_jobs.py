@@ -1,0 +1,103 @@
+"""Jobs: detection rules, and explicit job lists checked before anything is computed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+from engine_build import T0_MS, flat_tariff, machine, readings
+
+from gateway.engine import ExplicitJob, compute_machine
+from gateway.engine.jobs import detect_jobs
+from gateway.engine.states import IDLE, OFF, RUNNING, machine_states, running_stretches
+from gateway.errors import InputError
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def jobs_of(
+    t_s: Sequence[float], watts: Sequence[float], **kw: float
+) -> list[tuple[float, float, bool]]:
+    """Detected jobs as (start s, end s, open) relative to T0."""
+    r = readings(t_s, watts)
+    m = machine(**kw)
+    long_iv = np.flatnonzero(np.diff(r.t_ms) > m.max_gap_s * 1000)
+    spans = detect_jobs(r.t_ms, running_stretches(r.watts, m.run_above_w, long_iv), m)
+    return [
+        ((s - T0_MS) / 1000, (e - T0_MS) / 1000, o)
+        for s, e, o in zip(spans.start_ms.tolist(), spans.end_ms.tolist(), spans.open, strict=True)
+    ]
+
+
+def test_states_use_strict_thresholds() -> None:
+    w = np.array([0, 49.9, 50, 1000, 1000.1])
+    assert machine_states(w, machine()).tolist() == [OFF, OFF, IDLE, IDLE, RUNNING]
+
+
+def test_pause_shorter_than_merge_gap_merges_and_longer_splits() -> None:
+    t = [0, 60, 120, 180, 240, 540, 600, 660]  # pause 180 -> 540 is 300 s (not < 300)
+    w = [2000, 2000, 0, 2000, 2000, 2000, 2000, 0]
+    assert jobs_of(t, w) == [(0.0, 240.0, False), (540.0, 600.0, True)]
+    assert jobs_of(t, w, merge_gap_s=301) == [(0.0, 600.0, True)]
+
+
+def test_running_readings_across_a_long_gap_are_separate_unless_merged() -> None:
+    t = [0, 60, 120, 600, 660, 720]  # 120 -> 600 is longer than max_gap_s 120
+    w = [2000] * 6
+    assert jobs_of(t, w, merge_gap_s=300) == [(0.0, 120.0, False), (600.0, 720.0, True)]
+    assert jobs_of(t, w, merge_gap_s=600) == [(0.0, 720.0, True)]
+
+
+def test_merge_gap_zero_still_keeps_consecutive_running_readings_together() -> None:
+    assert jobs_of([0, 60, 120, 180], [2000, 2000, 2000, 0], merge_gap_s=0) == [(0.0, 120.0, False)]
+
+
+def test_minimum_length_and_lone_running_reading() -> None:
+    t = [0, 30, 60, 400, 1000]
+    w = [2000, 2000, 0, 2000, 0]
+    assert jobs_of(t, w, min_job_s=30) == [(0.0, 30.0, False)]
+    assert jobs_of(t, w, min_job_s=31) == []
+    assert jobs_of(t, w, min_job_s=0) == [(0.0, 30.0, False)]  # 400 alone has no duration
+
+
+def test_job_is_open_while_a_running_reading_could_still_join() -> None:
+    t = [0, 60, 120, 180, 419]  # the data ends 299 s after the last running reading
+    assert jobs_of(t, [2000, 2000, 2000, 0, 0]) == [(0.0, 120.0, True)]
+    assert jobs_of([*t[:-1], 420], [2000, 2000, 2000, 0, 0]) == [(0.0, 120.0, False)]
+
+
+def _explicit(*jobs: tuple[str, int, int]) -> list[ExplicitJob]:
+    return [ExplicitJob(j, T0_MS + a * 1000, T0_MS + b * 1000) for j, a, b in jobs]
+
+
+@pytest.mark.parametrize(
+    ("jobs", "message"),
+    [
+        (
+            _explicit(("A", 0, 600), ("B", 300, 900)),
+            r"machine m: jobs 'A' and 'B' overlap \('A' ends 2026-11-03T07:10:00.000Z, "
+            r"'B' starts 2026-11-03T07:05:00.000Z\)",
+        ),
+        (_explicit(("A", 0, 600), ("C", 600, 700), ("B", 100, 200)), "jobs 'A' and 'B' overlap"),
+        (_explicit(("A", 600, 600)), "job 'A' ends .* at or before it starts"),
+        (_explicit(("A", 0, 60), ("A", 100, 160)), "job id 'A' is given twice"),
+    ],
+)
+def test_bad_explicit_jobs_are_refused(jobs: list[ExplicitJob], message: str) -> None:
+    r = readings([0, 60], [2000, 2000])
+    with pytest.raises(InputError, match=message):
+        compute_machine("m", r, machine(), flat_tariff(), BERLIN, jobs)
+
+
+def test_touching_explicit_jobs_are_fine_and_an_empty_list_means_no_jobs() -> None:
+    r = readings([0, 60, 120], [1200, 1200, 1200])
+    rows = compute_machine(
+        "m", r, machine(), flat_tariff(), BERLIN, _explicit(("A", 0, 60), ("B", 60, 120))
+    ).rows
+    assert [(x.kind, x.job_id) for x in rows] == [("overhead", ""), ("job", "A"), ("job", "B")]
+    assert [x.energy_wh for x in rows] == pytest.approx([0.0, 20.0, 20.0])
+    rows = compute_machine("m", r, machine(), flat_tariff(), BERLIN, []).rows
+    assert [x.kind for x in rows] == ["overhead"]
+    assert rows[0].energy_wh == pytest.approx(40.0)
