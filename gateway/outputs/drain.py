@@ -87,19 +87,40 @@ class Drainer:
         self._rng = rng or random.Random()
         self._clock_ms = clock_ms
         self.stats = DrainStats()
+        self._pending: _Pass | None = None  # acknowledged, not yet deleted from the outbox
+        self._settled_below = 0  # ...the ids up to this one: the next peek starts after
+        self._prefetched: list[tuple[int, bytes]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_log_s = -_LOG_EVERY_S
 
     # -- one batch ----------------------------------------------------------------------
     def drain_once(self) -> float:
-        """Send the oldest batch; returns how long to wait before the next one (s)."""
-        items = self.outbox.peek(self.batch_lines)
+        """Send the oldest batch; returns how long to wait before the next one (s).
+
+        Pipelined: while InfluxDB works on batch k, the outbox deletes batch k-1 (already
+        acknowledged) and reads batch k+1, so the disk work hides behind the network.
+        A crash in between only means acknowledged lines are sent again, which
+        InfluxDB overwrites.
+        """
+        items = self._prefetched or self.outbox.peek(self.batch_lines, self._settled_below)
+        self._prefetched = []
         if not items:
+            self.flush()
             return 0.0
         result = _Pass()
-        self._send(items, result)
-        self.outbox.settle(result.acked, result.dead)
+        errors: list[OutboxError] = []
+
+        def meanwhile() -> None:
+            try:
+                self.flush()
+                self._prefetched = self.outbox.peek(self.batch_lines, items[-1][0])
+            except OutboxError as err:  # raised below, once the answer has been read
+                errors.append(err)
+
+        self._send(items, result, meanwhile)
+        if errors:
+            raise errors[0]
         if result.dead:
             log.warning(
                 "InfluxDB rejected %d line(s), moved to the outbox's dead_letter table; "
@@ -109,7 +130,10 @@ class Drainer:
                 result.dead[0].reason,
             )
         if result.failure is not None:
+            self._prefetched = []  # start again from the oldest line after the wait
+            self.outbox.settle(result.acked, result.dead)
             return self._failed(result.failure)
+        self._pending, self._settled_below = result, items[-1][0]
         if self.stats.consecutive_failures:
             log.info(
                 "InfluxDB accepts writes again after %d failed attempts",
@@ -118,9 +142,17 @@ class Drainer:
             self.stats.consecutive_failures = 0
         return 0.0
 
-    def _send(self, items: list[tuple[int, bytes]], result: _Pass) -> bool:
+    def flush(self) -> None:
+        """Delete the acknowledged batch that is still in the outbox (stop() does it too)."""
+        pending, self._pending, self._settled_below = self._pending, None, 0
+        if pending is not None:
+            self.outbox.settle(pending.acked, pending.dead)
+
+    def _send(
+        self, items: list[tuple[int, bytes]], result: _Pass, meanwhile: Callable[[], None] | None
+    ) -> bool:
         """Send items, splitting on 413/400; False when a retryable failure stopped it."""
-        answer = self.writer.write(b"\n".join(line for _, line in items))
+        answer = self.writer.write(b"\n".join(line for _, line in items), meanwhile)
         self.stats.requests += 1
         self.stats.last_status = answer.status
         if answer.ok:
@@ -141,7 +173,7 @@ class Drainer:
             self.batch_lines = max(1, len(items) // 2)
             log.warning("InfluxDB: 413 for %d lines, batches now %d", len(items), self.batch_lines)
         half = len(items) // 2
-        return self._send(items[:half], result) and self._send(items[half:], result)
+        return self._send(items[:half], result, None) and self._send(items[half:], result, None)
 
     def _failed(self, answer: WriteResult) -> float:
         """Count a failure; the wait: Retry-After if given, else backoff with jitter."""
@@ -174,7 +206,7 @@ class Drainer:
     def run(self) -> None:
         """Drain until stop() (the thread's body); waits for lines when the outbox is empty."""
         while not self._stop.is_set():
-            if not self.outbox.wait(timeout_s=1.0):
+            if self._pending is None and not self.outbox.wait(timeout_s=1.0):
                 continue
             try:
                 delay = self.drain_once()
@@ -196,6 +228,7 @@ class Drainer:
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
+        self.flush()
         self.writer.close()
 
 

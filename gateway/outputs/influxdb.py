@@ -19,7 +19,7 @@ import json
 import os
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -56,8 +56,12 @@ class Writer(Protocol):
         """Prepare the connection (cheap; a dead server shows up in write())."""
         ...
 
-    def write(self, body: bytes) -> WriteResult:
-        """POST newline-separated lines (ms precision); never raises for a failed write."""
+    def write(self, body: bytes, meanwhile: Callable[[], None] | None = None) -> WriteResult:
+        """POST newline-separated lines (ms precision); never raises for a failed write.
+
+        `meanwhile` is work to overlap with InfluxDB's handling of the request; it is
+        called exactly once, before write() returns.
+        """
         ...
 
     def close(self) -> None:
@@ -167,14 +171,18 @@ class V1Writer:
         cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
         self._conn = cls(self._netloc, timeout=self._timeout_s)
 
-    def write(self, body: bytes) -> WriteResult:
-        """One POST; a broken keep-alive connection is reopened on the next call."""
+    def write(self, body: bytes, meanwhile: Callable[[], None] | None = None) -> WriteResult:
+        """One POST; `meanwhile` runs between sending it and reading the answer."""
         if self._conn is None:
             self.connect()
         assert self._conn is not None
         payload = gzip.compress(body, compresslevel=1) if self._compress else body
         try:
-            self._conn.request("POST", self._path, payload, self._headers)
+            try:
+                self._conn.request("POST", self._path, payload, self._headers)
+            finally:
+                if meanwhile is not None:
+                    meanwhile()
             resp = self._conn.getresponse()
             answer = resp.read()
         except (OSError, http.client.HTTPException) as err:
@@ -223,8 +231,10 @@ class V2Writer:
         )
         self._api = self._client.write_api(write_options=SYNCHRONOUS)
 
-    def write(self, body: bytes) -> WriteResult:
+    def write(self, body: bytes, meanwhile: Callable[[], None] | None = None) -> WriteResult:
         """One write; ApiException carries InfluxDB's status, anything else is no answer."""
+        if meanwhile is not None:
+            meanwhile()  # the client has no hook between request and answer
         if self._api is None:
             self.connect()
         try:

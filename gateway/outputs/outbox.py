@@ -193,11 +193,12 @@ class Outbox:
         return count - dropped, nbytes - freed
 
     # -- draining -----------------------------------------------------------------------
-    def peek(self, max_lines: int) -> list[tuple[int, bytes]]:
-        """The oldest lines (id, line), at most max_lines; they stay until settle()."""
+    def peek(self, max_lines: int, after_id: int = 0) -> list[tuple[int, bytes]]:
+        """The oldest lines (id, line) with id > after_id; they stay until settle()."""
         with self._lock:
             rows: list[tuple[int, bytes]] = self._db.execute(
-                "SELECT id, line FROM outbox ORDER BY id LIMIT ?", (max_lines,)
+                "SELECT id, line FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
+                (after_id, max_lines),
             ).fetchall()
             if not rows:
                 self._queued.clear()
