@@ -8,11 +8,11 @@ ledger keeps what it saw first) and writes the blocks back.
 from __future__ import annotations
 
 import sqlite3
-import zlib
 from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
+import pyarrow as pa
 
 from gateway.engine.model import I64, MachineReadings
 from gateway.inputs.csvfile import conflicting
@@ -21,16 +21,21 @@ DAY_MS = 86_400_000
 _EMPTY = MachineReadings(np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
 
 
+# zstd level 1 (bundled with pyarrow): about zlib's size at a third of its time.
+_CODEC = pa.Codec("zstd", compression_level=1)
+_BYTES_PER_READING = 24  # int64 time delta, float64 watts, float64 wh
+
+
 def encode(r: MachineReadings) -> bytes:
     """Times as deltas (small repeating numbers compress well), then watts, then wh."""
     dt = np.diff(r.t_ms, prepend=np.int64(0)).astype("<i8")
     raw = dt.tobytes() + r.watts.astype("<f8").tobytes() + r.wh.astype("<f8").tobytes()
-    return zlib.compress(raw, 1)  # level 1: the replay benchmark, not the SD card, is tight
+    return bytes(_CODEC.compress(raw, asbytes=True))
 
 
 def decode(blob: bytes, n: int) -> MachineReadings:
     """The inverse of encode()."""
-    raw = zlib.decompress(blob)
+    raw = _CODEC.decompress(blob, decompressed_size=_BYTES_PER_READING * n, asbytes=True)
     t = np.cumsum(np.frombuffer(raw, "<i8", count=n)).astype(np.int64)
     watts = np.frombuffer(raw, "<f8", count=n, offset=8 * n).astype(np.float64)
     wh = np.frombuffer(raw, "<f8", count=n, offset=16 * n).astype(np.float64)
