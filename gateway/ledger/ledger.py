@@ -11,7 +11,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -22,14 +22,14 @@ from gateway.inputs.csvfile import JobsFile, ReadingsFile
 from gateway.ledger import explicit, periods
 from gateway.ledger.audit import Entry, recent, record
 from gateway.ledger.calendar import day_start_ms, next_midnight_ms, periods_between
-from gateway.ledger.chunks import ReadingStore
+from gateway.ledger.chunks import Merged, ReadingStore
 from gateway.ledger.fingerprint import fingerprint
 from gateway.ledger.recompute import Recomputer
 from gateway.ledger.rows import LedgerRow, select
 from gateway.ledger.schema import connect, transaction
 
 LEDGER_FILE = "ledger.sqlite"
-# (what is happening, steps done, steps in all): drives the CLI's progress bar.
+# (what was just done, machines done, machines in all): drives the CLI's progress bar.
 Progress = Callable[[str, int, int], None]
 _MONTH_MS = 31 * 86_400_000
 
@@ -144,36 +144,15 @@ class Ledger:
         progress: Progress | None = None,
     ) -> Replayed:
         """Merge readings and explicit jobs, recompute what they touch, adjust closed periods."""
-        batch = readings.machines if readings else {}
-        steps = len(batch) * 2 + (len(jobs.jobs) if jobs else 0)
-        done = 0
-
-        def step(what: str) -> None:
-            nonlocal done
-            done += 1
-            if progress:
-                progress(what, done, steps)
-
         with self._open(create=True) as conn, transaction(conn):
             self._require_current(conn)
             store = ReadingStore(conn)
-            touched: dict[str, tuple[int, int]] = {}
-            added = repeated = conflicts = 0
-            for machine, r in batch.items():
-                merged = store.merge(machine, r)
-                dropped = {
-                    "duplicate_rows": readings.duplicates[machine] if readings else 0,
-                    "repeated_rows": merged.repeated,
-                    "conflicting_rows": merged.conflicts
-                    + (readings.conflicts[machine] if readings else 0),
-                }
-                _count(conn, machine, dropped)
-                added += merged.added
-                repeated += merged.repeated
-                conflicts += dropped["conflicting_rows"]
-                if merged.first_ms is not None and merged.last_ms is not None:
-                    touched[machine] = (merged.first_ms, merged.last_ms)
-                step(f"stored {machine}")
+            merged = _merge(conn, store, readings) if readings else {}
+            touched = {
+                m: (x.first_ms, x.last_ms)
+                for m, x in merged.items()
+                if x.first_ms is not None and x.last_ms is not None
+            }
             span = explicit.store(conn, jobs, self.cfg.site.tz) if jobs else None
             if jobs and span:
                 first, last = span[0], span[1] - 1
@@ -183,18 +162,20 @@ class Ledger:
             recomputed: dict[str, tuple[str, str]] = {}
             changed: set[str] = set()
             recomputer = Recomputer(conn, store, self.cfg)
-            for machine, (lo, hi) in touched.items():
+            for k, (machine, (lo, hi)) in enumerate(touched.items(), start=1):
                 computed = recomputer.compute(machine, *recomputer.widen(machine, lo, hi))
                 recomputer.save(computed)
                 recomputed[machine] = _days(computed.first_day, computed.end_day)
                 changed.update(periods_between(computed.first_day, computed.end_day))
-                step(f"computed {machine}")
+                if progress:
+                    progress(f"computed {machine}", k, len(touched))
+            added = sum(x.added for x in merged.values())
             result = Replayed(
                 rows=readings.rows if readings else 0,
                 added=added,
                 duplicates=sum(readings.duplicates.values()) if readings else 0,
-                repeated=repeated,
-                conflicts=conflicts,
+                repeated=sum(x.repeated for x in merged.values()),
+                conflicts=sum(x.conflicts for x in merged.values()),
                 jobs=sum(len(j) for j in jobs.jobs.values()) if jobs else 0,
                 recomputed=recomputed,
                 adjustments=periods.refresh_adjustments(conn, changed),
@@ -300,12 +281,25 @@ class Ledger:
             )
 
 
-def _count(conn: sqlite3.Connection, machine: str, counts: dict[str, int]) -> None:
-    conn.executemany(
-        "INSERT INTO counters VALUES (?, ?, ?) "
-        "ON CONFLICT (machine, name) DO UPDATE SET value = value + excluded.value",
-        [(machine, name, n) for name, n in counts.items()],
-    )
+def _merge(
+    conn: sqlite3.Connection, store: ReadingStore, readings: ReadingsFile
+) -> dict[str, Merged]:
+    """Store a file's readings; count what was dropped per machine (conflicts: file + ledger)."""
+    merged = {}
+    for machine, r in readings.machines.items():
+        into = store.merge(machine, r)
+        merged[machine] = replace(into, conflicts=into.conflicts + readings.conflicts[machine])
+        counts = {
+            "duplicate_rows": readings.duplicates[machine],
+            "repeated_rows": into.repeated,
+            "conflicting_rows": merged[machine].conflicts,
+        }
+        conn.executemany(
+            "INSERT INTO counters VALUES (?, ?, ?) "
+            "ON CONFLICT (machine, name) DO UPDATE SET value = value + excluded.value",
+            [(machine, name, n) for name, n in counts.items()],
+        )
+    return merged
 
 
 def _machine_status(conn: sqlite3.Connection, machine: str, current: bool) -> MachineStatus:
