@@ -129,7 +129,7 @@ class Outbox:
             count, nbytes = self._db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(LENGTH(line)), 0) FROM outbox"
             ).fetchone()
-        except sqlite3.Error as err:
+        except (sqlite3.Error, OSError) as err:
             raise OutboxError(f"{self.path}: cannot open the outbox: {err}") from None
         self._count: int = count
         self._bytes: int = nbytes
