@@ -5,9 +5,10 @@ rows of its days. Two things make a partial run equal to a full one:
 - the cuts A and B are moved outwards until no job can cross them: no explicit-job span
   crosses a cut, and the last running reading before it and the first running reading
   after it are further apart than the engine would join (merge_gap_s or max_gap_s);
-- the engine sees one reading before A (so the interval crossing A is split at midnight
-  as in a full run) and the readings until merge_gap_s after B (so "open", i.e. a job that
-  may still grow, is decided with the same data). Rows outside [A, B) are dropped.
+- the engine sees two readings before A (so the interval crossing A is split at midnight
+  and its counter checked as in a full run) and the readings until merge_gap_s after B
+  (so "open", i.e. a job that may still grow, is decided with the same data). Rows
+  outside [A, B) are dropped.
 """
 
 from __future__ import annotations
@@ -109,9 +110,13 @@ class Recomputer:
     def compute(self, machine_id: str, a: int, b: int) -> Computed:
         """Rows and day stats of the local days [a, b) (a and b: safe local midnights)."""
         machine, tariff = self._cfg.machines[machine_id], self._cfg.tariff
-        prev = self._store.last_before(machine_id, a)
+        # Two readings before a: the interval crossing a, and the one before it, which the
+        # engine needs to tell a one-reading counter glitch from a reset.
+        lo = a
+        for _ in range(2):
+            prev = self._store.last_before(machine_id, lo)
+            lo = lo if prev is None else prev
         nxt = self._store.first_from(machine_id, b + self._reach_ms(machine_id))
-        lo = a if prev is None else prev
         hi = b + self._reach_ms(machine_id) if nxt is None else nxt + 1
         window = self._store.load(machine_id, lo, hi)
         result = compute_machine(machine_id, window, machine, tariff, self._tz)
