@@ -8,6 +8,7 @@ import pytest
 
 from tests.ledger.shop import (
     dump,
+    local_ms,
     series,
     shopwatt,
     write_readings,
@@ -115,7 +116,7 @@ def test_explicit_jobs_replace_detection_on_their_days_only(tmp_path: Path) -> N
     # part before the span's first midnight; the day itself has exactly WO-1 and WO-2.
     assert set(mill_jobs) == {"mill-20261102-001", "WO-1", "WO-2", "mill-20261104-001"}
     assert mill_jobs["WO-1"][4] == "ACME"
-    assert mill_jobs["mill-20261102-001"][6] == mill_jobs["WO-1"][5] - 8 * 3_600_000
+    assert mill_jobs["mill-20261102-001"][6] == local_ms("2026-11-03 00:00")
     before = _state(config)
     _replay(config, "all.csv", MILL.lines(), "--jobs", jobs)
     assert _state(config) == before
