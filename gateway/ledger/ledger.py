@@ -9,7 +9,7 @@ from __future__ import annotations
 import getpass
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from gateway.config import ShopConfig
 from gateway.engine.localtime import local_date
+from gateway.engine.model import ExplicitJob, MachineReadings
 from gateway.errors import LedgerError
 from gateway.inputs.csvfile import JobsFile, ReadingsFile
 from gateway.ledger import explicit, periods
@@ -24,7 +25,7 @@ from gateway.ledger.audit import Entry, recent, record
 from gateway.ledger.calendar import day_start_ms, next_midnight_ms, periods_between
 from gateway.ledger.chunks import Merged, ReadingStore
 from gateway.ledger.fingerprint import fingerprint
-from gateway.ledger.recompute import Recomputer
+from gateway.ledger.recompute import Computed, Recomputer
 from gateway.ledger.rows import LedgerRow, select
 from gateway.ledger.schema import connect, transaction
 
@@ -57,6 +58,18 @@ class Replayed:
     jobs: int  # jobs read from jobs.csv
     recomputed: dict[str, tuple[str, str]]  # machine -> first and last local day recomputed
     adjustments: int  # pending adjustment rows of closed periods after the replay
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """What one live ingest did."""
+
+    added: int  # readings new to the ledger
+    repeated: int  # readings whose time was already stored: changed nothing
+    conflicts: int  # of those, readings with other values than the stored one
+    jobs: int  # live jobs stored
+    rows: list[LedgerRow]  # the recomputed rows (every row of the recomputed days)
+    adjustments: int  # pending adjustment rows of closed periods after the ingest
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +119,15 @@ class Ledger:
 
     @contextmanager
     def _open(self, *, create: bool = False) -> Iterator[sqlite3.Connection]:
-        with closing(connect(self.path, create=create)) as conn:
-            yield conn
+        existed = self.path.exists()
+        try:
+            with closing(connect(self.path, create=create)) as conn:
+                yield conn
+        except BaseException:
+            if not existed:  # a failed first run leaves no (empty) ledger behind
+                for suffix in ("", "-wal", "-shm"):
+                    self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+            raise
 
     def _entry(self, action: str, detail: Mapping[str, object]) -> Entry:
         return Entry(self._clock(), self._who, action, dict(detail))
@@ -148,27 +168,13 @@ class Ledger:
             self._require_current(conn)
             store = ReadingStore(conn)
             merged = _merge(conn, store, readings) if readings else {}
-            touched = {
-                m: (x.first_ms, x.last_ms)
-                for m, x in merged.items()
-                if x.first_ms is not None and x.last_ms is not None
-            }
+            touched = _touched(merged)
             span = explicit.store(conn, jobs, self.cfg.site.tz) if jobs else None
             if jobs and span:
-                first, last = span[0], span[1] - 1
-                for machine in jobs.jobs:
-                    lo, hi = touched.get(machine, (first, last))
-                    touched[machine] = (min(lo, first), max(hi, last))
-            recomputed: dict[str, tuple[str, str]] = {}
-            changed: set[str] = set()
-            recomputer = Recomputer(conn, store, self.cfg)
-            for k, (machine, (lo, hi)) in enumerate(touched.items(), start=1):
-                computed = recomputer.compute(machine, *recomputer.widen(machine, lo, hi))
-                recomputer.save(computed)
-                recomputed[machine] = _days(computed.first_day, computed.end_day)
-                changed.update(periods_between(computed.first_day, computed.end_day))
-                if progress:
-                    progress(f"computed {machine}", k, len(touched))
+                _widen(touched, jobs.jobs, span)
+            computed = self._recompute(conn, store, touched, progress)
+            recomputed = {c.machine: _days(c.first_day, c.end_day) for c in computed}
+            changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
             added = sum(x.added for x in merged.values())
             result = Replayed(
                 rows=readings.rows if readings else 0,
@@ -187,6 +193,79 @@ class Ledger:
             }
             record(conn, self._entry("replay", detail))
         return result
+
+    def ingest(
+        self,
+        batches: Mapping[str, MachineReadings],
+        source: str,
+        jobs: Mapping[str, Sequence[ExplicitJob]] | None = None,
+        also: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> Ingested:
+        """Merge live readings (and live jobs) as replay does, in one durable transaction.
+
+        `batches`: per machine, sorted readings with unique times. `jobs`: per machine, every
+        live job on the local days they cover (they replace the stored jobs of those days,
+        as a jobs.csv does). `also(conn)` runs inside the transaction, so the caller's own
+        state (e.g. the MQTT input's dedup marks) commits with the readings or not at all.
+        """
+        with self._open(create=True) as conn:
+            # The caller acknowledges the readings to the broker once this returns, so the
+            # commit must survive a power cut too (NORMAL in WAL mode may lose the last one).
+            conn.execute("PRAGMA synchronous = FULL")
+            with transaction(conn):
+                self._require_current(conn)
+                store = ReadingStore(conn)
+                merged = {machine: store.merge(machine, r) for machine, r in batches.items()}
+                for machine, m in merged.items():
+                    _count(
+                        conn,
+                        machine,
+                        {"repeated_rows": m.repeated, "conflicting_rows": m.conflicts},
+                    )
+                touched = _touched(merged)
+                for machine, listed in (jobs or {}).items():
+                    live = JobsFile(Path(source), "", {machine: tuple(listed)}, _job_span(listed))
+                    span = explicit.store(conn, live, self.cfg.site.tz)
+                    if span:
+                        _widen(touched, live.jobs, span)
+                computed = self._recompute(conn, store, touched)
+                changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
+                result = Ingested(
+                    added=sum(m.added for m in merged.values()),
+                    repeated=sum(m.repeated for m in merged.values()),
+                    conflicts=sum(m.conflicts for m in merged.values()),
+                    jobs=sum(len(j) for j in (jobs or {}).values()),
+                    rows=[r for c in computed for r in c.rows],
+                    adjustments=periods.refresh_adjustments(conn, changed),
+                )
+                if also is not None:
+                    also(conn)
+                # Readings arrive every few seconds: an audit entry each time would bury the
+                # trail (and wear the SD card). Jobs and corrections of closed months are
+                # what an auditor looks for; the readings are counted in `status`.
+                if result.jobs or result.adjustments:
+                    detail = {"source": source, "jobs": result.jobs, "added": result.added}
+                    record(
+                        conn, self._entry("ingest", detail | {"adjustments": result.adjustments})
+                    )
+        return result
+
+    def _recompute(
+        self,
+        conn: sqlite3.Connection,
+        store: ReadingStore,
+        touched: Mapping[str, tuple[int, int]],
+        progress: Progress | None = None,
+    ) -> list[Computed]:
+        """Recompute and save each touched machine over the safe local days around its range."""
+        recomputer = Recomputer(conn, store, self.cfg)
+        computed = []
+        for k, (machine, (lo, hi)) in enumerate(touched.items(), start=1):
+            computed.append(recomputer.compute(machine, *recomputer.widen(machine, lo, hi)))
+            recomputer.save(computed[-1])
+            if progress:
+                progress(f"computed {machine}", k, len(touched))
+        return computed
 
     def recompute(self, everything: bool = False) -> dict[str, tuple[str, str]]:
         """Recompute machines whose costing settings changed (or all); adjust closed periods."""
@@ -294,12 +373,43 @@ def _merge(
             "repeated_rows": into.repeated,
             "conflicting_rows": merged[machine].conflicts,
         }
-        conn.executemany(
-            "INSERT INTO counters VALUES (?, ?, ?) "
-            "ON CONFLICT (machine, name) DO UPDATE SET value = value + excluded.value",
-            [(machine, name, n) for name, n in counts.items()],
-        )
+        _count(conn, machine, counts)
     return merged
+
+
+def _count(conn: sqlite3.Connection, machine: str, counts: Mapping[str, int]) -> None:
+    """Add to the machine's drop counters (shown by `shopwatt status`)."""
+    conn.executemany(
+        "INSERT INTO counters VALUES (?, ?, ?) "
+        "ON CONFLICT (machine, name) DO UPDATE SET value = value + excluded.value",
+        [(machine, name, n) for name, n in counts.items()],
+    )
+
+
+def _touched(merged: Mapping[str, Merged]) -> dict[str, tuple[int, int]]:
+    """Machine -> first and last reading a merge added (machines it added nothing to: none)."""
+    return {
+        m: (x.first_ms, x.last_ms)
+        for m, x in merged.items()
+        if x.first_ms is not None and x.last_ms is not None
+    }
+
+
+def _widen(
+    touched: dict[str, tuple[int, int]], jobs: Mapping[str, object], span: tuple[int, int]
+) -> None:
+    """Extend the touched ranges of the machines with jobs by the days the jobs govern."""
+    first, last = span[0], span[1] - 1
+    for machine in jobs:
+        lo, hi = touched.get(machine, (first, last))
+        touched[machine] = (min(lo, first), max(hi, last))
+
+
+def _job_span(jobs: Sequence[ExplicitJob]) -> tuple[int, int] | None:
+    """Earliest start and latest end of some jobs (as JobsFile.span_ms)."""
+    if not jobs:
+        return None
+    return min(j.start_ms for j in jobs), max(j.end_ms for j in jobs)
 
 
 def _machine_status(conn: sqlite3.Connection, machine: str, current: bool) -> MachineStatus:
