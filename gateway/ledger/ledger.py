@@ -215,7 +215,7 @@ class Ledger:
             with transaction(conn):
                 self._require_current(conn)
                 store = ReadingStore(conn)
-                merged = {machine: store.merge(machine, r) for machine, r in batches.items()}
+                merged = {m: store.merge(m, r) for m, r in batches.items() if len(r)}
                 for machine, m in merged.items():
                     _count(
                         conn,
