@@ -15,7 +15,8 @@ from .energy import Counters
 from .hal import Area, Hal
 from .meters import METERS, Values
 from .modbus import Exchange, ModbusError, read_request
-from .mqtt import Client, MqttError
+from .mqtt import Client
+from .mqtt_codec import MqttError
 from .outbox import Outbox
 from .power import ChannelCal, Result, VoltageCal, finish
 from .ring import SLOT, Ring
@@ -222,7 +223,7 @@ class Sensor:
                         await asyncio.sleep(0.01)
                         n = port.readinto(buf)
                         if n:
-                            ex.feed(buf[:n])
+                            ex.feed(bytes(buf[:n]))
                         got = ex.poll(self.clock.uptime())
                     regs.append(got)
                 self.meter_values = meter.decode(regs)

@@ -5,4 +5,4 @@ The pause lets `mpremote` interrupt a sensor that resets in a loop (Ctrl-C withi
 
 import time
 
-time.sleep_ms(1000)  # type: ignore[attr-defined]
+time.sleep_ms(1000)

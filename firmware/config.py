@@ -75,15 +75,15 @@ def merge(base: dict, override: dict, prefix: str = "") -> dict:  # type: ignore
     return out
 
 
+_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_ID_CHARS = _ALNUM + "_.-"
+
+
 def is_id(s: object, longest: int = 64) -> bool:
     """True for ids that fit MQTT topics: 1..longest of A-Z a-z 0-9 _ . -, alnum first."""
-    if (
-        not isinstance(s, str)
-        or not 0 < len(s) <= longest
-        or (not s[0].isalpha() and not s[0].isdigit())
-    ):
+    if not isinstance(s, str) or not 0 < len(s) <= longest or s[0] not in _ALNUM:
         return False
-    return all(c.isalpha() or c.isdigit() or c in "_.-" for c in s) and s.isascii()
+    return all(c in _ID_CHARS for c in s)
 
 
 def _num(cfg: dict, key: str, lo: float, hi: float, path: str = "", whole: bool = False) -> None:  # type: ignore[type-arg]

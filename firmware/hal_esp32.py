@@ -55,11 +55,11 @@ class Esp32Hal(Hal):
 
     def ticks_ms(self) -> int:
         """time.ticks_ms (wraps after 2**30 ms)."""
-        return time.ticks_ms()  # type: ignore[no-any-return]
+        return time.ticks_ms()  # type: ignore[return-value]  # an opaque int in the stubs
 
     def ticks_diff(self, new: int, old: int) -> int:
         """time.ticks_diff."""
-        return time.ticks_diff(new, old)  # type: ignore[arg-type]
+        return time.ticks_diff(new, old)
 
     def adc_reader(self, pin: int) -> "Callable[[], int]":
         """ADC1 at 11 dB, 12 bits: the bound read() method, called once per sample."""

@@ -2,12 +2,11 @@
 
 ADC pins replay sample arrays (synthetic waveforms), the UART is a simulated Modbus meter,
 RTC memory is a bytes attribute that survives "soft resets" (build a new Sensor on the
-same FakeHal), storage areas are files in a folder, and time is either the host's
-monotonic clock or a manual one the test advances.
+same FakeHal), storage areas are files in a folder (or RAM), and time is manual (the
+test advances now_ms) or comes from a clock function, e.g. the host's monotonic clock.
 """
 
 import gc
-import time
 
 from . import ntp
 from .area import FileArea
@@ -106,10 +105,12 @@ class MemArea(Area):
 class FakeHal(Hal):
     """The Hal contract in software; see the module docstring."""
 
-    def __init__(self, folder: str | None = None, manual_time: bool = False) -> None:
+    def __init__(
+        self, folder: str | None = None, clock_ms: "Callable[[], int] | None" = None
+    ) -> None:
         self.folder = folder
-        self.manual_time = manual_time
-        self.now_ms = 0  # manual time
+        self.clock_ms = clock_ms  # None: manual time, advanced by setting now_ms
+        self.now_ms = 0
         self.pins: dict[int, Samples] = {}
         self.volts_per_count = 3.3 / 4095
         self.meter: MeterPort | None = None
@@ -127,15 +128,11 @@ class FakeHal(Hal):
         self.ntp_queries = 0
 
     def ticks_ms(self) -> int:
-        """Manual time, or the host's monotonic clock."""
-        if self.manual_time:
-            return self.now_ms
-        return time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.monotonic() * 1000)  # type: ignore[attr-defined]
+        """Manual time, or the clock function's."""
+        return self.now_ms if self.clock_ms is None else self.clock_ms()
 
     def ticks_diff(self, new: int, old: int) -> int:
-        """Difference of two ticks (MicroPython's own wraps; ours do not)."""
-        if not self.manual_time and hasattr(time, "ticks_diff"):
-            return time.ticks_diff(new, old)  # type: ignore[attr-defined, no-any-return]
+        """Our ticks never wrap."""
         return new - old
 
     def adc_reader(self, pin: int) -> "Callable[[], int]":
@@ -225,7 +222,8 @@ class FakeHal(Hal):
     def mem_free(self) -> int | None:
         """gc.mem_free() under MicroPython, None under CPython."""
         gc.collect()
-        return gc.mem_free() if hasattr(gc, "mem_free") else None  # type: ignore[attr-defined, no-any-return]
+        mem_free = getattr(gc, "mem_free", None)
+        return None if mem_free is None else int(mem_free())
 
     def led(self, on: bool) -> None:
         """Remember the LED state."""

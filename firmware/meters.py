@@ -34,10 +34,20 @@ class Values:
         self.mwh = mwh  # the meter's import energy counter, mWh
 
 
-class Pzem004t:
-    """PZEM-004T v3: one read of 10 input registers; energy wraps at 9999.99 kWh."""
+class Meter:
+    """A meter model: what to read, and how to scale it."""
 
-    name = "pzem004t"
+    def requests(self) -> "list[tuple[int, int, int]]":
+        """(function, first register, count) of each read, in order."""
+        raise NotImplementedError
+
+    def decode(self, regs: "list[list[int]]") -> Values:
+        """Scale the registers of one round of requests()."""
+        raise NotImplementedError
+
+
+class Pzem004t(Meter):
+    """PZEM-004T v3: one read of 10 input registers; energy wraps at 9999.99 kWh."""
 
     def requests(self) -> "list[tuple[int, int, int]]":
         """(function, first register, count) of each read, in order."""
@@ -55,10 +65,8 @@ class Pzem004t:
         )
 
 
-class Sdm120:
+class Sdm120(Meter):
     """Eastron SDM120-Modbus: floats; V 0x0000, A 0x0006, W 0x000C, import kWh 0x0048."""
-
-    name = "sdm120"
 
     def requests(self) -> "list[tuple[int, int, int]]":
         """(function, first register, count) of each read, in order."""
@@ -76,4 +84,4 @@ class Sdm120:
         )
 
 
-METERS = {"pzem004t": Pzem004t, "sdm120": Sdm120}
+METERS: "dict[str, type[Meter]]" = {"pzem004t": Pzem004t, "sdm120": Sdm120}

@@ -23,4 +23,5 @@ def parse(reply: bytes, rtt_ms: int) -> int | None:
         return None
     if secs < 0x80000000:
         secs += _ERA  # NTP era 1 starts in February 2036
-    return (secs - NTP_TO_UNIX_S) * 1000 + ((frac * 1000) >> 32) + rtt_ms // 2
+    utc_ms: int = (secs - NTP_TO_UNIX_S) * 1000 + ((frac * 1000) >> 32) + rtt_ms // 2
+    return utc_ms

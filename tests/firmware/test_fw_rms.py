@@ -34,14 +34,14 @@ def _close(measured_ma: int, true_counts: float, tol: float = 0.01) -> bool:
 
 
 def test_rms_of_a_clean_sine_on_a_dc_bias() -> None:
-    s = wave(10000, FS, 600.0, offset=1850.0)
+    s = wave(5000, FS, 600.0, offset=1850.0)
     assert _close(_measure([s]).ma[0], true_rms(600.0), 0.002)
 
 
 def test_rms_with_harmonics_noise_and_quantisation_is_within_one_percent() -> None:
     harm = ((3, 0.30, 0.4), (5, 0.12, 1.1), (7, 0.05, 2.0))  # a rectifier/VFD-like current
     for amp in (15.0, 120.0, 900.0):  # a few counts of signal up to most of the range
-        s = wave(12000, FS, amp, offset=2011.0, harmonics=harm, noise_counts=1.5, seed=int(amp))
+        s = wave(6000, FS, amp, offset=2011.0, harmonics=harm, noise_counts=1.5, seed=int(amp))
         truth = math.sqrt(true_rms(amp, harm) ** 2 + 1.5**2)  # noise adds in quadrature
         got = _measure([s]).ma[0]
         assert _close(got, truth), (amp, got, truth)
@@ -50,29 +50,29 @@ def test_rms_with_harmonics_noise_and_quantisation_is_within_one_percent() -> No
 def test_dc_bias_far_from_mid_scale_is_removed() -> None:
     # A divider with 10 % tolerance resistors sits well away from 2048.
     for offset in (1500.0, 2600.0):
-        s = wave(8000, FS, 300.0, offset=offset, noise_counts=1.0)
+        s = wave(5000, FS, 300.0, offset=offset, noise_counts=1.0)
         assert _close(_measure([s]).ma[0], true_rms(300.0))
 
 
 def test_clipped_samples_are_counted() -> None:
-    s = wave(8000, FS, 2500.0)  # swings past both rails
+    s = wave(5000, FS, 2500.0)  # swings past both rails
     out = _measure([s])
     assert out.clip > 1000
-    assert _measure([wave(8000, FS, 1000.0)]).clip == 0
+    assert _measure([wave(5000, FS, 1000.0)]).clip == 0
 
 
 def test_channels_are_independent() -> None:
-    a = wave(8000, FS, 100.0, seed=1, noise_counts=1.0)
-    b = wave(8000, FS, 700.0, seed=2, phase=1.0, noise_counts=1.0)
+    a = wave(5000, FS, 100.0, seed=1, noise_counts=1.0)
+    b = wave(5000, FS, 700.0, seed=2, phase=1.0, noise_counts=1.0)
     out = _measure([a, b])
     assert _close(out.ma[0], math.sqrt(true_rms(100.0) ** 2 + 1))
     assert _close(out.ma[1], math.sqrt(true_rms(700.0) ** 2 + 1))
 
 
 def test_real_power_follows_the_phase_angle() -> None:
-    v = wave(10000, FS, 800.0, offset=2030.0, noise_counts=1.0, seed=3)
+    v = wave(5000, FS, 800.0, offset=2030.0, noise_counts=1.0, seed=3)
     for lag in (0.0, 0.5, math.pi / 2):  # power factor 1, 0.88, 0
-        i = wave(10000, FS, 400.0, offset=1990.0, phase=-lag, noise_counts=1.0, seed=4)
+        i = wave(5000, FS, 400.0, offset=1990.0, phase=-lag, noise_counts=1.0, seed=4)
         out = _measure([i], v)
         # With 1 A and 1 V per count: P = Vrms * Irms * cos(lag).
         expect = true_rms(800.0) * true_rms(400.0) * math.cos(lag)
@@ -90,8 +90,8 @@ def test_phase_calibration_corrects_a_sampling_delay() -> None:
     # voltage: uncalibrated, the delay shows up as ~9 % of the apparent power. phase = 1.6
     # moves the voltage sample the same 0.6 periods along its last step (emonLib PHASECAL).
     step = 2 * math.pi * 50 / FS
-    v = wave(10000, FS, 800.0, seed=5)
-    i = wave(10000, FS, 400.0, phase=-math.pi / 2 + 0.6 * step, seed=6)
+    v = wave(5000, FS, 800.0, seed=5)
+    i = wave(5000, FS, 400.0, phase=-math.pi / 2 + 0.6 * step, seed=6)
     apparent = true_rms(800.0) * true_rms(400.0)
     uncorrected = _measure([i], v, phase=1.0).dw[0] / 10
     corrected = _measure([i], v, phase=1.6).dw[0] / 10
@@ -100,16 +100,16 @@ def test_phase_calibration_corrects_a_sampling_delay() -> None:
 
 
 def test_without_voltage_power_is_apparent_from_nominal_voltage() -> None:
-    s = wave(8000, FS, 400.0)
+    s = wave(5000, FS, 400.0)
     out = _measure([s])
     assert abs(out.dw[0] / 10 - out.ma[0] / 1000 * 230.0) <= 0.0005 * 230 + 0.05  # roundings
 
 
 def test_noise_floor_reports_zero() -> None:
-    s = wave(8000, FS, 0.0, noise_counts=2.0)  # an idle machine: only noise
+    s = wave(5000, FS, 0.0, noise_counts=2.0)  # an idle machine: only noise
     reads = (Samples(s).read,)
     sums = Sums(1)
-    burst(sums, reads, None, 8000)
+    burst(sums, reads, None, 5000)
     out = Result(1)
     finish(sums, [ChannelCal(1 / VPC, VPC, floor_a=2.5)], None, 230.0, 1.0, out)
     assert out.ma[0] == 0 and out.dw[0] == 0
