@@ -8,9 +8,19 @@ import numpy as np
 import pytest
 
 from gateway.config import load_config
+from gateway.engine import ExplicitJob
 from gateway.errors import InputError
-from gateway.inputs.csvfile import read_jobs, read_readings
-from tests.ledger.shop import ledger_path, series, sha256, shopwatt, write_readings, write_shop
+from gateway.inputs.csvfile import JobsFile, read_jobs, read_readings
+from gateway.ledger import Ledger
+from tests.ledger.shop import (
+    ledger_path,
+    local_ms,
+    series,
+    sha256,
+    shopwatt,
+    write_readings,
+    write_shop,
+)
 
 GOOD = [
     "2026-11-03T08:00:00+01:00,mill,200,100.0",
@@ -182,3 +192,24 @@ def test_a_failed_replay_leaves_the_ledger_byte_for_byte_untouched(
     assert "Traceback" not in result.output
     assert sha256(ledger_path(config)) == before
     assert not ledger_path(config).with_name("ledger.sqlite-wal").exists()
+
+
+def test_a_first_run_that_fails_inside_the_ledger_leaves_no_ledger_file(tmp_path: Path) -> None:
+    cfg = load_config(write_shop(tmp_path))
+    # Overlapping jobs that skipped read_jobs' checks: the engine refuses them mid-transaction.
+    start = local_ms("2026-11-02 08:00")
+    jobs = JobsFile(
+        tmp_path / "jobs.csv",
+        "0" * 64,
+        {
+            "mill": (
+                ExplicitJob("A", start, start + 3_600_000),
+                ExplicitJob("B", start, start + 60_000),
+            )
+        },
+        (start, start + 3_600_000),
+    )
+    readings = read_readings(write_readings(tmp_path / "r.csv", MILL.lines()), cfg.machines)
+    with pytest.raises(InputError, match="overlap"):
+        Ledger(cfg).replay(readings, jobs)
+    assert list(ledger_path(tmp_path / "shop.toml").parent.iterdir()) == []
