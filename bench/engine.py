@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from collections.abc import Callable
+import timeit
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -39,16 +39,6 @@ def synthetic(rng: np.random.Generator, n: int, with_counter: bool) -> MachineRe
     return MachineReadings(t, watts, wh)
 
 
-def best_of(repeats: int, fn: Callable[[], object]) -> float:
-    """Best wall time of a few runs (the least disturbed by the 2 shared cores)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main() -> int:
     """Run the benchmark and print the figures."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -57,8 +47,6 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--check", action="store_true", help="exit 1 when the goal is missed")
     args = ap.parse_args()
-
-    from zoneinfo import ZoneInfo
 
     tz = ZoneInfo("Europe/Berlin")
     tariff = Tariff.model_validate(
@@ -101,8 +89,9 @@ def main() -> int:
         return sum(float(np.sum(r.watts)) for r in data)
 
     rows = engine()
-    t_engine = best_of(args.repeats, engine)
-    t_floor = best_of(args.repeats * 3, floor)
+    # Best of a few runs: the least disturbed by the 2 shared cores.
+    t_engine = min(timeit.repeat(engine, number=1, repeat=args.repeats))
+    t_floor = min(timeit.repeat(floor, number=1, repeat=args.repeats * 3))
     ratio = t_engine / t_floor
     print(f"{args.machines} machines x {per:,} samples = {total:,} samples, {rows:,} rows")
     print(f"np.sum floor : {total / t_floor / 1e6:8.1f} M samples/s ({t_floor * 1e3:.1f} ms)")

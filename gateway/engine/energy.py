@@ -71,10 +71,13 @@ def _suspects(d: F64, t: I64, dt_min: float, bound: _Bound) -> I64:
     the smallest bound of all intervals finds the few candidates to check one by one.
     """
     loose = float(bound(dt_min))
-    if d.min() >= 0.0 and d.max() <= loose:
-        return np.zeros(0, dtype=np.int64)
-    cand = np.flatnonzero((d < 0.0) | (d > loose))
-    return cand[(d[cand] < 0.0) | (d[cand] > bound(_dt_ms(t, cand)))]
+    found = []
+    if d.min() < 0.0:
+        found.append(np.flatnonzero(d < 0.0))
+    if d.max() > loose:
+        cand = np.flatnonzero(d > loose)
+        found.append(cand[d[cand] > bound(_dt_ms(t, cand))])
+    return np.sort(np.concatenate(found)) if found else t[:0]
 
 
 def _glitches(t: I64, wh: F64, bad: I64, bound: _Bound) -> I64:
@@ -121,14 +124,13 @@ def interval_energy(machine_id: str, readings: MachineReadings, machine: Machine
         gap_s = float(_dt_ms(t, long_iv).sum()) / 1000.0
         energy[long_iv] = 0.0
         return IntervalEnergy(energy, long_iv, 0, 0, len(long_iv), gap_s)
-    if not np.isnan(wh).any():  # every reading has a counter (meters)
-        d = np.subtract(wh[1:], wh[:-1], out=dt_ms)  # dt is no longer needed as an array
-        energy = d  # repaired in place below, after d has been read
-        counted_long = np.ones(len(long_iv), dtype=bool)
-    else:  # a mix: counters where both ends of an interval have one
-        d = np.diff(wh)
+    d = np.subtract(wh[1:], wh[:-1], out=dt_ms)  # dt is no longer needed as an array
+    counted_long = np.ones(len(long_iv), dtype=bool)
+    energy = d  # every reading has a counter (meters): repaired in place below
+    if np.isnan(d.max()):  # a mix: counters only where both ends of an interval have one
         no_counter = np.isnan(d)
-        energy = np.where(no_counter, _trapezoid_all(w, dt_ms), d)
+        by_power = _trapezoid_all(w, np.diff(t).astype(np.float64))
+        energy = np.where(no_counter, by_power, d)
         counted_long = ~no_counter[long_iv]
         d[no_counter] = 0.0  # nothing to suspect there
     bad = _suspects(d, t, dt_min, bound)

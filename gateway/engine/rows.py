@@ -1,0 +1,130 @@
+"""Cost rows: energy per band priced by the tariff, machine-hour costs, ids and local days."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from gateway.config import Machine, Tariff
+from gateway.engine.calendar import Calendar
+from gateway.engine.energy import MS_PER_H
+from gateway.engine.jobs import JobSpans
+from gateway.engine.localtime import local_date
+from gateway.engine.model import F64, I64, CostRow
+
+
+def _energy_cost(band_wh: F64, tariff: Tariff) -> list[float]:
+    """Sum of kWh per band x the band's rate (unrounded: the ledger rounds to cents)."""
+    # Elementwise, not `@`: a BLAS call for a few rows costs more than it saves, and its
+    # threads spin against everything else on a 2-core gateway.
+    cost: list[float] = ((band_wh * np.asarray(tariff.rates)).sum(axis=1) / 1000.0).tolist()
+    return cost
+
+
+def _local_days(t_ms: I64, cal: Calendar | None, tz: ZoneInfo) -> list[date]:
+    """Local date of each instant: looked up in the calendar, converted only outside it."""
+    if cal is None:
+        return [local_date(t, tz) for t in t_ms.tolist()]
+    days = cal.days
+    k = cal.day_index(t_ms).tolist()
+    return [
+        days[d] if 0 <= d < len(days) else local_date(t, tz)
+        for d, t in zip(k, t_ms.tolist(), strict=True)
+    ]
+
+
+def _auto_ids(machine_id: str, start_days: list[date]) -> list[str]:
+    """Detected jobs: <machine>-<YYYYMMDD>-<NNN>, numbered from 001 per local start date."""
+    per_day: Counter[date] = Counter(start_days)
+    ids: list[str] = []
+    for day in sorted(per_day):  # start_days is sorted: the jobs are
+        ymd = day.strftime("%Y%m%d")
+        ids += (f"{machine_id}-{ymd}-{k:03d}" for k in range(1, per_day[day] + 1))
+    return ids
+
+
+def job_rows(
+    machine_id: str,
+    machine: Machine,
+    tariff: Tariff,
+    jobs: JobSpans,
+    band_wh: F64,
+    run_s: F64,
+    cal: Calendar | None,
+    tz: ZoneInfo,
+) -> list[CostRow]:
+    """One row per job: energy per band, run time, and the three costs (unrounded).
+
+    The id uses the local start date, the row's period day is the local end date.
+    """
+    cost = machine.cost
+    ids = jobs.ids or _auto_ids(machine_id, _local_days(jobs.start_ms, cal, tz))
+    run_h = run_s / 3600.0
+    job_h = (jobs.end_ms - jobs.start_ms) / MS_PER_H
+    dep_h = job_h if cost.depreciation_basis == "job_hours" else run_h
+    columns = zip(
+        ids,
+        jobs.customers,
+        jobs.start_ms.tolist(),
+        jobs.end_ms.tolist(),
+        _local_days(jobs.end_ms, cal, tz),
+        run_s.tolist(),
+        band_wh.tolist(),
+        _energy_cost(band_wh, tariff),
+        (dep_h * cost.depreciation_per_hour).tolist(),
+        (run_h * cost.maintenance_per_run_hour).tolist(),
+        jobs.open,
+        strict=True,
+    )
+    return [
+        CostRow(
+            kind="job",
+            job_id=job_id,
+            machine=machine_id,
+            customer=customer,
+            start_ms=start,
+            end_ms=end,
+            day=day,
+            run_s=run,
+            band_wh=tuple(wh),
+            energy_cost=energy,
+            depreciation_cost=dep,
+            maintenance_cost=maint,
+            open=still_open,
+        )
+        for job_id, customer, start, end, day, run, wh, energy, dep, maint, still_open in columns
+    ]
+
+
+def overhead_rows(
+    machine_id: str, tariff: Tariff, t: I64, cal: Calendar, band_wh: F64
+) -> list[CostRow]:
+    """One row per local day with readings (or with energy outside jobs, e.g. a long gap).
+
+    Overhead is energy only: no run time, no depreciation, no maintenance.
+    """
+    readings_per_day = np.diff(np.searchsorted(t, cal.midnights))
+    wanted = ((readings_per_day > 0) | (band_wh != 0.0).any(axis=1)).tolist()
+    edges = cal.midnights.tolist()
+    energy_cost = _energy_cost(band_wh, tariff)
+    return [
+        CostRow(
+            kind="overhead",
+            job_id="",
+            machine=machine_id,
+            customer="",
+            start_ms=edges[d],
+            end_ms=edges[d + 1],
+            day=day,
+            run_s=0.0,
+            band_wh=tuple(wh),
+            energy_cost=energy_cost[d],
+            depreciation_cost=0.0,
+            maintenance_cost=0.0,
+        )
+        for d, (day, wh) in enumerate(zip(cal.days, band_wh.tolist(), strict=True))
+        if wanted[d]
+    ]
