@@ -121,7 +121,13 @@ def write_table(table: Table, fmt: str, output: Path | None) -> None:
 @click.option("--to", "end", type=_day, required=True, help="Local date after the last one.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), help="Default: by --output.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout.")
-@click.option("--by", type=click.Choice(BY), default="job", show_default=True)
+@click.option(
+    "--by",
+    type=click.Choice(BY),
+    default="job",
+    show_default=True,
+    help="CSV: one line per row, or sums per customer or machine (XLSX has all three).",
+)
 def export(
     config_path: Path, first: datetime, end: datetime, fmt: str | None, output: Path | None, by: str
 ) -> None:
@@ -131,7 +137,9 @@ def export(
     fmt = fmt or ("xlsx" if output and output.suffix.lower() == ".xlsx" else "csv")
     cfg = load_config(config_path)
     selection = Ledger(cfg).select(first.date(), end.date())
-    table = build_table(selection, cfg.site.tz, cfg.site.currency, cast(By, by))
+    # The XLSX always holds every view (rows, by machine, by customer): --by is for CSV.
+    view = cast(By, "job" if fmt == "xlsx" else by)
+    table = build_table(selection, cfg.site.tz, cfg.site.currency, view)
     write_table(table, fmt, output)
     if selection.open_jobs:
         click.echo(

@@ -139,3 +139,12 @@ def test_a_bad_date_range_is_refused(shop: Path) -> None:
     result = shopwatt("export", "--config", shop, "--from", "2026-11-05", "--to", "2026-11-03")
     assert result.exit_code == 2
     assert "must be after --from" in result.output
+
+
+def test_xlsx_holds_every_view_whatever_by_says(shop: Path, tmp_path: Path) -> None:
+    out = tmp_path / "by-customer.xlsx"
+    args = ["--from", "2026-11-03", "--to", "2026-11-05", "--output", out, "--by", "customer"]
+    assert shopwatt("export", "--config", shop, *args).exit_code == 0
+    book = openpyxl.load_workbook(out)
+    assert book.sheetnames == ["rows", "by machine", "by customer"]
+    assert ",".join(next(book["rows"].values)) == COLUMNS
