@@ -41,3 +41,26 @@ test: lint typecheck pytest
 
 clean:
 	rm -rf $(VENV) $(OUT) .mypy_cache .ruff_cache .pytest_cache
+
+# ---- firmware (ESP32 sensor; docs/firmware.md) --------------------------------------------
+# The lead hooks firmware-check into `test`. Versions pinned here and in test_fw_build.py.
+FW_STUBS := micropython-esp32-stubs==1.29.0.post1
+PORT     ?= /dev/ttyUSB0
+
+.PHONY: firmware-deps firmware-check flash
+
+# The MicroPython WebAssembly port for the tests (pinned by package-lock.json) and the
+# ESP32 type stubs (kept out of the host's mypy run: they shadow CPython's time, asyncio).
+firmware-deps: $(VENV)/.installed-test
+	cd tests/firmware/mpy && npm ci --no-audit --no-fund
+	$(BIN)/pip install -q --target typings $(FW_STUBS)
+
+## firmware-check: firmware mypy against the ESP32 stubs, then its tests (CPython + MicroPython)
+firmware-check: firmware-deps system-deps
+	$(BIN)/mypy --config-file firmware/mypy.ini
+	$(BIN)/pytest tests/firmware
+
+## flash: compile the firmware and copy it to the ESP32 on PORT (make flash PORT=/dev/ttyUSB0)
+flash: $(VENV)/.installed-test
+	$(BIN)/pip install -q "mpremote>=1.24,<2"
+	firmware/flash.sh $(PORT)

@@ -25,7 +25,7 @@ DEFAULTS = {
     "channels": [],
     "meter": None,
     "buffer_slots": 2048,
-    "persist_wh": 20.0,
+    "persist_wh": 100.0,
     "persist_s": 3600,
     "status_s": 600,
     "wdt_ms": 60000,

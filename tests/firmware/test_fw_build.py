@@ -57,3 +57,20 @@ def test_firmware_type_checks_against_the_esp32_stubs() -> None:
         text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_flash_stage_holds_every_library_module_and_no_test_code(tmp_path: Path) -> None:
+    out = tmp_path / "stage"
+    done = subprocess.run(
+        ["bash", str(ROOT / "firmware" / "flash.sh"), "--stage", str(out)],
+        capture_output=True,
+        text=True,
+        env={"BIN": str(Path(_bin("mpy-cross")).parent), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    staged = {p.name for p in (out / "lib" / "firmware").iterdir()}
+    expected = {p.stem + ".mpy" for p in FIRMWARE} - {"boot.mpy", "main.mpy", "hal_fake.mpy"}
+    assert staged == expected
+    assert {p.name for p in out.iterdir() if p.is_file()} >= {"boot.py", "main.py", "config.json"}
+    if not (ROOT / "firmware" / "config.local.json").exists():
+        assert not (out / "config.local.json").exists()

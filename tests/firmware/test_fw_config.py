@@ -23,7 +23,7 @@ def _error(*docs: dict) -> str:  # type: ignore[type-arg]
 def test_defaults_fill_what_the_file_leaves_out() -> None:
     cfg = _parse(config_doc())
     assert cfg.sensor == "esp32-a1b2c3"
-    assert cfg.window_ms == 10000 and cfg.buffer_slots == 2048 and cfg.persist_mwh == 20000
+    assert cfg.window_ms == 10000 and cfg.buffer_slots == 2048 and cfg.persist_mwh == 100000
     assert cfg.channels[0]["gain"] == 1.0 and cfg.voltage is None and cfg.meter is None
 
 
