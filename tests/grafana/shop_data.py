@@ -101,7 +101,7 @@ def _minute_band_wh(cfg: ShopConfig, machine: str, r: MachineReadings) -> tuple[
     flat = np.bincount(
         which * n_bands + cal.band_index(start), weights=wh, minlength=len(minutes) * n_bands
     )
-    return minutes * MINUTE_MS, flat.reshape(len(minutes), n_bands)
+    return minutes * MINUTE_MS, np.asarray(flat, np.float64).reshape(len(minutes), n_bands)
 
 
 def _health(
