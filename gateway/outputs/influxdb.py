@@ -16,7 +16,6 @@ import email.utils
 import gzip
 import http.client
 import json
-import os
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -29,8 +28,9 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
+from gateway import secrets
 from gateway.config import InfluxDB
-from gateway.errors import ConfigError
+from gateway.secrets import Secret
 
 NO_ANSWER = 0  # WriteResult.status when the request got no HTTP answer at all
 
@@ -69,45 +69,9 @@ class Writer(Protocol):
         ...
 
 
-class Secret:
-    """A token or password that never shows up in a repr, a log line or a traceback."""
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The secret itself, for the Authorization header only."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret(***)"
-
-    __str__ = __repr__
-
-
 def read_secret(cfg: InfluxDB, config_dir: Path) -> Secret | None:
     """The token/password from [influxdb] secret_file or secret_env; None when neither."""
-    if cfg.secret_env:
-        value = os.environ.get(cfg.secret_env)
-        if not value:
-            raise ConfigError(
-                f"influxdb.secret_env = {cfg.secret_env!r}: that environment variable is "
-                "not set or empty"
-            )
-        return Secret(value.strip())
-    if cfg.secret_file:
-        path = Path(cfg.secret_file).expanduser()
-        path = path if path.is_absolute() else config_dir / path
-        try:
-            value = path.read_text().strip()
-        except OSError as err:
-            raise ConfigError(
-                f"influxdb.secret_file = {cfg.secret_file!r}: cannot read {path}: {err.strerror}"
-            ) from None
-        if not value:
-            raise ConfigError(f"influxdb.secret_file = {cfg.secret_file!r}: {path} is empty")
-        return Secret(value)
-    return None
+    return secrets.read_secret(cfg, config_dir, "influxdb")
 
 
 def parse_retry_after(value: str | None, now_s: float | None = None) -> float | None:

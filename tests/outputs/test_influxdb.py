@@ -59,6 +59,7 @@ def test_secret_from_a_file_next_to_the_config_or_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "influx.token").write_text("s3cret-token\n")
+    (tmp_path / "influx.token").chmod(0o600)  # a group/world-readable secret is refused
     cfg = _config(tmp_path, url="http://h", database="d", secret_file="influx.token")
     secret = read_secret(cfg.influxdb, cfg.source.parent)
     assert secret is not None and secret.reveal() == "s3cret-token"
