@@ -19,6 +19,7 @@ def site_variable() -> dash.QueryVariable:
         .datasource(datasource())
         .query(tag_values("site"))
         .refresh(model.VariableRefresh.ON_DASHBOARD_LOAD)
+        .allow_custom_value(False)
         .sort(model.VariableSort.ALPHABETICAL_CASE_INSENSITIVE_ASC)
     )
 
@@ -31,6 +32,7 @@ def machine_variable(*, several: bool) -> dash.QueryVariable:
         .datasource(datasource())
         .query(tag_values("machine", SITE))
         .refresh(model.VariableRefresh.ON_DASHBOARD_LOAD)
+        .allow_custom_value(False)
         .sort(model.VariableSort.ALPHABETICAL_CASE_INSENSITIVE_ASC)
         .multi(several)
         .include_all(several)

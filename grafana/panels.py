@@ -8,6 +8,7 @@ single row for a range total.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TypeVar
 
 from grafana_foundation_sdk.builders import (
@@ -36,6 +37,21 @@ TODAY = "now/d"
 THIS_MONTH = "now/M"
 LAST_5_MIN = "5m"
 LAST_7_DAYS = "7d"
+
+
+@dataclass(frozen=True)
+class Period:
+    """A panel-level range an owner thinks in: its title word, its wording, Grafana's range."""
+
+    title: str  # "today"
+    since: str  # "since midnight"
+    time_from: str  # "now/d"
+
+
+PERIODS = (
+    Period("today", "since midnight", TODAY),
+    Period("this month", "since the 1st of the month", THIS_MONTH),
+)
 
 KW, W, KWH, PERCENT, DBM, SECONDS = "kwatt", "watt", "kwatth", "percent", "dBm", "s"
 SINCE = "dateTimeFromNow"  # an epoch-ms value shown as "3 minutes ago"
@@ -252,17 +268,15 @@ def pie(
     return panel
 
 
-def energy_and_cost(
-    title: str, when: str, time_from: str, currency: str, *conditions: str
-) -> stat.Panel:
-    """kWh and its cost over a panel-level range (today, this month)."""
+def energy_and_cost(period: Period, currency: str, *conditions: str) -> stat.Panel:
+    """kWh and their cost over a period (today, this month)."""
     panel = big_number(
-        title,
-        f"Energy used {when}, and what it cost at the tariff's rates.",
+        period.title.capitalize(),
+        f"Energy used {period.since}, and what it cost at the tariff's rates.",
         Query(energy(*conditions)),
         KWH,
         w=6,
         h=5,
-        time_from=time_from,
+        time_from=period.time_from,
     )
     return unit_override(panel, "cost", currency_unit(currency))

@@ -114,5 +114,5 @@ def peak_demand_kw(*conditions: str) -> str:
 
 
 def job_events(*conditions: str) -> str:
-    """Job ends for annotations: job id as the text, customer and machine as tags."""
-    return f'SELECT "job_id", "customer", "machine", "energy_kwh" FROM "{JOB}" {where(*conditions)}'
+    """Job ends for annotations: the job id as the text, the customer as a tag."""
+    return f'SELECT "job_id", "customer" FROM "{JOB}" {where(*conditions)}'

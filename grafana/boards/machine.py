@@ -68,26 +68,19 @@ def build(currency: str) -> dash.Dashboard:
             h=5,
         )
     )
-    for title, when, time_from in [
-        ("Utilisation today", "since midnight", p.TODAY),
-        ("Utilisation this month", "since the 1st of the month", p.THIS_MONTH),
-    ]:
+    for period in p.PERIODS:
         board.with_panel(
             p.big_number(
-                title,
-                f"Share of the monitored minutes {when} in which $machine was running.",
+                f"Utilisation {period.title}",
+                f"Share of the monitored minutes {period.since} in which $machine was running.",
                 Query(utilisation_pct(SITE, MACHINE)),
                 p.PERCENT,
-                time_from=time_from,
+                time_from=period.time_from,
                 h=5,
             )
         )
-    board.with_panel(p.energy_and_cost("Today", "since midnight", p.TODAY, currency, SITE, MACHINE))
-    board.with_panel(
-        p.energy_and_cost(
-            "This month", "since the 1st of the month", p.THIS_MONTH, currency, SITE, MACHINE
-        )
-    )
+    for period in p.PERIODS:
+        board.with_panel(p.energy_and_cost(period, currency, SITE, MACHINE))
     jobs = p.rows_table(
         "Recent jobs",
         "Jobs of the last 7 days that have ended; a running job appears when it ends.",

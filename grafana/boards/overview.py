@@ -30,10 +30,8 @@ def build(currency: str) -> dash.Dashboard:
         p.TODAY,
         [site_variable()],
     )
-    board.with_panel(p.energy_and_cost("Today", "since midnight", p.TODAY, currency, SITE))
-    board.with_panel(
-        p.energy_and_cost("This month", "since the 1st of the month", p.THIS_MONTH, currency, SITE)
-    )
+    for period in p.PERIODS:
+        board.with_panel(p.energy_and_cost(period, currency, SITE))
     board.with_panel(
         p.big_number(
             "Peak 15-min demand this month",
@@ -66,18 +64,15 @@ def build(currency: str) -> dash.Dashboard:
             time_from=p.LAST_5_MIN,
         )
     )
-    for title, when, time_from in [
-        ("Utilisation today", "since midnight", p.TODAY),
-        ("Utilisation this month", "since the 1st of the month", p.THIS_MONTH),
-    ]:
+    for period in p.PERIODS:
         board.with_panel(
             p.per_machine_bars(
-                title,
-                f"Share of the monitored minutes {when} in which the machine was running "
+                f"Utilisation {period.title}",
+                f"Share of the monitored minutes {period.since} in which the machine was running "
                 "(above its run threshold).",
                 Query(utilisation_pct(SITE)),
                 p.PERCENT,
-                time_from=time_from,
+                time_from=period.time_from,
                 max_value=100,
             )
         )
