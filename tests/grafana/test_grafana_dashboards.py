@@ -93,3 +93,11 @@ def test_money_is_shown_in_the_sites_currency() -> None:
     assert eur.count('"currencyEUR"') > 10
     assert text_of("CHF") == eur.replace('"currencyEUR"', '"currencyCHF"')
     assert text_of("PLN") == eur.replace('"currencyEUR"', '"suffix: PLN"')
+
+
+def test_the_owners_guide_explains_every_panel_and_shows_every_layout() -> None:
+    guide = (DASHBOARDS.parents[1] / "docs" / "dashboards.md").read_text(encoding="utf-8")
+    for board in boards().values():
+        assert f"(../grafana/layouts/{board['uid']}.svg)" in guide, board["uid"]
+        for panel in board["panels"]:
+            assert f"\n| {panel['title']} |" in guide, f"{board['uid']}: {panel['title']!r}"
