@@ -59,12 +59,11 @@ def compute_machine(
     _check_lengths(machine_id, readings)
     t = readings.t_ms
     n = len(t)
+    # Explicit jobs are checked first: a bad jobs.csv fails before any work is done.
+    given = None if jobs is None else explicit_jobs(machine_id, jobs, int(t[-1]) if n else None)
     energy = interval_energy(machine_id, readings, machine)
     stretches = running_stretches(readings.watts, machine.run_above_w, energy.long_iv)
-    if jobs is not None:
-        spans = explicit_jobs(machine_id, jobs, int(t[-1]) if n else None)
-    else:
-        spans = detect_jobs(t, stretches, machine)
+    spans = detect_jobs(t, stretches, machine) if given is None else given
     if n == 0:
         none = np.zeros((len(spans), len(tariff.band_names)))
         rows = job_rows(machine_id, machine, tariff, spans, none, np.zeros(len(spans)), None, tz)

@@ -18,9 +18,11 @@ MS_PER_H = 3_600_000.0
 # 10 MWh), so a 1-second interval on a small machine can legitimately step by 1 Wh.
 JUMP_REL_TOL = 0.10
 JUMP_ABS_TOL_WH = 1.0
-# Whole-array temporaries cost a page fault per 4 KiB on first touch, more than the
-# arithmetic itself; the one hot expression with a temporary runs in cache-sized chunks.
+# Intervals are scanned in chunks that stay in the CPU cache: every step of a chunk
+# (lengths, long gaps, counter steps, checks) then costs one trip to memory, and no
+# whole-array temporary pays a page fault per 4 KiB on first touch.
 _CHUNK = 1 << 15
+_NONE = np.zeros(0, dtype=np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,29 +57,56 @@ def _trapezoid(t: I64, w: F64, i: I64) -> F64:
     return np.asarray((w[i] + w[i + 1]) * _dt_ms(t, i) * (0.5 / MS_PER_H), dtype=np.float64)
 
 
-def _trapezoid_all(w: F64, dt_ms: F64) -> F64:
-    """Trapezoid energy (Wh) of every interval, written over dt_ms (the hot path)."""
-    for a in range(0, len(dt_ms), _CHUNK):
-        part = dt_ms[a : a + _CHUNK]
-        part *= w[a : a + len(part)] + w[a + 1 : a + 1 + len(part)]
-        part *= 0.5 / MS_PER_H
-    return dt_ms
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """What the scan of one chunk found, as interval indices of the whole series."""
+
+    long_iv: I64  # longer than max_gap_s
+    long_by_power: I64  # ... of those, the ones without a counter: energy unknown
+    suspects: I64  # counter went down, or rose faster than rated power allows
+    shortest_ms: float  # <= 0: the times are not increasing
 
 
-def _suspects(d: F64, t: I64, dt_min: float, bound: _Bound) -> I64:
-    """Intervals whose counter difference went down or exceeds the plausible bound.
+def _suspects(d: F64, dt_ms: I64, bound: _Bound) -> I64:
+    """Counter steps that go down or exceed the plausible bound for their interval.
 
-    Normally there are none: two reductions prove it. Otherwise a scalar pre-filter with
-    the smallest bound of all intervals finds the few candidates to check one by one.
+    Normally there are none: two reductions prove it against the tightest bound (that of
+    the shortest interval); otherwise the steps above it are checked one by one.
     """
-    loose = float(bound(dt_min))
-    found = []
-    if d.min() < 0.0:
-        found.append(np.flatnonzero(d < 0.0))
-    if d.max() > loose:
-        cand = np.flatnonzero(d > loose)
-        found.append(cand[d[cand] > bound(_dt_ms(t, cand))])
-    return np.sort(np.concatenate(found)) if found else t[:0]
+    tight = float(bound(float(dt_ms.min())))
+    if d.min() >= 0.0 and d.max() <= tight:
+        return _NONE
+    cand = np.flatnonzero((d < 0.0) | (d > tight))
+    return cand[(d[cand] < 0.0) | (d[cand] > bound(dt_ms[cand].astype(np.float64)))]
+
+
+def _scan(t: I64, w: F64, wh: F64, out: F64, a: int, max_gap_ms: float, bound: _Bound) -> _Found:
+    """Energy of the intervals a..a+len(out)-1 into out: the counter difference where both
+    ends have a counter, else the trapezoid of power (repairs come later).
+    """
+    b = a + len(out)
+    dt = t[a + 1 : b + 1] - t[a:b]
+    long_iv = np.flatnonzero(dt > max_gap_ms) if dt.max() > max_gap_ms else _NONE
+    d = np.subtract(wh[a + 1 : b + 1], wh[a:b], out=out)  # NaN where an end has no counter
+    if not np.isnan(d.max()):  # counters everywhere (meters)
+        return _Found(long_iv + a, _NONE, _suspects(d, dt, bound) + a, float(dt.min()))
+    no_counter = np.isnan(d)
+    if no_counter.all():  # power only (clip-on sensors without a counter)
+        _trapezoid_into(out, w[a : b + 1], dt)
+        return _Found(long_iv + a, long_iv + a, _NONE, float(dt.min()))
+    d[no_counter] = 0.0  # a mix: nothing to suspect where there is no counter
+    suspects = _suspects(d, dt, bound)
+    power = np.empty(len(out))
+    _trapezoid_into(power, w[a : b + 1], dt)
+    np.copyto(out, power, where=no_counter)
+    return _Found(long_iv + a, long_iv[no_counter[long_iv]] + a, suspects + a, float(dt.min()))
+
+
+def _trapezoid_into(out: F64, w: F64, dt_ms: I64) -> None:
+    """Trapezoid energy (Wh) of consecutive readings w over intervals dt_ms, into out."""
+    np.add(w[:-1], w[1:], out=out)
+    out *= dt_ms
+    out *= 0.5 / MS_PER_H
 
 
 def _glitches(t: I64, wh: F64, bad: I64, bound: _Bound) -> I64:
@@ -90,24 +119,6 @@ def _glitches(t: I64, wh: F64, bad: I64, bound: _Bound) -> I64:
     return np.asarray(i[(bridge >= 0.0) & (bridge <= both)] + 1, dtype=np.int64)
 
 
-def _interval_lengths(machine_id: str, t: I64, max_gap_s: float) -> tuple[F64, float, I64]:
-    """Interval lengths in ms, the shortest one, and the intervals longer than max_gap_s."""
-    dt_ms = np.empty(max(len(t) - 1, 0))
-    np.subtract(t[1:], t[:-1], out=dt_ms, casting="unsafe")
-    if len(dt_ms) == 0:
-        return dt_ms, 0.0, np.zeros(0, dtype=np.int64)
-    dt_min = float(dt_ms.min())
-    if dt_min <= 0:
-        at = int(t[np.flatnonzero(dt_ms <= 0)[0] + 1])
-        raise InputError(
-            f"machine {machine_id}: readings are not strictly increasing in time at {iso_utc(at)}"
-        )
-    max_gap_ms = max_gap_s * 1000.0
-    # Long intervals are rare: one reduction usually proves there are none.
-    long_iv = np.flatnonzero(dt_ms > max_gap_ms) if dt_ms.max() > max_gap_ms else t[:0]
-    return dt_ms, dt_min, long_iv
-
-
 def interval_energy(machine_id: str, readings: MachineReadings, machine: Machine) -> IntervalEnergy:
     """Counter difference where both ends carry a plausible counter, else trapezoid of power.
 
@@ -116,30 +127,26 @@ def interval_energy(machine_id: str, readings: MachineReadings, machine: Machine
     interval, so a long interval with good counters is no gap.
     """
     t, w, wh = readings.t_ms, readings.watts, readings.wh
-    dt_ms, dt_min, long_iv = _interval_lengths(machine_id, t, machine.max_gap_s)
     bound = _Bound(machine.rated_w)
-    if len(dt_ms) == 0 or (np.isnan(wh[0]) and np.isnan(wh).all()):
-        # Power only (clip-on sensors without a counter): the simple, common case.
-        energy = _trapezoid_all(w, dt_ms)
-        gap_s = float(_dt_ms(t, long_iv).sum()) / 1000.0
-        energy[long_iv] = 0.0
-        return IntervalEnergy(energy, long_iv, 0, 0, len(long_iv), gap_s)
-    d = np.subtract(wh[1:], wh[:-1], out=dt_ms)  # dt is no longer needed as an array
-    counted_long = np.ones(len(long_iv), dtype=bool)
-    energy = d  # every reading has a counter (meters): repaired in place below
-    if np.isnan(d.max()):  # a mix: counters only where both ends of an interval have one
-        no_counter = np.isnan(d)
-        by_power = _trapezoid_all(w, np.diff(t).astype(np.float64))
-        energy = np.where(no_counter, by_power, d)
-        counted_long = ~no_counter[long_iv]
-        d[no_counter] = 0.0  # nothing to suspect there
-    bad = _suspects(d, t, dt_min, bound)
+    energy = np.empty(max(len(t) - 1, 0))
+    found = [
+        _scan(t, w, wh, energy[a : a + _CHUNK], a, machine.max_gap_s * 1000.0, bound)
+        for a in range(0, len(energy), _CHUNK)
+    ]
+    if found and min(f.shortest_ms for f in found) <= 0:
+        at = iso_utc(int(t[np.flatnonzero(t[1:] <= t[:-1])[0] + 1]))
+        raise InputError(
+            f"machine {machine_id}: readings are not strictly increasing in time at {at}"
+        )
+    long_iv = np.concatenate([_NONE, *(f.long_iv for f in found)])
+    by_power = np.concatenate([_NONE, *(f.long_by_power for f in found)])
+    bad = np.concatenate([_NONE, *(f.suspects for f in found)])
     # A glitch is one implausible reading, not a jump plus a reset: both intervals around
     # it fall back to power.
     glitch = _glitches(t, wh, bad, bound)
     bad = np.setdiff1d(bad, np.concatenate([glitch - 1, glitch]))
-    went_down = bad[d[bad] < 0.0]
-    jumped = bad[d[bad] >= 0.0]
+    went_down = bad[energy[bad] < 0.0]
+    jumped = bad[energy[bad] >= 0.0]
     # After a reset the counter restarted from 0, so its new value is the energy since the
     # reset (what came before it in the same interval is lost: at most one reading's
     # worth). A new value too big for that is a swapped meter: use power.
@@ -148,7 +155,7 @@ def interval_energy(machine_id: str, readings: MachineReadings, machine: Machine
     energy[went_down[restarted]] = since[restarted]
     power = np.concatenate([glitch - 1, glitch, jumped, went_down[~restarted]])
     energy[power] = _trapezoid(t, w, power)
-    gaps = long_iv[~counted_long | np.isin(long_iv, power)]
+    gaps = np.union1d(by_power, long_iv[np.isin(long_iv, power)])
     energy[gaps] = 0.0
     return IntervalEnergy(
         wh=energy,

@@ -95,3 +95,23 @@ def test_power_only_energy_is_vectorised_over_chunks() -> None:
     e = interval_energy("m", readings(t.tolist(), w.tolist()), machine())
     t_ms = np.round(t * 1000)
     assert e.wh.sum() == pytest.approx(np.trapezoid(w, t_ms) / 3_600_000, rel=1e-12)
+
+
+def test_a_jump_is_judged_against_its_own_interval() -> None:
+    # 50 Wh in 1 s is impossible for 5 kW even though the next interval is 10 minutes long
+    e = energy([0, 1, 601], [3000] * 3, [0, 50, 60])
+    assert e.implausible_jumps == 1
+    assert e.wh.tolist() == pytest.approx([3000 / 3600, 10.0])
+
+
+def test_glitch_and_reset_across_the_scan_chunks_of_a_long_series() -> None:
+    # 100 000 one-second readings at 3600 W (1 Wh/s): a glitch on reading 32 768, where
+    # one internal chunk of intervals ends and the next begins, and a reset later on
+    n = 100_000
+    wh = np.arange(n, dtype=np.float64)
+    wh[1 << 15] = 1e9
+    wh[70_000:] -= 69_999.5  # the counter restarts: 0.5 Wh at reading 70 000
+    r = readings(np.arange(n).tolist(), [3600.0] * n, wh.tolist())
+    e = interval_energy("m", r, machine())
+    assert (e.implausible_jumps, e.counter_resets) == (1, 1)
+    assert e.wh.sum() == pytest.approx(n - 1 - 0.5)
