@@ -23,6 +23,7 @@ JUMP_ABS_TOL_WH = 1.0
 # whole-array temporary pays a page fault per 4 KiB on first touch.
 _CHUNK = 1 << 15
 _NONE = np.zeros(0, dtype=np.int64)
+_NONE.setflags(write=False)
 
 
 @dataclass(frozen=True, slots=True)
