@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import tempfile
 from datetime import datetime, timedelta
@@ -13,6 +14,7 @@ from tqdm import tqdm
 
 from gateway import __version__
 from gateway.config import ShopConfig, load_config
+from gateway.engine.model import MachineReadings
 from gateway.errors import ShopwattError
 from gateway.export import BY, Table, build_table, write_csv, write_xlsx
 from gateway.export.table import By
@@ -68,7 +70,25 @@ def replay_files(
             progress.set_postfix_str(what)
             progress.update(done - progress.n)
 
-        return Ledger(cfg).replay(parsed, explicit, step)
+        replayed = Ledger(cfg).replay(parsed, explicit, step)
+    publish(cfg, replayed.recomputed, parsed.machines if parsed else None)
+    return replayed
+
+
+def publish(
+    cfg: ShopConfig,
+    recomputed: dict[str, tuple[str, str]],
+    readings: dict[str, MachineReadings] | None = None,
+) -> None:
+    """With [influxdb]: queue what changed for Grafana (docs/gateway.md) and try to send it."""
+    if cfg.influxdb is None:
+        return
+    from gateway.outputs.publish import queue_ledger_changes  # loads the InfluxDB client
+
+    queued, waiting = queue_ledger_changes(cfg, recomputed, readings)
+    if queued:
+        note = f", {waiting:,} still waiting for `shopwatt run`" if waiting else ", all sent"
+        click.echo(f"InfluxDB: queued {queued:,} points{note}", err=True)
 
 
 def _summary(replayed: Replayed, readings: Path | None, jobs: Path | None) -> str:
@@ -174,7 +194,9 @@ def close(config_path: Path, month: str) -> None:
 @click.option("--all", "everything", is_flag=True, help="Every machine, not only changed ones.")
 def recompute(config_path: Path, everything: bool) -> None:
     """Recompute after a shop.toml change (tariff, machine settings, time zone)."""
-    recomputed = Ledger(load_config(config_path)).recompute(everything)
+    cfg = load_config(config_path)
+    recomputed = Ledger(cfg).recompute(everything)
+    publish(cfg, recomputed)
     for machine, (first, last) in recomputed.items():
         click.echo(f"recomputed {machine}: {first} .. {last}")
     if not recomputed:
@@ -245,6 +267,23 @@ def status(config_path: Path) -> None:
     """Readings per machine, what was dropped or repaired, closed months, recent changes."""
     cfg = load_config(config_path)
     click.echo(_status_text(Ledger(cfg).status(), cfg))
+
+
+@main.command()
+@_config
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning"]),
+    default="info",
+    show_default=True,
+)
+def run(config_path: Path, log_level: str) -> None:
+    """The gateway service: sensors (MQTT) and meters (Modbus) -> ledger and InfluxDB."""
+    from gateway.service import run_service  # paho and pymodbus load only for the service
+
+    # systemd's journal adds the time; the level and module say where a line comes from.
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    run_service(load_config(config_path))
 
 
 @main.command()

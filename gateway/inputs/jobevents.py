@@ -1,0 +1,164 @@
+"""Job events from the MQTT job topic -> each machine's explicit jobs (docs/protocol.md).
+
+- `(machine, job, event)` is an event's identity: the same event again with the same `t`
+  is a duplicate (QoS 1 redelivery); with another `t` it is a `job_conflict`.
+- A stop waits for its start (late delivery); a stop at or before its start is a
+  `job_conflict`. A job that would overlap another job of the machine is a `job_overlap`:
+  the engine needs non-overlapping jobs, and two open jobs on one machine are a forgotten
+  stop button, which only a person can sort out.
+- An open job (started, no stop yet) goes to the ledger with a provisional end just after
+  the machine's newest reading, so its row shows as open with the energy so far; every
+  batch moves that end on.
+
+Jobs given to the ledger replace the stored jobs of the local days they cover (the rule of
+jobs.csv), so for a machine the book always hands over every job of those days.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from gateway.engine.model import ExplicitJob
+from gateway.inputs.protocol import JobEvent
+from gateway.ledger.calendar import day_start_ms, next_midnight_ms
+
+JOB = "jobs"  # events accepted
+DUPLICATE = "job_duplicates"
+CONFLICT = "job_conflict"
+OVERLAP = "job_overlap"
+
+# A live_jobs row (the service stores the book in the ledger's transaction).
+Row = tuple[str, str, int | None, int | None, str, int | None, str]
+
+
+@dataclass
+class LiveJob:
+    """What the events of one job said so far."""
+
+    machine: str
+    job: str
+    start_ms: int | None = None
+    stop_ms: int | None = None
+    customer: str = ""
+    parts: int | None = None  # good parts (from the stop; planned parts from the start)
+    src: str = ""
+
+    def span(self, open_end: int) -> tuple[int, int]:
+        """[start, end); an open job ends at open_end (or just after its start)."""
+        assert self.start_ms is not None
+        end = self.stop_ms if self.stop_ms is not None else max(open_end, self.start_ms + 1)
+        return self.start_ms, end
+
+    def row(self) -> Row:
+        """The live_jobs row."""
+        j = self
+        return (j.machine, j.job, j.start_ms, j.stop_ms, j.customer, j.parts, j.src)
+
+
+class JobBook:
+    """The live jobs of every machine; decides what each event means."""
+
+    def __init__(self, tz: ZoneInfo) -> None:
+        self._tz = tz
+        self._jobs: dict[tuple[str, str], LiveJob] = {}
+        self.counts: Counter[str] = Counter()
+        self._changed: dict[str, set[str]] = {}  # machine -> jobs changed since take()
+        self._dirty: set[tuple[str, str]] = set()  # changed since dump()
+
+    def load(self, rows: Iterable[Row]) -> None:
+        """Restore the book from live_jobs rows."""
+        for machine, job, start, stop, customer, parts, src in rows:
+            self._jobs[machine, job] = LiveJob(machine, job, start, stop, customer, parts, src)
+
+    def dump(self) -> list[Row]:
+        """Rows of the jobs changed since the last dump (to upsert into live_jobs)."""
+        rows = [self._jobs[k].row() for k in sorted(self._dirty)]
+        self._dirty.clear()
+        return rows
+
+    def apply(self, machine: str, ev: JobEvent) -> str:
+        """Take one event; returns what it was counted as (JOB, DUPLICATE, CONFLICT, OVERLAP)."""
+        key = (machine, ev.job)
+        job = self._jobs.get(key) or LiveJob(machine, ev.job)
+        have = job.start_ms if ev.event == "start" else job.stop_ms
+        if have is not None:
+            verdict = DUPLICATE if have == ev.t else CONFLICT
+            self.counts[verdict] += 1
+            return verdict
+        start = ev.t if ev.event == "start" else job.start_ms
+        stop = ev.t if ev.event == "stop" else job.stop_ms
+        if start is not None and stop is not None and stop <= start:
+            self.counts[CONFLICT] += 1
+            return CONFLICT
+        if start is not None and self._overlaps(machine, ev.job, start, stop):
+            self.counts[OVERLAP] += 1
+            return OVERLAP
+        if ev.event == "start":
+            job.start_ms, job.customer = ev.t, ev.customer or ""
+            job.parts = job.parts if job.parts is not None else ev.parts
+        else:
+            job.stop_ms, job.parts = ev.t, ev.parts
+            job.customer = job.customer or ev.customer or ""
+        job.src = job.src or ev.src
+        self._jobs[key] = job
+        self._dirty.add(key)
+        if job.start_ms is not None:
+            self._changed.setdefault(machine, set()).add(ev.job)
+        self.counts[JOB] += 1
+        return JOB
+
+    def _overlaps(self, machine: str, job_id: str, start: int, stop: int | None) -> bool:
+        """Would [start, stop) (stop None: open) overlap another started job of the machine?"""
+        far = 1 << 62
+        end = far if stop is None else stop
+        for (m, other), j in self._jobs.items():
+            if m != machine or other == job_id or j.start_ms is None:
+                continue
+            j_end = far if j.stop_ms is None else j.stop_ms
+            if j.start_ms < end and start < j_end:
+                return True
+        return False
+
+    def take(
+        self, newest_ms: Mapping[str, int], with_readings: Iterable[str]
+    ) -> dict[str, list[ExplicitJob]]:
+        """The jobs to hand to the ledger, per machine: for machines whose jobs changed, and
+        for `with_readings` machines with an open job (its provisional end moves on).
+
+        newest_ms: per machine, its newest reading (an open job ends just after it).
+        """
+        seeds = self._changed
+        self._changed = {}
+        for machine in with_readings:
+            for j in self._jobs_of(machine):
+                if j.stop_ms is None:
+                    seeds.setdefault(machine, set()).add(j.job)
+        return {
+            machine: self._covering(machine, jobs, newest_ms.get(machine, 0) + 1)
+            for machine, jobs in sorted(seeds.items())
+        }
+
+    def _jobs_of(self, machine: str) -> list[LiveJob]:
+        """The machine's started jobs (a stop still waiting for its start is not a job yet)."""
+        return [j for j in self._jobs.values() if j.machine == machine and j.start_ms is not None]
+
+    def _covering(self, machine: str, seeds: set[str], open_end: int) -> list[ExplicitJob]:
+        """Every job on the local days of the seed jobs, widened until the days of every job
+        handed over are covered: the ledger replaces the stored jobs of those whole days."""
+        jobs = self._jobs_of(machine)
+        spans = {j.job: j.span(open_end) for j in jobs}
+        lo = min(spans[k][0] for k in seeds)
+        hi = max(spans[k][1] for k in seeds)
+        while True:
+            lo, hi = day_start_ms(lo, self._tz), next_midnight_ms(hi - 1, self._tz)
+            picked = [j for j in jobs if spans[j.job][0] < hi and spans[j.job][1] > lo]
+            wider_lo = min(lo, *(spans[j.job][0] for j in picked))
+            wider_hi = max(hi, *(spans[j.job][1] for j in picked))
+            if (wider_lo, wider_hi) == (lo, hi):
+                break
+            lo, hi = wider_lo, wider_hi
+        picked.sort(key=lambda j: spans[j.job])
+        return [ExplicitJob(j.job, *spans[j.job], j.customer) for j in picked]

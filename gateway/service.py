@@ -1,0 +1,367 @@
+"""`shopwatt run`: inputs -> per-machine batches -> ledger -> outbox -> InfluxDB, and health.
+
+Every `[mqtt] batch_s` seconds (sooner when many messages wait) the service takes what the
+inputs delivered and commits it as one batch:
+
+1. MQTT readings go through the tracker (dedup, placement, gateway counter); Modbus
+   readings are used as polled; job events update the job book;
+2. `power`, `machine_state` and `energy` lines go into the outbox (durable): a crash after
+   this step re-sends them, and InfluxDB overwrites identical points;
+3. the ledger ingests the batch in one durable transaction, together with the tracker's
+   and job book's state (docs/gateway.md: why this makes a restart exact);
+4. the recomputed rows' `job`/`overhead` lines go into the outbox;
+5. only now are the MQTT messages acknowledged to the broker.
+
+SIGTERM (or stop()) ends it cleanly: Modbus polling stops, the last batch is committed and
+acknowledged, MQTT disconnects (the broker keeps what came later), the outbox drains for a
+few seconds. After a SIGKILL the broker redelivers the unacknowledged messages and the
+tracker's persisted state drops what had been committed: nothing lost, nothing doubled.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import closing, contextmanager
+from pathlib import Path
+from types import FrameType
+
+import numpy as np
+
+from gateway.config import ShopConfig
+from gateway.engine.model import ExplicitJob, MachineReadings
+from gateway.errors import ConfigError, ShopwattError
+from gateway.inputs.base import Reading
+from gateway.inputs.jobevents import JobBook
+from gateway.inputs.modbus import ModbusInput
+from gateway.inputs.mqtt import Inbox, MqttInput, sensor_specs
+from gateway.inputs.protocol import StatusReport
+from gateway.inputs.tracker import DUPLICATE, READING, Tracker
+from gateway.ledger import Ledger
+from gateway.ledger.rows import LedgerRow
+from gateway.outputs.drain import Drainer, open_influx_output
+from gateway.outputs.lineprotocol import FieldValue
+from gateway.outputs.outbox import Outbox
+from gateway.outputs.publish import MachineView, RowLines, machine_lines
+from gateway.outputs.schema import gateway_line, reading_lines, sensor_line, source_lines
+
+log = logging.getLogger("shopwatt.service")
+
+HEALTH_EVERY_S = 10.0  # health points to InfluxDB
+LOG_EVERY_S = 300.0  # a one-line summary in the log
+DRAIN_AT_STOP_S = 5.0  # how long a clean stop lets the outbox drain
+SOURCE = "live"  # the ledger's audit name for what the service stores
+
+# The service's own state, in the ledger's database so it commits with the readings.
+_STATE_DDL = """
+CREATE TABLE IF NOT EXISTS sensor_state (sensor TEXT PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS machine_view (machine TEXT PRIMARY KEY, view TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS live_jobs (
+    machine TEXT NOT NULL, job TEXT NOT NULL, start_ms INTEGER, stop_ms INTEGER,
+    customer TEXT NOT NULL, parts INTEGER, src TEXT NOT NULL, PRIMARY KEY (machine, job));
+"""
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _per_machine(readings: list[Reading]) -> dict[str, MachineReadings]:
+    """Usable readings grouped per machine, sorted by time, the first of equal times kept."""
+    by: dict[str, list[Reading]] = {}
+    for r in readings:
+        by.setdefault(r.machine, []).append(r)
+    out = {}
+    for machine, rs in by.items():
+        t = np.array([r.t_ms for r in rs], dtype=np.int64)
+        watts = np.array([r.watts for r in rs], dtype=np.float64)
+        wh = np.array([r.wh for r in rs], dtype=np.float64)
+        order = np.argsort(t, kind="stable")
+        t, watts, wh = t[order], watts[order], wh[order]
+        keep = np.ones(len(t), dtype=bool)
+        keep[1:] = t[1:] != t[:-1]
+        out[machine] = MachineReadings(t[keep], watts[keep], wh[keep])
+    return out
+
+
+class Health:
+    """What the gateway knows about its sensors, beyond the counters of its parts."""
+
+    def __init__(self) -> None:
+        self.last_seen_ms: dict[str, int] = {}
+        self.status: dict[str, tuple[int, StatusReport]] = {}  # sensor -> (received, status)
+        self.counts: Counter[str] = Counter()  # batches, jobs_failed, ...
+
+    def take(self, box: Inbox) -> None:
+        """Note when each sensor was heard of and its latest status."""
+        self.last_seen_ms.update(box.seen_ms)
+        for sensor, status in box.statuses:
+            self.status[sensor] = (box.seen_ms.get(sensor, _now_ms()), status)
+
+    def sensor_fields(self, sensor: str, counts: Mapping[str, int]) -> dict[str, FieldValue]:
+        """The `sensor` point: last seen, status, the tracker's counters."""
+        fields: dict[str, FieldValue] = dict(counts)
+        if sensor in self.last_seen_ms:
+            fields["last_seen_ms"] = self.last_seen_ms[sensor]
+        if sensor in self.status:
+            at, s = self.status[sensor]
+            fields |= {"online": s.state == "online", "boot": s.boot, "status_ms": at}
+            optional = {"fw": s.fw, "rssi": s.rssi, "buffered": s.buf}
+            fields |= {k: v for k, v in optional.items() if v is not None}
+        return fields
+
+
+class Service:
+    """The gateway service of one shop.toml; run() until stop()."""
+
+    def __init__(self, cfg: ShopConfig) -> None:
+        if cfg.mqtt is None and not any(m.meter for m in cfg.machine):
+            raise ConfigError(
+                f"{cfg.source}: nothing to run: add an [mqtt] section (sensors, job events) "
+                "or a [[machine.meter]]"
+            )
+        sensors = sensor_specs(cfg)
+        if sensors and cfg.mqtt is None:
+            raise ConfigError(
+                f"{cfg.source}: [[machine.sensor]] {', '.join(sensors)} need an [mqtt] section"
+            )
+        self.cfg = cfg
+        self.ledger = Ledger(cfg, who="shopwatt run")
+        self.batch_ready = threading.Event()
+        self.mqtt = MqttInput(cfg, self.batch_ready) if cfg.mqtt else None
+        self.modbus = ModbusInput.from_config(cfg) if any(m.meter for m in cfg.machine) else None
+        self.outbox: Outbox | None = None
+        self.drainer: Drainer | None = None
+        if cfg.influxdb is not None:
+            self.outbox, self.drainer = open_influx_output(cfg)
+        self.tracker = Tracker(sensors)
+        self.jobs = JobBook(cfg.site.tz)
+        self.views: dict[str, MachineView] = {}
+        self.rows = RowLines(cfg.site.id, cfg.tariff)
+        self.health = Health()
+        self.batch_s = cfg.mqtt.batch_s if cfg.mqtt else 2.0
+        self._polled: list[Reading] = []
+        self._polled_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._dirty_views: set[str] = set()
+
+    # -- start and stop -----------------------------------------------------------------
+    def start(self) -> None:
+        """Bring the ledger up to shop.toml, restore state, start writer and inputs."""
+        if self.ledger.path.exists() and not all(
+            m.config_current for m in self.ledger.status(0).machines
+        ):
+            recomputed = self.ledger.recompute()
+            for machine, (first, last) in recomputed.items():
+                log.warning("shop.toml changed: recomputed %s %s .. %s", machine, first, last)
+        self._load_state()
+        if self.drainer is not None:
+            self.drainer.start()
+        if self.modbus is not None:
+            self.modbus.start(self._poll_sink)
+        if self.mqtt is not None:
+            self.mqtt.start()
+        log.info(
+            "shopwatt run: site %s, %d machines, %d sensors, %d meters, InfluxDB %s",
+            self.cfg.site.id,
+            len(self.cfg.machine),
+            len(self.tracker.sensors),
+            sum(len(m.meter) for m in self.cfg.machine),
+            self.cfg.influxdb.url if self.cfg.influxdb else "off",
+        )
+
+    def stop(self) -> None:
+        """Ask run() to finish (signal-safe: only sets flags)."""
+        self._stopping.set()
+        self.batch_ready.set()
+
+    def run(self) -> None:
+        """Commit batches until stop(), then shut down cleanly."""
+        next_health = next_log = time.monotonic()
+        try:
+            while not self._stopping.is_set():
+                self.batch_ready.wait(self.batch_s)
+                self.flush()
+                now = time.monotonic()
+                if now >= next_health:
+                    self.write_health()
+                    next_health = now + HEALTH_EVERY_S
+                if now >= next_log:
+                    self.log_summary()
+                    next_log = now + LOG_EVERY_S
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self.modbus is not None:
+            self.modbus.stop()
+        self.flush()  # the last readings, acknowledged before we disconnect
+        if self.mqtt is not None:
+            self.mqtt.stop()
+        self.write_health()
+        self.log_summary()
+        if self.drainer is not None and self.outbox is not None:
+            deadline = time.monotonic() + DRAIN_AT_STOP_S
+            while self.outbox.depth and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.drainer.stop()
+            self.outbox.close()
+        log.info("shopwatt run: stopped")
+
+    def _poll_sink(self, reading: Reading) -> None:
+        with self._polled_lock:
+            self._polled.append(reading)
+
+    # -- one batch ----------------------------------------------------------------------
+    def flush(self) -> None:
+        """Commit what the inputs delivered since the last flush (see the module docstring)."""
+        box = self.mqtt.take() if self.mqtt else Inbox()
+        with self._polled_lock:
+            polled, self._polled = self._polled, []
+        self.health.take(box)
+        placed = self.tracker.process(box.readings)
+        for machine, event in box.jobs:
+            self.jobs.apply(machine, event)
+        usable = placed + [r for r in polled if r.watts is not None and r.wh is not None]
+        batches = _per_machine(usable)
+        self._put(reading_lines(self.cfg.site.id, placed + polled))
+        self._put(self._live_lines(batches))
+        newest = {m: v.last[0] for m, v in self.views.items() if v.last is not None}
+        jobs = self.jobs.take(newest, batches)
+        if batches or jobs or self.tracker.dirty or self._dirty_views or len(box):
+            ingested = self._ingest(batches, jobs)
+            self._put(self.rows.changed(ingested))
+        if self.mqtt is not None:
+            self.mqtt.ack(box)
+        self.health.counts["batches"] += 1
+
+    def _live_lines(self, batches: Mapping[str, MachineReadings]) -> list[str]:
+        lines: list[str] = []
+        for machine, r in batches.items():
+            view = self.views.setdefault(machine, MachineView())
+            lines += machine_lines(self.cfg, self.cfg.machines[machine], r, view)
+            self._dirty_views.add(machine)
+        return lines
+
+    def _ingest(
+        self, batches: dict[str, MachineReadings], jobs: dict[str, list[ExplicitJob]]
+    ) -> list[LedgerRow]:
+        try:
+            return self.ledger.ingest(batches, SOURCE, jobs, self._save_state).rows
+        except ShopwattError as err:
+            if not jobs:
+                raise
+            # A job the ledger refuses (e.g. its id is taken by a jobs.csv job on another
+            # day) must not hold the readings back: store them without the jobs.
+            log.error("ledger refused live jobs of %s: %s", ", ".join(jobs), err)
+            self.health.counts["jobs_refused"] += sum(len(j) for j in jobs.values())
+            return self.ledger.ingest(batches, SOURCE, None, self._save_state).rows
+
+    def _put(self, lines: list[str]) -> None:
+        if self.outbox is not None and lines:
+            self.outbox.put(lines)
+
+    # -- state in the ledger's database -------------------------------------------------
+    def _save_state(self, conn: sqlite3.Connection) -> None:
+        """Runs inside the ledger's transaction (Ledger.ingest's `also`)."""
+        _create_state(conn)
+        conn.executemany("INSERT OR REPLACE INTO sensor_state VALUES (?, ?)", self.tracker.dump())
+        conn.executemany(
+            "INSERT OR REPLACE INTO live_jobs VALUES (?, ?, ?, ?, ?, ?, ?)", self.jobs.dump()
+        )
+        views = [(m, self.views[m].dumps()) for m in sorted(self._dirty_views)]
+        conn.executemany("INSERT OR REPLACE INTO machine_view VALUES (?, ?)", views)
+        self._dirty_views.clear()
+
+    def _load_state(self) -> None:
+        if not self.ledger.path.exists():
+            return
+        with _reading(self.ledger.path) as conn:
+            _create_state(conn)
+            self.tracker.load(conn.execute("SELECT sensor, state FROM sensor_state"))
+            self.jobs.load(conn.execute("SELECT * FROM live_jobs"))
+            for machine, text in conn.execute("SELECT machine, view FROM machine_view"):
+                if machine in self.cfg.machines:
+                    self.views[machine] = MachineView.loads(text)
+
+    # -- health -------------------------------------------------------------------------
+    def counters(self) -> dict[str, int]:
+        """The `gateway` measurement's reading counters (since start)."""
+        per_sensor = self.tracker.counts.values()
+        mqtt = self.mqtt.counts if self.mqtt else Counter()
+        polled = sum(
+            s.get("readings", 0) for s in (self.modbus.stats() if self.modbus else {}).values()
+        )
+        return {
+            "readings_in": sum(c[READING] for c in per_sensor) + polled,
+            "readings_rejected": mqtt["rejected"],
+            "readings_deduplicated": sum(c[DUPLICATE] for c in per_sensor),
+            "job_events": self.jobs.counts["jobs"],
+            "batches": self.health.counts["batches"],
+        }
+
+    def write_health(self) -> None:
+        """`gateway`, `sensor` and `source` points into the outbox."""
+        if self.outbox is None or self.drainer is None:
+            return
+        site, now = self.cfg.site.id, _now_ms()
+        fields: dict[str, FieldValue] = dict(self.counters())
+        fields |= self.outbox.health().fields() | self.drainer.stats.fields()
+        lines = [gateway_line(site, now, fields)]
+        for sensor, spec in self.tracker.sensors.items():
+            counts = self.tracker.counts[sensor]
+            lines.append(
+                sensor_line(
+                    site, spec.machine, sensor, now, self.health.sensor_fields(sensor, counts)
+                )
+            )
+        stats = dict(self.modbus.stats()) if self.modbus else {}
+        if self.mqtt:
+            stats |= self.mqtt.stats()
+        stats["jobs"] = dict(self.jobs.counts)
+        self._put([text for text in lines if text] + source_lines(site, now, stats))
+
+    def log_summary(self) -> None:
+        """One line with the counters that matter."""
+        c = self.counters()
+        depth = self.outbox.depth if self.outbox else 0
+        log.info(
+            "readings in %d, rejected %d, duplicates %d, job events %d; outbox %d lines",
+            c["readings_in"],
+            c["readings_rejected"],
+            c["readings_deduplicated"],
+            c["job_events"],
+            depth,
+        )
+
+
+def _create_state(conn: sqlite3.Connection) -> None:
+    # One statement at a time: executescript() would commit the ledger's transaction.
+    for statement in _STATE_DDL.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[sqlite3.Connection]:
+    with closing(sqlite3.connect(path, timeout=30.0)) as conn:
+        yield conn
+
+
+def run_service(cfg: ShopConfig) -> None:
+    """Run until SIGTERM or SIGINT (the CLI's `shopwatt run`)."""
+    service = Service(cfg)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("shopwatt run: %s, stopping", signal.Signals(signum).name)
+        service.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    service.start()
+    service.run()
