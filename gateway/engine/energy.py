@@ -156,7 +156,8 @@ def interval_energy(machine_id: str, readings: MachineReadings, machine: Machine
     energy[went_down[restarted]] = since[restarted]
     power = np.concatenate([glitch - 1, glitch, jumped, went_down[~restarted]])
     energy[power] = _trapezoid(t, w, power)
-    gaps = np.union1d(by_power, long_iv[np.isin(long_iv, power)])
+    repaired_long = long_iv[np.isin(long_iv, power)] if len(power) else _NONE
+    gaps = np.union1d(by_power, repaired_long) if len(repaired_long) else by_power
     energy[gaps] = 0.0
     return IntervalEnergy(
         wh=energy,

@@ -80,6 +80,7 @@ def run_time(t: I64, stretches: Stretches, long_iv: I64) -> RunTime:
     """
     after = stretches.last + 1
     extends = after < len(t)
-    extends[extends] = ~np.isin(stretches.last[extends], long_iv)
+    if len(long_iv):
+        extends[extends] = ~np.isin(stretches.last[extends], long_iv)
     end = t[np.where(extends, after, stretches.last)]
     return RunTime(t[stretches.first], end)
