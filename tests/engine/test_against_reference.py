@@ -18,7 +18,7 @@ from gateway.engine import ExplicitJob, MachineReadings, compute_machine
 from gateway.engine.energy import interval_energy
 
 BERLIN = ZoneInfo("Europe/Berlin")
-# Local midnights two days before each DST change and on a plain week
+# Local midnights a day before each DST change, and in a plain week
 STARTS = ["2026-03-28T00:00:00+01:00", "2026-10-24T00:00:00+02:00", "2026-11-02T00:00:00+01:00"]
 # Whole hours, but no band edge inside the hour that DST skips or repeats: there the
 # engine's rule (first instant showing that time) and a wall-clock lookup legitimately

@@ -48,7 +48,8 @@ def test_arrays_of_different_length_are_refused() -> None:
 
 
 def test_auto_ids_count_per_local_start_day_and_rows_come_in_time_order() -> None:
-    # two jobs on day 1 (one crossing midnight into day 2), one job on day 2
+    # jobs: 08:00-08:10, 08:40-00:20 the next day (the 15-hour interval between two
+    # running readings is no gap: max_gap_s is a day), 01:13-01:30 on day 2
     t = [0, 600, 1200, 1800, 2400, 57_000, 58_200, 58_800, 59_400, 62_000, 63_000, 63_600]
     w = [2000, 2000, 0, 0, 2000, 2000, 2000, 2000, 0, 2000, 2000, 0]
     m = machine(max_gap_s=DAY_S, merge_gap_s=900)
@@ -56,7 +57,7 @@ def test_auto_ids_count_per_local_start_day_and_rows_come_in_time_order() -> Non
     assert [(r.kind, r.job_id, r.day.isoformat()) for r in rows] == [
         ("overhead", "", "2026-11-03"),
         ("job", "m-20261103-001", "2026-11-03"),
-        ("job", "m-20261103-002", "2026-11-04"),  # 08:40 + 57000 s crosses midnight
+        ("job", "m-20261103-002", "2026-11-04"),  # id by start day, period by end day
         ("overhead", "", "2026-11-04"),
         ("job", "m-20261104-001", "2026-11-04"),
     ]
