@@ -94,7 +94,10 @@ class Band(_Section):
 
     @model_validator(mode="after")
     def _not_empty(self) -> Band:
-        if hhmm_minutes(self.start) == hhmm_minutes(self.end) % (24 * 60):
+        # "00:00" to "24:00" is a whole day (a weekend rate); "06:00" to "06:00" is ambiguous.
+        if self.start_min == 24 * 60:
+            raise ValueError(f"band '{self.name}' starts at 24:00: use 00:00")
+        if self.start_min == self.end_min:
             raise ValueError(f"band '{self.name}' starts and ends at {self.start}: empty")
         return self
 

@@ -56,6 +56,17 @@ def test_bad_values_name_file_key_and_value(edit: Any, expected: str) -> None:
     assert expected in str(err.value)
 
 
+def test_a_whole_day_band_is_allowed_but_an_empty_one_is_not() -> None:
+    data = _example()
+    data["tariff"]["band"].append(
+        {"name": "weekend", "rate": 0.2, "days": ["sat", "sun"], "start": "00:00", "end": "24:00"}
+    )
+    assert parse_config(data, Path("shop.toml")).tariff.band_names[-1] == "weekend"
+    data["tariff"]["band"][-1]["end"] = "00:00"
+    with pytest.raises(ConfigError, match="starts and ends at 00:00: empty"):
+        parse_config(data, Path("shop.toml"))
+
+
 def test_malformed_toml_names_the_line(tmp_path: Path) -> None:
     bad = tmp_path / "shop.toml"
     bad.write_text('[site]\nid = "x\n')
