@@ -22,6 +22,7 @@ from gateway.export.to_text import render_text
 from gateway.inputs.csvfile import read_jobs, read_readings
 from gateway.ledger import Ledger, Replayed, Status
 from gateway.ledger.calendar import parse_month
+from gateway.provision.cli import provision_group
 
 _BIG_FILE = 20_000_000  # bytes: from here on replay shows a progress bar
 
@@ -316,3 +317,6 @@ def demo(output: Path | None, seed: int) -> None:
     write_table(table, "csv", csv_path)
     write_table(table, "xlsx", xlsx_path)
     click.echo(f"\nCSV:    {csv_path}\nXLSX:   {xlsx_path}\nledger: {Ledger(cfg).path}")
+
+
+main.add_command(provision_group(_config))

@@ -15,3 +15,7 @@ class InputError(ShopwattError):
 
 class LedgerError(ShopwattError):
     """The ledger refused an operation (closed period, unknown month, ...)."""
+
+
+class ProvisionError(ShopwattError):
+    """Provisioning refused: a bad option or file, or a provisioning state it cannot trust."""

@@ -56,17 +56,19 @@ def resolve_path(name: str, config_dir: Path) -> Path:
 def read_secret(cfg: SecretSource, config_dir: Path, section: str) -> Secret | None:
     """The secret named by `[section]` secret_env or secret_file; None when neither is set."""
     if cfg.secret_env:
-        value = os.environ.get(cfg.secret_env, "").strip()
-        if not value:
-            raise ConfigError(
-                f"{section}.secret_env = {cfg.secret_env!r}: that environment variable is "
-                "not set or empty"
-            )
-        return Secret(value)
+        return read_secret_env(cfg.secret_env, f"{section}.secret_env = {cfg.secret_env!r}")
     if cfg.secret_file:
         key = f"{section}.secret_file = {cfg.secret_file!r}"
         return read_secret_file(resolve_path(cfg.secret_file, config_dir), key)
     return None
+
+
+def read_secret_env(name: str, key: str) -> Secret:
+    """A secret from the environment variable `name`; errors start with `key`."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{key}: that environment variable is not set or empty")
+    return Secret(value)
 
 
 def read_secret_file(path: Path, key: str) -> Secret:

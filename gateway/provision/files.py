@@ -1,0 +1,86 @@
+"""Writing provisioning files: atomic, private by default, handed to the broker's user."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import tempfile
+from pathlib import Path
+
+from gateway.errors import ProvisionError
+
+PRIVATE = 0o600  # passwords, keys, the state, configs that hold credentials
+PUBLIC = 0o644  # certificates: anyone may read them, a client needs the CA's
+
+
+def private_dir(path: Path, mode: int = 0o700, owner: int | None = None) -> Path:
+    """Create `path` (and parents) if needed, `mode` and (as root) `owner`'s; returns it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(mode)
+        if owner is not None:
+            os.chown(path, owner, -1)
+    except OSError as err:
+        raise ProvisionError(f"{path}: cannot create the folder: {err.strerror}") from None
+    return path
+
+
+def write_file(path: Path, data: bytes, mode: int = PRIVATE, owner: int | None = None) -> bool:
+    """Replace `path` atomically with `data` at `mode`; False (untouched) when unchanged.
+
+    The file is written under a temporary name in the same folder with its final mode
+    already set, flushed to disk, then renamed over the old one: a reader (the broker on
+    SIGHUP, a sensor flashing tool) sees the old file or the new one, never half of one,
+    and a secret is never readable by others, not even for an instant.
+    """
+    try:
+        if path.read_bytes() == data and _has_mode_and_owner(path, mode, owner):
+            return False
+    except OSError:
+        pass  # missing or unreadable: write it
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        if owner is not None:
+            os.fchown(fd, owner, -1)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise ProvisionError(f"{path}: cannot write: {err.strerror}") from None
+    _sync_dir(path.parent)
+    return True
+
+
+def _has_mode_and_owner(path: Path, mode: int, owner: int | None) -> bool:
+    info = path.stat()
+    return info.st_mode & 0o7777 == mode and owner in (None, info.st_uid)
+
+
+def _sync_dir(folder: Path) -> None:
+    # The rename is durable only once the folder itself is on disk (power cut on a Pi).
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def broker_owner(user: str) -> int | None:
+    """The uid to give the broker's files to, or None when they stay with whoever runs this.
+
+    mosquitto 2 reads its password file, ACL and keys after dropping to `user`, so those
+    files must belong to that user. Only root can give files away; anybody else keeps
+    them, and the broker must then run as that same user.
+    """
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(user).pw_uid
+    except KeyError:
+        raise ProvisionError(
+            f"--user {user!r}: no such system user (the one mosquitto runs as, e.g. 'mosquitto')"
+        ) from None
