@@ -108,7 +108,9 @@ class MqttInput:
         self._lock = threading.Lock()
         self._inbox = Inbox()
         self._session = 0  # +1 per connection: a mid only means something in its session
+        self._stopping = False
         self.connected = threading.Event()
+        self.subscribed = threading.Event()
         self.counts: Counter[str] = Counter()  # received, rejected_<reason>, deadletters, ...
         self._last_log: dict[str, float] = {}
         self._unlogged: Counter[str] = Counter()
@@ -132,6 +134,7 @@ class MqttInput:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         return c
 
     def start(self) -> None:
@@ -150,6 +153,7 @@ class MqttInput:
 
     def stop(self) -> None:
         """Disconnect cleanly; what was not acknowledged stays queued at the broker."""
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
         self.connected.clear()
@@ -171,8 +175,19 @@ class MqttInput:
         )
         self.connected.set()
 
+    def _on_subscribe(self, _c: paho.Client, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
+        refused = [str(c) for c in codes if c.is_failure]
+        if refused:
+            log.error("MQTT broker refused the subscriptions: %s (check its ACL)", refused)
+        else:
+            log.info("MQTT subscribed to %s", ", ".join(subscriptions(self.site)))
+            self.subscribed.set()
+
     def _on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.connected.clear()
+        self.subscribed.clear()
+        if self._stopping:
+            return
         self.counts["disconnects"] += 1
         log.warning("MQTT disconnected from %s:%d (%s); reconnecting", *self._where(), reason)
 

@@ -1,0 +1,267 @@
+"""A test shop for the service: shop.toml, simulated sensors, `shopwatt run` as a process.
+
+Readings are built by the firmware's own encoder (firmware/encode.py), so the service is
+tested with exactly the bytes a sensor sends. Powers are multiples of 9 W: with 10 s
+windows a window's energy is then a whole number of mWh, and every expected energy in
+these tests is exact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from firmware import encode
+from gateway.config import ShopConfig, load_config
+from gateway.ledger import Ledger
+from tests.servers import LOOPBACK, Influxd, Mosquitto
+
+ROOT = Path(__file__).resolve().parents[2]
+SITE = "test-shop"
+T0 = int(datetime(2026, 11, 3, 8, 0, tzinfo=UTC).timestamp() * 1000)  # a Tuesday, 09:00 local
+WINDOW_MS = 10_000
+WAIT_S = 60.0  # how long a test waits for what it expects (a limit, never an assertion)
+# Brokers in tests are configured as docs/deploy.md tells users to: no cap on the queue of
+# a disconnected gateway (the default 1000 would drop readings during a long outage).
+BROKER_CONFIG = "max_queued_messages 0\n"
+
+T = TypeVar("T")
+
+MACHINE = """
+[[machine]]
+id = "{id}"
+off_below_w = 50
+run_above_w = 500
+min_job_s = 60
+merge_gap_s = 120
+max_gap_s = 120
+rated_w = 5000
+[machine.cost]
+purchase = 10000.0
+life_hours = 10000
+maintenance_per_run_hour = 0.5
+{source}
+"""
+
+
+def write_config(
+    folder: Path,
+    broker: Mosquitto | None,
+    influxd: Influxd | None = None,
+    db: str = "",
+    sensors: dict[str, str] | None = None,
+    meters: str = "",
+    batch_s: float = 0.5,
+) -> Path:
+    """shop.toml with one machine per sensor (machine id -> sensor id) plus raw meter TOML."""
+    text = f"""[site]
+id = "{SITE}"
+timezone = "Europe/Berlin"
+
+[storage]
+path = "data"
+
+[tariff]
+id = "t"
+rate = 0.25
+[[tariff.band]]
+name = "peak"
+rate = 0.40
+start = "16:00"
+end = "20:00"
+"""
+    for machine, sensor in (sensors or {}).items():
+        text += MACHINE.format(id=machine, source=f'[[machine.sensor]]\nid = "{sensor}"\n')
+    text += meters
+    if broker is not None:
+        text += f'\n[mqtt]\nhost = "{LOOPBACK}"\nport = {broker.port}\nbatch_s = {batch_s}\n'
+    if influxd is not None:
+        text += f'\n[influxdb]\nurl = "{influxd.url}"\ndatabase = "{db}"\nbackoff_max_s = 1\n'
+    path = folder / "shop.toml"
+    path.write_text(text)
+    return path
+
+
+@dataclass
+class FakeSensor:
+    """A sensor's protocol state: boot, seq, clock, uptime and an exact counter (mWh)."""
+
+    machine: str
+    sensor: str
+    boot: int = 1
+    seq: int = 0
+    t_ms: int = T0
+    up_ms: int = 60_000
+    mwh: int = 0
+    synced: bool = True
+    truth_wh: float = 0.0  # energy of every window after the first one published
+    published: int = 0
+
+    @property
+    def topic(self) -> str:
+        """The reading topic."""
+        return f"shopwatt/v1/{SITE}/{self.machine}/{self.sensor}/reading"
+
+    def reading(self, watts: int) -> bytes:
+        """The next window at `watts` (a multiple of 9) as the firmware encodes it."""
+        assert watts % 9 == 0, "keep window energies whole mWh"
+        window_mwh = watts * WINDOW_MS // 3600
+        if self.published:
+            self.truth_wh += window_mwh / 1000
+        self.mwh += window_mwh
+        self.t_ms += WINDOW_MS
+        self.up_ms += WINDOW_MS
+        payload = encode.reading(
+            self.boot, self.seq, self.t_ms if self.synced else None, self.up_ms, WINDOW_MS,
+            4800, None, [watts * 10 // 230], [watts * 10], [self.mwh], 0, 0, 0, -60, None,
+        )  # fmt: skip
+        self.seq += 1
+        self.published += 1
+        return payload
+
+    def readings(self, watts: Iterable[int]) -> list[tuple[str, bytes]]:
+        """Consecutive windows."""
+        return [(self.topic, self.reading(w)) for w in watts]
+
+    def power_cut(self, lag_mwh: int = 20_000) -> None:
+        """The sensor restarts: new boot, seq 0, counter from flash (lag_mwh behind)."""
+        self.boot += 1
+        self.seq = 0
+        self.up_ms = 5_000
+        self.mwh -= lag_mwh
+
+
+def job_event(machine: str, event: str, job: str, t_ms: int, **extra: Any) -> tuple[str, bytes]:
+    """A job topic message."""
+    body = {"v": 1, "event": event, "job": job, "t": t_ms, **extra}
+    return f"shopwatt/v1/{SITE}/{machine}/job", json.dumps(body).encode()
+
+
+class Publisher:
+    """A paho QoS 1 publisher (a fast stand-in for many sensors)."""
+
+    def __init__(self, broker: Mosquitto) -> None:
+        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id="test-publisher")
+        self._client.max_inflight_messages_set(1000)
+        self._client.connect(LOOPBACK, broker.port)
+        self._client.loop_start()
+
+    def send(self, messages: Iterable[tuple[str, bytes]]) -> int:
+        """Publish and wait until the broker acknowledged every message."""
+        infos = [self._client.publish(t, p, qos=1) for t, p in messages]
+        for info in infos:
+            info.wait_for_publish(WAIT_S)
+        return len(infos)
+
+    def close(self) -> None:
+        """Disconnect."""
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def mosquitto_pub(broker: Mosquitto, topic: str, payloads: list[bytes]) -> None:
+    """Publish each payload as one QoS 1 message with the mosquitto_pub command."""
+    subprocess.run(
+        ["mosquitto_pub", "-h", LOOPBACK, "-p", str(broker.port), "-t", topic, "-q", "1", "-l"],
+        input=b"\n".join(payloads) + b"\n",
+        check=True,
+        timeout=WAIT_S,
+    )
+
+
+@dataclass
+class Gateway:
+    """`shopwatt run` as its own process (so it can be SIGKILLed like on a Pi)."""
+
+    config: Path
+    log_path: Path = field(init=False)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.log_path = self.config.parent / "gateway.log"
+
+    def start(self) -> Gateway:
+        """Start the service."""
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gateway", "run", "--config", str(self.config)],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        return self
+
+    def ready(self) -> Gateway:
+        """Wait until the service is subscribed (before that, a broker drops what a new
+        session has not subscribed to yet)."""
+        wait_for("the gateway to subscribe", lambda: "MQTT subscribed" in self.log(), self)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up at all."""
+        self._signal(signal.SIGKILL)
+
+    def stop(self) -> int:
+        """SIGTERM and wait for the clean stop; returns the exit code."""
+        return self._signal(signal.SIGTERM)
+
+    def _signal(self, sig: signal.Signals) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+        try:
+            code = self.proc.wait(WAIT_S)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            code = self.proc.wait()
+        self.proc = None
+        return code
+
+    def log(self) -> str:
+        """What the service logged."""
+        return self.log_path.read_text(errors="replace")
+
+    def __enter__(self) -> Gateway:
+        return self.start().ready()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.kill()
+
+
+def wait_for(what: str, probe: Callable[[], T | None], gateway: Gateway | None = None) -> T:
+    """Poll until probe() returns something truthy; fail with the gateway's log if never."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        got = probe()
+        if got:
+            return got
+        time.sleep(0.1)
+    tail = gateway.log()[-3000:] if gateway else ""
+    raise AssertionError(f"timed out waiting for {what}\n--- gateway log ---\n{tail}")
+
+
+def ledger_readings(cfg: ShopConfig) -> dict[str, int]:
+    """Readings stored per machine."""
+    ledger = Ledger(cfg)
+    if not ledger.path.exists():
+        return {}
+    return {m.machine: m.readings for m in ledger.status(0).machines}
+
+
+def config(path: Path) -> ShopConfig:
+    """The test's shop.toml, loaded."""
+    return load_config(path)
