@@ -23,6 +23,7 @@ from firmware import config as fw_config
 from firmware.mqtt import Client as FirmwareClient
 from firmware.mqtt_codec import MqttError
 from gateway.config import load_config
+from gateway.inputs.mqtt import deadletter_topic
 from gateway.provision.sensor import SensorOptions, provision_sensor, revoke_sensor
 from gateway.secrets import read_secret_file
 
@@ -149,7 +150,7 @@ def test_the_gateway_cannot_publish_readings_in_a_sensors_name(
     gw = gateway(broker, shop, clients)
     watcher.subscribe(topic("cnc-01", "s1/cmd"))
     gw.publish(topic("cnc-01", "s1/reading"), READING)
-    gw.publish(f"shopwatt/v1/{SITE}/_gateway/deadletter", b"junk")  # its own namespace
+    gw.publish(deadletter_topic(SITE), b"junk")  # its own topic
     gw.publish(topic("cnc-01", "s1/cmd"), b'{"v":1,"cmd":"status"}')
     wait_until("the command", lambda: bool(watcher.received("s1/cmd")))
     wait_until("the dead letter", lambda: bool(gw.received("deadletter")))
