@@ -6,8 +6,10 @@
   than WINDOW seqs below the highest one is taken for a duplicate: the protocol delivers a
   sensor's readings in order, so only a redelivery can be that far behind.
 - **Placement**: a reading without a synced clock (t = null) is placed at t0 - u0 + u,
-  with (t0, u0) from a synced reading of the same boot (an earlier one, or one later in
-  the same batch); without one it is counted `unsynced` and kept out of the time series.
+  with (t0, u0) from a synced reading of the same boot. Until one arrives it is parked in
+  the sensor's state (persisted like the rest, so it is acknowledged and safe); a boot
+  that ends without ever syncing drops its parked readings, counted `unsynced` (their
+  energy is not lost: the gateway counter carries it into the next boot's first reading).
 - **Gateway counter**: the protocol allows counter differences only within one boot, and
   a meter channel may wrap. Each channel gets a counter that never goes back: within a
   boot it is the sensor's counter plus an offset; at a boot change (or a decrease, i.e. a
@@ -30,6 +32,7 @@ from gateway.inputs.base import Reading
 from gateway.inputs.protocol import SensorReading
 
 WINDOW = 1024  # seqs below the newest one remembered exactly (2.8 h at 10 s windows)
+MAX_PARKED = 2048  # unsynced readings kept per sensor: a full offline buffer of the firmware
 _MASK = (1 << WINDOW) - 1
 _MS_PER_H = 3_600_000
 
@@ -38,7 +41,7 @@ READING = "readings"  # accepted: placed and fed to the ledger (late ones includ
 DUPLICATE = "duplicates"  # same (boot, seq) seen before: QoS 1 redelivery or a replay
 LATE = "late"  # new, but older than the newest seq of its boot (fills a gap)
 OLD_BOOT = "old_boot"  # of an earlier boot, arriving after the sensor's newer boot
-UNSYNCED = "unsynced"  # no clock and no synced reading of its boot to place it by
+UNSYNCED = "unsynced"  # its boot never had a synced reading to place it by: dropped
 STALE = "stale"  # a summed channel is null (meter did not answer) or missing
 COUNTER_RESETS = "counter_resets"  # a channel counter went down within a boot (meter wrap)
 BOOTS = "boots"  # boot changes seen (the first reading of a sensor is not one)
@@ -73,6 +76,7 @@ class SensorState:
     anchor: int | None = None  # t - u of a synced reading of `boot`
     # Per channel position: [last raw counter Wh, offset Wh, boot of that raw counter].
     channels: list[list[float] | None] = field(default_factory=list)
+    parked: list[list[float]] = field(default_factory=list)  # [u, watts, wh] waiting for t
 
     def dumps(self) -> str:
         """Compact JSON (bit masks as hex)."""
@@ -87,6 +91,7 @@ class SensorState:
                 f"{self.prev_seen:x}",
                 self.anchor,
                 self.channels,
+                self.parked,
             ],
             separators=(",", ":"),
         )
@@ -94,8 +99,8 @@ class SensorState:
     @classmethod
     def loads(cls, text: str) -> SensorState:
         """The inverse of dumps()."""
-        b, s, seen, x, pb, ps, pseen, anchor, channels = json.loads(text)
-        return cls(b, s, int(seen, 16), x, pb, ps, int(pseen, 16), anchor, channels)
+        b, s, seen, x, pb, ps, pseen, anchor, channels, parked = json.loads(text)
+        return cls(b, s, int(seen, 16), x, pb, ps, int(pseen, 16), anchor, channels, parked)
 
 
 class Tracker:
@@ -121,22 +126,12 @@ class Tracker:
 
     def process(self, items: Sequence[tuple[str, SensorReading]]) -> list[Reading]:
         """Readings of one batch, in arrival order -> the machine readings to store."""
-        # Look ahead: an unsynced reading early in the batch may be placed by a synced one
-        # of the same boot that arrived after it.
-        ahead: dict[tuple[str, int], int] = {}
+        out: list[Reading] = []
         for sensor, r in items:
-            if r.t is not None:
-                ahead.setdefault((sensor, r.b), r.t - r.u)
-        out = []
-        for sensor, r in items:
-            placed = self._one(sensor, r, ahead)
-            if placed is not None:
-                out.append(placed)
+            self._one(sensor, r, out)
         return out
 
-    def _one(
-        self, sensor: str, r: SensorReading, ahead: Mapping[tuple[str, int], int]
-    ) -> Reading | None:
+    def _one(self, sensor: str, r: SensorReading, out: list[Reading]) -> None:
         spec, count = self.sensors[sensor], self.counts[sensor]
         st = self.states.get(sensor)
         if st is None:
@@ -144,32 +139,36 @@ class Tracker:
         verdict = _mark(st, r, count)
         if verdict in (DUPLICATE, OLD_BOOT):
             count[verdict] += 1
-            return None
+            return
         self.dirty.add(sensor)
+        if verdict == LATE:
+            count[LATE] += 1
         gc = _gateway_counters(st, r, advance=verdict == READING, count=count)
         if r.t is not None:
             st.anchor = r.t - r.u  # the newest offset: follows the sensor's clock corrections
-            t = r.t
-        elif st.anchor is not None:
-            t = st.anchor + r.u
-        elif (sensor, r.b) in ahead:
-            t = ahead[sensor, r.b] + r.u
-        else:
-            count[UNSYNCED] += 1
-            return None
-        picked = spec.channels or range(len(r.ch))
+            for u, watts, wh in st.parked:
+                out.append(
+                    Reading(spec.machine, sensor, int(st.anchor + u), watts, wh, source=spec.source)
+                )
+            count[READING] += len(st.parked)
+            st.parked = []
         watts = wh = 0.0
-        for i in picked:
+        for i in spec.channels or range(len(r.ch)):
             ch = r.ch[i] if i < len(r.ch) else None
             if ch is None:
                 count[STALE] += 1
-                return None
+                return
             watts += ch[1]
             wh += gc[i]
-        count[READING] += 1
-        if verdict == LATE:
-            count[LATE] += 1
-        return Reading(spec.machine, sensor, t, watts, wh, source=spec.source)
+        if st.anchor is not None:
+            out.append(
+                Reading(spec.machine, sensor, st.anchor + r.u, watts, wh, source=spec.source)
+            )
+            count[READING] += 1
+        elif len(st.parked) < MAX_PARKED:
+            st.parked.append([r.u, watts, wh])
+        else:
+            count[UNSYNCED] += 1
 
 
 def _mark(st: SensorState, r: SensorReading, count: Counter[str]) -> str:
@@ -179,6 +178,8 @@ def _mark(st: SensorState, r: SensorReading, count: Counter[str]) -> str:
             count[BOOTS] += 1
         st.prev_boot, st.prev_seq, st.prev_seen = st.boot, st.seq, st.seen
         st.boot, st.seq, st.seen, st.x, st.anchor = r.b, r.s, 1, r.x, None
+        count[UNSYNCED] += len(st.parked)  # the boot never synced its clock: no time for them
+        st.parked = []
         return READING
     if r.b == st.boot:
         k = st.seq - r.s

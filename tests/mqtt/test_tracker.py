@@ -72,8 +72,13 @@ def test_an_unsynced_reading_is_placed_by_a_synced_one_of_its_boot() -> None:
     late_clock = rd(1, 1)
     out = run(tr, rd(1, 0, t=False), late_clock, rd(1, 2, t=False))
     assert [t for t, _ in out] == [late_clock.t - 10_000, late_clock.t, late_clock.t + 10_000]  # type: ignore[operator]
-    assert run(tr, rd(2, 0, t=False)) == []  # new boot, no clock yet: counted, not placed
-    assert tr.counts["s1"]["unsynced"] == 1
+    # After a reboot the clock syncs only later, maybe batches later: parked until then.
+    assert run(tr, rd(2, 0, t=False), rd(2, 1, t=False)) == []
+    synced = rd(2, 2)
+    assert [t for t, _ in run(tr, synced)] == [synced.t - d for d in (20_000, 10_000, 0)]  # type: ignore[operator]
+    # A boot that never syncs: its readings have no time, counted when the next boot starts.
+    assert run(tr, rd(3, 0, t=False), rd(4, 0)) != []
+    assert tr.counts["s1"]["unsynced"] == 1 and tr.counts["s1"]["readings"] == 3 + 3 + 1
 
 
 def test_the_gateway_counter_goes_on_across_a_power_cut_by_the_first_windows_energy() -> None:
