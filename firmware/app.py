@@ -169,7 +169,7 @@ class Sensor:
             dw,
             self.counters.mwh,
             r.clip,
-            self.ring.dropped,
+            self.ring.lost,
             self.meter_errors,
             self.hal.wifi_rssi(),
             self.hal.mem_free(),
@@ -254,7 +254,7 @@ class Sensor:
             self.hal.reset_cause(),
             self.cfg.window_ms,
             len(self.outbox),
-            self.ring.dropped,
+            self.ring.lost,
             self.cmd_bad,
             self.channels(),
         )

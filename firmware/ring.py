@@ -38,6 +38,11 @@ class Ring:
     def __len__(self) -> int:
         return self.tail - self.head
 
+    @property
+    def lost(self) -> int:
+        """Readings this ring could not deliver: discarded when full, or damaged in flash."""
+        return self.dropped + self.corrupt
+
     def recover(self, head: int) -> None:
         """After a boot: resume from the persisted head, find the tail by scanning slots."""
         self.head = head
