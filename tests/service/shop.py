@@ -25,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from firmware import encode
 from gateway.config import ShopConfig, load_config
+from gateway.errors import LedgerError
 from gateway.ledger import Ledger
 from tests.servers import LOOPBACK, Influxd, Mosquitto
 
@@ -158,9 +159,15 @@ class Publisher:
         self._client.connect(LOOPBACK, broker.port)
         self._client.loop_start()
 
-    def send(self, messages: Iterable[tuple[str, bytes]]) -> int:
-        """Publish and wait until the broker acknowledged every message."""
-        infos = [self._client.publish(t, p, qos=1) for t, p in messages]
+    def send(self, messages: Iterable[tuple[str, bytes]], per_s: float = 0.0) -> int:
+        """Publish (at most per_s messages a second, if given) and wait until the broker
+        acknowledged every message."""
+        infos = []
+        start = time.monotonic()
+        for k, (topic, payload) in enumerate(messages):
+            infos.append(self._client.publish(topic, payload, qos=1))
+            if per_s and k % 10 == 9:
+                time.sleep(max(0.0, start + (k + 1) / per_s - time.monotonic()))
         for info in infos:
             info.wait_for_publish(WAIT_S)
         return len(infos)
@@ -188,12 +195,14 @@ class Gateway:
     config: Path
     log_path: Path = field(init=False)
     proc: subprocess.Popen[bytes] | None = None
+    _subscribed_before: int = 0
 
     def __post_init__(self) -> None:
         self.log_path = self.config.parent / "gateway.log"
 
     def start(self) -> Gateway:
         """Start the service."""
+        self._subscribed_before = self.log().count("MQTT subscribed")
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "gateway", "run", "--config", str(self.config)],
@@ -205,9 +214,13 @@ class Gateway:
         return self
 
     def ready(self) -> Gateway:
-        """Wait until the service is subscribed (before that, a broker drops what a new
-        session has not subscribed to yet)."""
-        wait_for("the gateway to subscribe", lambda: "MQTT subscribed" in self.log(), self)
+        """Wait until this start of the service has subscribed (before that, a broker drops
+        what a new session has not subscribed to yet, and a signal may find no handler)."""
+        wait_for(
+            "the gateway to subscribe",
+            lambda: self.log().count("MQTT subscribed") > self._subscribed_before,
+            self,
+        )
         return self
 
     def kill(self) -> None:
@@ -232,6 +245,8 @@ class Gateway:
 
     def log(self) -> str:
         """What the service logged."""
+        if not self.log_path.exists():
+            return ""
         return self.log_path.read_text(errors="replace")
 
     def __enter__(self) -> Gateway:
@@ -256,10 +271,10 @@ def wait_for(what: str, probe: Callable[[], T | None], gateway: Gateway | None =
 
 def ledger_readings(cfg: ShopConfig) -> dict[str, int]:
     """Readings stored per machine."""
-    ledger = Ledger(cfg)
-    if not ledger.path.exists():
+    try:
+        return {m.machine: m.readings for m in Ledger(cfg).status(0).machines}
+    except LedgerError:  # not created yet, or being created right now by the service
         return {}
-    return {m.machine: m.readings for m in ledger.status(0).machines}
 
 
 def config(path: Path) -> ShopConfig:

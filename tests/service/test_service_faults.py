@@ -1,0 +1,126 @@
+"""Faults: nothing lost, nothing doubled, energy exact - whatever happens to the pieces.
+
+Each test checks the three together: the ledger holds every distinct reading once, its
+metered energy equals the sensor's true energy to the mWh, and InfluxDB has one `power`
+point per reading.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from gateway.config import ShopConfig
+from gateway.ledger import Ledger
+from tests.servers import Influxd, Mosquitto, ServerPool
+from tests.service.shop import (
+    BROKER_CONFIG,
+    FakeSensor,
+    Gateway,
+    Publisher,
+    config,
+    ledger_readings,
+    wait_for,
+    write_config,
+)
+
+# 20 minutes of a machine: idle, a job, idle (120 readings).
+DAY = [45] * 20 + [1800] * 60 + [45] * 40
+
+
+@pytest.fixture
+def broker(servers: ServerPool) -> Mosquitto:
+    return servers.mosquitto(BROKER_CONFIG)
+
+
+def _exact(cfg: ShopConfig, sensor: FakeSensor, influxd: Influxd, db: str) -> None:
+    """Every reading once in the ledger and in InfluxDB; metered energy = the truth."""
+    (status,) = Ledger(cfg).status(0).machines
+    assert status.readings == sensor.published
+    assert status.metered_wh == pytest.approx(sensor.truth_wh, abs=1e-6)
+    q = 'SELECT count("watts") FROM "power"'
+    count = wait_for(
+        "every power point",
+        lambda: (c := influxd.rows(q, db)) and c[0]["count"] == sensor.published and c,
+    )
+    assert count[0]["count"] == sensor.published
+
+
+def test_sigkill_mid_stream_and_restart(
+    tmp_path: Path, broker: Mosquitto, influxd: Influxd, influx_db: str
+) -> None:
+    path = write_config(tmp_path, broker, influxd, influx_db, {"mill": "s1"}, batch_s=0.1)
+    cfg = config(path)
+    sensor = FakeSensor("mill", "s1")
+    messages = sensor.readings(DAY * 8)  # 960 readings
+    publisher = Publisher(broker)
+    sending = threading.Thread(target=publisher.send, args=(messages, 250.0))
+    gw = Gateway(path).start().ready()
+    try:
+        sending.start()
+        for stored in (150, 450, 750):  # killed three times while readings stream in
+            wait_for(
+                f"{stored} readings", lambda s=stored: ledger_readings(cfg).get("mill", 0) >= s, gw
+            )
+            assert ledger_readings(cfg)["mill"] < len(messages)  # mid-stream
+            gw.kill()
+            gw.start().ready()
+        sending.join()
+        wait_for("every reading", lambda: ledger_readings(cfg).get("mill") == len(messages), gw)
+        assert gw.stop() == 0
+    finally:
+        gw.__exit__()
+        publisher.close()
+    _exact(cfg, sensor, influxd, influx_db)
+
+
+def test_influxdb_down_for_a_while(tmp_path: Path, broker: Mosquitto, servers: ServerPool) -> None:
+    influxd = servers.influxd()
+    db = influxd.create_database("shop")
+    path = write_config(tmp_path, broker, influxd, db, {"mill": "s1"})
+    cfg = config(path)
+    sensor = FakeSensor("mill", "s1")
+    publisher = Publisher(broker)
+    with Gateway(path) as gw:
+        publisher.send(sensor.readings(DAY[:40]))
+        wait_for("the first readings", lambda: ledger_readings(cfg).get("mill") == 40, gw)
+        influxd.stop()
+        publisher.send(sensor.readings(DAY[40:]))
+        # The ledger goes on without InfluxDB; the points wait in the outbox.
+        wait_for("the rest in the ledger", lambda: ledger_readings(cfg).get("mill") == len(DAY), gw)
+        influxd.start()
+        _exact(cfg, sensor, influxd, db)
+        assert gw.stop() == 0
+    publisher.close()
+
+
+def test_broker_restarts_with_the_gateway_running_and_with_it_away(
+    tmp_path: Path, broker: Mosquitto, influxd: Influxd, influx_db: str
+) -> None:
+    path = write_config(tmp_path, broker, influxd, influx_db, {"mill": "s1"})
+    cfg = config(path)
+    sensor = FakeSensor("mill", "s1")
+
+    def publish(watts: list[int]) -> None:
+        publisher = Publisher(broker)
+        publisher.send(sensor.readings(watts))
+        publisher.close()
+
+    gw = Gateway(path).start().ready()
+    try:
+        publish(DAY[:40])
+        wait_for("the first readings", lambda: ledger_readings(cfg).get("mill") == 40, gw)
+        broker.restart()  # the gateway reconnects and resumes its session
+        publish(DAY[40:80])
+        wait_for("readings after the restart", lambda: ledger_readings(cfg).get("mill") == 80, gw)
+        gw.kill()
+        publish(DAY[80:])  # queued by the broker for the gateway's session ...
+        broker.restart()  # ... and kept on disk across a restart of the broker
+        gw.start().ready()
+        wait_for("the queued readings", lambda: ledger_readings(cfg).get("mill") == len(DAY), gw)
+        assert gw.stop() == 0
+    finally:
+        gw.__exit__()
+    _exact(cfg, sensor, influxd, influx_db)
