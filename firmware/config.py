@@ -6,6 +6,10 @@ Everything is validated once at start; an error names the key and the bad value.
 
 import json
 
+TYPE_CHECKING = False  # MicroPython has no typing module: imports for mypy only
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
 ADC1_PINS = (32, 33, 34, 35, 36, 39)  # ADC2 cannot be read while Wi-Fi is on
 MAX_CT = 3
 METER_TYPES = ("pzem004t", "sdm120")
@@ -54,15 +58,24 @@ _METER = {
 }
 
 
+_METER_RANGES = (
+    ("addr", 1, 247),
+    ("uart", 1, 2),
+    ("baud", 1200, 115200),
+    ("timeout_ms", 20, 5000),
+    ("poll_ms", 200, 3600000),
+)
+
+
 class ConfigError(ValueError):
     """The configuration is invalid; the message names the key and the value."""
 
 
-def _fail(key: str, value: object, why: str) -> None:
+def _fail(key: str, value: object, why: str) -> "NoReturn":
     raise ConfigError(f"{key} = {json.dumps(value)}: {why}")
 
 
-def merge(base: dict, override: dict, prefix: str = "") -> dict:  # type: ignore[type-arg]
+def merge(base: "dict[str, Any]", override: "dict[str, Any]", prefix: str = "") -> "dict[str, Any]":
     """base with override applied key by key (nested dicts merged); unknown keys refused."""
     out = dict(base)
     for key, value in override.items():
@@ -86,7 +99,16 @@ def is_id(s: object, longest: int = 64) -> bool:
     return all(c in _ID_CHARS for c in s)
 
 
-def _num(cfg: dict, key: str, lo: float, hi: float, path: str = "", whole: bool = False) -> None:  # type: ignore[type-arg]
+def _section(item: object, defaults: "dict[str, Any]", path: str) -> "dict[str, Any]":
+    """One config object merged over its defaults, or an error naming path."""
+    if not isinstance(item, dict):
+        _fail(path, item, "expected an object")
+    return merge(defaults, item, path + ".")
+
+
+def _num(
+    cfg: "dict[str, Any]", key: str, lo: float, hi: float, path: str = "", whole: bool = False
+) -> None:
     v = cfg[key]
     ok = isinstance(v, int) if whole else isinstance(v, (int, float))
     if isinstance(v, bool) or not ok or not lo <= v <= hi:
@@ -100,7 +122,7 @@ def _num(cfg: dict, key: str, lo: float, hi: float, path: str = "", whole: bool 
 class Config:
     """The validated configuration (attributes mirror the keys)."""
 
-    def __init__(self, raw: dict, unique_id: str) -> None:  # type: ignore[type-arg]
+    def __init__(self, raw: "dict[str, Any]", unique_id: str) -> None:
         for key in ("site", "machine"):
             if not is_id(raw[key]):
                 _fail(
@@ -159,54 +181,42 @@ class Config:
         if not self.channels and self.meter is None:
             _fail("channels", raw["channels"], "configure at least one CT channel or a meter")
 
-    def _channels(self, items: object) -> "list[dict]":  # type: ignore[type-arg]
+    def _channels(self, items: object) -> "list[dict[str, Any]]":
         if not isinstance(items, list) or len(items) > MAX_CT:
             _fail("channels", items, f"expected a list of at most {MAX_CT} CT channels")
         out = []
-        assert isinstance(items, list)
         for i, item in enumerate(items):
-            path = f"channels[{i}]."
-            if not isinstance(item, dict):
-                _fail(path[:-1], item, "expected an object")
-            ch = merge(_CHANNEL, item, path)
+            path = f"channels[{i}]"
+            ch = _section(item, _CHANNEL, path)
             if not is_id(ch["name"], 32):
-                _fail(path + "name", ch["name"], "expected an id of at most 32 characters")
+                _fail(path + ".name", ch["name"], "expected an id of at most 32 characters")
             if ch["pin"] not in ADC1_PINS:
-                _fail(path + "pin", ch["pin"], f"not an ADC1 pin {ADC1_PINS}")
-            _num(ch, "amps_per_volt", 0.001, 100000, path)
-            _num(ch, "gain", 0.5, 2, path)
-            _num(ch, "phase", -1, 3, path)
-            _num(ch, "floor_a", 0, 100, path)
+                _fail(path + ".pin", ch["pin"], f"not an ADC1 pin {ADC1_PINS}")
+            _num(ch, "amps_per_volt", 0.001, 100000, path + ".")
+            _num(ch, "gain", 0.5, 2, path + ".")
+            _num(ch, "phase", -1, 3, path + ".")
+            _num(ch, "floor_a", 0, 100, path + ".")
             if not isinstance(ch["invert"], bool):
-                _fail(path + "invert", ch["invert"], "expected true or false")
+                _fail(path + ".invert", ch["invert"], "expected true or false")
             out.append(ch)
         return out
 
-    def _voltage(self, item: object) -> dict:  # type: ignore[type-arg]
-        if not isinstance(item, dict):
-            _fail("voltage", item, "expected an object or null")
-        assert isinstance(item, dict)
-        v = merge(_VOLTAGE, item, "voltage.")
+    def _voltage(self, item: object) -> "dict[str, Any]":
+        v = _section(item, _VOLTAGE, "voltage")
         if v["pin"] not in ADC1_PINS:
             _fail("voltage.pin", v["pin"], f"not an ADC1 pin {ADC1_PINS}")
         _num(v, "volts_per_volt", 1, 100000, "voltage.")
         _num(v, "gain", 0.5, 2, "voltage.")
         return v
 
-    def _meter(self, item: object) -> dict:  # type: ignore[type-arg]
-        if not isinstance(item, dict):
-            _fail("meter", item, "expected an object or null")
-        assert isinstance(item, dict)
-        m = merge(_METER, item, "meter.")
+    def _meter(self, item: object) -> "dict[str, Any]":
+        m = _section(item, _METER, "meter")
         if m["type"] not in METER_TYPES:
             _fail("meter.type", m["type"], f"expected one of {METER_TYPES}")
         if not is_id(m["name"], 32):
             _fail("meter.name", m["name"], "expected an id of at most 32 characters")
-        _num(m, "addr", 1, 247, "meter.", whole=True)
-        _num(m, "uart", 1, 2, "meter.", whole=True)
-        _num(m, "baud", 1200, 115200, "meter.", whole=True)
-        _num(m, "timeout_ms", 20, 5000, "meter.", whole=True)
-        _num(m, "poll_ms", 200, 3600000, "meter.", whole=True)
+        for key, lo, hi in _METER_RANGES:
+            _num(m, key, lo, hi, "meter.", whole=True)
         return m
 
 

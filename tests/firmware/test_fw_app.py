@@ -49,32 +49,31 @@ async def _run_until(sensor: Sensor, cond: object, what: str) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
-def test_meter_channel_follows_the_meter_and_is_null_when_it_is_silent(tmp_path: Path) -> None:
+def _meter_sensor(tmp_path: Path) -> tuple[MeterPort, Sensor]:
     hal = _hal(tmp_path)
     hal.meter = MeterPort(1, PZEM)
     sensor = make_sensor(
         hal, window_ms=1000, burst=50, meter={"type": "pzem004t", "poll_ms": 200, "timeout_ms": 50}
     )
     asyncio.run(_run_until(sensor, lambda: sensor.seq >= 2, "two windows"))
-    hal.meter.mode = "silent"
+    return hal.meter, sensor
+
+
+def test_meter_channel_follows_the_meter_and_is_null_when_it_is_silent(tmp_path: Path) -> None:
+    meter, sensor = _meter_sensor(tmp_path)
+    meter.mode = "silent"
     asyncio.run(_run_until(sensor, lambda: sensor.seq >= 4, "two silent windows"))
-    hal.meter.mode = "bad_crc"
+    meter.mode = "bad_crc"
     asyncio.run(_run_until(sensor, lambda: sensor.seq >= 6, "two windows of CRC errors"))
     rs = _readings(sensor)
     assert rs[1]["ch"][1] == [8.25, 1855.1, 7203110.0] and rs[1]["e"] == 0
-    assert rs[1]["vr"] is None or rs[1]["vr"] == 229.6
     assert rs[3]["ch"][1] is None and rs[3]["e"] >= 2  # no stale repeat of the old value
     assert rs[5]["ch"][1] is None and rs[5]["e"] >= 2
     assert all(r["ch"][0] is not None for r in rs)  # the CT channel never stops
 
 
 def test_meter_voltage_is_reported_without_a_voltage_channel(tmp_path: Path) -> None:
-    hal = _hal(tmp_path)
-    hal.meter = MeterPort(1, PZEM)
-    sensor = make_sensor(
-        hal, window_ms=1000, burst=50, meter={"type": "pzem004t", "poll_ms": 200, "timeout_ms": 50}
-    )
-    asyncio.run(_run_until(sensor, lambda: sensor.seq >= 2, "two windows"))
+    _meter, sensor = _meter_sensor(tmp_path)
     assert _readings(sensor)[1]["vr"] == 229.6
 
 
