@@ -216,6 +216,22 @@ def unit_override(panel: AnyPanel, column: str, unit: str, *, right_axis: bool =
     return panel
 
 
+def online_mapping(panel: AnyPanel, column: str) -> AnyPanel:
+    """A sensor's online flag (its MQTT last will) as a green "online" / red "offline"."""
+    options = {
+        "true": model.ValueMappingResult(text="online", color="green", index=0),
+        "false": model.ValueMappingResult(text="offline", color="red", index=1),
+    }
+    panel.override_by_name(
+        column,
+        [
+            model.DynamicConfigValue(id_val="mappings", value=[model.ValueMap(options=options)]),
+            model.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-text"}),
+        ],
+    )
+    return panel
+
+
 def organize(renames: dict[str, str], hide: tuple[str, ...] = ()) -> model.DataTransformerConfig:
     """Rename columns to words an owner reads, hide the technical ones, keep the order."""
     order = {name: i for i, name in enumerate(renames)}

@@ -78,8 +78,8 @@ def power_now_kw(*conditions: str, per_machine: bool = True) -> str:
 
 
 def power_w(*conditions: str) -> str:
-    """Mean power per sensor per time bucket, W."""
-    return select({"W": 'mean("watts")'}, POWER, conditions, [BUCKET, "sensor"])
+    """Mean power per sensor per time bucket, W (replayed history has no sensor tag)."""
+    return select({"W": 'mean("watts")'}, POWER, conditions, [BUCKET, "machine", "sensor"])
 
 
 def states(*conditions: str) -> str:

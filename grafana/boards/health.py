@@ -97,10 +97,11 @@ def build(currency: str) -> dash.Dashboard:
 
     sensors = p.rows_table(
         "Sensors",
-        "When the gateway last heard from each sensor, and its Wi-Fi signal then.",
+        "Per sensor: online or offline (its last will), when the gateway last heard from "
+        "it, and its Wi-Fi signal.",
         Query(
             select(
-                calls("last", {"last_seen_ms": "last seen", "rssi": "RSSI"}),
+                calls("last", {"online": "online", "last_seen_ms": "last seen", "rssi": "RSSI"}),
                 SENSOR,
                 [SITE],
                 ["machine", "sensor"],
@@ -111,11 +112,18 @@ def build(currency: str) -> dash.Dashboard:
     )
     sensors.with_transformation(
         p.organize(
-            {"machine": "Machine", "sensor": "Sensor", "last seen": "Last seen", "RSSI": "RSSI"},
+            {
+                "machine": "Machine",
+                "sensor": "Sensor",
+                "online": "Online",
+                "last seen": "Last seen",
+                "RSSI": "RSSI",
+            },
             hide=("Time",),
         )
     )
     p.unit_override(sensors, "Last seen", p.SINCE)
+    p.online_mapping(sensors, "Online")
     board.with_panel(p.unit_override(sensors, "RSSI", p.DBM))
     board.with_panel(
         p.time_series(

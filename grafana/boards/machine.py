@@ -45,7 +45,7 @@ def build(currency: str) -> dash.Dashboard:
             "Power",
             "Power per sensor of $machine. A marker at the bottom is a job's end "
             "(hover: job id and customer).",
-            Query(power_w(SITE, MACHINE)).alias("$tag_sensor"),
+            Query(power_w(SITE, MACHINE)).alias("$tag_machine $tag_sensor"),
             p.W,
             h=9,
         )

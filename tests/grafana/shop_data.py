@@ -1,15 +1,17 @@
-"""A simulated shop day in InfluxDB, written the way the gateway writes it.
+"""A simulated shop day in InfluxDB, written by the gateway's own code.
 
-The agent simulates the day; the gateway reads readings.csv and jobs.csv, replays them
-into the ledger, turns readings and ledger rows into line protocol with its schema
-builders (gateway/outputs/schema.py), puts the lines into its durable outbox and drains
-them with its writer into a real influxd. Health points (gateway, sensor, Modbus source)
-carry the outbox's and the writer's real counters.
+The agent simulates the day (readings.csv, jobs.csv); `replay_files` does what
+`shopwatt replay` does: replay into the ledger, then queue the readings (power, states,
+per-minute energy) and the ledger's job and overhead rows for InfluxDB through the
+outbox and send them with the writer (gateway/outputs/publish.py). The health points
+(`gateway`, `sensor`, `source`) carry the real outbox and writer counters and the
+service's own `sensor` fields; they are written every 15 minutes of the day, as the
+running service would have.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -18,31 +20,23 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from agent.shopday import simulate_shop_day
+from gateway.cli import replay_files
 from gateway.config import ShopConfig, load_config
-from gateway.engine.calendar import build_calendar
-from gateway.engine.energy import interval_energy
-from gateway.engine.localtime import local_date
-from gateway.engine.model import F64, I64, CostRow, MachineReadings
-from gateway.inputs.csvfile import read_jobs, read_readings
+from gateway.engine.model import MachineReadings
+from gateway.inputs.csvfile import read_readings
 from gateway.inputs.modbus import COUNTERS
-from gateway.ledger.ledger import Ledger
+from gateway.inputs.protocol import StatusReport
+from gateway.inputs.tracker import DUPLICATE, READING
+from gateway.ledger import Ledger
 from gateway.ledger.rows import LedgerRow
 from gateway.outputs.drain import Drainer, open_influx_output
 from gateway.outputs.lineprotocol import FieldValue
 from gateway.outputs.outbox import Outbox
-from gateway.outputs.schema import (
-    cost_lines,
-    energy_lines,
-    gateway_line,
-    power_lines,
-    sensor_line,
-    source_lines,
-    state_lines,
-)
+from gateway.outputs.schema import gateway_line, sensor_line, source_lines
+from gateway.service import Health
 
 SEED = 7
 HEALTH_EVERY_MS = 15 * 60_000
-MINUTE_MS = 60_000
 MODBUS_SOURCE = "modbus:tcp:127.0.0.1:5020/1"  # the Modbus input's source naming
 
 
@@ -52,7 +46,7 @@ class ShopInflux:
 
     cfg: ShopConfig
     readings: dict[str, MachineReadings]
-    rows: list[LedgerRow]  # the ledger's rows of the day (finished jobs and overhead)
+    rows: list[LedgerRow]  # the ledger's rows of the day (jobs and overhead)
     now_ms: int  # the last reading: "now" for the dashboards' relative time ranges
 
     @property
@@ -66,70 +60,38 @@ def sensor_of(machine: str) -> str:
     return f"{machine}-ct"
 
 
-def _cost_row(row: LedgerRow, band_names: list[str]) -> CostRow:
-    """A ledger row as the engine's record (money back from cents)."""
-    a = row.amounts
-    assert row.kind in ("job", "overhead")
-    return CostRow(
-        kind="job" if row.kind == "job" else "overhead",
-        job_id=row.job_id,
-        machine=row.machine,
-        customer=row.customer,
-        start_ms=row.start_ms,
-        end_ms=row.end_ms,
-        day=row.day,
-        run_s=a.run_s,
-        band_wh=tuple(a.band_wh.get(b, 0.0) for b in band_names),
-        energy_cost=a.energy_cents / 100,
-        depreciation_cost=a.depreciation_cents / 100,
-        maintenance_cost=a.maintenance_cents / 100,
-        open=row.open,
-    )
-
-
-def _minute_band_wh(cfg: ShopConfig, machine: str, r: MachineReadings) -> tuple[I64, F64]:
-    """Energy per minute and tariff band: each interval's energy at its start's minute and band."""
-    m = cfg.machines[machine]
-    wh = interval_energy(machine, r, m).wh
-    start = r.t_ms[:-1]
-    tz = cfg.site.tz
-    cal = build_calendar(
-        cfg.tariff, tz, local_date(int(r.t_ms[0]), tz), local_date(int(r.t_ms[-1]), tz)
-    )
-    minutes, which = np.unique(start // MINUTE_MS, return_inverse=True)
-    n_bands = len(cfg.tariff.band_names)
-    flat = np.bincount(
-        which * n_bands + cal.band_index(start), weights=wh, minlength=len(minutes) * n_bands
-    )
-    return minutes * MINUTE_MS, np.asarray(flat, np.float64).reshape(len(minutes), n_bands)
-
-
-def _health(
-    cfg: ShopConfig,
-    readings: dict[str, MachineReadings],
-    first: int,
-    last: int,
-    fields: Mapping[str, FieldValue],
+def _health_lines(
+    cfg: ShopConfig, readings: dict[str, MachineReadings], t_ms: int, gateway: dict[str, FieldValue]
 ) -> list[str]:
-    """Health points every 15 minutes, as the gateway's health reporter would write them."""
-    site = cfg.site.id
-    out: list[str] = []
-    polls = 0
-    for t in range(first, last + 1, HEALTH_EVERY_MS):
-        polls += 180
-        out.append(gateway_line(site, t, fields) or "")
-        for i, (machine, r) in enumerate(readings.items()):
-            seen = int(r.t_ms[np.searchsorted(r.t_ms, t, side="right") - 1])
-            fields_s = {"last_seen_ms": seen, "rssi": -52 - 4 * i}
-            out.append(sensor_line(site, machine, sensor_of(machine), t, fields_s) or "")
-        counters = dict.fromkeys(COUNTERS, 0) | {
-            "polls": polls,
-            "readings": polls - 3,
-            "transport_errors": 3,
-            "last_ok_ms": t,
-        }
-        out += source_lines(site, t, {MODBUS_SOURCE: counters})
-    return [line for line in out if line]
+    """One round of the service's health points (Service.write_health) at t_ms."""
+    site, health = cfg.site.id, Health()
+    lines = [gateway_line(site, t_ms, gateway)]
+    for i, (machine, r) in enumerate(readings.items()):
+        sensor = sensor_of(machine)
+        heard = r.t_ms[r.t_ms <= t_ms]
+        health.last_seen_ms[sensor] = int(heard[-1])
+        health.status[sensor] = (
+            int(r.t_ms[0]),
+            StatusReport("online", 3, "0.1.0", -52 - 4 * i, int(r.t_ms[0]), 0, 0, 0),
+        )
+        counts = Counter({READING: len(heard), DUPLICATE: i})
+        lines.append(sensor_line(site, machine, sensor, t_ms, health.sensor_fields(sensor, counts)))
+    polls = (t_ms - min(int(r.t_ms[0]) for r in readings.values())) // 5000
+    meter = dict.fromkeys(COUNTERS, 0) | {
+        "polls": polls,
+        "readings": polls - 3,
+        "transport_errors": 3,
+        "last_ok_ms": t_ms,
+    }
+    return [text for text in lines if text] + source_lines(site, t_ms, {MODBUS_SOURCE: meter})
+
+
+def _drain(drainer: Drainer, outbox: Outbox) -> None:
+    """Send everything in the outbox now; a write InfluxDB refuses fails the test."""
+    while outbox.depth:
+        if drainer.drain_once() > 0:
+            raise AssertionError(f"influxd refused a write: {drainer.stats.last_error}")
+    drainer.flush()
 
 
 def write_shop_day(folder: Path, influx_url: str, database: str) -> ShopInflux:
@@ -137,48 +99,30 @@ def write_shop_day(folder: Path, influx_url: str, database: str) -> ShopInflux:
     shop = simulate_shop_day(SEED)
     config = folder / "shop.toml"
     text = shop.config_toml.replace('path = "shopwatt-data"', f'path = "{folder / "data"}"')
-    config.write_text(
-        text + f'\n[influxdb]\nurl = "{influx_url}"\ndatabase = "{database}"\n', encoding="utf-8"
-    )
+    text += f'\n[influxdb]\nurl = "{influx_url}"\ndatabase = "{database}"\n'
+    config.write_text(text, encoding="utf-8")
     cfg = load_config(config)
     shop.readings_csv(folder / "readings.csv")
     shop.jobs_csv(folder / "jobs.csv")
-    readings_file = read_readings(folder / "readings.csv", cfg.machines)
-    replayed = Ledger(cfg).replay(readings_file, read_jobs(folder / "jobs.csv", cfg.machines))
-    selection = Ledger(cfg).select(shop.day, shop.day + timedelta(days=1))
-    readings = readings_file.machines
-    site, tariff = cfg.site.id, cfg.tariff
-
-    lines: list[str] = []
-    for machine, r in readings.items():
-        lines += power_lines(site, machine, sensor_of(machine), r.t_ms, r.watts, r.wh)
-        lines += state_lines(site, cfg.machines[machine], r.t_ms, r.watts)
-        minutes, band_wh = _minute_band_wh(cfg, machine, r)
-        lines += energy_lines(site, machine, minutes, band_wh, tariff)
-    lines += cost_lines(site, [_cost_row(row, tariff.band_names) for row in selection.rows], tariff)
-
+    replayed = replay_files(cfg, folder / "readings.csv", folder / "jobs.csv")
+    rows = Ledger(cfg).select(shop.day, shop.day + timedelta(days=1)).rows
+    readings = read_readings(folder / "readings.csv", cfg.machines).machines
     first = min(int(r.t_ms[0]) for r in readings.values())
     now = max(int(r.t_ms[-1]) for r in readings.values())
+
     outbox, drainer = open_influx_output(cfg)
     try:
-        outbox.put(lines)
-        _drain(drainer, outbox)
-        fields: dict[str, FieldValue] = {
+        _drain(drainer, outbox)  # whatever the replay's send budget left behind
+        gateway: dict[str, FieldValue] = {
             "readings_in": replayed.rows,
             "readings_rejected": 0,
             "readings_deduplicated": replayed.duplicates + replayed.repeated,
         }
-        fields |= outbox.health().fields() | drainer.stats.fields()
-        outbox.put(_health(cfg, readings, first, now, fields))
+        gateway |= outbox.health().fields() | drainer.stats.fields()
+        for t in np.arange(first, now + 1, HEALTH_EVERY_MS).tolist():
+            outbox.put(_health_lines(cfg, readings, t, gateway))
         _drain(drainer, outbox)
     finally:
         drainer.stop()
         outbox.close()
-    return ShopInflux(cfg, readings, selection.rows, now)
-
-
-def _drain(drainer: Drainer, outbox: Outbox) -> None:
-    """Drain the outbox now, batch by batch; a write InfluxDB refuses fails the test."""
-    while outbox.depth:
-        if drainer.drain_once() > 0:
-            raise AssertionError(f"influxd refused a write: {drainer.stats.last_error}")
+    return ShopInflux(cfg, readings, rows, now)
