@@ -6,6 +6,10 @@ import json
 import re
 from typing import Any
 
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.cog.plugins import register_default_plugins
+from grafana_foundation_sdk.models.dashboard import Dashboard
+
 from grafana.generate import generated, stale
 from grafana.influxql import DATASOURCE_UID
 from tests.grafana.grafana_support import DASHBOARDS, boards, texts
@@ -39,6 +43,16 @@ def test_dashboards_are_valid_json_with_stable_uids_and_numbered_panels() -> Non
         ids = [p["id"] for p in board["panels"]]
         assert ids == list(range(1, len(ids) + 1))
     assert set(boards()) == UIDS
+
+
+def test_dashboards_read_back_into_grafanas_11_6_dashboard_model() -> None:
+    register_default_plugins()  # panel options and field config decode by panel type
+    for uid, board in boards().items():
+        back = json.loads(JSONEncoder().encode(Dashboard.from_json(board)))
+        kept = ("id", "type", "title", "gridPos", "targets", "options", "timeFrom")
+        for ours, theirs in zip(board["panels"], back["panels"], strict=True):
+            assert {k: ours.get(k) for k in kept} == {k: theirs.get(k) for k in kept}, uid
+        assert back["templating"] == board["templating"], uid
 
 
 def test_every_panel_variable_and_annotation_reads_the_provisioned_influxdb() -> None:
