@@ -103,6 +103,12 @@ def render_conf(layout: Layout, opts: BrokerOptions) -> str:
             f"certfile {layout.server_cert}",
             f"keyfile {layout.server_key}",
         ]
+    lines += [
+        "",
+        "# Your own additions (a bridge to a central broker: docs/scale-out.md) go in files",
+        "# ending in .conf in this folder; mosquitto requires this line to come last.",
+        f"include_dir {layout.broker / 'conf.d'}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -120,6 +126,7 @@ def provision_broker(cfg: ShopConfig, opts: BrokerOptions, now: datetime) -> Bro
     private_dir(layout.root)
     private_dir(layout.broker, owner=owner)
     private_dir(layout.broker / "data", owner=owner)
+    private_dir(layout.broker / "conf.d", owner=owner)
     result = BrokerResult(layout.conf, sync_auth(cfg, layout, state, owner))
     if opts.tls_listen:
         ca = CertPaths(layout.ca_cert, layout.ca_key)

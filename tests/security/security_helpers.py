@@ -42,13 +42,7 @@ path = "data"
 id = "flat"
 rate = 0.25
 
-[mqtt]
-host = "127.0.0.1"
-port = {port}
-username = "shopwatt-gateway"
-secret_file = "mqtt.password"
-batch_s = 0.2
-
+{mqtt}
 [[machine]]
 id = "cnc-01"
 off_below_w = 60
@@ -67,10 +61,25 @@ sensor = [{{ id = "s2" }}]
 {extra}"""
 
 
-def write_shop(folder: Path, port: int = 1883, extra: str = "") -> Path:
-    """A two-machine shop.toml (sensors s1 on cnc-01, s2 on lathe-01) in `folder`."""
+MQTT_SECTION = """\
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+username = "shopwatt-gateway"
+secret_file = "mqtt.password"
+batch_s = 0.2
+"""
+
+
+def write_shop(folder: Path, port: int = 1883, extra: str = "", mqtt: str = "") -> Path:
+    """A two-machine shop.toml (sensors s1 on cnc-01, s2 on lathe-01) in `folder`.
+
+    `mqtt` replaces the [mqtt] section; `extra` is appended (e.g. an [influxdb] section).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "shop.toml"
-    path.write_text(SHOP_TOML.format(port=port, extra=extra))
+    section = mqtt or MQTT_SECTION.format(port=port)
+    path.write_text(SHOP_TOML.format(mqtt=section, extra=extra))
     return path
 
 
