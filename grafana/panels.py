@@ -207,6 +207,17 @@ def rows_table(
     return panel
 
 
+def newest_first(panel: table.Panel, column: str = "End") -> table.Panel:
+    """Sort a table by a time column, latest on top (the jobs an owner asks about)."""
+    return panel.sort_by([common_builders.TableSortByFieldState().display_name(column).desc(True)])
+
+
+def totals(panel: table.Panel, columns: list[str]) -> table.Panel:
+    """A footer row with the sum of these columns (what the selected jobs add up to)."""
+    footer = common_builders.TableFooterOptions().show(True).reducer(["sum"]).fields(columns)
+    return panel.footer(footer)
+
+
 def unit_override(panel: AnyPanel, column: str, unit: str, *, right_axis: bool = False) -> AnyPanel:
     """Show one column in its own unit (money next to kWh), on its own axis if asked."""
     properties = [model.DynamicConfigValue(id_val="unit", value=unit)]

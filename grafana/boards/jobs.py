@@ -54,7 +54,8 @@ def build(currency: str) -> dash.Dashboard:
     p.unit_override(jobs, "kWh", p.KWH)
     for field in MONEY:
         p.unit_override(jobs, JOB_COLUMNS[field], money)
-    board.with_panel(jobs)
+    sums = ["run_h", "energy_kwh", *MONEY]
+    board.with_panel(p.totals(p.newest_first(jobs), [JOB_COLUMNS[c] for c in sums]))
 
     per_customer = p.bar_chart(
         "Cost per customer",

@@ -109,7 +109,7 @@ def build(currency: str) -> dash.Dashboard:
         ("Total cost", p.currency_unit(currency)),
     ]:
         p.unit_override(jobs, column, unit)
-    board.with_panel(jobs)
+    board.with_panel(p.newest_first(jobs))
     board.with_panel(
         p.bar_chart(
             "Energy per job",

@@ -134,11 +134,15 @@ PANEL_TEXTS = [t for t in TEXTS if t.panel is not None]
 
 
 @pytest.mark.parametrize("text", PANEL_TEXTS, ids=[t.id for t in PANEL_TEXTS])
-def test_units_and_axes_name_fields_the_query_returns(shop: Shop, text: Text) -> None:
+def test_units_axes_sorting_and_totals_name_fields_the_query_returns(
+    shop: Shop, text: Text
+) -> None:
     assert text.panel is not None
+    options = text.panel.get("options", {})
     wanted = {o["matcher"]["options"] for o in text.panel["fieldConfig"].get("overrides", [])}
-    if "xField" in text.panel.get("options", {}):
-        wanted.add(text.panel["options"]["xField"])
+    wanted |= {options["xField"]} if "xField" in options else set()
+    wanted |= {s["displayName"] for s in options.get("sortBy", [])}
+    wanted |= set(options.get("footer", {}).get("fields", []))
     if wanted and text.result_format != "table":
         # A series is named by its alias; $col names it after the query's column.
         assert text.panel["targets"][0].get("alias") == "$col", text.id
