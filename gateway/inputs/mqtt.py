@@ -57,6 +57,10 @@ UNKNOWN_SENSOR = "unknown_sensor"  # a well-formed topic of a sensor shop.toml d
 DEADLETTER_PER_S = 50  # dead letters published per second at most; the rest only counted
 DEADLETTER_MAX_BYTES = 2048  # payload bytes copied into a dead letter
 _LOG_EVERY_S = 60.0
+COUNTERS = (
+    *("received", "accepted", "rejected", "ignored", "internal_errors"),
+    *("deadletters", "deadletters_skipped", "acks_skipped", "connects", "disconnects"),
+)
 
 
 def deadletter_topic(site: str) -> str:
@@ -111,7 +115,9 @@ class MqttInput:
         self._stopping = False
         self.connected = threading.Event()
         self.subscribed = threading.Event()
-        self.counts: Counter[str] = Counter()  # received, rejected_<reason>, deadletters, ...
+        # Every message received is accepted, rejected, ignored or an internal error; every
+        # rejected one is published as a dead letter or (in a flood) only counted.
+        self.counts: Counter[str] = Counter(dict.fromkeys(COUNTERS, 0))
         self._last_log: dict[str, float] = {}
         self._unlogged: Counter[str] = Counter()
         self._dl_tokens = float(DEADLETTER_PER_S)
@@ -237,6 +243,7 @@ class MqttInput:
             if where.sensor:
                 box.seen_ms[where.sensor] = now_ms
             self._queue_ack_locked(msg)
+            self.counts["accepted"] += 1
             if len(box) >= BATCH_READY:
                 self._batch_ready.set()
 

@@ -193,16 +193,17 @@ class Gateway:
     """`shopwatt run` as its own process (so it can be SIGKILLed like on a Pi)."""
 
     config: Path
+    mqtt: bool = True  # ready() waits for the MQTT subscription, else for the start-up line
     log_path: Path = field(init=False)
     proc: subprocess.Popen[bytes] | None = None
-    _subscribed_before: int = 0
+    _ready_before: int = 0
 
     def __post_init__(self) -> None:
         self.log_path = self.config.parent / "gateway.log"
 
     def start(self) -> Gateway:
         """Start the service."""
-        self._subscribed_before = self.log().count("MQTT subscribed")
+        self._ready_before = self.log().count(self._ready_line)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "gateway", "run", "--config", str(self.config)],
@@ -217,11 +218,15 @@ class Gateway:
         """Wait until this start of the service has subscribed (before that, a broker drops
         what a new session has not subscribed to yet, and a signal may find no handler)."""
         wait_for(
-            "the gateway to subscribe",
-            lambda: self.log().count("MQTT subscribed") > self._subscribed_before,
+            "the gateway to be ready",
+            lambda: self.log().count(self._ready_line) > self._ready_before,
             self,
         )
         return self
+
+    @property
+    def _ready_line(self) -> str:
+        return "MQTT subscribed" if self.mqtt else "shopwatt run: site"
 
     def kill(self) -> None:
         """SIGKILL: no clean-up at all."""
