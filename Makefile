@@ -29,6 +29,7 @@ system-deps:
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m grafana --check
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
