@@ -17,10 +17,17 @@ from gateway.provision.state import Layout, load_state, save_state
 from gateway.provision.tls import CertPaths, ensure_ca, ensure_server_cert
 
 # While the gateway is away (update, crash, reboot) the broker queues the readings of its
-# persistent session. mosquitto's default of 1000 would be 5.5 minutes of a 30-sensor shop
-# at 10 s windows, after which it drops readings the sensors believe delivered. 200000 is
-# 18 hours of that shop in ~150 MB of broker memory.
-MAX_QUEUED = 200_000
+# persistent session. mosquitto's default cap of 1000 messages is 5.5 minutes of a
+# 30-sensor shop at 10 s windows, after which it drops readings the sensors believe
+# delivered. The bytes are capped instead: 256 MB of payload is about 1.3 million
+# readings, five days of that shop, and a bound on the broker's memory. The count gets a
+# cap nobody reaches rather than 0 ("no cap"): with 0, mosquitto 2.0.11 drops the
+# connection of a client whose publish the ACL denied (tests/security/test_broker_acl.py).
+MAX_QUEUED_MB = 256
+_MAX_QUEUED_COUNT = 10_000_000
+# Seconds between saves of sessions and queued messages: what a power cut can lose of a
+# queue for an absent gateway, against rewriting a big queue file on an SD card.
+AUTOSAVE_S = 300
 # Readings are <= 512 bytes, a status <= 1024: anything far bigger is junk or an attack,
 # refused before the broker buffers it (also before authentication).
 MAX_PACKET_BYTES = 65_536
@@ -60,7 +67,7 @@ class BrokerOptions:
     tls_names: Sequence[str] = ()
     user: str = "mosquitto"  # the system user mosquitto drops to
     renew_cert: bool = False
-    max_queued: int = MAX_QUEUED
+    max_queued_mb: int = MAX_QUEUED_MB
 
 
 @dataclass
@@ -85,10 +92,9 @@ def render_conf(layout: Layout, opts: BrokerOptions) -> str:
         "",
         "persistence true",
         f"persistence_location {layout.broker / 'data'}/",
-        "# Seconds between saves of sessions and queued messages (a power cut loses at most",
-        "# this much of what is queued for an absent gateway).",
-        "autosave_interval 60",
-        f"max_queued_messages {opts.max_queued}",
+        f"autosave_interval {AUTOSAVE_S}",
+        f"max_queued_messages {_MAX_QUEUED_COUNT}",
+        f"max_queued_bytes {opts.max_queued_mb * 2**20}",
         f"max_packet_size {MAX_PACKET_BYTES}",
         "log_dest stderr",
         "connection_messages true",

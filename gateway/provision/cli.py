@@ -10,7 +10,7 @@ import click
 
 from gateway.config import load_config
 from gateway.errors import ProvisionError
-from gateway.provision.broker import MAX_QUEUED, BrokerOptions, Endpoint, provision_broker
+from gateway.provision.broker import MAX_QUEUED_MB, BrokerOptions, Endpoint, provision_broker
 from gateway.provision.sensor import (
     SensorOptions,
     load_hardware,
@@ -67,11 +67,11 @@ def _report(changed: Sequence[Path]) -> None:
 @click.option("--user", default="mosquitto", show_default=True, help="System user of mosquitto.")
 @click.option("--renew-cert", is_flag=True, help="Issue a new server certificate now.")
 @click.option(
-    "--max-queued",
-    type=click.IntRange(1000),
-    default=MAX_QUEUED,
+    "--max-queued-mb",
+    type=click.IntRange(1),
+    default=MAX_QUEUED_MB,
     show_default=True,
-    help="Messages the broker keeps for an absent gateway.",
+    help="Payload MB the broker keeps for an absent gateway.",
 )
 def broker(
     config_path: Path,
@@ -80,7 +80,7 @@ def broker(
     tls_name: tuple[str, ...],
     user: str,
     renew_cert: bool,
-    max_queued: int,
+    max_queued_mb: int,
 ) -> None:
     """Write the site broker's mosquitto.conf, password file, ACL and TLS certificates."""
     cfg = load_config(config_path)
@@ -94,7 +94,7 @@ def broker(
         tls_names=tls_name,
         user=user,
         renew_cert=renew_cert,
-        max_queued=max_queued,
+        max_queued_mb=max_queued_mb,
     )
     result = provision_broker(cfg, opts, _now())
     if result.ca_created:
