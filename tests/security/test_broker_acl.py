@@ -178,22 +178,22 @@ def test_rotate_and_revoke_take_effect_at_the_reload(
 ) -> None:
     provision(shop, "cnc-01", "s1")
     first = sensor_password(broker, "s1")
-    reloaded(broker, clients, "s1", first)
+    old_session = reloaded(broker, clients, "s1", first)
 
     provision(shop, "cnc-01", "s1")  # again, without --rotate: same password
     assert sensor_password(broker, "s1") == first
 
     s1 = provision(shop, "cnc-01", "s1", rotate=True)
     assert s1.mqtt_password == sensor_password(broker, "s1") != first
-    reloaded(broker, clients, "s1", sensor_password(broker, "s1"))
+    new_session = reloaded(broker, clients, "s1", sensor_password(broker, "s1"))
+    # The reload also ends connections made with the old password, not only new ones.
+    wait_until("the old password's session to end", old_session.disconnected.is_set)
     assert not clients(broker.port, "s1", first).accepted()
 
     revoke_sensor(load_config(shop), "s1")
     broker.reload()
-    wait_until(
-        "s1 refused after revoke",
-        lambda: not clients(broker.port, "s1", s1.mqtt_password or "").accepted(),
-    )
+    wait_until("the revoked sensor's session to end", new_session.disconnected.is_set)
+    assert not clients(broker.port, "s1", s1.mqtt_password or "").accepted()
     with pytest.raises(MqttError, match="refused"):
         firmware_publish(s1, broker.port, [])
 
