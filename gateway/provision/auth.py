@@ -9,7 +9,7 @@ from pathlib import Path
 from gateway.config import ShopConfig
 from gateway.errors import ProvisionError
 from gateway.provision.acl import SensorGrant, render_acl
-from gateway.provision.files import PRIVATE, private_dir, write_file
+from gateway.provision.files import PRIVATE, private_dir, shop_owner, write_file
 from gateway.provision.passwd import hash_password, password_matches, render_passwd
 from gateway.provision.state import GatewayRecord, Layout, State
 from gateway.secrets import Secret, read_secret, resolve_path
@@ -49,7 +49,8 @@ def gateway_credentials(cfg: ShopConfig) -> tuple[str, Secret]:
                 f"mqtt.secret_file = {mqtt.secret_file!r}: the folder {path.parent} does not exist"
             )
         if not path.exists():
-            write_file(path, (new_password().reveal() + "\n").encode(), PRIVATE)
+            password = (new_password().reveal() + "\n").encode()
+            write_file(path, password, PRIVATE, shop_owner(cfg.source))
     secret = read_secret(mqtt, cfg.source.parent, "mqtt")
     assert secret is not None  # the config requires a secret source with a username
     return mqtt.username, secret
@@ -58,8 +59,7 @@ def gateway_credentials(cfg: ShopConfig) -> tuple[str, Secret]:
 def sync_auth(cfg: ShopConfig, layout: Layout, state: State, owner: int | None) -> list[Path]:
     """Update the gateway's record and rewrite the password file and ACL; returns changed files."""
     user, password = gateway_credentials(cfg)
-    clash = [s for s in state.sensors if s == user]
-    if clash:
+    if user in state.sensors:
         raise ProvisionError(
             f"mqtt.username = {user!r} is also a sensor's id: the broker cannot tell them apart; "
             "rename one"

@@ -125,11 +125,10 @@ def provision_broker(cfg: ShopConfig, opts: BrokerOptions, now: datetime) -> Bro
     taken = [(ep.host, ep.port) for ep in (*opts.listen, *opts.tls_listen)]
     if len(set(taken)) != len(taken):
         raise ProvisionError(f"--listen/--tls-listen: an address is given twice: {taken}")
-    layout = Layout.of(cfg)
     owner = broker_owner(opts.user)
+    layout = Layout.prepare(cfg)
     state = load_state(layout)
     state.broker_user = opts.user
-    private_dir(layout.root)
     private_dir(layout.broker, owner=owner)
     private_dir(layout.broker / "data", owner=owner)
     private_dir(layout.broker / "conf.d", owner=owner)

@@ -84,3 +84,23 @@ def broker_owner(user: str) -> int | None:
         raise ProvisionError(
             f"--user {user!r}: no such system user (the one mosquitto runs as, e.g. 'mosquitto')"
         ) from None
+
+
+def shop_owner(config: Path) -> int | None:
+    """Who gets the files the gateway itself reads: shop.toml's owner, when root runs this.
+
+    Provisioning runs as root (to hand the broker its files) but the gateway service runs
+    as the user owning its shop.toml; a password file or storage folder left to root
+    would lock the service out.
+    """
+    return config.stat().st_uid if os.geteuid() == 0 else None
+
+
+def ensure_storage(path: Path, owner: int | None) -> None:
+    """Create the shop's [storage] folder if missing (others may pass through, not list).
+
+    0711: the broker's user must reach <storage>/mosquitto inside it.
+    """
+    if path.is_dir():
+        return
+    private_dir(path, 0o711, owner)

@@ -80,7 +80,7 @@ def load_hardware(path: Path) -> dict[str, Any]:
 def provision_sensor(cfg: ShopConfig, opts: SensorOptions, now: datetime) -> SensorResult:
     """Create (or update) a sensor's credentials, its config.json, the password file and ACL."""
     _check_declared(cfg, opts.machine, opts.sensor)
-    layout = Layout.of(cfg)
+    layout = Layout.prepare(cfg)
     state = load_state(layout)
     old = state.sensors.get(opts.sensor)
     stamp = now.astimezone(UTC).isoformat(timespec="seconds")
@@ -109,7 +109,6 @@ def provision_sensor(cfg: ShopConfig, opts: SensorOptions, now: datetime) -> Sen
     )
     state.sensors[opts.sensor] = record
     config = layout.sensor_config(opts.sensor)
-    private_dir(layout.root)
     private_dir(config.parent)
     result = SensorResult(
         config, action, wifi_missing=not record.wifi_ssid, hardware_missing=not record.hardware
@@ -122,7 +121,7 @@ def provision_sensor(cfg: ShopConfig, opts: SensorOptions, now: datetime) -> Sen
 
 def revoke_sensor(cfg: ShopConfig, sensor: str) -> list[Path]:
     """Remove a sensor's broker user and its config.json; returns the files changed."""
-    layout = Layout.of(cfg)
+    layout = Layout.prepare(cfg)
     state = load_state(layout)
     if sensor not in state.sensors:
         known = ", ".join(sorted(state.sensors)) or "none"

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.config import Ident, ShopConfig
 from gateway.errors import ProvisionError
-from gateway.provision.files import PRIVATE, private_dir, write_file
+from gateway.provision.files import PRIVATE, ensure_storage, private_dir, shop_owner, write_file
 
 STATE_VERSION = 1
 
@@ -68,6 +68,14 @@ class Layout:
     def of(cls, cfg: ShopConfig) -> Layout:
         """The layout under the shop's [storage] path."""
         return cls(cfg.storage_dir / "provision", cfg.storage_dir / "mosquitto")
+
+    @classmethod
+    def prepare(cls, cfg: ShopConfig) -> Layout:
+        """The layout, with the storage folder and the 0700 provisioning folder created."""
+        ensure_storage(cfg.storage_dir, shop_owner(cfg.source))
+        layout = cls.of(cfg)
+        private_dir(layout.root)
+        return layout
 
     @property
     def state(self) -> Path:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import stat
 from pathlib import Path
 
@@ -182,3 +184,19 @@ def test_a_damaged_state_file_is_refused_without_showing_its_secrets(shop: Path)
     assert "sensors.s1.broker_port" in result.output and password not in result.output
     state.write_text("{")
     assert "not valid JSON" in run(shop, *SENSOR).output
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give files away")
+def test_as_root_the_gateways_files_go_to_the_shop_owner_and_the_brokers_to_its_user(
+    shop: Path,
+) -> None:
+    nobody = pwd.getpwnam("nobody").pw_uid
+    os.chown(shop, nobody, -1)  # the gateway service runs as the owner of shop.toml
+    assert run(shop, "broker", "--user", "mosquitto").exit_code == 0
+    mosquitto = pwd.getpwnam("mosquitto").pw_uid
+    data = shop.parent / "data"
+    assert (shop.parent / "mqtt.password").stat().st_uid == nobody
+    assert data.stat().st_uid == nobody and _mode(data) == 0o711
+    broker_files = [data / "mosquitto" / n for n in ("passwd", "acl", "mosquitto.conf", "data")]
+    assert {p.stat().st_uid for p in broker_files} == {mosquitto}
+    assert (data / "provision").stat().st_uid == 0 and _mode(data / "provision") == 0o700
