@@ -30,8 +30,8 @@ class Ring:
     def __init__(self, area: Area, slots: int) -> None:
         self.area = area
         self.slots = slots
-        self.head = 0  # index of the oldest unsent reading
-        self.tail = 0  # index the next reading gets
+        self.head = 1  # index of the oldest unsent reading (see state.State.head)
+        self.tail = 1  # index the next reading gets
         self.dropped = 0  # readings discarded because the ring was full
         self.corrupt = 0  # slots that failed their CRC when read back
 

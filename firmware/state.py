@@ -28,7 +28,10 @@ class State:
     def __init__(self) -> None:
         self.version = 0  # +1 at every store, RTC or flash
         self.boot = 0
-        self.head = 0  # offline ring: first unsent index
+        # Offline ring: first unsent index. It starts at 1, not 0: a reading put back in
+        # front (Outbox.link_down) moves the head one below where it was, never more
+        # (the ring must be empty before RAM is used again), and stored indexes are u32.
+        self.head = 1
         self.mwh = [0] * MAX_CH
         self.rem = [0] * MAX_CH  # energy remainder, 1/36000 mWh (see energy.py)
 

@@ -46,11 +46,15 @@ class Listener:
         self.client = paho.Client(
             paho.CallbackAPIVersion.VERSION2, client_id=name, clean_session=False
         )
+        self.subscribed = threading.Event()
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: self.subscribed.set()
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(min_delay=1, max_delay=2)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
+        # Until the broker has the subscription, what is published is not for us.
+        assert self.subscribed.wait(WAIT_S), f"no SUBACK for {topic}"
 
     def _on_message(self, c: Any, u: Any, msg: paho.MQTTMessage) -> None:
         with self._lock:

@@ -7,6 +7,7 @@ from firmware.area import FileArea
 from firmware.hal_fake import MemArea
 from firmware.outbox import Outbox
 from firmware.ring import MAX_PAYLOAD, SLOT, Ring
+from firmware.state import State, decode
 
 
 def _msg(i: int) -> bytes:
@@ -76,7 +77,7 @@ def test_a_torn_or_corrupt_slot_is_skipped_and_counted() -> None:
     ring = Ring(area, 8)
     for i in range(4):
         ring.push(_msg(i))
-    area.data[SLOT * 1 + 8] ^= 0xFF  # flip a payload byte of reading 1
+    area.data[SLOT * 2 + 8] ^= 0xFF  # flip a payload byte of reading 1 (ring index 2)
     assert _drain(ring) == [_msg(0), _msg(2), _msg(3)]
     assert ring.corrupt == 1 and ring.lost == 1  # visible in the readings' x
 
@@ -124,3 +125,24 @@ def test_outbox_unacknowledged_reading_when_ring_is_full_is_counted() -> None:
     assert box.link_down() is False
     assert ring.dropped == 1
     assert _drain(ring) == [_msg(i) for i in range(1, 5)]
+
+
+def test_reading_put_back_on_a_fresh_ring_survives_a_power_cut_with_the_rest() -> None:
+    # Regression: the first reading ever sent is unacknowledged when the link drops, so it
+    # goes back in front of an empty ring; the head must stay a valid index for recovery.
+    area = MemArea()
+    state = State()
+    ring = Ring(area, 16)
+    ring.recover(state.head)  # a blank device
+    box = Outbox(ring)
+    box.link_up()
+    box.put(_msg(0))
+    assert box.link_down() is True
+    for i in range(1, 5):
+        box.put(_msg(i))
+    state.head = ring.head  # the sensor persists the head right after link_down()
+    saved = decode(state.encode())
+    assert saved is not None
+    again = Ring(area, 16)
+    again.recover(saved.head)
+    assert _drain(again) == [_msg(i) for i in range(5)]
