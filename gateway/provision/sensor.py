@@ -109,6 +109,7 @@ def provision_sensor(cfg: ShopConfig, opts: SensorOptions, now: datetime) -> Sen
     )
     state.sensors[opts.sensor] = record
     config = layout.sensor_config(opts.sensor)
+    private_dir(config.parent.parent)  # sensors/: as private as the folder around it
     private_dir(config.parent)
     result = SensorResult(
         config, action, wifi_missing=not record.wifi_ssid, hardware_missing=not record.hardware
