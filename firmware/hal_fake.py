@@ -15,7 +15,7 @@ from .modbus import READ_HOLDING, READ_INPUT, crc16, with_crc
 
 TYPE_CHECKING = False  # MicroPython has no typing module: imports for mypy only
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
 
 class FakeReset(Exception):
@@ -25,7 +25,7 @@ class FakeReset(Exception):
 class Samples:
     """One ADC pin replaying a sequence of raw samples, round and round."""
 
-    def __init__(self, samples: "list[int] | bytes | object") -> None:
+    def __init__(self, samples: "Sequence[int]") -> None:
         self.samples = samples
         self.i = 0
 
@@ -33,9 +33,9 @@ class Samples:
         """The next sample (a bound method of this is the pin's reader)."""
         i = self.i
         s = self.samples
-        v: int = s[i]  # type: ignore[index]
+        v = s[i]
         i += 1
-        self.i = 0 if i == len(s) else i  # type: ignore[arg-type]
+        self.i = 0 if i == len(s) else i
         return v
 
 
@@ -141,7 +141,7 @@ class FakeHal(Hal):
             self.pins[pin] = Samples([2048])
         return self.pins[pin].read
 
-    def set_samples(self, pin: int, samples: "list[int] | bytes | object") -> None:
+    def set_samples(self, pin: int, samples: "Sequence[int]") -> None:
         """What the pin's ADC reads from now on."""
         if pin in self.pins:
             self.pins[pin].samples = samples
