@@ -54,7 +54,7 @@ PORT     ?= /dev/ttyUSB0
 # ESP32 type stubs (kept out of the host's mypy run: they shadow CPython's time, asyncio).
 firmware-deps: $(VENV)/.installed-test
 	cd tests/firmware/mpy && npm ci --no-audit --no-fund
-	$(BIN)/pip install -q --target typings $(FW_STUBS)
+	test -f typings/machine.pyi || $(BIN)/pip install -q --target typings $(FW_STUBS)
 
 ## firmware-check: firmware mypy against the ESP32 stubs, then its tests (CPython + MicroPython)
 firmware-check: firmware-deps system-deps
