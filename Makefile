@@ -31,10 +31,11 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m grafana --check
 
-typecheck: $(VENV)/.installed-test
+typecheck: $(VENV)/.installed-test firmware-deps
 	$(BIN)/mypy
+	$(BIN)/mypy --config-file firmware/mypy.ini
 
-pytest: $(VENV)/.installed-test system-deps
+pytest: $(VENV)/.installed-test system-deps firmware-deps
 	$(BIN)/pytest
 
 ## test: install what the tests need, then ruff, mypy and pytest
@@ -44,7 +45,8 @@ clean:
 	rm -rf $(VENV) $(OUT) .mypy_cache .ruff_cache .pytest_cache
 
 # ---- firmware (ESP32 sensor; docs/firmware.md) --------------------------------------------
-# The lead hooks firmware-check into `test`. Versions pinned here and in test_fw_build.py.
+# `make test` runs the firmware's mypy (typecheck) and its tests (pytest). Versions pinned
+# here and in test_fw_build.py.
 FW_STUBS := micropython-esp32-stubs==1.29.0.post1
 PORT     ?= /dev/ttyUSB0
 
@@ -52,9 +54,14 @@ PORT     ?= /dev/ttyUSB0
 
 # The MicroPython WebAssembly port for the tests (pinned by package-lock.json) and the
 # ESP32 type stubs (kept out of the host's mypy run: they shadow CPython's time, asyncio).
-firmware-deps: $(VENV)/.installed-test
+firmware-deps: tests/firmware/mpy/node_modules/.installed typings/machine.pyi
+
+tests/firmware/mpy/node_modules/.installed: tests/firmware/mpy/package-lock.json | system-deps
 	cd tests/firmware/mpy && npm ci --no-audit --no-fund
-	test -f typings/machine.pyi || $(BIN)/pip install -q --target typings $(FW_STUBS)
+	touch $@
+
+typings/machine.pyi: | $(VENV)/.installed-test
+	$(BIN)/pip install -q --target typings $(FW_STUBS)
 
 ## firmware-check: firmware mypy against the ESP32 stubs, then its tests (CPython + MicroPython)
 firmware-check: firmware-deps system-deps
