@@ -13,14 +13,14 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
-from agent import tomlout
 from agent.power import PowerSeries, simulate_power
 from agent.profile import Profile, builtin_profile
 from agent.readingsfile import write_readings_csv
 from agent.schedule import generate_jobs, write_jobs_csv
 from agent.sensor import Outage, SensorView, observe
 from agent.shopplan import PlannedMachine, ShopPlan, load_plan
-from gateway.config import Machine, hhmm_minutes
+from agent.shoptoml import plan_machine, shop_toml
+from gateway.config import hhmm_minutes
 from gateway.engine.localtime import local_minute_to_utc_ms
 from gateway.engine.model import ExplicitJob, MachineReadings
 from gateway.errors import InputError
@@ -161,12 +161,7 @@ def simulate_shop_day(
     t1 = local_minute_to_utc_ms(day, 24 * 60, tz)
     grid = _Day(day, tz, np.arange(t0, t1, step_s * 1000, dtype=np.int64), step_s * 1000)
     profiles = {pm.id: builtin_profile(pm.profile) for pm in plan.machine}
-    configured: dict[str, Machine] = {
-        pm.id: profiles[pm.id].machine.model_copy(
-            update={"id": pm.id, "name": pm.name or profiles[pm.id].machine.name}
-        )
-        for pm in plan.machine
-    }
+    configured = {pm.id: plan_machine(pm) for pm in plan.machine}
     booked = read_jobs(schedule, configured).jobs if schedule else {}
     work_orders = (f"WO-{day:%y%m%d}-{k:03d}" for k in itertools.count(1))
 
@@ -191,11 +186,6 @@ def simulate_shop_day(
             pm, profiles[pm.id], jobs, grid, rng
         )
 
-    doc = {
-        "site": plan.site.model_dump(exclude_unset=True),
-        "storage": {"path": "shopwatt-data"},
-        "tariff": plan.tariff.model_dump(exclude_unset=True),
-        "machine": [m.model_dump(exclude_unset=True) for m in configured.values()],
-    }
     header = f"# shop.toml of the simulated shop day {day} (seed {seed}), by agent.shopday\n\n"
-    return ShopDay(header + tomlout.dumps(doc), day, seed, tz, power, sensors, truth)
+    config = shop_toml(plan, list(configured.values()), header)
+    return ShopDay(config, day, seed, tz, power, sensors, truth)

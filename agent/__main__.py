@@ -1,0 +1,5 @@
+"""`python -m agent`: see agent.cli."""
+
+from agent.cli import main
+
+main()

@@ -1,0 +1,414 @@
+"""The virtual shop, live: its sensors publish the real protocol to a real broker.
+
+Every machine of shop.toml that has a [[machine.sensor]] gets a `VirtualSensor` (the
+firmware on a simulated HAL) fed from its plan machine's true power, and an MQTT session.
+Simulated time runs `speed` times faster than the wall clock from `start_ms`; a window
+closes when simulated time passes its end. The plan's outages switch a sensor's Wi-Fi off
+(it keeps measuring into its offline ring and replays when back), its reboots cut the
+sensor's power for 20 s (boot counter +1, counters restored from flash, seq from 0), and
+machines with booked jobs get start/stop events from an operator panel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import itertools
+import threading
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from agent.feeds import JobPanel, SensorFeed
+from agent.mqttlink import NetLoop, Session
+from agent.profile import builtin_profile
+from agent.shopday import REBOOT_S
+from agent.shopplan import ShopPlan
+from agent.shoptoml import LiveMachine, find_live_machine
+from agent.timeline import ShopTimeline
+from agent.virtualsensor import VirtualSensor, firmware_config
+from agent.waveform import burst_moments, choose_front_end
+from firmware import encode
+from gateway.config import ShopConfig, hhmm_minutes
+from gateway.engine.localtime import local_minute_to_utc_ms
+from gateway.engine.model import ExplicitJob
+from gateway.errors import ConfigError
+
+_BATCH = 200  # events handled between two network polls, so acks keep flowing under load
+_POLL_MAX_S = 0.05
+_KEEPALIVE_EVERY_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How to run the virtual shop (the `python -m agent simulate` options)."""
+
+    host: str
+    port: int
+    duration_s: float  # simulated seconds
+    rate_hz: float = 0.1  # readings per sensor per simulated second (window = 1 / rate)
+    speed: float = 1.0  # simulated seconds per wall second
+    start_ms: int | None = None  # simulated UTC start; None: now
+    seed: int = 7
+    sensors: int | None = None  # the first N sensors of shop.toml; None: all
+    schedule: Path | None = None  # jobs.csv replacing the generated jobs of its machines
+    drain_s: float = 30.0  # wall seconds to wait at the end for backlogs to be delivered
+
+    @property
+    def window_ms(self) -> int:
+        """The sensors' window length."""
+        return round(1000 / self.rate_hz)
+
+
+class SimClock:
+    """Simulated UTC time, running `speed` times faster than the wall clock."""
+
+    def __init__(self, start_ms: int, speed: float) -> None:
+        self.start_ms = start_ms
+        self.speed = speed
+        self.wall0 = time.monotonic()
+
+    def now_ms(self) -> int:
+        """The simulated time now."""
+        return self.start_ms + int((time.monotonic() - self.wall0) * self.speed * 1000)
+
+    def wall_until(self, sim_ms: int) -> float:
+        """Wall seconds until the simulated time reaches sim_ms (<= 0: already)."""
+        return (sim_ms - self.now_ms()) / 1000 / self.speed
+
+
+@dataclass
+class _Live:
+    """One simulated machine: its plan machine, sensor, feed and session."""
+
+    live: LiveMachine
+    sensor: VirtualSensor
+    feed: SensorFeed
+    session: Session
+    generation: int = 0  # +1 per boot: windows scheduled by an earlier boot are void
+    down_since: int | None = None  # sim ms of the power cut while the sensor is off
+    unpowered: list[tuple[int, int]] = field(default_factory=list)  # (cut, back) sim ms
+
+
+@dataclass(frozen=True, slots=True)
+class MachineReport:
+    """What one machine's sensor did in a run, and the truth to judge the gateway by."""
+
+    machine: str
+    sensor: str
+    explicit: bool  # its jobs came as job events
+    readings: int  # windows the firmware closed
+    backlog: int  # readings never acknowledged by the broker (still buffered at the end)
+    boots: int  # the sensor's boot counter at the end
+    energy_wh: float  # true energy from the run's start to its end
+    unmeasured_wh: float  # true energy while the sensor had no power (reboots)
+    jobs: tuple[ExplicitJob, ...]  # scheduled jobs that lie wholly inside the run
+    job_wh: tuple[float, ...]  # their true energy
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """A finished run."""
+
+    start_ms: int
+    end_ms: int
+    wall_s: float
+    max_lag_s: float  # the latest a window was closed after its due time (wall seconds)
+    job_events: int  # job events acknowledged by the broker
+    machines: dict[str, MachineReport]
+
+    @property
+    def readings(self) -> int:
+        """All readings made."""
+        return sum(m.readings for m in self.machines.values())
+
+    @property
+    def delivered(self) -> bool:
+        """Every reading reached the broker."""
+        return all(m.backlog == 0 for m in self.machines.values())
+
+
+class VirtualShop:
+    """The live shop for one shop.toml and its plan."""
+
+    def __init__(self, cfg: ShopConfig, plan: ShopPlan, opts: RunOptions) -> None:
+        if not 0 < opts.rate_hz <= 1:
+            raise ConfigError(f"--rate {opts.rate_hz}: must be above 0 and at most 1 Hz")
+        if opts.speed <= 0 or opts.duration_s <= 0:
+            raise ConfigError(f"--speed {opts.speed}, --duration {opts.duration_s}: must be > 0")
+        if cfg.site.id != plan.site.id or cfg.site.timezone != plan.site.timezone:
+            raise ConfigError(
+                f"{cfg.source}: site {cfg.site.id!r} ({cfg.site.timezone}) is not the plan's "
+                f"site {plan.site.id!r} ({plan.site.timezone})"
+            )
+        self.cfg = cfg
+        self.plan = plan
+        self.opts = opts
+        self.timeline = ShopTimeline(plan, opts.seed, opts.schedule)
+        start = opts.start_ms if opts.start_ms is not None else int(time.time()) * 1000
+        self.start_ms = start - start % 1000
+        self.end_ms = self.start_ms + round(opts.duration_s * 1000)
+        self.clock = SimClock(self.start_ms, opts.speed)
+        self.net = NetLoop()
+        self.machines = [self._live(m) for m in self._sensor_machines()]
+        self.panel = JobPanel(cfg.site.id)
+        self.panel_session = Session(
+            self.net, f"shopwatt-panel-{cfg.site.id}", opts.host, opts.port, self.panel
+        )
+        self._events: list[tuple[int, int, Callable[[int], None]]] = []
+        self._order = itertools.count()
+        self.max_lag_s = 0.0
+
+    def _sensor_machines(self) -> list[LiveMachine]:
+        wanted = [m for m in self.cfg.machine if m.sensor]
+        n = self.opts.sensors
+        if n is not None and n > len(wanted):
+            raise ConfigError(
+                f"{self.cfg.source}: --sensors {n}, but only {len(wanted)} machines have a "
+                "[[machine.sensor]] (write a bigger shop: python -m agent shop --sensors N)"
+            )
+        return [find_live_machine(self.plan, m) for m in wanted[:n]]
+
+    def _live(self, lm: LiveMachine) -> _Live:
+        profile = builtin_profile(lm.planned.profile)
+        # Each sensor's own stream (bias, noise): adding sensors leaves the others unchanged.
+        rng = np.random.default_rng([self.opts.seed, zlib.crc32(lm.machine.id.encode()), 1])
+        front = choose_front_end(profile, rng)
+        fwcfg = firmware_config(
+            self.cfg.site.id, lm.machine.id, lm.sensor, self.opts.window_ms, front, self.opts.host
+        )
+        sensor = VirtualSensor(fwcfg, profile, front, rng)
+        feed = SensorFeed(sensor, self.clock.now_ms)
+        session = Session(self.net, f"shopwatt-{lm.sensor}", self.opts.host, self.opts.port, feed)
+        return _Live(lm, sensor, feed, session)
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _at(self, sim_ms: int, action: Callable[[int], None]) -> None:
+        if sim_ms <= self.end_ms:
+            heapq.heappush(self._events, (sim_ms, next(self._order), action))
+
+    def _boot(self, m: _Live, now: int, soft: bool = False) -> None:
+        """Start the sensor (after power comes back, or a reset with power kept)."""
+        if soft:
+            m.sensor.soft_reset(now)
+        else:
+            m.sensor.power_on(now)
+        m.generation += 1
+        m.session.wanted = m.sensor.hal.wifi
+        m.session.retry_at = 0.0
+        self._window(m, m.generation, now + self.opts.window_ms)
+        self._status(m, m.generation, now + m.sensor.cfg.status_s * 1000)
+
+    def _window(self, m: _Live, generation: int, end_ms: int) -> None:
+        def close(now: int) -> None:
+            if m.generation != generation or not m.sensor.powered:
+                return  # the boot that scheduled this window is over
+            self.max_lag_s = max(self.max_lag_s, -self.clock.wall_until(end_ms))
+            moments = burst_moments(end_ms, self.opts.window_ms)
+            watts, state = self.timeline.power_at(m.live.planned.id, moments)
+            m.sensor.measure(end_ms, watts, state)
+            self._window(m, generation, end_ms + self.opts.window_ms)
+
+        self._at(end_ms, close)
+
+    def _status(self, m: _Live, generation: int, at_ms: int) -> None:
+        def publish(now: int) -> None:
+            if m.generation == generation and m.sensor.powered:
+                m.feed.publish_status()
+                self._status(m, generation, now + m.sensor.cfg.status_s * 1000)
+
+        self._at(at_ms, publish)
+
+    def _wifi(self, m: _Live, up: bool) -> Callable[[int], None]:
+        def switch(now: int) -> None:
+            m.sensor.set_wifi(up, now)
+            m.session.wanted = up and m.sensor.powered
+            if up:
+                m.session.retry_at = 0.0  # Wi-Fi back: connect at once, as the firmware does
+            else:
+                m.session.drop()
+
+        return switch
+
+    def _power_cut(self, m: _Live) -> Callable[[int], None]:
+        def cut(now: int) -> None:
+            if not m.sensor.powered:
+                return
+            m.sensor.power_cut()
+            m.session.wanted = False
+            m.session.drop()
+            m.down_since = now
+            self._at(now + REBOOT_S * 1000, self._power_back(m))
+
+        return cut
+
+    def _power_back(self, m: _Live) -> Callable[[int], None]:
+        def back(now: int) -> None:
+            assert m.down_since is not None
+            m.unpowered.append((m.down_since, now))
+            m.down_since = None
+            self._boot(m, now)
+
+        return back
+
+    def _day(self, date: dt.date) -> Callable[[int], None]:
+        """Schedule one local day's outages, reboots and job events; then the next day."""
+
+        def load(now: int) -> None:
+            tz = self.plan.site.tz
+
+            def local(hhmm: str) -> int:
+                return local_minute_to_utc_ms(date, hhmm_minutes(hhmm), tz)
+
+            day = self.timeline.day(date)
+            for m in self.machines:
+                pm = m.live.planned
+                for a, b in pm.outages:
+                    if local(b) > now:
+                        self._at(max(local(a), now), self._wifi(m, False))
+                        self._at(local(b), self._wifi(m, True))
+                for r in pm.reboots:
+                    if local(r) >= now:
+                        self._at(local(r), self._power_cut(m))
+                if pm.jobs == "explicit":
+                    for job in _replica_jobs(day.truth[pm.id].jobs, m.live.replica):
+                        if job.start_ms >= now:
+                            self._at(job.start_ms, self._job(m, job, "start"))
+                            self._at(job.end_ms, self._job(m, job, "stop"))
+            self._at(
+                local_minute_to_utc_ms(date + dt.timedelta(days=1), 0, tz),
+                self._day(date + dt.timedelta(days=1)),
+            )
+
+        return load
+
+    def _job(self, m: _Live, job: ExplicitJob, event: str) -> Callable[[int], None]:
+        def queue(_now: int) -> None:
+            self.panel.add(m.live.machine.id, job, event)
+
+        return queue
+
+    # -- running ----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event | None = None) -> RunReport:
+        """Run to the end of the simulated span (or until `stop` is set); then report."""
+        stop = stop or threading.Event()
+        wall0 = time.monotonic()
+        self.clock = SimClock(self.start_ms, self.opts.speed)
+        for m in self.machines:
+            self._boot(m, self.start_ms)
+        self._day(self.timeline.local_date(self.start_ms))(self.start_ms)
+        last_keepalive = 0.0
+        try:
+            while not stop.is_set():
+                now = self.clock.now_ms()
+                for _ in range(_BATCH):  # every event is at or before end_ms (see _at)
+                    if not self._events or self._events[0][0] > now:
+                        break
+                    t, _, action = heapq.heappop(self._events)
+                    action(t)
+                if not self._events and now >= self.end_ms:
+                    break
+                upcoming = self._events[0][0] if self._events else self.end_ms
+                wait = min(max(self.clock.wall_until(upcoming), 0.0), _POLL_MAX_S)
+                last_keepalive = self._network(wait, last_keepalive)
+            self._drain(stop)
+        finally:
+            self._goodbye()
+        return self._report(time.monotonic() - wall0)
+
+    def _sessions(self) -> list[Session]:
+        return [*(m.session for m in self.machines), self.panel_session]
+
+    def _network(self, wait_s: float, last_keepalive: float) -> float:
+        now = time.monotonic()
+        for s in self._sessions():
+            s.maintain(now)
+            s.pump()
+        self.net.poll(wait_s)
+        for m in self.machines:
+            if m.feed.reboot_requested:
+                m.feed.reboot_requested = False
+                assert m.sensor.fw is not None
+                m.sensor.fw.persist(True)  # the firmware's goodbye(): counters to flash first
+                m.session.goodbye(*_offline(m))
+                self._boot(m, self.clock.now_ms(), soft=True)
+        if now - last_keepalive >= _KEEPALIVE_EVERY_S:
+            self.net.keepalive()
+            return now
+        return last_keepalive
+
+    def _backlog(self) -> int:
+        return sum(m.feed.backlog() for m in self.machines if m.session.wanted) + (
+            self.panel.backlog()
+        )
+
+    def _drain(self, stop: threading.Event) -> None:
+        """Give connected sensors time to deliver what they buffered."""
+        deadline = time.monotonic() + self.opts.drain_s
+        keepalive = 0.0
+        while self._backlog() and time.monotonic() < deadline and not stop.is_set():
+            keepalive = self._network(_POLL_MAX_S, keepalive)
+
+    def _goodbye(self) -> None:
+        """Sensors say offline themselves (retained) and disconnect, like a planned stop."""
+        for m in self.machines:
+            if m.sensor.powered:
+                m.session.goodbye(*_offline(m))
+        self.panel_session.close()
+        self.net.close()
+
+    def _report(self, wall_s: float) -> RunReport:
+        machines = {}
+        for m in self.machines:
+            pm, mid = m.live.planned, m.live.machine.id
+            jobs: list[ExplicitJob] = []
+            for date in _dates(self.timeline, self.start_ms, self.end_ms):
+                jobs += _replica_jobs(self.timeline.day(date).truth[pm.id].jobs, m.live.replica)
+            inside = [j for j in jobs if self.start_ms <= j.start_ms and j.end_ms <= self.end_ms]
+            down = [*m.unpowered, *([(m.down_since, self.end_ms)] if m.down_since else [])]
+            energy = self.timeline.energy_wh
+            fw = m.sensor.fw
+            machines[mid] = MachineReport(
+                machine=mid,
+                sensor=m.live.sensor,
+                explicit=pm.jobs == "explicit",
+                readings=m.sensor.windows,
+                backlog=m.feed.backlog(),
+                boots=0 if fw is None else fw.state.boot,
+                energy_wh=energy(pm.id, self.start_ms, self.end_ms),
+                unmeasured_wh=sum(energy(pm.id, a, b) for a, b in down),
+                jobs=tuple(inside),
+                job_wh=tuple(energy(pm.id, j.start_ms, j.end_ms) for j in inside),
+            )
+        return RunReport(
+            self.start_ms,
+            self.end_ms,
+            wall_s,
+            self.max_lag_s,
+            self.panel_session.published,
+            machines,
+        )
+
+
+def _offline(m: _Live) -> tuple[str, bytes]:
+    fw = m.sensor.fw
+    assert fw is not None
+    return m.feed.topic_status, encode.status_offline(fw.state.boot)
+
+
+def _replica_jobs(jobs: Sequence[ExplicitJob], replica: int) -> list[ExplicitJob]:
+    """A replica's jobs: the plan machine's, with ids of its own (job ids are shop-wide)."""
+    if replica == 1:
+        return list(jobs)
+    return [replace(j, job_id=f"{j.job_id}.{replica}") for j in jobs]
+
+
+def _dates(timeline: ShopTimeline, start_ms: int, end_ms: int) -> list[dt.date]:
+    first, last = timeline.local_date(start_ms), timeline.local_date(end_ms)
+    return [first + dt.timedelta(days=k) for k in range((last - first).days + 1)]
