@@ -19,3 +19,7 @@ class LedgerError(ShopwattError):
 
 class ProvisionError(ShopwattError):
     """Provisioning refused: a bad option or file, or a provisioning state it cannot trust."""
+
+
+class ServerError(ShopwattError, RuntimeError):
+    """A local server (mosquitto, influxd) could not be found, started or queried."""
