@@ -219,3 +219,24 @@ def test_the_generated_config_json_is_what_the_firmware_accepts(shop: Path) -> N
     assert (fw.wifi_ssid, fw.wifi_password) == ("workshop", "workshop-wpa2")
     assert [c["name"] for c in fw.channels] == [c["name"] for c in wiring["channels"]]
     assert fw.mqtt_password and len(fw.mqtt_password) >= 32
+
+
+def test_a_sensor_that_vanishes_is_reported_offline_by_its_last_will(
+    broker: ProvisionedBroker, shop: Path, clients: Clients
+) -> None:
+    s1 = provision(shop, "cnc-01", "s1")
+    reloaded(broker, clients, "s1", sensor_password(broker, "s1"))
+    gw = gateway(broker, shop, clients)
+    offline = b'{"v":1,"state":"offline","boot":17}'
+
+    async def vanish() -> None:
+        will = (topic("cnc-01", "s1/status"), offline, 1, True)
+        client = FirmwareClient(
+            "127.0.0.1", broker.port, "shopwatt-s1", will=will, user="s1", password=s1.mqtt_password
+        )
+        await client.connect()
+        await client.close(goodbye=False)  # the socket drops, no DISCONNECT: power cut
+
+    asyncio.run(vanish())
+    wait_until("the last will", lambda: bool(gw.received("s1/status")))
+    assert gw.received("s1/status") == [(topic("cnc-01", "s1/status"), offline)]
