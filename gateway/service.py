@@ -48,11 +48,18 @@ from gateway.outputs.drain import Drainer, open_influx_output
 from gateway.outputs.lineprotocol import FieldValue
 from gateway.outputs.outbox import Outbox
 from gateway.outputs.publish import MachineView, RowLines, machine_lines
-from gateway.outputs.schema import gateway_line, reading_lines, sensor_line, source_lines
+from gateway.outputs.schema import (
+    gateway_line,
+    power_lines,
+    reading_lines,
+    sensor_line,
+    source_lines,
+)
 
 log = logging.getLogger("shopwatt.service")
 
 HEALTH_EVERY_S = 10.0  # health points to InfluxDB
+LIVE_EVERY_S = 10.0  # a machine's state/energy lines and its jobs and costs follow this often
 LOG_EVERY_S = 300.0  # a one-line summary in the log
 DRAIN_AT_STOP_S = 5.0  # how long a clean stop lets the outbox drain
 SOURCE = "live"  # the ledger's audit name for what the service stores
@@ -61,6 +68,8 @@ SOURCE = "live"  # the ledger's audit name for what the service stores
 _STATE_DDL = """
 CREATE TABLE IF NOT EXISTS sensor_state (sensor TEXT PRIMARY KEY, state TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS machine_view (machine TEXT PRIMARY KEY, view TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pending_recompute (
+    machine TEXT PRIMARY KEY, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS live_jobs (
     machine TEXT NOT NULL, job TEXT NOT NULL, start_ms INTEGER, stop_ms INTEGER,
     customer TEXT NOT NULL, parts INTEGER, src TEXT NOT NULL, PRIMARY KEY (machine, job));
@@ -71,8 +80,9 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _per_machine(readings: list[Reading]) -> dict[str, MachineReadings]:
-    """Usable readings grouped per machine, sorted by time, the first of equal times kept."""
+def _per_machine(readings: list[Reading]) -> tuple[dict[str, MachineReadings], dict[str, str]]:
+    """Usable readings per machine, sorted by time, the first of equal times kept; and each
+    machine's source (v1: one sensor or meter per machine)."""
     by: dict[str, list[Reading]] = {}
     for r in readings:
         by.setdefault(r.machine, []).append(r)
@@ -86,7 +96,22 @@ def _per_machine(readings: list[Reading]) -> dict[str, MachineReadings]:
         keep = np.ones(len(t), dtype=bool)
         keep[1:] = t[1:] != t[:-1]
         out[machine] = MachineReadings(t[keep], watts[keep], wh[keep])
-    return out
+    return out, {machine: rs[0].sensor for machine, rs in by.items()}
+
+
+def _concat(parts: list[MachineReadings]) -> MachineReadings:
+    """Batches of one machine as one series, sorted, the first of equal times kept."""
+    if len(parts) == 1:
+        return parts[0]
+    t = np.concatenate([p.t_ms for p in parts])
+    order = np.argsort(t, kind="stable")
+    t = t[order]
+    keep = np.ones(len(t), dtype=bool)
+    keep[1:] = t[1:] != t[:-1]
+    pick = order[keep]
+    watts = np.concatenate([p.watts for p in parts])[pick]
+    wh = np.concatenate([p.wh for p in parts])[pick]
+    return MachineReadings(t[keep], watts, wh)
 
 
 class Health:
@@ -149,6 +174,9 @@ class Service:
         self._polled_lock = threading.Lock()
         self._stopping = threading.Event()
         self._dirty_views: set[str] = set()
+        self._live: dict[str, list[MachineReadings]] = {}  # readings awaiting live lines
+        self._pending: dict[str, tuple[int, int]] = {}  # stored, rows not recomputed yet
+        self._due_at: dict[str, float] = {}  # when each machine's live lines and rows are due
 
     # -- start and stop -----------------------------------------------------------------
     def start(self) -> None:
@@ -200,7 +228,7 @@ class Service:
     def _shutdown(self) -> None:
         if self.modbus is not None:
             self.modbus.stop()
-        self.flush()  # the last readings, acknowledged before we disconnect
+        self.flush(final=True)  # the last readings, acknowledged before we disconnect
         if self.mqtt is not None:
             self.mqtt.stop()
         self.write_health()
@@ -218,8 +246,11 @@ class Service:
             self._polled.append(reading)
 
     # -- one batch ----------------------------------------------------------------------
-    def flush(self) -> None:
-        """Commit what the inputs delivered since the last flush (see the module docstring)."""
+    def flush(self, final: bool = False) -> None:
+        """Commit what the inputs delivered since the last flush (see the module docstring).
+
+        final: recompute every machine with pending readings now (a clean stop).
+        """
         box = self.mqtt.take() if self.mqtt else Inbox()
         with self._polled_lock:
             polled, self._polled = self._polled, []
@@ -228,31 +259,74 @@ class Service:
         for machine, event in box.jobs:
             self.jobs.apply(machine, event)
         usable = placed + [r for r in polled if r.watts is not None and r.wh is not None]
-        batches = _per_machine(usable)
-        self._put(reading_lines(self.cfg.site.id, placed + polled))
-        self._put(self._live_lines(batches))
+        batches, sources = _per_machine(usable)
+        lines = [
+            line
+            for machine, r in batches.items()
+            for line in power_lines(
+                self.cfg.site.id, machine, sources[machine], r.t_ms, r.watts, r.wh
+            )
+        ]
+        # A meter reading that lacks a value is not stored, but what it has is shown.
+        lines += reading_lines(
+            self.cfg.site.id, [r for r in polled if r.watts is None or r.wh is None]
+        )
+        due = self._due(batches, {machine for machine, _ in box.jobs}, final)
+        lines += self._live_lines(due)
+        self._put(lines)  # before the commit: a crash re-sends them, InfluxDB overwrites
         newest = {m: v.last[0] for m, v in self.views.items() if v.last is not None}
-        jobs = self.jobs.take(newest, batches)
-        if batches or jobs or self.tracker.dirty or self._dirty_views or len(box):
-            ingested = self._ingest(batches, jobs)
-            self._put(self.rows.changed(ingested))
+        jobs = self.jobs.take(newest, due)
+        recompute = {m: self._pending.pop(m) for m in due if m in self._pending}
+        if batches or jobs or recompute or self.tracker.dirty or self._dirty_views or len(box):
+            self._put(self.rows.changed(self._ingest(batches, jobs, recompute)))
         if self.mqtt is not None:
             self.mqtt.ack(box)
         self.health.counts["batches"] += 1
 
-    def _live_lines(self, batches: Mapping[str, MachineReadings]) -> list[str]:
-        lines: list[str] = []
+    def _due(
+        self, batches: Mapping[str, MachineReadings], job_events: set[str], final: bool
+    ) -> set[str]:
+        """Note the batch as pending; the machines whose live lines and rows are due now.
+
+        Each machine's rows (jobs, costs) and its `machine_state`/`energy` lines follow
+        every LIVE_EVERY_S, not every batch: recomputing a machine's day costs the same for
+        one reading as for a hundred, and a Pi has other things to do. A job event makes
+        its machine due at once (someone just pressed a button and looks at the screen).
+        """
+        now = time.monotonic()
+        for machine in job_events:
+            self._due_at[machine] = now
         for machine, r in batches.items():
+            self._live.setdefault(machine, []).append(r)
+            lo, hi = int(r.t_ms[0]), int(r.t_ms[-1])
+            a, b = self._pending.get(machine, (lo, hi))
+            self._pending[machine] = (min(a, lo), max(b, hi))
+            self._due_at.setdefault(machine, now + LIVE_EVERY_S)
+        due = {m for m, at in self._due_at.items() if final or at <= now}
+        for machine in due:
+            del self._due_at[machine]
+        return due
+
+    def _live_lines(self, due: set[str]) -> list[str]:
+        lines: list[str] = []
+        for machine in sorted(due):
+            parts = self._live.pop(machine, [])
+            if not parts:
+                continue
+            r = _concat(parts)
             view = self.views.setdefault(machine, MachineView())
             lines += machine_lines(self.cfg, self.cfg.machines[machine], r, view)
             self._dirty_views.add(machine)
         return lines
 
     def _ingest(
-        self, batches: dict[str, MachineReadings], jobs: dict[str, list[ExplicitJob]]
+        self,
+        batches: dict[str, MachineReadings],
+        jobs: dict[str, list[ExplicitJob]],
+        recompute: dict[str, tuple[int, int]],
     ) -> list[LedgerRow]:
         try:
-            return self.ledger.ingest(batches, SOURCE, jobs, self._save_state).rows
+            return self.ledger.ingest(batches, SOURCE, jobs, self._save_state, recompute).rows
         except ShopwattError as err:
             if not jobs:
                 raise
@@ -260,7 +334,7 @@ class Service:
             # day) must not hold the readings back: store them without the jobs.
             log.error("ledger refused live jobs of %s: %s", ", ".join(jobs), err)
             self.health.counts["jobs_refused"] += sum(len(j) for j in jobs.values())
-            return self.ledger.ingest(batches, SOURCE, None, self._save_state).rows
+            return self.ledger.ingest(batches, SOURCE, None, self._save_state, recompute).rows
 
     def _put(self, lines: list[str]) -> None:
         if self.outbox is not None and lines:
@@ -277,6 +351,10 @@ class Service:
         views = [(m, self.views[m].dumps()) for m in sorted(self._dirty_views)]
         conn.executemany("INSERT OR REPLACE INTO machine_view VALUES (?, ?)", views)
         self._dirty_views.clear()
+        # Stored readings whose rows are not recomputed yet: a restart recomputes them first.
+        conn.execute("DELETE FROM pending_recompute")
+        pending = [(m, a, b) for m, (a, b) in self._pending.items()]
+        conn.executemany("INSERT INTO pending_recompute VALUES (?, ?, ?)", pending)
 
     def _load_state(self) -> None:
         if not self.ledger.path.exists():
@@ -288,6 +366,10 @@ class Service:
             for machine, text in conn.execute("SELECT machine, view FROM machine_view"):
                 if machine in self.cfg.machines:
                     self.views[machine] = MachineView.loads(text)
+            for machine, a, b in conn.execute("SELECT * FROM pending_recompute"):
+                if machine in self.cfg.machines:
+                    self._pending[machine] = (a, b)
+                    self._due_at[machine] = 0.0  # due at the first batch
 
     # -- health -------------------------------------------------------------------------
     def counters(self) -> dict[str, int]:

@@ -70,6 +70,7 @@ class Ingested:
     jobs: int  # live jobs stored
     rows: list[LedgerRow]  # the recomputed rows (every row of the recomputed days)
     adjustments: int  # pending adjustment rows of closed periods after the ingest
+    added_ranges: dict[str, tuple[int, int]]  # machine -> first and last reading added
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +201,7 @@ class Ledger:
         source: str,
         jobs: Mapping[str, Sequence[ExplicitJob]] | None = None,
         also: Callable[[sqlite3.Connection], None] | None = None,
+        recompute: Mapping[str, tuple[int, int]] | None = None,
     ) -> Ingested:
         """Merge live readings (and live jobs) as replay does, in one durable transaction.
 
@@ -207,6 +209,9 @@ class Ledger:
         live job on the local days they cover (they replace the stored jobs of those days,
         as a jobs.csv does). `also(conn)` runs inside the transaction, so the caller's own
         state (e.g. the MQTT input's dedup marks) commits with the readings or not at all.
+        `recompute`: the machines and time ranges to recompute (default: what this batch
+        added). A caller that batches often may recompute less often: the rows follow as
+        soon as it passes the ranges it collected from `Ingested.added_ranges`.
         """
         with self._open(create=True) as conn:
             # The caller acknowledges the readings to the broker once this returns, so the
@@ -222,7 +227,8 @@ class Ledger:
                         machine,
                         {"repeated_rows": m.repeated, "conflicting_rows": m.conflicts},
                     )
-                touched = _touched(merged)
+                added_ranges = _touched(merged)
+                touched = dict(added_ranges if recompute is None else recompute)
                 for machine, listed in (jobs or {}).items():
                     live = JobsFile(Path(source), "", {machine: tuple(listed)}, _job_span(listed))
                     span = explicit.store(conn, live, self.cfg.site.tz)
@@ -237,6 +243,7 @@ class Ledger:
                     jobs=sum(len(j) for j in (jobs or {}).values()),
                     rows=[r for c in computed for r in c.rows],
                     adjustments=periods.refresh_adjustments(conn, changed),
+                    added_ranges=added_ranges,
                 )
                 if also is not None:
                     also(conn)

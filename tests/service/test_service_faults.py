@@ -54,21 +54,22 @@ def test_sigkill_mid_stream_and_restart(
     path = write_config(tmp_path, broker, influxd, influx_db, {"mill": "s1"}, batch_s=0.1)
     cfg = config(path)
     sensor = FakeSensor("mill", "s1")
-    messages = sensor.readings(DAY * 8)  # 960 readings
+    chunks = [sensor.readings(DAY * 2) for _ in range(4)]  # 4 x 240 readings
     publisher = Publisher(broker)
-    sending = threading.Thread(target=publisher.send, args=(messages, 250.0))
     gw = Gateway(path).start().ready()
     try:
-        sending.start()
-        for stored in (150, 450, 750):  # killed three times while readings stream in
-            wait_for(
-                f"{stored} readings", lambda s=stored: ledger_readings(cfg).get("mill", 0) >= s, gw
-            )
-            assert ledger_readings(cfg)["mill"] < len(messages)  # mid-stream
+        for k, chunk in enumerate(chunks[:3]):
+            # The sensor streams at 100 readings/s; the gateway is killed in the middle.
+            sending = threading.Thread(target=publisher.send, args=(chunk, 100.0))
+            sending.start()
+            before = 240 * k
+            wait_for("readings", lambda b=before: ledger_readings(cfg).get("mill", 0) >= b + 60, gw)
+            assert ledger_readings(cfg)["mill"] < before + 240  # mid-stream
             gw.kill()
+            sending.join()
             gw.start().ready()
-        sending.join()
-        wait_for("every reading", lambda: ledger_readings(cfg).get("mill") == len(messages), gw)
+        publisher.send(chunks[3])
+        wait_for("every reading", lambda: ledger_readings(cfg).get("mill") == 960, gw)
         assert gw.stop() == 0
     finally:
         gw.__exit__()
@@ -91,9 +92,11 @@ def test_influxdb_down_for_a_while(tmp_path: Path, broker: Mosquitto, servers: S
         # The ledger goes on without InfluxDB; the points wait in the outbox.
         wait_for("the rest in the ledger", lambda: ledger_readings(cfg).get("mill") == len(DAY), gw)
         influxd.start()
-        _exact(cfg, sensor, influxd, db)
+        q = 'SELECT count("watts") FROM "power"'
+        wait_for("the points", lambda: (c := influxd.rows(q, db)) and c[0]["count"] == len(DAY), gw)
         assert gw.stop() == 0
     publisher.close()
+    _exact(cfg, sensor, influxd, db)
 
 
 def test_broker_restarts_with_the_gateway_running_and_with_it_away(
