@@ -164,13 +164,13 @@ def _configured_broker(cfg: ShopConfig) -> tuple[str, int]:
 def render_report(report: RunReport, opts: RunOptions) -> str:
     """The run's summary: per machine what was sent, and the truth to compare with."""
     lines = [
-        f"{'machine':<14} {'sensor':<16} {'readings':>8} {'unsent':>6} {'boots':>5} "
-        f"{'true kWh':>9} {'jobs':>4}"
+        f"{'machine':<14} {'sensor':<16} {'readings':>8} {'buffered':>8} {'unsent':>6} "
+        f"{'boots':>5} {'true kWh':>9} {'jobs':>4}"
     ]
     for m in report.machines.values():
         lines.append(
-            f"{m.machine:<14} {m.sensor:<16} {m.readings:>8} {m.backlog:>6} {m.boots:>5} "
-            f"{m.energy_wh / 1000:>9.3f} {len(m.jobs):>4}"
+            f"{m.machine:<14} {m.sensor:<16} {m.readings:>8} {m.buffered:>8} {m.backlog:>6} "
+            f"{m.boots:>5} {m.energy_wh / 1000:>9.3f} {len(m.jobs):>4}"
         )
     span_s = (report.end_ms - report.start_ms) / 1000
     per_s = report.readings / report.wall_s if report.wall_s else 0.0

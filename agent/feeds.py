@@ -35,6 +35,7 @@ class SensorFeed:
         self.topic_cmd = base + "cmd"
         self.session: Session | None = None
         self.reboot_requested = False  # a `reboot` command arrived: the loop resets us
+        self.buffered = 0  # readings delivered from the flash ring (outage, or queued behind one)
 
     def will(self) -> tuple[str, bytes] | None:
         """The offline status of the current boot."""
@@ -73,6 +74,8 @@ class SensorFeed:
         fw = self.sensor.fw
         if fw is None:
             return
+        if fw.outbox.ram is None:
+            self.buffered += 1
         fw.outbox.done()
         if fw.flash_due(fw.clock.uptime()):
             fw.persist(True)

@@ -102,6 +102,7 @@ class MachineReport:
     sensor: str
     explicit: bool  # its jobs came as job events
     readings: int  # windows the firmware closed
+    buffered: int  # readings delivered from the flash ring (after an outage, or queued)
     backlog: int  # readings never acknowledged by the broker (still buffered at the end)
     boots: int  # the sensor's boot counter at the end
     energy_wh: float  # true energy from the run's start to its end
@@ -379,6 +380,7 @@ class VirtualShop:
                 sensor=m.live.sensor,
                 explicit=pm.jobs == "explicit",
                 readings=m.sensor.windows,
+                buffered=m.feed.buffered,
                 backlog=m.feed.backlog(),
                 boots=0 if fw is None else fw.state.boot,
                 energy_wh=energy(pm.id, self.start_ms, self.end_ms),
