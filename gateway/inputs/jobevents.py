@@ -47,7 +47,7 @@ class LiveJob:
     src: str = ""
 
     def span(self, open_end: int) -> tuple[int, int]:
-        """[start, end); an open job ends at open_end (or just after its start)."""
+        """[start, end); an open job ends at open_end (never before just after its start)."""
         assert self.start_ms is not None
         end = self.stop_ms if self.stop_ms is not None else max(open_end, self.start_ms + 1)
         return self.start_ms, end
@@ -111,14 +111,21 @@ class JobBook:
         return JOB
 
     def _overlaps(self, machine: str, job_id: str, start: int, stop: int | None) -> bool:
-        """Would [start, stop) (stop None: open) overlap another started job of the machine?"""
-        far = 1 << 62
-        end = far if stop is None else stop
+        """Would the job clash with another started job of the machine?
+
+        A job without its stop yet runs on: a job that starts while it runs clashes with
+        it (a forgotten stop). A start that arrives late, before a job that already
+        exists, is fine: that job's start ends it (see _covering).
+        """
         for (m, other), j in self._jobs.items():
             if m != machine or other == job_id or j.start_ms is None:
                 continue
-            j_end = far if j.stop_ms is None else j.stop_ms
-            if j.start_ms < end and start < j_end:
+            j_end = j.stop_ms if j.stop_ms is not None else 1 << 62
+            if stop is None:
+                clash = j.start_ms <= start < j_end
+            else:
+                clash = j.start_ms < stop and start < j_end
+            if clash:
                 return True
         return False
 
@@ -148,8 +155,10 @@ class JobBook:
     def _covering(self, machine: str, seeds: set[str], open_end: int) -> list[ExplicitJob]:
         """Every job on the local days of the seed jobs, widened until the days of every job
         handed over are covered: the ledger replaces the stored jobs of those whole days."""
-        jobs = self._jobs_of(machine)
-        spans = {j.job: j.span(open_end) for j in jobs}
+        jobs = sorted(self._jobs_of(machine), key=lambda j: j.start_ms or 0)
+        # An open job ends where the next job starts, at the latest (a late start event).
+        nexts = [j.start_ms or 0 for j in jobs[1:]] + [open_end]
+        spans = {j.job: j.span(min(open_end, nxt)) for j, nxt in zip(jobs, nexts, strict=True)}
         lo = min(spans[k][0] for k in seeds)
         hi = max(spans[k][1] for k in seeds)
         while True:
