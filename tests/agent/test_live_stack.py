@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -22,10 +21,9 @@ from gateway.config import ShopConfig, load_config
 from gateway.ledger import Ledger
 from gateway.ledger.ledger import MachineStatus
 from gateway.ledger.rows import LedgerRow
+from tests.agent.livedata import DAY, PLAN, SCHEDULE
 from tests.servers import LOOPBACK, ServerPool
 
-DATA = Path(__file__).parent / "data"
-DAY = dt.date(2026, 11, 17)
 BOUNDARY_MS = 2_000  # one reading per second: a detected edge lands within a window or two
 
 
@@ -41,7 +39,7 @@ class LiveRun:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
     """One run shared by the tests below (it is the expensive part)."""
-    plan = load_plan(DATA / "live-shop.toml")
+    plan = load_plan(PLAN)
     folder = tmp_path_factory.mktemp("live")
     pool = ServerPool()
     try:
@@ -59,7 +57,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
                 rate_hz=1.0,
                 speed=200.0,
                 start_ms=int(start.timestamp() * 1000),
-                schedule=DATA / "live-jobs.csv",
+                schedule=SCHEDULE,
             )
             report = VirtualShop(cfg, plan, opts).run()
             wait_for_ledger(cfg, report.readings, gateway)
@@ -116,7 +114,7 @@ def test_energy_is_within_one_percent_of_the_profiles_truth(live: LiveRun) -> No
 def test_an_outage_during_a_job_loses_no_energy(live: LiveRun) -> None:
     mill = live.report.machines["mill-1"]
     (job,) = mill.jobs
-    outage = dt.datetime.combine(DAY, dt.time(8, 12), load_plan(DATA / "live-shop.toml").site.tz)
+    outage = dt.datetime.combine(DAY, dt.time(8, 12), load_plan(PLAN).site.tz)
     assert job.start_ms < outage.timestamp() * 1000 < job.end_ms
     (row,) = live.jobs["mill-1"]
     assert row.amounts.energy_wh == pytest.approx(mill.job_wh[0], rel=0.002)
