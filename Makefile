@@ -4,7 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 OUT    ?= demo-out
 
-.PHONY: demo test lint typecheck pytest system-deps clean
+.PHONY: demo test lint typecheck pytest system-deps clean \
+        bench-engine bench-replay bench-outbox bench-ingest bench-soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +41,13 @@ pytest: $(VENV)/.installed-test system-deps firmware-deps
 
 ## test: install what the tests need, then ruff, mypy and pytest
 test: lint typecheck pytest
+
+## bench-*: benchmarks (ratios against a floor measured in the same run; see README)
+bench-engine bench-replay: $(VENV)/.installed
+	$(BIN)/python bench/$(@:bench-%=%).py
+
+bench-outbox bench-ingest bench-soak: $(VENV)/.installed-test system-deps
+	$(BIN)/python bench/$(@:bench-%=%).py
 
 clean:
 	rm -rf $(VENV) $(OUT) .mypy_cache .ruff_cache .pytest_cache
