@@ -1,0 +1,134 @@
+"""Ledger.ingest (the service's way into the ledger) and the lines publish.py makes."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from agent.readingsfile import write_readings_csv
+from gateway.cli import main
+from gateway.config import ShopConfig
+from gateway.engine.model import MachineReadings
+from gateway.inputs.csvfile import read_readings
+from gateway.ledger import Ledger
+from gateway.outputs.publish import MachineView, machine_lines, minute_energy
+from tests.servers import Influxd
+from tests.service.shop import T0, config, ledger_readings, write_config
+
+DAY = (date(2026, 11, 3), date(2026, 11, 4))
+
+
+def _shop(folder: Path) -> ShopConfig:
+    folder.mkdir(parents=True, exist_ok=True)
+    return config(write_config(folder, None, sensors={"mill": "s1"}))
+
+
+def _day_of_readings() -> MachineReadings:
+    """Ten hours at 10 s: idle, with a run of 20 minutes every hour; counter exact."""
+    t = T0 + np.arange(3600, dtype=np.int64) * 10_000
+    watts = np.where((np.arange(3600) % 360) < 120, 1800.0, 45.0)
+    wh = np.concatenate([[0.0], np.cumsum(watts[1:] * 10 / 3600)])
+    return MachineReadings(t, watts, wh)
+
+
+def _piece(r: MachineReadings, a: int, b: int) -> MachineReadings:
+    return MachineReadings(r.t_ms[a:b], r.watts[a:b], r.wh[a:b])
+
+
+def _rows(cfg: ShopConfig) -> list[tuple[object, ...]]:
+    return [
+        (r.kind, r.job_id, r.start_ms, r.end_ms, r.amounts) for r in Ledger(cfg).select(*DAY).rows
+    ]
+
+
+def test_batches_ingested_live_give_the_rows_of_one_replay(tmp_path: Path) -> None:
+    r = _day_of_readings()
+    live = _shop(tmp_path / "live")
+    for a in range(0, len(r), 97):  # batches that cut jobs anywhere
+        Ledger(live).ingest({"mill": _piece(r, a, a + 97)}, "test")
+    replayed = _shop(tmp_path / "replay")
+    csv = tmp_path / "readings.csv"
+    write_readings_csv(csv, {"mill": r})
+    Ledger(replayed).replay(read_readings(csv, replayed.machines))
+    assert _rows(live) == _rows(replayed)
+    assert len([row for row in _rows(live) if row[0] == "job"]) == 10
+
+
+def test_rows_follow_when_the_deferred_range_is_recomputed(tmp_path: Path) -> None:
+    cfg = _shop(tmp_path)
+    r = _day_of_readings()
+    ranges = {}
+    for a in range(0, len(r), 500):
+        done = Ledger(cfg).ingest({"mill": _piece(r, a, a + 500)}, "test", recompute={})
+        assert done.rows == []  # stored, not costed yet
+        lo, hi = done.added_ranges["mill"]
+        ranges["mill"] = (min(lo, ranges.get("mill", (lo, hi))[0]), hi)
+    assert ledger_readings(cfg) == {"mill": len(r)}
+    costed = Ledger(cfg).ingest({}, "test", recompute=ranges)
+    assert sum(row.amounts.energy_wh for row in costed.rows) == pytest.approx(r.wh[-1] - r.wh[0])
+
+
+def test_state_that_fails_to_save_takes_the_readings_with_it(tmp_path: Path) -> None:
+    cfg = _shop(tmp_path)
+
+    def broken(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE mine (x)")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        Ledger(cfg).ingest({"mill": _piece(_day_of_readings(), 0, 10)}, "test", also=broken)
+    assert ledger_readings(cfg) == {}  # all or nothing: the broker will redeliver them
+
+
+def test_energy_per_minute_adds_up_and_batches_write_whole_minutes(tmp_path: Path) -> None:
+    cfg = _shop(tmp_path)
+    mill = cfg.machines["mill"]
+    r = _piece(_day_of_readings(), 0, 100)
+    minutes, band_wh = minute_energy(mill, cfg.tariff, cfg, r)
+    assert band_wh.sum() == pytest.approx(r.wh[-1] - r.wh[0])
+    assert np.all(np.diff(minutes) == 60_000)
+    # Two batches cut inside a minute write that minute again, whole: the last value wins.
+    view = MachineView()
+    lines = machine_lines(cfg, mill, _piece(r, 0, 33), view)
+    lines += machine_lines(cfg, mill, _piece(r, 33, 100), view)
+    energy: dict[str, str] = {}
+    for line in lines:
+        if line.startswith("energy,"):
+            energy[line.split(" ")[0] + line.rsplit(" ", 1)[1]] = line
+    total = sum(float(v.split("kwh=")[1].split(",")[0]) for v in energy.values())
+    assert total * 1000 == pytest.approx(r.wh[-1] - r.wh[0])
+
+
+def test_replay_and_recompute_send_their_changes_to_influxdb(
+    tmp_path: Path, influxd: Influxd, influx_db: str
+) -> None:
+    path = write_config(tmp_path, None, influxd, influx_db, sensors={"mill": "s1"})
+    csv = tmp_path / "readings.csv"
+    r = _day_of_readings()
+    write_readings_csv(csv, {"mill": r})
+    runner = CliRunner()
+    done = runner.invoke(main, ["replay", "--config", str(path), "--input", str(csv)])
+    assert done.exit_code == 0, done.output
+    assert "InfluxDB: queued" in done.output and "all sent" in done.output
+    count = influxd.rows('SELECT count("watts") FROM "power"', influx_db)
+    assert count[0]["count"] == len(r)
+    q = 'SELECT "job_id", "energy_cost", "kwh_standard" FROM "job"'
+    jobs = influxd.rows(q, influx_db)
+    assert len(jobs) == 10
+    energy = influxd.rows('SELECT sum("kwh") FROM "energy"', influx_db)
+    assert energy[0]["sum"] * 1000 == pytest.approx(r.wh[-1] - r.wh[0])
+    # A new tariff: recompute rewrites the costs of the jobs it recomputed.
+    path.write_text(path.read_text().replace("rate = 0.25", "rate = 0.50"))
+    done = runner.invoke(main, ["recompute", "--config", str(path)])
+    assert done.exit_code == 0, done.output
+    before = {j["job_id"]: j for j in jobs}
+    again = {j["job_id"]: j for j in influxd.rows(q, influx_db)}
+    assert set(again) == set(before)
+    for job_id, j in again.items():  # the standard band's kWh now cost 0.25 more each
+        extra = before[job_id]["kwh_standard"] * 0.25
+        assert j["energy_cost"] == pytest.approx(before[job_id]["energy_cost"] + extra, abs=0.011)
