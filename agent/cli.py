@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from agent.localservers import LOOPBACK
 from agent.shopplan import DEMO_PLAN, ShopPlan, load_plan
 from agent.shoptoml import live_machines, shop_toml
 from agent.virtualshop import RunOptions, RunReport, VirtualShop
@@ -164,12 +165,12 @@ def _configured_broker(cfg: ShopConfig) -> tuple[str, int]:
 def render_report(report: RunReport, opts: RunOptions) -> str:
     """The run's summary: per machine what was sent, and the truth to compare with."""
     lines = [
-        f"{'machine':<14} {'sensor':<16} {'readings':>8} {'buffered':>8} {'unsent':>6} "
+        f"{'machine':<14} {'source':<16} {'readings':>8} {'buffered':>8} {'unsent':>6} "
         f"{'boots':>5} {'true kWh':>9} {'jobs':>4}"
     ]
     for m in report.machines.values():
         lines.append(
-            f"{m.machine:<14} {m.sensor:<16} {m.readings:>8} {m.buffered:>8} {m.backlog:>6} "
+            f"{m.machine:<14} {m.source:<16} {m.readings:>8} {m.buffered:>8} {m.backlog:>6} "
             f"{m.boots:>5} {m.energy_wh / 1000:>9.3f} {len(m.jobs):>4}"
         )
     span_s = (report.end_ms - report.start_ms) / 1000
@@ -191,6 +192,14 @@ def render_report(report: RunReport, opts: RunOptions) -> str:
 @click.option("--database", default="shopwatt", show_default=True, help="InfluxDB database.")
 @click.option("--storage", default="shopwatt-data", show_default=True, help="Gateway data dir.")
 @click.option(
+    "--meters",
+    "meter_bus",
+    type=Broker(),
+    default="127.0.0.1:5020",
+    show_default=True,
+    help="Where the agent serves the plan's Modbus meters (TCP, one device id each).",
+)
+@click.option(
     "--output",
     "-o",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -204,11 +213,14 @@ def shop(
     influx_url: str | None,
     database: str,
     storage: str,
+    meter_bus: tuple[str, int],
     output: Path,
 ) -> None:
-    """Write the gateway's shop.toml for the virtual shop (one sensor per machine)."""
+    """Write the gateway's shop.toml for the virtual shop (a sensor or meter per machine)."""
     plan = load_plan(plan_path)
-    click.echo(write_shop_toml(output, plan, sensors, broker, influx_url, database, storage))
+    click.echo(
+        write_shop_toml(output, plan, sensors, broker, influx_url, database, storage, meter_bus)
+    )
 
 
 def write_shop_toml(
@@ -219,9 +231,10 @@ def write_shop_toml(
     influx_url: str | None = None,
     database: str = "shopwatt",
     storage: str = "shopwatt-data",
+    meter_bus: tuple[str, int] = (LOOPBACK, 5020),
 ) -> str:
     """Write the live shop's shop.toml and load it back (validated); returns a summary."""
-    machines = [lm.machine for lm in live_machines(plan, sensors)]
+    machines = [lm.machine for lm in live_machines(plan, sensors, meter_bus)]
     extra: dict[str, dict[str, Any]] = {
         "storage": {"path": storage},
         "mqtt": {"host": broker[0], "port": broker[1]},
@@ -231,4 +244,8 @@ def write_shop_toml(
     header = f"# shop.toml of the virtual shop ({len(machines)} sensors), by agent.cli\n\n"
     path.write_text(shop_toml(plan, machines, header, extra), encoding="utf-8")
     load_config(path)
-    return f"{path}: {len(machines)} machines with a sensor each, broker {broker[0]}:{broker[1]}"
+    metered = sum(1 for m in machines if m.meter)
+    return (
+        f"{path}: {len(machines) - metered} machines with a sensor (broker {broker[0]}:"
+        f"{broker[1]}), {metered} with a meter (Modbus TCP {meter_bus[0]}:{meter_bus[1]})"
+    )

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 from agent.datafile import Strict, load_model
 from agent.profile import builtin_profile_names
 from gateway.config import Ident, LocalTime, Site, Tariff, hhmm_minutes
+from gateway.meters.maps import available_models
 
 DEMO_PLAN = Path(__file__).parent / "demo-shop.toml"
 
@@ -39,6 +40,9 @@ class PlannedMachine(Strict):
     counter: bool = True  # the sensor reports a cumulative Wh counter, not only power
     outages: tuple[Window, ...] = ()  # local: readings lost (Wi-Fi down, gateway restarting)
     reboots: tuple[LocalTime, ...] = ()  # local: the sensor restarts, its counter from 0
+    # Live shop only: a DIN-rail meter (a shipped map: sdm630, ...) the gateway polls over
+    # Modbus TCP instead of a shopwatt sensor; its outages are spans it does not answer.
+    meter: str | None = None
 
     @field_validator("profile")
     @classmethod
@@ -48,10 +52,22 @@ class PlannedMachine(Strict):
             raise ValueError(f"no such profile (known: {', '.join(known)})")
         return v
 
+    @field_validator("meter")
+    @classmethod
+    def _known_meter(cls, v: str | None) -> str | None:
+        models = available_models()
+        if v is not None and v not in models:
+            raise ValueError(f"no such meter map (shipped: {', '.join(models)})")
+        return v
+
     @model_validator(mode="after")
     def _reboots_need_counter(self) -> PlannedMachine:
         if self.reboots and not self.counter:
             raise ValueError(f"reboots {self.reboots} reset a counter, but counter = false")
+        if self.reboots and self.meter:
+            raise ValueError(
+                f"reboots {self.reboots} are a sensor's; meter {self.meter!r} has none"
+            )
         if any(not 0 < hhmm_minutes(r) < 24 * 60 - 1 for r in self.reboots):
             raise ValueError(f"reboots {self.reboots} must fall between 00:01 and 23:58")
         return self

@@ -1,13 +1,15 @@
 """The gateway's shop.toml for a simulated shop: one writer for the demo day and the live shop.
 
 Machine thresholds and cost figures come from each machine's profile, its id and name
-from the plan. For the live (MQTT) shop every machine gets a [[machine.sensor]], and a
-load test can ask for more sensors than the plan has machines: the plan's machines then
-repeat as replicas `<id>.<k>` (k = 2, 3, ...), each with its own sensor.
+from the plan. For the live shop every machine gets a [[machine.sensor]] (MQTT), or a
+[[machine.meter]] when the plan gives it a meter (Modbus TCP, all meters as devices of
+one simulated bus). A load test can ask for more machines than the plan has: the plan's
+machines then repeat as replicas `<id>.<k>` (k = 2, 3, ...), each with its own source.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 from agent import tomlout
 from agent.profile import builtin_profile
 from agent.shopplan import PlannedMachine, ShopPlan
-from gateway.config import Machine, Sensor
+from gateway.config import Machine, Meter, Sensor
 from gateway.errors import ConfigError
 
 REPLICA_SEP = "."  # cnc-01.2 is the second cnc-01 of a load-test shop
@@ -29,37 +31,50 @@ def plan_machine(pm: PlannedMachine, machine_id: str | None = None) -> Machine:
     )
 
 
-def sensor_id(machine_id: str) -> str:
-    """The id of the simulated sensor on a machine (its MQTT topic segment)."""
-    return f"{machine_id}-ct"
-
-
 @dataclass(frozen=True, slots=True)
 class LiveMachine:
     """A machine of the live shop: the plan machine it repeats and its shop.toml entry."""
 
     planned: PlannedMachine
-    machine: Machine  # with exactly one [[machine.sensor]]
+    machine: Machine  # with exactly one [[machine.sensor]] or [[machine.meter]]
     replica: int  # 1 for the plan's own machine, 2, 3, ... for its repeats
 
     @property
-    def sensor(self) -> str:
-        """The sensor id."""
-        return self.machine.sensor[0].id
+    def source(self) -> str:
+        """The sensor's or meter's id."""
+        return (self.machine.sensor or self.machine.meter)[0].id
 
 
-def live_machines(plan: ShopPlan, sensors: int | None = None) -> list[LiveMachine]:
-    """The first `sensors` machines of the plan, repeated as replicas when there are more."""
-    count = len(plan.machine) if sensors is None else sensors
+def live_machines(
+    plan: ShopPlan, count: int | None = None, meter_bus: tuple[str, int] = ("127.0.0.1", 5020)
+) -> list[LiveMachine]:
+    """The first `count` machines of the plan, repeated as replicas when there are more.
+
+    Metered machines are devices 1, 2, ... of one Modbus TCP server at `meter_bus`.
+    """
+    count = len(plan.machine) if count is None else count
     if count < 1:
-        raise ConfigError(f"--sensors {count}: a shop needs at least one sensor")
+        raise ConfigError(f"--sensors {count}: a shop needs at least one machine")
     out = []
+    device_ids = itertools.count(1)
     for k in range(count):
         pm = plan.machine[k % len(plan.machine)]
         replica = k // len(plan.machine) + 1
         mid = pm.id if replica == 1 else f"{pm.id}{REPLICA_SEP}{replica}"
-        machine = plan_machine(pm, mid).model_copy(update={"sensor": [Sensor(id=sensor_id(mid))]})
-        out.append(LiveMachine(pm, machine, replica))
+        if pm.meter is None:
+            source: dict[str, object] = {"sensor": [Sensor(id=f"{mid}-ct")]}
+        else:
+            host, port = meter_bus
+            meter = Meter(
+                id=f"{mid}-meter",
+                model=pm.meter,
+                transport="tcp",
+                host=host,
+                port=port,
+                device_id=next(device_ids),
+            )
+            source = {"meter": [meter]}
+        out.append(LiveMachine(pm, plan_machine(pm, mid).model_copy(update=source), replica))
     return out
 
 

@@ -9,6 +9,7 @@ few days stay in memory.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class ShopTimeline:
         self.schedule = schedule
         self.tz = plan.site.tz
         self._days: OrderedDict[dt.date, ShopDay] = OrderedDict()
+        self._lock = threading.Lock()
 
     def local_date(self, t_ms: int) -> dt.date:
         """The shop's local date at a UTC instant."""
@@ -38,14 +40,15 @@ class ShopTimeline:
 
     def day(self, date: dt.date) -> ShopDay:
         """One simulated local day (computed once, the last few kept)."""
-        if date not in self._days:
-            self._days[date] = simulate_shop_day(
-                self.seed, date, plan=self.plan, schedule=self.schedule
-            )
-            while len(self._days) > _KEEP_DAYS:
-                self._days.popitem(last=False)
-        self._days.move_to_end(date)
-        return self._days[date]
+        with self._lock:  # simulated meters ask from their server's thread
+            if date not in self._days:
+                self._days[date] = simulate_shop_day(
+                    self.seed, date, plan=self.plan, schedule=self.schedule
+                )
+                while len(self._days) > _KEEP_DAYS:
+                    self._days.popitem(last=False)
+            self._days.move_to_end(date)
+            return self._days[date]
 
     def _series(self, machine: str, t_ms: int) -> PowerSeries:
         return self.day(self.local_date(t_ms)).power[machine]

@@ -1,7 +1,8 @@
 """The virtual shop, live: its sensors publish the real protocol to a real broker.
 
 Every machine of shop.toml that has a [[machine.sensor]] gets a `VirtualSensor` (the
-firmware on a simulated HAL) fed from its plan machine's true power, and an MQTT session.
+firmware on a simulated HAL) fed from its plan machine's true power, and an MQTT session;
+every [[machine.meter]] a simulated Modbus meter (agent.meterbus, real-time runs only).
 Simulated time runs `speed` times faster than the wall clock from `start_ms`; a window
 closes when simulated time passes its end. The plan's outages switch a sensor's Wi-Fi off
 (it keeps measuring into its offline ring and replays when back), its reboots cut the
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from agent.feeds import JobPanel, SensorFeed
+from agent.meterbus import MeterBus
 from agent.mqttlink import NetLoop, Session
 from agent.profile import builtin_profile
 from agent.shopday import REBOOT_S
@@ -67,10 +69,10 @@ class RunOptions:
 class SimClock:
     """Simulated UTC time, running `speed` times faster than the wall clock."""
 
-    def __init__(self, start_ms: int, speed: float) -> None:
+    def __init__(self, start_ms: int, speed: float, behind_s: float = 0.0) -> None:
         self.start_ms = start_ms
         self.speed = speed
-        self.wall0 = time.monotonic()
+        self.wall0 = time.monotonic() - behind_s  # start_ms was behind_s wall seconds ago
 
     def now_ms(self) -> int:
         """The simulated time now."""
@@ -99,9 +101,9 @@ class MachineReport:
     """What one machine's sensor did in a run, and the truth to judge the gateway by."""
 
     machine: str
-    sensor: str
+    source: str  # the sensor's or meter's id
     explicit: bool  # its jobs came as job events
-    readings: int  # windows the firmware closed
+    readings: int  # windows the firmware closed (a meter: requests it answered or not)
     buffered: int  # readings delivered from the flash ring (after an outage, or queued)
     backlog: int  # readings never acknowledged by the broker (still buffered at the end)
     boots: int  # the sensor's boot counter at the end
@@ -151,11 +153,17 @@ class VirtualShop:
         self.opts = opts
         self.timeline = ShopTimeline(plan, opts.seed, opts.schedule)
         start = opts.start_ms if opts.start_ms is not None else int(time.time()) * 1000
-        self.start_ms = start - start % 1000
+        self.start_ms = start - start % 1000  # windows end on whole seconds
         self.end_ms = self.start_ms + round(opts.duration_s * 1000)
         self.clock = SimClock(self.start_ms, opts.speed)
         self.net = NetLoop()
         self.machines = [self._live(m) for m in self._sensor_machines()]
+        self.meters = MeterBus(cfg, plan, self.timeline, self.now_ms, opts.seed)
+        if self.meters.machines and opts.speed != 1:
+            raise ConfigError(
+                f"{cfg.source}: meters {', '.join(self.meters.machines)}: the gateway polls "
+                f"meters on its own clock, so they need --speed 1 (not {opts.speed:g})"
+            )
         self.panel = JobPanel(cfg.site.id)
         self.panel_session = Session(
             self.net, f"shopwatt-panel-{cfg.site.id}", opts.host, opts.port, self.panel
@@ -163,6 +171,10 @@ class VirtualShop:
         self._events: list[tuple[int, int, Callable[[int], None]]] = []
         self._order = itertools.count()
         self.max_lag_s = 0.0
+
+    def now_ms(self) -> int:
+        """The simulated time now."""
+        return self.clock.now_ms()
 
     def _sensor_machines(self) -> list[LiveMachine]:
         wanted = [m for m in self.cfg.machine if m.sensor]
@@ -180,11 +192,11 @@ class VirtualShop:
         rng = np.random.default_rng([self.opts.seed, zlib.crc32(lm.machine.id.encode()), 1])
         front = choose_front_end(profile, rng)
         fwcfg = firmware_config(
-            self.cfg.site.id, lm.machine.id, lm.sensor, self.opts.window_ms, front, self.opts.host
+            self.cfg.site.id, lm.machine.id, lm.source, self.opts.window_ms, front, self.opts.host
         )
         sensor = VirtualSensor(fwcfg, profile, front, rng)
-        feed = SensorFeed(sensor, self.clock.now_ms)
-        session = Session(self.net, f"shopwatt-{lm.sensor}", self.opts.host, self.opts.port, feed)
+        feed = SensorFeed(sensor, self.now_ms)
+        session = Session(self.net, f"shopwatt-{lm.source}", self.opts.host, self.opts.port, feed)
         return _Live(lm, sensor, feed, session)
 
     # -- events -----------------------------------------------------------------------------
@@ -268,19 +280,24 @@ class VirtualShop:
 
             day = self.timeline.day(date)
             for m in self.machines:
-                pm = m.live.planned
-                for a, b in pm.outages:
+                for a, b in m.live.planned.outages:
                     if local(b) > now:
                         self._at(max(local(a), now), self._wifi(m, False))
                         self._at(local(b), self._wifi(m, True))
-                for r in pm.reboots:
+                for r in m.live.planned.reboots:
                     if local(r) >= now:
                         self._at(local(r), self._power_cut(m))
-                if pm.jobs == "explicit":
-                    for job in _replica_jobs(day.truth[pm.id].jobs, m.live.replica):
+            for mid, metered in self.meters.machines.items():
+                for a, b in metered.live.planned.outages:
+                    if local(b) > now:
+                        self._at(max(local(a), now), self._silent(mid, True))
+                        self._at(local(b), self._silent(mid, False))
+            for live in self._live_machines():
+                if live.planned.jobs == "explicit":
+                    for job in _replica_jobs(day.truth[live.planned.id].jobs, live.replica):
                         if job.start_ms >= now:
-                            self._at(job.start_ms, self._job(m, job, "start"))
-                            self._at(job.end_ms, self._job(m, job, "stop"))
+                            self._at(job.start_ms, self._job(live.machine.id, job, "start"))
+                            self._at(job.end_ms, self._job(live.machine.id, job, "stop"))
             self._at(
                 local_minute_to_utc_ms(date + dt.timedelta(days=1), 0, tz),
                 self._day(date + dt.timedelta(days=1)),
@@ -288,11 +305,20 @@ class VirtualShop:
 
         return load
 
-    def _job(self, m: _Live, job: ExplicitJob, event: str) -> Callable[[int], None]:
+    def _job(self, machine: str, job: ExplicitJob, event: str) -> Callable[[int], None]:
         def queue(_now: int) -> None:
-            self.panel.add(m.live.machine.id, job, event)
+            self.panel.add(machine, job, event)
 
         return queue
+
+    def _silent(self, machine: str, silent: bool) -> Callable[[int], None]:
+        def switch(_now: int) -> None:
+            self.meters.silence(machine, silent)
+
+        return switch
+
+    def _live_machines(self) -> list[LiveMachine]:
+        return [*(m.live for m in self.machines), *(m.live for m in self.meters.machines.values())]
 
     # -- running ----------------------------------------------------------------------------
 
@@ -300,11 +326,14 @@ class VirtualShop:
         """Run to the end of the simulated span (or until `stop` is set); then report."""
         stop = stop or threading.Event()
         wall0 = time.monotonic()
-        self.clock = SimClock(self.start_ms, self.opts.speed)
+        # A run that starts "now" keeps simulated time equal to UTC (meters are polled on it).
+        behind_s = time.time() - self.start_ms / 1000 if self.opts.start_ms is None else 0.0
+        self.clock = SimClock(self.start_ms, self.opts.speed, behind_s)
         for m in self.machines:
             self._boot(m, self.start_ms)
         self._day(self.timeline.local_date(self.start_ms))(self.start_ms)
         last_keepalive = 0.0
+        self.meters.start(self.start_ms)
         try:
             while not stop.is_set():
                 now = self.clock.now_ms()
@@ -321,6 +350,7 @@ class VirtualShop:
             self._drain(stop)
         finally:
             self._goodbye()
+            self.meters.stop()
         return self._report(time.monotonic() - wall0)
 
     def _sessions(self) -> list[Session]:
@@ -367,27 +397,19 @@ class VirtualShop:
     def _report(self, wall_s: float) -> RunReport:
         machines = {}
         for m in self.machines:
-            pm, mid = m.live.planned, m.live.machine.id
-            jobs: list[ExplicitJob] = []
-            for date in _dates(self.timeline, self.start_ms, self.end_ms):
-                jobs += _replica_jobs(self.timeline.day(date).truth[pm.id].jobs, m.live.replica)
-            inside = [j for j in jobs if self.start_ms <= j.start_ms and j.end_ms <= self.end_ms]
             down = [*m.unpowered, *([(m.down_since, self.end_ms)] if m.down_since else [])]
-            energy = self.timeline.energy_wh
             fw = m.sensor.fw
-            machines[mid] = MachineReport(
-                machine=mid,
-                sensor=m.live.sensor,
-                explicit=pm.jobs == "explicit",
+            machines[m.live.machine.id] = self._truth(
+                m.live,
+                down,
                 readings=m.sensor.windows,
                 buffered=m.feed.buffered,
                 backlog=m.feed.backlog(),
                 boots=0 if fw is None else fw.state.boot,
-                energy_wh=energy(pm.id, self.start_ms, self.end_ms),
-                unmeasured_wh=sum(energy(pm.id, a, b) for a, b in down),
-                jobs=tuple(inside),
-                job_wh=tuple(energy(pm.id, j.start_ms, j.end_ms) for j in inside),
             )
+        for mid, metered in self.meters.machines.items():
+            polls = self.meters.requests(mid)
+            machines[mid] = self._truth(metered.live, [], polls, buffered=0, backlog=0, boots=0)
         return RunReport(
             self.start_ms,
             self.end_ms,
@@ -395,6 +417,36 @@ class VirtualShop:
             self.max_lag_s,
             self.panel_session.published,
             machines,
+        )
+
+    def _truth(
+        self,
+        live: LiveMachine,
+        unpowered: list[tuple[int, int]],
+        readings: int,
+        buffered: int,
+        backlog: int,
+        boots: int,
+    ) -> MachineReport:
+        """A machine's report: its source's counts and the true energy and jobs of the run."""
+        pm = live.planned
+        jobs: list[ExplicitJob] = []
+        for date in _dates(self.timeline, self.start_ms, self.end_ms):
+            jobs += _replica_jobs(self.timeline.day(date).truth[pm.id].jobs, live.replica)
+        inside = [j for j in jobs if self.start_ms <= j.start_ms and j.end_ms <= self.end_ms]
+        energy = self.timeline.energy_wh
+        return MachineReport(
+            machine=live.machine.id,
+            source=live.source,
+            explicit=pm.jobs == "explicit",
+            readings=readings,
+            buffered=buffered,
+            backlog=backlog,
+            boots=boots,
+            energy_wh=energy(pm.id, self.start_ms, self.end_ms),
+            unmeasured_wh=sum(energy(pm.id, a, b) for a, b in unpowered),
+            jobs=tuple(inside),
+            job_wh=tuple(energy(pm.id, j.start_ms, j.end_ms) for j in inside),
         )
 
 
