@@ -124,6 +124,15 @@ def _wait(what: str, ok: Callable[[], object]) -> None:
     raise SystemExit(f"timed out waiting for {what}")
 
 
+def _shop(pool: ServerPool, influxd: Influxd, db: str, sensors: int) -> tuple[Mosquitto, str, Path]:
+    """A broker, a database and a shop.toml with one machine per sensor (m000/s000, ...)."""
+    broker = pool.mosquitto(BROKER_CONFIG)
+    influxd.create_database(db)
+    folder = Path(tempfile.mkdtemp(prefix=f"shopwatt-{db}-"))
+    machines = {f"m{k:03d}": f"s{k:03d}" for k in range(sensors)}
+    return broker, db, write_config(folder, broker, influxd, db, machines, batch_s=1.0)
+
+
 def gateway_rate(
     pool: ServerPool, influxd: Influxd, msgs: list[tuple[str, bytes]], sensors: int
 ) -> float:
@@ -132,11 +141,7 @@ def gateway_rate(
     The gateway creates its session and stops; the readings are queued; the clock runs
     from the moment the restarted gateway is connected (its start-up is not ingest).
     """
-    broker = pool.mosquitto(BROKER_CONFIG)
-    db = influxd.create_database("bench_ingest")
-    folder = Path(tempfile.mkdtemp(prefix="shopwatt-bench-ingest-"))
-    machines = {f"m{k:03d}": f"s{k:03d}" for k in range(sensors)}
-    path = write_config(folder, broker, influxd, db, machines, batch_s=1.0)
+    broker, db, path = _shop(pool, influxd, "bench_ingest", sensors)
     cfg = config(path)
     gw = Gateway(path)
     with gw:
@@ -156,11 +161,7 @@ def gateway_rate(
 
 def peak_rss_mb(pool: ServerPool, influxd: Influxd, sensors: int, per_sensor: int) -> float:
     """VmHWM of the gateway process with many sensors (read just before it stops)."""
-    broker = pool.mosquitto(BROKER_CONFIG)
-    db = influxd.create_database("bench_rss")
-    folder = Path(tempfile.mkdtemp(prefix="shopwatt-bench-rss-"))
-    machines = {f"m{k:03d}": f"s{k:03d}" for k in range(sensors)}
-    path = write_config(folder, broker, influxd, db, machines, batch_s=1.0)
+    broker, _, path = _shop(pool, influxd, "bench_rss", sensors)
     cfg = config(path)
     msgs = messages(sensors, per_sensor)
     with Gateway(path) as gw:

@@ -9,9 +9,8 @@ import pytest
 
 from gateway.config import ShopConfig
 from gateway.ledger import Ledger
-from tests.servers import Influxd, Mosquitto, ServerPool
+from tests.servers import Influxd, Mosquitto
 from tests.service.shop import (
-    BROKER_CONFIG,
     SITE,
     FakeSensor,
     Gateway,
@@ -25,11 +24,6 @@ from tests.service.shop import (
 
 # Idle at 45 W, a 5-minute job at 1800 W, idle again: one detected job.
 PROFILE = [45] * 6 + [1800] * 31 + [45] * 20
-
-
-@pytest.fixture
-def broker(servers: ServerPool) -> Mosquitto:
-    return servers.mosquitto(BROKER_CONFIG)
 
 
 def test_readings_published_with_mosquitto_pub_become_jobs_costs_and_points(

@@ -16,7 +16,6 @@ from gateway.config import ShopConfig
 from gateway.ledger import Ledger
 from tests.servers import Influxd, Mosquitto, ServerPool
 from tests.service.shop import (
-    BROKER_CONFIG,
     FakeSensor,
     Gateway,
     Publisher,
@@ -28,11 +27,6 @@ from tests.service.shop import (
 
 # 20 minutes of a machine: idle, a job, idle (120 readings).
 DAY = [45] * 20 + [1800] * 60 + [45] * 40
-
-
-@pytest.fixture
-def broker(servers: ServerPool) -> Mosquitto:
-    return servers.mosquitto(BROKER_CONFIG)
 
 
 def _exact(cfg: ShopConfig, sensor: FakeSensor, influxd: Influxd, db: str) -> None:

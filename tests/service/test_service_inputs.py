@@ -32,11 +32,6 @@ from tests.service.shop import (
 )
 
 
-@pytest.fixture
-def broker(servers: ServerPool) -> Mosquitto:
-    return servers.mosquitto(BROKER_CONFIG)
-
-
 def _sensor_point(influxd: Influxd, db: str, field: str) -> int:
     rows = influxd.rows(f'SELECT last("{field}") FROM "sensor"', db)
     return int(rows[0]["last"]) if rows else -1
