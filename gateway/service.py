@@ -5,10 +5,11 @@ inputs delivered and commits it as one batch:
 
 1. MQTT readings go through the tracker (dedup, placement, gateway counter); Modbus
    readings are used as polled; job events update the job book;
-2. `power`, `machine_state` and `energy` lines go into the outbox (durable): a crash after
-   this step re-sends them, and InfluxDB overwrites identical points;
-3. the ledger ingests the batch in one durable transaction, together with the tracker's
-   and job book's state (docs/gateway.md: why this makes a restart exact);
+2. `power` lines (and, for the machines due, `machine_state` and `energy` lines) go into
+   the outbox (durable): a crash after this step re-sends them, InfluxDB overwrites them;
+3. the ledger stores the batch in one durable transaction, together with the tracker's,
+   job book's and live view's state (docs/gateway.md: why this makes a restart exact),
+   and recomputes the jobs and costs of the machines due (every LIVE_EVERY_S each);
 4. the recomputed rows' `job`/`overhead` lines go into the outbox;
 5. only now are the MQTT messages acknowledged to the broker.
 
@@ -222,17 +223,22 @@ class Service:
                 if now >= next_log:
                     self.log_summary()
                     next_log = now + LOG_EVERY_S
-        finally:
-            self._shutdown()
+        except BaseException:
+            # Whatever failed (the disk, a bug): nothing more is acknowledged, so the broker
+            # keeps every message the failed batch held; systemd restarts the service.
+            self._shutdown(final_batch=False)
+            raise
+        self._shutdown(final_batch=True)
 
-    def _shutdown(self) -> None:
+    def _shutdown(self, final_batch: bool) -> None:
         if self.modbus is not None:
             self.modbus.stop()
-        self.flush(final=True)  # the last readings, acknowledged before we disconnect
+        if final_batch:
+            self.flush(final=True)  # the last readings, acknowledged before we disconnect
+            self.write_health()
+            self.log_summary()
         if self.mqtt is not None:
             self.mqtt.stop()
-        self.write_health()
-        self.log_summary()
         if self.drainer is not None and self.outbox is not None:
             deadline = time.monotonic() + DRAIN_AT_STOP_S
             while self.outbox.depth and time.monotonic() < deadline:
@@ -384,6 +390,7 @@ class Service:
             "readings_rejected": mqtt["rejected"],
             "readings_deduplicated": sum(c[DUPLICATE] for c in per_sensor),
             "job_events": self.jobs.counts["jobs"],
+            "jobs_refused": self.health.counts["jobs_refused"],
             "batches": self.health.counts["batches"],
         }
 
