@@ -177,8 +177,10 @@ def _progress(shop: VirtualShop, done: threading.Event) -> None:
         click.echo(f"  ... simulated {now:%H:%M}, {readings} readings", err=True)
 
 
-def run_demo(out: Path, day: dt.date, hours: float, speed: float, rate: float, seed: int) -> None:
-    """The whole demo; everything started is stopped when it returns or raises."""
+def run_demo(
+    out: Path, start: dt.datetime, hours: float, speed: float, rate: float, seed: int
+) -> None:
+    """The whole demo from local `start` on; everything started is stopped at the end."""
     plan = load_plan()
     say = click.echo
     with ExitStack() as stack, _terminated_as_interrupt():
@@ -198,10 +200,10 @@ def run_demo(out: Path, day: dt.date, hours: float, speed: float, rate: float, s
         gateway.start()
         say(
             f"mosquitto :{broker.port}, influxd :{influxd.http_port}, gateway "
-            f"(log {gateway.log_path}); simulating {day} for {hours:g} h at {speed:g}x ...",
+            f"(log {gateway.log_path}); simulating {start:%Y-%m-%d %H:%M} for {hours:g} h "
+            f"at {speed:g}x ...",
             err=True,
         )
-        start = dt.datetime.combine(day, dt.time(), plan.site.tz)
         opts = RunOptions(
             host=LOOPBACK,
             port=broker.port,
@@ -219,7 +221,7 @@ def run_demo(out: Path, day: dt.date, hours: float, speed: float, rate: float, s
         finally:
             done.set()
         say(render_report(report, opts), err=True)
-        _finish(cfg, report, gateway, influxd, day)
+        _finish(cfg, report, gateway, influxd, start.date())
 
 
 def _finish(
@@ -248,12 +250,19 @@ def _finish(
     help="Folder for shop.toml, the gateway's ledger and log (default: a temp one).",
 )
 @click.option("--day", type=click.DateTime(["%Y-%m-%d"]), default=str(DEMO_DAY), show_default=True)
+@click.option("--start", default="00:00", show_default=True, help="Local time of day, HH:MM.")
 @click.option("--duration", type=Duration(), default="24h", show_default=True, help="Simulated.")
 @click.option("--speed", type=float, default=1200.0, show_default=True, help="x real time.")
 @click.option("--rate", type=float, default=0.1, show_default=True, help="Readings/s/sensor.")
 @click.option("--seed", type=int, default=7, show_default=True)
 def main(
-    output: Path | None, day: dt.datetime, duration: float, speed: float, rate: float, seed: int
+    output: Path | None,
+    day: dt.datetime,
+    start: str,
+    duration: float,
+    speed: float,
+    rate: float,
+    seed: int,
 ) -> None:
     """Run the full stack (broker, InfluxDB, gateway) with the virtual shop's day."""
     out = output or Path(tempfile.mkdtemp(prefix="shopwatt-stack-demo-"))
@@ -264,7 +273,12 @@ def main(
             raise ShopwattError(
                 f"{out / 'shopwatt-data'} exists: remove it or pick another --output"
             )
-        run_demo(out, day.date(), duration / 3600, speed, rate, seed)
+        try:
+            at = dt.time.fromisoformat(start)
+        except ValueError:
+            raise click.BadParameter(f"{start!r}: expected HH:MM", param_hint="--start") from None
+        begin = dt.datetime.combine(day.date(), at, load_plan().site.tz)
+        run_demo(out, begin, duration / 3600, speed, rate, seed)
     except KeyboardInterrupt:
         click.echo("stack-demo: interrupted; everything it started is stopped", err=True)
         sys.exit(130)
