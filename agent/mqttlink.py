@@ -149,15 +149,20 @@ class Session:
         self.retry_at = now + self.backoff_s * (1 + jitter)
         self.backoff_s = min(self.backoff_s * 2, BACKOFF_MAX_S)
 
-    def drop(self) -> None:
-        """Lose the connection without a goodbye (Wi-Fi gone, power cut): the will fires."""
-        client, self.client = self.client, None  # from here on its callbacks are not ours
-        if client is None:
-            return
-        if self.up:
-            self.up = False
+    def _release(self) -> tuple[mqtt.Client | None, bool]:
+        """Let go of the client (its callbacks are no longer ours); was it connected?"""
+        client, self.client = self.client, None
+        was_up, self.up = self.up, False
+        if was_up:
             self.inflight = None
             self.feed.link_down()
+        return client, was_up
+
+    def drop(self) -> None:
+        """Lose the connection without a goodbye (Wi-Fi gone, power cut): the will fires."""
+        client, _ = self._release()
+        if client is None:
+            return
         sock = client.socket()
         if isinstance(sock, socket.socket):
             with contextlib.suppress(OSError):  # already gone
@@ -166,22 +171,18 @@ class Session:
 
     def goodbye(self, topic: str, payload: bytes) -> None:
         """Publish a last retained message and disconnect cleanly (no will)."""
-        client, self.client = self.client, None  # its disconnect callback is ours, not a loss
+        client, was_up = self._release()
         if client is None:
             return
-        if self.up:
-            self.up = False
-            self.inflight = None
-            self.feed.link_down()
+        if was_up:
             client.publish(topic, payload, qos=1, retain=True)
         client.disconnect()
         self.net.flush()
 
     def close(self) -> None:
         """Disconnect cleanly (no will, nothing more to say)."""
-        client, self.client = self.client, None
+        client, _ = self._release()
         if client is not None:
-            self.up = False
             client.disconnect()
             self.net.flush()
 
