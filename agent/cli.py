@@ -10,10 +10,11 @@ from typing import Any
 
 import click
 
+from agent.liverun import RunOptions, RunReport
 from agent.localservers import LOOPBACK
 from agent.shopplan import DEMO_PLAN, ShopPlan, load_plan
 from agent.shoptoml import live_machines, shop_toml
-from agent.virtualshop import RunOptions, RunReport, VirtualShop
+from agent.virtualshop import VirtualShop
 from gateway.config import ShopConfig, load_config
 from gateway.errors import ShopwattError
 

@@ -28,10 +28,11 @@ from types import FrameType
 import click
 
 from agent.cli import Duration, render_report, write_shop_toml
+from agent.liverun import RunOptions, RunReport
 from agent.localservers import LOOPBACK, Influxd, Mosquitto
 from agent.shopday import DEMO_DAY
 from agent.shopplan import load_plan
-from agent.virtualshop import RunOptions, RunReport, VirtualShop
+from agent.virtualshop import VirtualShop
 from gateway.config import ShopConfig, load_config
 from gateway.errors import LedgerError, ServerError, ShopwattError
 from gateway.export import build_table

@@ -33,10 +33,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.cli import write_shop_toml
+from agent.liverun import RunOptions, RunReport
 from agent.localservers import LOOPBACK, Mosquitto
 from agent.shopday import DEMO_DAY
 from agent.shopplan import load_plan
-from agent.virtualshop import RunOptions, RunReport, VirtualShop
+from agent.virtualshop import VirtualShop
 from gateway.config import load_config
 
 PAYLOAD = (

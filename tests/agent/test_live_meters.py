@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from agent.cli import write_shop_toml
+from agent.liverun import RunOptions
 from agent.shopplan import load_plan
-from agent.virtualshop import RunOptions, VirtualShop
+from agent.virtualshop import VirtualShop
 from gateway.config import load_config
 from gateway.errors import ConfigError
 from gateway.inputs.base import Reading

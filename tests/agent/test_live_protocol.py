@@ -22,8 +22,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.cli import write_shop_toml
+from agent.liverun import RunOptions, RunReport
 from agent.shopplan import load_plan
-from agent.virtualshop import RunOptions, RunReport, VirtualShop
+from agent.virtualshop import VirtualShop
 from gateway.config import load_config
 from gateway.inputs.protocol import JobEvent, SensorReading, StatusReport, decode
 from tests.agent.livedata import DAY, PLAN, SCHEDULE

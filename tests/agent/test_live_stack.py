@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import pytest
 
 from agent.cli import write_shop_toml
+from agent.liverun import RunOptions, RunReport
 from agent.shopplan import load_plan
 from agent.stackdemo import BROKER_CONFIG, GatewayProcess, wait_for_ledger
-from agent.virtualshop import RunOptions, RunReport, VirtualShop
+from agent.virtualshop import VirtualShop
 from gateway.config import ShopConfig, load_config
 from gateway.ledger import Ledger
 from gateway.ledger.ledger import MachineStatus
