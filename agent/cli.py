@@ -116,6 +116,12 @@ def main() -> None:
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="jobs.csv whose jobs replace the generated ones of the machines it names.",
 )
+@click.option(
+    "--flash",
+    "flash_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the sensors' flash here: the next run is their next boot (else RAM).",
+)
 def simulate(
     config_path: Path,
     plan_path: Path,
@@ -127,6 +133,7 @@ def simulate(
     start: str | None,
     seed: int,
     schedule: Path | None,
+    flash_dir: Path | None,
 ) -> None:
     """Run the shop's sensors against a broker for DURATION of simulated time."""
     cfg = load_config(config_path)
@@ -142,6 +149,7 @@ def simulate(
         seed=seed,
         sensors=sensors,
         schedule=schedule,
+        flash_dir=flash_dir,
     )
     shop = VirtualShop(cfg, plan, opts)
     click.echo(

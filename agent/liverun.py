@@ -22,6 +22,7 @@ class RunOptions:
     seed: int = 7
     sensors: int | None = None  # the first N sensors of shop.toml; None: all
     schedule: Path | None = None  # jobs.csv replacing the generated jobs of its machines
+    flash_dir: Path | None = None  # the sensors' flash as files (one folder per sensor)
     drain_s: float = 30.0  # wall seconds to wait at the end for backlogs to be delivered
 
     @property

@@ -10,6 +10,7 @@ sets the clock, switches Wi-Fi, cuts the power and resets the chip.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -60,12 +61,17 @@ class VirtualSensor:
         profile: Profile,
         front: FrontEnd,
         rng: np.random.Generator,
+        flash_dir: Path | None = None,
     ) -> None:
         self.cfg = cfg
         self.front = front
         self.waves = Waveforms(profile, front)
         self.rng = rng
-        self.hal = SimHal()
+        # Flash (state record, offline ring) in files survives the agent: the next run is
+        # the next boot, as for a real sensor that was switched off. None: flash in RAM.
+        if flash_dir is not None:
+            flash_dir.mkdir(parents=True, exist_ok=True)
+        self.hal = SimHal(None if flash_dir is None else str(flash_dir))
         self.hal.utc_offset_ms = None  # the agent sets the clock itself (sync_clock)
         self.fw: Sensor | None = None  # None while the sensor has no power
         self.boot_ms = 0  # simulated UTC ms at which the current boot started

@@ -117,7 +117,8 @@ class VirtualShop:
         fwcfg = firmware_config(
             self.cfg.site.id, lm.machine.id, lm.source, self.opts.window_ms, front, self.opts.host
         )
-        sensor = VirtualSensor(fwcfg, profile, front, rng)
+        flash = None if self.opts.flash_dir is None else self.opts.flash_dir / lm.source
+        sensor = VirtualSensor(fwcfg, profile, front, rng, flash)
         feed = SensorFeed(sensor, self.now_ms)
         session = Session(self.net, f"shopwatt-{lm.source}", self.opts.host, self.opts.port, feed)
         return _Live(lm, sensor, feed, session)
@@ -288,9 +289,7 @@ class VirtualShop:
         for m in self.machines:
             if m.feed.reboot_requested:
                 m.feed.reboot_requested = False
-                assert m.sensor.fw is not None
-                m.sensor.fw.persist(True)  # the firmware's goodbye(): counters to flash first
-                m.session.goodbye(*_offline(m))
+                _goodbye(m)
                 self._boot(m, self.clock.now_ms(), soft=True)
         if now - last_keepalive >= _KEEPALIVE_EVERY_S:
             self.net.keepalive()
@@ -313,7 +312,7 @@ class VirtualShop:
         """Sensors say offline themselves (retained) and disconnect, like a planned stop."""
         for m in self.machines:
             if m.sensor.powered:
-                m.session.goodbye(*_offline(m))
+                _goodbye(m)
         self.panel_session.close()
         self.net.close()
 
@@ -373,10 +372,12 @@ class VirtualShop:
         )
 
 
-def _offline(m: _Live) -> tuple[str, bytes]:
+def _goodbye(m: _Live) -> None:
+    """The firmware's goodbye(): counters to flash, offline status, clean disconnect."""
     fw = m.sensor.fw
     assert fw is not None
-    return m.feed.topic_status, encode.status_offline(fw.state.boot)
+    fw.persist(True)
+    m.session.goodbye(m.feed.topic_status, encode.status_offline(fw.state.boot))
 
 
 def _replica_jobs(jobs: Sequence[ExplicitJob], replica: int) -> list[ExplicitJob]:

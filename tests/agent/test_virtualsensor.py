@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,3 +126,19 @@ def test_a_soft_reset_continues_the_counter_exactly() -> None:
     after = _window(sensor, T0 + 3 * WINDOW_MS, 0.0, OFF)
     assert after.b == 2
     assert _channel(after)[2] == pytest.approx(_channel(before)[2], abs=0.001)
+
+
+def test_flash_in_files_makes_the_next_run_the_next_boot(tmp_path: Path) -> None:
+    profile = builtin_profile("fdm-printer")
+    rng = np.random.default_rng(5)
+    front = choose_front_end(profile, rng)
+    cfg = firmware_config("site", "m1", "m1-ct", WINDOW_MS, front, "127.0.0.1")
+    readings = []
+    for run in range(2):  # two agent runs, one after the other
+        sensor = VirtualSensor(cfg, profile, front, rng, tmp_path / "m1-ct")
+        sensor.power_on(T0 + run * 3_600_000)
+        readings.append(_window(sensor, T0 + run * 3_600_000 + WINDOW_MS, 80.0, RUN))
+        assert sensor.fw is not None
+        sensor.fw.persist(True)  # a planned stop saves the counters (the firmware's goodbye)
+    assert [(r.b, r.s) for r in readings] == [(1, 0), (2, 0)]
+    assert _channel(readings[1])[2] > _channel(readings[0])[2]  # the counter carried on
