@@ -253,16 +253,19 @@ class Machine(_Section):
             raise ValueError(
                 f"rated_w ({self.rated_w}) must be at least run_above_w ({self.run_above_w})"
             )
-        # v1: the engine differences ONE cumulative counter per machine; two sources would
-        # interleave two unrelated counters (docs/gateway.md, "One source per machine").
-        if len(self.meter) + len(self.sensor) > 1:
-            sources = [f"meter {m.id}" for m in self.meter]
-            sources += [f"sensor {s.id}" for s in self.sensor]
-            raise ValueError(
-                f"machine {self.id!r} has {len(sources)} energy sources ({', '.join(sources)}); "
-                "this version takes one [[machine.sensor]] or one [[machine.meter]] per machine"
-            )
         return self
+
+    def source_count_error(self) -> str | None:
+        """v1 live rule: the engine differences ONE cumulative counter per machine, and two
+        sources would interleave two unrelated counters (docs/gateway.md, "One source per
+        machine"). Checked when the service starts (replay takes any readings.csv)."""
+        if len(self.meter) + len(self.sensor) <= 1:
+            return None
+        sources = [f"meter {m.id}" for m in self.meter] + [f"sensor {s.id}" for s in self.sensor]
+        return (
+            f"machine {self.id!r} has {len(sources)} energy sources ({', '.join(sources)}); "
+            "this version takes one [[machine.sensor]] or one [[machine.meter]] per machine"
+        )
 
 
 class InfluxDB(_Section):
@@ -350,10 +353,12 @@ class ShopConfig(_Section):
         if dup:
             raise ValueError(f"machine ids must be unique, repeated: {sorted(dup)}")
         # A sensor id is the reading's identity (dedup, InfluxDB `sensor` tag) shop-wide.
-        sources = [s.id for m in v for s in m.sensor] + [s.id for m in v for s in m.meter]
-        dup = {i for i in sources if sources.count(i) > 1}
+        # (Meter ids among themselves: the Modbus input checks them, naming both meters.)
+        sensors = [s.id for m in v for s in m.sensor]
+        meters = {s.id for m in v for s in m.meter}
+        dup = {i for i in sensors if sensors.count(i) > 1 or i in meters}
         if dup:
-            raise ValueError(f"sensor and meter ids must be unique, repeated: {sorted(dup)}")
+            raise ValueError(f"sensor ids must be unique (also among meter ids): {sorted(dup)}")
         return v
 
     @property
