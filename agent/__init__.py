@@ -1,1 +1,3 @@
-"""The virtual shop: machine profiles, job schedules and simulated power for demo and tests."""
+"""The virtual shop: machine profiles, schedules, simulated power, and live simulated sensors
+(the firmware on a simulated HAL) publishing the real protocol, for demos, tests and load tests.
+"""
