@@ -83,7 +83,14 @@ def _read(path: Path) -> tuple[bytes, str]:
     except OSError as err:
         raise InputError(f"{path}: cannot read: {err.strerror}") from None
     digest = hashlib.sha256(data).hexdigest()
-    return (data[len(_BOM) :] if data.startswith(_BOM) else data), digest
+    data = data.removeprefix(_BOM)
+    if b"\r" in data and b"\n" not in data:
+        # Classic Mac line ends (bare CR): same lines, same line numbers, once normalised.
+        data = data.replace(b"\r", b"\n")
+    if data and not data.endswith(b"\n"):
+        # pyarrow cannot skip a header that has no line end after it.
+        data += b"\n"
+    return data, digest
 
 
 def _header(data: bytes, path: Path, required: Sequence[str], optional: Sequence[str]) -> list[str]:
@@ -105,13 +112,16 @@ def _header(data: bytes, path: Path, required: Sequence[str], optional: Sequence
     return names
 
 
-def _records(data: bytes) -> Iterator[tuple[int, list[str]]]:
+def _records(data: bytes, path: Path) -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) of every data row; empty lines are skipped, as pyarrow does."""
     reader = csv.reader(io.StringIO(data.decode("utf-8", errors="replace"), newline=""))
-    next(reader, None)
-    for fields in reader:
-        if fields:
-            yield reader.line_num, fields
+    try:
+        next(reader, None)
+        for fields in reader:
+            if fields:
+                yield reader.line_num, fields
+    except csv.Error as err:
+        raise InputError(f"{path} line {reader.line_num + 1}: not valid CSV: {err}") from None
 
 
 def _fail(path: Path, line: int, column: str, text: str, reason: str) -> NoReturn:
@@ -249,7 +259,7 @@ def _slow_check(
     """Walk the rows in Python, in blocks checked by the same rules; raise at the first bad row."""
     index = {name: i for i, name in enumerate(names)}
     lookup = {name: i for i, name in enumerate(rules.ids)}
-    records = _records(data)
+    records = _records(data, path)
     while block := list(islice(records, _SLOW_BLOCK)):
         parsed: list[tuple[int, int, float, float]] = []
         bad: tuple[int, str, str, str] | None = None
@@ -366,7 +376,7 @@ def read_jobs(path: str | Path, machines: Mapping[str, Machine]) -> JobsFile:
     index = {name: i for i, name in enumerate(names)}
     seen: dict[tuple[str, str], int] = {}  # (machine, job_id) -> line
     rows: dict[str, list[tuple[ExplicitJob, int]]] = {}
-    for line, fields in _records(data):
+    for line, fields in _records(data, path):
         if len(fields) != len(names):
             raise InputError(
                 f"{path} line {line}: expected {len(names)} fields ({','.join(names)}), "

@@ -9,7 +9,6 @@ a key dropped or invented) and plain junk.
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import math
 import tempfile
@@ -219,19 +218,27 @@ def test_any_csv_is_an_input_error_naming_the_file_or_is_read(
             assert str(err).startswith(f"{path}"), str(err)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=csv.Error,
-    reason="known bug, reported to the lead: a CR-only line end (classic Mac CSV) raises "
-    "csv.Error in csvfile._header/_records instead of an InputError",
-)
-@pytest.mark.parametrize("reader", [read_readings, read_jobs], ids=["readings", "jobs"])
-def test_classic_mac_line_ends_are_an_input_error(
-    reader: Callable[..., Any], tmp_path: Path
-) -> None:
+def test_classic_mac_line_ends_read_like_any_other(tmp_path: Path) -> None:
     path = tmp_path / "mac.csv"
     path.write_bytes(b"time,machine,watts\r2026-11-03T08:00:00Z,cnc-01,100\r")
-    with pytest.raises(InputError, match="line"):
+    readings = read_readings(path, MACHINES).machines["cnc-01"]
+    assert readings.watts.tolist() == [100.0]
+
+
+def test_a_header_without_a_line_end_is_an_empty_file_not_a_parser_message(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_bytes(b"time,machine,watts")
+    assert read_readings(path, MACHINES).machines == {}
+
+
+@pytest.mark.parametrize("reader", [read_readings, read_jobs], ids=["readings", "jobs"])
+def test_a_stray_carriage_return_names_its_line(reader: Callable[..., Any], tmp_path: Path) -> None:
+    path = tmp_path / "mixed.csv"
+    header = b"time,machine,watts" if reader is read_readings else b"job_id,machine,start,end"
+    path.write_bytes(header + b"\n" + b'"a\rb' + b"\n")
+    with pytest.raises(InputError, match=r"mixed\.csv line \d"):
         reader(path, MACHINES)
 
 
