@@ -331,7 +331,7 @@ class Service:
     def _ingest(
         self,
         batches: dict[str, MachineReadings],
-        jobs: dict[str, list[ExplicitJob]],
+        jobs: dict[str, list[list[ExplicitJob]]],
         recompute: dict[str, tuple[int, int]],
     ) -> list[LedgerRow]:
         try:
@@ -342,7 +342,7 @@ class Service:
             # A job the ledger refuses (e.g. its id is taken by a jobs.csv job on another
             # day) must not hold the readings back: store them without the jobs.
             log.error("ledger refused live jobs of %s: %s", ", ".join(jobs), err)
-            self.health.counts["jobs_refused"] += sum(len(j) for j in jobs.values())
+            self.health.counts["jobs_refused"] += sum(len(g) for gs in jobs.values() for g in gs)
             return self.ledger.ingest(batches, SOURCE, None, self._save_state, recompute).rows
 
     def _put(self, lines: list[str]) -> None:

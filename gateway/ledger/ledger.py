@@ -199,16 +199,17 @@ class Ledger:
         self,
         batches: Mapping[str, MachineReadings],
         source: str,
-        jobs: Mapping[str, Sequence[ExplicitJob]] | None = None,
+        jobs: Mapping[str, Sequence[Sequence[ExplicitJob]]] | None = None,
         also: Callable[[sqlite3.Connection], None] | None = None,
         recompute: Mapping[str, tuple[int, int]] | None = None,
     ) -> Ingested:
         """Merge live readings (and live jobs) as replay does, in one durable transaction.
 
-        `batches`: per machine, sorted readings with unique times. `jobs`: per machine, every
-        live job on the local days they cover (they replace the stored jobs of those days,
-        as a jobs.csv does). `also(conn)` runs inside the transaction, so the caller's own
-        state (e.g. the MQTT input's dedup marks) commits with the readings or not at all.
+        `batches`: per machine, sorted readings with unique times. `jobs`: per machine,
+        groups of live jobs, each group every job on the local days it covers (it replaces
+        the stored jobs of those days, as a jobs.csv does). `also(conn)` runs inside the
+        transaction, so the caller's own state (e.g. the MQTT input's dedup marks) commits
+        with the readings or not at all.
         `recompute`: the machines and time ranges to recompute (default: what this batch
         added). A caller that batches often may recompute less often: the rows follow as
         soon as it passes the ranges it collected from `Ingested.added_ranges`.
@@ -229,18 +230,19 @@ class Ledger:
                     )
                 added_ranges = _touched(merged)
                 touched = dict(added_ranges if recompute is None else recompute)
-                for machine, listed in (jobs or {}).items():
-                    live = JobsFile(Path(source), "", {machine: tuple(listed)}, _job_span(listed))
-                    span = explicit.store(conn, live, self.cfg.site.tz)
-                    if span:
-                        _widen(touched, live.jobs, span)
+                for machine, groups in (jobs or {}).items():
+                    for group in groups:
+                        live = JobsFile(Path(source), "", {machine: tuple(group)}, _job_span(group))
+                        span = explicit.store(conn, live, self.cfg.site.tz)
+                        if span:
+                            _widen(touched, live.jobs, span)
                 computed = self._recompute(conn, store, touched)
                 changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
                 result = Ingested(
                     added=sum(m.added for m in merged.values()),
                     repeated=sum(m.repeated for m in merged.values()),
                     conflicts=sum(m.conflicts for m in merged.values()),
-                    jobs=sum(len(j) for j in (jobs or {}).values()),
+                    jobs=sum(len(g) for groups in (jobs or {}).values() for g in groups),
                     rows=[r for c in computed for r in c.rows],
                     adjustments=periods.refresh_adjustments(conn, changed),
                     added_ranges=added_ranges,

@@ -33,19 +33,19 @@ def test_a_stop_waits_for_its_late_start() -> None:
     book.apply("mill", ev("stop", "J-1", T0 + H))
     assert book.take({"mill": T0 + 2 * H}, ["mill"]) == {}  # not a job without its start
     book.apply("mill", ev("start", "J-1", T0))
-    assert book.take({}, []) == {"mill": [ExplicitJob("J-1", T0, T0 + H, "ACME")]}
+    assert book.take({}, []) == {"mill": [[ExplicitJob("J-1", T0, T0 + H, "ACME")]]}
 
 
 def test_an_open_job_ends_just_after_the_newest_reading_and_blocks_overlaps() -> None:
     book = JobBook(TZ)
     book.apply("mill", ev("start", "J-1", T0))
     assert book.take({"mill": T0 + 600_000}, []) == {
-        "mill": [ExplicitJob("J-1", T0, T0 + 600_001, "ACME")]
+        "mill": [[ExplicitJob("J-1", T0, T0 + 600_001, "ACME")]]
     }
     assert book.apply("mill", ev("start", "J-2", T0 + H)) == "job_overlap"  # J-1 still runs
     assert book.apply("lathe", ev("start", "J-2", T0 + H)) == "jobs"  # another machine: fine
     # With new readings the open job's end moves on; without, nothing is handed over.
-    assert book.take({"mill": T0 + H}, ["mill"])["mill"][0].end_ms == T0 + H + 1
+    assert book.take({"mill": T0 + H}, ["mill"])["mill"][0][0].end_ms == T0 + H + 1
     assert "mill" not in book.take({"mill": T0 + H}, [])
 
 
@@ -57,12 +57,22 @@ def test_every_job_of_the_days_touched_is_handed_over() -> None:
     book.take({}, [])
     book.apply("mill", ev("start", "J-9", T0 + 30 * H))  # the next day, late evening
     book.apply("mill", ev("stop", "J-9", T0 + 40 * H))  # ... to the morning after
-    (handed,) = book.take({}, []).values()
+    ((handed,),) = book.take({}, []).values()
     assert [j.job_id for j in handed] == ["J-9"]  # the other days are not touched
     book.apply("mill", ev("start", "J-3", T0 + 3 * H))
     book.apply("mill", ev("stop", "J-3", T0 + 3 * H + 60_000))
-    (handed,) = book.take({}, []).values()
+    ((handed,),) = book.take({}, []).values()
     assert [j.job_id for j in handed] == ["J-0", "J-1", "J-2", "J-3"]  # its whole day
+    # Changes on days far apart: two groups, so the days between keep what they have.
+    book.apply("mill", ev("stop", "J-9", T0 + 40 * H))  # a duplicate: changes nothing
+    book.apply("mill", ev("start", "J-20", T0 + 20 * 24 * H))
+    book.apply("mill", ev("start", "J-4", T0 + 4 * H))
+    book.apply("mill", ev("stop", "J-4", T0 + 5 * H))
+    (groups,) = book.take({"mill": T0 + 20 * 24 * H + H}, []).values()
+    assert [[j.job_id for j in g] for g in groups] == [
+        ["J-0", "J-1", "J-2", "J-3", "J-4"],
+        ["J-20"],
+    ]
 
 
 def test_the_book_survives_a_restart() -> None:
@@ -80,8 +90,22 @@ def test_a_late_start_before_a_known_job_ends_where_that_job_starts() -> None:
     book.apply("mill", ev("start", "J-2", T0 + 2 * H))
     book.apply("mill", ev("stop", "J-2", T0 + 3 * H))
     assert book.apply("mill", ev("start", "J-1", T0)) == "jobs"  # its stop is still on the way
-    (handed,) = book.take({"mill": T0 + 5 * H}, []).values()
+    ((handed,),) = book.take({"mill": T0 + 5 * H}, []).values()
     assert [(j.job_id, j.start_ms, j.end_ms) for j in handed] == [
         ("J-1", T0, T0 + 2 * H),  # open, but not past the next job: jobs never overlap
         ("J-2", T0 + 2 * H, T0 + 3 * H),
     ]
+
+
+def test_events_older_than_two_months_are_refused_and_old_jobs_forgotten() -> None:
+    book = JobBook(TZ)
+    book.apply("mill", ev("start", "J-old", T0))
+    book.apply("mill", ev("stop", "J-old", T0 + H))
+    later = T0 + 70 * 24 * H
+    book.apply("mill", ev("start", "J-new", later))
+    assert book.apply("mill", ev("start", "J-late", T0 + 2 * H)) == "job_too_old"
+    groups = book.take({}, [])["mill"]
+    assert [[j.job_id for j in g] for g in groups] == [["J-old"], ["J-new"]]
+    # J-old is forgotten: a redelivery of its start would be refused, never re-created.
+    assert book.apply("mill", ev("start", "J-old", T0)) == "job_too_old"
+    assert book.counts["job_too_old"] == 2
