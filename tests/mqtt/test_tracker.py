@@ -29,11 +29,11 @@ def rd(
     u = 5_000 + 10_000 * s
     when = T0 + b * 86_400_000 + u if t is True else (None if t is False else t)
     ch = channels if channels is not None else [[1.5, p, float(s) if wh is None else wh]]
-    return SensorReading(b, s, when, u, 10_000, 4800, None, ch, 0, x, 0, -60, None)  # type: ignore[arg-type]
+    return SensorReading(b, s, when, u, 10_000, 4800, None, ch, 0, x, 0, -60, None)
 
 
 def run(tracker: Tracker, *readings: SensorReading) -> list[tuple[int, float]]:
-    return [(r.t_ms, r.wh) for r in tracker.process([("s1", r) for r in readings])]  # type: ignore[misc]
+    return [(r.t_ms, r.wh) for r in tracker.process([("s1", r) for r in readings])]
 
 
 def test_a_redelivered_reading_is_stored_once_and_counted() -> None:
@@ -69,13 +69,13 @@ def test_readings_discarded_by_the_sensor_are_not_counted_missing() -> None:
 
 def test_an_unsynced_reading_is_placed_by_a_synced_one_of_its_boot() -> None:
     tr = Tracker(SPEC)
-    late_clock = rd(1, 1)
-    out = run(tr, rd(1, 0, t=False), late_clock, rd(1, 2, t=False))
-    assert [t for t, _ in out] == [late_clock.t - 10_000, late_clock.t, late_clock.t + 10_000]  # type: ignore[operator]
+    clock = T0 + 86_400_000 + 15_000  # the synced reading's t
+    out = run(tr, rd(1, 0, t=False), rd(1, 1), rd(1, 2, t=False))
+    assert [t for t, _ in out] == [clock - 10_000, clock, clock + 10_000]
     # After a reboot the clock syncs only later, maybe batches later: parked until then.
     assert run(tr, rd(2, 0, t=False), rd(2, 1, t=False)) == []
-    synced = rd(2, 2)
-    assert [t for t, _ in run(tr, synced)] == [synced.t - d for d in (20_000, 10_000, 0)]  # type: ignore[operator]
+    clock = T0 + 2 * 86_400_000 + 25_000
+    assert [t for t, _ in run(tr, rd(2, 2))] == [clock - 20_000, clock - 10_000, clock]
     # A boot that never syncs: its readings have no time, counted when the next boot starts.
     assert run(tr, rd(3, 0, t=False), rd(4, 0)) != []
     assert tr.counts["s1"]["unsynced"] == 1 and tr.counts["s1"]["readings"] == 3 + 3 + 1
