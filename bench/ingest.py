@@ -141,7 +141,8 @@ def gateway_rate(
     The gateway creates its session and stops; the readings are queued; the clock runs
     from the moment the restarted gateway is connected (its start-up is not ingest).
     """
-    broker, db, path = _shop(pool, influxd, "bench_ingest", sensors)
+    # A fresh database each round: points left by an earlier round would count as arrived.
+    broker, db, path = _shop(pool, influxd, f"bench_ingest_{time.monotonic_ns()}", sensors)
     cfg = config(path)
     gw = Gateway(path)
     with gw:
@@ -156,6 +157,7 @@ def gateway_rate(
         _wait("InfluxDB", lambda: (r := influxd.rows(q, db)) and r[0]["count"] == len(msgs))
         elapsed = time.perf_counter() - start
         gw.stop()
+    influxd.drop_database(db)
     return len(msgs) / elapsed
 
 
