@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -39,6 +39,7 @@ log = logging.getLogger("shopwatt.publish")
 MINUTE_MS = 60_000
 _ROW_CACHE_MAX = 20_000  # job/overhead lines remembered to skip rewriting unchanged ones
 _DRAIN_BUDGET_S = 30.0  # replay/recompute send what they queued for at most this long
+HISTORY_CHUNK = 100_000  # replayed readings turned into lines at a time
 
 
 def minute_energy(
@@ -173,13 +174,22 @@ class RowLines:
         return out
 
 
-def history_lines(cfg: ShopConfig, readings: Mapping[str, MachineReadings]) -> list[str]:
-    """`power`, `machine_state` and `energy` lines of replayed readings (per machine)."""
-    lines: list[str] = []
+def history_lines(cfg: ShopConfig, readings: Mapping[str, MachineReadings]) -> Iterator[list[str]]:
+    """`power`, `machine_state` and `energy` lines of replayed readings, in chunks.
+
+    A year of a machine is a few million lines: chunks of HISTORY_CHUNK readings keep the
+    memory of a replay on a Pi flat (the view carries minutes across chunk edges).
+    """
     for machine_id, r in readings.items():
-        lines += power_lines(cfg.site.id, machine_id, "", r.t_ms, r.watts, r.wh)
-        lines += machine_lines(cfg, cfg.machines[machine_id], r, MachineView())
-    return lines
+        view = MachineView()
+        for a in range(0, len(r), HISTORY_CHUNK):
+            part = MachineReadings(
+                r.t_ms[a : a + HISTORY_CHUNK],
+                r.watts[a : a + HISTORY_CHUNK],
+                r.wh[a : a + HISTORY_CHUNK],
+            )
+            lines = power_lines(cfg.site.id, machine_id, "", part.t_ms, part.watts, part.wh)
+            yield lines + machine_lines(cfg, cfg.machines[machine_id], part, view)
 
 
 def queue_ledger_changes(
@@ -195,21 +205,23 @@ def queue_ledger_changes(
     """
     if cfg.influxdb is None or not (recomputed or readings):
         return 0, 0
-    lines = history_lines(cfg, readings or {})
-    if recomputed:
-        first = min(a for a, _ in recomputed.values())
-        last = max(b for _, b in recomputed.values())
-        start, end = date.fromisoformat(first), date.fromisoformat(last) + timedelta(days=1)
-        rows = Ledger(cfg).select(start, end).rows
-        lines += row_lines(cfg.site.id, cfg.tariff, (r for r in rows if r.machine in recomputed))
     outbox, drainer = open_influx_output(cfg)
     try:
-        outbox.put(lines)
+        queued = 0
+        for lines in history_lines(cfg, readings or {}):
+            queued += outbox.put(lines)
+        if recomputed:
+            first = min(a for a, _ in recomputed.values())
+            last = max(b for _, b in recomputed.values())
+            start, end = date.fromisoformat(first), date.fromisoformat(last) + timedelta(days=1)
+            rows = Ledger(cfg).select(start, end).rows
+            mine = (r for r in rows if r.machine in recomputed)
+            queued += outbox.put(row_lines(cfg.site.id, cfg.tariff, mine))
         deadline = time.monotonic() + _DRAIN_BUDGET_S
         while outbox.depth and time.monotonic() < deadline and drainer.drain_once() == 0.0:
             pass
         drainer.flush()
-        return len(lines), outbox.depth
+        return queued, outbox.depth
     finally:
         drainer.stop()
         outbox.close()
