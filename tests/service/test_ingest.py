@@ -16,6 +16,7 @@ from gateway.config import ShopConfig
 from gateway.engine.model import MachineReadings
 from gateway.inputs.csvfile import read_readings
 from gateway.ledger import Ledger
+from gateway.outputs import publish
 from gateway.outputs.publish import MachineView, machine_lines, minute_energy
 from tests.servers import Influxd
 from tests.service.shop import T0, config, ledger_readings, write_config
@@ -105,8 +106,9 @@ def test_energy_per_minute_adds_up_and_batches_write_whole_minutes(tmp_path: Pat
 
 
 def test_replay_and_recompute_send_their_changes_to_influxdb(
-    tmp_path: Path, influxd: Influxd, influx_db: str
+    tmp_path: Path, influxd: Influxd, influx_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(publish, "HISTORY_CHUNK", 97)  # chunk edges inside jobs and minutes
     path = write_config(tmp_path, None, influxd, influx_db, sensors={"mill": "s1"})
     csv = tmp_path / "readings.csv"
     r = _day_of_readings()
