@@ -98,9 +98,14 @@ class GatewayProcess:
 
 def ledger_readings(cfg: ShopConfig) -> int:
     """Readings the gateway stored so far (0 before its ledger exists)."""
+    ledger = Ledger(cfg)
+    # Never open a ledger that is not there yet: a failed read of a missing ledger removes
+    # the files, which could be the ones the gateway is creating at that very moment.
+    if not ledger.path.exists():
+        return 0
     try:
-        return sum(m.readings for m in Ledger(cfg).status(0).machines)
-    except LedgerError:
+        return sum(m.readings for m in ledger.status(0).machines)
+    except LedgerError:  # created but its schema not written yet
         return 0
 
 
