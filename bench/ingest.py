@@ -149,7 +149,8 @@ def gateway_rate(
         pass
     _queue(broker, msgs)
     connected = gw.log().count("MQTT connected")
-    with gw:
+    gw.start()  # not `with gw`: that waits for the subscription, long after messages flow
+    try:
         _wait("the connection", lambda: gw.log().count("MQTT connected") > connected)
         start = time.perf_counter()
         _wait("the ledger", lambda: sum(ledger_readings(cfg).values()) == len(msgs))
@@ -157,6 +158,8 @@ def gateway_rate(
         _wait("InfluxDB", lambda: (r := influxd.rows(q, db)) and r[0]["count"] == len(msgs))
         elapsed = time.perf_counter() - start
         gw.stop()
+    finally:
+        gw.__exit__()
     influxd.drop_database(db)
     return len(msgs) / elapsed
 
