@@ -120,12 +120,14 @@ class Ledger:
 
     @contextmanager
     def _open(self, *, create: bool = False) -> Iterator[sqlite3.Connection]:
-        existed = self.path.exists()
+        # Only the call that creates the ledger may remove it again: a reader that finds no
+        # ledger must never delete one that another process (shopwatt run) creates meanwhile.
+        creating = create and not self.path.exists()
         try:
             with closing(connect(self.path, create=create)) as conn:
                 yield conn
         except BaseException:
-            if not existed:  # a failed first run leaves no (empty) ledger behind
+            if creating:  # a failed first run leaves no (empty) ledger behind
                 for suffix in ("", "-wal", "-shm"):
                     self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
             raise

@@ -71,6 +71,9 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
             conn.execute("PRAGMA journal_mode = WAL")
             # One script, one transaction: a half-created ledger never exists.
             conn.executescript(f"BEGIN; {_DDL} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        elif version == 0:
+            # Empty: being created by another process right now, or never finished.
+            raise LedgerError(f"{path}: no ledger yet; run `shopwatt replay` first")
         elif version != SCHEMA_VERSION:
             raise LedgerError(
                 f"{path}: ledger schema version {version}, this shopwatt reads {SCHEMA_VERSION}"
