@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 OUT    ?= demo-out
 
-.PHONY: demo test lint typecheck pytest system-deps clean \
+.PHONY: demo stack-demo test lint typecheck pytest system-deps clean \
         bench-engine bench-replay bench-outbox bench-ingest bench-soak
 
 $(BIN)/python:
@@ -23,6 +23,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 ## demo: a simulated shop day through replay -> engine -> ledger -> export (no servers, no root)
 demo: $(VENV)/.installed
 	$(BIN)/shopwatt demo --output $(OUT)
+
+## stack-demo: mosquitto + influxd + the gateway + the virtual shop's day, then costs, series, dashboards
+stack-demo: $(VENV)/.installed system-deps
+	$(BIN)/python -m agent.stackdemo
 
 system-deps:
 	.ci/system-deps
