@@ -114,6 +114,7 @@ class MqttInput:
         self._session = 0  # +1 per connection: a mid only means something in its session
         self._stopping = False
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # the broker granted every subscription
         # Every message received is accepted, rejected, ignored or an internal error; every
         # rejected one is published as a dead letter or (in a flood) only counted.
         self.counts: Counter[str] = Counter(dict.fromkeys(COUNTERS, 0))
@@ -186,9 +187,11 @@ class MqttInput:
             log.error("MQTT broker refused the subscriptions: %s (check its ACL)", refused)
         else:
             log.info("MQTT subscribed to %s", ", ".join(subscriptions(self.site)))
+            self.subscribed.set()
 
     def _on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.connected.clear()
+        self.subscribed.clear()
         if self._stopping:
             return
         self.counts["disconnects"] += 1
