@@ -55,6 +55,15 @@ def close(conn: sqlite3.Connection, period: str, at: str, who: str) -> Closed:
         raise LedgerError(
             f"{period} is already closed (at {when} by {by}); closed periods never change"
         )
+    earlier = conn.execute("SELECT DISTINCT period FROM rows WHERE period < ?", (period,))
+    still_open = sorted(p["period"] for p in earlier if p["period"] not in closed)
+    if still_open:
+        # In order, so that a correction of an earlier month always lands in a later month
+        # that is still open, never in one the accountant has already handed over.
+        raise LedgerError(
+            f"{still_open[0]} is still open: close months in order ({', '.join(still_open)} "
+            f"before {period})"
+        )
     rows = select(conn, "rows", "period = ? AND open = 0", (period,))
     pending = select(conn, "adjustments", "period = ?", (period,))
     insert(conn, "frozen", [*rows, *pending])

@@ -126,3 +126,19 @@ def test_a_month_closes_once_and_the_audit_trail_says_who_did_what(tmp_path: Pat
     trail = status.split("recent changes:")[1]
     assert " close 2026-11: " in trail
     assert " replay " in trail and "early.csv (sha256 " in trail
+
+
+def test_months_close_in_order_so_corrections_never_land_in_a_closed_month(
+    tmp_path: Path,
+) -> None:
+    config = write_shop(tmp_path)
+    _ok("replay", "--config", config, "--input", write_readings(tmp_path / "r.csv", MILL.lines()))
+    before = dump(config, "frozen")
+    refused = shopwatt("close", "--config", config, "--month", "2026-12")
+    assert refused.exit_code == 2
+    assert "2026-11 is still open: close months in order (2026-11 before 2026-12)" in (
+        refused.stderr
+    )
+    assert dump(config, "frozen") == before
+    _ok("close", "--config", config, "--month", "2026-11")
+    _ok("close", "--config", config, "--month", "2026-12")
