@@ -318,18 +318,33 @@ class Mqtt(_Section):
     secret_file: str = ""  # relative to this config file
     secret_env: str = ""
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 60
+    # TLS (docs/security.md): the broker's certificate and host name are always verified;
+    # there is deliberately no key to turn that off. Paths are relative to this file.
+    tls: bool = False  # a TLS listener usually listens on 8883; set port too
+    ca_file: str = ""  # PEM CA(s) to trust; empty = the system's CA store
+    cert_file: str = ""  # PEM client certificate, for brokers that require one
+    key_file: str = ""  # its private key: a file only its owner can read (chmod 600)
     # Readings are committed (ledger + outbox) and acknowledged to the broker in batches.
     batch_s: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 2.0
     reconnect_max_s: Annotated[int, Field(ge=1, le=3600)] = 60
 
     @model_validator(mode="after")
-    def _secret(self) -> Mqtt:
+    def _credentials(self) -> Mqtt:
         if self.secret_file and self.secret_env:
             raise ValueError("give secret_file or secret_env, not both")
         if self.username and not (self.secret_file or self.secret_env):
             raise ValueError(f"username {self.username!r} needs secret_file or secret_env")
         if (self.secret_file or self.secret_env) and not self.username:
             raise ValueError("a password (secret_file/secret_env) needs username")
+        for key in ("ca_file", "cert_file", "key_file"):
+            value = getattr(self, key)
+            if value and not self.tls:
+                raise ValueError(f"{key} = {value!r} needs tls = true")
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError(
+                f"a client certificate needs both cert_file and key_file "
+                f"(cert_file = {self.cert_file!r}, key_file = {self.key_file!r})"
+            )
         return self
 
 

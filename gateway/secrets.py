@@ -73,15 +73,8 @@ def read_secret_env(name: str, key: str) -> Secret:
 
 def read_secret_file(path: Path, key: str) -> Secret:
     """A secret from a file only its owner can read; errors start with `key` (what to fix)."""
+    fd = _open_private(path, key)
     try:
-        # O_NOFOLLOW is not used: a symlink into /run/secrets is normal (Docker, systemd).
-        # The checks below run on the opened file itself, so a swap after them cannot slip
-        # another file in.
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as err:
-        raise ConfigError(f"{key}: cannot read {path}: {err.strerror}") from None
-    try:
-        _check_private(os.fstat(fd), path, key)
         data = os.read(fd, MAX_SECRET_BYTES + 1)
     finally:
         os.close(fd)
@@ -96,6 +89,28 @@ def read_secret_file(path: Path, key: str) -> Secret:
     if not value:
         raise ConfigError(f"{key}: {path} is empty")
     return Secret(value)
+
+
+def require_private_file(path: Path, key: str) -> None:
+    """Refuse a file (a TLS private key) that others could read; errors start with `key`."""
+    os.close(_open_private(path, key))
+
+
+def _open_private(path: Path, key: str) -> int:
+    """Open `path` for reading and check, on the opened file, that only its owner can."""
+    try:
+        # O_NOFOLLOW is not used: a symlink into /run/secrets is normal (Docker, systemd).
+        # The checks run on the opened file itself, so a swap after them cannot slip
+        # another file in.
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as err:
+        raise ConfigError(f"{key}: cannot read {path}: {err.strerror}") from None
+    try:
+        _check_private(os.fstat(fd), path, key)
+    except ConfigError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _check_private(info: os.stat_result, path: Path, key: str) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import sys
 import threading
 import time
 from collections import Counter
@@ -34,6 +35,7 @@ from paho.mqtt.properties import Properties
 
 from gateway.config import Mqtt, ShopConfig
 from gateway.inputs.base import Stats
+from gateway.inputs.mqtt_tls import describe_connect_failure, tls_context
 from gateway.inputs.protocol import (
     DECODERS,
     JobEvent,
@@ -60,6 +62,7 @@ _LOG_EVERY_S = 60.0
 COUNTERS = (
     *("received", "accepted", "rejected", "ignored", "internal_errors"),
     *("deadletters", "deadletters_skipped", "acks_skipped", "connects", "disconnects"),
+    "connect_failures",
 )
 
 
@@ -108,6 +111,7 @@ class MqttInput:
         self.sensors = sensor_specs(cfg)
         self._machines = set(cfg.machines)
         self._password = read_secret(cfg.mqtt, cfg.source.parent, "mqtt")
+        self._tls = tls_context(cfg.mqtt, cfg.source.parent)
         self._batch_ready = batch_ready or threading.Event()
         self._lock = threading.Lock()
         self._inbox = Inbox()
@@ -136,8 +140,11 @@ class MqttInput:
             c.username_pw_set(
                 self._cfg.username, self._password.reveal() if self._password else None
             )
+        if self._tls is not None:
+            c.tls_set_context(self._tls)
         c.reconnect_delay_set(1, self._cfg.reconnect_max_s)
         c.on_connect = self._on_connect
+        c.on_connect_fail = self._on_connect_fail
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
         c.on_subscribe = self._on_subscribe
@@ -174,12 +181,19 @@ class MqttInput:
         self.counts["connects"] += 1
         client.subscribe([(f, 1) for f in subscriptions(self.site)])
         log.info(
-            "MQTT connected to %s:%d as %s (%s session)",
+            "MQTT connected to %s:%d%s as %s (%s session)",
             *self._where(),
+            " over TLS" if self._tls else "",
             self._cfg.client_id,
             "resumed" if flags.session_present else "new",
         )
         self.connected.set()
+
+    def _on_connect_fail(self, _c: paho.Client, _u: Any) -> None:
+        # paho calls this from inside its `except OSError` around the connect attempt and
+        # passes no error: the one being handled is the reason (TLS refusal, refused port).
+        self.counts["connect_failures"] += 1
+        log.error("MQTT: %s; retrying", describe_connect_failure(sys.exc_info()[1], self._cfg))
 
     def _on_subscribe(self, _c: paho.Client, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
         refused = [str(c) for c in codes if c.is_failure]
