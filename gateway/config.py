@@ -13,6 +13,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    StrictBool,
     field_validator,
     model_validator,
 )
@@ -255,17 +256,18 @@ class Machine(_Section):
             )
         return self
 
-    def source_count_error(self) -> str | None:
-        """v1 live rule: the engine differences ONE cumulative counter per machine, and two
-        sources would interleave two unrelated counters (docs/gateway.md, "One source per
-        machine"). Checked when the service starts (replay takes any readings.csv)."""
-        if len(self.meter) + len(self.sensor) <= 1:
-            return None
+    @model_validator(mode="after")
+    def _one_energy_source(self) -> Machine:
+        # The engine differences ONE cumulative counter per machine; two sources would
+        # interleave two unrelated counters (docs/gateway.md, "One source per machine").
         sources = [f"meter {m.id}" for m in self.meter] + [f"sensor {s.id}" for s in self.sensor]
-        return (
-            f"machine {self.id!r} has {len(sources)} energy sources ({', '.join(sources)}); "
-            "this version takes one [[machine.sensor]] or one [[machine.meter]] per machine"
-        )
+        if len(sources) > 1:
+            # The key before this message names the machine: "machine[0] (id=...)".
+            raise ValueError(
+                f"{len(sources)} energy sources ({', '.join(sources)}); "
+                "this version takes one [[machine.sensor]] or one [[machine.meter]] per machine"
+            )
+        return self
 
 
 class InfluxDB(_Section):
@@ -320,7 +322,8 @@ class Mqtt(_Section):
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 60
     # TLS (docs/security.md): the broker's certificate and host name are always verified;
     # there is deliberately no key to turn that off. Paths are relative to this file.
-    tls: bool = False  # a TLS listener usually listens on 8883; set port too
+    # Strict: TOML has true/false, and a quoted "no" must not switch TLS on.
+    tls: StrictBool = False  # a TLS listener usually listens on 8883; set port too
     ca_file: str = ""  # PEM CA(s) to trust; empty = the system's CA store
     cert_file: str = ""  # PEM client certificate, for brokers that require one
     key_file: str = ""  # its private key: a file only its owner can read (chmod 600)

@@ -66,8 +66,8 @@ def describe_connect_failure(err: BaseException | None, cfg: Mqtt) -> str:
             f"({err.verify_message}); check that {trust} holds the CA that signed it "
             f"and that mqtt.host {cfg.host!r} is a name the certificate lists"
         )
-    if isinstance(err, ssl.SSLError):
-        # mosquitto drops a handshake it cannot parse: often the plain port was given.
+    if isinstance(err, ssl.SSLError) or (cfg.tls and isinstance(err, ConnectionResetError)):
+        # A plain MQTT listener resets a handshake it cannot parse: often the wrong port.
         return (
             f"TLS handshake with {where} failed: {_reason(err)} "
             "(is that a TLS listener? plain MQTT is usually port 1883, TLS 8883)"

@@ -26,6 +26,7 @@ from gateway.provision.broker import BrokerOptions, Endpoint, provision_broker
 from gateway.provision.state import Layout
 from tests.servers import LOOPBACK, ServerProcess, find_binary, free_port, port_open
 
+VECTOR = Path(__file__).resolve().parents[2] / "tests/vectors/reading/valid/three_channels.json"
 WAIT_S = 20.0  # an upper bound for something to happen, never a timing assertion
 SITE = "northside"
 GATEWAY_USER = "shopwatt-gateway"
@@ -235,3 +236,10 @@ def gateway_password(shop: Path) -> str:
 def topics(machine: str, sensor: str, leaves: Sequence[str]) -> list[str]:
     """The site's topics of one sensor."""
     return [f"shopwatt/v1/{SITE}/{machine}/{sensor}/{leaf}" for leaf in leaves]
+
+
+def reading(seq: int) -> bytes:
+    """A valid protocol reading with sequence number `seq`."""
+    doc = json.loads(VECTOR.read_text())
+    doc["s"] = seq
+    return json.dumps(doc, separators=(",", ":")).encode()

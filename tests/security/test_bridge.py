@@ -8,7 +8,6 @@ substitution must match, so the example and this test cannot drift apart).
 from __future__ import annotations
 
 import getpass
-import json
 import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -21,6 +20,7 @@ from security_helpers import (
     ProvisionedBroker,
     gateway_password,
     now,
+    reading,
     sensor_password,
     wait_until,
     write_shop,
@@ -36,7 +36,6 @@ from gateway.secrets import Secret
 from tests.servers import Influxd, ServerPool, ServerProcess, find_binary, free_port, port_open
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples/bridge"
-VECTOR = Path(__file__).resolve().parents[2] / "tests/vectors/reading/valid/three_channels.json"
 BRIDGE_PASSWORD = "bridge-pw-0a1b2c"
 CENTRAL_PASSWORD = "central-pw-3d4e5f"
 NORTH = "shopwatt/v1/northside"
@@ -49,13 +48,6 @@ def example(name: str, substitutions: Mapping[str, str]) -> str:
         assert old in text, f"examples/bridge/{name} no longer contains {old!r}"
         text = text.replace(old, new)
     return text
-
-
-def reading(seq: int) -> bytes:
-    """A valid protocol reading with sequence number `seq`."""
-    doc = json.loads(VECTOR.read_text())
-    doc["s"] = seq
-    return json.dumps(doc, separators=(",", ":")).encode()
 
 
 class CentralBroker(ServerProcess):
