@@ -100,6 +100,13 @@ def broker(
     if result.ca_created:
         click.echo(f"created a local CA: give clients {result.conf.parent / 'ca.crt'}")
     _report(result.changed)
+    if opts.tls_listen and not (cfg.mqtt and cfg.mqtt.tls):
+        names = " or ".join(repr(n) for n in opts.tls_names) or "the broker's --tls-name"
+        click.echo(
+            "a gateway reaching this broker over TLS: in its [mqtt] set tls = true, "
+            f'port = {opts.tls_listen[0].port}, ca_file = "{result.conf.parent / "ca.crt"}", '
+            f"host = {names} (docs/security.md)"
+        )
     click.echo(f"run the broker with: mosquitto -c {result.conf}")
     if result.changed:
         click.echo(f"a broker already running: {_RELOAD}")

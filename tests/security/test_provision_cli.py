@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 import stat
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from security_helpers import write_shop
+from security_helpers import MQTT_SECTION, write_shop
 
 from gateway.cli import main
+from gateway.config import load_config
+from gateway.inputs.mqtt_tls import tls_context
 
 
 def run(shop: Path, *args: str) -> Result:
@@ -200,3 +203,23 @@ def test_as_root_the_gateways_files_go_to_the_shop_owner_and_the_brokers_to_its_
     broker_files = [data / "mosquitto" / n for n in ("passwd", "acl", "mosquitto.conf", "data")]
     assert {p.stat().st_uid for p in broker_files} == {mosquitto}
     assert (data / "provision").stat().st_uid == 0 and _mode(data / "provision") == 0o700
+
+
+def test_a_tls_listener_tells_how_the_gateway_connects_and_that_config_works(
+    shop: Path,
+) -> None:
+    result = run(
+        shop, "broker", "--tls-listen", "0.0.0.0:8883", "--tls-name", "gw.local", "--user", "root"
+    )
+    assert result.exit_code == 0, result.output
+    hint = next(line for line in result.output.splitlines() if "tls = true" in line)
+    keys = dict(re.findall(r'(\w+) = ("[^"]*"|\'[^\']*\'|\w+)', hint))
+    assert keys["port"] == "8883" and keys["host"] == "'gw.local'"
+    mqtt = MQTT_SECTION.format(port=keys["port"]) + f"tls = true\nca_file = {keys['ca_file']}\n"
+    cfg = load_config(write_shop(shop.parent, mqtt=mqtt))
+    assert cfg.mqtt is not None
+    context = tls_context(cfg.mqtt, shop.parent)
+    assert context is not None
+    assert [str(ca["subject"]) for ca in context.get_ca_certs()] == [
+        "((('commonName', 'shopwatt northside local CA'),),)"
+    ]
