@@ -62,7 +62,6 @@ _LOG_EVERY_S = 60.0
 COUNTERS = (
     *("received", "accepted", "rejected", "ignored", "internal_errors"),
     *("deadletters", "deadletters_skipped", "acks_skipped", "connects", "disconnects"),
-    "connect_failures",
 )
 
 
@@ -192,7 +191,6 @@ class MqttInput:
     def _on_connect_fail(self, _c: paho.Client, _u: Any) -> None:
         # paho calls this from inside its `except OSError` around the connect attempt and
         # passes no error: the one being handled is the reason (TLS refusal, refused port).
-        self.counts["connect_failures"] += 1
         log.error("MQTT: %s; retrying", describe_connect_failure(sys.exc_info()[1], self._cfg))
 
     def _on_subscribe(self, _c: paho.Client, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
