@@ -153,9 +153,6 @@ class Service:
                 f"{cfg.source}: nothing to run: add an [mqtt] section (sensors, job events) "
                 "or a [[machine.meter]]"
             )
-        problems = [e for m in cfg.machine if (e := m.source_count_error())]
-        if problems:
-            raise ConfigError("\n".join(f"{cfg.source}: {p}" for p in problems))
         sensors = sensor_specs(cfg)
         if sensors and cfg.mqtt is None:
             raise ConfigError(

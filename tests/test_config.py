@@ -56,6 +56,21 @@ def test_bad_values_name_file_key_and_value(edit: Any, expected: str) -> None:
     assert expected in str(err.value)
 
 
+def test_two_energy_sources_on_one_machine_are_refused_when_shop_toml_loads() -> None:
+    data = _example()
+    data["machine"][0]["sensor"] = [{"id": "s1"}]
+    data["machine"][0]["meter"] = [
+        {"id": "pm1", "model": "sdm120", "transport": "tcp", "host": "127.0.0.1"}
+    ]
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, Path("shop.toml"))
+    assert str(err.value) == (
+        "shop.toml: machine[0] (id=cnc-01): 2 energy sources "
+        "(meter pm1, sensor s1); this version takes one [[machine.sensor]] or one "
+        "[[machine.meter]] per machine"
+    )
+
+
 def test_a_whole_day_band_is_allowed_but_an_empty_one_is_not() -> None:
     data = _example()
     data["tariff"]["band"].append(

@@ -53,7 +53,7 @@ def test_meter_mistakes_name_the_key_and_value(
             "machine[1] (id=b).meter[0] (id=pz2).device_id = 1: already used on rtu:/dev/ttyUSB0",
         ),
         (
-            {"a": [RTU, {**RTU, "id": "pz2", "device_id": 2, "baudrate": 19200}]},
+            {"a": [RTU], "b": [{**RTU, "id": "pz2", "device_id": 2, "baudrate": 19200}]},
             "meters on one RS485 line must share its settings",
         ),
     ],
@@ -67,7 +67,12 @@ def test_rules_across_meters_are_checked_at_start_up(
 
 
 def test_same_device_id_on_different_buses_is_fine(tmp_path: Path) -> None:
-    cfg = shop_with_meters(tmp_path, {"a": [TCP, {**TCP, "id": "pm2", "port": 5020}], "b": [RTU]})
+    meters: dict[str, list[dict[str, Any]]] = {
+        "a": [TCP],
+        "b": [{**TCP, "id": "pm2", "port": 5020}],
+        "c": [RTU],
+    }
+    cfg = shop_with_meters(tmp_path, meters)
     assert len(ModbusInput.from_config(cfg).stats()) == 3
 
 

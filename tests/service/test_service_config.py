@@ -17,17 +17,6 @@ METER = (
 )
 
 
-def test_one_energy_source_per_machine(tmp_path: Path) -> None:
-    both = '[[machine.sensor]]\nid = "s1"\n' + METER.format(id="pm1", dev=1)
-    path = write_config(tmp_path, None, meters=MACHINE.format(id="mill", source=both))
-    with pytest.raises(ConfigError) as err:
-        Service(config(path))
-    assert str(err.value) == (
-        f"{path.resolve()}: machine 'mill' has 2 energy sources (meter pm1, sensor s1); "
-        "this version takes one [[machine.sensor]] or one [[machine.meter]] per machine"
-    )
-
-
 def test_a_sensor_id_is_unique_in_the_shop(tmp_path: Path) -> None:
     meters = MACHINE.format(id="press", source=METER.format(id="s1", dev=1))
     path = write_config(tmp_path, None, sensors={"mill": "s1"}, meters=meters)
