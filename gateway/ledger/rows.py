@@ -148,6 +148,26 @@ def from_cost_row(row: CostRow, band_names: Sequence[str]) -> LedgerRow:
     )
 
 
+def to_cost_row(row: LedgerRow, band_names: Sequence[str]) -> CostRow:
+    """A job or overhead row back as the engine's CostRow (money: the ledger's rounded cents)."""
+    a = row.amounts
+    return CostRow(
+        kind="job" if row.kind == "job" else "overhead",
+        job_id=row.job_id,
+        machine=row.machine,
+        customer=row.customer,
+        start_ms=row.start_ms,
+        end_ms=row.end_ms,
+        day=row.day,
+        run_s=a.run_s,
+        band_wh=tuple(a.band_wh.get(b, 0.0) for b in band_names),
+        energy_cost=a.energy_cents / 100,
+        depreciation_cost=a.depreciation_cents / 100,
+        maintenance_cost=a.maintenance_cents / 100,
+        open=row.open,
+    )
+
+
 COLUMNS = (
     "period",
     "kind",

@@ -27,10 +27,10 @@ from gateway.config import Machine, ShopConfig, Tariff
 from gateway.engine.calendar import build_calendar
 from gateway.engine.energy import interval_energy
 from gateway.engine.localtime import local_date
-from gateway.engine.model import F64, I64, CostRow, MachineReadings
+from gateway.engine.model import F64, I64, MachineReadings
 from gateway.engine.split import energy_before
 from gateway.ledger import Ledger
-from gateway.ledger.rows import LedgerRow
+from gateway.ledger.rows import LedgerRow, to_cost_row
 from gateway.outputs.drain import open_influx_output
 from gateway.outputs.schema import cost_lines, energy_lines, power_lines, state_lines
 
@@ -71,30 +71,14 @@ def minute_energy(
     return found, out
 
 
-def _cost_row(row: LedgerRow, tariff: Tariff) -> CostRow:
-    """A ledger row as the schema's builders take it (money: the ledger's rounded cents)."""
-    a = row.amounts
-    return CostRow(
-        kind="job" if row.kind == "job" else "overhead",
-        job_id=row.job_id,
-        machine=row.machine,
-        customer=row.customer,
-        start_ms=row.start_ms,
-        end_ms=row.end_ms,
-        day=row.day,
-        run_s=a.run_s,
-        band_wh=tuple(a.band_wh.get(b, 0.0) for b in tariff.band_names),
-        energy_cost=a.energy_cents / 100,
-        depreciation_cost=a.depreciation_cents / 100,
-        maintenance_cost=a.maintenance_cents / 100,
-        open=row.open,
-    )
-
-
 def row_lines(site: str, tariff: Tariff, rows: Iterable[LedgerRow]) -> list[str]:
     """`job` points of finished jobs and `overhead` points (adjustment rows are the
     accountant's business and stay out; open jobs have no end, hence no point yet)."""
-    wanted = [_cost_row(r, tariff) for r in rows if r.kind in ("job", "overhead") and not r.open]
+    wanted = [
+        to_cost_row(r, tariff.band_names)
+        for r in rows
+        if r.kind in ("job", "overhead") and not r.open
+    ]
     return cost_lines(site, wanted, tariff)
 
 
