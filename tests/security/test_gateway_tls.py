@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from security_helpers import (
+    MQTT_SECTION,
     Clients,
     ProvisionedBroker,
     gateway_password,
@@ -32,20 +33,10 @@ from gateway.provision.sensor import SensorOptions, provision_sensor
 from gateway.provision.tls import CertPaths, ensure_ca, ensure_server_cert
 from tests.servers import ServerError
 
-TLS_MQTT = """\
-[mqtt]
-host = "127.0.0.1"
-port = {port}
-username = "shopwatt-gateway"
-secret_file = "mqtt.password"
-batch_s = 0.2
-{tls}
-"""
-
 
 def tls_shop(shop: Path, port: int, tls: str) -> Path:
     """Rewrite shop.toml's [mqtt] (the broker keeps running with what it was given)."""
-    return write_shop(shop.parent, mqtt=TLS_MQTT.format(port=port, tls=tls))
+    return write_shop(shop.parent, mqtt=MQTT_SECTION.format(port=port) + tls + "\n")
 
 
 @pytest.fixture
