@@ -36,9 +36,13 @@ def render_text(table: Table) -> str:
         [_cell(name, table.lines[k][i]) for (name, _), i in zip(_SHOWN, idx, strict=True)]
         for k in order
     ]
+    start, end = _SHOWN.index(("start", "start")), _SHOWN.index(("end", "end"))
     for k, line in zip(order, body, strict=True):
         if kinds[k] != "job":
+            # A whole local day (or a correction of one): its date says more than 00:00-00:00.
             line[0] = f"({kinds[k]})"
+            line[start] = str(table.lines[k][idx[start]])[:10]
+            line[end] = ""
     numeric = {n for n, _ in _SHOWN if n.endswith(("_h", "_kwh", "_cost"))}
     totals = [
         str(sum((Decimal(v) for v in table.column(name)), Decimal(0))) if name in numeric else ""

@@ -32,6 +32,9 @@ def test_demo_prints_jobs_and_costs_and_where_the_files_are(demo: tuple[Path, st
     rows = list(csv.DictReader(csv_path.open()))
     assert total.split()[-1] == str(sum(Decimal(r["total_cost"]) for r in rows))
     assert openpyxl.load_workbook(csv_path.with_suffix(".xlsx")).sheetnames[0] == "rows"
+    overhead = [line.split() for line in printed.splitlines() if line.startswith("(overhead)")]
+    days = {r["start"][:10] for r in rows if r["kind"] == "overhead"}
+    assert overhead and {cells[2] for cells in overhead} == days  # the day, not 00:00-00:00
 
 
 def test_demo_energy_per_machine_matches_the_simulated_truth(demo: tuple[Path, str]) -> None:
