@@ -15,21 +15,14 @@ from agent.localservers import LOOPBACK
 from agent.shopplan import DEMO_PLAN, ShopPlan, load_plan
 from agent.shoptoml import live_machines, shop_toml
 from agent.virtualshop import VirtualShop
+from gateway.cligroup import UserErrorGroup
 from gateway.config import ShopConfig, load_config
-from gateway.errors import ShopwattError
 
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-class _Group(click.Group):
-    """A ShopwattError becomes one clear line and exit code 2, never a traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except ShopwattError as err:
-            click.echo(f"agent: error: {err}", err=True)
-            sys.exit(2)
+class _Group(UserErrorGroup):
+    program = "agent"
 
 
 class Duration(click.ParamType[float]):

@@ -13,9 +13,9 @@ import click
 from tqdm import tqdm
 
 from gateway import __version__
+from gateway.cligroup import UserErrorGroup
 from gateway.config import ShopConfig, load_config
 from gateway.engine.model import MachineReadings
-from gateway.errors import ShopwattError
 from gateway.export import BY, Table, build_table, write_csv, write_xlsx
 from gateway.export.table import By
 from gateway.export.to_text import render_text
@@ -27,18 +27,7 @@ from gateway.provision.cli import provision_group
 _BIG_FILE = 20_000_000  # bytes: from here on replay shows a progress bar
 
 
-class _Group(click.Group):
-    """Turns a ShopwattError into one clear line and exit code 2, never a traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except ShopwattError as err:
-            click.echo(f"shopwatt: error: {err}", err=True)
-            sys.exit(2)
-
-
-@click.group(cls=_Group)
+@click.group(cls=UserErrorGroup)
 @click.version_option(__version__, prog_name="shopwatt")
 def main() -> None:
     """shopwatt: per-job energy and machine costs for micro-factories."""

@@ -1,0 +1,23 @@
+"""The click group every shopwatt command line uses: user errors as one line, exit 2."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, ClassVar
+
+import click
+
+from gateway.errors import ShopwattError
+
+
+class UserErrorGroup(click.Group):
+    """Turns a ShopwattError into one clear line and exit code 2, never a traceback."""
+
+    program: ClassVar[str] = "shopwatt"  # what the error line starts with
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ShopwattError as err:
+            click.echo(f"{self.program}: error: {err}", err=True)
+            sys.exit(2)
