@@ -223,7 +223,7 @@ class Ledger:
             with transaction(conn):
                 self._require_current(conn)
                 store = ReadingStore(conn)
-                merged = {m: store.merge(m, r) for m, r in batches.items() if len(r)}
+                merged = {m: store.append(m, r) for m, r in batches.items() if len(r)}
                 for machine, m in merged.items():
                     _count(
                         conn,
@@ -249,6 +249,7 @@ class Ledger:
                     adjustments=periods.refresh_adjustments(conn, changed),
                     added_ranges=added_ranges,
                 )
+                store.compact()
                 if also is not None:
                     also(conn)
                 # Readings arrive every few seconds: an audit entry each time would bury the
@@ -357,8 +358,9 @@ class Ledger:
         """Readings, drops and repairs per machine, closed months, the latest audit entries."""
         with self._open() as conn:
             stale = set(self._stale(conn))
+            store = ReadingStore(conn)
             machines = [
-                _machine_status(conn, m["machine"], m["machine"] not in stale)
+                _machine_status(conn, store, m["machine"], m["machine"] not in stale)
                 for m in conn.execute("SELECT machine FROM machines ORDER BY machine")
             ]
             pending = conn.execute("SELECT COUNT(*) FROM adjustments").fetchone()[0]
@@ -423,11 +425,10 @@ def _job_span(jobs: Sequence[ExplicitJob]) -> tuple[int, int] | None:
     return min(j.start_ms for j in jobs), max(j.end_ms for j in jobs)
 
 
-def _machine_status(conn: sqlite3.Connection, machine: str, current: bool) -> MachineStatus:
-    chunk = conn.execute(
-        "SELECT SUM(n) AS n, MIN(t_first) AS a, MAX(t_last) AS b FROM chunks WHERE machine = ?",
-        (machine,),
-    ).fetchone()
+def _machine_status(
+    conn: sqlite3.Connection, store: ReadingStore, machine: str, current: bool
+) -> MachineStatus:
+    readings, first_ms, last_ms = store.summary(machine)
     stats = conn.execute(
         "SELECT SUM(metered_wh) AS wh, SUM(counter_resets) AS resets, "
         "SUM(implausible_jumps) AS jumps, SUM(gaps) AS gaps, SUM(gap_s) AS gap_s "
@@ -449,9 +450,9 @@ def _machine_status(conn: sqlite3.Connection, machine: str, current: bool) -> Ma
     ).fetchone()[0]
     return MachineStatus(
         machine,
-        chunk["n"] or 0,
-        chunk["a"],
-        chunk["b"],
+        readings,
+        first_ms,
+        last_ms,
         stats["wh"] or 0.0,
         counters,
         open_jobs,

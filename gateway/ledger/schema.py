@@ -10,8 +10,6 @@ from pathlib import Path
 from gateway.errors import LedgerError
 from gateway.ledger.rows import TABLE_DDL
 
-SCHEMA_VERSION = 1
-
 _DDL = f"""
 -- Readings: one compressed block per machine and UTC day (t_ms // 86400000).
 CREATE TABLE chunks (
@@ -53,6 +51,25 @@ CREATE TABLE audit (
     action TEXT NOT NULL, detail TEXT NOT NULL);
 """
 
+# Each step upgrades the schema by one version, one SQL statement per string (a new ledger
+# runs them all after _DDL); steps are only ever added, so a ledger of any older shopwatt
+# opens by running the ones it lacks.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1 -> 2: live readings as append-only segments, compacted into parts, then chunks
+    # (gateway/ledger/chunks.py), so that storing a batch costs the batch, not its day.
+    (
+        """CREATE TABLE segments (
+            id INTEGER PRIMARY KEY, machine TEXT NOT NULL, day INTEGER NOT NULL,
+            n INTEGER NOT NULL, t_first INTEGER NOT NULL, t_last INTEGER NOT NULL,
+            data BLOB NOT NULL)""",
+        """CREATE TABLE parts (
+            machine TEXT NOT NULL, day INTEGER NOT NULL, level INTEGER NOT NULL,
+            t_first INTEGER NOT NULL, n INTEGER NOT NULL, t_last INTEGER NOT NULL,
+            data BLOB NOT NULL, PRIMARY KEY (machine, day, level, t_first)) WITHOUT ROWID""",
+    ),
+)
+SCHEMA_VERSION = 1 + len(_MIGRATIONS)
+
 
 def connect(path: Path, *, create: bool) -> sqlite3.Connection:
     """Open the ledger (creating it when asked); refuses a file from a newer shopwatt."""
@@ -70,10 +87,13 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
         if version == 0 and create:
             conn.execute("PRAGMA journal_mode = WAL")
             # One script, one transaction: a half-created ledger never exists.
-            conn.executescript(f"BEGIN; {_DDL} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            steps = _DDL + "".join(f"{s};" for step in _MIGRATIONS for s in step)
+            conn.executescript(f"BEGIN; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
         elif version == 0:
             # Empty: being created by another process right now, or never finished.
             raise LedgerError(f"{path}: no ledger yet; run `shopwatt replay` first")
+        elif version < SCHEMA_VERSION:
+            _migrate(conn)
         elif version != SCHEMA_VERSION:
             raise LedgerError(
                 f"{path}: ledger schema version {version}, this shopwatt reads {SCHEMA_VERSION}"
@@ -85,6 +105,17 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Run the steps from the file's version to ours, in one transaction."""
+    with transaction(conn):
+        # Read again under the write lock: another process may have just upgraded the file.
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for step in _MIGRATIONS[version - 1 :]:
+            for statement in step:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 @contextmanager

@@ -27,6 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from firmware import encode
 from gateway.config import ShopConfig, load_config
+from gateway.ledger.chunks import readings_per_machine
 from gateway.ledger.ledger import LEDGER_FILE
 from tests.servers import LOOPBACK, Influxd, Mosquitto
 
@@ -282,8 +283,7 @@ def ledger_readings(cfg: ShopConfig) -> dict[str, int]:
         return {}
     with closing(sqlite3.connect(path, timeout=30.0)) as conn:
         try:
-            found = conn.execute("SELECT machine, SUM(n) FROM chunks GROUP BY machine")
-            return dict(found.fetchall())
+            return readings_per_machine(conn)
         except sqlite3.OperationalError:  # being created by the service right now
             return {}
 
