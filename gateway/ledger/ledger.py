@@ -395,7 +395,8 @@ def _count(conn: sqlite3.Connection, machine: str, counts: Mapping[str, int]) ->
     conn.executemany(
         "INSERT INTO counters VALUES (?, ?, ?) "
         "ON CONFLICT (machine, name) DO UPDATE SET value = value + excluded.value",
-        [(machine, name, n) for name, n in counts.items()],
+        # Adding nothing would still write the page (every live batch, every machine).
+        [(machine, name, n) for name, n in counts.items() if n],
     )
 
 

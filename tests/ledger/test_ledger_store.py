@@ -130,11 +130,16 @@ def _wal_pages(path: Path) -> int:
     return wal.stat().st_size // (4096 + 24) if wal.exists() else 0
 
 
-def test_a_live_batch_late_in_the_day_writes_its_readings_not_the_day(tmp_path: Path) -> None:
+@pytest.mark.parametrize("recompute", [False, True])
+def test_a_live_batch_late_in_the_day_writes_its_readings_not_the_day(
+    tmp_path: Path, recompute: bool
+) -> None:
     config = write_shop(tmp_path)
-    # 20 hours at 1 Hz of noisy power (poorly compressible, like a real machine).
+    # 20 hours at 1 Hz of noisy power (poorly compressible, like a real machine), jobs
+    # every 20 minutes; then one more reading, stored (and, if asked, its day recomputed).
     t = local_ms("2026-11-03 00:00") + np.arange(20 * 3600, dtype=np.int64) * 1000
-    noise = np.random.default_rng(1).normal(900.0, 300.0, len(t))
+    noise = np.random.default_rng(1).normal(300.0, 100.0, len(t))
+    noise += ((t // 1000) % 1200 < 400) * 2000.0
     watts = np.round(np.clip(noise, 0.0, 4000.0), 1)
     wh = np.round(np.cumsum(watts) / 3600, 4)
     path = write_readings(tmp_path / "r.csv", Series("mill", t, watts, wh).lines())
@@ -142,7 +147,8 @@ def test_a_live_batch_late_in_the_day_writes_its_readings_not_the_day(tmp_path: 
     # An open connection keeps the write-ahead log after the ingest: what it wrote.
     with closing(sqlite3.connect(ledger_path(config))) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        batch = MachineReadings(t[-1:] + 1000, watts[-1:], wh[-1:] + 0.25)
-        Ledger(load_config(config)).ingest({"mill": batch}, "live", recompute={})
-        # The day's block alone is hundreds of pages; the batch is a page or two.
-        assert _wal_pages(ledger_path(config)) <= 4
+        batch = MachineReadings(t[-1:] + 1000, watts[-1:], wh[-1:] + 0.1)
+        ledger = Ledger(load_config(config))
+        ledger.ingest({"mill": batch}, "live", recompute=None if recompute else {})
+        # The day's block alone is hundreds of pages, its rows a dozen; the batch a few.
+        assert _wal_pages(ledger_path(config)) <= (6 if recompute else 4)
