@@ -117,6 +117,26 @@ class Ledger:
         self.path = cfg.storage_dir / LEDGER_FILE
         self._who = who or _os_user()
         self._clock = clock
+        self._held: sqlite3.Connection | None = None
+
+    def disconnect(self) -> None:
+        """Close the connection that ingest() keeps open (if any)."""
+        if self._held is not None:
+            self._held.close()
+            self._held = None
+
+    def _held_conn(self) -> sqlite3.Connection:
+        """ingest()'s connection, kept open from one batch to the next: closing a ledger's
+        last connection copies the write-ahead log into the file, so every page a batch
+        touched would be written twice, every batch; open, the WAL is checkpointed every
+        thousand pages, each page once however often it changed in between."""
+        if self._held is None:
+            conn = connect(self.path, create=True)
+            # The caller acknowledges the readings to the broker once ingest() returns, so
+            # the commit must survive a power cut too (NORMAL in WAL mode may lose the last).
+            conn.execute("PRAGMA synchronous = FULL")
+            self._held = conn
+        return self._held
 
     @contextmanager
     def _open(self, *, create: bool = False) -> Iterator[sqlite3.Connection]:
@@ -216,50 +236,45 @@ class Ledger:
         added). A caller that batches often may recompute less often: the rows follow as
         soon as it passes the ranges it collected from `Ingested.added_ranges`.
         """
-        with self._open(create=True) as conn:
-            # The caller acknowledges the readings to the broker once this returns, so the
-            # commit must survive a power cut too (NORMAL in WAL mode may lose the last one).
-            conn.execute("PRAGMA synchronous = FULL")
-            with transaction(conn):
-                self._require_current(conn)
-                store = ReadingStore(conn)
-                merged = {m: store.append(m, r) for m, r in batches.items() if len(r)}
-                for machine, m in merged.items():
-                    _count(
-                        conn,
-                        machine,
-                        {"repeated_rows": m.repeated, "conflicting_rows": m.conflicts},
-                    )
-                added_ranges = _touched(merged)
-                touched = dict(added_ranges if recompute is None else recompute)
-                for machine, groups in (jobs or {}).items():
-                    for group in groups:
-                        live = JobsFile(Path(source), "", {machine: tuple(group)}, _job_span(group))
-                        span = explicit.store(conn, live, self.cfg.site.tz)
-                        if span:
-                            _widen(touched, live.jobs, span)
-                computed = self._recompute(conn, store, touched)
-                changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
-                result = Ingested(
-                    added=sum(m.added for m in merged.values()),
-                    repeated=sum(m.repeated for m in merged.values()),
-                    conflicts=sum(m.conflicts for m in merged.values()),
-                    jobs=sum(len(g) for groups in (jobs or {}).values() for g in groups),
-                    rows=[r for c in computed for r in c.rows],
-                    adjustments=periods.refresh_adjustments(conn, changed),
-                    added_ranges=added_ranges,
+        conn = self._held_conn()
+        with transaction(conn):
+            self._require_current(conn)
+            store = ReadingStore(conn)
+            merged = {m: store.append(m, r) for m, r in batches.items() if len(r)}
+            for machine, m in merged.items():
+                _count(
+                    conn,
+                    machine,
+                    {"repeated_rows": m.repeated, "conflicting_rows": m.conflicts},
                 )
-                store.compact()
-                if also is not None:
-                    also(conn)
-                # Readings arrive every few seconds: an audit entry each time would bury the
-                # trail (and wear the SD card). Jobs and corrections of closed months are
-                # what an auditor looks for; the readings are counted in `status`.
-                if result.jobs or result.adjustments:
-                    detail = {"source": source, "jobs": result.jobs, "added": result.added}
-                    record(
-                        conn, self._entry("ingest", detail | {"adjustments": result.adjustments})
-                    )
+            added_ranges = _touched(merged)
+            touched = dict(added_ranges if recompute is None else recompute)
+            for machine, groups in (jobs or {}).items():
+                for group in groups:
+                    live = JobsFile(Path(source), "", {machine: tuple(group)}, _job_span(group))
+                    span = explicit.store(conn, live, self.cfg.site.tz)
+                    if span:
+                        _widen(touched, live.jobs, span)
+            computed = self._recompute(conn, store, touched)
+            changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
+            result = Ingested(
+                added=sum(m.added for m in merged.values()),
+                repeated=sum(m.repeated for m in merged.values()),
+                conflicts=sum(m.conflicts for m in merged.values()),
+                jobs=sum(len(g) for groups in (jobs or {}).values() for g in groups),
+                rows=[r for c in computed for r in c.rows],
+                adjustments=periods.refresh_adjustments(conn, changed),
+                added_ranges=added_ranges,
+            )
+            store.compact()
+            if also is not None:
+                also(conn)
+            # Readings arrive every few seconds: an audit entry each time would bury the
+            # trail (and wear the SD card). Jobs and corrections of closed months are
+            # what an auditor looks for; the readings are counted in `status`.
+            if result.jobs or result.adjustments:
+                detail = {"source": source, "jobs": result.jobs, "added": result.added}
+                record(conn, self._entry("ingest", detail | {"adjustments": result.adjustments}))
         return result
 
     def _recompute(

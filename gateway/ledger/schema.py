@@ -69,6 +69,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 SCHEMA_VERSION = 1 + len(_MIGRATIONS)
+PAGE_SIZE = 1024
 
 
 def connect(path: Path, *, create: bool) -> sqlite3.Connection:
@@ -85,6 +86,10 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0 and create:
+            # Small pages: a live batch changes a few rows in several tables, and every page
+            # it touches is written whole (twice: the WAL, then the checkpoint). Only a new,
+            # empty file takes it; an older ledger keeps its 4 KiB pages.
+            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
             conn.execute("PRAGMA journal_mode = WAL")
             # One script, one transaction: a half-created ledger never exists.
             steps = _DDL + "".join(f"{s};" for step in _MIGRATIONS for s in step)
