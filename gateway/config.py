@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from gateway.errors import ConfigError
+from gateway.meters.maps import available_models, load_map, map_path
 from gateway.tomlmodel import read_toml, validate_model
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -182,8 +183,6 @@ class Meter(_Section):
     @field_validator("model")
     @classmethod
     def _known_model(cls, v: str) -> str:
-        from gateway.meters.maps import available_models  # the maps import this module
-
         if not v.endswith(".toml") and v not in available_models():
             raise ValueError(
                 f"unknown meter model; shipped: {', '.join(available_models())} "
@@ -406,14 +405,12 @@ class ShopConfig(_Section):
         return {m.id: m for m in self.machine}
 
 
-def _resolve_counter_resolution(cfg: ShopConfig) -> ShopConfig:
+def _resolve_counter_resolution(cfg: ShopConfig, source: Path) -> ShopConfig:
     """Each machine's counter_resolution_wh from its source, unless shop.toml sets it.
 
     A meter's map states its counter's step (an EM24 counts in 0.1 kWh); a value set in
     shop.toml may only make it coarser, never finer than the meter can count.
     """
-    from gateway.meters.maps import load_map, map_path  # the maps import this module
-
     machines = []
     for i, m in enumerate(cfg.machine):
         if m.meter:
@@ -425,7 +422,7 @@ def _resolve_counter_resolution(cfg: ShopConfig) -> ShopConfig:
             m = m.model_copy(update={"counter_resolution_wh": step})
         elif m.counter_resolution_wh < step and m.meter:
             raise ConfigError(
-                f"{cfg.source}: machine[{i}] (id={m.id}).counter_resolution_wh = "
+                f"{source}: machine[{i}] (id={m.id}).counter_resolution_wh = "
                 f"{m.counter_resolution_wh}: finer than meter {m.meter[0].id} counts "
                 f"({m.meter[0].model}: {step} Wh)"
             )
@@ -439,7 +436,7 @@ def parse_config(data: dict[str, Any], source: Path) -> ShopConfig:
     """Validate an already-parsed shop.toml document."""
     cfg = validate_model(ShopConfig, data, source)
     cfg._source = source.resolve()
-    return _resolve_counter_resolution(cfg)
+    return _resolve_counter_resolution(cfg, source)
 
 
 def load_config(path: str | Path) -> ShopConfig:
