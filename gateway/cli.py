@@ -21,7 +21,7 @@ from gateway.export.table import By
 from gateway.export.to_text import render_text
 from gateway.inputs.csvfile import read_jobs, read_readings
 from gateway.ledger import Ledger, Replayed, Status
-from gateway.ledger.calendar import parse_month
+from gateway.ledger.periods import parse_month
 from gateway.provision.cli import provision_group
 
 _BIG_FILE = 20_000_000  # bytes: from here on replay shows a progress bar
@@ -169,7 +169,7 @@ def close(config_path: Path, month: str) -> None:
     closed = Ledger(load_config(config_path)).close(parse_month(month))
     click.echo(
         f"closed {closed.period}: {closed.rows} rows and {closed.adjustments} adjustment rows "
-        f"frozen, {closed.energy_wh / 1000:.3f} kWh, {closed.total_cents / 100:.2f} total cost"
+        f"frozen, {closed.energy_kwh} kWh, {closed.total_cents / 100:.2f} total cost"
     )
     if closed.open_jobs:
         click.echo(

@@ -9,10 +9,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from gateway.config import Machine, Tariff
-from gateway.engine.calendar import Calendar
 from gateway.engine.energy import MS_PER_H
 from gateway.engine.jobs import JobSpans
-from gateway.engine.localtime import local_date
+from gateway.engine.localtime import Calendar, local_date
 from gateway.engine.model import F64, I64, CostRow
 
 

@@ -16,13 +16,18 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from gateway.config import ShopConfig
-from gateway.engine.localtime import local_date
+from gateway.engine.localtime import (
+    day_start_ms,
+    local_date,
+    next_midnight_ms,
+    periods_between,
+    utc_ms,
+)
 from gateway.engine.model import ExplicitJob, MachineReadings
 from gateway.errors import LedgerError
 from gateway.inputs.csvfile import JobsFile, ReadingsFile
 from gateway.ledger import explicit, periods
 from gateway.ledger.audit import Entry, recent, record
-from gateway.ledger.calendar import day_start_ms, next_midnight_ms, periods_between
 from gateway.ledger.chunks import Merged, ReadingStore
 from gateway.ledger.fingerprint import fingerprint
 from gateway.ledger.recompute import Computed, Recomputer
@@ -317,13 +322,15 @@ class Ledger:
         """Freeze a month; later changes to it become adjustment rows in an open month."""
         with self._open() as conn, transaction(conn):
             self._require_current(conn)
-            closed = periods.close(conn, period, self._clock(), self._who)
+            at = self._clock()
+            now_ms = utc_ms(datetime.fromisoformat(at))
+            closed = periods.close(conn, period, at, self._who, now_ms, self.cfg.site.tz)
             detail = {
                 "period": period,
                 "rows": closed.rows,
                 "adjustments_frozen": closed.adjustments,
                 "open_jobs_left_out": closed.open_jobs,
-                "energy_wh": round(closed.energy_wh, 3),
+                "energy_kwh": str(closed.energy_kwh),
                 "total_cents": closed.total_cents,
             }
             record(conn, self._entry("close", detail))
