@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import tempfile
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -52,8 +53,9 @@ def replay_files(
     # disable=None: tqdm draws only on a terminal, never into a log file or pipe.
     with tqdm(desc="replay", unit="step", disable=None if bar else True, leave=False) as progress:
         progress.set_postfix_str(f"reading {readings or jobs}")
-        parsed = read_readings(readings, cfg.machines) if readings else None
-        explicit = read_jobs(jobs, cfg.machines) if jobs else None
+        now_ms = time.time_ns() // 1_000_000  # no reading may be dated a day after this
+        parsed = read_readings(readings, cfg.machines, now_ms) if readings else None
+        explicit = read_jobs(jobs, cfg.machines, now_ms) if jobs else None
 
         def step(what: str, done: int, total: int) -> None:
             progress.total = total

@@ -29,8 +29,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from gateway.config import Machine
+from gateway.engine.localtime import iso_utc
 from gateway.engine.model import F64, I64, ExplicitJob, MachineReadings
 from gateway.errors import InputError
+from gateway.inputs.protocol import plausible_window
 
 READINGS_COLUMNS = ("time", "machine", "watts")
 READINGS_OPTIONAL = ("wh",)
@@ -128,6 +130,15 @@ def _fail(path: Path, line: int, column: str, text: str, reason: str) -> NoRetur
     raise InputError(f"{path} line {line}: {column} = {text!r}: {reason}")
 
 
+def _outside(window: tuple[int, int]) -> str:
+    """Why a time outside the plausible window is refused (docs/protocol.md, Time)."""
+    first, last = (iso_utc(t) for t in window)
+    return (
+        f"outside the plausible window {first} .. {last} (from 2020 to a day after this "
+        "computer's clock: a sensor clock that never synced, or a typo)"
+    )
+
+
 # ---------------------------------------------------------------- readings.csv
 
 
@@ -154,8 +165,9 @@ class _Columns:
 class _Rules:
     """The checks every reading must pass, run on whole columns (both paths use them)."""
 
-    def __init__(self, machines: Mapping[str, Machine]) -> None:
+    def __init__(self, machines: Mapping[str, Machine], window: tuple[int, int]) -> None:
         self.ids = list(machines)
+        self.window = window  # the first and last plausible time
         # One extra slot: index -1 (unknown machine) reads +inf, so no power bound fires there.
         self.rated = np.array([m.rated_w for m in machines.values()] + [math.inf])
 
@@ -169,6 +181,7 @@ class _Rules:
             ("watts", cols.watts > rated),
             ("wh", cols.wh < 0),
             ("wh", np.isinf(cols.wh)),
+            ("time", (cols.t_ms < self.window[0]) | (cols.t_ms > self.window[1])),
         ]
         best: tuple[int, int] | None = None  # (row, check number): earliest row, then rule order
         for k, (_, mask) in enumerate(checks):
@@ -194,15 +207,21 @@ class _Rules:
             "",
             "negative energy counter",
             "not a finite number",
+            _outside(self.window),
         )[check]
 
 
-def read_readings(path: str | Path, machines: Mapping[str, Machine]) -> ReadingsFile:
-    """Parse and check readings.csv; InputError names the first bad row (line, column, text)."""
+def read_readings(
+    path: str | Path, machines: Mapping[str, Machine], now_ms: int | None = None
+) -> ReadingsFile:
+    """Parse and check readings.csv; InputError names the first bad row (line, column, text).
+
+    now_ms: this computer's clock; no reading may be dated more than a day after it.
+    """
     path = Path(path)
     data, digest = _read(path)
     names = _header(data, path, READINGS_COLUMNS, READINGS_OPTIONAL)
-    rules = _Rules(machines)
+    rules = _Rules(machines, plausible_window(now_ms))
     try:
         cols = _fast_columns(data, names, rules.ids)
     except pa.ArrowInvalid as err:
@@ -368,8 +387,12 @@ def _group(path: Path, digest: str, cols: _Columns, ids: list[str]) -> ReadingsF
 # ---------------------------------------------------------------- jobs.csv
 
 
-def read_jobs(path: str | Path, machines: Mapping[str, Machine]) -> JobsFile:
-    """Parse and check jobs.csv: known machines, end after start, no overlaps per machine."""
+def read_jobs(
+    path: str | Path, machines: Mapping[str, Machine], now_ms: int | None = None
+) -> JobsFile:
+    """Parse and check jobs.csv: known machines, times in the plausible window (see
+    read_readings), end after start, no overlaps per machine."""
+    window = plausible_window(now_ms)
     path = Path(path)
     data, digest = _read(path)
     names = _header(data, path, JOBS_COLUMNS, JOBS_OPTIONAL)
@@ -396,7 +419,7 @@ def read_jobs(path: str | Path, machines: Mapping[str, Machine]) -> JobsFile:
         if (machine, job_id) in seen:
             _fail(path, line, "job_id", job_id, f"repeated (first on line {seen[machine, job_id]})")
         seen[machine, job_id] = line
-        start, end = (_job_time(path, line, fields, index, c) for c in ("start", "end"))
+        start, end = (_job_time(path, line, fields, index, c, window) for c in ("start", "end"))
         if end <= start:
             _fail(path, line, "end", fields[index["end"]], "not after start")
         customer = fields[index["customer"]].strip() if "customer" in index else ""
@@ -421,9 +444,17 @@ def read_jobs(path: str | Path, machines: Mapping[str, Machine]) -> JobsFile:
 
 
 def _job_time(
-    path: Path, line: int, fields: list[str], index: Mapping[str, int], column: str
+    path: Path,
+    line: int,
+    fields: list[str],
+    index: Mapping[str, int],
+    column: str,
+    window: tuple[int, int],
 ) -> int:
     try:
-        return parse_time_ms(fields[index[column]])
+        t_ms = parse_time_ms(fields[index[column]])
     except ValueError as err:
         _fail(path, line, column, fields[index[column]], str(err))
+    if not window[0] <= t_ms <= window[1]:
+        _fail(path, line, column, fields[index[column]], _outside(window))
+    return t_ms
