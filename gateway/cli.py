@@ -20,8 +20,8 @@ from gateway.engine.model import MachineReadings
 from gateway.export import BY, Table, build_table, write_csv, write_xlsx
 from gateway.export.table import By
 from gateway.export.to_text import render_text
-from gateway.inputs.csvfile import read_jobs, read_readings
-from gateway.ledger import Ledger, Replayed, Status
+from gateway.inputs.csvfile import parse_time_ms, read_jobs, read_readings
+from gateway.ledger import Dropped, Ledger, Replayed, Status
 from gateway.ledger.periods import parse_month
 from gateway.provision.cli import provision_group
 
@@ -195,6 +195,65 @@ def recompute(config_path: Path, everything: bool) -> None:
         click.echo("nothing to recompute: every machine matches shop.toml (use --all to force)")
 
 
+@main.group()
+def readings() -> None:
+    """Readings already in the ledger."""
+
+
+def _instant(_ctx: click.Context, param: click.Parameter, text: str) -> int:
+    try:
+        return parse_time_ms(text)
+    except ValueError as err:
+        raise click.BadParameter(f"{text!r}: {err}", param=param) from None
+
+
+_instant_help = "ISO 8601 with a UTC offset or Z, e.g. 1970-01-01T00:00:00Z"
+
+
+@readings.command("drop")
+@_config
+@click.option("--machine", required=True, help="The machine whose readings go.")
+@click.option(
+    "--from", "lo", required=True, callback=_instant, help=f"First instant: {_instant_help}."
+)
+@click.option(
+    "--to", "hi", required=True, callback=_instant, help="The instant after the last one."
+)
+@click.option("--yes", is_flag=True, help="Do not ask before dropping.")
+def readings_drop(config_path: Path, machine: str, lo: int, hi: int, yes: bool) -> None:
+    """Remove a machine's readings in [--from, --to) (bad data that got in) and recompute."""
+    cfg = load_config(config_path)
+    ledger = Ledger(cfg)
+    shown = ledger.drop_readings(machine, lo, hi, preview=True)
+    if not shown.readings:
+        click.echo(f"no readings of {machine} in that range: nothing dropped")
+        return
+    click.echo(_dropped_text(shown, cfg, "would drop"))
+    if not yes:
+        click.confirm("drop them?", abort=True)
+    dropped = ledger.drop_readings(machine, lo, hi, expect=shown.sha256)
+    assert dropped.recomputed is not None  # readings were dropped
+    publish(cfg, {machine: dropped.recomputed})
+    click.echo(_dropped_text(dropped, cfg, "dropped"))
+
+
+def _dropped_text(d: Dropped, cfg: ShopConfig, verb: str) -> str:
+    assert d.first_ms is not None and d.last_ms is not None
+    first, last = (
+        f"{datetime.fromtimestamp(t / 1000, cfg.site.tz):%Y-%m-%d %H:%M:%S%z}"
+        for t in (d.first_ms, d.last_ms)
+    )
+    lines = [
+        f"{verb} {d.readings:,} readings of {d.machine} from {first} to {last}, "
+        f"{d.metered_wh / 1000:.3f} kWh metered with them (sha256 {d.sha256})"
+    ]
+    if d.recomputed:
+        lines.append(f"recomputed {d.machine}: {d.recomputed[0]} .. {d.recomputed[1]}")
+    if d.adjustments:
+        lines.append(f"{d.adjustments} adjustment rows pending for closed months")
+    return "\n".join(lines)
+
+
 def _status_text(status: Status, cfg: ShopConfig) -> str:
     def local(t_ms: int | None) -> str:
         if t_ms is None:
@@ -250,6 +309,11 @@ def _brief(detail: dict[str, Any]) -> str:
         return f"{', '.join(files)}: +{detail['added']} readings, {detail['jobs']} jobs"
     if "period" in detail:
         return f"{detail['period']}: {detail['rows']} rows frozen"
+    if "sha256" in detail:
+        return (
+            f"{detail['machine']}: -{detail['readings']} readings, "
+            f"{detail['metered_wh'] / 1000:.3f} kWh (sha256 {detail['sha256'][:12]})"
+        )
     return f"{', '.join(detail.get('machines', [])) or 'nothing'} ({detail.get('reason', '')})"
 
 
