@@ -95,14 +95,14 @@ def period_of(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
-def first_day(period: str) -> date:
+def period_start(period: str) -> date:
     """The first local date of a period."""
     return date(int(period[:4]), int(period[5:7]), 1)
 
 
 def next_period(period: str) -> str:
     """The period after this one."""
-    day = first_day(period)
+    day = period_start(period)
     return f"{day.year + day.month // 12:04d}-{day.month % 12 + 1:02d}"
 
 

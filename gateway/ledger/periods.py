@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from gateway.engine.localtime import first_day, midnight_ms, next_period
+from gateway.engine.localtime import midnight_ms, next_period, period_start
 from gateway.errors import LedgerError
 from gateway.ledger.rows import ZERO, Amounts, LedgerRow, OriginKey, insert, select
 from gateway.ledger.units import kwh
@@ -63,7 +63,7 @@ def first_open_after(period: str, closed: Iterable[str]) -> str:
 
 def end_ms(period: str, tz: ZoneInfo) -> int:
     """The local midnight that ends a period (UTC ms)."""
-    return midnight_ms(first_day(next_period(period)), tz)
+    return midnight_ms(period_start(next_period(period)), tz)
 
 
 def close(
@@ -78,7 +78,7 @@ def close(
         # now would turn all of them into adjustment rows.
         raise LedgerError(
             f"--month = {period!r}: the month has not ended yet in {tz.key} (it ends at "
-            f"{first_day(next_period(period))} 00:00); close a month only after it is over"
+            f"{period_start(next_period(period))} 00:00); close a month only after it is over"
         )
     closed = closed_periods(conn)
     if period in closed:
@@ -140,7 +140,7 @@ def refresh_adjustments(conn: sqlite3.Connection, origins: Iterable[str]) -> int
             delta = (now.amounts if now else ZERO) - (was[1] if was else ZERO)
             about = now or (was[0] if was else None)
             if about is not None and not delta.prints_as_zero():
-                fresh.append(about.adjusting(origin, target, first_day(target), delta))
+                fresh.append(about.adjusting(origin, target, period_start(target), delta))
         insert(conn, "adjustments", fresh)
         written += len(fresh)
     return written
