@@ -376,7 +376,7 @@ class Ledger:
                 f"(known: {', '.join(self.cfg.machines)})"
             )
         if hi <= lo:
-            raise LedgerError("--to must be after --from")
+            raise LedgerError(f"--to = {iso_utc(hi)}: not after --from = {iso_utc(lo)}")
         touched = periods_between(local_date(lo, tz), local_date(hi - 1, tz) + timedelta(days=1))
         try:
             with self._open() as conn, transaction(conn):
