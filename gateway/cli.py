@@ -16,6 +16,7 @@ from tqdm import tqdm
 from gateway import __version__
 from gateway.cligroup import UserErrorGroup
 from gateway.config import ShopConfig, load_config
+from gateway.engine.localtime import local_time
 from gateway.engine.model import MachineReadings
 from gateway.export import BY, Table, build_table, write_csv, write_xlsx
 from gateway.export.table import By
@@ -240,8 +241,7 @@ def readings_drop(config_path: Path, machine: str, lo: int, hi: int, yes: bool) 
 def _dropped_text(d: Dropped, cfg: ShopConfig, verb: str) -> str:
     assert d.first_ms is not None and d.last_ms is not None
     first, last = (
-        f"{datetime.fromtimestamp(t / 1000, cfg.site.tz):%Y-%m-%d %H:%M:%S%z}"
-        for t in (d.first_ms, d.last_ms)
+        f"{local_time(t, cfg.site.tz):%Y-%m-%d %H:%M:%S%z}" for t in (d.first_ms, d.last_ms)
     )
     lines = [
         f"{verb} {d.readings:,} readings of {d.machine} from {first} to {last}, "
@@ -258,7 +258,7 @@ def _status_text(status: Status, cfg: ShopConfig) -> str:
     def local(t_ms: int | None) -> str:
         if t_ms is None:
             return "-"
-        return f"{datetime.fromtimestamp(t_ms / 1000, cfg.site.tz):%Y-%m-%d %H:%M}"
+        return f"{local_time(t_ms, cfg.site.tz):%Y-%m-%d %H:%M}"
 
     lines = [f"ledger: {status.path}"]
     head = ["machine", "readings", "first", "last", "kWh", "open", "dup", "again", "diff"]

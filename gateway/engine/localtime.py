@@ -24,9 +24,14 @@ def utc_ms(moment: datetime) -> int:
     return (moment - _EPOCH) // _MS
 
 
+def local_time(t_ms: int, tz: ZoneInfo) -> datetime:
+    """The local wall-clock time (aware) of a UTC instant, exact to the millisecond."""
+    return (_EPOCH + timedelta(milliseconds=t_ms)).astimezone(tz)
+
+
 def local_date(t_ms: int, tz: ZoneInfo) -> date:
     """The local calendar date of a UTC instant."""
-    return (_EPOCH + timedelta(milliseconds=t_ms)).astimezone(tz).date()
+    return local_time(t_ms, tz).date()
 
 
 def _wall(seconds: int, tz: ZoneInfo) -> datetime:

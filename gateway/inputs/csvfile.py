@@ -18,7 +18,7 @@ import io
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from itertools import islice, pairwise
 from pathlib import Path
 from typing import NoReturn
@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from gateway.config import Machine
-from gateway.engine.localtime import iso_utc
+from gateway.engine.localtime import iso_utc, utc_ms
 from gateway.engine.model import F64, I64, ExplicitJob, MachineReadings
 from gateway.errors import InputError
 from gateway.inputs.protocol import plausible_window
@@ -40,8 +40,6 @@ JOBS_COLUMNS = ("job_id", "machine", "start", "end")
 JOBS_OPTIONAL = ("customer",)
 
 _BOM = b"\xef\xbb\xbf"  # Excel's "CSV UTF-8" starts with one
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 _SLOW_BLOCK = 8192  # rows parsed in Python per vectorised rule check on the slow path
 
 
@@ -75,7 +73,7 @@ def parse_time_ms(text: str) -> int:
         raise ValueError("not an ISO 8601 time (e.g. 2026-11-03T08:00:00+01:00)") from None
     if ts.tzinfo is None:
         raise ValueError("no UTC offset: add Z or +01:00 (a bare local time is ambiguous)")
-    return (ts - _EPOCH) // _MS
+    return utc_ms(ts)
 
 
 def _read(path: Path) -> tuple[bytes, str]:
