@@ -83,10 +83,10 @@ def _suspects(d: F64, lowest: float, dt_ms: I64, bound: _Bound) -> I64:
     return cand[(d[cand] < 0.0) | (d[cand] > bound(dt_ms[cand].astype(np.float64)))]
 
 
-def _flat(d: F64, dt_ms: I64, max_gap_ms: float) -> I64:
+def _flat(d: F64, dt_ms: I64, long_iv: I64, max_gap_ms: float) -> I64:
     """Intervals no longer than max_gap_s whose counter did not move."""
     flat = np.flatnonzero(d == 0.0)
-    return flat[dt_ms[flat] <= max_gap_ms]
+    return flat[dt_ms[flat] <= max_gap_ms] if len(long_iv) else flat
 
 
 def _scan(t: I64, w: F64, wh: F64, out: F64, a: int, max_gap_ms: float, bound: _Bound) -> _Found:
@@ -99,14 +99,14 @@ def _scan(t: I64, w: F64, wh: F64, out: F64, a: int, max_gap_ms: float, bound: _
     d = np.subtract(wh[a + 1 : b + 1], wh[a:b], out=out)  # NaN where an end has no counter
     lowest = float(d.min())
     if not np.isnan(lowest):  # counters everywhere (meters)
-        flat = _flat(d, dt, max_gap_ms) if lowest <= 0.0 else _NONE
+        flat = _flat(d, dt, long_iv, max_gap_ms) if lowest <= 0.0 else _NONE
         suspects = _suspects(d, lowest, dt, bound)
         return _Found(long_iv + a, _NONE, suspects + a, flat + a, float(dt.min()))
     no_counter = np.isnan(d)
     if no_counter.all():  # power only (clip-on sensors without a counter)
         _trapezoid_into(out, w[a : b + 1], dt)
         return _Found(long_iv + a, long_iv + a, _NONE, _NONE, float(dt.min()))
-    flat = _flat(d, dt, max_gap_ms)  # NaN == 0 is False: only intervals with a counter
+    flat = _flat(d, dt, long_iv, max_gap_ms)  # NaN == 0 is False: only intervals with a counter
     d[no_counter] = 0.0  # a mix: nothing to suspect where there is no counter
     suspects = _suspects(d, float(d.min()), dt, bound)
     power = np.empty(len(out))
@@ -150,7 +150,9 @@ def _spread(t: I64, w: F64, energy: F64, idx: I64, starts: I64, total: F64) -> N
     energy[idx] = weight * np.repeat(total / np.add.reduceat(weight, starts), lengths)
 
 
-def _coarse_steps(t: I64, w: F64, wh: F64, energy: F64, flat: I64, not_plain: I64) -> None:
+def _coarse_steps(
+    t: I64, w: F64, wh: F64, energy: F64, flat: I64, not_plain: I64, bound: _Bound
+) -> None:
     """Share each counter step with the flat intervals before it, by power.
 
     A coarse counter (0.1 kWh on an EM24) stays flat for several polls, then moves a whole
@@ -163,26 +165,35 @@ def _coarse_steps(t: I64, w: F64, wh: F64, energy: F64, flat: I64, not_plain: I6
     if not len(flat):
         return
     run_end = np.flatnonzero(np.diff(flat) != 1)
-    starts = np.concatenate([[0], run_end + 1])
-    first = flat[starts]
+    first = flat[np.concatenate([[0], run_end + 1])]
     step = flat[np.concatenate([run_end, [len(flat) - 1]])] + 1
     step_end = np.minimum(step + 1, len(wh) - 1)
-    moving = (w[flat] + w[flat + 1]) > 0.0  # power says energy flowed, the counter stood
-    powered = np.logical_or.reduceat(moving, starts)
+    # Few flat intervals have power (the one where a machine was switched off, or all of a
+    # coarse counter's); the long flat runs of a machine that is off have none.
+    moving = flat[(w[flat] + w[flat + 1]) > 0.0]
+    run_of_moving = np.searchsorted(first, moving, side="right") - 1
+    held = np.bincount(run_of_moving, _trapezoid(t, w, moving), minlength=len(first))
+    powered = held > 0.0
     # Only a plain counter step closes a span; a flat run before a repair, a long interval,
     # a missing counter or the end of the data keeps its 0 (the counter has not told yet).
-    # A run without power before a step with power changes nothing (a machine that was
-    # switched off: common, and long): skipped.
-    ok = (powered | (w[step] + w[step_end] <= 0.0)) & (step < len(energy))
+    # A run without power before a step with power changes nothing: skipped. A flat run
+    # can hold back less than one step (else the counter would have moved): where power
+    # says more (a machine that starts on the reading that ends the run: 0 W, then 3 kW),
+    # the counter is right and the run keeps its 0. Power may read high like time stamps.
+    limit = bound.resolution_wh * (1.0 + JUMP_REL_TOL)
+    ok = (powered | (w[step] + w[step_end] <= 0.0)) & (held < limit) & (step < len(energy))
     ok[ok] = ~np.isnan(wh[step_end[ok]]) & ~np.isin(step[ok], not_plain)
     ok[ok] = energy[step[ok]] > 0.0
     if not ok.any():
         return
-    # Only the flat intervals with power take a share (the others' weight is 0), unless
-    # the whole span has none: then it is shared by time.
-    of_run = np.repeat(np.arange(len(first)), np.diff(starts, append=len(flat)))
-    take = ok[of_run] & (moving | ~powered[of_run])
-    idx = np.sort(np.concatenate([flat[take], step[ok]]))
+    # The flat intervals with power take their shares (the others' weight is 0); a span
+    # without any power is shared by time, so all of its intervals take part.
+    by_time = ok & ~powered
+    n_flat = (step - first)[by_time]
+    unpowered = np.arange(int(n_flat.sum()), dtype=np.int64) + np.repeat(
+        first[by_time] - (np.cumsum(n_flat) - n_flat), n_flat
+    )
+    idx = np.sort(np.concatenate([moving[ok[run_of_moving]], unpowered, step[ok]]))
     _spread(t, w, energy, idx, np.searchsorted(idx, first[ok]), energy[step[ok]])
 
 
@@ -229,7 +240,7 @@ def interval_energy(machine_id: str, readings: MachineReadings, machine: Machine
     _spread(t, w, energy, pairs, np.arange(0, len(pairs), 2), bridge)
     repaired = np.concatenate([long_iv, went_down, power, glitch - 1, glitch])
     flat = np.concatenate([_NONE, *(f.flat for f in found)])
-    _coarse_steps(t, w, wh, energy, flat, repaired)
+    _coarse_steps(t, w, wh, energy, flat, repaired, bound)
     repaired_long = long_iv[np.isin(long_iv, power)] if len(power) else _NONE
     gaps = np.union1d(by_power, repaired_long) if len(repaired_long) else by_power
     energy[gaps] = 0.0

@@ -174,3 +174,10 @@ def test_a_coarse_counter_over_an_hour_near_rated_power_is_exact() -> None:
     assert (e.implausible_jumps, e.gaps) == (0, 0)
     assert e.wh.sum() == pytest.approx(21_600.0)
     assert e.wh.min() == pytest.approx(25.0) and e.wh.max() == pytest.approx(100 / 3)
+
+
+def test_a_flat_interval_power_says_was_more_than_a_step_keeps_the_counters_zero() -> None:
+    # 0 W, then 3400 W: the trapezoid says 56.7 Wh before the counter first moves, but a
+    # 1 Wh counter that stood still used less than 1 Wh: the machine started at 10:00
+    e = energy([0, 120, 240], [0, 3400, 3400], [1000, 1000, 1113])
+    assert e.wh.tolist() == pytest.approx([0.0, 113.0])
