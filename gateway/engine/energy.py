@@ -66,7 +66,7 @@ class _Found:
     long_iv: I64  # longer than max_gap_s
     long_by_power: I64  # ... of those, the ones without a counter: energy unknown
     suspects: I64  # counter went down, or rose faster than rated power allows
-    flat: I64  # counter on both ends and it did not move
+    flat: I64  # counter on both ends, and it did not move (none longer than max_gap_s)
     shortest_ms: float  # <= 0: the times are not increasing
 
 
