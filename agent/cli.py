@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from agent.demo import demo
 from agent.liverun import RunOptions, RunReport
 from agent.localservers import LOOPBACK
 from agent.shopplan import DEMO_PLAN, ShopPlan, load_plan
@@ -251,3 +252,6 @@ def write_shop_toml(
         f"{path}: {len(machines) - metered} machines with a sensor (broker {broker[0]}:"
         f"{broker[1]}), {metered} with a meter (Modbus TCP {meter_bus[0]}:{meter_bus[1]})"
     )
+
+
+main.add_command(demo)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
-import tempfile
-from datetime import datetime, timedelta
+from datetime import datetime
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, cast
 
@@ -18,7 +18,6 @@ from gateway.config import ShopConfig, load_config
 from gateway.engine.model import MachineReadings
 from gateway.export import BY, Table, build_table, write_csv, write_xlsx
 from gateway.export.table import By
-from gateway.export.to_text import render_text
 from gateway.inputs.csvfile import read_jobs, read_readings
 from gateway.ledger import Ledger, Replayed, Status
 from gateway.ledger.calendar import parse_month
@@ -27,7 +26,43 @@ from gateway.provision.cli import provision_group
 _BIG_FILE = 20_000_000  # bytes: from here on replay shows a progress bar
 
 
-@click.group(cls=UserErrorGroup)
+PLUGINS = "shopwatt.commands"  # entry points through which other packages add commands
+
+
+def _plugins() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=PLUGINS)}
+
+
+def _missing(name: str, err: ImportError) -> click.Command:
+    """A stand-in for a plugin command whose package is not installed: says what to install."""
+    why = f"needs the agent: pip install 'shopwatt[agent]' ({err})"
+
+    def refuse() -> None:
+        raise click.UsageError(f"`shopwatt {name}` {why}")
+
+    return click.Command(name, callback=refuse, help=why.capitalize())
+
+
+class _Shopwatt(UserErrorGroup):
+    """The gateway's commands plus those the agent adds (`demo`), loaded only when named,
+    so the gateway never imports the agent and runs on a Pi without it."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_plugins()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        plugin = _plugins().get(cmd_name) if command is None else None
+        if plugin is None:
+            return command
+        try:
+            loaded: click.Command = plugin.load()
+        except ImportError as err:
+            return _missing(cmd_name, err)
+        return loaded
+
+
+@click.group(cls=_Shopwatt)
 @click.version_option(__version__, prog_name="shopwatt")
 def main() -> None:
     """shopwatt: per-job energy and machine costs for micro-factories."""
@@ -81,7 +116,8 @@ def publish(
         click.echo(f"InfluxDB: queued {queued:,} points{note}", err=True)
 
 
-def _summary(replayed: Replayed, readings: Path | None, jobs: Path | None) -> str:
+def replay_summary(replayed: Replayed, readings: Path | None, jobs: Path | None) -> str:
+    """What a replay added, dropped and recomputed, one line per fact."""
     lines = []
     if readings:
         lines.append(
@@ -112,7 +148,7 @@ def replay(config_path: Path, readings: Path | None, jobs: Path | None) -> None:
     cfg = load_config(config_path)
     big = readings is not None and readings.exists() and readings.stat().st_size >= _BIG_FILE
     replayed = replay_files(cfg, readings, jobs, bar=big)
-    click.echo(_summary(replayed, readings, jobs))
+    click.echo(replay_summary(replayed, readings, jobs))
 
 
 def write_table(table: Table, fmt: str, output: Path | None) -> None:
@@ -274,38 +310,6 @@ def run(config_path: Path, log_level: str) -> None:
     # systemd's journal adds the time; the level and module say where a line comes from.
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     run_service(load_config(config_path))
-
-
-@main.command()
-@click.option(
-    "--output",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for shop.toml, the CSV inputs, the ledger and the export (default: a temp one).",
-)
-@click.option("--seed", type=int, default=7, show_default=True)
-def demo(output: Path | None, seed: int) -> None:
-    """A simulated shop day through replay -> engine -> ledger -> export (no servers)."""
-    from agent.shopday import simulate_shop_day  # the simulator loads only for the demo
-
-    out = output or Path(tempfile.mkdtemp(prefix="shopwatt-demo-"))
-    out.mkdir(parents=True, exist_ok=True)
-    click.echo(f"simulating a shop day (seed {seed}) ...", err=True)
-    shop = simulate_shop_day(seed)
-    config_path, readings, jobs = out / "shop.toml", out / "readings.csv", out / "jobs.csv"
-    config_path.write_text(shop.config_toml, encoding="utf-8")
-    shop.readings_csv(readings)
-    shop.jobs_csv(jobs)
-    cfg = load_config(config_path)
-    replayed = replay_files(cfg, readings, jobs, bar=True)
-    click.echo(_summary(replayed, readings, jobs), err=True)
-    first, end = shop.day, shop.day + timedelta(days=1)
-    table = build_table(Ledger(cfg).select(first, end), cfg.site.tz, cfg.site.currency)
-    click.echo(render_text(table))
-    name = f"costs-{first:%Y%m%d}"
-    csv_path, xlsx_path = out / f"{name}.csv", out / f"{name}.xlsx"
-    write_table(table, "csv", csv_path)
-    write_table(table, "xlsx", xlsx_path)
-    click.echo(f"\nCSV:    {csv_path}\nXLSX:   {xlsx_path}\nledger: {Ledger(cfg).path}")
 
 
 main.add_command(provision_group(_config))
