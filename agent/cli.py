@@ -16,7 +16,7 @@ from agent.localservers import LOOPBACK
 from agent.shopplan import DEMO_PLAN, ShopPlan, load_plan
 from agent.shoptoml import live_machines, shop_toml
 from agent.virtualshop import VirtualShop
-from gateway.cligroup import UserErrorGroup
+from gateway.cligroup import UserErrorGroup, config_option
 from gateway.config import ShopConfig, load_config
 
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -89,14 +89,7 @@ def main() -> None:
 
 
 @main.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("shop.toml"),
-    show_default=True,
-    help="The gateway's shop.toml: site and the machines with a [[machine.sensor]].",
-)
+@config_option
 @_plan
 @click.option("--broker", type=Broker(), help="HOST:PORT (default: shop.toml's [mqtt]).")
 @click.option("--sensors", type=click.IntRange(min=1), help="Simulate the first N sensors.")

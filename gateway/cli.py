@@ -10,27 +10,29 @@ from pathlib import Path
 from typing import Any, cast
 
 import click
-from tqdm import tqdm
 
 from gateway import __version__
-from gateway.cligroup import UserErrorGroup
+from gateway.cligroup import UserErrorGroup, config_option
 from gateway.config import ShopConfig, load_config
 from gateway.engine.model import MachineReadings
-from gateway.export import BY, Table, build_table, write_csv, write_xlsx
+from gateway.export import BY, Table, build_table, write_csv
 from gateway.export.table import By
-from gateway.inputs.csvfile import read_jobs, read_readings
 from gateway.ledger import Ledger, Replayed, Status
 from gateway.ledger.calendar import parse_month
-from gateway.provision.cli import provision_group
 
 _BIG_FILE = 20_000_000  # bytes: from here on replay shows a progress bar
 
 
 PLUGINS = "shopwatt.commands"  # entry points through which other packages add commands
+# Commands that load heavy modules (provision: cryptography) are imported only when named,
+# so `shopwatt run` on a Pi never pays for them.
+_LAZY = {"provision": "gateway.provision.cli:provision"}
 
 
-def _plugins() -> dict[str, EntryPoint]:
-    return {ep.name: ep for ep in entry_points(group=PLUGINS)}
+def _elsewhere() -> dict[str, EntryPoint]:
+    """Commands defined outside this module: lazy built-ins and other packages' plugins."""
+    lazy = {name: EntryPoint(name, target, PLUGINS) for name, target in _LAZY.items()}
+    return lazy | {ep.name: ep for ep in entry_points(group=PLUGINS)}
 
 
 def _missing(name: str, err: ImportError) -> click.Command:
@@ -44,22 +46,25 @@ def _missing(name: str, err: ImportError) -> click.Command:
 
 
 class _Shopwatt(UserErrorGroup):
-    """The gateway's commands plus those the agent adds (`demo`), loaded only when named,
-    so the gateway never imports the agent and runs on a Pi without it."""
+    """The gateway's commands plus those the agent adds (`demo`), each loaded only when
+    named, so the gateway never imports the agent and runs on a Pi without it."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *_plugins()})
+        return sorted({*super().list_commands(ctx), *_elsewhere()})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
-        plugin = _plugins().get(cmd_name) if command is None else None
-        if plugin is None:
+        found = _elsewhere().get(cmd_name) if command is None else None
+        if found is None:
             return command
+        if cmd_name in _LAZY:
+            builtin: click.Command = found.load()
+            return builtin
         try:
-            loaded: click.Command = plugin.load()
+            plugin: click.Command = found.load()
         except ImportError as err:
             return _missing(cmd_name, err)
-        return loaded
+        return plugin
 
 
 @click.group(cls=_Shopwatt)
@@ -68,15 +73,6 @@ def main() -> None:
     """shopwatt: per-job energy and machine costs for micro-factories."""
 
 
-_config = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("shop.toml"),
-    show_default=True,
-    envvar="SHOPWATT_CONFIG",
-    help="The shop's shop.toml (also $SHOPWATT_CONFIG).",
-)
 _day = click.DateTime(formats=["%Y-%m-%d"])
 
 
@@ -84,6 +80,11 @@ def replay_files(
     cfg: ShopConfig, readings: Path | None, jobs: Path | None, bar: bool = False
 ) -> Replayed:
     """Parse and check the files, then replay them into the ledger in one transaction."""
+    # Imported here: the parser (pyarrow) and tqdm are for replay, not for `shopwatt run`.
+    from tqdm import tqdm
+
+    from gateway.inputs.csvfile import read_jobs, read_readings
+
     # disable=None: tqdm draws only on a terminal, never into a log file or pipe.
     with tqdm(desc="replay", unit="step", disable=None if bar else True, leave=False) as progress:
         progress.set_postfix_str(f"reading {readings or jobs}")
@@ -108,7 +109,7 @@ def publish(
     """With [influxdb]: queue what changed for Grafana (docs/gateway.md) and try to send it."""
     if cfg.influxdb is None:
         return
-    from gateway.outputs.publish import queue_ledger_changes  # loads the InfluxDB client
+    from gateway.outputs.publish import queue_ledger_changes  # the outbox: only with [influxdb]
 
     queued, waiting = queue_ledger_changes(cfg, recomputed, readings)
     if queued:
@@ -138,7 +139,7 @@ def replay_summary(replayed: Replayed, readings: Path | None, jobs: Path | None)
 
 
 @main.command()
-@_config
+@config_option
 @click.option("--input", "readings", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--jobs", type=click.Path(dir_okay=False, path_type=Path))
 def replay(config_path: Path, readings: Path | None, jobs: Path | None) -> None:
@@ -156,13 +157,15 @@ def write_table(table: Table, fmt: str, output: Path | None) -> None:
     if fmt == "xlsx":
         if output is None:
             raise click.UsageError("--format xlsx needs --output FILE.xlsx")
+        from gateway.export.to_xlsx import write_xlsx  # openpyxl: only for an XLSX
+
         write_xlsx(table, output)
     else:
         write_csv(table, output or sys.stdout)
 
 
 @main.command()
-@_config
+@config_option
 @click.option("--from", "first", type=_day, required=True, help="First local date.")
 @click.option("--to", "end", type=_day, required=True, help="Local date after the last one.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), help="Default: by --output.")
@@ -198,7 +201,7 @@ def export(
 
 
 @main.command()
-@_config
+@config_option
 @click.option("--month", required=True, help="The month to close, YYYY-MM (local calendar).")
 def close(config_path: Path, month: str) -> None:
     """Freeze a month: its rows never change; later changes become adjustment rows."""
@@ -216,7 +219,7 @@ def close(config_path: Path, month: str) -> None:
 
 
 @main.command()
-@_config
+@config_option
 @click.option("--all", "everything", is_flag=True, help="Every machine, not only changed ones.")
 def recompute(config_path: Path, everything: bool) -> None:
     """Recompute after a shop.toml change (tariff, machine settings, time zone)."""
@@ -288,7 +291,7 @@ def _brief(detail: dict[str, Any]) -> str:
 
 
 @main.command()
-@_config
+@config_option
 def status(config_path: Path) -> None:
     """Readings per machine, what was dropped or repaired, closed months, recent changes."""
     cfg = load_config(config_path)
@@ -296,7 +299,7 @@ def status(config_path: Path) -> None:
 
 
 @main.command()
-@_config
+@config_option
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning"]),
@@ -310,6 +313,3 @@ def run(config_path: Path, log_level: str) -> None:
     # systemd's journal adds the time; the level and module say where a line comes from.
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     run_service(load_config(config_path))
-
-
-main.add_command(provision_group(_config))

@@ -149,7 +149,7 @@ class V2WriteFront(LocalHttpServer):
     `bucket=db/rp` (or `db`) becomes `db=..&rp=..`, the v2 precision names become v1's,
     `Authorization: Token user:password` becomes u/p, and errors come back as v2 JSON
     (`{"code", "message"}`) with the status and Retry-After of the 1.x answer. It exists
-    because Debian's influxd 1.6.7 has no v2 endpoint and `influxdb-client` needs one.
+    because Debian's influxd 1.6.7 has no v2 endpoint and no InfluxDB 2 installs here.
     """
 
     def __init__(self, influxd: Influxd) -> None:
