@@ -5,7 +5,8 @@ stopped by PID. `stop()`/`kill()` end the process but keep its data so `start()`
 same server back on the same ports (fault tests); `close()` ends it for good and removes
 the folder. Whatever is still running when the interpreter exits is killed by an atexit
 hook, and on Linux each server also gets SIGKILL if the thread that started it dies
-(`setpriv --pdeathsig`), so a crashed or SIGKILLed run leaves no orphans.
+(`setpriv --pdeathsig`), so a crashed or SIGKILLed run leaves no orphans. `spawn()` gives
+any other child (`shopwatt run` in tests, benchmarks and `make stack-demo`) the same.
 
 `make stack-demo` (agent.stackdemo) runs its servers with these classes; the test
 fixtures (tests/servers.py) and `bench/` use the same ones.
@@ -26,9 +27,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, BinaryIO, Self
 
 from gateway.errors import ServerError
 
@@ -41,6 +42,7 @@ __all__ = [
     "find_binary",
     "free_port",
     "port_open",
+    "spawn",
 ]
 
 LOOPBACK = "127.0.0.1"
@@ -80,6 +82,7 @@ def port_open(port: int) -> bool:
 
 # pid -> server: the atexit hook below ends whatever a test forgot (or could not) close.
 _RUNNING: dict[int, ServerProcess] = {}
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}  # every process spawn() started
 _SETPRIV = shutil.which("setpriv")
 
 
@@ -87,6 +90,27 @@ _SETPRIV = shutil.which("setpriv")
 def _kill_leftovers() -> None:
     for server in list(_RUNNING.values()):
         server.close()
+    for proc in list(_CHILDREN.values()):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def spawn(
+    argv: list[str], log: BinaryIO, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a child process that cannot outlive its starter, output to `log`.
+
+    It gets SIGKILL when the thread that started it dies, whatever the cause (SIGKILL,
+    Ctrl-C, an exception; `setpriv --pdeathsig`), and at interpreter exit if still running.
+    """
+    if _SETPRIV:
+        argv = [_SETPRIV, "--pdeathsig", "KILL", *argv]  # setpriv execs: the pid stays
+    proc = subprocess.Popen(
+        argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
+    )
+    _CHILDREN[proc.pid] = proc
+    return proc
 
 
 class ServerProcess:
@@ -151,19 +175,9 @@ class ServerProcess:
         raise ServerError(f"{self.name} did not become ready; log {self.log_path}:\n{tail}")
 
     def _spawn(self) -> None:
-        argv = self._argv()
-        if _SETPRIV:
-            argv = [_SETPRIV, "--pdeathsig", "KILL", *argv]
         with self.log_path.open("ab") as log:
             self._log_offset = log.tell()
-            self._proc = subprocess.Popen(
-                argv,
-                cwd=self.workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self._env(),
-            )
+            self._proc = spawn(self._argv(), log, self.workdir, self._env())
         _RUNNING[self._proc.pid] = self
 
     def _wait_ready(self) -> bool:

@@ -29,7 +29,7 @@ import click
 
 from agent.cli import Duration, render_report, write_shop_toml
 from agent.liverun import RunOptions, RunReport
-from agent.localservers import LOOPBACK, Influxd, Mosquitto
+from agent.localservers import LOOPBACK, Influxd, Mosquitto, spawn
 from agent.shopday import DEMO_DAY
 from agent.shopplan import load_plan
 from agent.virtualshop import VirtualShop
@@ -58,14 +58,9 @@ class GatewayProcess:
 
     def start(self) -> GatewayProcess:
         """Start and wait until it subscribed to the sensors' topics."""
+        argv = [sys.executable, "-m", "gateway", "run", "--config", str(self.config)]
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "run", "--config", str(self.config)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
+            self.proc = spawn(argv, log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + WAIT_S
         while READY_LINE not in self.log():
             if self.proc.poll() is not None or time.monotonic() > deadline:

@@ -176,7 +176,8 @@ def peak_rss_mb(pool: ServerPool, influxd: Influxd, sensors: int, per_sensor: in
         pass
     msgs = messages(sensors, per_sensor)
     _queue(broker, msgs)
-    with gw.start():
+    gw.start()
+    try:
         _wait("the ledger", lambda: sum(ledger_readings(cfg).values()) == len(msgs))
         assert gw.proc is not None
         status = Path(f"/proc/{gw.proc.pid}/status").read_text()
@@ -184,6 +185,8 @@ def peak_rss_mb(pool: ServerPool, influxd: Influxd, sensors: int, per_sensor: in
             int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")
         )
         gw.stop()
+    finally:
+        gw.__exit__()
     return hwm_kb / 1024
 
 

@@ -28,6 +28,7 @@ from agent.localservers import (
     find_binary,
     free_port,
     port_open,
+    spawn,
 )
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "find_binary",
     "free_port",
     "port_open",
+    "spawn",
 ]
 
 

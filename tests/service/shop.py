@@ -28,7 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from firmware import encode
 from gateway.config import ShopConfig, load_config
 from gateway.ledger.ledger import LEDGER_FILE
-from tests.servers import LOOPBACK, Influxd, Mosquitto
+from tests.servers import LOOPBACK, Influxd, Mosquitto, spawn
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = "test-shop"
@@ -204,15 +204,12 @@ class Gateway:
 
     def start(self) -> Gateway:
         """Start the service."""
+        if self.proc is not None and self.proc.poll() is None:  # stop() would lose one
+            raise RuntimeError(f"the gateway of {self.config} is already running")
         self._ready_before = self.log().count(self._ready_line)
+        argv = [sys.executable, "-m", "gateway", "run", "--config", str(self.config)]
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "run", "--config", str(self.config)],
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
+            self.proc = spawn(argv, log, ROOT, {**os.environ, "PYTHONUNBUFFERED": "1"})
         return self
 
     def ready(self) -> Gateway:
