@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.meters.maps import available_models
 from gateway.tomlmodel import read_toml, validate_model
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -181,8 +182,6 @@ class Meter(_Section):
     @field_validator("model")
     @classmethod
     def _known_model(cls, v: str) -> str:
-        from gateway.meters.maps import available_models  # the maps import this module
-
         if not v.endswith(".toml") and v not in available_models():
             raise ValueError(
                 f"unknown meter model; shipped: {', '.join(available_models())} "
