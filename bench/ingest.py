@@ -39,9 +39,8 @@ from paho.mqtt.properties import Properties
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.inputs.mqtt import RECEIVE_MAXIMUM, SESSION_NEVER_EXPIRES
-from tests.servers import LOOPBACK, Influxd, Mosquitto, ServerPool
-from tests.service.shop import (
+from agent.localservers import LOOPBACK, Influxd, Mosquitto, ServerPool
+from agent.serviceshop import (
     BROKER_CONFIG,
     FakeSensor,
     Gateway,
@@ -50,6 +49,7 @@ from tests.service.shop import (
     ledger_readings,
     write_config,
 )
+from gateway.inputs.mqtt import RECEIVE_MAXIMUM, SESSION_NEVER_EXPIRES
 
 GOAL = 0.5
 RSS_GOAL_MB = 150.0

@@ -23,12 +23,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agent.localservers import Influxd, ServerPool
 from gateway.config import InfluxDB
 from gateway.outputs.drain import Drainer
 from gateway.outputs.influxdb import HttpWriter
 from gateway.outputs.outbox import Outbox
 from gateway.outputs.schema import power_lines
-from tests.servers import Influxd, ServerPool
 
 GOAL = 0.5
 

@@ -23,21 +23,17 @@ from tests.servers import find_binary
 ROOT = Path(__file__).resolve().parent.parent
 TAG = "SHOPWATT_ORPHAN_TAG"
 
-# Starts a broker and a gateway (argv[2]: "tests" or "stackdemo" picks whose class), prints
-# the gateway's pid, then waits to be killed.
+# Starts a broker and a gateway as tests, benchmarks and `make stack-demo` do (one class),
+# prints the gateway's pid, then waits to be killed.
 _STARTER = """
 import sys, time
 from pathlib import Path
 from agent.localservers import Mosquitto
-from tests.service.shop import Gateway, write_config
+from agent.serviceshop import Gateway, write_config
 folder = Path(sys.argv[1])
 broker = Mosquitto(root=folder).start()
 path = write_config(folder, broker, sensors={"mill": "s1"})
-if sys.argv[2] == "tests":
-    gateway = Gateway(path).start()
-else:
-    from agent.stackdemo import GatewayProcess
-    gateway = GatewayProcess(path).start()
+gateway = Gateway(path).start().ready()
 print(gateway.proc.pid, flush=True)
 time.sleep(120)
 """
@@ -77,13 +73,10 @@ def _gateways(tag: str, within_s: float = 20.0) -> list[str]:
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("starter", ["tests", "stackdemo"])
-def test_a_killed_starter_takes_its_gateway_and_broker_with_it(
-    tmp_path: Path, tag: str, starter: str
-) -> None:
+def test_a_killed_starter_takes_its_gateway_and_broker_with_it(tmp_path: Path, tag: str) -> None:
     find_binary("mosquitto")
     child = subprocess.Popen(
-        [sys.executable, "-c", _STARTER, str(tmp_path), starter],
+        [sys.executable, "-c", _STARTER, str(tmp_path)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.servers import Influxd, ServerPool
-from tests.service.shop import (
+from agent.serviceshop import (
     BROKER_CONFIG,
     FakeSensor,
     Gateway,
@@ -20,6 +19,7 @@ from tests.service.shop import (
     wait_for,
     write_config,
 )
+from tests.servers import Influxd, ServerPool
 
 # What the service must never pay for: export (openpyxl), replay's progress bar (tqdm),
 # provisioning (cryptography), a client library for InfluxDB, the virtual shop.

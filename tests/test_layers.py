@@ -1,0 +1,28 @@
+"""Imports that run backwards across the repository's folders (the gateway's own layers are
+checked by import-linter in `make lint`, pyproject.toml [tool.importlinter])."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _imported(path: Path) -> set[str]:
+    """Top-level names of every module a file imports, wherever the import statement is."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.partition(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.partition(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("folder", ["bench", "agent", "gateway", "firmware"])
+def test_code_outside_the_tests_never_imports_them(folder: str) -> None:
+    offenders = [p for p in sorted((ROOT / folder).rglob("*.py")) if "tests" in _imported(p)]
+    assert offenders == []
