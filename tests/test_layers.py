@@ -4,6 +4,8 @@ checked by import-linter in `make lint`, pyproject.toml [tool.importlinter])."""
 from __future__ import annotations
 
 import ast
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -26,3 +28,11 @@ def _imported(path: Path) -> set[str]:
 def test_code_outside_the_tests_never_imports_them(folder: str) -> None:
     offenders = [p for p in sorted((ROOT / folder).rglob("*.py")) if "tests" in _imported(p)]
     assert offenders == []
+
+
+def test_the_architecture_page_draws_the_checked_layers_in_their_order() -> None:
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = next(c for c in contracts["contracts"] if c["id"] == "layers")["layers"]
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    drawn = re.findall(r"^ \|   (\S+(?: \| \S+)*)", page, flags=re.MULTILINE)
+    assert drawn == layers
