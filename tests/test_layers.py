@@ -4,7 +4,11 @@ checked by import-linter in `make lint`, pyproject.toml [tool.importlinter])."""
 from __future__ import annotations
 
 import ast
+import os
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -36,3 +40,22 @@ def test_the_architecture_page_draws_the_checked_layers_in_their_order() -> None
     page = (ROOT / "docs" / "architecture.md").read_text()
     drawn = re.findall(r"^ \|   (\S+(?: \| \S+)*)", page, flags=re.MULTILINE)
     assert drawn == layers
+
+
+def test_a_backward_import_breaks_the_layer_check(tmp_path: Path) -> None:
+    for part in ("gateway", "agent", "firmware", "pyproject.toml"):
+        copy = shutil.copytree if (ROOT / part).is_dir() else shutil.copy
+        copy(ROOT / part, tmp_path / part)
+    engine = tmp_path / "gateway" / "engine" / "model.py"
+    engine.write_text(engine.read_text() + "\nfrom gateway.ledger import Ledger  # backwards\n")
+    lint = Path(sys.executable).parent / "lint-imports"
+    done = subprocess.run(
+        [str(lint), "--no-cache"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "gateway.engine.model -> gateway.ledger" in done.stdout
