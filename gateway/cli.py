@@ -17,6 +17,7 @@ from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
 from gateway.engine.localtime import local_time
 from gateway.engine.model import MachineReadings
+from gateway.errors import ShopwattError
 from gateway.export import BY, Table, build_table, write_csv
 from gateway.export.table import By
 from gateway.ledger import Dropped, Ledger, Replayed, Status
@@ -42,9 +43,9 @@ def _missing(name: str, err: ImportError) -> click.Command:
     why = f"needs the agent: pip install 'shopwatt[agent]' ({err})"
 
     def refuse() -> None:
-        raise click.UsageError(f"`shopwatt {name}` {why}")
+        raise ShopwattError(f"`shopwatt {name}` {why}")
 
-    return click.Command(name, callback=refuse, help=why.capitalize())
+    return click.Command(name, callback=refuse, help=why[0].upper() + why[1:])
 
 
 class _Shopwatt(UserErrorGroup):
