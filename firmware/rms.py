@@ -10,6 +10,10 @@ bits on the heap, and the ESP32's floats are 32-bit. Samples are shifted by the 
 window's mean (so the sums stay small and nothing cancels catastrophically), squares of
 12-bit values fit a small int, and each sum of squares is kept as hi * 2**28 + lo with lo
 carried into hi. The per-sample loop therefore allocates nothing and loses nothing.
+
+The voltage is also summed as sum(v[n] * v[n-1]), one product per sample set: with it the
+power module knows, once per window, how much each channel's phase correction (the voltage
+moved along its last step) changed the voltage's amplitude, and takes that out again.
 """
 
 TYPE_CHECKING = False  # MicroPython has no typing module: imports for mypy only
@@ -45,7 +49,10 @@ class Sums:
         self.vs1 = 0
         self.vqh = 0
         self.vql = 0
+        self.vlh = 0  # sum(v[n] * v[n-1]) as hi * LIMB + lo, signed
+        self.vll = 0
         self.vprev = 0
+        self.vfirst = 0  # v[-1] of the window: the step into its first sample set
 
     def clear(self) -> None:
         """Start a new window (in place: the lists are reused, nothing is allocated)."""
@@ -60,6 +67,9 @@ class Sums:
         self.vs1 = 0
         self.vqh = 0
         self.vql = 0
+        self.vlh = 0
+        self.vll = 0
+        self.vfirst = self.vprev
 
     def total_sq(self, k: int) -> int:
         """sum(x^2) of channel k, offset-removed counts^2."""
@@ -72,6 +82,10 @@ class Sums:
     def total_vsq(self) -> int:
         """sum(v^2) of the voltage channel."""
         return self.vqh * LIMB + self.vql
+
+    def total_vlag(self) -> int:
+        """sum(v[n] * v[n-1]) of the voltage channel (v[-1] is vfirst)."""
+        return self.vlh * LIMB + self.vll
 
     def track_offsets(self) -> None:
         """Move each DC bias estimate to this window's mean (call before clear())."""
@@ -114,6 +128,8 @@ def burst(
     vs1 = sums.vs1
     vqh = sums.vqh
     vql = sums.vql
+    vlh = sums.vlh
+    vll = sums.vll
     clip = 0
     for _ in range(count):
         v = vread()
@@ -126,6 +142,14 @@ def burst(
             a -= limb
             vqh += 1
         vql = a
+        a = vll + v * vprev
+        if a >= limb:
+            a -= limb
+            vlh += 1
+        elif a <= -limb:
+            a += limb
+            vlh -= 1
+        vll = a
         dv = v - vprev
         for k in range(nch):
             x = reads[k]()
@@ -155,3 +179,5 @@ def burst(
     sums.vs1 = vs1
     sums.vqh = vqh
     sums.vql = vql
+    sums.vlh = vlh
+    sums.vll = vll
