@@ -9,6 +9,7 @@ import math
 import struct
 
 from .meter_maps import MAPS
+from .modbus import ModbusError
 
 TYPE_CHECKING = False  # MicroPython has no typing module: imports for mypy only
 if TYPE_CHECKING:
@@ -35,6 +36,9 @@ def _number(regs: "list[list[int]]", field: "Field") -> int:
         hi, lo = (r[at], r[at + 1]) if order == "big" else (r[at + 1], r[at])
         if kind == "float32":
             raw = struct.unpack(">f", struct.pack(">HH", hi, lo))[0]
+            # NaN fails both comparisons: Eastron meters read NaN while they start up.
+            if not -3e38 < raw < 3e38:
+                raise ModbusError("value", "register " + str(at) + " holds no number")
         else:
             raw = (hi << 16) | lo
             if kind == "int32" and raw >= 0x80000000:

@@ -2,8 +2,8 @@
 
 The firmware reads a single-phase meter on its UART and must not import the gateway, so it
 carries the registers as generated source: `python -m gateway.meters.firmware_tables`
-rewrites the module, `--check` only compares it (tests/firmware/test_fw_modbus.py fails
-while it is stale).
+rewrites the module, `--check` only compares it (tests/firmware/test_fw_meter_tables.py
+fails while it is stale).
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 from fractions import Fraction
-from pathlib import Path
 
-from gateway.meters.maps import MAPS_DIR, MeterMap, available_models, load_map
+from gateway.meters.maps import MAPS_DIR, MeterMap, available_models, load_map, map_path
 from gateway.meters.registers import plan_reads
 
 OUTPUT = MAPS_DIR.parents[1] / "firmware" / "meter_maps.py"
@@ -55,11 +54,11 @@ MAPS: "dict[str, tuple[tuple[Read, ...], tuple[Field, ...]]]" = {
 
 def firmware_models() -> list[str]:
     """The shipped maps a sensor can read: those with a single-phase voltage and current."""
-    return [m for m in available_models() if {VOLTAGE, CURRENT} <= load_map(_path(m)).values.keys()]
-
-
-def _path(model: str) -> Path:
-    return MAPS_DIR / f"{model}.toml"
+    return [
+        m
+        for m in available_models()
+        if {VOLTAGE, CURRENT} <= load_map(map_path(m, MAPS_DIR)).values.keys()
+    ]
 
 
 def _factor(scale: float, unit: str) -> int | float:
@@ -89,7 +88,8 @@ def _table(meter_map: MeterMap) -> str:
 def render() -> str:
     """The text of firmware/meter_maps.py for the shipped maps."""
     body = "".join(
-        f'    "{m}": (\n{_table(load_map(_path(m)))}\n    ),\n' for m in firmware_models()
+        f'    "{m}": (\n{_table(load_map(map_path(m, MAPS_DIR)))}\n    ),\n'
+        for m in firmware_models()
     )
     return _HEADER + body + "}\n"
 

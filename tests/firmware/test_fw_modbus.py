@@ -118,3 +118,18 @@ def test_bad_requests_are_refused_before_they_reach_the_bus() -> None:
         except ValueError:
             continue
         raise AssertionError(f"accepted {args}")
+
+
+def test_a_meter_reading_nan_while_it_starts_is_a_failed_poll_not_a_crash() -> None:
+    regs = {0x0006: 0x7FC0}  # current: a quiet NaN; the rest 0.0
+    port = MeterPort(7, regs)
+    meter = Meter("sdm120")
+    got = [
+        _exchange(port, read_request(7, fc, start, count)) for fc, start, count in meter.requests()
+    ]
+    try:
+        meter.decode(got)
+    except ModbusError as err:
+        assert err.kind == "value"
+    else:
+        raise AssertionError("NaN accepted")
