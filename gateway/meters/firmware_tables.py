@@ -101,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--check", action="store_true", help="only report a stale file")
     args = parser.parse_args(argv)
+    if not OUTPUT.parent.is_dir():  # an installed gateway ships without the firmware
+        print(f"{OUTPUT.parent}: no firmware here; run this in a source checkout", file=sys.stderr)
+        return 2
     text = render()
     if args.check:
         if OUTPUT.read_text(encoding="utf-8") != text:

@@ -46,3 +46,11 @@ def test_the_sensor_scales_each_map_to_protocol_units_as_the_gateway_decodes_it(
         regs = [[held.get(a, 0) for a in range(s, s + n)] for _, s, n in meter.requests()]
         got = meter.decode(regs)
         assert (got.dv, got.ma, got.dw, got.mwh) == (2317, 4321, 9987, energy_wh * 1000), model
+
+
+def test_without_a_firmware_folder_it_says_so_in_one_line_with_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(firmware_tables, "OUTPUT", tmp_path / "firmware" / "meter_maps.py")
+    assert firmware_tables.main([]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
