@@ -4,7 +4,7 @@ Runs under CPython and MicroPython (no numpy). The sensor reads the voltage, the
 one after another, evenly spaced within a sample set, so CT k is read (k + 1) / 4 of a set
 after the voltage; each channel's `phase` is what calibration on a reactive load finds.
 Between bursts the network runs and the samples of that pause are never taken.
-`python tests/firmware/power_grid.py` prints the table of docs/firmware.md.
+`PYTHONPATH=. .venv/bin/python tests/firmware/power_grid.py` prints the table in docs/firmware.md.
 """
 
 import math
