@@ -287,7 +287,7 @@ class InfluxDB(_Section):
     """
 
     url: Annotated[str, Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")]
-    api: Literal["v1", "v2"] = "v1"  # v1: POST /write (1.x, 2.x DBRP, 3.x); v2: influxdb-client
+    api: Literal["v1", "v2"] = "v1"  # v1: POST /write (1.x, 2.x DBRP, 3.x); v2: /api/v2/write
     database: str = ""  # v1: the database (2.x: mapped by DBRP)
     retention_policy: str = ""  # v1: empty = the database's default
     bucket: str = ""  # v2 (InfluxDB 1.8+: "database/retention_policy")
