@@ -8,10 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.modbus_meter import MeterServer, SimulatedMeter, SteadyLoad, Tcp
-from gateway.ledger import Ledger
-from gateway.meters.maps import load_map, map_path
-from tests.servers import LOOPBACK, Influxd, free_port
-from tests.service.shop import (
+from agent.serviceshop import (
     MACHINE,
     ROOT,
     Gateway,
@@ -20,6 +17,9 @@ from tests.service.shop import (
     wait_for,
     write_config,
 )
+from gateway.ledger import Ledger
+from gateway.meters.maps import load_map, map_path
+from tests.servers import LOOPBACK, Influxd, free_port
 
 POLL_S = 0.5
 # A third of a 100 Wh step per poll (flat, flat, step), 90 % of rated_w.
