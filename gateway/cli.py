@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
 import tempfile
@@ -16,12 +17,14 @@ from gateway import __version__
 from gateway.cligroup import UserErrorGroup
 from gateway.config import ShopConfig, load_config
 from gateway.engine.model import MachineReadings
+from gateway.errors import OutputError
 from gateway.export import BY, Table, build_table, write_csv, write_xlsx
 from gateway.export.table import By
 from gateway.export.to_text import render_text
 from gateway.inputs.csvfile import read_jobs, read_readings
 from gateway.ledger import Ledger, Replayed, Status
 from gateway.ledger.calendar import parse_month
+from gateway.outfile import check_target, output_file
 from gateway.provision.cli import provision_group
 
 _BIG_FILE = 20_000_000  # bytes: from here on replay shows a progress bar
@@ -115,14 +118,37 @@ def replay(config_path: Path, readings: Path | None, jobs: Path | None) -> None:
     click.echo(_summary(replayed, readings, jobs))
 
 
-def write_table(table: Table, fmt: str, output: Path | None) -> None:
-    """CSV to a file or stdout, XLSX to a file."""
-    if fmt == "xlsx":
-        if output is None:
-            raise click.UsageError("--format xlsx needs --output FILE.xlsx")
-        write_xlsx(table, output)
-    else:
-        write_csv(table, output or sys.stdout)
+_SUFFIX_FORMAT = {".csv": "csv", ".xlsx": "xlsx"}
+
+
+def output_format(fmt: str | None, output: Path | None) -> str:
+    """--format, else what --output's suffix says, else CSV; a contradiction is an error."""
+    implied = _SUFFIX_FORMAT.get(output.suffix.lower()) if output else None
+    if fmt and implied and fmt != implied:
+        raise OutputError(f"--format {fmt} but --output {output} names a .{implied} file")
+    if fmt == "xlsx" and output is None:
+        raise OutputError("--format xlsx needs --output FILE.xlsx")
+    return fmt or implied or "csv"
+
+
+def write_table(
+    table: Table, fmt: str, output: Path | None, protected: list[Path], force: bool
+) -> None:
+    """CSV to stdout, or CSV / XLSX to a new file (gateway/outfile.py: never a half file)."""
+    if output is None:
+        write_csv(table, sys.stdout)
+        return
+    with output_file(output, protected=protected, force=force) as fh:
+        if fmt == "xlsx":
+            write_xlsx(table, fh)
+        else:
+            text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
+            write_csv(table, text)
+            text.flush()
+            text.detach()  # the binary file stays open for output_file to sync
+
+
+_force = click.option("--force", is_flag=True, help="Replace an existing --output file.")
 
 
 @main.command()
@@ -130,7 +156,8 @@ def write_table(table: Table, fmt: str, output: Path | None) -> None:
 @click.option("--from", "first", type=_day, required=True, help="First local date.")
 @click.option("--to", "end", type=_day, required=True, help="Local date after the last one.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), help="Default: by --output.")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout.")
+@click.option("--output", type=click.Path(path_type=Path), help="Default: stdout.")
+@_force
 @click.option(
     "--by",
     type=click.Choice(BY),
@@ -139,18 +166,26 @@ def write_table(table: Table, fmt: str, output: Path | None) -> None:
     help="CSV: one line per row, or sums per customer or machine (XLSX has all three).",
 )
 def export(
-    config_path: Path, first: datetime, end: datetime, fmt: str | None, output: Path | None, by: str
+    config_path: Path,
+    first: datetime,
+    end: datetime,
+    fmt: str | None,
+    output: Path | None,
+    force: bool,
+    by: str,
 ) -> None:
     """Export the rows of the local dates [--from, --to) for the accountant."""
     if end <= first:
         raise click.BadParameter(f"--to {end:%Y-%m-%d} must be after --from", param_hint="--to")
-    fmt = fmt or ("xlsx" if output and output.suffix.lower() == ".xlsx" else "csv")
+    fmt = output_format(fmt, output)
     cfg = load_config(config_path)
+    if output:  # refused before the ledger is read, not after
+        check_target(output, cfg.own_files, force, "--output")
     selection = Ledger(cfg).select(first.date(), end.date())
     # The XLSX always holds every view (rows, by machine, by customer): --by is for CSV.
     view = cast(By, "job" if fmt == "xlsx" else by)
     table = build_table(selection, cfg.site.tz, cfg.site.currency, view)
-    write_table(table, fmt, output)
+    write_table(table, fmt, output, cfg.own_files, force)
     if selection.open_jobs:
         click.echo(
             f"note: {selection.open_jobs} job(s) still running at the end of the data are "
@@ -283,16 +318,20 @@ def run(config_path: Path, log_level: str) -> None:
     help="Folder for shop.toml, the CSV inputs, the ledger and the export (default: a temp one).",
 )
 @click.option("--seed", type=int, default=7, show_default=True)
-def demo(output: Path | None, seed: int) -> None:
+@click.option("--force", is_flag=True, help="Replace the files of an earlier demo in --output.")
+def demo(output: Path | None, seed: int, force: bool) -> None:
     """A simulated shop day through replay -> engine -> ledger -> export (no servers)."""
     from agent.shopday import simulate_shop_day  # the simulator loads only for the demo
 
     out = output or Path(tempfile.mkdtemp(prefix="shopwatt-demo-"))
     out.mkdir(parents=True, exist_ok=True)
+    config_path, readings, jobs = out / "shop.toml", out / "readings.csv", out / "jobs.csv"
+    for path in (config_path, readings, jobs):  # before the simulation, not after it
+        check_target(path, (), force, "demo --output")
     click.echo(f"simulating a shop day (seed {seed}) ...", err=True)
     shop = simulate_shop_day(seed)
-    config_path, readings, jobs = out / "shop.toml", out / "readings.csv", out / "jobs.csv"
-    config_path.write_text(shop.config_toml, encoding="utf-8")
+    with output_file(config_path, force=force, what="demo --output") as fh:
+        fh.write(shop.config_toml.encode())
     shop.readings_csv(readings)
     shop.jobs_csv(jobs)
     cfg = load_config(config_path)
@@ -303,8 +342,8 @@ def demo(output: Path | None, seed: int) -> None:
     click.echo(render_text(table))
     name = f"costs-{first:%Y%m%d}"
     csv_path, xlsx_path = out / f"{name}.csv", out / f"{name}.xlsx"
-    write_table(table, "csv", csv_path)
-    write_table(table, "xlsx", xlsx_path)
+    write_table(table, "csv", csv_path, cfg.own_files, force)
+    write_table(table, "xlsx", xlsx_path, cfg.own_files, force)
     click.echo(f"\nCSV:    {csv_path}\nXLSX:   {xlsx_path}\nledger: {Ledger(cfg).path}")
 
 

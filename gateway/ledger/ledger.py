@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from gateway.config import ShopConfig
+from gateway.config import LEDGER_FILE, ShopConfig
 from gateway.engine.localtime import local_date
 from gateway.engine.model import ExplicitJob, MachineReadings
 from gateway.errors import LedgerError
@@ -29,7 +29,6 @@ from gateway.ledger.recompute import Computed, Recomputer
 from gateway.ledger.rows import LedgerRow, select
 from gateway.ledger.schema import connect, transaction
 
-LEDGER_FILE = "ledger.sqlite"
 # (what was just done, machines done, machines in all): drives the CLI's progress bar.
 Progress = Callable[[str, int, int], None]
 _MONTH_MS = 31 * 86_400_000
@@ -119,12 +118,14 @@ class Ledger:
         self._clock = clock
 
     @contextmanager
-    def _open(self, *, create: bool = False) -> Iterator[sqlite3.Connection]:
+    def _open(
+        self, *, create: bool = False, readonly: bool = False
+    ) -> Iterator[sqlite3.Connection]:
         # Only the call that creates the ledger may remove it again: a reader that finds no
         # ledger must never delete one that another process (shopwatt run) creates meanwhile.
         creating = create and not self.path.exists()
         try:
-            with closing(connect(self.path, create=create)) as conn:
+            with closing(connect(self.path, create=create, readonly=readonly)) as conn:
                 yield conn
         except BaseException:
             if creating:  # a failed first run leaves no (empty) ledger behind
@@ -333,7 +334,7 @@ class Ledger:
 
     def select(self, first: date, end: date) -> Selection:
         """Rows of the local dates [first, end): frozen for closed months, current otherwise."""
-        with self._open() as conn:
+        with self._open(readonly=True) as conn:
             self._require_current(conn)
             closed = periods.closed_periods(conn)
             rows: list[LedgerRow] = []
@@ -355,7 +356,7 @@ class Ledger:
 
     def status(self, audit_entries: int = 5) -> Status:
         """Readings, drops and repairs per machine, closed months, the latest audit entries."""
-        with self._open() as conn:
+        with self._open(readonly=True) as conn:
             stale = set(self._stale(conn))
             machines = [
                 _machine_status(conn, m["machine"], m["machine"] not in stale)
