@@ -98,7 +98,8 @@ def _summary(replayed: Replayed, readings: Path | None, jobs: Path | None) -> st
     for machine, (first, last) in replayed.recomputed.items():
         lines.append(f"recomputed {machine}: {first} .. {last}")
     if not replayed.recomputed:
-        lines.append("nothing new: the ledger is unchanged")
+        # The ledger still records the replay (audit trail) and its dropped-row counters.
+        lines.append("nothing new: no readings added, no rows changed (the replay is audited)")
     if replayed.adjustments:
         lines.append(f"{replayed.adjustments} adjustment rows pending for closed months")
     return "\n".join(lines)

@@ -303,7 +303,11 @@ class Ledger:
                     recomputer.save(recomputer.compute(machine, a, b))
                     store.forget()
                     a = b
-                recomputed[machine] = _days(local_date(first, tz), local_date(a, tz))
+                # The data's days, not the last piece's end (a month past the data).
+                recomputed[machine] = (
+                    local_date(first, tz).isoformat(),
+                    local_date(extent[1], tz).isoformat(),
+                )
             adjustments = periods.refresh_adjustments(conn, periods.closed_periods(conn))
             detail = {
                 "machines": todo,
@@ -466,8 +470,8 @@ def _days(first: date, end: date) -> tuple[str, str]:
 
 
 def _extent(data: tuple[int, int] | None, spans: list[tuple[int, int]]) -> tuple[int, int] | None:
-    """Everything a machine has: its readings and the days its jobs files govern."""
-    ends = ([data] if data else []) + spans
+    """First and last ms of a machine's readings and of the days its jobs files govern."""
+    ends = ([data] if data else []) + [(a, b - 1) for a, b in spans]  # spans end exclusive
     return (min(e[0] for e in ends), max(e[1] for e in ends)) if ends else None
 
 
