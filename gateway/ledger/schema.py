@@ -63,16 +63,10 @@ def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqli
     """
     if not create and not path.exists():
         raise LedgerError(f"{path}: no ledger yet; run `shopwatt replay` first")
-    if readonly:
-        conn = _connect_readonly(path)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit mode: transactions are explicit (see transaction()), one per operation.
-        conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
-        # A Pi's SD card: in WAL mode NORMAL syncs at checkpoints, not at every commit; a
-        # power cut can lose the last operation, never corrupt the ledger (set before the
-        # first write).
-        conn.execute("PRAGMA synchronous = NORMAL")
+    try:
+        conn = _connect_readonly(path) if readonly else _connect(path)
+    except (OSError, sqlite3.OperationalError) as err:
+        raise LedgerError(f"{path}: cannot open the ledger: {err}") from None
     conn.row_factory = sqlite3.Row
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -91,6 +85,26 @@ def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqli
         conn.close()
         raise LedgerError(f"{path}: not a shopwatt ledger ({err})") from None
     except LedgerError:
+        conn.close()
+        raise
+    return conn
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    if path.exists() and not os.access(path, os.W_OK):
+        # SQLite would open it read-only without a word and fail at the first write.
+        raise LedgerError(
+            f"{path}: the ledger is read-only; only export and status can use this copy"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Autocommit mode: transactions are explicit (see transaction()), one per operation.
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+    try:
+        # A Pi's SD card: in WAL mode NORMAL syncs at checkpoints, not at every commit; a
+        # power cut can lose the last operation, never corrupt the ledger (set before the
+        # first write).
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.Error:
         conn.close()
         raise
     return conn
