@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import sqlite3
 import subprocess
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,26 @@ def test_a_command_that_writes_says_so_in_one_line(
     result = shopwatt("recompute", "--config", config, "--all")
     assert result.exit_code == 2
     assert result.stderr.startswith("shopwatt: error: ") and len(result.stderr.splitlines()) == 1
+
+
+def test_a_readonly_copy_with_unmerged_changes_is_refused_not_read_stale(
+    shop: Path, tmp_path: Path
+) -> None:
+    """Copied while a command wrote: the -wal file holds committed rows the file lacks."""
+    copy = tmp_path / "wal-copy"
+    with closing(sqlite3.connect(ledger_path(shop), isolation_level=None)) as conn:
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        conn.execute("INSERT INTO audit (at, who, action, detail) VALUES ('', '', 'x', '{}')")
+        shutil.copytree(shop.parent, copy)
+    # Without its -shm (copied with the file and -wal, SQLite reads all three correctly).
+    ledger_path(copy / "shop.toml").with_name("ledger.sqlite-shm").unlink()
+    assert ledger_path(copy / "shop.toml").with_name("ledger.sqlite-wal").stat().st_size > 0
+    target = tmp_path / "ro"
+    target.mkdir()
+    _mount_readonly(copy, target)
+    try:
+        result = shopwatt("status", "--config", target / "shop.toml")
+    finally:
+        subprocess.run(["umount", "--lazy", str(target)], check=True)
+    assert result.exit_code == 2
+    assert "ledger.sqlite-wal holds changes not yet in the file" in result.stderr
