@@ -35,6 +35,7 @@ class UserErrorGroup(click.Group):
 
     program: ClassVar[str] = "shopwatt"  # what the error line starts with
     command_class = OnceCommand
+    group_class = type  # a nested group (`shopwatt readings`) is one of these too
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -181,6 +181,9 @@ def test_a_repeated_option_is_an_error_not_the_last_one(shop: Path) -> None:
     assert "--input given more than once" in result.stderr
     result = shopwatt("export", "--config", shop, *RANGE, "--to", "2026-11-06")
     assert result.exit_code == 2 and "--to given more than once" in result.stderr
+    drop = ["--machine", "mill", "--from", "2026-11-03T10:00:00Z", "--to", "2026-11-03T11:00:00Z"]
+    result = shopwatt("readings", "drop", "--config", shop, *drop, "--machine", "lathe", "--yes")
+    assert result.exit_code == 2 and "--machine given more than once" in result.stderr
 
 
 def test_recompute_reports_the_data_s_days_not_an_internal_piece(tmp_path: Path) -> None:
