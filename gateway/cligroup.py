@@ -31,7 +31,7 @@ class OnceCommand(click.Command):
 
 
 class UserErrorGroup(click.Group):
-    """Turns a ShopwattError into one clear line and exit code 2, never a traceback."""
+    """Turns a ShopwattError or a wrong command line into one clear line and exit code 2."""
 
     program: ClassVar[str] = "shopwatt"  # what the error line starts with
     command_class = OnceCommand
@@ -42,4 +42,9 @@ class UserErrorGroup(click.Group):
             return super().invoke(ctx)
         except ShopwattError as err:
             click.echo(f"{self.program}: error: {err}", err=True)
+            sys.exit(2)
+        except click.UsageError as err:
+            # click would print the usage and a hint over several lines; one line says it.
+            where = err.ctx.command_path if err.ctx else self.program
+            click.echo(f"{where}: error: {err.format_message()} (see --help)", err=True)
             sys.exit(2)

@@ -178,7 +178,7 @@ def test_a_repeated_option_is_an_error_not_the_last_one(shop: Path) -> None:
     readings = shop.parent / "r.csv"
     result = shopwatt("replay", "--config", shop, "--input", readings, "--input", readings)
     assert result.exit_code == 2
-    assert "--input given more than once" in result.stderr
+    assert result.stderr == "shopwatt replay: error: --input given more than once (see --help)\n"
     result = shopwatt("export", "--config", shop, *RANGE, "--to", "2026-11-06")
     assert result.exit_code == 2 and "--to given more than once" in result.stderr
     drop = ["--machine", "mill", "--from", "2026-11-03T10:00:00Z", "--to", "2026-11-03T11:00:00Z"]
@@ -230,3 +230,10 @@ def test_a_bad_row_is_one_line_and_exit_2_from_a_real_process(tmp_path: Path, wa
     assert done.stderr.startswith(f"shopwatt: error: {path} line ")
     assert len(done.stderr.splitlines()) == 1, done.stderr
     assert not ledger_path(config).exists()
+
+
+def test_a_wrong_command_line_is_one_error_line(shop: Path) -> None:
+    for args in (["export", "--config", shop], ["exprt"], ["export", "--config", shop, "--x"]):
+        result = shopwatt(*args)
+        assert result.exit_code == 2
+        assert len(result.stderr.splitlines()) == 1 and " error: " in result.stderr, args
