@@ -45,6 +45,7 @@ class UserErrorGroup(click.Group):
             sys.exit(2)
         except click.UsageError as err:
             # click would print the usage and a hint over several lines; one line says it.
-            where = err.ctx.command_path if err.ctx else self.program
+            # The program's own name first, then the sub-commands (`shopwatt readings drop`).
+            where = " ".join([self.program, *(err.ctx.command_path.split()[1:] if err.ctx else [])])
             click.echo(f"{where}: error: {err.format_message()} (see --help)", err=True)
             sys.exit(2)
