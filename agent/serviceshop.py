@@ -28,8 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.localservers import LOOPBACK, Influxd, Mosquitto, ServerError, spawn
 from firmware import encode
-from gateway.config import ShopConfig, load_config
-from gateway.ledger.ledger import LEDGER_FILE
+from gateway.config import LEDGER_FILE, ShopConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = "test-shop"

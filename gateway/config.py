@@ -25,6 +25,10 @@ from gateway.tomlmodel import read_toml, validate_model
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 STANDARD_BAND = "standard"
+# In the [storage] folder: the ledger (SQLite) and the InfluxDB outbox (SQLite).
+LEDGER_FILE = "ledger.sqlite"
+OUTBOX_FILE = "outbox.db"
+_SQLITE_FILES = ("", "-wal", "-shm", "-journal")  # a database and its journals
 
 # Ids end up in MQTT topics, InfluxDB tags and file names: keep them plain.
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -398,6 +402,12 @@ class ShopConfig(_Section):
         """Ledger and outbox folder; a relative path is relative to the config file."""
         p = Path(self.storage.path).expanduser()
         return p if p.is_absolute() else self._source.parent / p
+
+    @property
+    def own_files(self) -> list[Path]:
+        """shop.toml, the ledger and the outbox with SQLite's journals: never an output."""
+        dbs = (self.storage_dir / LEDGER_FILE, self.storage_dir / OUTBOX_FILE)
+        return [self.source, *(db.with_name(db.name + s) for db in dbs for s in _SQLITE_FILES)]
 
     @cached_property
     def machines(self) -> dict[str, Machine]:
