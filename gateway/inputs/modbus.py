@@ -22,8 +22,9 @@ from pymodbus.exceptions import ModbusException
 from pymodbus.pdu import ModbusPDU
 
 from gateway.config import Meter, ShopConfig
+from gateway.engine.model import Reading, Stats
 from gateway.errors import ConfigError
-from gateway.inputs.base import Reading, Sink, Stats
+from gateway.inputs.base import Sink
 from gateway.meters.maps import MeterMap, load_map, map_path
 from gateway.meters.registers import ReadRequest, decode, plan_reads
 

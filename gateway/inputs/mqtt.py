@@ -34,7 +34,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gateway.config import Mqtt, ShopConfig
-from gateway.inputs.base import Stats
+from gateway.engine.model import Stats
 from gateway.inputs.mqtt_tls import describe_connect_failure, tls_context
 from gateway.inputs.protocol import (
     DECODERS,

@@ -28,6 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from firmware import encode
 from gateway.config import ShopConfig, load_config
 from gateway.ledger.ledger import LEDGER_FILE
+from gateway.service import CRASH_ENV
 from tests.servers import LOOPBACK, Influxd, Mosquitto
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -202,8 +203,8 @@ class Gateway:
     def __post_init__(self) -> None:
         self.log_path = self.config.parent / "gateway.log"
 
-    def start(self) -> Gateway:
-        """Start the service."""
+    def start(self, crash_at: str = "") -> Gateway:
+        """Start the service (crash_at: SHOPWATT_CRASH_AT, where it SIGKILLs itself)."""
         self._ready_before = self.log().count(self._ready_line)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -211,7 +212,7 @@ class Gateway:
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", CRASH_ENV: crash_at},
             )
         return self
 
@@ -232,6 +233,13 @@ class Gateway:
     def kill(self) -> None:
         """SIGKILL: no clean-up at all."""
         self._signal(signal.SIGKILL)
+
+    def exited(self) -> int:
+        """Wait until the service has ended by itself; its exit code (-9: SIGKILLed)."""
+        assert self.proc is not None
+        code = self.proc.wait(WAIT_S)
+        self.proc = None
+        return code
 
     def stop(self) -> int:
         """SIGTERM and wait for the clean stop; returns the exit code."""
