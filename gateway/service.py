@@ -8,7 +8,8 @@ inputs delivered and commits it as one batch:
 2. `power` lines (and, for the machines due, `machine_state` and `energy` lines) go into
    the outbox (durable): a crash after this step re-sends them, InfluxDB overwrites them;
 3. the ledger stores the batch in one durable transaction, together with the tracker's,
-   job book's and live view's state (docs/gateway.md: why this makes a restart exact),
+   job book's and live views' state and the readings not shown live yet (ledger/live.py;
+   docs/gateway.md: why this makes a restart exact),
    and recomputes the jobs and costs of the machines due (every LIVE_EVERY_S each);
 4. the recomputed rows' `job`/`overhead` lines go into the outbox;
 5. only now are the MQTT messages acknowledged to the broker.
@@ -17,6 +18,8 @@ SIGTERM (or stop()) ends it cleanly: Modbus polling stops, the last batch is com
 acknowledged, MQTT disconnects (the broker keeps what came later), the outbox drains for a
 few seconds. After a SIGKILL the broker redelivers the unacknowledged messages and the
 tracker's persisted state drops what had been committed: nothing lost, nothing doubled.
+Readings committed whose live lines were not due yet are read back from the ledger (their
+range commits with each batch), so the live picture misses none of them either.
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 
 from gateway.ledger import Selection
 from gateway.ledger.rows import LedgerRow
-from gateway.ledger.units import hours, kwh, money
 
 By = Literal["job", "customer", "machine"]
 BY: tuple[By, ...] = ("job", "customer", "machine")
@@ -54,12 +53,7 @@ def numbers_header(band_names: Sequence[str]) -> list[str]:
 
 
 def _numbers(row: LedgerRow, band_names: Sequence[str]) -> list[Decimal]:
-    a = row.amounts
-    bands = [kwh(a.band_wh.get(b, 0.0)) for b in band_names]
-    costs = [money(c) for c in (a.energy_cents, a.depreciation_cents, a.maintenance_cents)]
-    energy = sum(bands, Decimal("0.000"))
-    printed = [hours(a.duration_s), hours(a.run_s), energy, *bands, *costs, money(a.total_cents)]
-    return [_plain(d) for d in printed]
+    return [_plain(d) for d in row.amounts.printed(band_names).values()]
 
 
 def build_table(selection: Selection, tz: ZoneInfo, currency: str, by: By = "job") -> Table:

@@ -12,11 +12,12 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
+from decimal import Decimal
 from typing import Any, Literal
 
 from gateway.engine.model import CostRow
 from gateway.ledger.calendar import period_of
-from gateway.ledger.units import cents, hours, kwh
+from gateway.ledger.units import cents, hours, kwh, money
 
 Kind = Literal["job", "overhead", "adjustment"]
 Table = Literal["rows", "adjustments", "frozen"]
@@ -70,6 +71,24 @@ class Amounts:
 
     def __sub__(self, other: Amounts) -> Amounts:
         return self + -other
+
+    def printed(self, band_names: Sequence[str]) -> dict[str, Decimal]:
+        """Every figure as the export prints it, by column name, in the export's order.
+
+        `energy_kwh` is the sum of the printed bands and `total_cost` of the printed costs,
+        so a line adds up as it is read (the export and the InfluxDB `job` points).
+        """
+        bands = {f"kwh_{b}": kwh(self.band_wh.get(b, 0.0)) for b in band_names}
+        return {
+            "duration_h": hours(self.duration_s),
+            "run_h": hours(self.run_s),
+            "energy_kwh": sum(bands.values(), Decimal("0.000")),
+            **bands,
+            "energy_cost": money(self.energy_cents),
+            "depreciation_cost": money(self.depreciation_cents),
+            "maintenance_cost": money(self.maintenance_cents),
+            "total_cost": money(self.total_cents),
+        }
 
     def prints_as_zero(self) -> bool:
         """True when every figure the export would print for these amounts is zero."""

@@ -17,7 +17,6 @@ from gateway.config import Machine, Tariff
 from gateway.engine.model import F64, I64, Reading, Stats
 from gateway.engine.states import IDLE, OFF, RUNNING, machine_states
 from gateway.ledger.rows import LedgerRow
-from gateway.ledger.units import hours, kwh, money
 from gateway.outputs.lineprotocol import FieldValue, float_lines, format_field, line, series_key
 
 POWER = "power"
@@ -97,23 +96,20 @@ def cost_lines(site: str, rows: Iterable[LedgerRow], band_names: Sequence[str]) 
     for row in rows:
         if row.open:
             continue
-        a = row.amounts
-        fields: dict[str, FieldValue] = {"energy_kwh": float(kwh(a.energy_wh))}
-        fields |= {f"kwh_{band}": float(kwh(a.band_wh.get(band, 0.0))) for band in band_names}
-        fields["energy_cost"] = float(money(a.energy_cents))
+        printed = {k: float(v) for k, v in row.amounts.printed(band_names).items()}
+        # An overhead row has no costs of its own beside energy, nor hours worth a point.
+        fields: dict[str, FieldValue] = {
+            k: v for k, v in printed.items() if k == "energy_kwh" or k.startswith("kwh_")
+        }
+        fields["energy_cost"] = printed["energy_cost"]
         tags = {"site": site, "machine": row.machine}
         if row.kind == "overhead":
             fields["day"] = row.day.isoformat()
             text = line(OVERHEAD, tags, fields, row.start_ms)
         else:
-            fields |= {
+            fields |= printed | {
                 "job_id": row.job_id,
                 "customer": row.customer,
-                "depreciation_cost": float(money(a.depreciation_cents)),
-                "maintenance_cost": float(money(a.maintenance_cents)),
-                "total_cost": float(money(a.total_cents)),
-                "run_h": float(hours(a.run_s)),
-                "duration_h": float(hours(a.duration_s)),
                 "start_ms": row.start_ms,
             }
             text = line(JOB, tags, fields, row.end_ms)
