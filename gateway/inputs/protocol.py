@@ -55,6 +55,9 @@ SIZE_LIMIT: dict[Kind, int] = {"reading": 512, "job": 512, "status": 1024, "cmd"
 
 _I32 = 2_147_483_647
 _T_MIN, _T_MAX = 1_577_836_800_000, 4_102_444_799_999  # 2020-01-01 .. 2099-12-31, UTC ms
+# How far a time may run ahead of the clock of the computer that takes it in: a day covers
+# any time-zone or drift confusion; beyond it the time is wrong, not early (docs/protocol.md).
+AHEAD_MS = 86_400_000
 _U_MAX = 9_007_199_254_740_991  # 2**53 - 1: the largest integer a JSON double keeps exactly
 _ID = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 _TOPIC = re.compile(
@@ -65,6 +68,12 @@ _TOPIC = re.compile(
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _IPV4 = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 _CHANNEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+
+
+def plausible_window(now_ms: int | None) -> tuple[int, int]:
+    """First and last UTC ms a reading or job event may carry: from the protocol's lower
+    bound to a day after now_ms (None: no clock to compare with, the protocol's upper bound)."""
+    return _T_MIN, _T_MAX if now_ms is None else min(_T_MAX, now_ms + AHEAD_MS)
 
 
 class Rejected(Exception):

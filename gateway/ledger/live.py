@@ -1,9 +1,9 @@
 """What `shopwatt run` keeps in the ledger beside the readings, committed with each batch.
 
-Its tables (schema.py, version 2) hold the inputs' state as the inputs serialise it (the
-ledger stores it, it does not read it), the engine's live view of each machine, and the
-stored readings whose rows and live points are not made yet: a restart after a SIGKILL
-carries on exactly where the last committed batch ended (docs/gateway.md).
+Its tables (a step of schema.py's migrations) hold the inputs' state as the inputs
+serialise it (the ledger stores it, it does not read it), the engine's live view of each
+machine, and the stored readings whose rows and live points are not made yet: a restart
+after a SIGKILL carries on exactly where the last committed batch ended (docs/gateway.md).
 """
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
+from gateway.engine.localtime import period_of
 from gateway.engine.model import CostRow
-from gateway.ledger.calendar import period_of
-from gateway.ledger.units import cents, hours, kwh, money
+from gateway.ledger.units import cents, energy_cents, hours, kwh, money
 
 Kind = Literal["job", "overhead", "adjustment"]
 Table = Literal["rows", "adjustments", "frozen"]
@@ -144,8 +144,9 @@ class LedgerRow:
         )
 
 
-def from_cost_row(row: CostRow, band_names: Sequence[str]) -> LedgerRow:
-    """The engine's row with money rounded to cents, one rounding per cost per row."""
+def from_cost_row(row: CostRow, band_names: Sequence[str], rates: Sequence[float]) -> LedgerRow:
+    """The engine's row with money in cents, one rounding per cost per row; the energy cost
+    is the printed kWh of each band priced at its rate (units.energy_cents)."""
     return LedgerRow(
         period=period_of(row.day),
         kind=row.kind,
@@ -159,30 +160,10 @@ def from_cost_row(row: CostRow, band_names: Sequence[str]) -> LedgerRow:
             duration_s=(row.end_ms - row.start_ms) / 1000.0,
             run_s=row.run_s,
             band_wh=dict(zip(band_names, row.band_wh, strict=True)),
-            energy_cents=cents(row.energy_cost),
+            energy_cents=energy_cents(row.band_wh, rates),
             depreciation_cents=cents(row.depreciation_cost),
             maintenance_cents=cents(row.maintenance_cost),
         ),
-        open=row.open,
-    )
-
-
-def to_cost_row(row: LedgerRow, band_names: Sequence[str]) -> CostRow:
-    """A job or overhead row back as the engine's CostRow (money: the ledger's rounded cents)."""
-    a = row.amounts
-    return CostRow(
-        kind="job" if row.kind == "job" else "overhead",
-        job_id=row.job_id,
-        machine=row.machine,
-        customer=row.customer,
-        start_ms=row.start_ms,
-        end_ms=row.end_ms,
-        day=row.day,
-        run_s=a.run_s,
-        band_wh=tuple(a.band_wh.get(b, 0.0) for b in band_names),
-        energy_cost=a.energy_cents / 100,
-        depreciation_cost=a.depreciation_cents / 100,
-        maintenance_cost=a.maintenance_cents / 100,
         open=row.open,
     )
 

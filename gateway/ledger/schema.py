@@ -10,9 +10,6 @@ from pathlib import Path
 from gateway.errors import LedgerError
 from gateway.ledger.rows import TABLE_DDL
 
-SCHEMA_VERSION = 2
-
-# Version 1: a new ledger starts here, then takes every migration below in order.
 _DDL = f"""
 -- Readings: one compressed block per machine and UTC day (t_ms // 86400000).
 CREATE TABLE chunks (
@@ -54,20 +51,24 @@ CREATE TABLE audit (
     action TEXT NOT NULL, detail TEXT NOT NULL);
 """
 
-# Migration to version N: MIGRATIONS[N - 2]. Each runs in one transaction with its version.
-MIGRATIONS = (
-    # 2: `shopwatt run`'s state (ledger/live.py). Before version 2 the service created these
-    # tables itself, with the same columns: IF NOT EXISTS adopts them with their content.
-    """
-    CREATE TABLE IF NOT EXISTS sensor_state (sensor TEXT PRIMARY KEY, state TEXT NOT NULL);
-    CREATE TABLE IF NOT EXISTS machine_view (machine TEXT PRIMARY KEY, view TEXT NOT NULL);
-    CREATE TABLE IF NOT EXISTS pending_recompute (
-        machine TEXT PRIMARY KEY, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL);
-    CREATE TABLE IF NOT EXISTS live_jobs (
-        machine TEXT NOT NULL, job TEXT NOT NULL, start_ms INTEGER, stop_ms INTEGER,
-        customer TEXT NOT NULL, parts INTEGER, src TEXT NOT NULL, PRIMARY KEY (machine, job));
-    """,
+# Each step upgrades the schema by one version, one SQL statement per string (a new ledger
+# runs them all after _DDL); steps are only ever added, so a ledger of any older shopwatt
+# opens by running the ones it lacks.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1 -> 2: `shopwatt run`'s state (gateway/ledger/live.py). Before, the service created
+    # these tables itself, with these columns: IF NOT EXISTS adopts them and their rows.
+    (
+        "CREATE TABLE IF NOT EXISTS sensor_state (sensor TEXT PRIMARY KEY, state TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS machine_view (machine TEXT PRIMARY KEY, view TEXT NOT NULL)",
+        """CREATE TABLE IF NOT EXISTS pending_recompute (
+            machine TEXT PRIMARY KEY, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS live_jobs (
+            machine TEXT NOT NULL, job TEXT NOT NULL, start_ms INTEGER, stop_ms INTEGER,
+            customer TEXT NOT NULL, parts INTEGER, src TEXT NOT NULL,
+            PRIMARY KEY (machine, job))""",
+    ),
 )
+SCHEMA_VERSION = 1 + len(_MIGRATIONS)
 
 
 def connect(path: Path, *, create: bool) -> sqlite3.Connection:
@@ -86,16 +87,17 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
         if version == 0 and create:
             conn.execute("PRAGMA journal_mode = WAL")
             # One script, one transaction: a half-created ledger never exists.
-            conn.executescript(f"BEGIN; {_DDL} PRAGMA user_version = 1; COMMIT;")
-            version = 1
+            steps = _DDL + "".join(f"{s};" for step in _MIGRATIONS for s in step)
+            conn.executescript(f"BEGIN; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
         elif version == 0:
             # Empty: being created by another process right now, or never finished.
             raise LedgerError(f"{path}: no ledger yet; run `shopwatt replay` first")
-        elif version > SCHEMA_VERSION:
+        elif version < SCHEMA_VERSION:
+            _migrate(conn)
+        elif version != SCHEMA_VERSION:
             raise LedgerError(
                 f"{path}: ledger schema version {version}, this shopwatt reads {SCHEMA_VERSION}"
             )
-        _migrate(conn, version)
     except sqlite3.DatabaseError as err:
         conn.close()
         raise LedgerError(f"{path}: not a shopwatt ledger ({err})") from None
@@ -105,20 +107,15 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
     return conn
 
 
-def _migrate(conn: sqlite3.Connection, version: int) -> None:
-    """Bring a ledger of an older shopwatt up to SCHEMA_VERSION, one step at a time."""
-    for to in range(version + 1, SCHEMA_VERSION + 1):
-        conn.execute("BEGIN IMMEDIATE")
-        # Another process may have migrated it since we read the version: check under the lock.
-        if conn.execute("PRAGMA user_version").fetchone()[0] >= to:
-            conn.execute("ROLLBACK")
-            continue
-        # One statement at a time: executescript() would commit half a step.
-        for statement in MIGRATIONS[to - 2].split(";"):
-            if statement.strip():
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Run the steps from the file's version to ours, in one transaction."""
+    with transaction(conn):
+        # Read again under the write lock: another process may have just upgraded the file.
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for step in _MIGRATIONS[version - 1 :]:
+            for statement in step:
                 conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {to}")
-        conn.execute("COMMIT")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 @contextmanager

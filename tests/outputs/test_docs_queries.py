@@ -73,7 +73,7 @@ def _shop_hour(now_ms: int) -> list[str]:
         *cost_lines(
             "northside",
             [
-                from_cost_row(j, TARIFF.band_names)
+                from_cost_row(j, TARIFF.band_names, TARIFF.rates)
                 for j in (job, replace(job, job_id="J-0", end_ms=now_ms - 900_000))
             ],
             TARIFF.band_names,

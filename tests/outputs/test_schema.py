@@ -38,7 +38,9 @@ MACHINE = Machine(
 
 def _job(job_id: str, end_ms: int, *, open: bool = False, **changes: Any) -> LedgerRow:
     """A job as the ledger keeps it (money in cents), from the engine's row plus changes."""
-    return from_cost_row(replace(_cost_row(job_id, end_ms, open), **changes), TARIFF.band_names)
+    return from_cost_row(
+        replace(_cost_row(job_id, end_ms, open), **changes), TARIFF.band_names, TARIFF.rates
+    )
 
 
 def _cost_row(job_id: str, end_ms: int, open: bool) -> CostRow:
@@ -150,12 +152,12 @@ def test_finished_jobs_are_points_at_their_end_with_ids_as_fields(
 
 
 def test_job_points_carry_the_figures_the_export_prints_never_a_float_artefact() -> None:
-    # 1 + 1 + 7 cents added as floats is 0.09000000000000001; 100.1 + 200.2 Wh is not 300.3.
+    # 1 + 1 + 7 cents added as floats is 0.09000000000000001; 10.1 + 20.2 Wh is not 30.3.
     row = _job(
         "J-9",
         T0,
         customer="ACME",
-        band_wh=(100.1, 200.2),
+        band_wh=(10.1, 20.2),
         run_s=1000.0,
         energy_cost=0.01,
         depreciation_cost=0.01,
@@ -164,9 +166,9 @@ def test_job_points_carry_the_figures_the_export_prints_never_a_float_artefact()
     (text,) = cost_lines("shop", [row], TARIFF.band_names)
     fields = dict(f.split("=", 1) for f in text.split(" ")[1].split(","))
     assert fields == {
-        "energy_kwh": "0.3",
-        "kwh_standard": "0.1",
-        "kwh_peak": "0.2",
+        "energy_kwh": "0.03",
+        "kwh_standard": "0.01",
+        "kwh_peak": "0.02",
         "energy_cost": "0.01",
         "depreciation_cost": "0.01",
         "maintenance_cost": "0.07",
