@@ -30,8 +30,15 @@ from tests.service.shop import (
 DAY = [45] * 20 + [1800] * 60 + [45] * 40
 
 
+def _energy_wh(influxd: Influxd, db: str) -> dict[str, float]:
+    """SUM(kwh) of the `energy` points per machine, in Wh (docs/influxdb.md: a range's kWh)."""
+    rows = influxd.rows('SELECT sum("kwh") FROM "energy" GROUP BY "machine"', db)
+    return {str(r["machine"]): float(r["sum"]) * 1000 for r in rows}
+
+
 def _exact(cfg: ShopConfig, sensor: FakeSensor, influxd: Influxd, db: str) -> None:
-    """Every reading once in the ledger and in InfluxDB; metered energy = the truth."""
+    """Every reading once in the ledger and in InfluxDB; metered energy = the truth, in the
+    ledger and in the `energy` points."""
     (status,) = Ledger(cfg).status(0).machines
     assert status.readings == sensor.published
     assert status.metered_wh == pytest.approx(sensor.truth_wh, abs=1e-6)
@@ -41,6 +48,8 @@ def _exact(cfg: ShopConfig, sensor: FakeSensor, influxd: Influxd, db: str) -> No
         lambda: (c := influxd.rows(q, db)) and c[0]["count"] == sensor.published and c,
     )
     assert count[0]["count"] == sensor.published
+    truth = {sensor.machine: sensor.truth_wh}
+    wait_for("the energy points", lambda: _energy_wh(influxd, db) == pytest.approx(truth, abs=1e-6))
 
 
 def test_sigkill_mid_stream_and_restart(
@@ -102,12 +111,10 @@ def test_energy_points_add_up_to_the_ledger_after_a_sigkill_anywhere_in_a_batch(
         publisher.close()
     metered = {m.machine: m.metered_wh for m in Ledger(cfg).status(0).machines}
     assert metered == pytest.approx({s.machine: s.truth_wh for s in sensors}, abs=1e-6)
-
-    def in_influxdb() -> dict[str, float]:
-        rows = influxd.rows('SELECT sum("kwh") FROM "energy" GROUP BY "machine"', influx_db)
-        return {str(r["machine"]): float(r["sum"]) * 1000 for r in rows}
-
-    wait_for("the energy points", lambda: in_influxdb() == pytest.approx(metered, abs=1e-6))
+    wait_for(
+        "the energy points",
+        lambda: _energy_wh(influxd, influx_db) == pytest.approx(metered, abs=1e-6),
+    )
 
 
 def test_influxdb_down_for_a_while(tmp_path: Path, broker: Mosquitto, servers: ServerPool) -> None:
