@@ -17,6 +17,7 @@ Points are identified by series and time, so writing one again overwrites it.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
@@ -49,8 +50,10 @@ def machine_lines(
     if step is None:
         return [], view
     site, s = cfg.site.id, step.readings
-    # The carried reading had its state point in the batch that brought it.
-    lines = state_lines(site, machine, s.t_ms, s.watts)[step.fresh :]
+    # The carried reading had its state point in the batch that brought it (if it had
+    # power: a reading without power has no state point to skip).
+    skip = int(step.fresh == 1 and not math.isnan(s.watts[0]))
+    lines = state_lines(site, machine, s.t_ms, s.watts)[skip:]
     lines += energy_lines(site, machine.id, step.minutes, step.band_wh, cfg.tariff)
     return lines, step.view
 

@@ -126,6 +126,19 @@ def test_energy_per_minute_adds_up_and_batches_write_whole_minutes(tmp_path: Pat
     assert total * 1000 == pytest.approx(r.wh[-1] - r.wh[0])
 
 
+def test_a_batch_after_a_reading_without_power_keeps_its_first_state_point(
+    tmp_path: Path,
+) -> None:
+    cfg = _shop(tmp_path)
+    mill = cfg.machines["mill"]
+    r = _piece(_day_of_readings(), 0, 4)
+    no_power = MachineReadings(r.t_ms[:1], np.array([np.nan]), r.wh[:1])
+    _, view = machine_lines(cfg, mill, no_power, LiveView())
+    lines, _ = machine_lines(cfg, mill, _piece(r, 1, 4), view)
+    states = [text for text in lines if text.startswith("machine_state,")]
+    assert states[0].endswith(f" {r.t_ms[1]}")  # the carried reading had no point to skip
+
+
 def test_replay_and_recompute_send_their_changes_to_influxdb(
     tmp_path: Path, influxd: Influxd, influx_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
