@@ -1,8 +1,9 @@
-"""The click group every shopwatt command line uses: user errors as one line, exit 2."""
+"""What every shopwatt command line shares: user errors as one line (exit 2), --config."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any, ClassVar
 
 import click
@@ -21,3 +22,14 @@ class UserErrorGroup(click.Group):
         except ShopwattError as err:
             click.echo(f"{self.program}: error: {err}", err=True)
             sys.exit(2)
+
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("shop.toml"),
+    show_default=True,
+    envvar="SHOPWATT_CONFIG",
+    help="The shop's shop.toml (also $SHOPWATT_CONFIG).",
+)

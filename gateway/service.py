@@ -36,6 +36,7 @@ from types import FrameType
 
 import numpy as np
 
+from gateway.clock import now_ms
 from gateway.config import ShopConfig
 from gateway.engine.live import LiveView
 from gateway.engine.model import ExplicitJob, MachineReadings, Reading
@@ -69,10 +70,6 @@ DRAIN_AT_STOP_S = 5.0  # how long a clean stop lets the outbox drain
 SWITCH_INTERVAL_S = 0.0005  # see run_service
 SOURCE = "live"  # the ledger's audit name for what the service stores
 CRASH_ENV = "SHOPWATT_CRASH_AT"  # tests of crash safety only: see CrashPoint
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _per_machine(readings: list[Reading]) -> tuple[dict[str, MachineReadings], dict[str, str]]:
@@ -141,7 +138,7 @@ class Health:
         """Note when each sensor was heard of and its latest status."""
         self.last_seen_ms.update(box.seen_ms)
         for sensor, status in box.statuses:
-            self.status[sensor] = (box.seen_ms.get(sensor, _now_ms()), status)
+            self.status[sensor] = (box.seen_ms.get(sensor, now_ms()), status)
 
     def sensor_fields(self, sensor: str, counts: Mapping[str, int]) -> dict[str, FieldValue]:
         """The `sensor` point: last seen, status, the tracker's counters."""
@@ -412,7 +409,7 @@ class Service:
         """`gateway`, `sensor` and `source` points into the outbox."""
         if self.outbox is None or self.drainer is None:
             return
-        site, now = self.cfg.site.id, _now_ms()
+        site, now = self.cfg.site.id, now_ms()
         fields: dict[str, FieldValue] = dict(self.counters())
         fields |= self.outbox.health().fields() | self.drainer.stats.fields()
         lines = [gateway_line(site, now, fields)]
