@@ -15,13 +15,12 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from gateway.ledger import Selection
-from gateway.ledger.rows import LedgerRow
+from gateway.ledger.rows import ZERO, LedgerRow
 
 By = Literal["job", "customer", "machine"]
 BY: tuple[By, ...] = ("job", "customer", "machine")
 Cell = str | Decimal
 ROW_TEXT = ("kind", "job_id", "machine", "customer", "start", "end")
-COSTS = ("energy_cost", "depreciation_cost", "maintenance_cost", "total_cost")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +47,7 @@ def _plain(d: Decimal) -> Decimal:
 
 def numbers_header(band_names: Sequence[str]) -> list[str]:
     """The numeric columns, in the export's order."""
-    bands = [f"kwh_{b}" for b in band_names]
-    return ["duration_h", "run_h", "energy_kwh", *bands, *COSTS]
+    return list(ZERO.printed(band_names))
 
 
 def _numbers(row: LedgerRow, band_names: Sequence[str]) -> list[Decimal]:
