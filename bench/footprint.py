@@ -36,17 +36,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.ingest import WAIT_S, peak_rss_mb  # noqa: E402
-from gateway.config import Mqtt  # noqa: E402
-from gateway.engine.model import MachineReadings  # noqa: E402
-from gateway.inputs.mqtt import RECEIVE_MAXIMUM, SESSION_NEVER_EXPIRES  # noqa: E402
-from gateway.ledger.chunks import ReadingStore  # noqa: E402
-from gateway.ledger.schema import connect, transaction  # noqa: E402
-from tests.servers import LOOPBACK, Influxd, ServerPool  # noqa: E402
-from tests.service.shop import (  # noqa: E402
+from agent.localservers import LOOPBACK, Influxd, ServerPool
+from agent.serviceshop import (
     BROKER_CONFIG,
     FakeSensor,
     Gateway,
@@ -54,7 +47,14 @@ from tests.service.shop import (  # noqa: E402
     config,
     write_config,
 )
+from bench.ingest import WAIT_S, peak_rss_mb
+from gateway.config import Mqtt
+from gateway.engine.model import MachineReadings
+from gateway.inputs.mqtt import RECEIVE_MAXIMUM, SESSION_NEVER_EXPIRES
+from gateway.ledger.chunks import ReadingStore
+from gateway.ledger.schema import connect, transaction
 
+ROOT = Path(__file__).resolve().parent.parent
 BYTES_GOAL = 500.0  # written per reading, at any hour
 CPU_GOAL = 3.0  # x the bare subscriber's CPU share
 RSS_GOAL_MB = 60.0  # steady, 50 sensors at 1 Hz

@@ -18,7 +18,7 @@ import io
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from itertools import islice, pairwise
 from pathlib import Path
 from typing import NoReturn
@@ -29,8 +29,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from gateway.config import Machine
+from gateway.engine.localtime import iso_utc, utc_ms
 from gateway.engine.model import F64, I64, ExplicitJob, MachineReadings
 from gateway.errors import InputError
+from gateway.inputs.protocol import plausible_window
 
 READINGS_COLUMNS = ("time", "machine", "watts")
 READINGS_OPTIONAL = ("wh",)
@@ -38,8 +40,6 @@ JOBS_COLUMNS = ("job_id", "machine", "start", "end")
 JOBS_OPTIONAL = ("customer",)
 
 _BOM = b"\xef\xbb\xbf"  # Excel's "CSV UTF-8" starts with one
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 _SLOW_BLOCK = 8192  # rows parsed in Python per vectorised rule check on the slow path
 
 
@@ -73,7 +73,7 @@ def parse_time_ms(text: str) -> int:
         raise ValueError("not an ISO 8601 time (e.g. 2026-11-03T08:00:00+01:00)") from None
     if ts.tzinfo is None:
         raise ValueError("no UTC offset: add Z or +01:00 (a bare local time is ambiguous)")
-    return (ts - _EPOCH) // _MS
+    return utc_ms(ts)
 
 
 def _read(path: Path) -> tuple[bytes, str]:
@@ -128,6 +128,15 @@ def _fail(path: Path, line: int, column: str, text: str, reason: str) -> NoRetur
     raise InputError(f"{path} line {line}: {column} = {text!r}: {reason}")
 
 
+def _outside(window: tuple[int, int]) -> str:
+    """Why a time outside the plausible window is refused (docs/protocol.md, Time)."""
+    first, last = (iso_utc(t) for t in window)
+    return (
+        f"outside the plausible window {first} .. {last} (from 2020 to a day after this "
+        "computer's clock: a sensor clock that never synced, or a typo)"
+    )
+
+
 # ---------------------------------------------------------------- readings.csv
 
 
@@ -154,8 +163,9 @@ class _Columns:
 class _Rules:
     """The checks every reading must pass, run on whole columns (both paths use them)."""
 
-    def __init__(self, machines: Mapping[str, Machine]) -> None:
+    def __init__(self, machines: Mapping[str, Machine], window: tuple[int, int]) -> None:
         self.ids = list(machines)
+        self.window = window  # the first and last plausible time
         # One extra slot: index -1 (unknown machine) reads +inf, so no power bound fires there.
         self.rated = np.array([m.rated_w for m in machines.values()] + [math.inf])
 
@@ -169,6 +179,7 @@ class _Rules:
             ("watts", cols.watts > rated),
             ("wh", cols.wh < 0),
             ("wh", np.isinf(cols.wh)),
+            ("time", (cols.t_ms < self.window[0]) | (cols.t_ms > self.window[1])),
         ]
         best: tuple[int, int] | None = None  # (row, check number): earliest row, then rule order
         for k, (_, mask) in enumerate(checks):
@@ -194,15 +205,21 @@ class _Rules:
             "",
             "negative energy counter",
             "not a finite number",
+            _outside(self.window),
         )[check]
 
 
-def read_readings(path: str | Path, machines: Mapping[str, Machine]) -> ReadingsFile:
-    """Parse and check readings.csv; InputError names the first bad row (line, column, text)."""
+def read_readings(
+    path: str | Path, machines: Mapping[str, Machine], now_ms: int | None = None
+) -> ReadingsFile:
+    """Parse and check readings.csv; InputError names the first bad row (line, column, text).
+
+    now_ms: this computer's clock; no reading may be dated more than a day after it.
+    """
     path = Path(path)
     data, digest = _read(path)
     names = _header(data, path, READINGS_COLUMNS, READINGS_OPTIONAL)
-    rules = _Rules(machines)
+    rules = _Rules(machines, plausible_window(now_ms))
     try:
         cols = _fast_columns(data, names, rules.ids)
     except pa.ArrowInvalid as err:
@@ -222,8 +239,16 @@ def _fast_columns(data: bytes, names: list[str], ids: list[str]) -> _Columns:
         "watts": pa.float64(),
         "wh": pa.float64(),
     }
+    # The reader's threads get a copy in Arrow's own memory, not the Python bytes: a thread
+    # of its pool may drop the last reference to its input after read_csv has returned
+    # (read-ahead), and releasing a Python object takes the GIL; once the interpreter is
+    # exiting (a bad row: exit 2 right away) CPython ends such a thread with pthread_exit,
+    # which unwinds through Arrow's C++ frames: "terminate called without an active
+    # exception", exit 134. Arrow's own memory is released without Python.
+    source = pa.allocate_buffer(len(data))
+    memoryview(source).cast("B")[:] = data
     table = pacsv.read_csv(
-        pa.py_buffer(data),
+        source,
         read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
         convert_options=pacsv.ConvertOptions(
             column_types={n: types[n] for n in names},
@@ -368,8 +393,12 @@ def _group(path: Path, digest: str, cols: _Columns, ids: list[str]) -> ReadingsF
 # ---------------------------------------------------------------- jobs.csv
 
 
-def read_jobs(path: str | Path, machines: Mapping[str, Machine]) -> JobsFile:
-    """Parse and check jobs.csv: known machines, end after start, no overlaps per machine."""
+def read_jobs(
+    path: str | Path, machines: Mapping[str, Machine], now_ms: int | None = None
+) -> JobsFile:
+    """Parse and check jobs.csv: known machines, times in the plausible window (see
+    read_readings), end after start, no overlaps per machine."""
+    window = plausible_window(now_ms)
     path = Path(path)
     data, digest = _read(path)
     names = _header(data, path, JOBS_COLUMNS, JOBS_OPTIONAL)
@@ -396,7 +425,7 @@ def read_jobs(path: str | Path, machines: Mapping[str, Machine]) -> JobsFile:
         if (machine, job_id) in seen:
             _fail(path, line, "job_id", job_id, f"repeated (first on line {seen[machine, job_id]})")
         seen[machine, job_id] = line
-        start, end = (_job_time(path, line, fields, index, c) for c in ("start", "end"))
+        start, end = (_job_time(path, line, fields, index, c, window) for c in ("start", "end"))
         if end <= start:
             _fail(path, line, "end", fields[index["end"]], "not after start")
         customer = fields[index["customer"]].strip() if "customer" in index else ""
@@ -421,9 +450,17 @@ def read_jobs(path: str | Path, machines: Mapping[str, Machine]) -> JobsFile:
 
 
 def _job_time(
-    path: Path, line: int, fields: list[str], index: Mapping[str, int], column: str
+    path: Path,
+    line: int,
+    fields: list[str],
+    index: Mapping[str, int],
+    column: str,
+    window: tuple[int, int],
 ) -> int:
     try:
-        return parse_time_ms(fields[index[column]])
+        t_ms = parse_time_ms(fields[index[column]])
     except ValueError as err:
         _fail(path, line, column, fields[index[column]], str(err))
+    if not window[0] <= t_ms <= window[1]:
+        _fail(path, line, column, fields[index[column]], _outside(window))
+    return t_ms

@@ -179,6 +179,37 @@ class ReadingStore:
             (machine, day, len(r), int(r.t_ms[0]), int(r.t_ms[-1]), encode(r)),
         )
 
+    def drop(self, machine: str, lo: int, hi: int) -> MachineReadings:
+        """Remove the readings with lo <= t < hi (at every level); returns them, sorted."""
+        removed = []
+        for day in self._days(machine, lo, hi):
+            stored = self._day(machine, day)
+            inside = (stored.t_ms >= lo) & (stored.t_ms < hi)
+            if not inside.any():
+                continue
+            removed.append(_pick(stored, inside))
+            kept = _pick(stored, ~inside)
+            if len(kept):
+                self._write_day(machine, day, kept)
+                continue
+            self._cache[machine, day] = _EMPTY
+            for table in _LEVELS:
+                self._conn.execute(
+                    f"DELETE FROM {table} WHERE machine = ? AND day = ?", (machine, day)
+                )
+            self._segments = None
+        return concat(removed)
+
+    def _days(self, machine: str, lo: int, hi: int) -> list[int]:
+        """The UTC days of a machine that may hold readings with lo <= t < hi."""
+        query = " UNION ".join(
+            f"SELECT day FROM {t} WHERE machine = ? AND day BETWEEN ? AND ?" for t in _LEVELS
+        )
+        found = self._conn.execute(
+            query + " ORDER BY day", (machine, lo // DAY_MS, (hi - 1) // DAY_MS) * len(_LEVELS)
+        )
+        return [d["day"] for d in found]
+
     def merge(self, machine: str, new: MachineReadings) -> Merged:
         """Add a sorted, duplicate-free batch into day blocks (replay: many readings a day);
         times already stored keep their stored values."""
@@ -300,13 +331,7 @@ class ReadingStore:
         """Readings with lo <= t < hi, sorted."""
         if hi <= lo:
             return _EMPTY
-        query = " UNION ".join(
-            f"SELECT day FROM {t} WHERE machine = ? AND day BETWEEN ? AND ?" for t in _LEVELS
-        )
-        days = self._conn.execute(
-            query + " ORDER BY day", (machine, lo // DAY_MS, (hi - 1) // DAY_MS) * len(_LEVELS)
-        ).fetchall()
-        return take(concat([self._day(machine, d["day"]) for d in days]), lo, hi)
+        return take(concat([self._day(machine, d) for d in self._days(machine, lo, hi)]), lo, hi)
 
     def last_before(self, machine: str, t_ms: int) -> int | None:
         """Time of the last stored reading before t_ms."""

@@ -9,10 +9,10 @@ from __future__ import annotations
 import sqlite3
 from zoneinfo import ZoneInfo
 
+from gateway.engine.localtime import day_start_ms, next_midnight_ms
 from gateway.engine.model import ExplicitJob
 from gateway.errors import InputError
 from gateway.inputs.csvfile import JobsFile
-from gateway.ledger.calendar import day_start_ms, next_midnight_ms
 
 
 def file_span(jobs: JobsFile, tz: ZoneInfo) -> tuple[int, int] | None:

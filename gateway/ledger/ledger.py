@@ -7,6 +7,7 @@ audit trail inside it: a failed run leaves the file exactly as it was.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -15,21 +16,27 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from gateway.config import ShopConfig
-from gateway.engine.localtime import local_date
+from gateway.config import LEDGER_FILE, ShopConfig
+from gateway.engine.localtime import (
+    day_start_ms,
+    iso_utc,
+    local_date,
+    next_midnight_ms,
+    periods_between,
+    utc_ms,
+)
 from gateway.engine.model import ExplicitJob, MachineReadings
 from gateway.errors import LedgerError
 from gateway.inputs.csvfile import JobsFile, ReadingsFile
 from gateway.ledger import explicit, periods
 from gateway.ledger.audit import Entry, recent, record
-from gateway.ledger.calendar import day_start_ms, next_midnight_ms, periods_between
 from gateway.ledger.chunks import Merged, ReadingStore
 from gateway.ledger.fingerprint import fingerprint
+from gateway.ledger.live import LiveState, load_state, save_state
 from gateway.ledger.recompute import Computed, Recomputer
 from gateway.ledger.rows import LedgerRow, select
 from gateway.ledger.schema import connect, transaction
 
-LEDGER_FILE = "ledger.sqlite"
 # (what was just done, machines done, machines in all): drives the CLI's progress bar.
 Progress = Callable[[str, int, int], None]
 _MONTH_MS = 31 * 86_400_000
@@ -71,6 +78,28 @@ class Ingested:
     rows: list[LedgerRow]  # the recomputed rows (every row of the recomputed days)
     adjustments: int  # pending adjustment rows of closed periods after the ingest
     added_ranges: dict[str, tuple[int, int]]  # machine -> first and last reading added
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """What dropping a machine's readings in a time range did (or, previewed, would do)."""
+
+    machine: str
+    readings: int
+    first_ms: int | None  # earliest and latest dropped reading; None when none was found
+    last_ms: int | None
+    metered_wh: float  # metered energy the ledger no longer has (its days' metered_wh)
+    sha256: str  # of the dropped readings, as readings_sha256() hashes them
+    recomputed: tuple[str, str] | None  # first and last local day recomputed
+    adjustments: int  # pending adjustment rows of closed periods afterwards
+
+
+class _Preview(Exception):
+    """Raised inside a transaction to roll it back and hand back what it would have done."""
+
+    def __init__(self, dropped: Dropped) -> None:
+        super().__init__("preview")
+        self.dropped = dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,12 +168,14 @@ class Ledger:
         return self._held
 
     @contextmanager
-    def _open(self, *, create: bool = False) -> Iterator[sqlite3.Connection]:
+    def _open(
+        self, *, create: bool = False, readonly: bool = False
+    ) -> Iterator[sqlite3.Connection]:
         # Only the call that creates the ledger may remove it again: a reader that finds no
         # ledger must never delete one that another process (shopwatt run) creates meanwhile.
         creating = create and not self.path.exists()
         try:
-            with closing(connect(self.path, create=create)) as conn:
+            with closing(connect(self.path, create=create, readonly=readonly)) as conn:
                 yield conn
         except BaseException:
             if creating:  # a failed first run leaves no (empty) ledger behind
@@ -222,16 +253,16 @@ class Ledger:
         batches: Mapping[str, MachineReadings],
         source: str,
         jobs: Mapping[str, Sequence[Sequence[ExplicitJob]]] | None = None,
-        also: Callable[[sqlite3.Connection], None] | None = None,
+        state: LiveState | None = None,
         recompute: Mapping[str, tuple[int, int]] | None = None,
     ) -> Ingested:
         """Merge live readings (and live jobs) as replay does, in one durable transaction.
 
         `batches`: per machine, sorted readings with unique times. `jobs`: per machine,
         groups of live jobs, each group every job on the local days it covers (it replaces
-        the stored jobs of those days, as a jobs.csv does). `also(conn)` runs inside the
-        transaction, so the caller's own state (e.g. the MQTT input's dedup marks) commits
-        with the readings or not at all.
+        the stored jobs of those days, as a jobs.csv does). `state`: the service's state
+        (ledger/live.py; e.g. the MQTT input's dedup marks), committed with the readings or
+        not at all.
         `recompute`: the machines and time ranges to recompute (default: what this batch
         added). A caller that batches often may recompute less often: the rows follow as
         soon as it passes the ranges it collected from `Ingested.added_ranges`.
@@ -267,8 +298,8 @@ class Ledger:
                 added_ranges=added_ranges,
             )
             store.compact()
-            if also is not None:
-                also(conn)
+            if state is not None:
+                save_state(conn, state)
             # Readings arrive every few seconds: an audit entry each time would bury the
             # trail (and wear the SD card). Jobs and corrections of closed months are
             # what an auditor looks for; the readings are counted in `status`.
@@ -318,7 +349,11 @@ class Ledger:
                     recomputer.save(recomputer.compute(machine, a, b))
                     store.forget()
                     a = b
-                recomputed[machine] = _days(local_date(first, tz), local_date(a, tz))
+                # The data's days, not the last piece's end (a month past the data).
+                recomputed[machine] = (
+                    local_date(first, tz).isoformat(),
+                    local_date(extent[1], tz).isoformat(),
+                )
             adjustments = periods.refresh_adjustments(conn, periods.closed_periods(conn))
             detail = {
                 "machines": todo,
@@ -333,23 +368,88 @@ class Ledger:
         """Freeze a month; later changes to it become adjustment rows in an open month."""
         with self._open() as conn, transaction(conn):
             self._require_current(conn)
-            closed = periods.close(conn, period, self._clock(), self._who)
+            at = self._clock()
+            now_ms = utc_ms(datetime.fromisoformat(at))
+            closed = periods.close(conn, period, at, self._who, now_ms, self.cfg.site.tz)
             detail = {
                 "period": period,
                 "rows": closed.rows,
                 "adjustments_frozen": closed.adjustments,
                 "open_jobs_left_out": closed.open_jobs,
-                "energy_wh": round(closed.energy_wh, 3),
+                "energy_kwh": str(closed.energy_kwh),
                 "total_cents": closed.total_cents,
             }
             record(conn, self._entry("close", detail))
         return closed
 
+    def drop_readings(
+        self, machine: str, lo: int, hi: int, *, preview: bool = False, expect: str = ""
+    ) -> Dropped:
+        """Remove a machine's readings with lo <= t < hi (bad data that got in) and recompute.
+
+        preview: do it all, then roll back, to show what it would drop. expect: the sha256
+        that a preview showed; if the readings in the range changed since, nothing is done.
+        Refused when any part of the range lies in a closed month.
+        """
+        tz = self.cfg.site.tz
+        if machine not in self.cfg.machines:
+            raise LedgerError(
+                f"--machine = {machine!r}: not a machine in {self.cfg.source} "
+                f"(known: {', '.join(self.cfg.machines)})"
+            )
+        if hi <= lo:
+            raise LedgerError(f"--to = {iso_utc(hi)}: not after --from = {iso_utc(lo)}")
+        touched = periods_between(local_date(lo, tz), local_date(hi - 1, tz) + timedelta(days=1))
+        try:
+            with self._open() as conn, transaction(conn):
+                self._require_current(conn)
+                closed = sorted(set(touched) & set(periods.closed_periods(conn)))
+                if closed:
+                    raise LedgerError(
+                        f"--from/--to reach into {', '.join(closed)}, a closed month: its "
+                        "readings never change (drop only readings of open months)"
+                    )
+                dropped = self._drop(conn, machine, lo, hi)
+                if expect and dropped.sha256 != expect:
+                    raise LedgerError(
+                        f"the readings of {machine} in that range changed since they were "
+                        "shown (new data arrived); nothing was dropped: run the command again"
+                    )
+                if preview:
+                    raise _Preview(dropped)
+                if dropped.readings:
+                    detail = {"from": iso_utc(lo), "to": iso_utc(hi), **asdict(dropped)}
+                    record(conn, self._entry("drop", detail))
+        except _Preview as shown:
+            return shown.dropped
+        return dropped
+
+    def _drop(self, conn: sqlite3.Connection, machine: str, lo: int, hi: int) -> Dropped:
+        """Remove the readings, recompute the days around them, refresh adjustments."""
+        store = ReadingStore(conn)
+        before = _metered_wh(conn, machine)
+        gone = store.drop(machine, lo, hi)
+        if not len(gone):
+            return Dropped(machine, 0, None, None, 0.0, readings_sha256(gone), None, 0)
+        first, last = int(gone.t_ms[0]), int(gone.t_ms[-1])
+        (computed,) = self._recompute(conn, store, {machine: (first, last)})
+        changed = periods_between(computed.first_day, computed.end_day)
+        return Dropped(
+            machine=machine,
+            readings=len(gone),
+            first_ms=first,
+            last_ms=last,
+            metered_wh=round(before - _metered_wh(conn, machine), 3),  # Wh: finer is noise
+            sha256=readings_sha256(gone),
+            recomputed=_days(computed.first_day, computed.end_day),
+            adjustments=periods.refresh_adjustments(conn, changed),
+        )
+
     # ------------------------------------------------------------------ reads
 
     def select(self, first: date, end: date) -> Selection:
         """Rows of the local dates [first, end): frozen for closed months, current otherwise."""
-        with self._open() as conn:
+        with self._open(readonly=True) as conn:
             self._require_current(conn)
             closed = periods.closed_periods(conn)
             rows: list[LedgerRow] = []
@@ -369,9 +469,30 @@ class Ledger:
             names += [b for b in row.amounts.band_wh if b not in names]
         return Selection(rows, open_jobs, names)
 
+    def rows_of(self, days: Mapping[str, tuple[str, str]]) -> list[LedgerRow]:
+        """The rows of some machines' local days (machine -> first and last day, as replay
+        and recompute report what they recomputed), as select() gives them."""
+        if not days:
+            return []
+        first = date.fromisoformat(min(a for a, _ in days.values()))
+        end = date.fromisoformat(max(b for _, b in days.values())) + timedelta(days=1)
+        return [r for r in self.select(first, end).rows if r.machine in days]
+
+    def live_state(self) -> LiveState:
+        """`shopwatt run`'s state as the last committed batch left it (none: no ledger)."""
+        if not self.path.exists():
+            return LiveState()
+        with self._open() as conn:
+            return load_state(conn)
+
+    def readings(self, machine: str, first_ms: int, last_ms: int) -> MachineReadings:
+        """A machine's stored readings with first_ms <= t <= last_ms."""
+        with self._open() as conn:
+            return ReadingStore(conn).load(machine, first_ms, last_ms + 1)
+
     def status(self, audit_entries: int = 5) -> Status:
         """Readings, drops and repairs per machine, closed months, the latest audit entries."""
-        with self._open() as conn:
+        with self._open(readonly=True) as conn:
             stale = set(self._stale(conn))
             store = ReadingStore(conn)
             machines = [
@@ -403,6 +524,19 @@ def _merge(
         }
         _count(conn, machine, counts)
     return merged
+
+
+def readings_sha256(r: MachineReadings) -> str:
+    """sha256 of readings as little-endian bytes: every int64 time (UTC ms), then every
+    float64 watts, then every float64 wh (NaN: no counter), so an auditor can recompute it."""
+    raw = r.t_ms.astype("<i8").tobytes() + r.watts.astype("<f8").tobytes()
+    return hashlib.sha256(raw + r.wh.astype("<f8").tobytes()).hexdigest()
+
+
+def _metered_wh(conn: sqlite3.Connection, machine: str) -> float:
+    """All energy the ledger has metered for a machine."""
+    found = conn.execute("SELECT SUM(metered_wh) FROM day_stats WHERE machine = ?", (machine,))
+    return float(found.fetchone()[0] or 0.0)
 
 
 def _count(conn: sqlite3.Connection, machine: str, counts: Mapping[str, int]) -> None:
@@ -482,8 +616,8 @@ def _days(first: date, end: date) -> tuple[str, str]:
 
 
 def _extent(data: tuple[int, int] | None, spans: list[tuple[int, int]]) -> tuple[int, int] | None:
-    """Everything a machine has: its readings and the days its jobs files govern."""
-    ends = ([data] if data else []) + spans
+    """First and last ms of a machine's readings and of the days its jobs files govern."""
+    ends = ([data] if data else []) + [(a, b - 1) for a, b in spans]  # spans end exclusive
     return (min(e[0] for e in ends), max(e[1] for e in ends)) if ends else None
 
 

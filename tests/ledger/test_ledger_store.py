@@ -14,7 +14,7 @@ from gateway.config import load_config
 from gateway.engine.model import MachineReadings
 from gateway.ledger import Ledger, chunks
 from gateway.ledger.chunks import ReadingStore
-from gateway.ledger.schema import SCHEMA_VERSION, connect
+from gateway.ledger.schema import SCHEMA_VERSION, connect, transaction
 from tests.ledger.shop import (
     Series,
     dump,
@@ -60,15 +60,20 @@ def test_a_ledger_of_shopwatt_0_1_reads_unchanged_and_is_upgraded(tmp_path: Path
     config = write_shop(tmp_path)
     ledger_path(config).parent.mkdir()
     shutil.copy(V1_LEDGER, ledger_path(config))
-    rows = dump(config, "rows")
+    # Read as it is (a reader never upgrades the file) ...
     status = Ledger(load_config(config)).status()
     assert [(m.machine, m.readings) for m in status.machines] == [("mill", len(OLD_MILL.t_ms))]
-    _same(_stored(config, "mill"), _readings(OLD_MILL))
+    with closing(connect(ledger_path(config), readonly=True)) as conn:
+        _same(ReadingStore(conn).load("mill", 0, 2**62), _readings(OLD_MILL))
+    # ... then written: upgraded, and its readings are the ones a replay finds there.
+    assert shopwatt("recompute", "--config", config).exit_code == 0
+    rows = dump(config, "rows")
     again = write_readings(tmp_path / "again.csv", OLD_MILL.lines())
     result = shopwatt("replay", "--config", config, "--input", again)
     assert result.exit_code == 0, result.output
-    assert "nothing new: the ledger is unchanged" in result.output
+    assert "720 rows, 0 new readings" in result.output
     assert dump(config, "rows") == rows
+    _same(_stored(config, "mill"), _readings(OLD_MILL))
     with closing(sqlite3.connect(ledger_path(config))) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
@@ -152,3 +157,23 @@ def test_a_live_batch_late_in_the_day_writes_its_readings_not_the_day(
         ledger.ingest({"mill": batch}, "live", recompute=None if recompute else {})
         # The day's block alone is about 700 kB, its rows about 50 kB; the batch a few kB.
         assert _wal_bytes(ledger_path(config)) <= (16_000 if recompute else 8_000)
+
+
+def test_dropping_readings_removes_them_at_every_level(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(chunks, "SEGMENTS_MAX", 3)
+    config = write_shop(tmp_path)
+    mill = _readings(series("mill", "2026-11-03 08:00", "2026-11-03 12:00", [], step_s=60))
+    ledger = Ledger(load_config(config))
+    for batch in _batches(mill, 19):  # 13 batches: 4 parts, and a segment
+        ledger.ingest({"mill": batch}, "live")
+    lo, hi = local_ms("2026-11-03 09:30"), local_ms("2026-11-03 11:45")
+    with closing(connect(ledger_path(config))) as conn, transaction(conn):
+        dropped = ReadingStore(conn).drop("mill", lo, hi)
+    inside = (mill.t_ms >= lo) & (mill.t_ms < hi)
+    _same(dropped, MachineReadings(mill.t_ms[inside], mill.watts[inside], mill.wh[inside]))
+    _same(
+        _stored(config, "mill"),
+        MachineReadings(mill.t_ms[~inside], mill.watts[~inside], mill.wh[~inside]),
+    )
