@@ -321,6 +321,7 @@ class Ledger:
         for k, (machine, (lo, hi)) in enumerate(touched.items(), start=1):
             computed.append(recomputer.compute(machine, *recomputer.widen(machine, lo, hi)))
             recomputer.save(computed[-1])
+            store.forget()  # one machine's days in memory at a time, not every touched one's
             if progress:
                 progress(f"computed {machine}", k, len(touched))
         return computed
