@@ -282,14 +282,15 @@ class ReadingStore:
             (t_first, t_last, cursor.lastrowid)
         )
 
-    def compact(self, force: bool = False) -> None:
-        """Move the segments into parts once there are SEGMENTS_MAX of them (or now).
+    def compact(self) -> None:
+        """Move the segments into parts once there are SEGMENTS_MAX of them.
 
         A machine's days before its newest one are over: their parts and segments become
         the day's block (the only time a day is rewritten whole: once, when it is done).
         """
         span = self._conn.execute("SELECT MIN(id), MAX(id) FROM segments").fetchone()
-        if span[0] is None or (not force and span[1] - span[0] + 1 < SEGMENTS_MAX):
+        # Ids count the segments (compaction deletes them all; only replay leaves holes).
+        if span[0] is None or span[1] - span[0] + 1 < SEGMENTS_MAX:
             return
         found: dict[tuple[str, int], list[MachineReadings]] = {}
         for s in self._conn.execute("SELECT machine, day, n, data FROM segments ORDER BY id"):
