@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import tempfile
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -19,7 +20,7 @@ from gateway.engine.model import MachineReadings
 from gateway.export import BY, Table, build_table, write_csv, write_xlsx
 from gateway.export.table import By
 from gateway.export.to_text import render_text
-from gateway.inputs.csvfile import read_jobs, read_readings
+from gateway.inputs.csvfile import ReadingsCsv, read_jobs
 from gateway.ledger import Ledger, Replayed, Status
 from gateway.ledger.calendar import parse_month
 from gateway.provision.cli import provision_group
@@ -52,7 +53,7 @@ def replay_files(
     # disable=None: tqdm draws only on a terminal, never into a log file or pipe.
     with tqdm(desc="replay", unit="step", disable=None if bar else True, leave=False) as progress:
         progress.set_postfix_str(f"reading {readings or jobs}")
-        parsed = read_readings(readings, cfg.machines) if readings else None
+        parsed = ReadingsCsv(readings, cfg.machines) if readings else None
         explicit = read_jobs(jobs, cfg.machines) if jobs else None
 
         def step(what: str, done: int, total: int) -> None:
@@ -60,15 +61,17 @@ def replay_files(
             progress.set_postfix_str(what)
             progress.update(done - progress.n)
 
-        replayed = Ledger(cfg).replay(parsed, explicit, step)
-    publish(cfg, replayed.recomputed, parsed.machines if parsed else None)
+        ledger = Ledger(cfg)
+        replayed = ledger.replay(parsed, explicit, step)
+    # The replayed days' readings come back from the ledger, one machine at a time.
+    publish(cfg, replayed.recomputed, ledger.stored(replayed.recomputed) if parsed else None)
     return replayed
 
 
 def publish(
     cfg: ShopConfig,
     recomputed: dict[str, tuple[str, str]],
-    readings: dict[str, MachineReadings] | None = None,
+    readings: Mapping[str, MachineReadings] | None = None,
 ) -> None:
     """With [influxdb]: queue what changed for Grafana (docs/gateway.md) and try to send it."""
     if cfg.influxdb is None:

@@ -14,7 +14,7 @@ from agent.readingsfile import write_readings_csv
 from gateway.cli import main
 from gateway.config import ShopConfig
 from gateway.engine.model import MachineReadings
-from gateway.inputs.csvfile import read_readings
+from gateway.inputs.csvfile import ReadingsCsv
 from gateway.ledger import Ledger
 from gateway.outputs import publish
 from gateway.outputs.publish import MachineView, machine_lines, minute_energy
@@ -55,7 +55,7 @@ def test_batches_ingested_live_give_the_rows_of_one_replay(tmp_path: Path) -> No
     replayed = _shop(tmp_path / "replay")
     csv = tmp_path / "readings.csv"
     write_readings_csv(csv, {"mill": r})
-    Ledger(replayed).replay(read_readings(csv, replayed.machines))
+    Ledger(replayed).replay(ReadingsCsv(csv, replayed.machines))
     assert _rows(live) == _rows(replayed)
     assert len([row for row in _rows(live) if row[0] == "job"]) == 10
 
