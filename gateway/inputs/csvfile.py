@@ -48,7 +48,7 @@ HAVE_PYARROW = pa is not None
 _BOM = b"\xef\xbb\xbf"  # Excel's "CSV UTF-8" starts with one
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
-_BLOCK = 8 << 20  # bytes read at a time: ~190k readings, a few tens of MB while parsed
+_BLOCK = 2 << 20  # bytes read at a time: ~190k readings, a few tens of MB while parsed
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +85,8 @@ def parse_time_ms(text: str) -> int:
 
 def _line_ends(block: bytes) -> int:
     """Lines in a block as the csv module counts them (LF, CRLF and a lone CR each end one)."""
+    if b"\r" not in block:  # the common case, and counting CRLF costs twice as much
+        return block.count(b"\n")
     return block.count(b"\n") + block.count(b"\r") - block.count(b"\r\n")
 
 

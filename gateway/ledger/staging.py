@@ -1,7 +1,7 @@
 """A replayed file staged on disk, then merged one machine-day at a time: memory stays flat.
 
 Rows arrive batch by batch in file order, in any time order. Each batch is split per
-machine and UTC day and kept compressed in a temporary table (SQLite keeps it in a temp
+machine and UTC day and kept in a temporary table (SQLite keeps it in a temp
 file, not in memory). Once the whole file has been read, and so checked, each machine-day
 is gathered, the first row of equal times kept (as if the whole file had been sorted at
 once) and merged into the ledger's blocks. A file of any length needs the memory of one
@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.engine.model import MachineReadings, ReadingRows, first_of_times
-from gateway.ledger.chunks import DAY_MS, Merged, ReadingStore, concat, decode, encode
+from gateway.ledger.chunks import DAY_MS, Merged, ReadingStore, concat
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +49,7 @@ def stage(conn: sqlite3.Connection, batches: Iterable[ReadingRows]) -> int:
         conn.executemany(
             "INSERT INTO temp.staged VALUES (?, ?, ?, ?, ?)",
             (
-                (int(m[a]), int(d[a]), seq, int(b - a), encode(_rows(batch, order[a:b])))
+                (int(m[a]), int(d[a]), seq, int(b - a), _pack(batch, order[a:b]))
                 for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
                 if b > a
             ),
@@ -57,8 +57,16 @@ def stage(conn: sqlite3.Connection, batches: Iterable[ReadingRows]) -> int:
     return rows
 
 
-def _rows(batch: ReadingRows, pick: npt.NDArray[np.intp]) -> MachineReadings:
-    return MachineReadings(batch.t_ms[pick], batch.watts[pick], batch.wh[pick])
+def _pack(batch: ReadingRows, pick: npt.NDArray[np.intp]) -> bytes:
+    # Raw, not compressed like the ledger's blocks: a staged row lives for one replay, and
+    # compressing it would cost more than the temp file write it saves.
+    return b"".join(a[pick].tobytes() for a in (batch.t_ms, batch.watts, batch.wh))
+
+
+def _unpack(blob: bytes, n: int) -> MachineReadings:
+    t = np.frombuffer(blob, np.int64, count=n)
+    watts = np.frombuffer(blob, np.float64, count=n, offset=8 * n)
+    return MachineReadings(t, watts, np.frombuffer(blob, np.float64, count=n, offset=16 * n))
 
 
 def merge_staged(
@@ -77,7 +85,7 @@ def merge_staged(
                 "SELECT n, data FROM temp.staged WHERE machine = ? AND day = ? ORDER BY seq",
                 (machine, day),
             )
-            both = concat([decode(p["data"], p["n"]) for p in parts])
+            both = concat([_unpack(p["data"], p["n"]) for p in parts])
             kept = first_of_times(both.t_ms, both.watts, both.wh)
             duplicates += kept.dropped
             conflicts += kept.conflicts
