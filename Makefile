@@ -12,8 +12,9 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 # Reinstall only when the dependency pins change.
+# fast-replay: the demo's agent writes its CSV files with pyarrow, bench-replay measures it.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.[fast-replay]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
