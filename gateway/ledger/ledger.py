@@ -35,6 +35,9 @@ LEDGER_FILE = "ledger.sqlite"
 Progress = Callable[[str, int, int], None]
 
 
+_CACHED_MS = 7 * 86_400_000
+
+
 class ReadingsSource(Protocol):
     """A readings file read batch by batch, in file order (a bad row raises mid-way)."""
 
@@ -449,11 +452,16 @@ def _in_pieces(
     stays flat however long the data runs.
     """
     done = []
+    cached_from = a
     while a < b:
         _, cut = recomputer.safe_cuts(machine, a, min(next_midnight_ms(a, tz), b))
         done.append(recomputer.compute(machine, a, cut))
         recomputer.save(done[-1])
-        store.forget()  # the next piece loads its own blocks
+        # Keep a week of decoded blocks (~15 MB at 1 Hz): the next piece looks back into
+        # them, and decoding each block once per piece would cost more than the piece.
+        if cut - cached_from > _CACHED_MS:
+            store.forget()
+            cached_from = cut
         a = cut
     return done
 
