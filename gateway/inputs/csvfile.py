@@ -20,6 +20,7 @@ import hashlib
 import io
 import math
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import chain, pairwise
@@ -239,11 +240,27 @@ class ReadingsCsv:
 
     def batches(self) -> Iterator[ReadingRows]:
         """Every data row, block by block; InputError names the first bad row."""
-        for line, block in self._file.blocks():
-            rows = self._pyarrow(block) if self._fast else None
-            if rows is None or self._rules.first_violation(rows) is not None:
-                rows = self._exact(line, block)  # raises at the first bad row
-            yield rows
+        if not self._fast:
+            for line, block in self._file.blocks():
+                yield self._exact(line, block)
+            return
+        # pyarrow lets go of the GIL: the next block is parsed on the other core while the
+        # caller stores this one. (A Python thread: pyarrow's own pool, when one of its
+        # threads was still alive at exit, aborted the process; use_threads=False below.)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            parsing = ((n, b, pool.submit(self._pyarrow, b)) for n, b in self._file.blocks())
+            ahead = next(parsing, None)
+            while ahead is not None:
+                after = next(parsing, None)  # its parse starts before this block is handed on
+                yield self._checked(*ahead)
+                ahead = after
+
+    def _checked(self, line: int, block: bytes, parsed: Future[ReadingRows | None]) -> ReadingRows:
+        """pyarrow's rows when it read the whole block and every row passes the rules."""
+        rows = parsed.result()
+        if rows is None or self._rules.first_violation(rows) is not None:
+            rows = self._exact(line, block)  # raises at the first bad row
+        return rows
 
     def _pyarrow(self, block: bytes) -> ReadingRows | None:
         """One block through pyarrow's CSV reader; None when it cannot read all of it."""
@@ -258,8 +275,8 @@ class ReadingsCsv:
         try:
             table = pacsv.read_csv(
                 pa.py_buffer(block),
-                # One thread: as fast here as the pool, and no native threads are left
-                # running when an error ends the process (they aborted it at exit).
+                # pyarrow's thread pool is never started: with its threads alive at exit
+                # (an error ends the run early) the process aborted, exit 134.
                 read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
                 convert_options=pacsv.ConvertOptions(
                     column_types={n: types[n] for n in names},
