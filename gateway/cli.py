@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import tempfile
+import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,13 +17,14 @@ from tqdm import tqdm
 from gateway import __version__
 from gateway.cligroup import UserErrorGroup
 from gateway.config import ShopConfig, load_config
+from gateway.engine.localtime import local_time
 from gateway.engine.model import MachineReadings
 from gateway.export import BY, Table, build_table, write_csv, write_xlsx
 from gateway.export.table import By
 from gateway.export.to_text import render_text
-from gateway.inputs.csvfile import ReadingsCsv, read_jobs
-from gateway.ledger import Ledger, Replayed, Status
-from gateway.ledger.calendar import parse_month
+from gateway.inputs.csvfile import ReadingsCsv, parse_time_ms, read_jobs
+from gateway.ledger import Dropped, Ledger, Replayed, Status
+from gateway.ledger.periods import parse_month
 from gateway.provision.cli import provision_group
 
 _BIG_FILE = 20_000_000  # bytes: from here on replay shows a progress bar
@@ -53,8 +55,9 @@ def replay_files(
     # disable=None: tqdm draws only on a terminal, never into a log file or pipe.
     with tqdm(desc="replay", unit="step", disable=None if bar else True, leave=False) as progress:
         progress.set_postfix_str(f"reading {readings or jobs}")
-        parsed = ReadingsCsv(readings, cfg.machines) if readings else None
-        explicit = read_jobs(jobs, cfg.machines) if jobs else None
+        now_ms = time.time_ns() // 1_000_000  # no reading may be dated a day after this
+        parsed = ReadingsCsv(readings, cfg.machines, now_ms) if readings else None
+        explicit = read_jobs(jobs, cfg.machines, now_ms) if jobs else None
 
         def step(what: str, done: int, total: int) -> None:
             progress.total = total
@@ -172,7 +175,7 @@ def close(config_path: Path, month: str) -> None:
     closed = Ledger(load_config(config_path)).close(parse_month(month))
     click.echo(
         f"closed {closed.period}: {closed.rows} rows and {closed.adjustments} adjustment rows "
-        f"frozen, {closed.energy_wh / 1000:.3f} kWh, {closed.total_cents / 100:.2f} total cost"
+        f"frozen, {closed.energy_kwh} kWh, {closed.total_cents / 100:.2f} total cost"
     )
     if closed.open_jobs:
         click.echo(
@@ -196,11 +199,69 @@ def recompute(config_path: Path, everything: bool) -> None:
         click.echo("nothing to recompute: every machine matches shop.toml (use --all to force)")
 
 
+@main.group()
+def readings() -> None:
+    """Readings already in the ledger."""
+
+
+def _instant(_ctx: click.Context, param: click.Parameter, text: str) -> int:
+    try:
+        return parse_time_ms(text)
+    except ValueError as err:
+        raise click.BadParameter(f"{text!r}: {err}", param=param) from None
+
+
+_instant_help = "ISO 8601 with a UTC offset or Z, e.g. 1970-01-01T00:00:00Z"
+
+
+@readings.command("drop")
+@_config
+@click.option("--machine", required=True, help="The machine whose readings go.")
+@click.option(
+    "--from", "lo", required=True, callback=_instant, help=f"First instant: {_instant_help}."
+)
+@click.option(
+    "--to", "hi", required=True, callback=_instant, help="The instant after the last one."
+)
+@click.option("--yes", is_flag=True, help="Do not ask before dropping.")
+def readings_drop(config_path: Path, machine: str, lo: int, hi: int, yes: bool) -> None:
+    """Remove a machine's readings in [--from, --to) (bad data that got in) and recompute."""
+    cfg = load_config(config_path)
+    ledger = Ledger(cfg)
+    shown = ledger.drop_readings(machine, lo, hi, preview=True)
+    if not shown.readings:
+        click.echo(f"no readings of {machine} in that range: nothing dropped")
+        return
+    click.echo(_dropped_text(shown, cfg, "would drop"))
+    if not yes:
+        click.confirm("drop them?", abort=True)
+    dropped = ledger.drop_readings(machine, lo, hi, expect=shown.sha256)
+    if dropped.recomputed:
+        publish(cfg, {machine: dropped.recomputed})
+    click.echo(_dropped_text(dropped, cfg, "dropped"))
+
+
+def _dropped_text(d: Dropped, cfg: ShopConfig, verb: str) -> str:
+    assert d.first_ms is not None and d.last_ms is not None
+    first, last = (
+        f"{local_time(t, cfg.site.tz):%Y-%m-%d %H:%M:%S%z}" for t in (d.first_ms, d.last_ms)
+    )
+    lines = [
+        f"{verb} {d.readings:,} readings of {d.machine} from {first} to {last}, "
+        f"{d.metered_wh / 1000:.3f} kWh metered with them (sha256 {d.sha256})"
+    ]
+    if d.recomputed:
+        lines.append(f"recomputed {d.machine}: {d.recomputed[0]} .. {d.recomputed[1]}")
+    if d.adjustments:
+        lines.append(f"{d.adjustments} adjustment rows pending for closed months")
+    return "\n".join(lines)
+
+
 def _status_text(status: Status, cfg: ShopConfig) -> str:
     def local(t_ms: int | None) -> str:
         if t_ms is None:
             return "-"
-        return f"{datetime.fromtimestamp(t_ms / 1000, cfg.site.tz):%Y-%m-%d %H:%M}"
+        return f"{local_time(t_ms, cfg.site.tz):%Y-%m-%d %H:%M}"
 
     lines = [f"ledger: {status.path}"]
     head = ["machine", "readings", "first", "last", "kWh", "open", "dup", "again", "diff"]
@@ -251,6 +312,11 @@ def _brief(detail: dict[str, Any]) -> str:
         return f"{', '.join(files)}: +{detail['added']} readings, {detail['jobs']} jobs"
     if "period" in detail:
         return f"{detail['period']}: {detail['rows']} rows frozen"
+    if "sha256" in detail:
+        return (
+            f"{detail['machine']}: -{detail['readings']} readings, "
+            f"{detail['metered_wh'] / 1000:.3f} kWh (sha256 {detail['sha256'][:12]})"
+        )
     return f"{', '.join(detail.get('machines', [])) or 'nothing'} ({detail.get('reason', '')})"
 
 

@@ -8,10 +8,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from gateway.config import Machine, Tariff
-from gateway.engine.calendar import build_calendar
 from gateway.engine.energy import interval_energy
 from gateway.engine.jobs import detect_jobs, explicit_jobs
-from gateway.engine.localtime import iso_utc, local_date
+from gateway.engine.localtime import build_calendar, iso_utc, local_date
 from gateway.engine.model import (
     EnergyStats,
     ExplicitJob,

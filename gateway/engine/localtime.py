@@ -1,12 +1,22 @@
-"""Local wall-clock times -> UTC milliseconds, DST-correct and deterministic."""
+"""Local time, the one home of its arithmetic: UTC ms <-> local wall clock (DST-correct,
+deterministic), local days and months (accounting periods), and the calendar of a span of
+local days with the tariff's band timeline."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from gateway.config import DAYS, Tariff
+from gateway.engine.model import I64
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
+_DAY_MIN = 24 * 60
 
 
 def utc_ms(moment: datetime) -> int:
@@ -14,9 +24,14 @@ def utc_ms(moment: datetime) -> int:
     return (moment - _EPOCH) // _MS
 
 
+def local_time(t_ms: int, tz: ZoneInfo) -> datetime:
+    """The local wall-clock time (aware) of a UTC instant, exact to the millisecond."""
+    return (_EPOCH + timedelta(milliseconds=t_ms)).astimezone(tz)
+
+
 def local_date(t_ms: int, tz: ZoneInfo) -> date:
     """The local calendar date of a UTC instant."""
-    return (_EPOCH + timedelta(milliseconds=t_ms)).astimezone(tz).date()
+    return local_time(t_ms, tz).date()
 
 
 def _wall(seconds: int, tz: ZoneInfo) -> datetime:
@@ -63,3 +78,116 @@ def iso_utc(t_ms: int) -> str:
     """UTC instant as ISO 8601 with 'Z', for messages."""
     moment = _EPOCH + timedelta(milliseconds=t_ms)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def midnight_ms(day: date, tz: ZoneInfo) -> int:
+    """The local midnight that starts `day`, in UTC ms (the engine's own DST rule)."""
+    return local_minute_to_utc_ms(day, 0, tz)
+
+
+def day_start_ms(t_ms: int, tz: ZoneInfo) -> int:
+    """The local midnight at or before an instant."""
+    return midnight_ms(local_date(t_ms, tz), tz)
+
+
+def next_midnight_ms(t_ms: int, tz: ZoneInfo) -> int:
+    """The first local midnight strictly after an instant."""
+    return midnight_ms(local_date(t_ms, tz) + timedelta(days=1), tz)
+
+
+def period_of(day: date) -> str:
+    """The accounting period (local calendar month, 'YYYY-MM') that holds a local date."""
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def period_start(period: str) -> date:
+    """The first local date of a period."""
+    return date(int(period[:4]), int(period[5:7]), 1)
+
+
+def next_period(period: str) -> str:
+    """The period after this one."""
+    day = period_start(period)
+    return f"{day.year + day.month // 12:04d}-{day.month % 12 + 1:02d}"
+
+
+def periods_between(start: date, end: date) -> list[str]:
+    """Periods overlapping the local dates [start, end)."""
+    if end <= start:
+        return []
+    periods = [period_of(start)]
+    last = period_of(end - timedelta(days=1))
+    while periods[-1] != last:
+        periods.append(next_period(periods[-1]))
+    return periods
+
+
+@dataclass(frozen=True, slots=True)
+class Calendar:
+    """Local days first_day..last_day of one time zone, and which band holds each instant."""
+
+    first_day: date
+    midnights: I64  # local midnight starting each day, plus the one ending the last day
+    band_edges: I64  # sorted instants where the band may change
+    band_labels: I64  # band index (0 = standard) from band_edges[k] to band_edges[k + 1]
+
+    @property
+    def days(self) -> list[date]:
+        """The local dates, in order."""
+        return [self.first_day + timedelta(days=k) for k in range(len(self.midnights) - 1)]
+
+    def day_index(self, t_ms: I64) -> I64:
+        """Index of the local day holding each instant."""
+        return np.searchsorted(self.midnights, t_ms, side="right") - 1
+
+    def band_index(self, t_ms: I64) -> I64:
+        """Tariff band (index into Tariff.band_names) in force at each instant."""
+        k = np.searchsorted(self.band_edges, t_ms, side="right") - 1
+        labels = np.append(self.band_labels, 0)  # k == -1 (before any edge) is standard
+        return labels[k]
+
+
+def build_calendar(tariff: Tariff, tz: ZoneInfo, first_day: date, last_day: date) -> Calendar:
+    """Midnights and band windows covering the local days first_day..last_day (inclusive).
+
+    Every machine of a site asks for the same calendar, and building one costs a few
+    zoneinfo conversions per day: it is memoised on the tariff's content.
+    """
+    return _build(tariff.model_dump_json(), tz, first_day, last_day)
+
+
+@lru_cache(maxsize=64)
+def _build(tariff_json: str, tz: ZoneInfo, first_day: date, last_day: date) -> Calendar:
+    tariff = Tariff.model_validate_json(tariff_json)
+    n_days = (last_day - first_day).days + 1
+    days = [first_day + timedelta(days=k) for k in range(-1, n_days + 1)]
+    midnights = np.array([local_minute_to_utc_ms(d, 0, tz) for d in days[1:]], dtype=np.int64)
+
+    # One window per band per local day it applies to; a window that crosses midnight
+    # belongs to the day it starts, so the day before first_day is included.
+    starts: list[int] = []
+    ends: list[int] = []
+    owner: list[int] = []
+    for b, band in enumerate(tariff.band, start=1):
+        active = {DAYS.index(d) for d in band.days}
+        end_min = band.end_min if band.end_min > band.start_min else band.end_min + _DAY_MIN
+        for day in days[:-1]:
+            if day.weekday() in active:
+                starts.append(local_minute_to_utc_ms(day, band.start_min, tz))
+                ends.append(local_minute_to_utc_ms(day, end_min, tz))
+                owner.append(b)
+    s = np.array(starts, dtype=np.int64)
+    e = np.array(ends, dtype=np.int64)
+    who = np.array(owner, dtype=np.int64)
+    edges = np.unique(np.concatenate([s, e]))
+    labels = np.zeros(len(edges), dtype=np.int64)
+    # Paint the later bands first so that earlier bands (config order) win overlaps.
+    for b in range(len(tariff.band), 0, -1):
+        mine = who == b
+        cover = np.zeros(len(edges) + 1, dtype=np.int64)
+        np.add.at(cover, np.searchsorted(edges, s[mine]), 1)
+        np.add.at(cover, np.searchsorted(edges, e[mine]), -1)
+        labels[np.cumsum(cover)[:-1] > 0] = b
+    for shared in (midnights, edges, labels):
+        shared.setflags(write=False)  # one cached instance serves every caller
+    return Calendar(first_day, midnights, edges, labels)

@@ -9,15 +9,15 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from gateway.config import Machine, Tariff
-from gateway.engine.calendar import Calendar
 from gateway.engine.energy import MS_PER_H
 from gateway.engine.jobs import JobSpans
-from gateway.engine.localtime import local_date
+from gateway.engine.localtime import Calendar, local_date
 from gateway.engine.model import F64, I64, CostRow
 
 
 def _energy_cost(band_wh: F64, tariff: Tariff) -> list[float]:
-    """Sum of kWh per band x the band's rate (unrounded: the ledger rounds to cents)."""
+    """Sum of kWh per band x the band's rate, unrounded (the ledger's cents price the printed
+    kWh instead: ledger.units.energy_cents)."""
     # Elementwise, not `@`: a BLAS call for a few rows costs more than it saves, and its
     # threads spin against everything else on a 2-core gateway.
     cost: list[float] = ((band_wh * np.asarray(tariff.rates)).sum(axis=1) / 1000.0).tolist()

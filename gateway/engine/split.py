@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gateway.engine.calendar import Calendar
 from gateway.engine.jobs import JobSpans
+from gateway.engine.localtime import Calendar
 from gateway.engine.model import F64, I64
 
 

@@ -22,7 +22,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from itertools import chain, pairwise
 from pathlib import Path
 from typing import NoReturn
@@ -31,8 +31,10 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.config import Machine
+from gateway.engine.localtime import iso_utc, utc_ms
 from gateway.engine.model import ExplicitJob, MachineReadings, ReadingRows, first_of_times
 from gateway.errors import InputError
+from gateway.inputs.protocol import plausible_window
 
 try:  # the `fast-replay` extra; the csv module does the same job without it
     import pyarrow as pa
@@ -47,9 +49,7 @@ JOBS_OPTIONAL = ("customer",)
 HAVE_PYARROW = pa is not None
 
 _BOM = b"\xef\xbb\xbf"  # Excel's "CSV UTF-8" starts with one
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-_BLOCK = 2 << 20  # bytes read at a time: ~190k readings, a few tens of MB while parsed
+_BLOCK = 2 << 20  # bytes read at a time: ~45k readings, ~20 MB while parsed and staged
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +81,7 @@ def parse_time_ms(text: str) -> int:
         raise ValueError("not an ISO 8601 time (e.g. 2026-11-03T08:00:00+01:00)") from None
     if ts.tzinfo is None:
         raise ValueError("no UTC offset: add Z or +01:00 (a bare local time is ambiguous)")
-    return (ts - _EPOCH) // _MS
+    return utc_ms(ts)
 
 
 def _line_ends(block: bytes) -> int:
@@ -171,14 +171,24 @@ def _fail(path: Path, line: int, column: str, text: str, reason: str) -> NoRetur
     raise InputError(f"{path} line {line}: {column} = {text!r}: {reason}")
 
 
+def _outside(window: tuple[int, int]) -> str:
+    """Why a time outside the plausible window is refused (docs/protocol.md, Time)."""
+    first, last = (iso_utc(t) for t in window)
+    return (
+        f"outside the plausible window {first} .. {last} (from 2020 to a day after this "
+        "computer's clock: a sensor clock that never synced, or a typo)"
+    )
+
+
 # ---------------------------------------------------------------- readings.csv
 
 
 class _Rules:
     """The checks every reading must pass, run on whole columns (both parsers use them)."""
 
-    def __init__(self, machines: Mapping[str, Machine]) -> None:
+    def __init__(self, machines: Mapping[str, Machine], window: tuple[int, int]) -> None:
         self.ids = list(machines)
+        self.window = window  # the first and last plausible time
         # One extra slot: index -1 (unknown machine) reads +inf, so no power bound fires there.
         self.rated = np.array([m.rated_w for m in machines.values()] + [math.inf])
 
@@ -192,6 +202,7 @@ class _Rules:
             ("watts", rows.watts > rated),
             ("wh", rows.wh < 0),
             ("wh", np.isinf(rows.wh)),
+            ("time", (rows.t_ms < self.window[0]) | (rows.t_ms > self.window[1])),
         ]
         best: tuple[int, int] | None = None  # (row, check number): earliest row, then rule order
         for k, (_, mask) in enumerate(checks):
@@ -217,18 +228,27 @@ class _Rules:
             "",
             "negative energy counter",
             "not a finite number",
+            _outside(self.window),
         )[check]
 
 
 class ReadingsCsv:
-    """readings.csv as checked batches of rows in file order; memory: one block at a time."""
+    """readings.csv as checked batches of rows in file order; memory: one block at a time.
+
+    now_ms: this computer's clock; no reading may be dated more than a day after it.
+    """
 
     def __init__(
-        self, path: str | Path, machines: Mapping[str, Machine], *, fast: bool = HAVE_PYARROW
+        self,
+        path: str | Path,
+        machines: Mapping[str, Machine],
+        now_ms: int | None = None,
+        *,
+        fast: bool = HAVE_PYARROW,
     ) -> None:
         self._file = _CsvFile(Path(path), READINGS_COLUMNS, READINGS_OPTIONAL)
         self.path = self._file.path
-        self._rules = _Rules(machines)
+        self._rules = _Rules(machines, plausible_window(now_ms))
         self._fast = fast
         self._index = {name: i for i, name in enumerate(self._file.names)}
         self._lookup = {name: i for i, name in enumerate(self._rules.ids)}
@@ -379,10 +399,14 @@ def _parse_reading(
 
 
 def read_readings(
-    path: str | Path, machines: Mapping[str, Machine], *, fast: bool = HAVE_PYARROW
+    path: str | Path,
+    machines: Mapping[str, Machine],
+    now_ms: int | None = None,
+    *,
+    fast: bool = HAVE_PYARROW,
 ) -> ReadingsFile:
     """The whole readings.csv checked and grouped per machine (replay streams it instead)."""
-    source = ReadingsCsv(path, machines, fast=fast)
+    source = ReadingsCsv(path, machines, now_ms, fast=fast)
     batches = list(source.batches())
 
     def column(name: str, dtype: type[np.generic]) -> npt.NDArray[np.generic]:
@@ -405,8 +429,12 @@ def read_readings(
 # ---------------------------------------------------------------- jobs.csv
 
 
-def read_jobs(path: str | Path, machines: Mapping[str, Machine]) -> JobsFile:
-    """Parse and check jobs.csv: known machines, end after start, no overlaps per machine."""
+def read_jobs(
+    path: str | Path, machines: Mapping[str, Machine], now_ms: int | None = None
+) -> JobsFile:
+    """Parse and check jobs.csv: known machines, times in the plausible window (see
+    ReadingsCsv), end after start, no overlaps per machine."""
+    window = plausible_window(now_ms)
     file = _CsvFile(Path(path), JOBS_COLUMNS, JOBS_OPTIONAL)
     path, names = file.path, file.names
     index = {name: i for i, name in enumerate(names)}
@@ -433,7 +461,7 @@ def read_jobs(path: str | Path, machines: Mapping[str, Machine]) -> JobsFile:
         if (machine, job_id) in seen:
             _fail(path, line, "job_id", job_id, f"repeated (first on line {seen[machine, job_id]})")
         seen[machine, job_id] = line
-        start, end = (_job_time(path, line, fields, index, c) for c in ("start", "end"))
+        start, end = (_job_time(path, line, fields, index, c, window) for c in ("start", "end"))
         if end <= start:
             _fail(path, line, "end", fields[index["end"]], "not after start")
         customer = fields[index["customer"]].strip() if "customer" in index else ""
@@ -452,9 +480,17 @@ def read_jobs(path: str | Path, machines: Mapping[str, Machine]) -> JobsFile:
 
 
 def _job_time(
-    path: Path, line: int, fields: list[str], index: Mapping[str, int], column: str
+    path: Path,
+    line: int,
+    fields: list[str],
+    index: Mapping[str, int],
+    column: str,
+    window: tuple[int, int],
 ) -> int:
     try:
-        return parse_time_ms(fields[index[column]])
+        t_ms = parse_time_ms(fields[index[column]])
     except ValueError as err:
         _fail(path, line, column, fields[index[column]], str(err))
+    if not window[0] <= t_ms <= window[1]:
+        _fail(path, line, column, fields[index[column]], _outside(window))
+    return t_ms

@@ -24,9 +24,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from gateway.engine.localtime import day_start_ms, next_midnight_ms
 from gateway.engine.model import ExplicitJob
 from gateway.inputs.protocol import JobEvent
-from gateway.ledger.calendar import day_start_ms, next_midnight_ms
 
 JOB = "jobs"  # events accepted
 DUPLICATE = "job_duplicates"

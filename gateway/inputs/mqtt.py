@@ -34,15 +34,18 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gateway.config import Mqtt, ShopConfig
+from gateway.engine.localtime import iso_utc
 from gateway.inputs.base import Stats
 from gateway.inputs.mqtt_tls import describe_connect_failure, tls_context
 from gateway.inputs.protocol import (
     DECODERS,
+    Decoded,
     JobEvent,
     Rejected,
     SensorReading,
     StatusReport,
     parse_topic,
+    plausible_window,
 )
 from gateway.inputs.tracker import SensorSpec
 from gateway.secrets import read_secret
@@ -56,6 +59,7 @@ RECEIVE_MAXIMUM = 10_000
 BATCH_READY = RECEIVE_MAXIMUM // 2
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 UNKNOWN_SENSOR = "unknown_sensor"  # a well-formed topic of a sensor shop.toml does not list
+IN_FUTURE = "in_future"  # a reading or job event dated more than a day after the gateway's clock
 DEADLETTER_PER_S = 50  # dead letters published per second at most; the rest only counted
 DEADLETTER_MAX_BYTES = 2048  # payload bytes copied into a dead letter
 _LOG_EVERY_S = 60.0
@@ -63,6 +67,15 @@ COUNTERS = (
     *("received", "accepted", "rejected", "ignored", "internal_errors"),
     *("deadletters", "deadletters_skipped", "acks_skipped", "connects", "disconnects"),
 )
+
+
+def _check_not_ahead(decoded: Decoded, now_ms: int) -> None:
+    """A reading or job event dated past the plausible window: the sender's clock is wrong
+    (stored, it would open a month years ahead that no close could ever reach)."""
+    t = decoded.t if isinstance(decoded, SensorReading | JobEvent) else None
+    last = plausible_window(now_ms)[1]
+    if t is not None and t > last:
+        raise Rejected(IN_FUTURE, f"t = {t} ({iso_utc(t)}), after {iso_utc(last)}")
 
 
 def deadletter_topic(site: str) -> str:
@@ -240,6 +253,7 @@ class MqttInput:
                 return
             self._check_ids(where.site, where.machine, where.sensor)
             decoded = DECODERS[where.kind](payload)
+            _check_not_ahead(decoded, now_ms)
         except Rejected as rejected:
             self._reject(topic, payload, rejected)
             self._queue_ack(msg)

@@ -108,6 +108,35 @@ class ReadingStore:
             (machine, day, len(r), int(r.t_ms[0]), int(r.t_ms[-1]), encode(r)),
         )
 
+    def drop(self, machine: str, lo: int, hi: int) -> MachineReadings:
+        """Remove the readings with lo <= t < hi; returns what was removed, sorted."""
+        removed = []
+        for day in self._days(machine, lo, hi):
+            block = self._chunk(machine, day)
+            inside = (block.t_ms >= lo) & (block.t_ms < hi)
+            if not inside.any():
+                continue
+            removed.append(
+                MachineReadings(block.t_ms[inside], block.watts[inside], block.wh[inside])
+            )
+            kept = MachineReadings(block.t_ms[~inside], block.watts[~inside], block.wh[~inside])
+            if len(kept):
+                self._write(machine, day, kept)
+            else:
+                self._cache[machine, day] = _EMPTY
+                self._conn.execute(
+                    "DELETE FROM chunks WHERE machine = ? AND day = ?", (machine, day)
+                )
+        return concat(removed)
+
+    def _days(self, machine: str, lo: int, hi: int) -> list[int]:
+        """The stored blocks that may hold readings with lo <= t < hi."""
+        found = self._conn.execute(
+            "SELECT day FROM chunks WHERE machine = ? AND day BETWEEN ? AND ? ORDER BY day",
+            (machine, lo // DAY_MS, (hi - 1) // DAY_MS),
+        )
+        return [d["day"] for d in found]
+
     def merge(self, machine: str, new: MachineReadings) -> Merged:
         """Add a sorted, duplicate-free batch; times already stored keep their stored values."""
         days = new.t_ms // DAY_MS
@@ -135,11 +164,8 @@ class ReadingStore:
         """Readings with lo <= t < hi, sorted."""
         if hi <= lo:
             return _EMPTY
-        days = self._conn.execute(
-            "SELECT day FROM chunks WHERE machine = ? AND day BETWEEN ? AND ? ORDER BY day",
-            (machine, lo // DAY_MS, (hi - 1) // DAY_MS),
-        ).fetchall()
-        return take(concat([self._chunk(machine, d["day"]) for d in days]), lo, hi)
+        days = self._days(machine, lo, hi)
+        return take(concat([self._chunk(machine, d) for d in days]), lo, hi)
 
     def last_before(self, machine: str, t_ms: int) -> int | None:
         """Time of the last stored reading before t_ms."""

@@ -10,9 +10,9 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from zoneinfo import ZoneInfo
 
+from gateway.engine.localtime import day_start_ms, next_midnight_ms
 from gateway.engine.model import ExplicitJob
 from gateway.errors import InputError
-from gateway.ledger.calendar import day_start_ms, next_midnight_ms
 
 
 def span(jobs: Mapping[str, Sequence[ExplicitJob]], tz: ZoneInfo) -> tuple[int, int] | None:

@@ -7,6 +7,7 @@ audit trail inside it: a failed run leaves the file exactly as it was.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -18,11 +19,19 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from gateway.config import ShopConfig
+from gateway.engine.localtime import (
+    day_start_ms,
+    iso_utc,
+    local_date,
+    midnight_ms,
+    next_midnight_ms,
+    periods_between,
+    utc_ms,
+)
 from gateway.engine.model import ExplicitJob, MachineReadings, ReadingRows
 from gateway.errors import LedgerError
 from gateway.ledger import explicit, periods
 from gateway.ledger.audit import Entry, recent, record
-from gateway.ledger.calendar import day_start_ms, midnight_ms, next_midnight_ms, periods_between
 from gateway.ledger.chunks import Merged, ReadingStore
 from gateway.ledger.fingerprint import fingerprint
 from gateway.ledger.recompute import Computed, Recomputer
@@ -105,6 +114,28 @@ class Ingested:
     rows: list[LedgerRow]  # the recomputed rows (every row of the recomputed days)
     adjustments: int  # pending adjustment rows of closed periods after the ingest
     added_ranges: dict[str, tuple[int, int]]  # machine -> first and last reading added
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """What dropping a machine's readings in a time range did (or, previewed, would do)."""
+
+    machine: str
+    readings: int
+    first_ms: int | None  # earliest and latest dropped reading; None when none was found
+    last_ms: int | None
+    metered_wh: float  # metered energy the ledger no longer has (its days' metered_wh)
+    sha256: str  # of the dropped readings, as readings_sha256() hashes them
+    recomputed: tuple[str, str] | None  # first and last local day recomputed
+    adjustments: int  # pending adjustment rows of closed periods afterwards
+
+
+class _Preview(Exception):
+    """Raised inside a transaction to roll it back and hand back what it would have done."""
+
+    def __init__(self, dropped: Dropped) -> None:
+        super().__init__("preview")
+        self.dropped = dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,17 +387,83 @@ class Ledger:
         """Freeze a month; later changes to it become adjustment rows in an open month."""
         with self._open() as conn, transaction(conn):
             self._require_current(conn)
-            closed = periods.close(conn, period, self._clock(), self._who)
+            at = self._clock()
+            now_ms = utc_ms(datetime.fromisoformat(at))
+            closed = periods.close(conn, period, at, self._who, now_ms, self.cfg.site.tz)
             detail = {
                 "period": period,
                 "rows": closed.rows,
                 "adjustments_frozen": closed.adjustments,
                 "open_jobs_left_out": closed.open_jobs,
-                "energy_wh": round(closed.energy_wh, 3),
+                "energy_kwh": str(closed.energy_kwh),
                 "total_cents": closed.total_cents,
             }
             record(conn, self._entry("close", detail))
         return closed
+
+    def drop_readings(
+        self, machine: str, lo: int, hi: int, *, preview: bool = False, expect: str = ""
+    ) -> Dropped:
+        """Remove a machine's readings with lo <= t < hi (bad data that got in) and recompute.
+
+        preview: do it all, then roll back, to show what it would drop. expect: the sha256
+        that a preview showed; if the readings in the range changed since, nothing is done.
+        Refused when any part of the range lies in a closed month.
+        """
+        tz = self.cfg.site.tz
+        if machine not in self.cfg.machines:
+            raise LedgerError(
+                f"--machine = {machine!r}: not a machine in {self.cfg.source} "
+                f"(known: {', '.join(self.cfg.machines)})"
+            )
+        if hi <= lo:
+            raise LedgerError(f"--to = {iso_utc(hi)}: not after --from = {iso_utc(lo)}")
+        touched = periods_between(local_date(lo, tz), local_date(hi - 1, tz) + timedelta(days=1))
+        try:
+            with self._open() as conn, transaction(conn):
+                self._require_current(conn)
+                closed = sorted(set(touched) & set(periods.closed_periods(conn)))
+                if closed:
+                    raise LedgerError(
+                        f"--from/--to reach into {', '.join(closed)}, a closed month: its "
+                        "readings never change (drop only readings of open months)"
+                    )
+                dropped = self._drop(conn, machine, lo, hi)
+                if expect and dropped.sha256 != expect:
+                    raise LedgerError(
+                        f"the readings of {machine} in that range changed since they were "
+                        "shown (new data arrived); nothing was dropped: run the command again"
+                    )
+                if preview:
+                    raise _Preview(dropped)
+                if dropped.readings:
+                    detail = {"from": iso_utc(lo), "to": iso_utc(hi), **asdict(dropped)}
+                    record(conn, self._entry("drop", detail))
+        except _Preview as shown:
+            return shown.dropped
+        return dropped
+
+    def _drop(self, conn: sqlite3.Connection, machine: str, lo: int, hi: int) -> Dropped:
+        """Remove the readings, recompute the days around them, refresh adjustments."""
+        store = ReadingStore(conn)
+        before = _metered_wh(conn, machine)
+        gone = store.drop(machine, lo, hi)
+        if not len(gone):
+            return Dropped(machine, 0, None, None, 0.0, readings_sha256(gone), None, 0)
+        first, last = int(gone.t_ms[0]), int(gone.t_ms[-1])
+        pieces = self._recompute(conn, store, {machine: (first, last)})
+        first_day, end_day = pieces[0].first_day, pieces[-1].end_day
+        changed = periods_between(first_day, end_day)
+        return Dropped(
+            machine=machine,
+            readings=len(gone),
+            first_ms=first,
+            last_ms=last,
+            metered_wh=round(before - _metered_wh(conn, machine), 3),  # Wh: finer is noise
+            sha256=readings_sha256(gone),
+            recomputed=_days(first_day, end_day),
+            adjustments=periods.refresh_adjustments(conn, changed),
+        )
 
     # ------------------------------------------------------------------ reads
 
@@ -449,12 +546,15 @@ def _in_pieces(
     """Recompute and save the safe local days [a, b) a day (or the days a job spans) at a time.
 
     The engine needs a few hundred bytes per reading: at 1 Hz a day is ~20 MB, so memory
-    stays flat however long the data runs.
+    stays flat however long the data runs. Days without readings go with the next day
+    that has some (a 1970 reading is one piece with the day after it, not 20,000).
     """
     done = []
     cached_from = a
     while a < b:
-        _, cut = recomputer.safe_cuts(machine, a, min(next_midnight_ms(a, tz), b))
+        nxt = store.first_from(machine, a)
+        day = next_midnight_ms(a if nxt is None else max(a, nxt), tz)
+        _, cut = recomputer.safe_cuts(machine, a, min(day, b))
         done.append(recomputer.compute(machine, a, cut))
         recomputer.save(done[-1])
         # Keep a week of decoded blocks (~15 MB at 1 Hz): the next piece looks back into
@@ -470,6 +570,19 @@ def _spans(computed: Sequence[Computed]) -> dict[str, tuple[str, str]]:
     """Machine -> first and last local day recomputed (pieces of a machine come in order)."""
     first = {c.machine: c.first_day for c in reversed(computed)}
     return {c.machine: _days(first[c.machine], c.end_day) for c in computed}
+
+
+def readings_sha256(r: MachineReadings) -> str:
+    """sha256 of readings as little-endian bytes: every int64 time (UTC ms), then every
+    float64 watts, then every float64 wh (NaN: no counter), so an auditor can recompute it."""
+    raw = r.t_ms.astype("<i8").tobytes() + r.watts.astype("<f8").tobytes()
+    return hashlib.sha256(raw + r.wh.astype("<f8").tobytes()).hexdigest()
+
+
+def _metered_wh(conn: sqlite3.Connection, machine: str) -> float:
+    """All energy the ledger has metered for a machine."""
+    found = conn.execute("SELECT SUM(metered_wh) FROM day_stats WHERE machine = ?", (machine,))
+    return float(found.fetchone()[0] or 0.0)
 
 
 def _count(conn: sqlite3.Connection, machine: str, counts: Mapping[str, int]) -> None:

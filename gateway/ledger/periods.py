@@ -11,13 +11,19 @@ so recomputing any number of times never doubles an adjustment.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
+from zoneinfo import ZoneInfo
 
+from gateway.engine.localtime import midnight_ms, next_period, period_start
 from gateway.errors import LedgerError
-from gateway.ledger.calendar import first_day, next_period
 from gateway.ledger.rows import ZERO, Amounts, LedgerRow, OriginKey, insert, select
+from gateway.ledger.units import kwh
+
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +34,7 @@ class Closed:
     rows: int  # jobs and overhead rows frozen
     adjustments: int  # pending adjustments of earlier periods frozen with them
     open_jobs: int  # jobs still running at the end of the data: not in the snapshot
-    energy_wh: float
+    energy_kwh: Decimal  # the sum of the printed kWh of the frozen lines
     total_cents: int
 
 
@@ -36,6 +42,14 @@ def closed_periods(conn: sqlite3.Connection) -> dict[str, tuple[str, str]]:
     """Closed periods -> (closed at, closed by)."""
     found = conn.execute("SELECT period, closed_at, closed_by FROM periods ORDER BY period")
     return {p["period"]: (p["closed_at"], p["closed_by"]) for p in found}
+
+
+def parse_month(text: str) -> str:
+    """'2026-11' -> '2026-11'; anything else is a LedgerError naming the value."""
+    match = _MONTH.match(text.strip())
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise LedgerError(f"--month = {text!r}: expected a month as YYYY-MM, e.g. 2026-11")
+    return match.group(0)
 
 
 def first_open_after(period: str, closed: Iterable[str]) -> str:
@@ -47,8 +61,25 @@ def first_open_after(period: str, closed: Iterable[str]) -> str:
     return target
 
 
-def close(conn: sqlite3.Connection, period: str, at: str, who: str) -> Closed:
-    """Freeze a period: its rows and the adjustments waiting in it. Call in a transaction."""
+def end_ms(period: str, tz: ZoneInfo) -> int:
+    """The local midnight that ends a period (UTC ms)."""
+    return midnight_ms(period_start(next_period(period)), tz)
+
+
+def close(
+    conn: sqlite3.Connection, period: str, at: str, who: str, now_ms: int, tz: ZoneInfo
+) -> Closed:
+    """Freeze a period: its rows and the adjustments waiting in it. Call in a transaction.
+
+    now_ms: the wall clock of the caller; a period closes only after it has ended.
+    """
+    if now_ms < end_ms(period, tz):
+        # Its last day is not over: readings of it are still to come, and a snapshot taken
+        # now would turn all of them into adjustment rows.
+        raise LedgerError(
+            f"--month = {period!r}: the month has not ended yet in {tz.key} (it ends at "
+            f"{period_start(next_period(period))} 00:00); close a month only after it is over"
+        )
     closed = closed_periods(conn)
     if period in closed:
         when, by = closed[period]
@@ -78,7 +109,9 @@ def close(conn: sqlite3.Connection, period: str, at: str, who: str) -> Closed:
         rows=len(rows),
         adjustments=len(pending),
         open_jobs=open_jobs,
-        energy_wh=sum(a.energy_wh for a in everything),
+        energy_kwh=sum(
+            (kwh(wh) for a in everything for wh in a.band_wh.values()), Decimal("0.000")
+        ),
         total_cents=sum(a.total_cents for a in everything),
     )
 
@@ -107,7 +140,7 @@ def refresh_adjustments(conn: sqlite3.Connection, origins: Iterable[str]) -> int
             delta = (now.amounts if now else ZERO) - (was[1] if was else ZERO)
             about = now or (was[0] if was else None)
             if about is not None and not delta.prints_as_zero():
-                fresh.append(about.adjusting(origin, target, first_day(target), delta))
+                fresh.append(about.adjusting(origin, target, period_start(target), delta))
         insert(conn, "adjustments", fresh)
         written += len(fresh)
     return written

@@ -21,9 +21,8 @@ import numpy as np
 
 from gateway.config import ShopConfig
 from gateway.engine import CostRow, ExplicitJob, MachineReadings, compute_machine
-from gateway.engine.localtime import local_date
+from gateway.engine.localtime import day_start_ms, local_date, midnight_ms, next_midnight_ms
 from gateway.ledger import explicit
-from gateway.ledger.calendar import day_start_ms, midnight_ms, next_midnight_ms
 from gateway.ledger.chunks import ReadingStore
 from gateway.ledger.fingerprint import fingerprint
 from gateway.ledger.rows import LedgerRow, from_cost_row, insert
@@ -140,7 +139,9 @@ class Recomputer:
             machine=machine_id,
             first_day=first_day,
             end_day=end_day,
-            rows=[from_cost_row(r, names) for r in rows if first_day <= r.day < end_day],
+            rows=[
+                from_cost_row(r, names, tariff.rates) for r in rows if first_day <= r.day < end_day
+            ],
             stats=self._day_stats(machine_id, window, first_day, end_day),
         )
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, Literal
 
+from gateway.engine.localtime import period_of
 from gateway.engine.model import CostRow
-from gateway.ledger.calendar import period_of
-from gateway.ledger.units import cents, hours, kwh
+from gateway.ledger.units import cents, energy_cents, hours, kwh
 
 Kind = Literal["job", "overhead", "adjustment"]
 Table = Literal["rows", "adjustments", "frozen"]
@@ -125,8 +125,9 @@ class LedgerRow:
         )
 
 
-def from_cost_row(row: CostRow, band_names: Sequence[str]) -> LedgerRow:
-    """The engine's row with money rounded to cents, one rounding per cost per row."""
+def from_cost_row(row: CostRow, band_names: Sequence[str], rates: Sequence[float]) -> LedgerRow:
+    """The engine's row with money in cents, one rounding per cost per row; the energy cost
+    is the printed kWh of each band priced at its rate (units.energy_cents)."""
     return LedgerRow(
         period=period_of(row.day),
         kind=row.kind,
@@ -140,7 +141,7 @@ def from_cost_row(row: CostRow, band_names: Sequence[str]) -> LedgerRow:
             duration_s=(row.end_ms - row.start_ms) / 1000.0,
             run_s=row.run_s,
             band_wh=dict(zip(band_names, row.band_wh, strict=True)),
-            energy_cents=cents(row.energy_cost),
+            energy_cents=energy_cents(row.band_wh, rates),
             depreciation_cents=cents(row.depreciation_cost),
             maintenance_cents=cents(row.maintenance_cost),
         ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 
 KWH_DECIMALS = 3  # 1 Wh: finer than any clip-on sensor measures
@@ -20,9 +21,23 @@ def _decimal(x: float) -> Decimal:
     return Decimal(repr(float(x))).quantize(_NANO, rounding=ROUND_HALF_EVEN)
 
 
+def _cents(amount: Decimal) -> int:
+    return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
 def cents(amount: float) -> int:
     """Money to integer cents, half up (away from zero), as the accountant rounds."""
-    return int((_decimal(amount) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return _cents(_decimal(amount))
+
+
+def energy_cents(band_wh: Iterable[float], rates: Iterable[float]) -> int:
+    """The energy cost of a line in cents: each band's printed kWh x its rate, then rounded.
+
+    Pricing the printed kWh (not the unrounded energy) lets anyone check a line with a
+    calculator: 3.396 kWh x 0.24 = 0.81504 -> 0.82.
+    """
+    priced = (kwh(wh) * _decimal(rate) for wh, rate in zip(band_wh, rates, strict=True))
+    return _cents(sum(priced, Decimal(0)))
 
 
 def kwh(wh: float) -> Decimal:

@@ -24,9 +24,8 @@ from datetime import date, timedelta
 import numpy as np
 
 from gateway.config import Machine, ShopConfig, Tariff
-from gateway.engine.calendar import build_calendar
 from gateway.engine.energy import interval_energy
-from gateway.engine.localtime import local_date
+from gateway.engine.localtime import build_calendar, local_date
 from gateway.engine.model import F64, I64, MachineReadings
 from gateway.engine.split import energy_before
 from gateway.ledger import Ledger

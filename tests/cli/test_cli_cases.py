@@ -11,7 +11,7 @@ import io
 import json
 import shutil
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,16 @@ def _engine_order(lines: list[dict[str, str]], machines: list[str]) -> list[dict
     )
 
 
-def _differences(got: dict[str, str], want: dict[str, Any]) -> list[str]:
+def _priced(want: dict[str, Any], rates: dict[str, float]) -> Decimal:
+    """The energy cost of the printed kWh of each band (docs/accounting.md, Rounding)."""
+    cost = sum(
+        (kwh(want["wh"].get(band, 0.0)) * Decimal(str(rate)) for band, rate in rates.items()),
+        Decimal(0),
+    )
+    return cost.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def _differences(got: dict[str, str], want: dict[str, Any], rates: dict[str, float]) -> list[str]:
     """Printed values against the hand-computed ones, for the keys the case writes down."""
     printed: dict[str, Decimal | str] = {
         k: got[k] for k in ("kind", "job_id", "machine", "customer", "start", "end")
@@ -79,9 +88,14 @@ def _differences(got: dict[str, str], want: dict[str, Any]) -> list[str]:
     expected: dict[str, Decimal | str] = {k: want[k] for k in printed if k in want}
     if "run_s" in want:
         printed["run_h"], expected["run_h"] = Decimal(got["run_h"]), hours(want["run_s"])
-    for cost in ("energy_cost", "depreciation_cost", "maintenance_cost"):
+    for cost in ("depreciation_cost", "maintenance_cost"):
         if cost in want:
             printed[cost], expected[cost] = Decimal(got[cost]), money(cents(want[cost]))
+    if "energy_cost" in want and "wh" in want:
+        printed["energy_cost"], expected["energy_cost"] = (
+            Decimal(got["energy_cost"]),
+            _priced(want, rates),
+        )
     bands = {name: Decimal(v) for name, v in got.items() if name.startswith("kwh_")}
     for band, wh in want.get("wh", {}).items():
         printed[f"kwh_{band}"], expected[f"kwh_{band}"] = bands[f"kwh_{band}"], kwh(wh)
@@ -98,10 +112,13 @@ def _differences(got: dict[str, str], want: dict[str, Any]) -> list[str]:
 def test_golden_case_through_replay_and_export(folder: Path, tmp_path: Path) -> None:
     expected, lines = _replay_and_export(folder, tmp_path)
     final = [r for r in expected if not r.get("open", False)]
-    machines = list(load_config(folder / "shop.toml").machines)
-    lines = _engine_order(lines, machines)
+    cfg = load_config(folder / "shop.toml")
+    rates = dict(zip(cfg.tariff.band_names, cfg.tariff.rates, strict=True))
+    lines = _engine_order(lines, list(cfg.machines))
     assert len(lines) == len(final), [line["job_id"] or line["kind"] for line in lines]
-    problems = [p for got, want in zip(lines, final, strict=True) for p in _differences(got, want)]
+    problems = [
+        p for got, want in zip(lines, final, strict=True) for p in _differences(got, want, rates)
+    ]
     assert not problems, "\n".join(problems)
 
 

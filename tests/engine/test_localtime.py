@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from gateway.config import Tariff
-from gateway.engine.calendar import build_calendar
-from gateway.engine.localtime import iso_utc, local_minute_to_utc_ms, wall_to_utc_ms
+from gateway.engine.localtime import build_calendar, iso_utc, local_minute_to_utc_ms, wall_to_utc_ms
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -212,3 +214,52 @@ def test_a_first_run_that_fails_inside_the_ledger_leaves_no_ledger_file(tmp_path
     with pytest.raises(InputError, match="overlap"):
         Ledger(cfg).replay(readings, jobs)
     assert list(ledger_path(tmp_path / "shop.toml").parent.iterdir()) == []
+
+
+def _iso_after_now(ms: int) -> str:
+    return datetime.fromtimestamp((time.time_ns() // 1_000_000 + ms) / 1000, UTC).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("bad", "column"),
+    [
+        ("1970-01-01T00:00:07Z,mill,200,104.0", "time = '1970-01-01T00:00:07Z'"),  # never synced
+        ("0001-01-01T00:00:00Z,mill,200,104.0", "time = '0001-01-01T00:00:00Z'"),
+        (f"{_iso_after_now(2 * 86_400_000)},mill,200,104.0", "time = '20"),  # two days ahead
+    ],
+)
+def test_a_reading_outside_the_plausible_window_is_refused_with_line_and_value(
+    tmp_path: Path, bad: str, column: str
+) -> None:
+    config = write_shop(tmp_path)
+    path = write_readings(tmp_path / "r.csv", [*GOOD, bad])
+    result = shopwatt("replay", "--config", config, "--input", path)
+    assert result.exit_code == 2
+    assert f"{path} line 5: {column}" in result.stderr
+    assert "outside the plausible window 2020-01-01T00:00:00.000Z .. " in result.stderr
+    assert not ledger_path(config).exists()
+
+
+def test_a_reading_dated_within_a_day_ahead_is_taken(tmp_path: Path) -> None:
+    config = write_shop(tmp_path)
+    soon = f"{_iso_after_now(12 * 3_600_000)},mill,200,104.0"  # a clock in another zone
+    path = write_readings(tmp_path / "r.csv", [*GOOD, soon])
+    result = shopwatt("replay", "--config", config, "--input", path)
+    assert result.exit_code == 0, result.output
+
+
+def test_a_job_outside_the_plausible_window_is_refused_with_line_and_value(
+    tmp_path: Path,
+) -> None:
+    config = write_shop(tmp_path)
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text(
+        "job_id,machine,start,end\n"
+        "J1,mill,2026-11-03T08:00:00+01:00,2026-11-03T09:00:00+01:00\n"
+        "J2,mill,1970-01-01T00:00:00Z,2026-11-03T07:00:00+01:00\n"
+    )
+    result = shopwatt("replay", "--config", config, "--jobs", jobs)
+    assert result.exit_code == 2
+    assert f"{jobs} line 3: start = '1970-01-01T00:00:00Z': outside the plausible" in (
+        result.stderr
+    )

@@ -59,6 +59,8 @@ BAD = {
     "rule_before_parse_error": HEADER
     + b"2026-11-03T08:01:00Z,mill,-1,\n2026-11-03T08:02:00,mill,5,\n",
     "stray_quote": HEADER + ROWS[0] + b'\n"a\rb\n',
+    "before_2020": HEADER + ROWS[0] + b"\n1970-01-01T00:00:05Z,mill,200,104.0\n",
+    "year_1": HEADER + ROWS[0] + b"\n0001-01-01T00:00:00+01:00,mill,200,104.0\n",
     "bad_header": b"time,machine,power\n",
     "empty_file": b"",
 }
