@@ -43,24 +43,27 @@ GOOD = {
     "quoted_and_spaced": HEADER + b'"2026-11-03T08:00:00Z","mill"," 200 ",\n',
     "odd_numbers": HEADER + b"2026-11-03T08:00:00Z,mill,1e3,+.5\n2026-11-03T08:01Z,mill,5.,0\n",
 }
-BAD = {
-    "no_offset": HEADER + ROWS[0] + b"\n2026-11-03T08:02:00,mill,200,104.0\n",
-    "bad_date": HEADER + ROWS[0] + b"\n2026-11-31T08:02:00Z,mill,200,104.0\n",
-    "unknown_machine": HEADER + ROWS[0] + b"\n2026-11-03T08:02:00Z,drill,200,104.0\n",
-    "negative_power": HEADER + ROWS[0] + b"\n2026-11-03T08:02:00Z,mill,-5,104.0\n",
-    "above_rated": HEADER + ROWS[0] + b"\n2026-11-03T08:02:00Z,mill,7000,104.0\n",
-    "not_a_number": HEADER + ROWS[0] + b"\n2026-11-03T08:02:00Z,mill,abc,104.0\n",
-    "nan": HEADER + ROWS[0] + b"\n2026-11-03T08:02:00Z,mill,nan,104.0\n",
-    "empty_watts": HEADER + ROWS[0] + b"\n2026-11-03T08:02:00Z,mill,,104.0\n",
-    "infinite_wh": HEADER + ROWS[0] + b"\n2026-11-03T08:02:00Z,mill,5,inf\n",
-    "negative_wh": HEADER + ROWS[0] + b"\n2026-11-03T08:02:00Z,mill,200,-1\n",
-    "empty_time": HEADER + ROWS[0] + b"\n,mill,200,1\n",
-    "short_row": HEADER + ROWS[0] + b"\n2026-11-03T08:02:00Z,mill,200\n",
+# A good row, then one bad row (line 3); then whole files that are wrong in other ways.
+BAD_ROWS = {
+    "no_offset": b"2026-11-03T08:02:00,mill,200,104.0",
+    "bad_date": b"2026-11-31T08:02:00Z,mill,200,104.0",
+    "unknown_machine": b"2026-11-03T08:02:00Z,drill,200,104.0",
+    "negative_power": b"2026-11-03T08:02:00Z,mill,-5,104.0",
+    "above_rated": b"2026-11-03T08:02:00Z,mill,7000,104.0",
+    "not_a_number": b"2026-11-03T08:02:00Z,mill,abc,104.0",
+    "nan": b"2026-11-03T08:02:00Z,mill,nan,104.0",
+    "empty_watts": b"2026-11-03T08:02:00Z,mill,,104.0",
+    "infinite_wh": b"2026-11-03T08:02:00Z,mill,5,inf",
+    "negative_wh": b"2026-11-03T08:02:00Z,mill,200,-1",
+    "empty_time": b",mill,200,1",
+    "short_row": b"2026-11-03T08:02:00Z,mill,200",
+    "before_2020": b"1970-01-01T00:00:05Z,mill,200,104.0",
+    "year_1": b"0001-01-01T00:00:00+01:00,mill,200,104.0",
+    "stray_quote": b'"a\rb',
+}
+BAD = {name: HEADER + ROWS[0] + b"\n" + row + b"\n" for name, row in BAD_ROWS.items()} | {
     "rule_before_parse_error": HEADER
     + b"2026-11-03T08:01:00Z,mill,-1,\n2026-11-03T08:02:00,mill,5,\n",
-    "stray_quote": HEADER + ROWS[0] + b'\n"a\rb\n',
-    "before_2020": HEADER + ROWS[0] + b"\n1970-01-01T00:00:05Z,mill,200,104.0\n",
-    "year_1": HEADER + ROWS[0] + b"\n0001-01-01T00:00:00+01:00,mill,200,104.0\n",
     "bad_header": b"time,machine,power\n",
     "empty_file": b"",
 }
@@ -180,3 +183,22 @@ def test_a_bad_row_ends_replay_with_one_line_and_exit_2_never_an_abort(tmp_path:
             2,
             [f"shopwatt: error: {path} line 2: watts = 'nan': missing or not a number"],
         )
+
+
+def test_without_pyarrow_readings_are_read_with_the_csv_module(tmp_path: Path) -> None:
+    # An install without the fast-replay extra (32-bit Raspberry Pi OS has no pyarrow).
+    path = tmp_path / "readings.csv"
+    path.write_bytes(GOOD["plain"])
+    cfg = load_config(write_shop(tmp_path))
+    code = (
+        "import sys\n"
+        "sys.modules['pyarrow'] = sys.modules['pyarrow.csv'] = None  # not installed\n"
+        "from gateway.config import load_config\n"
+        "from gateway.inputs.csvfile import HAVE_PYARROW, read_readings\n"
+        "r = read_readings(sys.argv[1], load_config(sys.argv[2]).machines)\n"
+        "print(HAVE_PYARROW, r.rows, r.machines['mill'].watts.tolist())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path), str(cfg.source)], capture_output=True, text=True
+    )
+    assert done.stdout.split(maxsplit=2) == ["False", "5", "[200.0, 1500.0]\n"], done.stderr
