@@ -23,6 +23,9 @@ BY: tuple[By, ...] = ("job", "customer", "machine")
 Cell = str | Decimal
 ROW_TEXT = ("kind", "job_id", "machine", "customer", "start", "end")
 COSTS = ("energy_cost", "depreciation_cost", "maintenance_cost", "total_cost")
+# A spreadsheet runs a text cell that starts with one of these as a formula (OWASP,
+# "CSV Injection"); a customer or job id may come from anyone who books a job.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True, slots=True)

@@ -265,8 +265,7 @@ class ReadingsCsv:
                 yield self._exact(line, block)
             return
         # pyarrow lets go of the GIL: the next block is parsed on the other core while the
-        # caller stores this one. (A Python thread: pyarrow's own pool, when one of its
-        # threads was still alive at exit, aborted the process; use_threads=False below.)
+        # caller stores this one (on a Python thread, not pyarrow's pool: see _pyarrow).
         with ThreadPoolExecutor(max_workers=1) as pool:
             parsing = ((n, b, pool.submit(self._pyarrow, b)) for n, b in self._file.blocks())
             ahead = next(parsing, None)
@@ -292,11 +291,17 @@ class ReadingsCsv:
             "watts": pa.float64(),
             "wh": pa.float64(),
         }
+        # Arrow's own copy of the block, not the Python bytes: a reader thread may drop the
+        # last reference to its input after read_csv has returned, and releasing a Python
+        # object takes the GIL; at interpreter exit (a bad row: exit 2 at once) CPython ends
+        # such a thread with pthread_exit through Arrow's C++ frames: "terminate called
+        # without an active exception", exit 134. Arrow's memory is released without Python.
+        source = pa.allocate_buffer(len(block))
+        memoryview(source).cast("B")[:] = block
         try:
             table = pacsv.read_csv(
-                pa.py_buffer(block),
-                # pyarrow's thread pool is never started: with its threads alive at exit
-                # (an error ends the run early) the process aborted, exit 134.
+                source,
+                # pyarrow's own thread pool is never started (nor left running at exit).
                 read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
                 convert_options=pacsv.ConvertOptions(
                     column_types={n: types[n] for n in names},

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from gateway.config import ShopConfig
+from gateway.config import LEDGER_FILE, ShopConfig
 from gateway.engine.localtime import (
     day_start_ms,
     iso_utc,
@@ -39,7 +39,6 @@ from gateway.ledger.rows import LedgerRow, select
 from gateway.ledger.schema import connect, transaction
 from gateway.ledger.staging import Staged, merge_staged, stage
 
-LEDGER_FILE = "ledger.sqlite"
 # (what was just done, machines done, machines in all): drives the CLI's progress bar.
 Progress = Callable[[str, int, int], None]
 
@@ -184,12 +183,14 @@ class Ledger:
         self._clock = clock
 
     @contextmanager
-    def _open(self, *, create: bool = False) -> Iterator[sqlite3.Connection]:
+    def _open(
+        self, *, create: bool = False, readonly: bool = False
+    ) -> Iterator[sqlite3.Connection]:
         # Only the call that creates the ledger may remove it again: a reader that finds no
         # ledger must never delete one that another process (shopwatt run) creates meanwhile.
         creating = create and not self.path.exists()
         try:
-            with closing(connect(self.path, create=create)) as conn:
+            with closing(connect(self.path, create=create, readonly=readonly)) as conn:
                 yield conn
         except BaseException:
             if creating:  # a failed first run leaves no (empty) ledger behind
@@ -370,6 +371,7 @@ class Ledger:
                 conn.execute("DELETE FROM day_stats WHERE machine = ?", (machine,))
                 extent = _extent(store.span(machine), explicit.spans(conn, machine))
                 if extent is not None:
+                    # Pieces end at the data's last day (not a month past it, as they did).
                     a, b = day_start_ms(extent[0], tz), next_midnight_ms(extent[1], tz)
                     computed += _in_pieces(recomputer, store, machine, a, b, tz)
             recomputed = _spans(computed)
@@ -469,7 +471,7 @@ class Ledger:
 
     def select(self, first: date, end: date) -> Selection:
         """Rows of the local dates [first, end): frozen for closed months, current otherwise."""
-        with self._open() as conn:
+        with self._open(readonly=True) as conn:
             self._require_current(conn)
             closed = periods.closed_periods(conn)
             rows: list[LedgerRow] = []
@@ -502,7 +504,7 @@ class Ledger:
 
     def status(self, audit_entries: int = 5) -> Status:
         """Readings, drops and repairs per machine, closed months, the latest audit entries."""
-        with self._open() as conn:
+        with self._open(readonly=True) as conn:
             stale = set(self._stale(conn))
             machines = [
                 _machine_status(conn, m["machine"], m["machine"] not in stale)
@@ -655,8 +657,8 @@ def _days(first: date, end: date) -> tuple[str, str]:
 
 
 def _extent(data: tuple[int, int] | None, spans: list[tuple[int, int]]) -> tuple[int, int] | None:
-    """Everything a machine has: its readings and the days its jobs files govern."""
-    ends = ([data] if data else []) + spans
+    """First and last ms of a machine's readings and of the days its jobs files govern."""
+    ends = ([data] if data else []) + [(a, b - 1) for a, b in spans]  # spans end exclusive
     return (min(e[0] for e in ends), max(e[1] for e in ends)) if ends else None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,17 +55,19 @@ CREATE TABLE audit (
 """
 
 
-def connect(path: Path, *, create: bool) -> sqlite3.Connection:
-    """Open the ledger (creating it when asked); refuses a file from a newer shopwatt."""
+def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqlite3.Connection:
+    """Open the ledger (creating it when asked); refuses a file from a newer shopwatt.
+
+    `readonly`: for commands that only read (export, status): they never write, so they
+    also work on an accountant's read-only copy.
+    """
     if not create and not path.exists():
         raise LedgerError(f"{path}: no ledger yet; run `shopwatt replay` first")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Autocommit mode: transactions are explicit (see transaction()), one per operation.
-    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+    try:
+        conn = _connect_readonly(path) if readonly else _connect(path)
+    except (OSError, sqlite3.OperationalError) as err:
+        raise LedgerError(f"{path}: cannot open the ledger: {err}") from None
     conn.row_factory = sqlite3.Row
-    # A Pi's SD card: in WAL mode NORMAL syncs at checkpoints, not at every commit; a power
-    # cut can lose the last operation, never corrupt the ledger (set before the first write).
-    conn.execute("PRAGMA synchronous = NORMAL")
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0 and create:
@@ -85,6 +88,49 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    if path.exists() and not os.access(path, os.W_OK):
+        # SQLite would open it read-only without a word and fail at the first write.
+        raise LedgerError(
+            f"{path}: the ledger is read-only; only export and status can use this copy"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Autocommit mode: transactions are explicit (see transaction()), one per operation.
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+    try:
+        # A Pi's SD card: in WAL mode NORMAL syncs at checkpoints, not at every commit; a
+        # power cut can lose the last operation, never corrupt the ledger (set before the
+        # first write).
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return conn
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """mode=ro; where SQLite cannot even create the WAL index (a read-only folder): immutable."""
+    uri = path.resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=30.0)
+    try:
+        conn.execute("PRAGMA user_version").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+        if os.access(path.parent, os.W_OK):
+            raise  # not a read-only medium: the caller reports what SQLite said
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        # immutable would ignore the -wal file and show the ledger without its last changes.
+        raise LedgerError(
+            f"{path}: read-only, and {wal.name} holds changes not yet in the file; open the "
+            "ledger once where it can be written (any shopwatt command), then copy it"
+        )
+    # Nothing can change a file on a read-only medium, and without a -wal the main file is
+    # the whole ledger: SQLite may skip locking and the WAL index.
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
 
 
 @contextmanager
