@@ -43,7 +43,7 @@ from gateway.ledger.staging import Staged, merge_staged, stage
 Progress = Callable[[str, int, int], None]
 
 
-_CACHED_MS = 7 * 86_400_000
+_CACHED_MS = 7 * 86_400_000  # decoded blocks a recompute keeps while it walks day by day
 
 
 class ReadingsSource(Protocol):
@@ -503,7 +503,7 @@ class Ledger:
         tz = self.cfg.site.tz
         lo = midnight_ms(date.fromisoformat(first), tz)
         hi = midnight_ms(date.fromisoformat(last) + timedelta(days=1), tz)
-        with self._open() as conn:
+        with self._open(readonly=True) as conn:
             return ReadingStore(conn).load(machine, lo, hi)
 
     def status(self, audit_entries: int = 5) -> Status:
