@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,7 +123,7 @@ def _flat(d: F64, w: F64, long_iv: I64, a: int) -> _Flat:
     return _Flat(first + a, end + a, np.flatnonzero(flat) + a)
 
 
-def _scan(t: I64, w: F64, wh: F64, out: F64, a: int, max_gap_ms: float, bound: _Bound) -> _Found:
+def _scan(t: I64, w: F64, wh: F64, out: F64, a: int, max_gap_ms: int, bound: _Bound) -> _Found:
     """Energy of the intervals a..a+len(out)-1 into out: the counter difference where both
     ends have a counter, else the trapezoid of power (repairs come later).
     """
@@ -259,7 +260,9 @@ def interval_energy(machine_id: str, readings: MachineReadings, machine: Machine
     """
     t, w, wh = readings.t_ms, readings.watts, readings.wh
     bound = _Bound(machine.rated_w, machine.counter_resolution_wh)
-    long_ms = machine.max_gap_s * 1000.0
+    # An integer bound: the intervals are whole ms (dt > x exactly when dt > floor(x)), and
+    # int64 against a float would convert every interval length to compare it.
+    long_ms = math.floor(machine.max_gap_s * 1000.0)
     energy = np.empty(max(len(t) - 1, 0))
     found = [
         _scan(t, w, wh, energy[a : a + _CHUNK], a, long_ms, bound)
