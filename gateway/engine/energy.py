@@ -131,16 +131,17 @@ def _scan(t: I64, w: F64, wh: F64, out: F64, a: int, max_gap_ms: int, bound: _Bo
     dt = t[a + 1 : b + 1] - t[a:b]
     shortest = float(dt.min())
     long_iv = np.flatnonzero(dt > max_gap_ms) if dt.max() > max_gap_ms else _NONE
+    # Power only (clip-on sensors without a counter): no counter difference to take. fmax
+    # skips NaN, so it is NaN only when no reading has a counter.
+    if np.isnan(wh[a]) and np.isnan(np.fmax.reduce(wh[a : b + 1])):
+        _trapezoid_into(out, w[a : b + 1], dt)
+        return _Found(long_iv + a, long_iv + a, _NONE, _NO_FLAT, shortest)
     d = np.subtract(wh[a + 1 : b + 1], wh[a:b], out=out)  # NaN where an end has no counter
     lowest = float(d.min())
     if not np.isnan(lowest):  # counters everywhere (meters)
         flat = _flat(d, w[a : b + 1], long_iv, a) if lowest <= 0.0 else _NO_FLAT
         suspects = _suspects(d, lowest, shortest, dt, bound)
         return _Found(long_iv + a, _NONE, suspects + a, flat, shortest)
-    # fmax skips NaN: it is NaN only when every interval lacks a counter.
-    if np.isnan(np.fmax.reduce(d)):  # power only (clip-on sensors without a counter)
-        _trapezoid_into(out, w[a : b + 1], dt)
-        return _Found(long_iv + a, long_iv + a, _NONE, _NO_FLAT, shortest)
     no_counter = np.isnan(d)
     flat = _flat(d, w[a : b + 1], long_iv, a)
     d[no_counter] = 0.0  # a mix: nothing to suspect where there is no counter
