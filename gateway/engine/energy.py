@@ -188,13 +188,7 @@ def _spread(t: I64, w: F64, energy: F64, idx: I64, starts: I64, total: F64) -> N
 
 
 def _coarse_steps(
-    t: I64,
-    w: F64,
-    wh: F64,
-    energy: F64,
-    flat: _Flat,
-    not_plain: I64,
-    bound: _Bound,
+    t: I64, w: F64, wh: F64, energy: F64, flat: _Flat, not_plain: I64, bound: _Bound
 ) -> None:
     """Share each counter step with the flat intervals before it, by power.
 
