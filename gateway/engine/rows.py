@@ -1,7 +1,7 @@
 """Cost rows: energy per band, machine-hour costs, ids and local days.
 
-Energy is not priced here: the ledger prices the printed kWh of each band (ledger.units
-energy_cents, docs/accounting.md), so a line adds up as the accountant reads it.
+Energy is not priced here: the ledger prices the printed kWh of each band (one definition:
+ledger.units.energy_cents, docs/accounting.md), so a line adds up as it is read.
 """
 
 from __future__ import annotations
