@@ -27,6 +27,47 @@ class MachineReadings:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadingRows:
+    """Readings of several machines in the order they were read: any time order, repeats."""
+
+    machine: I64  # index into the shop's machines, in shop.toml order
+    t_ms: I64
+    watts: F64
+    wh: F64
+
+    def __len__(self) -> int:
+        return len(self.t_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class FirstOfTimes:
+    """Readings sorted by time with the first of equal times kept, and what was dropped."""
+
+    readings: MachineReadings
+    dropped: int  # rows repeating an earlier row's time
+    conflicts: int  # of those, rows whose watts or wh differ from the kept row
+
+
+def first_of_times(t_ms: I64, watts: F64, wh: F64) -> FirstOfTimes:
+    """Sort rows by time, keep the first row (in the given order) of equal times.
+
+    The one rule for a reading seen twice: files, live batches and the ledger's blocks all
+    keep what came first, and count the repeats whose values differ (conflicts).
+    """
+    order = np.argsort(t_ms, kind="stable")  # stable: the earlier row wins a tie
+    t, watts, wh = t_ms[order], watts[order], wh[order]
+    dup = np.zeros(len(t), dtype=bool)
+    dup[1:] = t[1:] == t[:-1]
+    conflicts = 0
+    if dup.any():  # the common case (no repeats) skips the work below
+        kept_at = np.maximum.accumulate(np.where(dup, 0, np.arange(len(dup))))
+        same_wh = (wh == wh[kept_at]) | (np.isnan(wh) & np.isnan(wh[kept_at]))
+        conflicts = int((dup & ((watts != watts[kept_at]) | ~same_wh)).sum())
+    keep = ~dup
+    return FirstOfTimes(MachineReadings(t[keep], watts[keep], wh[keep]), int(dup.sum()), conflicts)
+
+
+@dataclass(frozen=True, slots=True)
 class ExplicitJob:
     """A job given by the operator (jobs.csv or the MQTT job topic) instead of detection."""
 
@@ -49,7 +90,6 @@ class CostRow:
     day: date  # local date that decides the period: a job's end date, an overhead row's day
     run_s: float  # seconds in the running state (0 for overhead rows)
     band_wh: tuple[float, ...]  # energy per tariff band, aligned with Tariff.band_names
-    energy_cost: float  # unrounded; the ledger prices the printed kWh per band in cents
     depreciation_cost: float
     maintenance_cost: float
     open: bool = False  # a job still running at the end of the data: not final yet
