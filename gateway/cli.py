@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import datetime
+from datetime import date, datetime
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, cast
@@ -323,7 +323,7 @@ def _status_text(status: Status, cfg: ShopConfig) -> str:
                 str(c["implausible_jumps"]),
                 str(c["gaps"]),
                 f"{c['gap_s'] / 3600:.2f}",
-                "current" if m.config_current else "CHANGED: run recompute",
+                "current" if m.config_current else _changed(m.changed_from),
             ]
         )
     widths = [max(len(r[k]) for r in rows) for k in range(len(head))]
@@ -336,9 +336,19 @@ def _status_text(status: Status, cfg: ShopConfig) -> str:
     closed = ", ".join(f"{p} ({at} by {who})" for p, (at, who) in status.closed.items())
     lines.append(f"closed months: {closed or 'none'}")
     lines.append(f"pending adjustment rows: {status.pending_adjustments}")
+    lines.append("tariff versions (local days of the rows each priced):")
+    froms = ["the beginning", *(v.valid_from.isoformat() for v in cfg.tariff.version)]
+    for vid, valid in zip(cfg.tariff.version_ids, froms, strict=True):
+        priced = " .. ".join(status.tariff_versions.get(vid, [])) or "no rows"
+        lines.append(f"  {vid}: valid from {valid}; priced {priced}")
     lines.append("recent changes:")
     lines += [f"  {e.at} {e.who} {e.action} {_brief(e.detail)}" for e in status.audit]
     return "\n".join(lines)
+
+
+def _changed(day: date | None) -> str:
+    since = "" if day is None or day == date.min else f" from {day}"
+    return f"CHANGED{since}: run recompute"
 
 
 def _brief(detail: dict[str, Any]) -> str:

@@ -64,7 +64,7 @@ def compute_machine(
     stretches = running_stretches(readings.watts, machine.run_above_w, energy.long_iv)
     spans = detect_jobs(t, stretches, machine) if given is None else given
     if n == 0:
-        none = np.zeros((len(spans), len(tariff.band_names)))
+        none = np.zeros((len(spans), len(tariff.columns)))
         rows = job_rows(machine_id, machine, tariff, spans, none, np.zeros(len(spans)), None, tz)
         return MachineResult(rows, EnergyStats(0, 0.0, 0, 0, 0, 0.0))
 
@@ -73,10 +73,10 @@ def compute_machine(
     run_s = run_time(t, stretches, energy.long_iv).between_s(spans.start_ms, spans.end_ms)
 
     cal = build_calendar(tariff, tz, local_date(int(t[0]), tz), local_date(int(t[-1]), tz))
-    band_wh = split_energy(t, energy.wh, cal, spans, len(tariff.band_names))
+    priced_wh = split_energy(t, energy.wh, cal, spans, len(tariff.columns))
     n_jobs = len(spans)
-    rows = job_rows(machine_id, machine, tariff, spans, band_wh[:n_jobs], run_s, cal, tz)
-    rows += overhead_rows(machine_id, tariff, t, cal, band_wh[n_jobs:])
+    rows = job_rows(machine_id, machine, tariff, spans, priced_wh[:n_jobs], run_s, cal, tz)
+    rows += overhead_rows(machine_id, tariff, t, cal, priced_wh[n_jobs:])
     rows.sort(key=lambda r: (r.start_ms, r.kind == "job", r.job_id))
     stats = EnergyStats(
         samples=n,

@@ -52,6 +52,9 @@ class CostRow:
     depreciation_cost: float
     maintenance_cost: float
     open: bool = False  # a job still running at the end of the data: not final yet
+    # Energy per priced column (tariff version x band), aligned with Tariff.columns: what
+    # the energy cost is priced from. Empty on rows read back from the ledger.
+    priced_wh: tuple[float, ...] = ()
 
     @property
     def energy_wh(self) -> float:

@@ -28,12 +28,13 @@ def energy_before(x: I64, t: I64, interval_wh: F64) -> F64:
     return np.asarray(before + np.where(i < n_iv, frac * interval_wh[inner], 0.0), np.float64)
 
 
-def split_energy(t: I64, interval_wh: F64, cal: Calendar, jobs: JobSpans, n_bands: int) -> F64:
-    """Energy per (row, band): rows 0..len(jobs)-1 are the jobs, then one per calendar day.
+def split_energy(t: I64, interval_wh: F64, cal: Calendar, jobs: JobSpans, n_cols: int) -> F64:
+    """Energy per (row, priced column): rows 0..len(jobs)-1 are the jobs, then one per day.
 
-    Between consecutive cut points (band edges, midnights, job edges) nothing changes the
-    label, so each piece's energy is a difference of the energy before its ends; the
-    pieces telescope, so all rows add up to the metered energy by construction.
+    A priced column is a tariff version and band (Tariff.columns). Between consecutive
+    cut points (version and band edges, midnights, job edges) nothing changes the label,
+    so each piece's energy is a difference of the energy before its ends; the pieces
+    telescope, so all rows add up to the metered energy by construction.
     """
     first, last = t[0], t[-1]
     cuts = np.concatenate([cal.midnights, cal.band_edges, jobs.start_ms, jobs.end_ms])
@@ -47,6 +48,6 @@ def split_energy(t: I64, interval_wh: F64, cal: Calendar, jobs: JobSpans, n_band
     row = np.where(in_job, j, n_jobs + cal.day_index(piece_start))
     n_rows = n_jobs + len(cal.midnights) - 1
     flat = np.bincount(
-        row * n_bands + cal.band_index(piece_start), weights=piece_wh, minlength=n_rows * n_bands
+        row * n_cols + cal.column_index(piece_start), weights=piece_wh, minlength=n_rows * n_cols
     )
-    return np.asarray(flat, dtype=np.float64).reshape(n_rows, n_bands)
+    return np.asarray(flat, dtype=np.float64).reshape(n_rows, n_cols)

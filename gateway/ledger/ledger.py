@@ -10,7 +10,7 @@ import getpass
 import hashlib
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -21,6 +21,7 @@ from gateway.engine.localtime import (
     day_start_ms,
     iso_utc,
     local_date,
+    midnight_ms,
     next_midnight_ms,
     periods_between,
     utc_ms,
@@ -31,7 +32,7 @@ from gateway.inputs.csvfile import JobsFile, ReadingsFile
 from gateway.ledger import explicit, periods
 from gateway.ledger.audit import Entry, recent, record
 from gateway.ledger.chunks import Merged, ReadingStore
-from gateway.ledger.fingerprint import fingerprint
+from gateway.ledger.fingerprint import changed_from, fingerprint
 from gateway.ledger.recompute import Computed, Recomputer
 from gateway.ledger.rows import LedgerRow, select
 from gateway.ledger.schema import connect, transaction
@@ -123,6 +124,7 @@ class MachineStatus:
     counters: dict[str, int]  # replay counters and the engine's repairs
     open_jobs: int
     config_current: bool  # rows were computed with the shop.toml as it is now
+    changed_from: date | None = None  # not current: first local day that may differ
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +136,8 @@ class Status:
     closed: dict[str, tuple[str, str]]
     pending_adjustments: int
     audit: list[Entry] = field(default_factory=list)
+    # Tariff version id -> first and last local day of the ledger's rows it priced.
+    tariff_versions: dict[str, list[str]] = field(default_factory=dict)
 
 
 class Ledger:
@@ -164,25 +168,28 @@ class Ledger:
     def _entry(self, action: str, detail: Mapping[str, object]) -> Entry:
         return Entry(self._clock(), self._who, action, dict(detail))
 
-    def _stale(self, conn: sqlite3.Connection) -> list[str]:
-        """Machines whose rows were computed with other costing settings than shop.toml's."""
+    def _stale(self, conn: sqlite3.Connection) -> dict[str, date]:
+        """Machines whose rows were computed with other costing settings than shop.toml's,
+        each with the first local day that may differ (date.min: every day)."""
         stored = conn.execute("SELECT machine, fingerprint FROM machines ORDER BY machine")
-        stale = []
+        stale = {}
         for m in stored:
             if m["machine"] not in self.cfg.machines:
                 raise LedgerError(
                     f"{self.path}: machine {m['machine']!r} has data in the ledger but is not "
                     f"in {self.cfg.source}; put its [[machine]] back (the ledger keeps readings)"
                 )
-            if m["fingerprint"] != fingerprint(self.cfg, m["machine"]):
-                stale.append(m["machine"])
+            since = changed_from(m["fingerprint"], fingerprint(self.cfg, m["machine"]))
+            if since is not None:
+                stale[m["machine"]] = since
         return stale
 
     def _require_current(self, conn: sqlite3.Connection) -> None:
         stale = self._stale(conn)
         if stale:
+            which = ", ".join(m if d == date.min else f"{m} (from {d})" for m, d in stale.items())
             raise LedgerError(
-                f"{self.path}: rows of {', '.join(stale)} were computed with other costing "
+                f"{self.path}: rows of {which} were computed with other costing "
                 f"settings than {self.cfg.source} now has (tariff, time zone, currency or "
                 "machine); run `shopwatt recompute` first (closed months get adjustment rows)"
             )
@@ -222,6 +229,7 @@ class Ledger:
                 "input": _file(readings.path, readings.sha256) if readings else None,
                 "jobs_file": _file(jobs.path, jobs.sha256) if jobs else None,
                 **asdict(result),
+                "priced_by": priced_by(self.cfg, recomputed.values()),
             }
             record(conn, self._entry("replay", detail))
         return result
@@ -308,7 +316,11 @@ class Ledger:
         return computed
 
     def recompute(self, everything: bool = False) -> dict[str, tuple[str, str]]:
-        """Recompute machines whose costing settings changed (or all); adjust closed periods."""
+        """Recompute machines whose costing settings changed (or all); adjust closed periods.
+
+        A new or changed [[tariff.version]] recomputes only the days from its valid_from on:
+        earlier days keep the prices they had.
+        """
         tz = self.cfg.site.tz
         with self._open() as conn, transaction(conn):
             stale = self._stale(conn)
@@ -318,13 +330,21 @@ class Ledger:
             recomputer = Recomputer(conn, store, self.cfg)
             recomputed: dict[str, tuple[str, str]] = {}
             for machine in todo:
-                # Days may shift (another time zone): nothing of the old rows may survive.
-                conn.execute("DELETE FROM rows WHERE machine = ?", (machine,))
-                conn.execute("DELETE FROM day_stats WHERE machine = ?", (machine,))
+                since = date.min if everything else stale[machine]
                 extent = _extent(store.span(machine), explicit.spans(conn, machine))
-                if extent is None:
+                if since == date.min:
+                    # Days may shift (another time zone): nothing of the old rows may survive.
+                    drop_from, a = since, day_start_ms(extent[0], tz) if extent else 0
+                else:
+                    a = recomputer.safe_start(machine, midnight_ms(since, tz))
+                    drop_from = local_date(a, tz)
+                where = (machine, drop_from.isoformat())
+                conn.execute("DELETE FROM rows WHERE machine = ? AND day >= ?", where)
+                conn.execute("DELETE FROM day_stats WHERE machine = ? AND day >= ?", where)
+                recomputer.mark_current(machine)
+                if extent is None or a > extent[1]:
                     continue
-                first = a = day_start_ms(extent[0], tz)
+                first = a = max(a, day_start_ms(extent[0], tz))
                 while a <= extent[1]:
                     # Month-sized pieces keep memory flat on a Pi with years of readings.
                     _, b = recomputer.safe_cuts(machine, a, next_midnight_ms(a + _MONTH_MS, tz))
@@ -336,7 +356,9 @@ class Ledger:
             detail = {
                 "machines": todo,
                 "reason": "all requested" if everything else "costing settings changed",
+                "from": {} if everything else {m: d.isoformat() for m, d in stale.items()},
                 "recomputed": recomputed,
+                "priced_by": priced_by(self.cfg, recomputed.values()),
                 "adjustments": adjustments,
             }
             record(conn, self._entry("recompute", detail))
@@ -450,11 +472,15 @@ class Ledger:
     def status(self, audit_entries: int = 5) -> Status:
         """Readings, drops and repairs per machine, closed months, the latest audit entries."""
         with self._open() as conn:
-            stale = set(self._stale(conn))
+            stale = self._stale(conn)
             machines = [
-                _machine_status(conn, m["machine"], m["machine"] not in stale)
+                replace(
+                    _machine_status(conn, m["machine"], m["machine"] not in stale),
+                    changed_from=stale.get(m["machine"]),
+                )
                 for m in conn.execute("SELECT machine FROM machines ORDER BY machine")
             ]
+            extent = conn.execute("SELECT MIN(day), MAX(day) FROM rows").fetchone()
             pending = conn.execute("SELECT COUNT(*) FROM adjustments").fetchone()[0]
             return Status(
                 self.path,
@@ -462,6 +488,7 @@ class Ledger:
                 periods.closed_periods(conn),
                 pending,
                 recent(conn, audit_entries),
+                priced_by(self.cfg, [tuple(extent)] if extent[0] else []),
             )
 
 
@@ -564,6 +591,20 @@ def _machine_status(conn: sqlite3.Connection, machine: str, current: bool) -> Ma
         open_jobs,
         current,
     )
+
+
+def priced_by(cfg: ShopConfig, ranges: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """Tariff version id -> first and last local day it priced among recomputed day ranges
+    (a version valid from a date-time shares its first day with the one before)."""
+    days = [d for r in ranges for d in r]
+    if not days:
+        return {}
+    first, last = date.fromisoformat(min(days)), date.fromisoformat(max(days))
+    return {
+        vid: [max(a, first).isoformat(), min(b, last).isoformat()]
+        for vid, a, b in cfg.tariff.version_days
+        if a <= last and b >= first
+    }
 
 
 def _days(first: date, end: date) -> tuple[str, str]:

@@ -89,22 +89,29 @@ class Recomputer:
 
     def safe_cuts(self, machine_id: str, a: int, b: int) -> tuple[int, int]:
         """Move the local midnights a and b outwards until no job can cross them."""
+        return self.safe_start(machine_id, a), self._safe_end(machine_id, b)
+
+    def safe_start(self, machine_id: str, a: int) -> int:
+        """The local midnight a, or an earlier one, that no job crosses."""
         spans = explicit.spans(self._conn, machine_id)
         while True:
             wider = min([s for s, e in spans if s < a < e], default=a)
             if wider == a and self._joined(machine_id, a):
                 wider = day_start_ms(a - 1, self._tz)
             if wider == a:
-                break
+                return a
             a = wider
+
+    def _safe_end(self, machine_id: str, b: int) -> int:
+        """The local midnight b, or a later one, that no job crosses."""
+        spans = explicit.spans(self._conn, machine_id)
         while True:
             wider = max([e for s, e in spans if s < b < e], default=b)
             if wider == b and self._joined(machine_id, b):
                 wider = next_midnight_ms(b, self._tz)
             if wider == b:
-                break
+                return b
             b = wider
-        return a, b
 
     def compute(self, machine_id: str, a: int, b: int) -> Computed:
         """Rows and day stats of the local days [a, b) (a and b: safe local midnights)."""
@@ -196,9 +203,13 @@ class Recomputer:
                 for s in computed.stats
             ],
         )
+        self.mark_current(computed.machine)
+
+    def mark_current(self, machine_id: str) -> None:
+        """Record that the machine's rows follow shop.toml's costing settings as they are."""
         self._conn.execute(
             "INSERT OR REPLACE INTO machines VALUES (?, ?)",
-            (computed.machine, fingerprint(self._cfg, computed.machine)),
+            (machine_id, fingerprint(self._cfg, machine_id)),
         )
 
 

@@ -127,7 +127,8 @@ class LedgerRow:
 
 def from_cost_row(row: CostRow, band_names: Sequence[str], rates: Sequence[float]) -> LedgerRow:
     """The engine's row with money in cents, one rounding per cost per row; the energy cost
-    is the printed kWh of each band priced at its rate (units.energy_cents)."""
+    is the printed kWh of each priced column (tariff version x band) at its rate
+    (units.energy_cents, rates aligned with Tariff.columns)."""
     return LedgerRow(
         period=period_of(row.day),
         kind=row.kind,
@@ -141,7 +142,7 @@ def from_cost_row(row: CostRow, band_names: Sequence[str], rates: Sequence[float
             duration_s=(row.end_ms - row.start_ms) / 1000.0,
             run_s=row.run_s,
             band_wh=dict(zip(band_names, row.band_wh, strict=True)),
-            energy_cents=energy_cents(row.band_wh, rates),
+            energy_cents=energy_cents(row.priced_wh, rates),
             depreciation_cents=cents(row.depreciation_cost),
             maintenance_cents=cents(row.maintenance_cost),
         ),

@@ -126,7 +126,7 @@ def machine_lines(
     if len(minutes):
         if minutes[0] == view.minute:
             band_wh[0] += view.minute_wh
-        lines += energy_lines(site, machine.id, minutes, band_wh, tariff)
+        lines += energy_lines(site, machine.id, minutes, band_wh, tariff, cfg.site.tz)
         view.minute, view.minute_wh = int(minutes[-1]), band_wh[-1].tolist()
     view.last = (int(r.t_ms[-1]), float(r.watts[-1]), float(r.wh[-1]))
     return lines
