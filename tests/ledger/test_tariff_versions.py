@@ -3,8 +3,6 @@ by adjustments; status and the audit trail say which version priced what."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sqlite3
 from decimal import Decimal
@@ -12,7 +10,16 @@ from pathlib import Path
 
 from gateway.config import load_config
 from gateway.ledger.fingerprint import fingerprint
-from tests.ledger.shop import dump, ledger_path, series, shopwatt, write_readings, write_shop
+from tests.ledger.shop import (
+    dump,
+    export_rows,
+    ledger_path,
+    ok,
+    series,
+    shopwatt,
+    write_readings,
+    write_shop,
+)
 
 MILL = series(
     "mill",
@@ -31,21 +38,10 @@ def _version(valid_from: str, rate: float = 0.30, vid: str = "tou-2") -> str:
     return f'\n[[tariff.version]]\nid = "{vid}"\nvalid_from = {valid_from}\nrate = {rate}\n'
 
 
-def _ok(*args: str | Path) -> str:
-    result = shopwatt(*args)
-    assert result.exit_code == 0, result.output
-    return result.stdout
-
-
-def _export(config: Path, first: str, end: str) -> list[dict[str, str]]:
-    text = _ok("export", "--config", config, "--from", first, "--to", end)
-    return list(csv.DictReader(io.StringIO(text)))
-
-
 def _setup(tmp_path: Path) -> Path:
     config = write_shop(tmp_path)
-    _ok("replay", "--config", config, "--input", write_readings(tmp_path / "r.csv", MILL.lines()))
-    _ok("close", "--config", config, "--month", "2025-11")
+    ok("replay", "--config", config, "--input", write_readings(tmp_path / "r.csv", MILL.lines()))
+    ok("close", "--config", config, "--month", "2025-11")
     return config
 
 
@@ -64,23 +60,23 @@ def test_a_ledger_of_a_single_tariff_config_stays_current() -> None:
 
 def test_a_new_version_reprices_only_from_its_day(tmp_path: Path) -> None:
     config = _setup(tmp_path)
-    november = _export(config, "2025-11-01", "2025-12-01")
-    before = _export(config, "2025-12-01", "2026-01-01")
+    november = export_rows(config, "2025-11-01", "2025-12-01")
+    before = export_rows(config, "2025-12-01", "2026-01-01")
     earlier = _rows_before(config, "2025-12-02")
     config.write_text(config.read_text() + _version("2025-12-02"))
 
     refused = shopwatt("export", "--config", config, "--from", "2025-12-01", "--to", "2026-01-01")
     assert refused.exit_code == 2
     assert "mill (from 2025-12-02)" in refused.stderr
-    status = _ok("status", "--config", config)
+    status = ok("status", "--config", config)
     assert "CHANGED from 2025-12-02: run recompute" in status
 
-    recomputed = _ok("recompute", "--config", config)
+    recomputed = ok("recompute", "--config", config)
     assert "mill: 2025-12-02" in recomputed  # not a day earlier
     assert _rows_before(config, "2025-12-02") == earlier
     assert dump(config, "adjustments") == []
-    assert _export(config, "2025-11-01", "2025-12-01") == november
-    after = _export(config, "2025-12-01", "2026-01-01")
+    assert export_rows(config, "2025-11-01", "2025-12-01") == november
+    after = export_rows(config, "2025-12-01", "2026-01-01")
     for old, new in zip(before, after, strict=True):
         if new["start"] < "2025-12-02":
             assert new == old
@@ -94,12 +90,12 @@ def test_a_new_version_reprices_only_from_its_day(tmp_path: Path) -> None:
 
 def test_a_version_back_dated_into_a_closed_month_makes_adjustments(tmp_path: Path) -> None:
     config = _setup(tmp_path)
-    november = _export(config, "2025-11-01", "2025-12-01")
+    november = export_rows(config, "2025-11-01", "2025-12-01")
     config.write_text(config.read_text() + _version("2025-11-30"))
-    _ok("recompute", "--config", config)
+    ok("recompute", "--config", config)
 
-    assert _export(config, "2025-11-01", "2025-12-01") == november  # closed: frozen
-    december = _export(config, "2025-12-01", "2026-01-01")
+    assert export_rows(config, "2025-11-01", "2025-12-01") == november  # closed: frozen
+    december = export_rows(config, "2025-12-01", "2026-01-01")
     adjustments = [r for r in december if r["kind"] == "adjustment"]
     # Only Nov 30 moves (its job and its overhead): Nov 29 keeps the first version's price.
     assert {r["start"][:10] for r in adjustments} == {"2025-11-30"}
@@ -111,9 +107,9 @@ def test_a_version_back_dated_into_a_closed_month_makes_adjustments(tmp_path: Pa
 def test_status_and_audit_say_which_version_priced_what(tmp_path: Path) -> None:
     config = _setup(tmp_path)
     config.write_text(config.read_text() + _version("2025-12-01T12:00:00"))
-    _ok("recompute", "--config", config)
+    ok("recompute", "--config", config)
 
-    status = _ok("status", "--config", config)
+    status = ok("status", "--config", config)
     assert "tou: valid from the beginning; priced 2025-11-29 .. 2025-12-01" in status
     assert "tou-2: valid from 2025-12-01T12:00:00; priced 2025-12-01 .. 2025-12-02" in status
     conn = sqlite3.connect(ledger_path(config))
