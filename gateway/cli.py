@@ -20,6 +20,7 @@ from gateway.engine.model import MachineReadings
 from gateway.errors import ShopwattError
 from gateway.export import BY, Table, build_table, write_csv
 from gateway.export.table import By
+from gateway.export.to_bill import bill_text
 from gateway.ledger import Dropped, Ledger, Replayed, Status
 from gateway.ledger.periods import parse_month
 
@@ -220,6 +221,15 @@ def close(config_path: Path, month: str) -> None:
             "the snapshot; if they end in this month they arrive as adjustment rows",
             err=True,
         )
+
+
+@main.command()
+@config_option
+@click.option("--month", required=True, help="The month, YYYY-MM (local calendar).")
+def bill(config_path: Path, month: str) -> None:
+    """The month as the utility bills it: kWh per band, demand peak and charge, fixed, VAT."""
+    cfg = load_config(config_path)
+    click.echo(bill_text(Ledger(cfg).bill(parse_month(month)), cfg.site.tz))
 
 
 @main.command()

@@ -116,11 +116,20 @@ class Band(_Section):
         return hhmm_minutes(self.end)
 
 
+BILL_KEYS = frozenset({"demand_per_kw", "fixed_per_day", "fixed_per_month", "vat"})
+
+
 class TariffRates(_Section):
     """A standard rate and time-of-use bands: what one version of the tariff charges."""
 
     rate: NonNeg
     band: list[Band] = []
+    # The parts of the bill that are not per kWh (docs/tariffs.md, `shopwatt bill`): they
+    # price the month, not a row, so they are BILL_KEYS, outside the rows' fingerprint.
+    demand_per_kw: NonNeg = 0.0  # per kW of the month's highest 15-minute average
+    fixed_per_day: NonNeg = 0.0  # standing charge per local day
+    fixed_per_month: NonNeg = 0.0
+    vat: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0  # 0.19 = 19 %
 
     @field_validator("band")
     @classmethod

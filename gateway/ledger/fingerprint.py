@@ -14,7 +14,7 @@ from datetime import date
 from itertools import zip_longest
 from typing import Any
 
-from gateway.config import ShopConfig
+from gateway.config import BILL_KEYS, ShopConfig
 
 # Only what changes a number in the export. Names, meters, InfluxDB, storage: not here.
 _MACHINE_KEYS = (
@@ -35,6 +35,8 @@ def _sha256(document: Any) -> str:
 def fingerprint(cfg: ShopConfig, machine_id: str) -> str:
     """The time zone, currency, first tariff version and machine settings, then the versions.
 
+    The bill-only tariff keys (demand and fixed charges, VAT) change no row: left out.
+
     Without [[tariff.version]] it is the same sha256 as before versions existed, so an
     existing ledger stays current.
     """
@@ -42,11 +44,11 @@ def fingerprint(cfg: ShopConfig, machine_id: str) -> str:
     document = {
         "timezone": cfg.site.timezone,
         "currency": cfg.site.currency,
-        "tariff": cfg.tariff.model_dump(mode="json", exclude={"version"}),
+        "tariff": cfg.tariff.model_dump(mode="json", exclude={"version", *BILL_KEYS}),
         "machine": machine,
     }
     versions = [
-        f"{v.valid_from.isoformat()}={_sha256(v.model_dump(mode='json'))}"
+        f"{v.valid_from.isoformat()}={_sha256(v.model_dump(mode='json', exclude=set(BILL_KEYS)))}"
         for v in cfg.tariff.version
     ]
     return ";".join([_sha256(document), *versions])

@@ -23,6 +23,8 @@ from gateway.engine.localtime import (
     local_date,
     midnight_ms,
     next_midnight_ms,
+    next_period,
+    period_start,
     periods_between,
     utc_ms,
 )
@@ -31,6 +33,7 @@ from gateway.errors import LedgerError
 from gateway.inputs.csvfile import JobsFile, ReadingsFile
 from gateway.ledger import explicit, periods
 from gateway.ledger.audit import Entry, recent, record
+from gateway.ledger.bill import Bill, compute_bill
 from gateway.ledger.chunks import Merged, ReadingStore
 from gateway.ledger.fingerprint import changed_from, fingerprint
 from gateway.ledger.recompute import Computed, Recomputer
@@ -468,6 +471,15 @@ class Ledger:
         for row in rows:
             names += [b for b in row.amounts.band_wh if b not in names]
         return Selection(rows, open_jobs, names)
+
+    def bill(self, period: str) -> Bill:
+        """The month as the utility bills it, from the rows its export prints (docs/tariffs.md)."""
+        first = period_start(period)
+        selection = self.select(first, period_start(next_period(period)))
+        with self._open() as conn:
+            return compute_bill(
+                self.cfg, ReadingStore(conn), selection.rows, selection.band_names, period
+            )
 
     def status(self, audit_entries: int = 5) -> Status:
         """Readings, drops and repairs per machine, closed months, the latest audit entries."""
