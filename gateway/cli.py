@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
 from datetime import date, datetime
@@ -17,12 +18,13 @@ from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
 from gateway.engine.localtime import local_time
 from gateway.engine.model import MachineReadings
-from gateway.errors import ShopwattError
+from gateway.errors import OutputError, ShopwattError
 from gateway.export import BY, Table, build_table, write_csv
 from gateway.export.table import By
 from gateway.export.to_bill import bill_text
 from gateway.ledger import Dropped, Ledger, Replayed, Status
 from gateway.ledger.periods import parse_month
+from gateway.outfile import check_target, output_file
 
 _BIG_FILE = 20_000_000  # bytes: from here on replay shows a progress bar
 
@@ -116,7 +118,7 @@ def publish(
         return
     from gateway.outputs.publish import queue_ledger_changes  # the outbox: only with [influxdb]
 
-    queued, waiting = queue_ledger_changes(cfg, recomputed, readings)
+    queued, waiting = queue_ledger_changes(cfg, Ledger(cfg).rows_of(recomputed), readings)
     if queued:
         note = f", {waiting:,} still waiting for `shopwatt run`" if waiting else ", all sent"
         click.echo(f"InfluxDB: queued {queued:,} points{note}", err=True)
@@ -137,7 +139,8 @@ def replay_summary(replayed: Replayed, readings: Path | None, jobs: Path | None)
     for machine, (first, last) in replayed.recomputed.items():
         lines.append(f"recomputed {machine}: {first} .. {last}")
     if not replayed.recomputed:
-        lines.append("nothing new: the ledger is unchanged")
+        # The ledger still records the replay (audit trail) and its dropped-row counters.
+        lines.append("nothing new: no readings added, no rows changed (the replay is audited)")
     if replayed.adjustments:
         lines.append(f"{replayed.adjustments} adjustment rows pending for closed months")
     return "\n".join(lines)
@@ -157,16 +160,39 @@ def replay(config_path: Path, readings: Path | None, jobs: Path | None) -> None:
     click.echo(replay_summary(replayed, readings, jobs))
 
 
-def write_table(table: Table, fmt: str, output: Path | None) -> None:
-    """CSV to a file or stdout, XLSX to a file."""
-    if fmt == "xlsx":
-        if output is None:
-            raise click.UsageError("--format xlsx needs --output FILE.xlsx")
-        from gateway.export.to_xlsx import write_xlsx  # openpyxl: only for an XLSX
+_SUFFIX_FORMAT = {".csv": "csv", ".xlsx": "xlsx"}
 
-        write_xlsx(table, output)
-    else:
-        write_csv(table, output or sys.stdout)
+
+def output_format(fmt: str | None, output: Path | None) -> str:
+    """--format, else what --output's suffix says, else CSV; a contradiction is an error."""
+    implied = _SUFFIX_FORMAT.get(output.suffix.lower()) if output else None
+    if fmt and implied and fmt != implied:
+        raise OutputError(f"--format {fmt} but --output {output} names a .{implied} file")
+    if fmt == "xlsx" and output is None:
+        raise OutputError("--format xlsx needs --output FILE.xlsx")
+    return fmt or implied or "csv"
+
+
+def write_table(
+    table: Table, fmt: str, output: Path | None, protected: list[Path], force: bool
+) -> None:
+    """CSV to stdout, or CSV / XLSX to a new file (gateway/outfile.py: never a half file)."""
+    if output is None:
+        write_csv(table, sys.stdout)
+        return
+    with output_file(output, protected=protected, force=force) as fh:
+        if fmt == "xlsx":
+            from gateway.export.to_xlsx import write_xlsx  # openpyxl: only for an XLSX
+
+            write_xlsx(table, fh)
+        else:
+            text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
+            write_csv(table, text)
+            text.flush()
+            text.detach()  # the binary file stays open for output_file to sync
+
+
+_force = click.option("--force", is_flag=True, help="Replace an existing --output file.")
 
 
 @main.command()
@@ -174,7 +200,8 @@ def write_table(table: Table, fmt: str, output: Path | None) -> None:
 @click.option("--from", "first", type=_day, required=True, help="First local date.")
 @click.option("--to", "end", type=_day, required=True, help="Local date after the last one.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), help="Default: by --output.")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout.")
+@click.option("--output", type=click.Path(path_type=Path), help="Default: stdout.")
+@_force
 @click.option(
     "--by",
     type=click.Choice(BY),
@@ -183,18 +210,26 @@ def write_table(table: Table, fmt: str, output: Path | None) -> None:
     help="CSV: one line per row, or sums per customer or machine (XLSX has all three).",
 )
 def export(
-    config_path: Path, first: datetime, end: datetime, fmt: str | None, output: Path | None, by: str
+    config_path: Path,
+    first: datetime,
+    end: datetime,
+    fmt: str | None,
+    output: Path | None,
+    force: bool,
+    by: str,
 ) -> None:
     """Export the rows of the local dates [--from, --to) for the accountant."""
     if end <= first:
         raise click.BadParameter(f"--to {end:%Y-%m-%d} must be after --from", param_hint="--to")
-    fmt = fmt or ("xlsx" if output and output.suffix.lower() == ".xlsx" else "csv")
+    fmt = output_format(fmt, output)
     cfg = load_config(config_path)
+    if output:  # refused before the ledger is read, not after
+        check_target(output, cfg.own_files, force, "--output")
     selection = Ledger(cfg).select(first.date(), end.date())
     # The XLSX always holds every view (rows, by machine, by customer): --by is for CSV.
     view = cast(By, "job" if fmt == "xlsx" else by)
     table = build_table(selection, cfg.site.tz, cfg.site.currency, view)
-    write_table(table, fmt, output)
+    write_table(table, fmt, output, cfg.own_files, force)
     if selection.open_jobs:
         click.echo(
             f"note: {selection.open_jobs} job(s) still running at the end of the data are "
