@@ -225,10 +225,12 @@ def export(
     cfg = load_config(config_path)
     if output:  # refused before the ledger is read, not after
         check_target(output, cfg.own_files, force, "--output")
-    selection = Ledger(cfg).select(first.date(), end.date())
+    ledger = Ledger(cfg)
+    selection = ledger.select(first.date(), end.date())
+    charges = ledger.charges(first.date(), end.date())
     # The XLSX always holds every view (rows, by machine, by customer): --by is for CSV.
     view = cast(By, "job" if fmt == "xlsx" else by)
-    table = build_table(selection, cfg.site.tz, cfg.site.currency, view)
+    table = build_table(selection, cfg.site.tz, cfg.site.currency, view, charges)
     write_table(table, fmt, output, cfg.own_files, force)
     if selection.open_jobs:
         click.echo(

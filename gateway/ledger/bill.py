@@ -19,10 +19,16 @@ from gateway.engine.demand import (
     share_cents,
 )
 from gateway.engine.energy import interval_energy
-from gateway.engine.localtime import midnight_ms, next_period, period_start, version_index
+from gateway.engine.localtime import (
+    local_date,
+    midnight_ms,
+    next_period,
+    period_start,
+    version_index,
+)
 from gateway.engine.model import F64, I64
 from gateway.ledger.chunks import ReadingStore
-from gateway.ledger.rows import LedgerRow
+from gateway.ledger.rows import LedgerRow, OriginKey
 from gateway.ledger.units import cents, kwh
 
 _KW_PLACES = Decimal("0.001")
@@ -37,6 +43,11 @@ class DemandShare:
     customer: str
     wh: float  # energy in the peak quarter hour
     cents: int
+    row: OriginKey  # the export row that carries it (overhead: the peak day's)
+
+
+# Per row (LedgerRow.origin_key of a job or overhead row): its demand and fixed cents.
+Charges = dict[OriginKey, tuple[int, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +68,7 @@ class Bill:
     fixed_day_cents: int
     fixed_month_cents: int
     vat: float
+    charges: Charges  # the demand and fixed charges as the export's rows carry them
 
     @property
     def net_cents(self) -> int:
@@ -94,22 +106,46 @@ def _shares(
     machine_wh: dict[str, float],
     jobs: Sequence[LedgerRow],
     peak: int,
+    peak_day: str,
     demand_cents: int,
 ) -> list[DemandShare]:
     """The peak's charge by each job's energy in the peak quarter hour; the rest of each
     machine's energy there is its overhead."""
-    found: list[tuple[str, str, str, float]] = []
+    found: list[tuple[str, str, str, float, OriginKey]] = []
     for machine in cfg.machines:
         mine = [j for j in jobs if j.machine == machine]
         t, wh = energy[machine]
         a = np.array([max(j.start_ms, peak) for j in mine], dtype=np.int64)
         b = np.array([min(j.end_ms, peak + QUARTER_MS) for j in mine], dtype=np.int64)
         job_wh = energy_between(t, wh, a, b).tolist() if len(t) > 1 and mine else [0.0] * len(mine)
-        found += [(machine, j.job_id, j.customer, w) for j, w in zip(mine, job_wh, strict=True)]
-        found.append((machine, "", "", max(machine_wh[machine] - sum(job_wh), 0.0)))
+        found += [
+            (machine, j.job_id, j.customer, w, j.origin_key())
+            for j, w in zip(mine, job_wh, strict=True)
+        ]
+        rest = max(machine_wh[machine] - sum(job_wh), 0.0)
+        found.append((machine, "", "", rest, ("overhead", machine, "", "", peak_day)))
     found = [f for f in found if f[3] > 0.0]
     split = share_cents(demand_cents, np.array([f[3] for f in found])).tolist()
-    return [DemandShare(*f, c) for f, c in zip(found, split, strict=True)]
+    return [
+        DemandShare(m, j, c, w, cents_, key)
+        for (m, j, c, w, key), cents_ in zip(found, split, strict=True)
+    ]
+
+
+def _fixed_shares(rows: Sequence[LedgerRow], fixed_cents: int) -> Charges:
+    """Fixed charges to each machine's overhead, by its share of the month's kWh (as
+    printed on its job and overhead lines); carried by its last overhead row of the month."""
+    wh: dict[str, Decimal] = {}
+    last: dict[str, OriginKey] = {}
+    for r in rows:
+        if r.kind == "adjustment":
+            continue
+        wh[r.machine] = wh.get(r.machine, Decimal(0)) + r.amounts.printed_kwh()
+        if r.kind == "overhead":
+            last[r.machine] = max(last.get(r.machine, r.origin_key()), r.origin_key())
+    machines = [m for m in wh if m in last]
+    split = share_cents(fixed_cents, np.array([float(wh[m]) for m in machines])).tolist()
+    return {last[m]: (0, c) for m, c in zip(machines, split, strict=True) if c}
 
 
 def compute_bill(
@@ -141,7 +177,9 @@ def compute_bill(
     demand = 0
     shares: list[DemandShare] = []
     if len(site) and site.max() > 0.0:
-        k = int(np.argmax(site))  # the earliest quarter hour on a tie
+        # The earliest quarter hour on a tie; differences of cumulative sums carry float
+        # noise, so energies are compared to the mWh (far below the printed 1 W).
+        k = int(np.argmax(np.round(site, 3)))
         peak_start = int(starts[k])
         # kW = Wh in 15 minutes x 4 / 1000; printed with 3 decimals and priced as printed.
         peak_kw = (Decimal(repr(float(site[k]))) * 4 / 1000).quantize(_KW_PLACES, ROUND_HALF_UP)
@@ -153,8 +191,14 @@ def compute_bill(
             if r.kind == "job" and r.start_ms < peak_start + QUARTER_MS and r.end_ms > peak_start
         ]
         at_peak = {m: float(q[k]) for m, q in per_machine.items()}
-        shares = _shares(cfg, energy, at_peak, jobs, peak_start, demand)
+        day = local_date(peak_start, tz).isoformat()
+        shares = _shares(cfg, energy, at_peak, jobs, peak_start, day, demand)
 
+    fixed_day = cents(sum(versions[v].fixed_per_day for v in day_versions))
+    fixed_month = cents(month.fixed_per_month)
+    charges = _fixed_shares(rows, fixed_day + fixed_month)
+    for share in shares:
+        charges[share.row] = (share.cents, charges.get(share.row, (0, 0))[1])
     zero = Decimal("0.000")
     band_kwh = {
         b: sum((kwh(r.amounts.band_wh.get(b, 0.0)) for r in rows), zero) for b in band_names
@@ -171,7 +215,8 @@ def compute_bill(
         demand_cents=demand,
         shares=shares,
         days=len(midnights),
-        fixed_day_cents=cents(sum(versions[v].fixed_per_day for v in day_versions)),
-        fixed_month_cents=cents(month.fixed_per_month),
+        fixed_day_cents=fixed_day,
+        fixed_month_cents=fixed_month,
         vat=month.vat,
+        charges=charges,
     )

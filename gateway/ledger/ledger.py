@@ -24,6 +24,7 @@ from gateway.engine.localtime import (
     midnight_ms,
     next_midnight_ms,
     next_period,
+    period_of,
     period_start,
     periods_between,
     utc_ms,
@@ -33,7 +34,7 @@ from gateway.errors import LedgerError
 from gateway.inputs.csvfile import JobsFile, ReadingsFile
 from gateway.ledger import explicit, periods
 from gateway.ledger.audit import Entry, recent, record
-from gateway.ledger.bill import Bill, compute_bill
+from gateway.ledger.bill import Bill, Charges, compute_bill
 from gateway.ledger.chunks import Merged, ReadingStore
 from gateway.ledger.fingerprint import changed_from, fingerprint
 from gateway.ledger.live import LiveState, load_state, save_state
@@ -380,6 +381,14 @@ class Ledger:
             at = self._clock()
             now_ms = utc_ms(datetime.fromisoformat(at))
             closed = periods.close(conn, period, at, self._who, now_ms, self.cfg.site.tz)
+            # The month's demand and fixed charges freeze with its rows.
+            frozen = select(conn, "frozen", "period = ?", (period,))
+            names = self.cfg.tariff.band_names
+            bill = compute_bill(self.cfg, ReadingStore(conn), frozen, names, period)
+            conn.executemany(
+                "INSERT INTO frozen_charges VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(period, *key, *cents) for key, cents in bill.charges.items()],
+            )
             detail = {
                 "period": period,
                 "rows": closed.rows,
@@ -387,6 +396,8 @@ class Ledger:
                 "open_jobs_left_out": closed.open_jobs,
                 "energy_kwh": str(closed.energy_kwh),
                 "total_cents": closed.total_cents,
+                "demand_cents": bill.demand_cents,
+                "fixed_cents": bill.fixed_day_cents + bill.fixed_month_cents,
             }
             record(conn, self._entry("close", detail))
         return closed
@@ -486,6 +497,27 @@ class Ledger:
             return compute_bill(
                 self.cfg, ReadingStore(conn), selection.rows, selection.band_names, period
             )
+
+    def charges(self, first: date, end: date) -> Charges:
+        """The demand and fixed cents per row of the months touching [first, end): as
+        shared at the close for closed months, as `bill` shares them now for open ones."""
+        with self._open(readonly=True) as conn:
+            closed = periods.closed_periods(conn)
+            frozen = conn.execute(
+                "SELECT * FROM frozen_charges WHERE period >= ? AND period <= ?",
+                (period_of(first), period_of(end)),
+            ).fetchall()
+        found: Charges = {
+            (f["kind"], f["machine"], f["job_id"], f["customer"], f["day"]): (
+                f["demand_cents"],
+                f["fixed_cents"],
+            )
+            for f in frozen
+        }
+        for period in periods_between(first, end):
+            if period not in closed:
+                found |= self.bill(period).charges
+        return found
 
     def rows_of(self, days: Mapping[str, tuple[str, str]]) -> list[LedgerRow]:
         """The rows of some machines' local days (machine -> first and last day, as replay

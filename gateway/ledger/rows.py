@@ -72,6 +72,10 @@ class Amounts:
     def __sub__(self, other: Amounts) -> Amounts:
         return self + -other
 
+    def printed_kwh(self) -> Decimal:
+        """All energy as the export prints it: the sum of the printed bands."""
+        return sum((kwh(wh) for wh in self.band_wh.values()), Decimal("0.000"))
+
     def printed(self, band_names: Sequence[str]) -> dict[str, Decimal]:
         """Every figure as the export prints it, by column name, in the export's order.
 

@@ -42,18 +42,48 @@ def test_the_demand_peak_is_billed_and_shared_by_the_jobs_that_made_it(tmp_path:
         assert _amount(bill, pattern) == want[label], label
 
 
-def test_the_bill_energy_cost_is_the_sum_of_the_export_lines(tmp_path: Path) -> None:
+def _export(config: Path) -> list[dict[str, str]]:
+    text = ok("export", "--config", config, "--from", "2026-11-01", "--to", "2026-12-01")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _total(lines: list[dict[str, str]], *columns: str) -> Decimal:
+    return sum((Decimal(r[c]) for r in lines for c in columns), Decimal(0))
+
+
+def test_the_export_carries_the_charges_and_adds_up_to_the_bill(tmp_path: Path) -> None:
     case = tmp_path / "case"
     shutil.copytree(CASE, case)
     config = case / "shop.toml"
     ok("replay", "--config", config, "--input", case / "readings.csv", "--jobs", case / "jobs.csv")
     want = json.loads((case / "expected_bill.json").read_text())
-    text = ok("export", "--config", config, "--from", "2026-11-01", "--to", "2026-12-01")
-    lines = list(csv.DictReader(io.StringIO(text)))
-    by_name = {r["job_id"] or f"{r['machine']} overhead": r["energy_cost"] for r in lines}
-    assert by_name == want["export_energy_cost"]
+    lines = _export(config)
+    name = {id(r): r["job_id"] or f"{r['machine']} overhead" for r in lines}
+    assert {name[id(r)]: r["energy_cost"] for r in lines} == want["export_energy_cost"]
+    charges = {name[id(r)]: [r["demand_cost"], r["fixed_cost"]] for r in lines}
+    assert charges == want["export_charges"]
+
     bill = ok("bill", "--config", config, "--month", "2026-11")
-    total = sum((Decimal(r["energy_cost"]) for r in lines), Decimal(0))
-    assert Decimal(_amount(bill, "energy cost")) == total
+    assert _total(lines, "energy_cost") == Decimal(_amount(bill, "energy cost"))
+    assert _total(lines, "demand_cost") == Decimal(_amount(bill, "demand charge"))
     shares = [Decimal(m) for m in re.findall(r"kWh in the peak +(\S+)", bill)]
     assert sum(shares) == Decimal(_amount(bill, "demand charge"))
+    net = _total(lines, "energy_cost", "demand_cost", "fixed_cost")
+    assert net == Decimal(_amount(bill, "net"))  # to the cent
+
+    # Closing freezes the month's charges with its rows: a higher peak that arrives late
+    # changes what `bill` computes now, not the closed month's export.
+    ok("close", "--config", config, "--month", "2026-11")
+    late = case / "late.csv"
+    late.write_text(
+        "time,machine,watts\n"
+        + "".join(
+            f"2026-11-30T10:{m:02d}:00+01:00,{machine},8000\n"
+            for m in (0, 15, 30)
+            for machine in ("mill", "laser")
+        )
+    )
+    ok("replay", "--config", config, "--input", late)
+    assert "at 2026-11-30 10:00" in ok("bill", "--config", config, "--month", "2026-11")
+    november = [r for r in _export(config) if r["kind"] != "adjustment"]
+    assert november == lines
