@@ -12,7 +12,9 @@ import click
 from agent.shopday import simulate_shop_day
 from gateway.cli import replay_files, replay_summary, write_table
 from gateway.config import load_config
+from gateway.engine.localtime import period_of
 from gateway.export import build_table
+from gateway.export.to_bill import bill_text
 from gateway.export.to_text import render_text
 from gateway.ledger import Ledger
 from gateway.outfile import check_target, output_file
@@ -43,8 +45,11 @@ def demo(output: Path | None, seed: int, force: bool) -> None:
     replayed = replay_files(cfg, readings, jobs, bar=True)
     click.echo(replay_summary(replayed, readings, jobs), err=True)
     first, end = shop.day, shop.day + timedelta(days=1)
-    table = build_table(Ledger(cfg).select(first, end), cfg.site.tz, cfg.site.currency)
+    ledger = Ledger(cfg)
+    charges = ledger.charges(first, end)
+    table = build_table(ledger.select(first, end), cfg.site.tz, cfg.site.currency, "job", charges)
     click.echo(render_text(table))
+    click.echo(f"\n{bill_text(ledger.bill(period_of(first)), cfg.site.tz)}")
     name = f"costs-{first:%Y%m%d}"
     csv_path, xlsx_path = out / f"{name}.csv", out / f"{name}.xlsx"
     write_table(table, "csv", csv_path, cfg.own_files, force)
