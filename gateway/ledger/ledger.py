@@ -366,7 +366,9 @@ class Ledger:
             detail = {
                 "machines": todo,
                 "reason": "all requested" if everything else "costing settings changed",
-                "from": {} if everything else {m: d.isoformat() for m, d in stale.items()},
+                "from": {
+                    m: d.isoformat() for m, d in stale.items() if d != date.min and not everything
+                },
                 "recomputed": recomputed,
                 "priced_by": priced_by(self.cfg, recomputed.values()),
                 "adjustments": adjustments,
