@@ -121,7 +121,8 @@ class Band(_Section):
         return hhmm_minutes(self.end)
 
 
-BILL_KEYS = frozenset({"demand_per_kw", "fixed_per_day", "fixed_per_month", "vat"})
+# Keys that change no stored row (bill-level charges, CO2): outside the rows' fingerprint.
+BILL_KEYS = frozenset({"demand_per_kw", "fixed_per_day", "fixed_per_month", "vat", "co2_g_per_kwh"})
 
 
 class TariffRates(_Section):
@@ -135,6 +136,7 @@ class TariffRates(_Section):
     fixed_per_day: NonNeg = 0.0  # standing charge per local day
     fixed_per_month: NonNeg = 0.0
     vat: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0  # 0.19 = 19 %
+    co2_g_per_kwh: NonNeg = 0.0  # grid carbon intensity: the export's co2_kg
 
     @field_validator("band")
     @classmethod

@@ -15,7 +15,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from gateway.ledger import Selection
-from gateway.ledger.bill import Charges
+from gateway.ledger.bill import Charges, RowCharges
 from gateway.ledger.rows import ZERO, LedgerRow
 from gateway.ledger.units import money
 
@@ -50,9 +50,10 @@ def _plain(d: Decimal) -> Decimal:
     return abs(d) if d == 0 else d  # no '-0.000' in a spreadsheet
 
 
-# The month's demand charge and fixed charges as shared out to rows (docs/tariffs.md):
-# added after total_cost, which stays energy + depreciation + maintenance.
-CHARGES = ("demand_cost", "fixed_cost")
+# The month's demand charge and fixed charges as shared out to rows, and the CO2 of the
+# row's energy (docs/tariffs.md): added after total_cost, which stays energy +
+# depreciation + maintenance.
+CHARGES = ("demand_cost", "fixed_cost", "co2_kg")
 
 
 def numbers_header(band_names: Sequence[str]) -> list[str]:
@@ -63,8 +64,14 @@ def numbers_header(band_names: Sequence[str]) -> list[str]:
 def _numbers(row: LedgerRow, band_names: Sequence[str], charges: Charges) -> list[Decimal]:
     # Adjustment rows correct energy and hours; a month's charges are shared once, at
     # its close (or now, while it is open), so they carry none.
-    demand, fixed = (0, 0) if row.kind == "adjustment" else charges.get(row.origin_key(), (0, 0))
-    printed = [*row.amounts.printed(band_names).values(), money(demand), money(fixed)]
+    c = RowCharges() if row.kind == "adjustment" else charges.get(row.origin_key(), RowCharges())
+    co2_kg = Decimal(c.co2_g).scaleb(-3)
+    printed = [
+        *row.amounts.printed(band_names).values(),
+        money(c.demand_cents),
+        money(c.fixed_cents),
+        co2_kg,
+    ]
     return [_plain(d) for d in printed]
 
 
@@ -77,7 +84,7 @@ def build_table(
 ) -> Table:
     """One line per row (by='job'), or the lines summed per customer or per machine.
 
-    charges: each row's demand and fixed cents (Ledger.charges); none: zero.
+    charges: each row's demand and fixed cents and CO2 (Ledger.charges); none: zero.
     """
     names = selection.band_names
     lines: list[list[Cell]] = [

@@ -4,7 +4,7 @@ charge shared out to the jobs that made it, fixed charges and VAT (docs/tariffs.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -46,8 +46,17 @@ class DemandShare:
     row: OriginKey  # the export row that carries it (overhead: the peak day's)
 
 
-# Per row (LedgerRow.origin_key of a job or overhead row): its demand and fixed cents.
-Charges = dict[OriginKey, tuple[int, int]]
+@dataclass(frozen=True, slots=True)
+class RowCharges:
+    """What a month puts on one export row beside its own costs."""
+
+    demand_cents: int = 0
+    fixed_cents: int = 0
+    co2_g: int = 0  # printed kWh x the grid's g/kWh, whole grams (co2_kg has 3 decimals)
+
+
+# Per row (LedgerRow.origin_key of a job or overhead row).
+Charges = dict[OriginKey, RowCharges]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +77,7 @@ class Bill:
     fixed_day_cents: int
     fixed_month_cents: int
     vat: float
-    charges: Charges  # the demand and fixed charges as the export's rows carry them
+    charges: Charges  # demand, fixed charges and CO2 as the export's rows carry them
 
     @property
     def net_cents(self) -> int:
@@ -145,7 +154,20 @@ def _fixed_shares(rows: Sequence[LedgerRow], fixed_cents: int) -> Charges:
             last[r.machine] = max(last.get(r.machine, r.origin_key()), r.origin_key())
     machines = [m for m in wh if m in last]
     split = share_cents(fixed_cents, np.array([float(wh[m]) for m in machines])).tolist()
-    return {last[m]: (0, c) for m, c in zip(machines, split, strict=True) if c}
+    return {last[m]: RowCharges(fixed_cents=c) for m, c in zip(machines, split, strict=True) if c}
+
+
+def _co2_g(cfg: ShopConfig, rows: Sequence[LedgerRow]) -> dict[OriginKey, int]:
+    """Each job and overhead row's CO2: its printed kWh x the g/kWh of the tariff version in
+    force at its start, half up to whole grams."""
+    tariff, tz = cfg.tariff, cfg.site.tz
+    mine = [r for r in rows if r.kind != "adjustment"]
+    at = version_index(tariff, tz, np.array([r.start_ms for r in mine], dtype=np.int64)).tolist()
+    g = [Decimal(repr(v.co2_g_per_kwh)) for v in tariff.versions]
+    return {
+        r.origin_key(): int((r.amounts.printed_kwh() * g[v]).quantize(Decimal(1), ROUND_HALF_UP))
+        for r, v in zip(mine, at, strict=True)
+    }
 
 
 def compute_bill(
@@ -198,7 +220,9 @@ def compute_bill(
     fixed_month = cents(month.fixed_per_month)
     charges = _fixed_shares(rows, fixed_day + fixed_month)
     for share in shares:
-        charges[share.row] = (share.cents, charges.get(share.row, (0, 0))[1])
+        charges[share.row] = replace(charges.get(share.row, RowCharges()), demand_cents=share.cents)
+    for key, grams in _co2_g(cfg, rows).items():
+        charges[key] = replace(charges.get(key, RowCharges()), co2_g=grams)
     zero = Decimal("0.000")
     band_kwh = {
         b: sum((kwh(r.amounts.band_wh.get(b, 0.0)) for r in rows), zero) for b in band_names

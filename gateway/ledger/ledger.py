@@ -34,7 +34,7 @@ from gateway.errors import LedgerError
 from gateway.inputs.csvfile import JobsFile, ReadingsFile
 from gateway.ledger import explicit, periods
 from gateway.ledger.audit import Entry, recent, record
-from gateway.ledger.bill import Bill, Charges, compute_bill
+from gateway.ledger.bill import Bill, Charges, RowCharges, compute_bill
 from gateway.ledger.chunks import Merged, ReadingStore
 from gateway.ledger.fingerprint import changed_from, fingerprint
 from gateway.ledger.live import LiveState, load_state, save_state
@@ -383,13 +383,16 @@ class Ledger:
             at = self._clock()
             now_ms = utc_ms(datetime.fromisoformat(at))
             closed = periods.close(conn, period, at, self._who, now_ms, self.cfg.site.tz)
-            # The month's demand and fixed charges freeze with its rows.
+            # The month's demand and fixed charges and CO2 freeze with its rows.
             frozen = select(conn, "frozen", "period = ?", (period,))
             names = self.cfg.tariff.band_names
             bill = compute_bill(self.cfg, ReadingStore(conn), frozen, names, period)
             conn.executemany(
-                "INSERT INTO frozen_charges VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(period, *key, *cents) for key, cents in bill.charges.items()],
+                "INSERT INTO frozen_charges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (period, *key, c.demand_cents, c.fixed_cents, c.co2_g)
+                    for key, c in bill.charges.items()
+                ],
             )
             detail = {
                 "period": period,
@@ -501,8 +504,8 @@ class Ledger:
             )
 
     def charges(self, first: date, end: date) -> Charges:
-        """The demand and fixed cents per row of the months touching [first, end): as
-        shared at the close for closed months, as `bill` shares them now for open ones."""
+        """Demand and fixed cents and CO2 per row of the months touching [first, end): as
+        put on rows at the close for closed months, as `bill` puts them now for open ones."""
         with self._open(readonly=True) as conn:
             closed = periods.closed_periods(conn)
             frozen = conn.execute(
@@ -510,9 +513,8 @@ class Ledger:
                 (period_of(first), period_of(end)),
             ).fetchall()
         found: Charges = {
-            (f["kind"], f["machine"], f["job_id"], f["customer"], f["day"]): (
-                f["demand_cents"],
-                f["fixed_cents"],
+            (f["kind"], f["machine"], f["job_id"], f["customer"], f["day"]): RowCharges(
+                f["demand_cents"], f["fixed_cents"], f["co2_g"]
             )
             for f in frozen
         }

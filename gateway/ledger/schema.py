@@ -68,13 +68,13 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             customer TEXT NOT NULL, parts INTEGER, src TEXT NOT NULL,
             PRIMARY KEY (machine, job))""",
     ),
-    # 2 -> 3: the demand and fixed charges of closed months as they were shared out to
-    # rows at the close (gateway/ledger/bill.py): the export's demand_cost and fixed_cost.
+    # 2 -> 3: the demand and fixed charges and the CO2 of closed months as they were put on
+    # rows at the close (gateway/ledger/bill.py): the export's demand_cost, fixed_cost, co2_kg.
     (
         """CREATE TABLE frozen_charges (
             period TEXT NOT NULL, kind TEXT NOT NULL, machine TEXT NOT NULL,
             job_id TEXT NOT NULL, customer TEXT NOT NULL, day TEXT NOT NULL,
-            demand_cents INTEGER NOT NULL, fixed_cents INTEGER NOT NULL)""",
+            demand_cents INTEGER NOT NULL, fixed_cents INTEGER NOT NULL, co2_g INTEGER NOT NULL)""",
         "CREATE INDEX frozen_charges_by_period ON frozen_charges (period)",
     ),
 )

@@ -37,6 +37,7 @@ def test_the_demand_peak_is_billed_and_shared_by_the_jobs_that_made_it(tmp_path:
     assert _amount(bill, "demand charge") == want["demand_charge"]
     for who, cents in want["shares"].items():
         assert _amount(bill, f"{who}:") == cents, who
+    assert _amount(bill, "CO2") == want["co2_kg"]
     for label in ("days", "per_month", "net", "vat", "total"):
         pattern = {"days": "30 days", "per_month": "per month", "vat": "VAT"}.get(label, label)
         assert _amount(bill, pattern) == want[label], label
@@ -62,6 +63,7 @@ def test_the_export_carries_the_charges_and_adds_up_to_the_bill(tmp_path: Path) 
     assert {name[id(r)]: r["energy_cost"] for r in lines} == want["export_energy_cost"]
     charges = {name[id(r)]: [r["demand_cost"], r["fixed_cost"]] for r in lines}
     assert charges == want["export_charges"]
+    assert {name[id(r)]: r["co2_kg"] for r in lines} == want["export_co2_kg"]
 
     bill = ok("bill", "--config", config, "--month", "2026-11")
     assert _total(lines, "energy_cost") == Decimal(_amount(bill, "energy cost"))
