@@ -89,3 +89,7 @@ def test_the_export_carries_the_charges_and_adds_up_to_the_bill(tmp_path: Path) 
     assert "at 2026-11-30 10:00" in ok("bill", "--config", config, "--month", "2026-11")
     november = [r for r in _export(config) if r["kind"] != "adjustment"]
     assert november == lines
+    # Nor does a new grid carbon intensity or demand rate (bill-only keys: no recompute).
+    text = config.read_text().replace("co2_g_per_kwh = 380", "co2_g_per_kwh = 500")
+    config.write_text(text.replace("demand_per_kw = 10.00", "demand_per_kw = 20.00"))
+    assert [r for r in _export(config) if r["kind"] != "adjustment"] == lines
