@@ -71,11 +71,11 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 2 -> 3: the demand and fixed charges and the CO2 of closed months as they were put on
     # rows at the close (gateway/ledger/bill.py): the export's demand_cost, fixed_cost, co2_kg.
     (
-        """CREATE TABLE frozen_charges (
+        """CREATE TABLE IF NOT EXISTS frozen_charges (
             period TEXT NOT NULL, kind TEXT NOT NULL, machine TEXT NOT NULL,
             job_id TEXT NOT NULL, customer TEXT NOT NULL, day TEXT NOT NULL,
             demand_cents INTEGER NOT NULL, fixed_cents INTEGER NOT NULL, co2_g INTEGER NOT NULL)""",
-        "CREATE INDEX frozen_charges_by_period ON frozen_charges (period)",
+        "CREATE INDEX IF NOT EXISTS frozen_charges_by_period ON frozen_charges (period)",
     ),
 )
 SCHEMA_VERSION = 1 + len(_MIGRATIONS)

@@ -7,6 +7,8 @@ import io
 import json
 import re
 import shutil
+import sqlite3
+from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 
@@ -93,3 +95,19 @@ def test_the_export_carries_the_charges_and_adds_up_to_the_bill(tmp_path: Path) 
     text = config.read_text().replace("co2_g_per_kwh = 380", "co2_g_per_kwh = 500")
     config.write_text(text.replace("demand_per_kw = 10.00", "demand_per_kw = 20.00"))
     assert [r for r in _export(config) if r["kind"] != "adjustment"] == lines
+
+
+def test_a_ledger_from_before_the_charges_table_gets_it_at_its_next_close(
+    tmp_path: Path,
+) -> None:
+    case = tmp_path / "case"
+    shutil.copytree(CASE, case)
+    config = case / "shop.toml"
+    ok("replay", "--config", config, "--input", case / "readings.csv", "--jobs", case / "jobs.csv")
+    ledger = case / "shopwatt-data" / "ledger.sqlite"
+    with closing(sqlite3.connect(ledger)) as conn, conn:
+        conn.execute("DROP TABLE frozen_charges")  # as schema version 2 left it
+        conn.execute("PRAGMA user_version = 2")
+    ok("close", "--config", config, "--month", "2026-11")  # migrates, then freezes
+    lines = _export(config)
+    assert _total(lines, "demand_cost") == Decimal("80.00")
