@@ -218,8 +218,10 @@ def _build(tariff_json: str, tz: ZoneInfo, first_day: date, last_day: date) -> C
     edge_parts: list[I64] = []
     label_parts: list[I64] = []
     for k, version in enumerate(tariff.versions):
-        edges, labels = _band_timeline(version, tz, days[:-1])
         lo, hi = bounds[k], bounds[k + 1]
+        if hi <= midnights[0] or lo >= midnights[-1]:
+            continue  # not in force on these days: no windows to build
+        edges, labels = _band_timeline(version, tz, days[:-1])
         if k:
             at = np.searchsorted(edges, lo, side="right") - 1
             edge_parts.append(np.array([lo], dtype=np.int64))

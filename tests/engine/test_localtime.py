@@ -125,3 +125,28 @@ def test_a_version_from_a_skipped_wall_time_takes_over_when_the_clock_jumps() ->
     )
     cal = build_calendar(tariff, BERLIN, date(2026, 3, 29), date(2026, 3, 29))
     assert [iso_utc(int(e)) for e in cal.band_edges] == ["2026-03-29T01:00:00.000Z"]  # 03:00 CEST
+
+
+def test_a_calendar_after_a_version_change_holds_only_the_version_in_force() -> None:
+    tariff = Tariff.model_validate(
+        {
+            "id": "v1",
+            "rate": 0.2,
+            "band": [{"name": "peak", "rate": 0.4, "start": "16:00", "end": "20:00"}],
+            "version": [
+                {
+                    "id": "v2",
+                    "valid_from": "2026-11-01",
+                    "rate": 0.3,
+                    "band": [{"name": "peak", "rate": 0.5, "start": "17:00", "end": "21:00"}],
+                }
+            ],
+        }
+    )
+    cal = build_calendar(tariff, BERLIN, date(2026, 12, 10), date(2026, 12, 10))
+    t = int(datetime.fromisoformat("2026-12-10T16:30:00+01:00").timestamp() * 1000)
+    u = int(datetime.fromisoformat("2026-12-10T20:30:00+01:00").timestamp() * 1000)
+    assert [tariff.columns[int(c)] for c in cal.column_index(np.array([t, u]))] == [
+        (1, "standard"),
+        (1, "peak"),
+    ]
