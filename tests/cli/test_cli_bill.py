@@ -23,11 +23,18 @@ def _amount(text: str, label: str) -> str:
     return line.split()[-1]
 
 
-def test_the_demand_peak_is_billed_and_shared_by_the_jobs_that_made_it(tmp_path: Path) -> None:
+def _replayed(tmp_path: Path) -> Path:
+    """The case copied to tmp_path and replayed; its shop.toml."""
     case = tmp_path / "case"
     shutil.copytree(CASE, case)
     config = case / "shop.toml"
     ok("replay", "--config", config, "--input", case / "readings.csv", "--jobs", case / "jobs.csv")
+    return config
+
+
+def test_the_demand_peak_is_billed_and_shared_by_the_jobs_that_made_it(tmp_path: Path) -> None:
+    config = _replayed(tmp_path)
+    case = config.parent
     want = json.loads((case / "expected_bill.json").read_text())
 
     bill = ok("bill", "--config", config, "--month", want["month"])
@@ -55,10 +62,8 @@ def _total(lines: list[dict[str, str]], *columns: str) -> Decimal:
 
 
 def test_the_export_carries_the_charges_and_adds_up_to_the_bill(tmp_path: Path) -> None:
-    case = tmp_path / "case"
-    shutil.copytree(CASE, case)
-    config = case / "shop.toml"
-    ok("replay", "--config", config, "--input", case / "readings.csv", "--jobs", case / "jobs.csv")
+    config = _replayed(tmp_path)
+    case = config.parent
     want = json.loads((case / "expected_bill.json").read_text())
     lines = _export(config)
     name = {id(r): r["job_id"] or f"{r['machine']} overhead" for r in lines}
@@ -100,10 +105,8 @@ def test_the_export_carries_the_charges_and_adds_up_to_the_bill(tmp_path: Path) 
 def test_a_ledger_from_before_the_charges_table_gets_it_at_its_next_close(
     tmp_path: Path,
 ) -> None:
-    case = tmp_path / "case"
-    shutil.copytree(CASE, case)
-    config = case / "shop.toml"
-    ok("replay", "--config", config, "--input", case / "readings.csv", "--jobs", case / "jobs.csv")
+    config = _replayed(tmp_path)
+    case = config.parent
     ledger = case / "shopwatt-data" / "ledger.sqlite"
     with closing(sqlite3.connect(ledger)) as conn, conn:
         conn.execute("DROP TABLE frozen_charges")  # as schema version 2 left it
