@@ -18,7 +18,7 @@ from gateway.engine.model import (
     MachineResult,
 )
 from gateway.engine.rows import job_rows, overhead_rows
-from gateway.engine.split import split_energy
+from gateway.engine.split import by_band, split_energy
 from gateway.engine.states import run_time, running_stretches
 from gateway.errors import InputError
 
@@ -64,8 +64,11 @@ def compute_machine(
     stretches = running_stretches(readings.watts, machine.run_above_w, energy.long_iv)
     spans = detect_jobs(t, stretches, machine) if given is None else given
     if n == 0:
-        none = np.zeros((len(spans), len(tariff.columns)))
-        rows = job_rows(machine_id, machine, tariff, spans, none, np.zeros(len(spans)), None, tz)
+        none = np.zeros((len(spans), len(tariff.band_names)))
+        priced_none = np.zeros((len(spans), len(tariff.columns)))
+        rows = job_rows(
+            machine_id, machine, spans, none, priced_none, np.zeros(len(spans)), None, tz
+        )
         return MachineResult(rows, EnergyStats(0, 0.0, 0, 0, 0, 0.0))
 
     metered_wh = float(np.sum(energy.wh))
@@ -75,8 +78,11 @@ def compute_machine(
     cal = build_calendar(tariff, tz, local_date(int(t[0]), tz), local_date(int(t[-1]), tz))
     priced_wh = split_energy(t, energy.wh, cal, spans, len(tariff.columns))
     n_jobs = len(spans)
-    rows = job_rows(machine_id, machine, tariff, spans, priced_wh[:n_jobs], run_s, cal, tz)
-    rows += overhead_rows(machine_id, tariff, t, cal, priced_wh[n_jobs:])
+    band_wh = by_band(priced_wh, cal.column_band, len(tariff.band_names))
+    rows = job_rows(
+        machine_id, machine, spans, band_wh[:n_jobs], priced_wh[:n_jobs], run_s, cal, tz
+    )
+    rows += overhead_rows(machine_id, t, cal, band_wh[n_jobs:], priced_wh[n_jobs:])
     rows.sort(key=lambda r: (r.start_ms, r.kind == "job", r.job_id))
     stats = EnergyStats(
         samples=n,

@@ -51,3 +51,10 @@ def split_energy(t: I64, interval_wh: F64, cal: Calendar, jobs: JobSpans, n_cols
         row * n_cols + cal.column_index(piece_start), weights=piece_wh, minlength=n_rows * n_cols
     )
     return np.asarray(flat, dtype=np.float64).reshape(n_rows, n_cols)
+
+
+def by_band(priced_wh: F64, column_band: I64, n_bands: int) -> F64:
+    """Energy per (row, band name): the columns of one band in every tariff version added."""
+    out = np.zeros((len(priced_wh), n_bands))
+    np.add.at(out.T, column_band, priced_wh.T)  # out.T is a view of out
+    return out
