@@ -22,8 +22,12 @@ from gateway.errors import OutputError, ShopwattError
 from gateway.export import BY, Table, build_table, write_csv
 from gateway.export.table import By
 from gateway.export.to_bill import bill_text
+from gateway.inputs.prices import FORMATS as PRICE_FORMATS
+from gateway.inputs.prices import Format as PriceFormat
+from gateway.inputs.prices import read_prices
 from gateway.ledger import Dropped, Ledger, Replayed, Status
 from gateway.ledger.periods import parse_month
+from gateway.ledger.prices import spot_series
 from gateway.outfile import check_target, output_file
 
 _BIG_FILE = 20_000_000  # bytes: from here on replay shows a progress bar
@@ -281,6 +285,45 @@ def recompute(config_path: Path, everything: bool) -> None:
         click.echo(f"recomputed {machine}: {first} .. {last}")
     if not recomputed:
         click.echo("nothing to recompute: every machine matches shop.toml (use --all to force)")
+
+
+@main.group()
+def prices() -> None:
+    """Price series for [tariff.spot] (docs/tariffs.md)."""
+
+
+@prices.command("import")
+@config_option
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--series", required=True, help="The series name a [tariff.spot] refers to.")
+@click.option("--format", "fmt", type=click.Choice(PRICE_FORMATS), default="plain")
+@click.option(
+    "--minutes",
+    type=click.Choice(["15", "60"]),
+    default="60",
+    show_default=True,
+    help="plain: the length of each slot.",
+)
+def prices_import(config_path: Path, file: Path, series: str, fmt: str, minutes: str) -> None:
+    """Import a price file into the ledger and recompute the days it prices."""
+    cfg = load_config(config_path)
+    parsed = read_prices(file, cast(PriceFormat, fmt), cfg.site.tz, int(minutes))
+    done = Ledger(cfg).import_prices(series, parsed.slots, file, parsed.sha256)
+    if done.recomputed:
+        publish(cfg, done.recomputed)
+    first, end = (
+        f"{local_time(t, cfg.site.tz):%Y-%m-%d %H:%M%z}" for t in (done.first_ms, done.end_ms)
+    )
+    click.echo(
+        f"imported {done.slots} slots of {series} from {first} to {end} "
+        f"({done.replaced} stored slots replaced)"
+    )
+    for machine, (a, b) in done.recomputed.items():
+        click.echo(f"recomputed {machine}: {a} .. {b}")
+    if series not in spot_series(cfg.tariff):
+        click.echo(f"note: no [tariff.spot] in {cfg.source} uses series {series!r}", err=True)
+    if done.adjustments:
+        click.echo(f"{done.adjustments} adjustment rows pending for closed months")
 
 
 @main.group()

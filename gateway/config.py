@@ -125,11 +125,24 @@ class Band(_Section):
 BILL_KEYS = frozenset({"demand_per_kw", "fixed_per_day", "fixed_per_month", "vat", "co2_g_per_kwh"})
 
 
+class Spot(_Section):
+    """[tariff.spot]: energy priced per slot of a series from `shopwatt prices import`."""
+
+    series: Ident
+    factor: Positive = 1.0  # the file's price x factor = currency per kWh (EUR/MWh: 0.001)
+    fallback: NonNeg  # currency per kWh in place of a slot the series lacks (counted)
+
+
 class TariffRates(_Section):
-    """A standard rate and time-of-use bands: what one version of the tariff charges."""
+    """A standard rate and time-of-use bands: what one version of the tariff charges.
+
+    With `spot`, the rates are what the shop pays on top of the spot price (grid fee,
+    levies, supplier markup), per band.
+    """
 
     rate: NonNeg
     band: list[Band] = []
+    spot: Spot | None = None
     # The parts of the bill that are not per kWh (docs/tariffs.md, `shopwatt bill`): they
     # price the month, not a row, so they are BILL_KEYS, outside the rows' fingerprint.
     demand_per_kw: NonNeg = 0.0  # per kW of the month's highest 15-minute average

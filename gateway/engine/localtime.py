@@ -132,6 +132,7 @@ class Calendar:
     band_edges: I64  # sorted instants where the version or band may change
     column_labels: I64  # column in force from band_edges[k] to band_edges[k + 1]
     column_band: I64  # index into Tariff.band_names of each column
+    column_version: I64  # index into Tariff.versions of each column
 
     @property
     def days(self) -> list[date]:
@@ -232,6 +233,7 @@ def _build(tariff_json: str, tz: ZoneInfo, first_day: date, last_day: date) -> C
     edges = np.concatenate(edge_parts)
     labels = np.concatenate(label_parts)
     column_band = np.array(tariff.column_band, dtype=np.int64)
-    for shared in (midnights, edges, labels, column_band):
+    column_version = np.array([k for k, _ in tariff.columns], dtype=np.int64)
+    for shared in (midnights, edges, labels, column_band, column_version):
         shared.setflags(write=False)  # one cached instance serves every caller
-    return Calendar(first_day, midnights, edges, labels, column_band)
+    return Calendar(first_day, midnights, edges, labels, column_band, column_version)

@@ -48,6 +48,7 @@ def job_rows(
     jobs: JobSpans,
     band_wh: F64,
     priced_wh: F64,
+    spot: F64,
     run_s: F64,
     cal: Calendar | None,
     tz: ZoneInfo,
@@ -71,6 +72,7 @@ def job_rows(
         run_s.tolist(),
         band_wh.tolist(),
         priced_wh.tolist(),
+        spot.tolist(),
         (dep_h * cost.depreciation_per_hour).tolist(),
         (run_h * cost.maintenance_per_run_hour).tolist(),
         jobs.open,
@@ -91,13 +93,28 @@ def job_rows(
             maintenance_cost=maint,
             open=still_open,
             priced_wh=tuple(priced),
+            spot_cost=spot_cost,
+            fallback_wh=fallback_wh,
         )
-        for job_id, customer, start, end, day, run, wh, priced, dep, maint, still_open in (columns)
+        for (
+            job_id,
+            customer,
+            start,
+            end,
+            day,
+            run,
+            wh,
+            priced,
+            (spot_cost, fallback_wh),
+            dep,
+            maint,
+            still_open,
+        ) in columns
     ]
 
 
 def overhead_rows(
-    machine_id: str, t: I64, cal: Calendar, band_wh: F64, priced_wh: F64
+    machine_id: str, t: I64, cal: Calendar, band_wh: F64, priced_wh: F64, spot: F64
 ) -> list[CostRow]:
     """One row per local day with readings (or with energy outside jobs, e.g. a long gap).
 
@@ -120,9 +137,11 @@ def overhead_rows(
             depreciation_cost=0.0,
             maintenance_cost=0.0,
             priced_wh=tuple(priced),
+            spot_cost=spot_cost,
+            fallback_wh=fallback_wh,
         )
-        for d, (day, wh, priced) in enumerate(
-            zip(cal.days, band_wh.tolist(), priced_wh.tolist(), strict=True)
+        for d, (day, wh, priced, (spot_cost, fallback_wh)) in enumerate(
+            zip(cal.days, band_wh.tolist(), priced_wh.tolist(), spot.tolist(), strict=True)
         )
         if wanted[d]
     ]

@@ -26,6 +26,11 @@ def bill_text(bill: Bill, tz: ZoneInfo) -> str:
     lines.append(
         _line("  energy cost (the export's energy_cost lines)", f"{money(bill.energy_cents)}")
     )
+    if bill.fallback_quarters:
+        lines.append(
+            f"    priced at the fallback rate (no price slot): {bill.fallback_quarters} quarter "
+            f"hours, {bill.fallback_wh / 1000:.3f} kWh"
+        )
     if bill.adjustment_cents:
         lines.append(f"    of which adjustments of closed months: {money(bill.adjustment_cents)}")
     lines.append("demand")

@@ -3,7 +3,7 @@ charge shared out to the jobs that made it, fixed charges and VAT (docs/tariffs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -26,7 +26,8 @@ from gateway.engine.localtime import (
     period_start,
     version_index,
 )
-from gateway.engine.model import F64, I64
+from gateway.engine.model import F64, I64, NO_SLOTS, PriceSlots
+from gateway.engine.split import slot_prices
 from gateway.ledger.chunks import ReadingStore
 from gateway.ledger.rows import LedgerRow, OriginKey
 from gateway.ledger.units import cents, kwh
@@ -78,6 +79,9 @@ class Bill:
     fixed_month_cents: int
     vat: float
     charges: Charges  # demand, fixed charges and CO2 as the export's rows carry them
+    # With [tariff.spot]: quarter hours with energy but no price slot (priced at fallback).
+    fallback_quarters: int = 0
+    fallback_wh: float = 0.0
 
     @property
     def net_cents(self) -> int:
@@ -170,14 +174,31 @@ def _co2_g(cfg: ShopConfig, rows: Sequence[LedgerRow]) -> dict[OriginKey, int]:
     }
 
 
+def _unpriced(
+    cfg: ShopConfig, starts: I64, site: F64, series: Mapping[str, PriceSlots]
+) -> tuple[int, float]:
+    """Quarter hours with energy that a spot-priced version has no price slot for."""
+    version = version_index(cfg.tariff, cfg.site.tz, starts)
+    missing = np.zeros(len(starts), dtype=bool)
+    for k, v in enumerate(cfg.tariff.versions):
+        if v.spot is None:
+            continue
+        slots = series.get(v.spot.series, NO_SLOTS)
+        missing |= (version == k) & np.isnan(slot_prices(slots, starts))
+    missing &= site > 0.0
+    return int(missing.sum()), float(site[missing].sum())
+
+
 def compute_bill(
     cfg: ShopConfig,
     store: ReadingStore,
     rows: Sequence[LedgerRow],
     band_names: Sequence[str],
     period: str,
+    series: Mapping[str, PriceSlots],
 ) -> Bill:
-    """The bill of `period` from its export rows and the machines' stored readings."""
+    """The bill of `period` from its export rows, the machines' stored readings and the
+    price series a [tariff.spot] uses."""
     tz, tariff = cfg.site.tz, cfg.tariff
     first, end = period_start(period), period_start(next_period(period))
     lo, hi = midnight_ms(first, tz), midnight_ms(end, tz)
@@ -223,6 +244,7 @@ def compute_bill(
         charges[share.row] = replace(charges.get(share.row, RowCharges()), demand_cents=share.cents)
     for key, grams in _co2_g(cfg, rows).items():
         charges[key] = replace(charges.get(key, RowCharges()), co2_g=grams)
+    fallback_quarters, fallback_wh = _unpriced(cfg, starts, site, series)
     zero = Decimal("0.000")
     band_kwh = {
         b: sum((kwh(r.amounts.band_wh.get(b, 0.0)) for r in rows), zero) for b in band_names
@@ -243,4 +265,6 @@ def compute_bill(
         fixed_month_cents=fixed_month,
         vat=month.vat,
         charges=charges,
+        fallback_quarters=fallback_quarters,
+        fallback_wh=fallback_wh,
     )

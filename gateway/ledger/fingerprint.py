@@ -14,7 +14,7 @@ from datetime import date
 from itertools import zip_longest
 from typing import Any
 
-from gateway.config import BILL_KEYS, ShopConfig
+from gateway.config import BILL_KEYS, ShopConfig, TariffRates
 
 # Only what changes a number in the export. Names, meters, InfluxDB, storage: not here.
 _MACHINE_KEYS = (
@@ -33,6 +33,13 @@ def _sha256(document: Any) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
+def _rates(rates: TariffRates, exclude: set[str]) -> dict[str, Any]:
+    """What of a tariff version prices rows; keys added since (spot) only when set, so a
+    tariff that does not use them keeps its fingerprint."""
+    unset = {"spot"} if rates.spot is None else set()
+    return rates.model_dump(mode="json", exclude=exclude | BILL_KEYS | unset)
+
+
 def fingerprint(cfg: ShopConfig, machine_id: str) -> str:
     """The time zone, currency, first tariff version and machine settings, then the versions.
 
@@ -45,12 +52,11 @@ def fingerprint(cfg: ShopConfig, machine_id: str) -> str:
     document = {
         "timezone": cfg.site.timezone,
         "currency": cfg.site.currency,
-        "tariff": cfg.tariff.model_dump(mode="json", exclude={"version", *BILL_KEYS}),
+        "tariff": _rates(cfg.tariff, {"version"}),
         "machine": machine,
     }
     versions = [
-        f"{v.valid_from.isoformat()}={_sha256(v.model_dump(mode='json', exclude=set(BILL_KEYS)))}"
-        for v in cfg.tariff.version
+        f"{v.valid_from.isoformat()}={_sha256(_rates(v, set()))}" for v in cfg.tariff.version
     ]
     return ";".join([_sha256(document), *versions])
 

@@ -29,10 +29,10 @@ from gateway.engine.localtime import (
     periods_between,
     utc_ms,
 )
-from gateway.engine.model import ExplicitJob, MachineReadings
+from gateway.engine.model import ExplicitJob, MachineReadings, PriceSlots
 from gateway.errors import LedgerError
 from gateway.inputs.csvfile import JobsFile, ReadingsFile
-from gateway.ledger import explicit, periods
+from gateway.ledger import explicit, periods, prices
 from gateway.ledger.audit import Entry, recent, record
 from gateway.ledger.bill import Bill, Charges, RowCharges, compute_bill
 from gateway.ledger.chunks import Merged, ReadingStore
@@ -70,6 +70,19 @@ class Replayed:
     jobs: int  # jobs read from jobs.csv
     recomputed: dict[str, tuple[str, str]]  # machine -> first and last local day recomputed
     adjustments: int  # pending adjustment rows of closed periods after the replay
+
+
+@dataclass(frozen=True, slots=True)
+class PricesImported:
+    """What one `shopwatt prices import` did."""
+
+    series: str
+    slots: int
+    replaced: int  # stored slots of the series in the new slots' span, now replaced
+    first_ms: int  # start of the first slot, end of the last
+    end_ms: int
+    recomputed: dict[str, tuple[str, str]]  # machine -> first and last local day recomputed
+    adjustments: int  # pending adjustment rows of closed periods afterwards
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +253,36 @@ class Ledger:
             record(conn, self._entry("replay", detail))
         return result
 
+    def import_prices(
+        self, series: str, slots: PriceSlots, path: Path, sha256: str
+    ) -> PricesImported:
+        """Store a price series' slots and recompute the days they price (docs/tariffs.md)."""
+        lo, hi = int(slots.start_ms[0]), int(slots.end_ms[-1])
+        with self._open(create=True) as conn, transaction(conn):
+            self._require_current(conn)
+            replaced = prices.store(conn, series, slots)
+            store = ReadingStore(conn)
+            touched: dict[str, tuple[int, int]] = {}
+            if series in prices.spot_series(self.cfg.tariff):
+                for machine in self.cfg.machines:
+                    span = store.span(machine)
+                    if span is not None and span[0] < hi and span[1] >= lo:
+                        touched[machine] = (max(lo, span[0]), min(hi - 1, span[1]))
+            computed = self._recompute(conn, store, touched)
+            changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
+            result = PricesImported(
+                series=series,
+                slots=len(slots.start_ms),
+                replaced=replaced,
+                first_ms=lo,
+                end_ms=hi,
+                recomputed={c.machine: _days(c.first_day, c.end_day) for c in computed},
+                adjustments=periods.refresh_adjustments(conn, changed),
+            )
+            detail = {"input": _file(path, sha256), **asdict(result)}
+            record(conn, self._entry("prices", detail))
+        return result
+
     def ingest(
         self,
         batches: Mapping[str, MachineReadings],
@@ -386,7 +429,8 @@ class Ledger:
             # The month's demand and fixed charges and CO2 freeze with its rows.
             frozen = select(conn, "frozen", "period = ?", (period,))
             names = self.cfg.tariff.band_names
-            bill = compute_bill(self.cfg, ReadingStore(conn), frozen, names, period)
+            series = self._series(conn, period)
+            bill = compute_bill(self.cfg, ReadingStore(conn), frozen, names, period, series)
             conn.executemany(
                 "INSERT INTO frozen_charges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -499,9 +543,17 @@ class Ledger:
         first = period_start(period)
         selection = self.select(first, period_start(next_period(period)))
         with self._open(readonly=True) as conn:
+            series = self._series(conn, period)
             return compute_bill(
-                self.cfg, ReadingStore(conn), selection.rows, selection.band_names, period
+                self.cfg, ReadingStore(conn), selection.rows, selection.band_names, period, series
             )
+
+    def _series(self, conn: sqlite3.Connection, period: str) -> dict[str, PriceSlots]:
+        """The slots of the price series the tariff uses, over one local month."""
+        tz = self.cfg.site.tz
+        lo = midnight_ms(period_start(period), tz)
+        hi = midnight_ms(period_start(next_period(period)), tz)
+        return {s: prices.load(conn, s, lo, hi) for s in prices.spot_series(self.cfg.tariff)}
 
     def charges(self, first: date, end: date) -> Charges:
         """Demand and fixed cents and CO2 per row of the months touching [first, end): as

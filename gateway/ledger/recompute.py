@@ -26,9 +26,10 @@ import numpy as np
 from gateway.config import ShopConfig
 from gateway.engine import CostRow, ExplicitJob, MachineReadings, compute_machine
 from gateway.engine.localtime import day_start_ms, local_date, midnight_ms, next_midnight_ms
-from gateway.ledger import explicit
+from gateway.ledger import explicit, prices
 from gateway.ledger.chunks import DAY_MS, ReadingStore
 from gateway.ledger.fingerprint import fingerprint
+from gateway.ledger.prices import spot_series
 from gateway.ledger.rows import LedgerRow, from_cost_row, insert
 
 
@@ -180,14 +181,15 @@ class Recomputer:
             after = self._store.first_from(machine_id, step + 1)
             hi = max(hi, (step if after is None else after) + 1)
         window = self._store.load(machine_id, lo, hi)
-        result = compute_machine(machine_id, window, machine, tariff, self._tz)
+        series = {name: prices.load(self._conn, name, lo, hi) for name in spot_series(tariff)}
+        result = compute_machine(machine_id, window, machine, tariff, self._tz, None, series)
         spans = [(s, e) for s, e in explicit.spans(self._conn, machine_id) if s < hi and e > lo]
         rows = result.rows
         if spans:
             detected = _outside_spans([r for r in rows if r.kind == "job"], spans)
             jobs = explicit.jobs_in(self._conn, machine_id, lo, hi)
             again = compute_machine(
-                machine_id, window, machine, tariff, self._tz, [*jobs, *detected]
+                machine_id, window, machine, tariff, self._tz, [*jobs, *detected], series
             )
             # A detected job keeps the engine's first verdict on whether it may still grow.
             still_open = {job.job_id: flag for job, flag in detected.items()}

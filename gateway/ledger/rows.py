@@ -165,7 +165,7 @@ def from_cost_row(row: CostRow, band_names: Sequence[str], rates: Sequence[float
             duration_s=(row.end_ms - row.start_ms) / 1000.0,
             run_s=row.run_s,
             band_wh=dict(zip(band_names, row.band_wh, strict=True)),
-            energy_cents=energy_cents(row.priced_wh or row.band_wh, rates),
+            energy_cents=energy_cents(row.priced_wh or row.band_wh, rates, row.spot_cost),
             depreciation_cents=cents(row.depreciation_cost),
             maintenance_cents=cents(row.maintenance_cost),
         ),

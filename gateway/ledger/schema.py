@@ -77,6 +77,12 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             demand_cents INTEGER NOT NULL, fixed_cents INTEGER NOT NULL, co2_g INTEGER NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS frozen_charges_by_period ON frozen_charges (period)",
     ),
+    # 3 -> 4: price series from `shopwatt prices import` (gateway/ledger/prices.py).
+    (
+        """CREATE TABLE IF NOT EXISTS prices (
+            series TEXT NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
+            price REAL NOT NULL, PRIMARY KEY (series, start_ms)) WITHOUT ROWID""",
+    ),
 )
 SCHEMA_VERSION = 1 + len(_MIGRATIONS)
 
