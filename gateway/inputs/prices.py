@@ -31,6 +31,7 @@ FORMATS: tuple[Format, ...] = ("plain", "entsoe", "awattar")
 _MTU = re.compile(
     r"^(\d\d\.\d\d\.\d{4} \d\d:\d\d) - (\d\d\.\d\d\.\d{4} \d\d:\d\d)(?: \((CET|CEST)\))?$"
 )
+_MTU_TIME = "%d.%m.%Y %H:%M"
 _OFFSET = {"CET": timedelta(hours=1), "CEST": timedelta(hours=2)}
 
 
@@ -77,7 +78,7 @@ def _plain(path: Path, text: str, minutes: int) -> list[tuple[int, int, float, i
 
 
 def _entsoe_time(text: str, kind: str | None, tz: ZoneInfo) -> int:
-    wall = datetime.strptime(text, "%d.%m.%Y %H:%M")
+    wall = datetime.strptime(text, _MTU_TIME)
     if kind is not None:
         return utc_ms(wall.replace(tzinfo=ZoneInfo("UTC")) - _OFFSET[kind])
     first, second = wall.replace(tzinfo=tz, fold=0), wall.replace(tzinfo=tz, fold=1)
@@ -99,9 +100,12 @@ def _entsoe(path: Path, text: str, tz: ZoneInfo) -> list[tuple[int, int, float, 
         if len(row) < 2 or row[1].strip() in ("", "-", "n/e"):
             continue  # ENTSO-E leaves a slot without a price empty: it stays missing
         try:
-            a, b = _entsoe_time(start, kind, tz), _entsoe_time(end, kind, tz)
+            a = _entsoe_time(start, kind, tz)
         except ValueError as err:
             raise _bad(path, n, "MTU", row[0], str(err)) from None
+        # The end as a length: "01:00 - 02:00" on the day 02:00 repeats ends at the first.
+        length = datetime.strptime(end, _MTU_TIME) - datetime.strptime(start, _MTU_TIME)
+        b = a + length // timedelta(milliseconds=1)
         found.append((a, b, _price(path, n, row[1]), n))
     return found
 
