@@ -16,6 +16,7 @@ from gateway.engine.localtime import period_of
 from gateway.export import build_table
 from gateway.export.to_bill import bill_text
 from gateway.export.to_text import render_text
+from gateway.inputs.prices import read_prices
 from gateway.ledger import Ledger
 from gateway.outfile import check_target, output_file
 
@@ -33,7 +34,8 @@ def demo(output: Path | None, seed: int, force: bool) -> None:
     out = output or Path(tempfile.mkdtemp(prefix="shopwatt-demo-"))
     out.mkdir(parents=True, exist_ok=True)
     config_path, readings, jobs = out / "shop.toml", out / "readings.csv", out / "jobs.csv"
-    for path in (config_path, readings, jobs):  # before the simulation, not after it
+    prices = out / "prices.csv"
+    for path in (config_path, readings, jobs, prices):  # before the simulation, not after it
         check_target(path, (), force, "demo --output")
     click.echo(f"simulating a shop day (seed {seed}) ...", err=True)
     shop = simulate_shop_day(seed)
@@ -42,6 +44,9 @@ def demo(output: Path | None, seed: int, force: bool) -> None:
     shop.readings_csv(readings)
     shop.jobs_csv(jobs)
     cfg = load_config(config_path)
+    shop.prices_csv(prices)
+    parsed = read_prices(prices, "plain", cfg.site.tz, 15)
+    Ledger(cfg).import_prices("day-ahead", parsed.slots, prices, parsed.sha256)
     replayed = replay_files(cfg, readings, jobs, bar=True)
     click.echo(replay_summary(replayed, readings, jobs), err=True)
     first, end = shop.day, shop.day + timedelta(days=1)

@@ -69,6 +69,8 @@ def test_demo_prints_the_months_bill_whose_charges_are_in_the_export(
 ) -> None:
     out, printed = demo
     rows = list(csv.DictReader(next(out.glob("costs-*.csv")).open()))
+    # The demo prices energy with the day-ahead series it writes: every quarter hour priced.
+    assert (out / "prices.csv").exists() and "fallback" not in printed
     charge = next(line for line in printed.splitlines() if line.strip().startswith("demand charge"))
     assert Decimal(charge.split()[-1]) > 0  # the demo tariff has a demand charge
     assert Decimal(charge.split()[-1]) == sum(Decimal(r["demand_cost"]) for r in rows)
