@@ -23,8 +23,17 @@ from tests.servers import Influxd, ServerPool
 
 # What the service must never pay for: export (openpyxl), replay's progress bar (tqdm) and
 # fast parser (pyarrow), provisioning (cryptography), a client library for InfluxDB, the
-# virtual shop.
-NEVER = ["openpyxl", "tqdm", "pyarrow", "cryptography", "influxdb_client", "agent", "firmware"]
+# virtual shop; Modbus (pymodbus) in a shop without meters.
+NEVER = [
+    "openpyxl",
+    "tqdm",
+    "pyarrow",
+    "cryptography",
+    "influxdb_client",
+    "agent",
+    "firmware",
+    "pymodbus",
+]
 
 
 @pytest.fixture(scope="module")
