@@ -13,11 +13,11 @@ $(BIN)/python:
 
 # Reinstall only when the dependency pins change.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[agent]'
+	$(BIN)/pip install -q -e '.[agent,web]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[agent,test]'
+	$(BIN)/pip install -q -e '.[agent,web,test]'
 	touch $@ $(VENV)/.installed
 
 ## demo: a simulated shop day through replay -> engine -> ledger -> export (no servers, no root)

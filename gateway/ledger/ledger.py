@@ -41,7 +41,8 @@ Progress = Callable[[str, int, int], None]
 _MONTH_MS = 31 * 86_400_000
 
 
-def _os_user() -> str:
+def os_user() -> str:
+    """The OS user running this command (the audit trail's `who` of a CLI change)."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # a container user without a passwd entry
@@ -143,7 +144,7 @@ class Ledger:
     ) -> None:
         self.cfg = cfg
         self.path = cfg.storage_dir / LEDGER_FILE
-        self._who = who or _os_user()
+        self._who = who or os_user()
         self._clock = clock
 
     @contextmanager

@@ -11,8 +11,6 @@ from pathlib import Path
 from gateway.errors import LedgerError
 from gateway.ledger.rows import TABLE_DDL
 
-SCHEMA_VERSION = 1
-
 _DDL = f"""
 -- Readings: one compressed block per machine and UTC day (t_ms // 86400000).
 CREATE TABLE chunks (
@@ -54,6 +52,20 @@ CREATE TABLE audit (
     action TEXT NOT NULL, detail TEXT NOT NULL);
 """
 
+# Each step takes a ledger from version k to k + 1 (one SQL statement per string); a new
+# ledger runs them all after _DDL. Steps are only ever appended: a ledger written by any
+# older shopwatt opens by running the steps it lacks.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1 -> 2: the people who may use the shop's web page (gateway/ledger/users.py); only
+    # argon2id hashes, never a password.
+    (
+        """CREATE TABLE users (
+            name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL, created_by TEXT NOT NULL)""",
+    ),
+)
+SCHEMA_VERSION = 1 + len(_MIGRATIONS)
+
 
 def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqlite3.Connection:
     """Open the ledger (creating it when asked); refuses a file from a newer shopwatt.
@@ -73,10 +85,13 @@ def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqli
         if version == 0 and create:
             conn.execute("PRAGMA journal_mode = WAL")
             # One script, one transaction: a half-created ledger never exists.
-            conn.executescript(f"BEGIN; {_DDL} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            steps = _DDL + "".join(f"{s};" for step in _MIGRATIONS for s in step)
+            conn.executescript(f"BEGIN; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
         elif version == 0:
             # Empty: being created by another process right now, or never finished.
             raise LedgerError(f"{path}: no ledger yet; run `shopwatt replay` first")
+        elif version < SCHEMA_VERSION and not readonly:
+            _migrate(conn, version)
         elif version != SCHEMA_VERSION:
             raise LedgerError(
                 f"{path}: ledger schema version {version}, this shopwatt reads {SCHEMA_VERSION}"
@@ -88,6 +103,17 @@ def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqli
         conn.close()
         raise
     return conn
+
+
+def _migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Run the steps a ledger of `version` lacks, all in one transaction."""
+    with transaction(conn):
+        # Another process may have migrated it between our first look and the lock.
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for step in _MIGRATIONS[version - 1 :]:
+            for statement in step:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -22,8 +22,10 @@ from agent.serviceshop import (
 from tests.servers import Influxd, ServerPool
 
 # What the service must never pay for: export (openpyxl), replay's progress bar (tqdm),
-# provisioning (cryptography), a client library for InfluxDB, the virtual shop.
+# provisioning (cryptography), a client library for InfluxDB, the virtual shop, the web page
+# (starlette, uvicorn, jinja2, argon2).
 NEVER = ["openpyxl", "tqdm", "cryptography", "influxdb_client", "agent", "firmware"]
+NEVER += ["starlette", "uvicorn", "jinja2", "argon2"]
 PYARROW = pytest.param(
     "pyarrow",
     marks=pytest.mark.xfail(
