@@ -16,6 +16,7 @@ from gateway.export import build_table
 from gateway.export.to_text import render_text
 from gateway.ledger import Ledger
 from gateway.outfile import check_target, output_file
+from gateway.web.render import report_html
 
 
 @click.command()
@@ -31,7 +32,8 @@ def demo(output: Path | None, seed: int, force: bool) -> None:
     out = output or Path(tempfile.mkdtemp(prefix="shopwatt-demo-"))
     out.mkdir(parents=True, exist_ok=True)
     config_path, readings, jobs = out / "shop.toml", out / "readings.csv", out / "jobs.csv"
-    for path in (config_path, readings, jobs):  # before the simulation, not after it
+    report = out / "report.html"
+    for path in (config_path, readings, jobs, report):  # before the simulation, not after it
         check_target(path, (), force, "demo --output")
     click.echo(f"simulating a shop day (seed {seed}) ...", err=True)
     shop = simulate_shop_day(seed)
@@ -49,4 +51,9 @@ def demo(output: Path | None, seed: int, force: bool) -> None:
     csv_path, xlsx_path = out / f"{name}.csv", out / f"{name}.xlsx"
     write_table(table, "csv", csv_path, cfg.own_files, force)
     write_table(table, "xlsx", xlsx_path, cfg.own_files, force)
-    click.echo(f"\nCSV:    {csv_path}\nXLSX:   {xlsx_path}\nledger: {Ledger(cfg).path}")
+    with output_file(report, protected=cfg.own_files, force=force, what="demo --output") as fh:
+        fh.write(report_html(cfg, Ledger(cfg), f"{first:%Y-%m}").encode())
+    click.echo(
+        f"\nCSV:    {csv_path}\nXLSX:   {xlsx_path}\nledger: {Ledger(cfg).path}\n"
+        f"report: {report} (open it in a browser)"
+    )

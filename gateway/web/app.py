@@ -9,11 +9,8 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -22,16 +19,17 @@ from starlette.routing import Route
 
 from gateway.clock import now_ms
 from gateway.config import ShopConfig
-from gateway.engine.localtime import local_time, midnight_ms, next_period, period_start
+from gateway.engine.localtime import local_time, next_period, period_start
 from gateway.errors import ShopwattError
 from gateway.export import build_table, write_csv
 from gateway.ledger import Ledger
 from gateway.ledger.audit import Entry, note
 from gateway.ledger.periods import parse_month
 from gateway.ledger.users import ROLES, Role, User, check_role, get_user, list_users, put_user
-from gateway.web import charts, views
+from gateway.web import views
 from gateway.web.auth import Limiter, Session, Sessions, hash_password, same, verify_password
 from gateway.web.jobsend import send_job_event
+from gateway.web.render import TEMPLATES, month_pictures, render
 
 COOKIE = "shopwatt_session"
 LOGIN_COOKIE = "shopwatt_login"  # the login form's CSRF token (double submit: no session yet)
@@ -52,7 +50,6 @@ _HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-_HERE = Path(__file__).parent / "templates"
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
 
 
@@ -71,15 +68,8 @@ class WebState:
         return Ledger(self.cfg, who=f"{who} (web)" if who else None)
 
 
-_env = Environment(
-    loader=FileSystemLoader(_HERE), autoescape=select_autoescape(["html"]), auto_reload=False
-)
-_env.filters["money"] = lambda cents: f"{cents / 100:,.2f}"
-_env.filters["kwh"] = lambda wh: f"{wh / 1000:,.2f}"
-
-
 def _render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    return HTMLResponse(_env.get_template(name).render(**context), status, headers=_HEADERS)
+    return HTMLResponse(render(name, **context), status, headers=_HEADERS)
 
 
 def _page(
@@ -209,7 +199,7 @@ def build_app(state: WebState) -> Starlette:
         return RedirectResponse(target, 303, headers=_HEADERS)
 
     async def style(_request: Request) -> Response:
-        css = (_HERE / "style.css").read_text()
+        css = (TEMPLATES / "style.css").read_text()
         return Response(
             css, media_type="text/css", headers=_HEADERS | {"Cache-Control": "max-age=3600"}
         )
@@ -403,69 +393,3 @@ def build_app(state: WebState) -> Starlette:
         Route("/users", guard("users", users_add), methods=["POST"]),
     ]
     return Starlette(routes=routes)
-
-
-def month_pictures(m: views.Month, cfg: ShopConfig) -> dict[str, Any]:
-    """The month's charts as inline SVG (the page and the demo's report.html)."""
-    tz = cfg.site.tz
-    spans = {
-        machine: [
-            (
-                r.start_ms,
-                r.end_ms,
-                r.customer,
-                f"{r.job_id} {r.customer or '(unassigned)'}: "
-                f"{local_time(r.start_ms, tz):%d %b %H:%M} - {local_time(r.end_ms, tz):%H:%M}, "
-                f"{r.amounts.energy_wh / 1000:.2f} kWh, {r.amounts.total_cents / 100:.2f} "
-                f"{cfg.site.currency}",
-            )
-            for r in rows
-        ]
-        for machine, rows in m.jobs.items()
-    }
-    lo, hi, ticks = _time_axis(m, tz)
-    bands = list(cfg.tariff.band_names)
-    bands += [b for v in m.band_wh.values() for b in v if b not in bands]
-    money = cfg.site.currency
-    return {
-        "timeline": charts.timeline(spans, lo, hi, ticks, f"jobs per machine, {m.period}"),
-        "bands": charts.stacked_bars(
-            {k: {b: wh / 1000 for b, wh in v.items()} for k, v in m.band_wh.items()},
-            bands,
-            "kWh",
-            "energy by tariff band",
-        ),
-        "cost": charts.stacked_bars(
-            {k: {p: c / 100 for p, c in v.items()} for k, v in m.cost.items()},
-            ["energy", "depreciation", "maintenance"],
-            money,
-            "cost breakdown",
-        ),
-        "idle": charts.bars(
-            {k: wh / 1000 for k, wh in m.idle_wh.items()}, "kWh", "energy outside jobs"
-        ),
-        "customers": charts.bars(
-            {k: c / 100 for k, c in sorted(m.customers.items(), key=lambda kv: -kv[1])},
-            money,
-            "cost per customer",
-        ),
-    }
-
-
-def _time_axis(m: views.Month, tz: ZoneInfo) -> tuple[int, int, list[tuple[int, str]]]:
-    """The local days of the month that have rows (all of it when they spread), with ticks:
-    hours for a day or two, days for longer."""
-    days = sorted({r.day for r in m.rows if r.kind != "adjustment"})
-    first, last = (days[0], days[-1]) if days else (m.first, m.end - timedelta(days=1))
-    lo, hi = midnight_ms(first, tz), midnight_ms(last + timedelta(days=1), tz)
-    if (last - first).days < 2:
-        hours = range(3, 24 * ((last - first).days + 1), 3)
-        ticks = [(lo + h * 3_600_000, f"{(h % 24):02d}:00") for h in hours]
-    else:
-        step = 1 if (last - first).days < 16 else 7
-        n = (last - first).days + 1
-        ticks = [
-            (midnight_ms(d, tz), f"{d:%d %b}")
-            for d in (first + timedelta(days=k) for k in range(0, n, step))
-        ]
-    return lo, hi, ticks

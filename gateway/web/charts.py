@@ -9,17 +9,20 @@ from markupsafe import Markup, escape
 
 # Colour-blind-safe palette (Okabe-Ito), in the order parts and customers are drawn.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
+UNASSIGNED = "#9aa5b1"
 _LABEL_W, _BAR_H, _GAP, _WIDTH = 150, 22, 8, 760
 
 
-def _legend(names: Sequence[str], y: int) -> tuple[str, int]:
+def _legend(
+    names: Sequence[str], y: int, colours: Sequence[str | None] = PALETTE
+) -> tuple[str, int]:
     """Colour keys in rows that wrap at the chart's width; the SVG and its bottom y."""
     parts, x = [], _LABEL_W
     for k, name in enumerate(names):
         width = 24 + 7 * len(name)
         if x + width > _WIDTH and x > _LABEL_W:
             x, y = _LABEL_W, y + 18
-        colour = PALETTE[k % len(PALETTE)]
+        colour = colours[k % len(colours)]
         parts.append(
             f'<rect x="{x}" y="{y}" width="12" height="12" fill="{colour}"/>'
             f'<text x="{x + 16}" y="{y + 11}">{escape(name)}</text>'
@@ -77,8 +80,9 @@ def timeline(
 
     spans: machine -> (start_ms, end_ms, customer, hover text); ticks: (ms, label).
     """
-    customers = sorted({c for jobs in spans.values() for _, _, c, _ in jobs})
+    customers = sorted({c for jobs in spans.values() for _, _, c, _ in jobs if c})
     colour = {c: PALETTE[k % len(PALETTE)] for k, c in enumerate(customers)}
+    colour[""] = UNASSIGNED  # grey: the jobs still waiting for a customer
     span = _WIDTH - _LABEL_W - 10
     scale = span / max(hi - lo, 1)
     body = []
@@ -100,7 +104,10 @@ def timeline(
         x = _LABEL_W + (t - lo) * scale
         body.append(
             f'<line x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{y - _GAP}" stroke="#fff"/>'
-            f'<text x="{x:.1f}" y="{y + 8}" text-anchor="middle" class="tick">{escape(label)}</text>'
+            f'<text x="{x:.1f}" y="{y + 8}" text-anchor="middle" class="tick">'
+            f"{escape(label)}</text>"
         )
-    legend, bottom = _legend([c or "(unassigned)" for c in customers], y + 18)
+    legend, bottom = _legend(
+        [*customers, "(unassigned)"], y + 18, [*map(colour.get, customers), UNASSIGNED]
+    )
     return _svg(bottom + 4, "".join(body) + legend, title)

@@ -86,5 +86,7 @@ def user_add(name: str, config_path: Path, role: str) -> None:
         raise ShopwattError(f"password for {name}: at least {MIN_PASSWORD} characters")
     ledger = Ledger(cfg)
     at = datetime.now(UTC).isoformat(timespec="seconds")
-    new = put_user(ledger.path, User(name, check_role(role), hash_password(password)), at, os_user())
+    new = put_user(
+        ledger.path, User(name, check_role(role), hash_password(password)), at, os_user()
+    )
     click.echo(f"{'added' if new else 'changed'} {name} ({role}) in {ledger.path}")

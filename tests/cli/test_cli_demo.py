@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -62,3 +63,21 @@ def test_running_the_demo_again_gives_the_same_export(demo: tuple[Path, str]) ->
     assert "shop.toml: the file exists; use --force to replace it" in refused.stderr
     assert shopwatt("demo", "--output", out, "--force").exit_code == 0
     assert (csv_path.read_bytes(), xlsx_path.read_bytes()) == before
+
+
+def test_demo_writes_a_self_contained_report_of_the_day(demo: tuple[Path, str]) -> None:
+    out, printed = demo
+    report = out / "report.html"
+    assert f"report: {report}" in printed
+    page = report.read_text(encoding="utf-8")
+    rows = list(csv.DictReader(next(out.glob("costs-*.csv")).open()))
+    # Every job of the export is drawn (its id in the block's hover text), every customer
+    # is in the cost-per-customer chart, and nothing is loaded from elsewhere.
+    for row in rows:
+        if row["kind"] == "job":
+            assert f"<title>{row['job_id']} " in page
+    assert {r["customer"] for r in rows if r["customer"]} <= set(
+        re.findall(r">([^<>]+)</text>", page)
+    )
+    assert page.count("<svg") == 5
+    assert not re.search(r"""(src|href)=["']?(https?:|//|/)""", page)

@@ -34,7 +34,8 @@ def test_user_add_stores_an_argon2id_hash_and_audits_without_the_password(tmp_pa
     assert verify_password(user.password_hash, "a-long-secret-1")
     assert not verify_password(user.password_hash, "a-long-secret-2")
     entry = ledger.status(1).audit[0]
-    assert (entry.action, entry.detail) == ("user add", {"new": True, "role": "owner", "user": "owen"})
+    assert entry.action == "user add"
+    assert entry.detail == {"new": True, "role": "owner", "user": "owen"}
     for suffix in ("", "-wal"):
         stored = ledger.path.with_name(ledger.path.name + suffix)
         assert not stored.exists() or b"a-long-secret-1" not in stored.read_bytes()
