@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 from gateway.config import OUTBOX_FILE, ShopConfig
 from gateway.engine.localtime import (
     local_date,
@@ -23,6 +25,7 @@ from gateway.ledger import Ledger
 from gateway.ledger.chunks import ReadingStore
 from gateway.ledger.rows import LedgerRow
 from gateway.ledger.schema import connect
+from gateway.outputs.publish import MachineView
 
 STATE_NAMES = {OFF: "off", IDLE: "idle", RUNNING: "running"}
 
@@ -54,7 +57,7 @@ def floor(cfg: ShopConfig, ledger: Ledger) -> list[FloorMachine]:
         ]
     out = []
     with closing(connect(ledger.path, readonly=True)) as conn:
-        store = ReadingStore(conn)
+        newest = _newest_readings(conn, [m.id for m in cfg.machine])
         open_rows = {
             r["machine"]: r
             for r in conn.execute(
@@ -62,28 +65,48 @@ def floor(cfg: ShopConfig, ledger: Ledger) -> list[FloorMachine]:
                 " + maintenance_cents AS cents FROM rows WHERE open = 1 ORDER BY start_ms"
             )
         }
-        for m in cfg.machine:
-            span = store.span(m.id)
-            state, watts, seen = "no data", None, ""
-            if span is not None:
-                last = store.load(m.id, span[1], span[1] + 1)
-                watts = float(last.watts[0])
-                state = STATE_NAMES[int(machine_states(last.watts, m)[0])]
-                seen = f"{local_time(span[1], cfg.site.tz):%Y-%m-%d %H:%M:%S}"
-            job = open_rows.get(m.id)
-            out.append(
-                FloorMachine(
-                    m.id,
-                    m.name or m.id,
-                    state,
-                    watts,
-                    seen,
-                    job["job_id"] if job else "",
-                    job["customer"] if job else "",
-                    int(job["cents"]) if job else 0,
-                )
+    for m in cfg.machine:
+        state, watts, seen = "no data", None, ""
+        if m.id in newest:
+            t_ms, watts = newest[m.id]
+            state = STATE_NAMES[int(machine_states(np.array([watts]), m)[0])]
+            seen = f"{local_time(t_ms, cfg.site.tz):%Y-%m-%d %H:%M:%S}"
+        job = open_rows.get(m.id)
+        out.append(
+            FloorMachine(
+                m.id,
+                m.name or m.id,
+                state,
+                watts,
+                seen,
+                job["job_id"] if job else "",
+                job["customer"] if job else "",
+                int(job["cents"]) if job else 0,
             )
+        )
     return out
+
+
+def _newest_readings(conn: sqlite3.Connection, machines: list[str]) -> dict[str, tuple[int, float]]:
+    """Machine -> (t_ms, watts) of its newest reading.
+
+    `shopwatt run` keeps each machine's newest reading in machine_view (its live picture):
+    one small row, where the stored readings would mean decoding a whole day per machine.
+    A machine the service has not seen (a replayed ledger) is read from its readings.
+    """
+    found: dict[str, tuple[int, float]] = {}
+    if _has_table(conn, "machine_view"):
+        for row in conn.execute("SELECT machine, view FROM machine_view"):
+            view = MachineView.loads(row["view"]).last
+            if view is not None:
+                found[row["machine"]] = (int(view[0]), float(view[1]))
+    store = ReadingStore(conn)
+    for machine in machines:
+        span = store.span(machine)
+        if span is not None and (machine not in found or found[machine][0] < span[1]):
+            last = store.load(machine, span[1], span[1] + 1)
+            found[machine] = (span[1], float(last.watts[0]))
+    return found
 
 
 @dataclass(frozen=True, slots=True)
