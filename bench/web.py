@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from gateway.config import load_config
+from gateway.engine.live import LiveView
 from gateway.engine.model import MachineReadings
 from gateway.ledger import Ledger
-from gateway.outputs.publish import MachineView
-from gateway.service import _create_state as create_state  # the service's own state tables
+from gateway.ledger.live import LiveState, save_state
 from gateway.web.app import COOKIE, WebState, build_app
 
 T0_MS = 1_793_487_600_000  # 2026-11-01 00:00 Europe/Berlin
@@ -83,10 +83,10 @@ def build(folder: Path, machines: int, days: int, live: bool = False) -> Path:
         batch = {f"m{k:02d}": day_of_readings(rng, day) for k in range(machines)}
 
         def views(conn: sqlite3.Connection, batch: dict[str, MachineReadings] = batch) -> None:
-            create_state(conn)
-            for machine, r in batch.items():
-                view = MachineView((int(r.t_ms[-1]), float(r.watts[-1]), 0.0)).dumps()
-                conn.execute("INSERT OR REPLACE INTO machine_view VALUES (?, ?)", (machine, view))
+            last = {
+                m: LiveView((int(r.t_ms[-1]), float(r.watts[-1]), 0.0)) for m, r in batch.items()
+            }
+            save_state(conn, LiveState(views=last))
 
         ledger.ingest(batch, "bench", also=views if live else None)
     return config

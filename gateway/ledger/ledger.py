@@ -32,6 +32,7 @@ from gateway.ledger import explicit, periods
 from gateway.ledger.audit import Entry, recent, record
 from gateway.ledger.chunks import Merged, ReadingStore
 from gateway.ledger.fingerprint import fingerprint
+from gateway.ledger.live import LiveState, load_state, save_state
 from gateway.ledger.recompute import Computed, Recomputer
 from gateway.ledger.rows import LedgerRow, select
 from gateway.ledger.schema import connect, transaction
@@ -233,16 +234,16 @@ class Ledger:
         batches: Mapping[str, MachineReadings],
         source: str,
         jobs: Mapping[str, Sequence[Sequence[ExplicitJob]]] | None = None,
-        also: Callable[[sqlite3.Connection], None] | None = None,
+        state: LiveState | None = None,
         recompute: Mapping[str, tuple[int, int]] | None = None,
     ) -> Ingested:
         """Merge live readings (and live jobs) as replay does, in one durable transaction.
 
         `batches`: per machine, sorted readings with unique times. `jobs`: per machine,
         groups of live jobs, each group every job on the local days it covers (it replaces
-        the stored jobs of those days, as a jobs.csv does). `also(conn)` runs inside the
-        transaction, so the caller's own state (e.g. the MQTT input's dedup marks) commits
-        with the readings or not at all.
+        the stored jobs of those days, as a jobs.csv does). `state`: the service's state
+        (ledger/live.py; e.g. the MQTT input's dedup marks), committed with the readings or
+        not at all.
         `recompute`: the machines and time ranges to recompute (default: what this batch
         added). A caller that batches often may recompute less often: the rows follow as
         soon as it passes the ranges it collected from `Ingested.added_ranges`.
@@ -280,8 +281,8 @@ class Ledger:
                     adjustments=periods.refresh_adjustments(conn, changed),
                     added_ranges=added_ranges,
                 )
-                if also is not None:
-                    also(conn)
+                if state is not None:
+                    save_state(conn, state)
                 # Readings arrive every few seconds: an audit entry each time would bury the
                 # trail (and wear the SD card). Jobs and corrections of closed months are
                 # what an auditor looks for; the readings are counted in `status`.
@@ -452,6 +453,27 @@ class Ledger:
         for row in rows:
             names += [b for b in row.amounts.band_wh if b not in names]
         return Selection(rows, open_jobs, names)
+
+    def rows_of(self, days: Mapping[str, tuple[str, str]]) -> list[LedgerRow]:
+        """The rows of some machines' local days (machine -> first and last day, as replay
+        and recompute report what they recomputed), as select() gives them."""
+        if not days:
+            return []
+        first = date.fromisoformat(min(a for a, _ in days.values()))
+        end = date.fromisoformat(max(b for _, b in days.values())) + timedelta(days=1)
+        return [r for r in self.select(first, end).rows if r.machine in days]
+
+    def live_state(self) -> LiveState:
+        """`shopwatt run`'s state as the last committed batch left it (none: no ledger)."""
+        if not self.path.exists():
+            return LiveState()
+        with self._open() as conn:
+            return load_state(conn)
+
+    def readings(self, machine: str, first_ms: int, last_ms: int) -> MachineReadings:
+        """A machine's stored readings with first_ms <= t <= last_ms."""
+        with self._open() as conn:
+            return ReadingStore(conn).load(machine, first_ms, last_ms + 1)
 
     def status(self, audit_entries: int = 5) -> Status:
         """Readings, drops and repairs per machine, closed months, the latest audit entries."""

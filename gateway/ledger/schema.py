@@ -52,11 +52,23 @@ CREATE TABLE audit (
     action TEXT NOT NULL, detail TEXT NOT NULL);
 """
 
-# Each step takes a ledger from version k to k + 1 (one SQL statement per string); a new
-# ledger runs them all after _DDL. Steps are only ever appended: a ledger written by any
-# older shopwatt opens by running the steps it lacks.
+# Each step upgrades the schema by one version, one SQL statement per string (a new ledger
+# runs them all after _DDL); steps are only ever added, so a ledger of any older shopwatt
+# opens by running the ones it lacks.
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    # 1 -> 2: the people who may use the shop's web page (gateway/ledger/users.py); only
+    # 1 -> 2: `shopwatt run`'s state (gateway/ledger/live.py). Before, the service created
+    # these tables itself, with these columns: IF NOT EXISTS adopts them and their rows.
+    (
+        "CREATE TABLE IF NOT EXISTS sensor_state (sensor TEXT PRIMARY KEY, state TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS machine_view (machine TEXT PRIMARY KEY, view TEXT NOT NULL)",
+        """CREATE TABLE IF NOT EXISTS pending_recompute (
+            machine TEXT PRIMARY KEY, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS live_jobs (
+            machine TEXT NOT NULL, job TEXT NOT NULL, start_ms INTEGER, stop_ms INTEGER,
+            customer TEXT NOT NULL, parts INTEGER, src TEXT NOT NULL,
+            PRIMARY KEY (machine, job))""",
+    ),
+    # 2 -> 3: the people who may use the shop's web page (gateway/ledger/users.py); only
     # argon2id hashes, never a password.
     (
         """CREATE TABLE users (
@@ -90,8 +102,13 @@ def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqli
         elif version == 0:
             # Empty: being created by another process right now, or never finished.
             raise LedgerError(f"{path}: no ledger yet; run `shopwatt replay` first")
-        elif version < SCHEMA_VERSION and not readonly:
-            _migrate(conn, version)
+        elif version < SCHEMA_VERSION and readonly:
+            raise LedgerError(
+                f"{path}: a ledger of an older shopwatt (schema {version}) on a read-only "
+                "copy; open it once where it can be written (any shopwatt command), then copy it"
+            )
+        elif version < SCHEMA_VERSION:
+            _migrate(conn)
         elif version != SCHEMA_VERSION:
             raise LedgerError(
                 f"{path}: ledger schema version {version}, this shopwatt reads {SCHEMA_VERSION}"
@@ -103,17 +120,6 @@ def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqli
         conn.close()
         raise
     return conn
-
-
-def _migrate(conn: sqlite3.Connection, version: int) -> None:
-    """Run the steps a ledger of `version` lacks, all in one transaction."""
-    with transaction(conn):
-        # Another process may have migrated it between our first look and the lock.
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        for step in _MIGRATIONS[version - 1 :]:
-            for statement in step:
-                conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -157,6 +163,17 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
     # Nothing can change a file on a read-only medium, and without a -wal the main file is
     # the whole ledger: SQLite may skip locking and the WAL index.
     return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Run the steps from the file's version to ours, in one transaction."""
+    with transaction(conn):
+        # Read again under the write lock: another process may have just upgraded the file.
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for step in _MIGRATIONS[version - 1 :]:
+            for statement in step:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 @contextmanager

@@ -7,6 +7,7 @@ import io
 import re
 import secrets
 from collections.abc import Awaitable, Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -25,6 +26,7 @@ from gateway.export import build_table, write_csv
 from gateway.ledger import Ledger
 from gateway.ledger.audit import Entry, note
 from gateway.ledger.periods import parse_month
+from gateway.ledger.schema import connect
 from gateway.ledger.users import ROLES, Role, User, check_role, get_user, list_users, put_user
 from gateway.web import views
 from gateway.web.auth import Limiter, Session, Sessions, hash_password, same, verify_password
@@ -139,6 +141,12 @@ def _field(form: FormData, name: str) -> str:
 def build_app(state: WebState) -> Starlette:
     """The ASGI app of one shop.toml."""
     cfg = state.cfg
+    path = state.ledger().path
+    if path.exists():
+        # The pages read the ledger read-only, which never upgrades its schema: upgrade an
+        # older ledger once, now.
+        with closing(connect(path)):
+            pass
 
     async def login_form(request: Request, error: str = "", status: int = 200) -> Response:
         token = secrets.token_urlsafe(32)

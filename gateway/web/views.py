@@ -23,9 +23,9 @@ from gateway.engine.localtime import (
 from gateway.engine.states import IDLE, OFF, RUNNING, machine_states
 from gateway.ledger import Ledger
 from gateway.ledger.chunks import ReadingStore
+from gateway.ledger.live import load_state
 from gateway.ledger.rows import LedgerRow
 from gateway.ledger.schema import connect
-from gateway.outputs.publish import MachineView
 
 STATE_NAMES = {OFF: "off", IDLE: "idle", RUNNING: "running"}
 
@@ -42,11 +42,6 @@ class FloorMachine:
     job: str  # the open job's id, "" when none
     customer: str
     cost_cents: int  # the open job's cost so far
-
-
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
-    return found.fetchone() is not None
 
 
 def floor(cfg: ShopConfig, ledger: Ledger) -> list[FloorMachine]:
@@ -94,12 +89,11 @@ def _newest_readings(conn: sqlite3.Connection, machines: list[str]) -> dict[str,
     one small row, where the stored readings would mean decoding a whole day per machine.
     A machine the service has not seen (a replayed ledger) is read from its readings.
     """
-    found: dict[str, tuple[int, float]] = {}
-    if _has_table(conn, "machine_view"):
-        for row in conn.execute("SELECT machine, view FROM machine_view"):
-            view = MachineView.loads(row["view"]).last
-            if view is not None:
-                found[row["machine"]] = (int(view[0]), float(view[1]))
+    found = {
+        machine: (int(view.last[0]), float(view.last[1]))
+        for machine, view in load_state(conn).views.items()
+        if view.last is not None
+    }
     store = ReadingStore(conn)
     for machine in machines:
         span = store.span(machine)
@@ -140,12 +134,9 @@ def health(cfg: ShopConfig, ledger: Ledger, now_ms: int) -> Health:
             if ms.last_ms is not None:
                 newest[ms.machine] = ms.last_ms
         with closing(connect(ledger.path, readonly=True)) as conn:
-            if _has_table(conn, "pending_recompute"):
-                pending = conn.execute("SELECT COUNT(*) FROM pending_recompute").fetchone()[0]
-            if _has_table(conn, "live_jobs"):
-                live = conn.execute(
-                    "SELECT COUNT(*) FROM live_jobs WHERE stop_ms IS NULL"
-                ).fetchone()[0]
+            state = load_state(conn)
+        pending = len(state.pending)
+        live = sum(1 for job in state.jobs if job[2] is not None and job[3] is None)
     sensors = []
     for m in cfg.machine:
         last = newest.get(m.id)

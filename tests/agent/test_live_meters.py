@@ -14,8 +14,8 @@ from agent.liverun import RunOptions
 from agent.shopplan import load_plan
 from agent.virtualshop import VirtualShop
 from gateway.config import load_config
+from gateway.engine.model import Reading
 from gateway.errors import ConfigError
-from gateway.inputs.base import Reading
 from gateway.inputs.modbus import ModbusInput
 from tests.agent.livedata import DATA
 from tests.servers import LOOPBACK, free_port

@@ -15,7 +15,7 @@ import pytest
 from agent.modbus_meter import MeterServer, SimulatedMeter, SteadyLoad, Tcp
 from gateway.config import parse_config
 from gateway.engine import MachineReadings, compute_machine
-from gateway.inputs.base import Reading
+from gateway.engine.model import Reading
 from gateway.inputs.modbus import ModbusInput
 from gateway.meters.maps import available_models, load_map, map_path
 from tests.modbus.modbus_helpers import Collector
