@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 OUT    ?= demo-out
 
 .PHONY: demo stack-demo test lint typecheck pytest system-deps clean \
-        bench-engine bench-replay bench-outbox bench-ingest bench-soak
+        bench-engine bench-replay bench-outbox bench-ingest bench-soak bench-web
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,7 +48,7 @@ pytest: $(VENV)/.installed-test system-deps firmware-deps
 test: lint typecheck pytest
 
 ## bench-*: benchmarks (ratios against a floor measured in the same run; see README)
-bench-engine bench-replay: $(VENV)/.installed
+bench-engine bench-replay bench-web: $(VENV)/.installed
 	$(BIN)/python bench/$(@:bench-%=%).py
 
 bench-outbox bench-ingest bench-soak: $(VENV)/.installed-test system-deps

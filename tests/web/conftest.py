@@ -28,6 +28,7 @@ from selenium.webdriver.support.wait import WebDriverWait
 
 from agent.localservers import LOOPBACK, free_port, port_open, spawn
 from agent.serviceshop import ROOT, WAIT_S
+from gateway.provision.tls import CertPaths
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 PASSWORDS = {"olga": "operator-pass-1", "anna": "accountant-pass-1", "owen": "owner-pass-12"}
@@ -49,18 +50,21 @@ class WebServer:
     """`shopwatt web` on a free loopback port, stopped by PID."""
 
     config: Path
+    tls: CertPaths | None = None  # serve HTTPS with this certificate and key
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         """The page's address."""
-        return f"http://{LOOPBACK}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{LOOPBACK}:{self.port}"
 
     def start(self) -> WebServer:
         """Start it and wait until it listens."""
         log_path = self.config.parent / f"web-{self.port}.log"
         argv = [sys.executable, "-m", "gateway", "web", "--config", str(self.config)]
+        if self.tls is not None:
+            argv += ["--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)]
         with log_path.open("ab") as log:
             self.proc = spawn([*argv, "--port", str(self.port)], log, ROOT)
         deadline = time.monotonic() + WAIT_S
