@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sqlite3
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,42 +22,20 @@ from typing import Any
 
 import numpy as np
 
+# The repository first: bench/agent.py would shadow the agent package.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from agent.serviceshop import write_config
 from gateway.config import load_config
 from gateway.engine.live import LiveView
 from gateway.engine.model import MachineReadings
 from gateway.ledger import Ledger
-from gateway.ledger.live import LiveState, save_state
+from gateway.ledger.live import LiveState
 from gateway.web.app import COOKIE, WebState, build_app
 
 T0_MS = 1_793_487_600_000  # 2026-11-01 00:00 Europe/Berlin
 DAY_S = 86_400
 GOALS = {"floor": 0.050, "month": 1.0}
-
-SHOP = """[site]
-id = "bench"
-timezone = "Europe/Berlin"
-[storage]
-path = "data"
-[tariff]
-id = "t"
-rate = 0.25
-[[tariff.band]]
-name = "peak"
-rate = 0.40
-start = "16:00"
-end = "20:00"
-"""
-MACHINE = """
-[[machine]]
-id = "m{k:02d}"
-off_below_w = 50
-run_above_w = 500
-rated_w = 12000
-[machine.cost]
-purchase = 20000.0
-life_hours = 20000
-maintenance_per_run_hour = 0.5
-"""
 
 
 def day_of_readings(rng: np.random.Generator, day: int) -> MachineReadings:
@@ -66,7 +44,7 @@ def day_of_readings(rng: np.random.Generator, day: int) -> MachineReadings:
     watts = np.zeros(DAY_S)
     watts[7 * 3600 : 19 * 3600] = 200.0
     for start in np.sort(rng.integers(7 * 3600, 18 * 3600, rng.integers(6, 11))):
-        watts[start : start + rng.integers(1200, 3600)] = rng.choice([2000.0, 6000.0])
+        watts[start : start + rng.integers(1200, 3600)] = rng.choice([2000.0, 4000.0])
     watts *= 1.0 + 0.03 * rng.standard_normal(DAY_S)
     return MachineReadings(t, watts, np.full(DAY_S, np.nan))
 
@@ -75,20 +53,14 @@ def build(folder: Path, machines: int, days: int, live: bool = False) -> Path:
     """shop.toml and a ledger with `days` days of 1 Hz readings of `machines` machines;
     `live`: with each machine's newest reading in machine_view, as `shopwatt run` keeps it."""
     folder.mkdir()
-    config = folder / "shop.toml"
-    config.write_text(SHOP + "".join(MACHINE.format(k=k) for k in range(machines)))
+    config = write_config(folder, None, sensors={f"m{k:02d}": f"s{k:02d}" for k in range(machines)})
     ledger = Ledger(load_config(config))
     rng = np.random.default_rng(1)
     for day in range(days):
         batch = {f"m{k:02d}": day_of_readings(rng, day) for k in range(machines)}
 
-        def views(conn: sqlite3.Connection, batch: dict[str, MachineReadings] = batch) -> None:
-            last = {
-                m: LiveView((int(r.t_ms[-1]), float(r.watts[-1]), 0.0)) for m, r in batch.items()
-            }
-            save_state(conn, LiveState(views=last))
-
-        ledger.ingest(batch, "bench", also=views if live else None)
+        views = {m: LiveView((int(r.t_ms[-1]), float(r.watts[-1]), 0.0)) for m, r in batch.items()}
+        ledger.ingest(batch, "bench", state=LiveState(views=views) if live else None)
     return config
 
 

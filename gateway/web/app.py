@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -96,7 +97,9 @@ def _page(
     )
 
 
-Handler = Callable[[Request, Session], Awaitable[Response]]
+# A page's work: blocking (SQLite, argon2, the broker), so it runs in a worker thread and
+# the server keeps answering the other tablets meanwhile. The form is None on a GET.
+Handler = Callable[[Request, Session, FormData | None], Response]
 
 
 def _guarded(
@@ -117,19 +120,18 @@ def _guarded(
                 403,
                 why=f"The {page} page is not open to the role {session.role}.",
             )
-        if request.method == "POST":
-            form = await request.form()
-            if not same(str(form.get("csrf", "")), session.csrf):
-                return _page(
-                    state,
-                    request,
-                    "refused.html",
-                    session,
-                    403,
-                    why="This form is stale or did not come from this page (no valid CSRF "
-                    "token). Reload the page and try again.",
-                )
-        return await handler(request, session)
+        form = await request.form() if request.method == "POST" else None
+        if form is not None and not same(str(form.get("csrf", "")), session.csrf):
+            return _page(
+                state,
+                request,
+                "refused.html",
+                session,
+                403,
+                why="This form is stale or did not come from this page (no valid CSRF "
+                "token). Reload the page and try again.",
+            )
+        return await run_in_threadpool(handler, request, session, form)
 
     return endpoint
 
@@ -175,8 +177,10 @@ def build_app(state: WebState) -> Starlette:
             return await login_form(
                 request, f"Too many failed logins: try again in {wait:.0f} s.", 429
             )
-        user = get_user(state.ledger().path, name) if name else None
-        if not verify_password(user.password_hash if user else None, password) or user is None:
+        user = await run_in_threadpool(get_user, state.ledger().path, name) if name else None
+        # An unknown name is verified against a dummy hash: it takes as long as a wrong password.
+        stored = user.password_hash if user else None
+        if not await run_in_threadpool(verify_password, stored, password) or user is None:
             state.limiter.failed(*keys)
             return await login_form(request, "Wrong user name or password.", 401)
         state.limiter.succeeded(*keys)
@@ -213,8 +217,12 @@ def build_app(state: WebState) -> Starlette:
         )
 
     # -- floor ------------------------------------------------------------------------
-    async def floor(
-        request: Request, session: Session, message: str = "", status: int = 200
+    def floor(
+        request: Request,
+        session: Session,
+        _form: FormData | None,
+        message: str = "",
+        status: int = 200,
     ) -> Response:
         machines = views.floor(cfg, state.ledger())
         return _page(
@@ -229,8 +237,8 @@ def build_app(state: WebState) -> Starlette:
             now=f"{local_time(state.clock(), cfg.site.tz):%H:%M:%S}",
         )
 
-    async def floor_job(request: Request, session: Session) -> Response:
-        form = await request.form()
+    def floor_job(request: Request, session: Session, form: FormData | None) -> Response:
+        assert form is not None
         event, machine, job = _field(form, "event"), _field(form, "machine"), _field(form, "job")
         try:
             if event not in ("start", "stop"):
@@ -250,11 +258,11 @@ def build_app(state: WebState) -> Starlette:
             when = datetime.now(UTC).isoformat(timespec="seconds")
             note(state.ledger().path, Entry(when, f"{session.user} (web)", f"job {event}", detail))
         except ShopwattError as err:
-            return await floor(request, session, f"Not sent: {err}", 400)
-        return await floor(request, session, f"Job {job} {event} sent for {machine}.")
+            return floor(request, session, None, f"Not sent: {err}", 400)
+        return floor(request, session, None, f"Job {job} {event} sent for {machine}.")
 
     # -- jobs -------------------------------------------------------------------------
-    async def jobs(request: Request, session: Session) -> Response:
+    def jobs(request: Request, session: Session, _form: FormData | None) -> Response:
         q = request.query_params
         ledger = state.ledger()
         period = views.latest_period(ledger, state.clock(), cfg.site.tz)
@@ -285,13 +293,16 @@ def build_app(state: WebState) -> Starlette:
         )
 
     # -- month ------------------------------------------------------------------------
-    async def month(
-        request: Request, session: Session, message: str = "", status: int = 200
+    def month(request: Request, session: Session, _form: FormData | None) -> Response:
+        return month_page(request, session, request.query_params.get("period", ""))
+
+    def month_page(
+        request: Request, session: Session, asked: str, message: str = "", status: int = 200
     ) -> Response:
         ledger = state.ledger()
         try:
-            period = parse_month(request.query_params.get("period") or "x")
-        except ShopwattError:
+            period = parse_month(asked)
+        except ShopwattError:  # none or a typo: the newest month with data
             period = views.latest_period(ledger, state.clock(), cfg.site.tz)
         if not ledger.path.exists():
             return _page(
@@ -317,24 +328,23 @@ def build_app(state: WebState) -> Starlette:
             pictures=month_pictures(m, cfg),
         )
 
-    async def month_close(request: Request, session: Session) -> Response:
-        form = await request.form()
+    def month_close(request: Request, session: Session, form: FormData | None) -> Response:
+        assert form is not None
         period = _field(form, "period")
         try:
             closed = state.ledger(session.user).close(parse_month(period))
         except ShopwattError as err:
-            request.scope["query_string"] = f"period={period}".encode()
-            return await month(request, session, f"Not closed: {err}", 400)
-        request.scope["query_string"] = f"period={period}".encode()
-        return await month(
+            return month_page(request, session, period, f"Not closed: {err}", 400)
+        return month_page(
             request,
             session,
+            period,
             f"Closed {closed.period}: {closed.rows} rows and {closed.adjustments} adjustment rows "
             f"frozen, {closed.energy_kwh} kWh, "
             f"{closed.total_cents / 100:,.2f} {cfg.site.currency}.",
         )
 
-    async def month_export(request: Request, session: Session) -> Response:
+    def month_export(request: Request, session: Session, _form: FormData | None) -> Response:
         try:
             period = parse_month(request.query_params.get("period", ""))
         except ShopwattError as err:
@@ -353,34 +363,38 @@ def build_app(state: WebState) -> Starlette:
         )
 
     # -- health and users -------------------------------------------------------------
-    async def health(request: Request, session: Session) -> Response:
+    def health(request: Request, session: Session, _form: FormData | None) -> Response:
         h = views.health(cfg, state.ledger(), state.clock())
         return _page(state, request, "health.html", session, h=h)
 
-    async def users(
-        request: Request, session: Session, message: str = "", status: int = 200
+    def users(
+        request: Request,
+        session: Session,
+        _form: FormData | None,
+        message: str = "",
+        status: int = 200,
     ) -> Response:
         found = list_users(state.ledger().path)
         return _page(
             state, request, "users.html", session, status, users=found, roles=ROLES, message=message
         )
 
-    async def users_add(request: Request, session: Session) -> Response:
-        form = await request.form()
+    def users_add(request: Request, session: Session, form: FormData | None) -> Response:
+        assert form is not None
         name, password = _field(form, "name"), str(form.get("password", ""))
         try:
             role = check_role(_field(form, "role"))
             pw_hash = hash_password(password)
         except (ShopwattError, ValueError) as err:
-            return await users(request, session, f"Not saved: {err}", 400)
+            return users(request, session, None, f"Not saved: {err}", 400)
         when = datetime.now(UTC).isoformat(timespec="seconds")
         try:
             new = put_user(
                 state.ledger().path, User(name, role, pw_hash), when, f"{session.user} (web)"
             )
         except ShopwattError as err:
-            return await users(request, session, f"Not saved: {err}", 400)
-        return await users(request, session, f"{'Added' if new else 'Changed'} {name} ({role}).")
+            return users(request, session, None, f"Not saved: {err}", 400)
+        return users(request, session, None, f"{'Added' if new else 'Changed'} {name} ({role}).")
 
     def guard(page: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         return _guarded(state, page, handler)
