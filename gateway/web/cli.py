@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import socket
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,21 +46,24 @@ def web(
 
     cfg = load_config(config_path)
     app = build_app(WebState(cfg, https=tls_cert is not None))
-    scheme = "https" if tls_cert else "http"
-    logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
-    click.echo(f"shopwatt web: {scheme}://{host}:{port}/ (site {cfg.site.id})", err=True)
+    # Bound here, not by uvicorn: a taken port is then one error line (exit 2), not a log.
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            ssl_certfile=tls_cert,
-            ssl_keyfile=tls_key,
-            log_level="warning",  # access lines would log every tablet refresh
-            server_header=False,
-        )
+        sock.bind((host, port))
     except OSError as err:
+        sock.close()
         raise ConfigError(f"--host {host} --port {port}: {err.strerror or err}") from None
+    config = uvicorn.Config(
+        app,
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
+        log_level="warning",  # access lines would log every tablet refresh
+        server_header=False,
+    )
+    scheme = "https" if tls_cert else "http"
+    click.echo(f"shopwatt web: {scheme}://{host}:{port}/ (site {cfg.site.id})", err=True)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 @web.group()
