@@ -15,7 +15,6 @@ from gateway.config import OUTBOX_FILE, ShopConfig
 from gateway.engine.localtime import (
     local_date,
     local_time,
-    midnight_ms,
     next_period,
     period_of,
     period_start,
@@ -165,8 +164,6 @@ class Month:
     period: str
     first: date
     end: date
-    start_ms: int
-    end_ms: int
     rows: list[LedgerRow]
     closed: tuple[str, str] | None  # (at, by) when closed
     band_wh: dict[str, dict[str, float]] = field(default_factory=dict)  # machine -> band -> Wh
@@ -181,10 +178,7 @@ def month(cfg: ShopConfig, ledger: Ledger, period: str) -> Month:
     first, end = period_start(period), period_start(next_period(period))
     selection = ledger.select(first, end)
     closed = ledger.status(0).closed.get(period)
-    tz = cfg.site.tz
-    m = Month(
-        period, first, end, midnight_ms(first, tz), midnight_ms(end, tz), selection.rows, closed
-    )
+    m = Month(period, first, end, selection.rows, closed)
     for mach in cfg.machine:
         m.band_wh[mach.id] = dict.fromkeys(selection.band_names, 0.0)
         m.cost[mach.id] = {"energy": 0, "depreciation": 0, "maintenance": 0}

@@ -53,9 +53,16 @@ def _export_cli(config: Path, first: str, end: str) -> str:
 
 
 def _downloaded(folder: Path) -> Path:
+    """The one file the browser downloaded, once it is complete (chromium writes a
+    .crdownload first and renames it; the size must also hold still between two looks)."""
+    sizes: list[int] = []
+
     def done() -> Path | None:
-        files = [f for f in folder.iterdir() if not f.name.endswith(".crdownload")]
-        return files[0] if files else None
+        files = list(folder.iterdir())
+        if len(files) != 1 or files[0].name.endswith(".crdownload"):
+            return None
+        sizes.append(files[0].stat().st_size)
+        return files[0] if len(sizes) > 1 and sizes[-1] == sizes[-2] > 0 else None
 
     return wait_for("the browser's download", done)
 
