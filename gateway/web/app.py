@@ -64,6 +64,7 @@ class WebState:
     https: bool
     sessions: Sessions = field(default_factory=Sessions)
     limiter: Limiter = field(default_factory=Limiter)
+    newest: views.Newest = field(default_factory=dict)  # the floor's decoded newest readings
     clock: Callable[[], int] = now_ms
 
     def ledger(self, who: str | None = None) -> Ledger:
@@ -224,7 +225,7 @@ def build_app(state: WebState) -> Starlette:
         message: str = "",
         status: int = 200,
     ) -> Response:
-        machines = views.floor(cfg, state.ledger())
+        machines = views.floor(cfg, state.ledger(), state.newest)
         return _page(
             state,
             request,

@@ -43,15 +43,25 @@ class FloorMachine:
     cost_cents: int  # the open job's cost so far
 
 
-def floor(cfg: ShopConfig, ledger: Ledger) -> list[FloorMachine]:
-    """Every machine's newest reading, its state and its open job with the cost so far."""
+# Machine -> its newest stored reading (t_ms, watts), found by decoding its newest day.
+Newest = dict[str, tuple[int, float]]
+
+
+def floor(cfg: ShopConfig, ledger: Ledger, decoded: Newest | None = None) -> list[FloorMachine]:
+    """Every machine's newest reading, its state and its open job with the cost so far.
+
+    `decoded`: the server's memory of newest readings found in the stored readings; the
+    floor refreshes every few seconds and a replayed ledger's newest reading rarely moves.
+    """
     if not ledger.path.exists():
         return [
             FloorMachine(m.id, m.name or m.id, "no data", None, "", "", "", 0) for m in cfg.machine
         ]
     out = []
     with closing(connect(ledger.path, readonly=True)) as conn:
-        newest = _newest_readings(conn, [m.id for m in cfg.machine])
+        newest = _newest_readings(
+            conn, [m.id for m in cfg.machine], {} if decoded is None else decoded
+        )
         open_rows = {
             r["machine"]: r
             for r in conn.execute(
@@ -81,12 +91,13 @@ def floor(cfg: ShopConfig, ledger: Ledger) -> list[FloorMachine]:
     return out
 
 
-def _newest_readings(conn: sqlite3.Connection, machines: list[str]) -> dict[str, tuple[int, float]]:
+def _newest_readings(conn: sqlite3.Connection, machines: list[str], decoded: Newest) -> Newest:
     """Machine -> (t_ms, watts) of its newest reading.
 
     `shopwatt run` keeps each machine's newest reading in machine_view (its live picture):
     one small row, where the stored readings would mean decoding a whole day per machine.
-    A machine the service has not seen (a replayed ledger) is read from its readings.
+    A machine the service has not seen (a replayed ledger) is read from its readings,
+    once per newest reading: `decoded` keeps what was found.
     """
     found = {
         machine: (int(view.last[0]), float(view.last[1]))
@@ -96,9 +107,12 @@ def _newest_readings(conn: sqlite3.Connection, machines: list[str]) -> dict[str,
     store = ReadingStore(conn)
     for machine in machines:
         span = store.span(machine)
-        if span is not None and (machine not in found or found[machine][0] < span[1]):
+        if span is None or (machine in found and found[machine][0] >= span[1]):
+            continue
+        if machine not in decoded or decoded[machine][0] != span[1]:
             last = store.load(machine, span[1], span[1] + 1)
-            found[machine] = (span[1], float(last.watts[0]))
+            decoded[machine] = (span[1], float(last.watts[0]))
+        found[machine] = decoded[machine]
     return found
 
 
