@@ -31,6 +31,12 @@ def _legend(
     return "".join(parts), y + 18
 
 
+def _label(text: str, y: int) -> str:
+    """A row label that fits left of the bars (the whole name in its hover title)."""
+    short = text if len(text) <= 22 else text[:21] + "…"
+    return f'<text x="0" y="{y}"><title>{escape(text)}</title>{escape(short)}</text>'
+
+
 def _svg(height: int, body: str, title: str) -> Markup:
     return Markup(
         f'<svg class="chart" viewBox="0 0 {_WIDTH} {height}" role="img" '
@@ -47,7 +53,7 @@ def stacked_bars(
     body = []
     for row, (label, values) in enumerate(data.items()):
         y = row * (_BAR_H + _GAP)
-        body.append(f'<text x="0" y="{y + 15}">{escape(label)}</text>')
+        body.append(_label(label, y + 15))
         x = float(_LABEL_W)
         for k, part in enumerate(parts):
             w = span * values.get(part, 0.0) / top
@@ -60,7 +66,10 @@ def stacked_bars(
             x += w
         total = sum(values.get(p, 0.0) for p in parts)
         body.append(f'<text x="{x + 6:.1f}" y="{y + 15}">{total:,.2f} {escape(unit)}</text>')
-    legend, bottom = _legend(parts, len(data) * (_BAR_H + _GAP) + 4)
+    y = len(data) * (_BAR_H + _GAP)
+    if len(parts) == 1:  # one part: the unit beside each bar says it all
+        return _svg(y, "".join(body), title)
+    legend, bottom = _legend(parts, y + 4)
     return _svg(bottom + 4, "".join(body) + legend, title)
 
 
@@ -89,8 +98,8 @@ def timeline(
     for row, (machine, jobs) in enumerate(spans.items()):
         y = row * (_BAR_H + _GAP)
         body.append(
-            f'<text x="0" y="{y + 15}">{escape(machine)}</text>'
-            f'<rect x="{_LABEL_W}" y="{y}" width="{span}" height="{_BAR_H}" fill="#eef1f4"/>'
+            _label(machine, y + 15)
+            + f'<rect x="{_LABEL_W}" y="{y}" width="{span}" height="{_BAR_H}" fill="#eef1f4"/>'
         )
         for start, end, customer, text in jobs:
             x = _LABEL_W + (max(start, lo) - lo) * scale
