@@ -21,6 +21,7 @@ from gateway.cli import replay_files
 from gateway.clock import now_ms
 from gateway.config import load_config
 from gateway.engine.localtime import local_date
+from gateway.ledger import Ledger
 from tests.web.conftest import WebServer, add_users, login, screenshot, submit
 
 MONTH = f"{DEMO_DAY:%Y-%m}"
@@ -152,6 +153,9 @@ def test_operator_starts_and_stops_a_job_and_it_is_in_the_export(
     export = _export_cli(config, f"{day - timedelta(days=1)}", f"{day + timedelta(days=2)}")
     job = next(r for r in csv.DictReader(io.StringIO(export)) if r["job_id"] == "W-1")
     assert (job["machine"], job["customer"]) == ("mill", "ACME")
+    # Who pressed the buttons is in the audit trail.
+    pressed = [(e.who, e.action) for e in Ledger(load_config(config)).status(50).audit]
+    assert {("olga (web)", "job start"), ("olga (web)", "job stop")} <= set(pressed)
 
 
 def _start_and_stop(
