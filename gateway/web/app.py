@@ -24,6 +24,7 @@ from gateway.config import ShopConfig
 from gateway.engine.localtime import local_time, next_period, period_start
 from gateway.errors import ShopwattError
 from gateway.export import build_table, write_csv
+from gateway.export.to_bill import bill_text
 from gateway.ledger import Ledger
 from gateway.ledger.audit import Entry, note
 from gateway.ledger.periods import parse_month
@@ -135,6 +136,12 @@ def _guarded(
         return await run_in_threadpool(handler, request, session, form)
 
     return endpoint
+
+
+def _download(text: str, name: str, media_type: str) -> Response:
+    """A file the browser saves rather than shows."""
+    headers = _HEADERS | {"Content-Disposition": f'attachment; filename="{name}"'}
+    return Response(text, media_type=f"{media_type}; charset=utf-8", headers=headers)
 
 
 def _field(form: FormData, name: str) -> str:
@@ -352,16 +359,21 @@ def build_app(state: WebState) -> Starlette:
             return Response(str(err), 400, headers=_HEADERS)
         by = request.query_params.get("by", "job")
         by = by if by in ("job", "customer", "machine") else "job"
-        first = period_start(period)
-        selection = state.ledger().select(first, period_start(next_period(period)))
+        first, end = period_start(period), period_start(next_period(period))
+        ledger = state.ledger()
+        selection, charges = ledger.select(first, end), ledger.charges(first, end)
         out = io.StringIO(newline="")
-        write_csv(build_table(selection, cfg.site.tz, cfg.site.currency, by), out)  # type: ignore[arg-type]
-        name = f"shopwatt-{cfg.site.id}-{period}-{by}.csv"
-        return Response(
-            out.getvalue(),
-            media_type="text/csv; charset=utf-8",
-            headers=_HEADERS | {"Content-Disposition": f'attachment; filename="{name}"'},
-        )
+        table = build_table(selection, cfg.site.tz, cfg.site.currency, by, charges)  # type: ignore[arg-type]
+        write_csv(table, out)
+        return _download(out.getvalue(), f"shopwatt-{cfg.site.id}-{period}-{by}.csv", "text/csv")
+
+    def month_bill(request: Request, session: Session, _form: FormData | None) -> Response:
+        try:
+            period = parse_month(request.query_params.get("period", ""))
+        except ShopwattError as err:
+            return Response(str(err), 400, headers=_HEADERS)
+        text = bill_text(state.ledger().bill(period), cfg.site.tz)  # as `shopwatt bill` prints
+        return _download(text + "\n", f"shopwatt-{cfg.site.id}-{period}-bill.txt", "text/plain")
 
     # -- health and users -------------------------------------------------------------
     def health(request: Request, session: Session, _form: FormData | None) -> Response:
@@ -411,6 +423,7 @@ def build_app(state: WebState) -> Starlette:
         Route("/month", guard("month", month)),
         Route("/month/close", guard("month", month_close), methods=["POST"]),
         Route("/month/export.csv", guard("month", month_export)),
+        Route("/month/bill.txt", guard("month", month_bill)),
         Route("/health", guard("health", health)),
         Route("/users", guard("users", users)),
         Route("/users", guard("users", users_add), methods=["POST"]),

@@ -44,23 +44,26 @@ def demo_shop(tmp_path: Path) -> Iterator[WebServer]:
         server.stop()
 
 
-def _export_cli(config: Path, first: str, end: str) -> str:
+def _cli(config: Path, *argv: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "gateway", "export", "--config", str(config), "--from", first,
-         "--to", end],
+        [sys.executable, "-m", "gateway", argv[0], "--config", str(config), *argv[1:]],
         capture_output=True, text=True, check=True, timeout=WAIT_S,
     )  # fmt: skip
     return done.stdout
 
 
-def _downloaded(folder: Path) -> Path:
-    """The one file the browser downloaded, once it is complete (chromium writes a
-    .crdownload first and renames it; the size must also hold still between two looks)."""
+def _export_cli(config: Path, first: str, end: str) -> str:
+    return _cli(config, "export", "--from", first, "--to", end)
+
+
+def _downloaded(folder: Path, suffix: str) -> Path:
+    """The file ending in `suffix` the browser downloaded, once it is complete (chromium
+    writes a .crdownload first and renames it; the size must also hold still)."""
     sizes: list[int] = []
 
     def done() -> Path | None:
-        files = list(folder.iterdir())
-        if len(files) != 1 or files[0].name.endswith(".crdownload"):
+        files = [f for f in folder.iterdir() if f.name.endswith(suffix)]
+        if len(files) != 1 or any(f.name.endswith(".crdownload") for f in folder.iterdir()):
             return None
         sizes.append(files[0].stat().st_size)
         return files[0] if len(sizes) > 1 and sizes[-1] == sizes[-2] > 0 else None
@@ -82,10 +85,13 @@ def test_accountant_closes_the_month_and_downloads_its_export(
     assert f"Closed {MONTH}" in browser.find_element(By.ID, "message").text
     assert "closed" in browser.find_element(By.CSS_SELECTOR, ".badge").text
     browser.find_element(By.ID, "export").click()
-    got = _downloaded(tmp_path / "downloads").read_text(encoding="utf-8")
+    got = _downloaded(tmp_path / "downloads", ".csv").read_text(encoding="utf-8")
     first, end = f"{MONTH}-01", f"{DEMO_DAY.replace(day=28) + timedelta(days=4):%Y-%m}-01"
     assert got == _export_cli(demo_shop.config, first, end)  # the CLI's export, byte for byte
     assert len(list(csv.DictReader(io.StringIO(got)))) > 5
+    browser.find_element(By.ID, "bill").click()
+    bill = _downloaded(tmp_path / "downloads", ".txt").read_text(encoding="utf-8")
+    assert bill == _cli(demo_shop.config, "bill", "--month", MONTH)  # as `shopwatt bill` prints
     # The close is in the audit trail under the accountant's name.
     browser.get(f"{demo_shop.url}/jobs")
     assert "anna (web)" in browser.find_element(By.CSS_SELECTOR, "table.audit").text
