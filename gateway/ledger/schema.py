@@ -86,7 +86,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 4 -> 5: the people who may use the shop's web page (gateway/ledger/users.py); only
     # argon2id hashes, never a password.
     (
-        """CREATE TABLE users (
+        """CREATE TABLE IF NOT EXISTS users (
             name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL,
             created_at TEXT NOT NULL, created_by TEXT NOT NULL)""",
     ),
