@@ -125,7 +125,10 @@ def publish(
         return
     from gateway.outputs.publish import queue_ledger_changes  # the outbox: only with [influxdb]
 
-    queued, waiting = queue_ledger_changes(cfg, Ledger(cfg).rows_of(recomputed), readings)
+    ledger = Ledger(cfg)
+    queued, waiting = queue_ledger_changes(
+        cfg, ledger.rows_of(recomputed), readings, ledger.price_slots
+    )
     if queued:
         note = f", {waiting:,} still waiting for `shopwatt run`" if waiting else ", all sent"
         click.echo(f"InfluxDB: queued {queued:,} points{note}", err=True)
