@@ -309,28 +309,35 @@ def readings_drop(config_path: Path, machine: str, lo: int, hi: int, yes: bool) 
     if not shown.readings:
         click.echo(f"no readings of {machine} in that range: nothing dropped")
         return
-    click.echo(_dropped_text(shown, cfg, "would drop"))
+    click.echo(_dropped_text(shown, cfg, preview=True))
     if not yes:
         click.confirm("drop them?", abort=True)
     dropped = ledger.drop_readings(machine, lo, hi, expect=shown.sha256)
     if dropped.recomputed:
         publish(cfg, {machine: dropped.recomputed})
-    click.echo(_dropped_text(dropped, cfg, "dropped"))
+    click.echo(_dropped_text(dropped, cfg, preview=False))
 
 
-def _dropped_text(d: Dropped, cfg: ShopConfig, verb: str) -> str:
+def _dropped_text(d: Dropped, cfg: ShopConfig, preview: bool) -> str:
     assert d.first_ms is not None and d.last_ms is not None
     first, last = (
         f"{local_time(t, cfg.site.tz):%Y-%m-%d %H:%M:%S%z}" for t in (d.first_ms, d.last_ms)
     )
+    # The preview is computed in a transaction that is rolled back: it must read as a plan,
+    # or a user who answers "n" is told the days were already recomputed.
+    drop, recompute, pending = (
+        ("would drop", "would recompute", "would be pending")
+        if preview
+        else ("dropped", "recomputed", "pending")
+    )
     lines = [
-        f"{verb} {d.readings:,} readings of {d.machine} from {first} to {last}, "
+        f"{drop} {d.readings:,} readings of {d.machine} from {first} to {last}, "
         f"{d.metered_wh / 1000:.3f} kWh metered with them (sha256 {d.sha256})"
     ]
     if d.recomputed:
-        lines.append(f"recomputed {d.machine}: {d.recomputed[0]} .. {d.recomputed[1]}")
+        lines.append(f"{recompute} {d.machine}: {d.recomputed[0]} .. {d.recomputed[1]}")
     if d.adjustments:
-        lines.append(f"{d.adjustments} adjustment rows pending for closed months")
+        lines.append(f"{d.adjustments} adjustment rows {pending} for closed months")
     return "\n".join(lines)
 
 

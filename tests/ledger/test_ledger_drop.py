@@ -69,6 +69,9 @@ def test_a_1970_reading_that_got_in_is_dropped_and_the_months_close_again(
     declined = _answering("n\n", *args)
     assert declined.exit_code == 1
     assert "would drop 1 readings of mill from 1970-01-01 01:00:07+0100" in declined.stdout
+    # Declined: nothing was recomputed, and the question must not say it was.
+    assert "would recompute mill: 1970-01-01 .. 2025-11-27" in declined.stdout
+    assert "recomputed" not in declined.stdout
     assert dump(config, "rows") == kept and _audit(config, "drop") == []
 
     done = _answering("y\n", *args)
