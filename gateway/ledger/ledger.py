@@ -367,6 +367,8 @@ class Ledger:
             stale = self._stale(conn)
             known = [m["machine"] for m in conn.execute("SELECT machine FROM machines")]
             todo = sorted(known if everything else stale)
+            if not todo:  # nothing changes, so nothing is audited (a change of nothing)
+                return {}
             store = ReadingStore(conn)
             recomputer = Recomputer(conn, store, self.cfg)
             computed: list[Computed] = []
