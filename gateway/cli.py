@@ -17,7 +17,7 @@ from gateway import __version__
 from gateway.cligroup import UserErrorGroup, config_option
 from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
-from gateway.engine.localtime import local_time
+from gateway.engine.localtime import FIRST_MS, LAST_MS, local_time
 from gateway.engine.model import MachineReadings
 from gateway.errors import OutputError, ShopwattError
 from gateway.export import BY, Table, build_table, write_csv
@@ -338,9 +338,13 @@ def _instant(_ctx: click.Context, param: click.Parameter, text: str) -> int:
     from gateway.inputs.csvfile import parse_time_ms  # the parser: not for `shopwatt run`
 
     try:
-        return parse_time_ms(text)
+        t_ms = parse_time_ms(text)
     except ValueError as err:
         raise click.BadParameter(f"{text!r}: {err}", param=param) from None
+    if not FIRST_MS <= t_ms <= LAST_MS:  # an offset can carry year 1 or 9999 past UTC's
+        edge = "before 0001-01-01" if t_ms < FIRST_MS else "after 9999-12-31"
+        raise click.BadParameter(f"{text!r}: {edge} in UTC", param=param)
+    return t_ms
 
 
 _instant_help = "ISO 8601 with a UTC offset or Z, e.g. 1970-01-01T00:00:00Z"

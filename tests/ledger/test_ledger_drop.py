@@ -129,3 +129,14 @@ def test_drop_names_a_bad_machine_or_time(tmp_path: Path) -> None:
     naive = shopwatt(*base, "--machine", "mill", "--from", "2025-11-28T00:00:00", "--to",
                      "2025-11-29T00:00:00Z")  # fmt: skip
     assert naive.exit_code == 2 and "'2025-11-28T00:00:00': no UTC offset" in naive.stderr
+
+
+def test_drop_from_the_first_to_the_last_instant_there_is(tmp_path: Path) -> None:
+    config = _shop(tmp_path)
+    base = ["readings", "drop", "--config", config, "--machine", "mill", "--yes"]
+    everything = shopwatt(*base, "--from", "0001-01-01T00:00:00Z", "--to", "9999-12-31T23:59:59Z")
+    assert everything.exit_code == 0, everything.output
+    assert f"dropped {len(MILL.t_ms):,} readings of mill" in everything.stdout
+    beyond = shopwatt(*base, "--from", "2025-11-28T00:00:00Z", "--to", "9999-12-31T23:59:59-12:00")
+    assert beyond.exit_code == 2
+    assert "'9999-12-31T23:59:59-12:00': after 9999-12-31 in UTC" in beyond.stderr
