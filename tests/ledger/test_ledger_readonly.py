@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.ledger.schema import SCHEMA_VERSION
 from tests.ledger.shop import ledger_path, series, shopwatt, write_readings, write_shop
 
 RANGE = ("--from", "2026-11-03", "--to", "2026-11-05")
@@ -129,4 +130,4 @@ def test_export_and_status_upgrade_an_older_ledger_that_can_be_written(shop: Pat
         assert result.exit_code == 0, result.output
         assert "mill" in result.stdout
     with closing(sqlite3.connect(ledger_path(shop))) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
