@@ -15,12 +15,9 @@ from gateway.config import DAYS, Tariff, TariffRates
 from gateway.engine.model import I64
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# The instants a UTC date can name: years 1 to 9999 (Python's dates), in UTC ms.
-FIRST_MS, LAST_MS = (
-    (moment.replace(tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
-    for moment in (datetime.min, datetime.max)
-)
 _MS = timedelta(milliseconds=1)
+# The instants a UTC date can name: years 1 to 9999 (Python's dates), in UTC ms.
+FIRST_MS, LAST_MS = ((m.replace(tzinfo=UTC) - _EPOCH) // _MS for m in (datetime.min, datetime.max))
 _DAY_MIN = 24 * 60
 
 
