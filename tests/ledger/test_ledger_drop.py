@@ -62,6 +62,10 @@ def test_a_1970_reading_that_got_in_is_dropped_and_the_months_close_again(
     Ledger(load_config(config)).ingest({"mill": bad}, source="old gateway")
     blocked = shopwatt("close", "--config", config, "--month", "2025-11")
     assert "1970-01 is still open: close months in order" in blocked.stderr
+    # Closing 1970-01 instead would freeze the bad reading for good: no drop reaches it then.
+    frozen = shopwatt("close", "--config", config, "--month", "1970-01")
+    assert frozen.exit_code == 2
+    assert "--month = '1970-01': before 2020-01, where no reading can be" in frozen.stderr
 
     args: list[str | Path] = ["readings", "drop", "--config", config, "--machine", "mill"]
     args += ["--from", "1970-01-01T00:00:00Z", "--to", "2020-01-01T00:00:00Z"]
