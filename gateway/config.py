@@ -440,6 +440,9 @@ class InfluxDB(_Section):
     batch_lines: Annotated[int, Field(ge=1, le=100_000)] = 5000
     outbox_max_mb: Annotated[float, Field(ge=1, allow_inf_nan=False)] = 512.0
     backoff_max_s: Annotated[float, Field(ge=1, le=3600, allow_inf_nan=False)] = 60.0
+    # A `demand_warning` point when the running 15-minute average site power reaches this
+    # share of the month's peak so far (docs/tariffs.md); 0 writes none.
+    demand_warning: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.9
 
     @model_validator(mode="after")
     def _target_and_secret(self) -> InfluxDB:

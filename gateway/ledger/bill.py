@@ -7,22 +7,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from gateway.config import ShopConfig
 from gateway.engine.demand import (
     QUARTER_MS,
+    LiveDemand,
     energy_between,
-    quarter_hour_wh,
+    peak_index,
+    printed_kw,
     quarter_starts,
     share_cents,
+    site_quarter_wh,
 )
 from gateway.engine.energy import interval_energy
 from gateway.engine.localtime import (
     local_date,
     midnight_ms,
     next_period,
+    period_of,
     period_start,
     version_index,
 )
@@ -31,8 +36,6 @@ from gateway.engine.split import slot_prices
 from gateway.ledger.chunks import ReadingStore
 from gateway.ledger.rows import LedgerRow, OriginKey
 from gateway.ledger.units import cents, kwh
-
-_KW_PLACES = Decimal("0.001")
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,11 +207,7 @@ def compute_bill(
     lo, hi = midnight_ms(first, tz), midnight_ms(end, tz)
     starts = quarter_starts(lo, hi)
     energy = {m: _interval_wh(cfg, store, m, lo, hi) for m in cfg.machines}
-    per_machine = {
-        m: quarter_hour_wh(t, wh, starts) if len(t) > 1 else np.zeros(len(starts))
-        for m, (t, wh) in energy.items()
-    }
-    site = np.sum(list(per_machine.values()), axis=0) if per_machine else np.zeros(len(starts))
+    site = site_quarter_wh(energy.values(), starts)
     versions = tariff.versions
     midnights = [midnight_ms(first + timedelta(days=k), tz) for k in range((end - first).days)]
     day_versions = version_index(tariff, tz, np.array(midnights, dtype=np.int64)).tolist()
@@ -219,13 +218,10 @@ def compute_bill(
     demand_per_kw = 0.0
     demand = 0
     shares: list[DemandShare] = []
-    if len(site) and site.max() > 0.0:
-        # The earliest quarter hour on a tie; differences of cumulative sums carry float
-        # noise, so energies are compared to the mWh (far below the printed 1 W).
-        k = int(np.argmax(np.round(site, 3)))
+    k = peak_index(site)
+    if k >= 0:
         peak_start = int(starts[k])
-        # kW = Wh in 15 minutes x 4 / 1000; printed with 3 decimals and priced as printed.
-        peak_kw = (Decimal(repr(float(site[k]))) * 4 / 1000).quantize(_KW_PLACES, ROUND_HALF_UP)
+        peak_kw = printed_kw(float(site[k]))
         demand_per_kw = versions[int(version_index(tariff, tz, starts[k : k + 1])[0])].demand_per_kw
         demand = cents(float(peak_kw) * demand_per_kw)
         jobs = [
@@ -233,7 +229,8 @@ def compute_bill(
             for r in rows
             if r.kind == "job" and r.start_ms < peak_start + QUARTER_MS and r.end_ms > peak_start
         ]
-        at_peak = {m: float(q[k]) for m, q in per_machine.items()}
+        peak = starts[k : k + 1]
+        at_peak = {m: float(site_quarter_wh([e], peak)[0]) for m, e in energy.items()}
         day = local_date(peak_start, tz).isoformat()
         shares = _shares(cfg, energy, at_peak, jobs, peak_start, day, demand)
 
@@ -268,3 +265,51 @@ def compute_bill(
         fallback_quarters=fallback_quarters,
         fallback_wh=fallback_wh,
     )
+
+
+def _month_ms(tz: ZoneInfo, t_ms: int) -> tuple[int, int]:
+    """The local month holding t_ms, as [first midnight, next month's first midnight)."""
+    period = period_of(local_date(t_ms, tz))
+    return midnight_ms(period_start(period), tz), midnight_ms(period_start(next_period(period)), tz)
+
+
+class PeakWatch:
+    """The month's highest 15-minute average site power so far, kept up to date as the
+    service stores readings (the live `demand` point, docs/tariffs.md).
+
+    The first update reads the month so far; each later one re-reads only from the quarter
+    hour before the previous update's, so a call costs the last half hour's readings. A
+    reading arriving later than that for an older quarter hour counts at the service's next
+    start (and in `bill`, which always reads the whole month).
+    """
+
+    def __init__(self, cfg: ShopConfig) -> None:
+        self._cfg = cfg
+        self._lo = -1
+        self._starts: I64 = np.zeros(0, dtype=np.int64)
+        self._site: F64 = np.zeros(0)
+        self._done = 0  # the quarter hour of the previous update
+
+    def update(self, store: ReadingStore, at_ms: int) -> LiveDemand:
+        """The demand of at_ms's month up to at_ms (the site's newest reading)."""
+        cfg = self._cfg
+        lo, hi = _month_ms(cfg.site.tz, at_ms)
+        if lo != self._lo:
+            self._lo, self._done = lo, lo
+            self._starts = quarter_starts(lo, hi)
+            self._site = np.zeros(len(self._starts))
+        redo = (self._starts >= max(self._done - QUARTER_MS, lo)) & (self._starts < at_ms)
+        starts = self._starts[redo]
+        window_lo = at_ms - QUARTER_MS
+        first = min(int(starts[0]) if len(starts) else at_ms, window_lo)
+        energy = [_interval_wh(cfg, store, m, first, at_ms + 1) for m in cfg.machines]
+        self._site[redo] = site_quarter_wh(energy, starts)
+        running = site_quarter_wh(energy, np.array([window_lo], dtype=np.int64))
+        self._done = at_ms - at_ms % QUARTER_MS
+        k = peak_index(self._site)
+        return LiveDemand(
+            at_ms,
+            int(self._starts[k]) if k >= 0 else None,
+            float(self._site[k]) if k >= 0 else 0.0,
+            float(running[0]),
+        )

@@ -19,6 +19,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from gateway.config import LEDGER_FILE, ShopConfig
+from gateway.engine.demand import LiveDemand
 from gateway.engine.localtime import (
     day_start_ms,
     iso_utc,
@@ -35,7 +36,7 @@ from gateway.engine.model import ExplicitJob, MachineReadings, PriceSlots, Readi
 from gateway.errors import LedgerError
 from gateway.ledger import explicit, periods, prices
 from gateway.ledger.audit import Entry, recent, record
-from gateway.ledger.bill import Bill, Charges, RowCharges, compute_bill
+from gateway.ledger.bill import Bill, Charges, PeakWatch, RowCharges, compute_bill
 from gateway.ledger.chunks import Merged, ReadingStore
 from gateway.ledger.fingerprint import changed_from, fingerprint
 from gateway.ledger.live import LiveState, load_state, save_state
@@ -589,6 +590,11 @@ class Ledger:
             return compute_bill(
                 self.cfg, ReadingStore(conn), selection.rows, selection.band_names, period, series
             )
+
+    def demand(self, watch: PeakWatch, at_ms: int) -> LiveDemand:
+        """The month's peak so far and the running 15-minute average up to at_ms."""
+        with self._open(readonly=True) as conn:
+            return watch.update(ReadingStore(conn), at_ms)
 
     def _series(self, conn: sqlite3.Connection, period: str) -> dict[str, PriceSlots]:
         """The slots of the price series the tariff uses, over one local month."""
