@@ -3,10 +3,12 @@ charge shared out to the jobs that made it, fixed charges and VAT (docs/tariffs.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -85,6 +87,9 @@ class Bill:
     # With [tariff.spot]: quarter hours with energy but no price slot (priced at fallback).
     fallback_quarters: int = 0
     fallback_wh: float = 0.0
+    # A closed month: the peak its stored readings give now, where readings stored after
+    # the close moved it (not rebilled: the bill and the export keep the close's figures).
+    late_peak: tuple[int, Decimal] | None = None
 
     @property
     def net_cents(self) -> int:
@@ -313,3 +318,52 @@ class PeakWatch:
             float(self._site[k]) if k >= 0 else 0.0,
             float(running[0]),
         )
+
+
+def frozen_figures(bill: Bill) -> str:
+    """The month's figures that `bill` computes from readings and bill-only tariff keys
+    (not from the rows), as JSON to keep with a closed month."""
+    return json.dumps(
+        {
+            "peak_start_ms": bill.peak_start_ms,
+            "peak_kw": str(bill.peak_kw),
+            "demand_per_kw": bill.demand_per_kw,
+            "demand_cents": bill.demand_cents,
+            "shares": [
+                [s.machine, s.job_id, s.customer, s.wh, s.cents, list(s.row)] for s in bill.shares
+            ],
+            "days": bill.days,
+            "fixed_day_cents": bill.fixed_day_cents,
+            "fixed_month_cents": bill.fixed_month_cents,
+            "vat": bill.vat,
+            "fallback_quarters": bill.fallback_quarters,
+            "fallback_wh": bill.fallback_wh,
+        }
+    )
+
+
+def frozen_bill(now: Bill, figures: str, charges: Charges) -> Bill:
+    """A closed month's bill: its rows' sums from `now`, the rest as frozen at the close;
+    notes the peak `now` has where late readings moved it."""
+    f = json.loads(figures)
+    shares = [
+        DemandShare(m, j, c, wh, cents_, cast(OriginKey, tuple(row)))
+        for m, j, c, wh, cents_, row in f["shares"]
+    ]
+    moved = (now.peak_start_ms, now.peak_kw) != (f["peak_start_ms"], Decimal(f["peak_kw"]))
+    return replace(
+        now,
+        peak_start_ms=f["peak_start_ms"],
+        peak_kw=Decimal(f["peak_kw"]),
+        demand_per_kw=f["demand_per_kw"],
+        demand_cents=f["demand_cents"],
+        shares=shares,
+        days=f["days"],
+        fixed_day_cents=f["fixed_day_cents"],
+        fixed_month_cents=f["fixed_month_cents"],
+        vat=f["vat"],
+        charges=charges,
+        fallback_quarters=f["fallback_quarters"],
+        fallback_wh=f["fallback_wh"],
+        late_peak=(now.peak_start_ms, now.peak_kw) if moved and now.peak_start_ms else None,
+    )

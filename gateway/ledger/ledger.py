@@ -36,7 +36,15 @@ from gateway.engine.model import ExplicitJob, MachineReadings, PriceSlots, Readi
 from gateway.errors import LedgerError
 from gateway.ledger import explicit, periods, prices
 from gateway.ledger.audit import Entry, recent, record
-from gateway.ledger.bill import Bill, Charges, PeakWatch, RowCharges, compute_bill
+from gateway.ledger.bill import (
+    Bill,
+    Charges,
+    PeakWatch,
+    RowCharges,
+    compute_bill,
+    frozen_bill,
+    frozen_figures,
+)
 from gateway.ledger.chunks import Merged, ReadingStore
 from gateway.ledger.fingerprint import changed_from, fingerprint
 from gateway.ledger.live import LiveState, load_state, save_state
@@ -480,6 +488,7 @@ class Ledger:
                     for key, c in bill.charges.items()
                 ],
             )
+            conn.execute("INSERT INTO frozen_bills VALUES (?, ?)", (period, frozen_figures(bill)))
             detail = {
                 "period": period,
                 "rows": closed.rows,
@@ -587,9 +596,15 @@ class Ledger:
         selection = self.select(first, period_start(next_period(period)))
         with self._open(readonly=True) as conn:
             series = self._series(conn, period)
-            return compute_bill(
+            now = compute_bill(
                 self.cfg, ReadingStore(conn), selection.rows, selection.band_names, period, series
             )
+            saved = conn.execute(
+                "SELECT figures FROM frozen_bills WHERE period = ?", (period,)
+            ).fetchone()
+            if saved is None:  # open, or closed by a shopwatt that kept no figures
+                return now
+            return frozen_bill(now, saved[0], _frozen_charges(conn, period, period))
 
     def demand(self, watch: PeakWatch, at_ms: int) -> LiveDemand:
         """The month's peak so far and the running 15-minute average up to at_ms."""
@@ -608,16 +623,7 @@ class Ledger:
         put on rows at the close for closed months, as `bill` puts them now for open ones."""
         with self._open(readonly=True) as conn:
             closed = periods.closed_periods(conn)
-            frozen = conn.execute(
-                "SELECT * FROM frozen_charges WHERE period >= ? AND period <= ?",
-                (period_of(first), period_of(end)),
-            ).fetchall()
-        found: Charges = {
-            (f["kind"], f["machine"], f["job_id"], f["customer"], f["day"]): RowCharges(
-                f["demand_cents"], f["fixed_cents"], f["co2_g"]
-            )
-            for f in frozen
-        }
+            found = _frozen_charges(conn, period_of(first), period_of(end))
         for period in periods_between(first, end):
             if period not in closed:
                 found |= self.bill(period).charges
@@ -726,6 +732,19 @@ def _spans(computed: Sequence[Computed]) -> dict[str, tuple[str, str]]:
     """Machine -> first and last local day recomputed (pieces of a machine come in order)."""
     first = {c.machine: c.first_day for c in reversed(computed)}
     return {c.machine: _days(first[c.machine], c.end_day) for c in computed}
+
+
+def _frozen_charges(conn: sqlite3.Connection, first: str, last: str) -> Charges:
+    """The charges put on the rows of the closed months first..last at their close."""
+    frozen = conn.execute(
+        "SELECT * FROM frozen_charges WHERE period >= ? AND period <= ?", (first, last)
+    )
+    return {
+        (f["kind"], f["machine"], f["job_id"], f["customer"], f["day"]): RowCharges(
+            f["demand_cents"], f["fixed_cents"], f["co2_g"]
+        )
+        for f in frozen
+    }
 
 
 def readings_sha256(r: MachineReadings) -> str:

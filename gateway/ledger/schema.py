@@ -83,6 +83,13 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             series TEXT NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
             price REAL NOT NULL, PRIMARY KEY (series, start_ms)) WITHOUT ROWID""",
     ),
+    # 4 -> 5: the month's bill figures beside its rows' charges as they were at the close
+    # (peak, demand charge and its shares, fixed charges, VAT; JSON, gateway/ledger/bill.py),
+    # so `bill` for a closed month prints what its export carries.
+    (
+        """CREATE TABLE IF NOT EXISTS frozen_bills (
+            period TEXT PRIMARY KEY, figures TEXT NOT NULL)""",
+    ),
 )
 SCHEMA_VERSION = 1 + len(_MIGRATIONS)
 

@@ -80,8 +80,8 @@ def test_the_export_carries_the_charges_and_adds_up_to_the_bill(tmp_path: Path) 
     net = _total(lines, "energy_cost", "demand_cost", "fixed_cost")
     assert net == Decimal(_amount(bill, "net"))  # to the cent
 
-    # Closing freezes the month's charges with its rows: a higher peak that arrives late
-    # changes what `bill` computes now, not the closed month's export.
+    # Closing freezes the month's charges with its rows and its bill: a higher peak that
+    # arrives late is stated on the bill, not rebilled, and moves neither bill nor export.
     ok("close", "--config", config, "--month", "2026-11")
     late = case / "late.csv"
     late.write_text(
@@ -93,13 +93,21 @@ def test_the_export_carries_the_charges_and_adds_up_to_the_bill(tmp_path: Path) 
         )
     )
     ok("replay", "--config", config, "--input", late)
-    assert "at 2026-11-30 10:00" in ok("bill", "--config", config, "--month", "2026-11")
+    after = ok("bill", "--config", config, "--month", "2026-11")
+    late_line = next(x for x in after.splitlines() if "after the close" in x)
+    assert late_line.strip() == (
+        "readings stored after the close make the peak 16.000 kW at 2026-11-30 10:00: not rebilled"
+    )
+    assert [x for x in after.splitlines() if x != late_line] == bill.splitlines()
     november = [r for r in _export(config) if r["kind"] != "adjustment"]
     assert november == lines
     # Nor does a new grid carbon intensity or demand rate (bill-only keys: no recompute).
     text = config.read_text().replace("co2_g_per_kwh = 380", "co2_g_per_kwh = 500")
     config.write_text(text.replace("demand_per_kw = 10.00", "demand_per_kw = 20.00"))
     assert [r for r in _export(config) if r["kind"] != "adjustment"] == lines
+    again = ok("bill", "--config", config, "--month", "2026-11")
+    assert [x for x in again.splitlines() if x != late_line] == bill.splitlines()
+    assert net == Decimal(_amount(again, "net"))
 
 
 def test_a_ledger_from_before_the_charges_table_gets_it_at_its_next_close(
