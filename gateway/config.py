@@ -122,7 +122,9 @@ class Band(_Section):
 
 
 # Keys that change no stored row (bill-level charges, CO2): outside the rows' fingerprint.
-BILL_KEYS = frozenset({"demand_per_kw", "fixed_per_day", "fixed_per_month", "vat", "co2_g_per_kwh"})
+BILL_KEYS = frozenset(
+    {"demand_per_kw", "fixed_per_day", "fixed_per_month", "vat", "co2_g_per_kwh", "co2_series"}
+)
 
 
 class Spot(_Section):
@@ -150,6 +152,9 @@ class TariffRates(_Section):
     fixed_per_month: NonNeg = 0.0
     vat: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0  # 0.19 = 19 %
     co2_g_per_kwh: NonNeg = 0.0  # grid carbon intensity: the export's co2_kg
+    # An imported carbon-intensity series (g/kWh per slot, `shopwatt prices import`); then
+    # co2_g_per_kwh is what a moment without a slot counts.
+    co2_series: Ident | None = None
 
     @field_validator("band")
     @classmethod

@@ -34,7 +34,7 @@ from gateway.engine.localtime import (
     version_index,
 )
 from gateway.engine.model import F64, I64, NO_SLOTS, PriceSlots
-from gateway.engine.split import slot_prices
+from gateway.engine.split import slot_prices, slot_weighted_wh
 from gateway.ledger.chunks import ReadingStore
 from gateway.ledger.rows import LedgerRow, OriginKey
 from gateway.ledger.units import cents, kwh
@@ -169,16 +169,58 @@ def _fixed_shares(rows: Sequence[LedgerRow], fixed_cents: int) -> Charges:
     return {last[m]: RowCharges(fixed_cents=c) for m, c in zip(machines, split, strict=True) if c}
 
 
-def _co2_g(cfg: ShopConfig, rows: Sequence[LedgerRow]) -> dict[OriginKey, int]:
-    """Each job and overhead row's CO2: its printed kWh x the g/kWh of the tariff version in
-    force at its start, half up to whole grams."""
+def _co2_g(
+    cfg: ShopConfig,
+    rows: Sequence[LedgerRow],
+    energy: Mapping[str, tuple[I64, F64]],
+    series: Mapping[str, PriceSlots],
+) -> dict[OriginKey, int]:
+    """Each job and overhead row's CO2, by the tariff version in force at its start, half
+    up to whole grams: its printed kWh x co2_g_per_kwh, or with co2_series its energy in
+    each slot x the slot's g/kWh (co2_g_per_kwh where no slot)."""
     tariff, tz = cfg.tariff, cfg.site.tz
     mine = [r for r in rows if r.kind != "adjustment"]
     at = version_index(tariff, tz, np.array([r.start_ms for r in mine], dtype=np.int64)).tolist()
     g = [Decimal(repr(v.co2_g_per_kwh)) for v in tariff.versions]
+    grams = {r.origin_key(): r.amounts.printed_kwh() * g[v] for r, v in zip(mine, at, strict=True)}
+    for k, version in enumerate(tariff.versions):
+        if version.co2_series is None:
+            continue
+        slots = series.get(version.co2_series, NO_SLOTS)
+        for machine, (t, wh) in energy.items():
+            theirs = [r for r, v in zip(mine, at, strict=True) if v == k and r.machine == machine]
+            jobs = [r for r in mine if r.machine == machine and r.kind == "job"]
+            grams |= _series_g(t, wh, theirs, jobs, slots, version.co2_g_per_kwh)
+    return {key: int(x.quantize(Decimal(1), ROUND_HALF_UP)) for key, x in grams.items()}
+
+
+def _series_g(
+    t: I64,
+    wh: F64,
+    rows: Sequence[LedgerRow],
+    jobs: Sequence[LedgerRow],
+    slots: PriceSlots,
+    fallback: float,
+) -> dict[OriginKey, Decimal]:
+    """One machine's rows' grams from a carbon-intensity series: a job its own span, an
+    overhead row its day less the parts of the machine's jobs in that day."""
+    a = np.array([r.start_ms for r in rows], dtype=np.int64)
+    b = np.array([r.end_ms for r in rows], dtype=np.int64)
+    ja = np.array([j.start_ms for j in jobs], dtype=np.int64)
+    jb = np.array([j.end_ms for j in jobs], dtype=np.int64)
+    # Each job's part of each row's span (empty where they do not meet).
+    ca = np.maximum.outer(a, ja)
+    cb = np.maximum(np.minimum.outer(b, jb), ca)
+    if len(t) < 2 or not rows:
+        return {r.origin_key(): Decimal(0) for r in rows}
+    w = slot_weighted_wh(
+        t, wh, np.concatenate([a, ca.ravel()]), np.concatenate([b, cb.ravel()]), slots, fallback
+    )
+    in_jobs = w[len(rows) :].reshape(len(rows), len(jobs)).sum(axis=1)
+    overhead = np.array([r.kind == "overhead" for r in rows])
+    own = np.where(overhead, w[: len(rows)] - in_jobs, w[: len(rows)]) / 1000  # Wh x g/kWh
     return {
-        r.origin_key(): int((r.amounts.printed_kwh() * g[v]).quantize(Decimal(1), ROUND_HALF_UP))
-        for r, v in zip(mine, at, strict=True)
+        r.origin_key(): Decimal(repr(float(x))) for r, x in zip(rows, own.tolist(), strict=True)
     }
 
 
@@ -244,7 +286,7 @@ def compute_bill(
     charges = _fixed_shares(rows, fixed_day + fixed_month)
     for share in shares:
         charges[share.row] = replace(charges.get(share.row, RowCharges()), demand_cents=share.cents)
-    for key, grams in _co2_g(cfg, rows).items():
+    for key, grams in _co2_g(cfg, rows, energy, series).items():
         charges[key] = replace(charges.get(key, RowCharges()), co2_g=grams)
     fallback_quarters, fallback_wh = _unpriced(cfg, starts, site, series)
     zero = Decimal("0.000")

@@ -616,7 +616,8 @@ class Ledger:
         tz = self.cfg.site.tz
         lo = midnight_ms(period_start(period), tz)
         hi = midnight_ms(period_start(next_period(period)), tz)
-        return {s: prices.load(conn, s, lo, hi) for s in prices.spot_series(self.cfg.tariff)}
+        names = prices.spot_series(self.cfg.tariff) + prices.co2_series(self.cfg.tariff)
+        return {s: prices.load(conn, s, lo, hi) for s in names}
 
     def charges(self, first: date, end: date) -> Charges:
         """Demand and fixed cents and CO2 per row of the months touching [first, end): as

@@ -122,3 +122,44 @@ def test_a_ledger_from_before_the_charges_table_gets_it_at_its_next_close(
     ok("close", "--config", config, "--month", "2026-11")  # migrates, then freezes
     lines = _export(config)
     assert _total(lines, "demand_cost") == Decimal("80.00")
+
+
+def test_co2_from_an_imported_series_counts_each_quarter_hours_intensity(tmp_path: Path) -> None:
+    config = _replayed(tmp_path)
+    text = config.read_text().replace(
+        "co2_g_per_kwh = 380", 'co2_g_per_kwh = 380\nco2_series = "grid-co2"'
+    )
+    config.write_text(text)
+    co2 = CASE.parent.parent / "prices" / "co2_quarter_hours.csv"
+    ok("prices", "import", co2, "--config", config, "--series", "grid-co2", "--minutes", "15")
+
+    # Worked by hand in tests/cases/demand_peak/README.md, "CO2 from a series".
+    lines = _export(config)
+    name = {id(r): r["job_id"] or f"{r['machine']} overhead" for r in lines}
+    assert {name[id(r)]: r["co2_kg"] for r in lines} == {
+        "M1": "0.500",
+        "mill overhead": "0.250",
+        "L1": "0.158",
+        "laser overhead": "0.292",
+    }
+    assert _amount(ok("bill", "--config", config, "--month", "2026-11"), "CO2") == "1.200"
+    by_customer = csv.DictReader(
+        io.StringIO(
+            ok(
+                "export",
+                "--config",
+                config,
+                "--from",
+                "2026-11-01",
+                "--to",
+                "2026-12-01",
+                "--by",
+                "customer",
+            )
+        )
+    )
+    assert {r["customer"]: r["co2_kg"] for r in by_customer} == {
+        "": "0.542",  # the overhead lines
+        "cafe": "0.500",
+        "designer": "0.158",
+    }
