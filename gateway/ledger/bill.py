@@ -349,16 +349,18 @@ class PeakWatch:
         starts = self._starts[redo]
         window_lo = at_ms - QUARTER_MS
         first = min(int(starts[0]) if len(starts) else at_ms, window_lo)
-        energy = [_interval_wh(cfg, store, m, first, at_ms + 1) for m in cfg.machines]
-        self._site[redo] = site_quarter_wh(energy, starts)
-        running = site_quarter_wh(energy, np.array([window_lo], dtype=np.int64))
+        # One machine's readings in memory at a time (the first update reads a month); the
+        # running window is one more "quarter hour", starting 15 minutes before at_ms.
+        energy = (_interval_wh(cfg, store, m, first, at_ms + 1) for m in cfg.machines)
+        found = site_quarter_wh(energy, np.append(starts, window_lo))
+        self._site[redo] = found[:-1]
         self._done = at_ms - at_ms % QUARTER_MS
         k = peak_index(self._site)
         return LiveDemand(
             at_ms,
             int(self._starts[k]) if k >= 0 else None,
             float(self._site[k]) if k >= 0 else 0.0,
-            float(running[0]),
+            float(found[-1]),
         )
 
 
