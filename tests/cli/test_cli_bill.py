@@ -163,3 +163,17 @@ def test_co2_from_an_imported_series_counts_each_quarter_hours_intensity(tmp_pat
         "cafe": "0.500",
         "designer": "0.158",
     }
+
+
+def test_a_month_closed_before_frozen_bills_is_billed_from_the_readings_as_they_are(
+    tmp_path: Path,
+) -> None:
+    config = _replayed(tmp_path)
+    ok("close", "--config", config, "--month", "2026-11")
+    ledger = config.parent / "shopwatt-data" / "ledger.sqlite"
+    with closing(sqlite3.connect(ledger)) as conn, conn:
+        conn.execute("DELETE FROM frozen_bills")  # as a close by an older shopwatt left it
+    bill = ok("bill", "--config", config, "--month", "2026-11")
+    assert "after the close" not in bill
+    assert _amount(bill, "demand charge") == "80.00"  # computed now, as before frozen_bills
+    assert _total(_export(config), "demand_cost") == Decimal("80.00")  # frozen_charges
