@@ -2,7 +2,8 @@
 
 Sampling runs in short bursts and yields between them, so the network never waits
 long and a dead network never stops the sampling: readings queue in the outbox (RAM,
-then the flash ring) and are replayed in order when the broker is back.
+then the flash ring) and are replayed in order when the broker is back. Job events of
+the optional job button and card reader wait in a ring of their own (jobs.py).
 """
 
 import asyncio
@@ -13,7 +14,10 @@ from .clock import Clock
 from .config import Config
 from .energy import Counters
 from .hal import Area, Hal
+from .jobs import JOB_SLOTS, REFUSED_TICKS, Debounce, JobSwitch, TapWatch, led_on
+from .jobs import SIZE as JOB_SIZE
 from .meters import Meter, Values
+from .mfrc522 import Mfrc522, ReaderError, uid_hex
 from .modbus import Exchange, ModbusError, read_request
 from .mqtt import Client
 from .mqtt_codec import MqttError
@@ -73,6 +77,12 @@ class Sensor:
         self.topic_reading = base + "reading"
         self.topic_status = base + "status"
         self.topic_cmd = base + "cmd"
+        self.topic_job = f"shopwatt/v1/{cfg.site}/{cfg.machine}/job"
+        self.jobs = None
+        if cfg.button is not None or cfg.card_reader is not None:
+            ring = Ring(hal.area("jobring.bin", SLOT * JOB_SLOTS), JOB_SLOTS)
+            self.jobs = JobSwitch(hal.area("job.bin", 2 * JOB_SIZE), ring, cfg.sensor)
+        self.refused = 0  # LED ticks still to show for a refused press or tap
         self.state = State()
         self.seq = 0
         self.cmd_bad = 0
@@ -99,6 +109,8 @@ class Sensor:
         self.state = st
         self.ring.recover(st.head)
         self.persist(True)
+        if self.jobs is not None:
+            self.jobs.load()
 
     def persist(self, to_flash: bool) -> None:
         """Store the record in RTC memory, and in flash when asked."""
@@ -231,6 +243,50 @@ class Sensor:
                 self.meter_errors += 1
             await asyncio.sleep(m["poll_ms"] / 1000)
 
+    # --- job button and card reader ------------------------------------------------------
+
+    def job_input(self, accepted: bool) -> None:
+        """After a press or tap: wake the network task, or show the refusal on the LED."""
+        if accepted:
+            self.wake.set()
+        else:
+            self.refused = REFUSED_TICKS
+
+    async def controls(self) -> None:
+        """Poll the job button every 10 ms and the card reader every poll_ms."""
+        jobs = self.jobs
+        if jobs is None:
+            return
+        b, r, clock = self.cfg.button, self.cfg.card_reader, self.clock
+        button = None if b is None else (self.hal.button(b["pin"]), Debounce(b["debounce_ms"]))
+        reader = None
+        poll_ms = 200 if r is None else r["poll_ms"]
+        if r is not None:
+            spi = self.hal.spi_device(r["spi"], r["sck"], r["mosi"], r["miso"], r["cs"], r["rst"])
+            reader = Mfrc522(spi)
+        taps = TapWatch(3 * poll_ms)
+        reader_up = False
+        next_read = 0
+        while True:
+            await asyncio.sleep(0.01)
+            up = clock.uptime()
+            if button is not None and button[1].feed(button[0](), up):
+                self.job_input(jobs.press(clock.utc(up), up))
+            if reader is None or up < next_read:
+                continue
+            next_read = up + poll_ms
+            try:
+                if not reader_up:
+                    reader.init()  # again at every poll until it answers (a loose wire)
+                    reader_up = True
+                uid = reader.read_uid()
+            except (ReaderError, OSError):
+                reader_up = False
+                continue
+            card = taps.feed(None if uid is None else uid_hex(uid), up)
+            if card is not None:
+                self.job_input(jobs.tap(card, clock.utc(up), up))
+
     # --- network -----------------------------------------------------------------------
 
     def channels(self) -> "list[tuple[str, str, str]]":
@@ -338,6 +394,13 @@ class Sensor:
         while client.alive:
             up = self.clock.uptime()
             self.beat_net = up
+            # Job events first: a few a day, and a person is waiting to see them.
+            jobs = self.jobs
+            job = None if jobs is None else jobs.next()
+            if jobs is not None and job is not None:
+                await client.publish(self.topic_job, job, 1, False)
+                jobs.sent()
+                continue
             payload = self.outbox.next()
             if payload is not None:
                 await client.publish(self.topic_reading, payload, 1, False)
@@ -385,14 +448,10 @@ class Sensor:
             up = self.clock.uptime()
             if up - self.beat_sampler < _SAMPLER_STALL_MS and up - self.beat_net < _NET_STALL_MS:
                 hal.wdt_feed()
-            # LED: steady on = connected to the broker; slow blink = Wi-Fi up, broker not;
-            # fast blink = no Wi-Fi (docs/firmware.md).
-            if self.connected:
-                hal.led(True)
-            elif hal.wifi_ip() is None:
-                hal.led(tick % 2 == 0)
-            else:
-                hal.led(tick % 4 < 2)
+            # The LED's patterns are in jobs.led_on and docs/firmware.md.
+            link = 2 if self.connected else 0 if hal.wifi_ip() is None else 1
+            hal.led(led_on(tick, link, self.jobs is not None and self.jobs.job != "", self.refused))
+            self.refused = max(0, self.refused - 1)
 
     async def run(self) -> None:
         """All tasks, forever (returns only if one of them fails)."""
@@ -400,6 +459,8 @@ class Sensor:
         tasks = [self.sample(), self.network(), self.supervise()]
         if self.meter is not None:
             tasks.append(self.poll_meter())
+        if self.jobs is not None:
+            tasks.append(self.controls())
         await asyncio.gather(*tasks)
 
 
