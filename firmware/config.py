@@ -16,7 +16,7 @@ ADC1_PINS = (32, 33, 34, 35, 36, 39)  # ADC2 cannot be read while Wi-Fi is on
 # GPIOs that can drive an output and have an internal pull-up: not 6-11 (the module's
 # flash), not 34-39 (input only, no pull-up).
 OUT_PINS = (0, 1, 2, 3, 4, 5, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22, 23, 25, 26, 27, 32, 33)
-IN_PINS = (*OUT_PINS, 34, 35, 36, 39)
+IN_PINS = OUT_PINS + (34, 35, 36, 39)  # noqa: RUF005 - MicroPython has no (*a, b)
 MAX_CT = 3
 METER_TYPES = tuple(sorted(MAPS))  # the meters with a register table (meter_maps.py)
 

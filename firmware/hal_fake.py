@@ -97,7 +97,7 @@ class FakeMfrc522(SpiDevice):
     def __init__(self) -> None:
         self.regs = bytearray(64)
         self.regs[0x37] = 0x92  # VersionReg: MFRC522 v2.0
-        self.fifo = bytearray()
+        self.fifo: list[int] = []
         self.card: bytes | None = None
         self.cards = 1
         self.card_state = "idle"  # idle | ready | active | halt
@@ -120,7 +120,7 @@ class FakeMfrc522(SpiDevice):
         if reg == 0x09:
             self.fifo.append(value)
         elif reg == 0x0A and value & 0x80:
-            self.fifo = bytearray()
+            self.fifo = []
         elif reg == 0x04:  # ComIrqReg: bit 7 says whether the other bits are set or cleared
             mask = value & 0x7F
             self.regs[4] = self.regs[4] | mask if value & 0x80 else self.regs[4] & ~mask
@@ -132,7 +132,7 @@ class FakeMfrc522(SpiDevice):
 
     def _air(self, frame: bytes, last_bits: int) -> None:
         """What the card answers to one frame; the answer lands in the FIFO."""
-        self.fifo = bytearray()
+        self.fifo = []
         self.regs[6] = 0
         if self.card is None:
             self.card_state = "idle"  # out of the field, the card has no power

@@ -75,7 +75,8 @@ CREATE TABLE IF NOT EXISTS pending_recompute (
     machine TEXT PRIMARY KEY, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS live_jobs (
     machine TEXT NOT NULL, job TEXT NOT NULL, start_ms INTEGER, stop_ms INTEGER,
-    customer TEXT NOT NULL, parts INTEGER, src TEXT NOT NULL, PRIMARY KEY (machine, job));
+    customer TEXT NOT NULL, parts INTEGER, src TEXT NOT NULL, card TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (machine, job));
 """
 
 
@@ -354,7 +355,7 @@ class Service:
         _create_state(conn)
         conn.executemany("INSERT OR REPLACE INTO sensor_state VALUES (?, ?)", self.tracker.dump())
         conn.executemany(
-            "INSERT OR REPLACE INTO live_jobs VALUES (?, ?, ?, ?, ?, ?, ?)", self.jobs.dump()
+            "INSERT OR REPLACE INTO live_jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self.jobs.dump()
         )
         views = [(m, self.views[m].dumps()) for m in sorted(self._dirty_views)]
         conn.executemany("INSERT OR REPLACE INTO machine_view VALUES (?, ?)", views)
@@ -436,6 +437,9 @@ def _create_state(conn: sqlite3.Connection) -> None:
     for statement in _STATE_DDL.split(";"):
         if statement.strip():
             conn.execute(statement)
+    if "card" not in {c[1] for c in conn.execute("PRAGMA table_info(live_jobs)")}:
+        # A ledger from before the card reader: its jobs were started without a card.
+        conn.execute("ALTER TABLE live_jobs ADD COLUMN card TEXT NOT NULL DEFAULT ''")
 
 
 @contextmanager
