@@ -15,14 +15,15 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from gateway.ledger import Selection
-from gateway.ledger.rows import LedgerRow
-from gateway.ledger.units import hours, kwh, money
+from gateway.ledger.rows import ZERO, LedgerRow
 
 By = Literal["job", "customer", "machine"]
 BY: tuple[By, ...] = ("job", "customer", "machine")
 Cell = str | Decimal
 ROW_TEXT = ("kind", "job_id", "machine", "customer", "start", "end")
-COSTS = ("energy_cost", "depreciation_cost", "maintenance_cost", "total_cost")
+# A spreadsheet runs a text cell that starts with one of these as a formula (OWASP,
+# "CSV Injection"); a customer or job id may come from anyone who books a job.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,17 +50,11 @@ def _plain(d: Decimal) -> Decimal:
 
 def numbers_header(band_names: Sequence[str]) -> list[str]:
     """The numeric columns, in the export's order."""
-    bands = [f"kwh_{b}" for b in band_names]
-    return ["duration_h", "run_h", "energy_kwh", *bands, *COSTS]
+    return list(ZERO.printed(band_names))
 
 
 def _numbers(row: LedgerRow, band_names: Sequence[str]) -> list[Decimal]:
-    a = row.amounts
-    bands = [kwh(a.band_wh.get(b, 0.0)) for b in band_names]
-    costs = [money(c) for c in (a.energy_cents, a.depreciation_cents, a.maintenance_cents)]
-    energy = sum(bands, Decimal("0.000"))
-    printed = [hours(a.duration_s), hours(a.run_s), energy, *bands, *costs, money(a.total_cents)]
-    return [_plain(d) for d in printed]
+    return [_plain(d) for d in row.amounts.printed(band_names).values()]
 
 
 def build_table(selection: Selection, tz: ZoneInfo, currency: str, by: By = "job") -> Table:

@@ -1,20 +1,28 @@
-"""The export as CSV: UTF-8, comma separated, one header line, '.' as decimal point."""
+"""The export as CSV: UTF-8, comma separated, one header line, '.' as decimal point.
+
+Text cells of the lines are quoted, and one that a spreadsheet would run as a formula gets a leading
+`'` (OWASP's CSV-injection rule; docs/accounting.md). Numbers are never quoted.
+"""
 
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 from typing import TextIO
 
-from gateway.export.table import Table
+from gateway.export.table import FORMULA_START, Cell, Table
 
 
-def write_csv(table: Table, out: Path | TextIO) -> None:
-    """Write the table to a file path or an open text stream."""
-    if isinstance(out, Path):
-        with out.open("w", newline="", encoding="utf-8") as fh:
-            write_csv(table, fh)
-        return
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(table.header)
-    writer.writerows([str(v) for v in line] for line in table.lines)
+def _cell(value: Cell) -> Cell:
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def write_csv(table: Table, out: TextIO) -> None:
+    """Write the table to an open text stream."""
+    # Quoting every text cell keeps it whole in a spreadsheet that splits at ';' (German
+    # Excel): a customer `a;=1+2` cannot become a second cell that starts with '='.
+    # The header is ours and stays as it always was: bare column names.
+    csv.writer(out, lineterminator="\n").writerow(table.header)
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
+    writer.writerows([_cell(v) for v in line] for line in table.lines)

@@ -1,17 +1,28 @@
-"""The export as XLSX: the rows sheet, plus totals per machine and per customer."""
+"""The export as XLSX: the rows sheet, plus totals per machine and per customer.
+
+Text is always text (a customer named `=1+2` is a string cell, never a formula), and the
+file carries no clock time (a fixed 1980-01-01): the same rows give the same bytes on every export.
+"""
 
 from __future__ import annotations
 
+import io
+import zipfile
+from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
+from typing import BinaryIO
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import TYPE_STRING
 from openpyxl.styles import Font
 from openpyxl.worksheet.worksheet import Worksheet
+from openpyxl.writer.excel import ExcelWriter
 
-from gateway.export.table import Cell, Table, group
+from gateway.export.table import FORMULA_START, Cell, Table, group
 
 _BOLD = Font(bold=True)
+# The earliest time a zip entry can carry; also the document properties' time.
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def _format(name: str) -> str:
@@ -37,6 +48,12 @@ def _sheet(ws: Worksheet, table: Table, total_row: bool) -> None:
         lines.append([*total, table.currency])
     for line in lines:
         ws.append(line)
+        for cell in ws[ws.max_row]:
+            if isinstance(cell.value, str):
+                # openpyxl makes any string starting with '=' a formula: force text, and
+                # quotePrefix keeps it text when someone edits the cell in Excel or Calc.
+                cell.data_type = TYPE_STRING
+                cell.quotePrefix = cell.value.startswith(FORMULA_START)
     if total_row and table.lines:
         for cell in ws[ws.max_row]:
             cell.font = _BOLD
@@ -49,7 +66,7 @@ def _sheet(ws: Worksheet, table: Table, total_row: bool) -> None:
     ws.freeze_panes = "A2"
 
 
-def write_xlsx(table: Table, out: Path) -> None:
+def write_xlsx(table: Table, out: BinaryIO) -> None:
     """Write the per-row table and its totals per machine and per customer."""
     wb = Workbook()
     rows = wb.active
@@ -58,4 +75,14 @@ def write_xlsx(table: Table, out: Path) -> None:
     _sheet(rows, table, total_row=False)
     for by in ("machine", "customer"):
         _sheet(wb.create_sheet(f"by {by}"), group(table, by), total_row=True)
-    wb.save(out)
+    # A fixed creation and modification time in the document properties ...
+    wb.properties.created = wb.properties.modified = datetime(*_ZIP_EPOCH)
+    staged = io.BytesIO()
+    with zipfile.ZipFile(staged, "w", zipfile.ZIP_DEFLATED) as archive:
+        ExcelWriter(wb, archive).write_data()  # not wb.save(): it stamps `modified` = now
+    # ... nor in the zip entries, which zipfile stamps with the clock.
+    with zipfile.ZipFile(staged) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            entry = zipfile.ZipInfo(info.filename, _ZIP_EPOCH)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            dst.writestr(entry, src.read(info))

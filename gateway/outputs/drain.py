@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.config import ShopConfig
+from gateway.clock import now_ms
+from gateway.config import OUTBOX_FILE, ShopConfig
 from gateway.errors import ConfigError
 from gateway.outputs.influxdb import Writer, WriteResult, open_writer
 from gateway.outputs.lineprotocol import FieldValue
@@ -31,10 +32,6 @@ TOO_LARGE = 413
 BAD_DATA = frozenset({400, 422})
 RETRY_AFTER_CAP_S = 3600.0  # a Retry-After beyond an hour is a misconfigured proxy
 _LOG_EVERY_S = 300.0
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass
@@ -79,7 +76,7 @@ class Drainer:
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 60.0,
         rng: random.Random | None = None,
-        clock_ms: Callable[[], int] = _now_ms,
+        clock_ms: Callable[[], int] = now_ms,
     ) -> None:
         self.outbox, self.writer = outbox, writer
         self.batch_lines = batch_lines
@@ -242,7 +239,7 @@ def open_influx_output(cfg: ShopConfig) -> tuple[Outbox, Drainer]:
     if influx is None:
         raise ConfigError(f"{cfg.source}: [influxdb]: section missing, nothing to write to")
     writer = open_writer(influx, cfg.source.parent)
-    outbox = Outbox(cfg.storage_dir / "outbox.db", max_bytes=int(influx.outbox_max_mb * 2**20))
+    outbox = Outbox(cfg.storage_dir / OUTBOX_FILE, max_bytes=int(influx.outbox_max_mb * 2**20))
     drainer = Drainer(
         outbox, writer, batch_lines=influx.batch_lines, backoff_max_s=influx.backoff_max_s
     )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
+from gateway.cligroup import OnceCommand, config_option
 from gateway.config import load_config
 from gateway.errors import ProvisionError
 from gateway.provision.broker import MAX_QUEUED_MB, BrokerOptions, Endpoint, provision_broker
@@ -26,17 +27,6 @@ _RELOAD = (
 _file = click.Path(dir_okay=False, path_type=Path)
 
 
-def provision_group(config_option: Callable[[click.Command], click.Command]) -> click.Group:
-    """The `provision` group, each command taking the CLI's own --config option."""
-    group = click.Group(
-        "provision",
-        help="Broker users, ACL, TLS and sensor configs: who may publish what (docs/security.md).",
-    )
-    for command in (broker, sensor, revoke):
-        group.add_command(config_option(command))
-    return group
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -48,7 +38,7 @@ def _report(changed: Sequence[Path]) -> None:
         click.echo("nothing changed")
 
 
-@click.command()
+@click.command(cls=OnceCommand)
 @click.option(
     "--listen",
     multiple=True,
@@ -112,7 +102,7 @@ def broker(
         click.echo(f"a broker already running: {_RELOAD}")
 
 
-@click.command()
+@click.command(cls=OnceCommand)
 @click.option("--machine", required=True, help="The machine id in shop.toml.")
 @click.option("--sensor", "sensor_id", required=True, help="The sensor id in shop.toml.")
 @click.option("--rotate", is_flag=True, help="Give an already provisioned sensor a new password.")
@@ -182,7 +172,7 @@ def sensor(
         click.echo(_RELOAD)
 
 
-@click.command()
+@click.command(cls=OnceCommand)
 @click.option("--sensor", "sensor_id", required=True, help="The sensor to lock out.")
 def revoke(config_path: Path, sensor_id: str) -> None:
     """Remove a sensor's broker user (a lost or retired sensor): it can no longer connect."""
@@ -198,3 +188,12 @@ def _wifi_password(path: Path | None, env: str | None) -> Secret | None:
     if env:
         return read_secret_env(env, f"--wifi-password-env {env}")
     return None
+
+
+@click.group()
+def provision() -> None:
+    """Broker users, ACL, TLS and sensor configs: who may publish what (docs/security.md)."""
+
+
+for _command in (broker, sensor, revoke):
+    provision.add_command(config_option(_command))

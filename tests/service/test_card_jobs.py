@@ -8,12 +8,7 @@ from contextlib import closing
 from datetime import date
 from pathlib import Path
 
-from firmware import encode
-from gateway.config import ShopConfig
-from gateway.ledger import Ledger
-from gateway.service import _create_state
-from tests.servers import Mosquitto
-from tests.service.shop import (
+from agent.serviceshop import (
     FakeSensor,
     Gateway,
     Publisher,
@@ -22,19 +17,19 @@ from tests.service.shop import (
     wait_for,
     write_config,
 )
+from firmware import encode
+from gateway.config import ShopConfig
+from gateway.ledger import Ledger
+from tests.servers import Mosquitto
 
 CARD = "04A1B2C3D4E5F6"  # a 7-byte UID (NTAG, DESFire)
 
 
 def _live_jobs(cfg: ShopConfig) -> list[tuple[str, str, int | None, str]]:
+    """(job, customer, stop, card) of every job the service keeps in the ledger."""
     if not Ledger(cfg).path.exists():
         return []
-    with closing(sqlite3.connect(Ledger(cfg).path)) as conn:
-        try:
-            rows = conn.execute("SELECT job, customer, stop_ms, card FROM live_jobs").fetchall()
-        except sqlite3.OperationalError:  # the service has not created its tables yet
-            return []
-    return rows
+    return [(j[1], j[4], j[3], j[7]) for j in Ledger(cfg).live_state().jobs]
 
 
 def test_a_card_tap_job_reaches_the_ledger_with_its_card(tmp_path: Path, broker: Mosquitto) -> None:
@@ -63,14 +58,19 @@ def test_a_card_tap_job_reaches_the_ledger_with_its_card(tmp_path: Path, broker:
     assert (jobs[job].start_ms, jobs[job].end_ms) == (start_t, stop_t)
 
 
-def test_a_ledger_from_before_the_card_reader_gains_the_card_column() -> None:
-    with closing(sqlite3.connect(":memory:")) as conn:
+def test_a_ledger_from_before_the_card_reader_keeps_its_jobs_without_a_card(
+    tmp_path: Path,
+) -> None:
+    cfg = config(write_config(tmp_path, None, sensors={"mill": "s1"}))
+    Ledger(cfg).ingest({}, "test")  # the ledger exists, empty
+    with closing(sqlite3.connect(Ledger(cfg).path)) as conn, conn:
+        # live_jobs as schema version 2 made it, with a job in it.
+        conn.execute("DROP TABLE live_jobs")
         conn.execute(
             """CREATE TABLE live_jobs (machine TEXT NOT NULL, job TEXT NOT NULL,
             start_ms INTEGER, stop_ms INTEGER, customer TEXT NOT NULL, parts INTEGER,
             src TEXT NOT NULL, PRIMARY KEY (machine, job))"""
         )
         conn.execute("INSERT INTO live_jobs VALUES ('mill', 'J-1', 1, 2, 'ACME', 3, 'b')")
-        _create_state(conn)
-        _create_state(conn)  # every batch runs it: the second time changes nothing
-        assert conn.execute("SELECT job, card FROM live_jobs").fetchall() == [("J-1", "")]
+        conn.execute("PRAGMA user_version = 2")
+    assert Ledger(cfg).live_state().jobs == [("mill", "J-1", 1, 2, "ACME", 3, "b", "")]
