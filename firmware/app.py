@@ -27,6 +27,10 @@ from .ring import SLOT, Ring
 from .rms import Sums, burst
 from .state import SIZE, FlashStore, State, decode, newest
 
+TYPE_CHECKING = False  # MicroPython has no typing module: imports for mypy only
+if TYPE_CHECKING:
+    from typing import Any
+
 STATE_SLOTS = 8
 _BACKOFF_MAX_S = 60
 _SAMPLER_STALL_MS = 10000  # no burst for this long: the sampler is hung
@@ -78,7 +82,7 @@ class Sensor:
         self.topic_status = base + "status"
         self.topic_cmd = base + "cmd"
         self.topic_job = f"shopwatt/v1/{cfg.site}/{cfg.machine}/job"
-        self.jobs = None
+        self.jobs: JobSwitch | None = None
         if cfg.button is not None or cfg.card_reader is not None:
             ring = Ring(hal.area("jobring.bin", SLOT * JOB_SLOTS), JOB_SLOTS)
             self.jobs = JobSwitch(hal.area("job.bin", 2 * JOB_SIZE), ring, cfg.sensor)
@@ -252,37 +256,36 @@ class Sensor:
         else:
             self.refused = REFUSED_TICKS
 
-    async def controls(self) -> None:
-        """Poll the job button every 10 ms and the card reader every poll_ms."""
-        jobs = self.jobs
-        if jobs is None:
-            return
-        b, r, clock = self.cfg.button, self.cfg.card_reader, self.clock
-        button = None if b is None else (self.hal.button(b["pin"]), Debounce(b["debounce_ms"]))
-        reader = None
-        poll_ms = 200 if r is None else r["poll_ms"]
-        if r is not None:
-            spi = self.hal.spi_device(r["spi"], r["sck"], r["mosi"], r["miso"], r["cs"], r["rst"])
-            reader = Mfrc522(spi)
-        taps = TapWatch(3 * poll_ms)
-        reader_up = False
-        next_read = 0
+    async def watch_button(self, jobs: JobSwitch, pin: int, debounce_ms: int) -> None:
+        """Poll the job button every 10 ms: a press starts or stops the job."""
+        pressed = self.hal.button(pin)
+        debounce = Debounce(debounce_ms)
+        clock = self.clock
         while True:
             await asyncio.sleep(0.01)
             up = clock.uptime()
-            if button is not None and button[1].feed(button[0](), up):
+            if debounce.feed(pressed(), up):
                 self.job_input(jobs.press(clock.utc(up), up))
-            if reader is None or up < next_read:
-                continue
-            next_read = up + poll_ms
+
+    async def watch_reader(self, jobs: JobSwitch, r: "dict[str, Any]") -> None:
+        """Poll the card reader every poll_ms: a tap starts or stops the job."""
+        reader = Mfrc522(
+            self.hal.spi_device(r["spi"], r["sck"], r["mosi"], r["miso"], r["cs"], r["rst"])
+        )
+        taps = TapWatch(3 * r["poll_ms"])
+        clock = self.clock
+        ready = False
+        while True:
+            await asyncio.sleep(r["poll_ms"] / 1000)
             try:
-                if not reader_up:
+                if not ready:
                     reader.init()  # again at every poll until it answers (a loose wire)
-                    reader_up = True
+                    ready = True
                 uid = reader.read_uid()
             except (ReaderError, OSError):
-                reader_up = False
+                ready = False
                 continue
+            up = clock.uptime()
             card = taps.feed(None if uid is None else uid_hex(uid), up)
             if card is not None:
                 self.job_input(jobs.tap(card, clock.utc(up), up))
@@ -450,7 +453,8 @@ class Sensor:
                 hal.wdt_feed()
             # The LED's patterns are in jobs.led_on and docs/firmware.md.
             link = 2 if self.connected else 0 if hal.wifi_ip() is None else 1
-            hal.led(led_on(tick, link, self.jobs is not None and self.jobs.job != "", self.refused))
+            running = self.jobs is not None and self.jobs.job != ""
+            hal.led(led_on(tick, link, running, self.refused))
             self.refused = max(0, self.refused - 1)
 
     async def run(self) -> None:
@@ -459,8 +463,11 @@ class Sensor:
         tasks = [self.sample(), self.network(), self.supervise()]
         if self.meter is not None:
             tasks.append(self.poll_meter())
-        if self.jobs is not None:
-            tasks.append(self.controls())
+        jobs, button, reader = self.jobs, self.cfg.button, self.cfg.card_reader
+        if jobs is not None and button is not None:
+            tasks.append(self.watch_button(jobs, button["pin"], button["debounce_ms"]))
+        if jobs is not None and reader is not None:
+            tasks.append(self.watch_reader(jobs, reader))
         await asyncio.gather(*tasks)
 
 

@@ -148,11 +148,14 @@ class FakeMfrc522(SpiDevice):
     def _card(self, frame: bytes, last_bits: int) -> bytes | None:
         uid = self.card
         assert uid is not None
-        parts = {4: (uid,), 7: (bytes((CASCADE_TAG,)) + uid[:3], uid[3:])}.get(len(uid)) or (
-            bytes((CASCADE_TAG,)) + uid[:3],
-            bytes((CASCADE_TAG,)) + uid[3:6],
-            uid[6:],
-        )
+        # The UID's 4 bytes per cascade level; a cascade tag marks that more levels follow.
+        tag = bytes((CASCADE_TAG,))
+        if len(uid) == 4:
+            parts: tuple[bytes, ...] = (uid,)
+        elif len(uid) == 7:
+            parts = (tag + uid[:3], uid[3:])
+        else:
+            parts = (tag + uid[:3], tag + uid[3:6], uid[6:])
         state = self.card_state
         if last_bits == 7 and len(frame) == 1:
             if frame[0] == WUPA or (frame[0] == 0x26 and state == "idle"):
