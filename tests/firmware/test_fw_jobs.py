@@ -10,7 +10,6 @@ from fw_support import VECTORS
 from firmware import encode
 from firmware.hal_fake import FakeHal, MemArea
 from firmware.jobs import (
-    HOLDOFF_MS,
     REFUSED_TICKS,
     SIZE,
     Debounce,
@@ -178,4 +177,3 @@ def test_a_running_job_shows_as_a_long_dark_pause_and_a_refusal_as_quick_blinks(
         assert busy[:4] == idle[:4]  # the link's pattern is still readable
     refused = [led_on(0, 2, False, n) for n in range(REFUSED_TICKS, 0, -1)]
     assert refused == [False, True] * (REFUSED_TICKS // 2)
-    assert HOLDOFF_MS >= 1000  # job ids are ms-unique; the hold-off is for people

@@ -27,8 +27,6 @@ CARD = "04A1B2C3D4E5F6"  # a 7-byte UID (NTAG, DESFire)
 
 def _live_jobs(cfg: ShopConfig) -> list[tuple[str, str, int | None, str]]:
     """(job, customer, stop, card) of every job the service keeps in the ledger."""
-    if not Ledger(cfg).path.exists():
-        return []
     return [(j[1], j[4], j[3], j[7]) for j in Ledger(cfg).live_state().jobs]
 
 
