@@ -11,9 +11,10 @@
   stop, in two alternating slots with a version and a CRC (a torn write falls back to the
   other), with the head of the job events' own offline ring.
 
-Job events wait in their own ring in flash (JOB_SLOTS events, 32 jobs: days of presses,
-never pushed out by a long outage's readings) until the broker acknowledges them, oldest
-first. Refusals show on the LED (see led_on).
+Job events wait in their own ring in flash (JOB_SLOTS events: days of presses, never
+pushed out by a long outage's readings) until the broker acknowledges them, oldest first.
+The ring never drops one: a start that would leave no room for its stop is refused.
+Refusals show on the LED (see led_on).
 """
 
 import binascii
@@ -123,16 +124,22 @@ class JobSwitch:
         self._last_up = up_ms
         return True
 
+    def _full(self) -> bool:
+        """No room for a start and its stop in the ring (the broker unreachable for days)."""
+        return not self.job and len(self.ring) > self.ring.slots - 2
+
     def press(self, t_ms: int | None, up_ms: int) -> bool:
         """The job button was pressed: start or stop; False when refused."""
-        if t_ms is None or not self._ready(up_ms):
+        if t_ms is None or self._full() or not self._ready(up_ms):
             return False
         self._toggle(t_ms, "")
         return True
 
     def tap(self, card: str, t_ms: int | None, up_ms: int) -> bool:
         """A card was tapped: start, or stop its own job; False when refused."""
-        if (self.job and self.card != card) or t_ms is None or not self._ready(up_ms):
+        if self.job and self.card != card:
+            return False
+        if t_ms is None or self._full() or not self._ready(up_ms):
             return False
         self._toggle(t_ms, card)
         return True

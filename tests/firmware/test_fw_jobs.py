@@ -152,6 +152,22 @@ def test_the_running_job_and_unsent_events_survive_a_reboot_and_a_torn_write() -
     assert clean.next() is None  # acknowledged events are not sent again after a reboot
 
 
+def test_a_full_job_ring_refuses_starts_and_never_drops_an_event() -> None:
+    sw = _switch(MemArea(), MemArea())  # 8 slots
+    t = T
+    for _ in range(8):
+        sw.press(t, t - T)
+        t += 5000
+    assert len(sw.ring) == 8 and sw.job == ""  # four jobs wait for the broker
+    assert not sw.press(t, t - T)  # a fifth would have no room for its stop
+    assert not sw.tap(UIDS[0], t, t - T)
+    assert sw.ring.dropped == 0
+    sw.sent()
+    sw.sent()
+    assert sw.press(t, t - T) and sw.press(t + 5000, t + 5000 - T)  # room again
+    assert len(sw.ring) == 8 and sw.ring.dropped == 0
+
+
 def test_the_events_are_the_canonical_vectors() -> None:
     with open(VECTORS + "/index.json") as f:
         cases = [c for c in json.load(f) if c["kind"] == "job" and c.get("canonical")]
