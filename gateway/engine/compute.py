@@ -65,7 +65,7 @@ def compute_machine(
     spans = detect_jobs(t, stretches, machine) if given is None else given
     if n == 0:
         none = np.zeros((len(spans), len(tariff.band_names)))
-        rows = job_rows(machine_id, machine, tariff, spans, none, np.zeros(len(spans)), None, tz)
+        rows = job_rows(machine_id, machine, spans, none, np.zeros(len(spans)), None, tz)
         return MachineResult(rows, EnergyStats(0, 0.0, 0, 0, 0, 0.0))
 
     metered_wh = float(np.sum(energy.wh))
@@ -75,8 +75,8 @@ def compute_machine(
     cal = build_calendar(tariff, tz, local_date(int(t[0]), tz), local_date(int(t[-1]), tz))
     band_wh = split_energy(t, energy.wh, cal, spans, len(tariff.band_names))
     n_jobs = len(spans)
-    rows = job_rows(machine_id, machine, tariff, spans, band_wh[:n_jobs], run_s, cal, tz)
-    rows += overhead_rows(machine_id, tariff, t, cal, band_wh[n_jobs:])
+    rows = job_rows(machine_id, machine, spans, band_wh[:n_jobs], run_s, cal, tz)
+    rows += overhead_rows(machine_id, t, cal, band_wh[n_jobs:])
     rows.sort(key=lambda r: (r.start_ms, r.kind == "job", r.job_id))
     stats = EnergyStats(
         samples=n,
