@@ -12,8 +12,11 @@ import click
 from agent.shopday import simulate_shop_day
 from gateway.cli import replay_files, replay_summary, write_table
 from gateway.config import load_config
+from gateway.engine.localtime import period_of
 from gateway.export import build_table
+from gateway.export.to_bill import bill_text
 from gateway.export.to_text import render_text
+from gateway.inputs.prices import read_prices
 from gateway.ledger import Ledger
 from gateway.outfile import check_target, output_file
 
@@ -31,7 +34,8 @@ def demo(output: Path | None, seed: int, force: bool) -> None:
     out = output or Path(tempfile.mkdtemp(prefix="shopwatt-demo-"))
     out.mkdir(parents=True, exist_ok=True)
     config_path, readings, jobs = out / "shop.toml", out / "readings.csv", out / "jobs.csv"
-    for path in (config_path, readings, jobs):  # before the simulation, not after it
+    prices = out / "prices.csv"
+    for path in (config_path, readings, jobs, prices):  # before the simulation, not after it
         check_target(path, (), force, "demo --output")
     click.echo(f"simulating a shop day (seed {seed}) ...", err=True)
     shop = simulate_shop_day(seed)
@@ -40,11 +44,17 @@ def demo(output: Path | None, seed: int, force: bool) -> None:
     shop.readings_csv(readings)
     shop.jobs_csv(jobs)
     cfg = load_config(config_path)
+    shop.prices_csv(prices)
+    parsed = read_prices(prices, "plain", cfg.site.tz, 15)
+    Ledger(cfg).import_prices("day-ahead", parsed.slots, prices, parsed.sha256)
     replayed = replay_files(cfg, readings, jobs, bar=True)
     click.echo(replay_summary(replayed, readings, jobs), err=True)
     first, end = shop.day, shop.day + timedelta(days=1)
-    table = build_table(Ledger(cfg).select(first, end), cfg.site.tz, cfg.site.currency)
+    ledger = Ledger(cfg)
+    charges = ledger.charges(first, end)
+    table = build_table(ledger.select(first, end), cfg.site.tz, cfg.site.currency, "job", charges)
     click.echo(render_text(table))
+    click.echo(f"\n{bill_text(ledger.bill(period_of(first)), cfg.site.tz)}")
     name = f"costs-{first:%Y%m%d}"
     csv_path, xlsx_path = out / f"{name}.csv", out / f"{name}.xlsx"
     write_table(table, "csv", csv_path, cfg.own_files, force)

@@ -15,7 +15,9 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from gateway.ledger import Selection
+from gateway.ledger.bill import Charges, RowCharges
 from gateway.ledger.rows import ZERO, LedgerRow
+from gateway.ledger.units import money
 
 By = Literal["job", "customer", "machine"]
 BY: tuple[By, ...] = ("job", "customer", "machine")
@@ -48,17 +50,42 @@ def _plain(d: Decimal) -> Decimal:
     return abs(d) if d == 0 else d  # no '-0.000' in a spreadsheet
 
 
+# The month's demand charge and fixed charges as shared out to rows, and the CO2 of the
+# row's energy (docs/tariffs.md): added after total_cost, which stays energy +
+# depreciation + maintenance.
+CHARGES = ("demand_cost", "fixed_cost", "co2_kg")
+
+
 def numbers_header(band_names: Sequence[str]) -> list[str]:
     """The numeric columns, in the export's order."""
-    return list(ZERO.printed(band_names))
+    return [*ZERO.printed(band_names), *CHARGES]
 
 
-def _numbers(row: LedgerRow, band_names: Sequence[str]) -> list[Decimal]:
-    return [_plain(d) for d in row.amounts.printed(band_names).values()]
+def _numbers(row: LedgerRow, band_names: Sequence[str], charges: Charges) -> list[Decimal]:
+    # Adjustment rows correct energy and hours; a month's charges are shared once, at
+    # its close (or now, while it is open), so they carry none.
+    c = RowCharges() if row.kind == "adjustment" else charges.get(row.origin_key(), RowCharges())
+    co2_kg = Decimal(c.co2_g).scaleb(-3)
+    printed = [
+        *row.amounts.printed(band_names).values(),
+        money(c.demand_cents),
+        money(c.fixed_cents),
+        co2_kg,
+    ]
+    return [_plain(d) for d in printed]
 
 
-def build_table(selection: Selection, tz: ZoneInfo, currency: str, by: By = "job") -> Table:
-    """One line per row (by='job'), or the lines summed per customer or per machine."""
+def build_table(
+    selection: Selection,
+    tz: ZoneInfo,
+    currency: str,
+    by: By = "job",
+    charges: Charges | None = None,
+) -> Table:
+    """One line per row (by='job'), or the lines summed per customer or per machine.
+
+    charges: each row's demand and fixed cents and CO2 (Ledger.charges); none: zero.
+    """
     names = selection.band_names
     lines: list[list[Cell]] = [
         [
@@ -68,7 +95,7 @@ def build_table(selection: Selection, tz: ZoneInfo, currency: str, by: By = "job
             row.customer,
             _local(row.start_ms, tz),
             _local(row.end_ms, tz),
-            *_numbers(row, names),
+            *_numbers(row, names, charges or {}),
             currency,
         ]
         for row in selection.rows
@@ -80,7 +107,7 @@ def build_table(selection: Selection, tz: ZoneInfo, currency: str, by: By = "job
 def group(table: Table, by: Literal["customer", "machine"]) -> Table:
     """Sum the numeric columns per customer or per machine (sorted; '' = no customer)."""
     key = table.header.index(by)
-    first, last = table.header.index("duration_h"), table.header.index("total_cost") + 1
+    first, last = table.header.index("duration_h"), table.header.index("currency")
     sums: dict[str, list[Decimal]] = {}
     counts: dict[str, int] = {}
     for line in table.lines:

@@ -26,9 +26,10 @@ import numpy as np
 from gateway.config import ShopConfig
 from gateway.engine import CostRow, ExplicitJob, MachineReadings, compute_machine
 from gateway.engine.localtime import day_start_ms, local_date, midnight_ms, next_midnight_ms
-from gateway.ledger import explicit
+from gateway.ledger import explicit, prices
 from gateway.ledger.chunks import DAY_MS, ReadingStore
 from gateway.ledger.fingerprint import fingerprint
+from gateway.ledger.prices import spot_series
 from gateway.ledger.rows import LedgerRow, from_cost_row, insert
 
 
@@ -135,22 +136,29 @@ class Recomputer:
 
     def safe_cuts(self, machine_id: str, a: int, b: int) -> tuple[int, int]:
         """Move the local midnights a and b outwards until no job can cross them."""
+        return self.safe_start(machine_id, a), self._safe_end(machine_id, b)
+
+    def safe_start(self, machine_id: str, a: int) -> int:
+        """The local midnight a, or an earlier one, that no job crosses."""
         spans = explicit.spans(self._conn, machine_id)
         while True:
             wider = min([s for s, e in spans if s < a < e], default=a)
             if wider == a and self._joined(machine_id, a):
                 wider = day_start_ms(a - 1, self._tz)
             if wider == a:
-                break
+                return a
             a = wider
+
+    def _safe_end(self, machine_id: str, b: int) -> int:
+        """The local midnight b, or a later one, that no job crosses."""
+        spans = explicit.spans(self._conn, machine_id)
         while True:
             wider = max([e for s, e in spans if s < b < e], default=b)
             if wider == b and self._joined(machine_id, b):
                 wider = next_midnight_ms(b, self._tz)
             if wider == b:
-                break
+                return b
             b = wider
-        return a, b
 
     def compute(self, machine_id: str, a: int, b: int) -> Computed:
         """Rows and day stats of the local days [a, b) (a and b: safe local midnights)."""
@@ -173,14 +181,15 @@ class Recomputer:
             after = self._store.first_from(machine_id, step + 1)
             hi = max(hi, (step if after is None else after) + 1)
         window = self._store.load(machine_id, lo, hi)
-        result = compute_machine(machine_id, window, machine, tariff, self._tz)
+        series = {name: prices.load(self._conn, name, lo, hi) for name in spot_series(tariff)}
+        result = compute_machine(machine_id, window, machine, tariff, self._tz, None, series)
         spans = [(s, e) for s, e in explicit.spans(self._conn, machine_id) if s < hi and e > lo]
         rows = result.rows
         if spans:
             detected = _outside_spans([r for r in rows if r.kind == "job"], spans)
             jobs = explicit.jobs_in(self._conn, machine_id, lo, hi)
             again = compute_machine(
-                machine_id, window, machine, tariff, self._tz, [*jobs, *detected]
+                machine_id, window, machine, tariff, self._tz, [*jobs, *detected], series
             )
             # A detected job keeps the engine's first verdict on whether it may still grow.
             still_open = {job.job_id: flag for job, flag in detected.items()}
@@ -251,9 +260,13 @@ class Recomputer:
                 for s in computed.stats
             ],
         )
+        self.mark_current(computed.machine)
+
+    def mark_current(self, machine_id: str) -> None:
+        """Record that the machine's rows follow shop.toml's costing settings as they are."""
         self._conn.execute(
             "INSERT OR REPLACE INTO machines VALUES (?, ?)",
-            (computed.machine, fingerprint(self._cfg, computed.machine)),
+            (machine_id, fingerprint(self._cfg, machine_id)),
         )
 
 

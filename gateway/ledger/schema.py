@@ -68,8 +68,34 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             customer TEXT NOT NULL, parts INTEGER, src TEXT NOT NULL,
             PRIMARY KEY (machine, job))""",
     ),
-    # 2 -> 3: the card UID of a job started or stopped at a sensor's card reader.
-    ("ALTER TABLE live_jobs ADD COLUMN card TEXT NOT NULL DEFAULT ''",),
+    # 2 -> 3: the demand and fixed charges and the CO2 of closed months as they were put on
+    # rows at the close (gateway/ledger/bill.py): the export's demand_cost, fixed_cost, co2_kg.
+    (
+        """CREATE TABLE IF NOT EXISTS frozen_charges (
+            period TEXT NOT NULL, kind TEXT NOT NULL, machine TEXT NOT NULL,
+            job_id TEXT NOT NULL, customer TEXT NOT NULL, day TEXT NOT NULL,
+            demand_cents INTEGER NOT NULL, fixed_cents INTEGER NOT NULL, co2_g INTEGER NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS frozen_charges_by_period ON frozen_charges (period)",
+    ),
+    # 3 -> 4: price series from `shopwatt prices import` (gateway/ledger/prices.py).
+    (
+        """CREATE TABLE IF NOT EXISTS prices (
+            series TEXT NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
+            price REAL NOT NULL, PRIMARY KEY (series, start_ms)) WITHOUT ROWID""",
+    ),
+    # 4 -> 5: the card UID of a job started or stopped at a sensor's card reader. Rebuilt,
+    # not ALTERed: like the steps before it, it runs again on a ledger that has it without
+    # failing (tests that roll a ledger's version back do that; the cards start empty again).
+    (
+        """CREATE TABLE live_jobs_5 (
+            machine TEXT NOT NULL, job TEXT NOT NULL, start_ms INTEGER, stop_ms INTEGER,
+            customer TEXT NOT NULL, parts INTEGER, src TEXT NOT NULL,
+            card TEXT NOT NULL DEFAULT '', PRIMARY KEY (machine, job))""",
+        """INSERT INTO live_jobs_5 (machine, job, start_ms, stop_ms, customer, parts, src)
+            SELECT machine, job, start_ms, stop_ms, customer, parts, src FROM live_jobs""",
+        "DROP TABLE live_jobs",
+        "ALTER TABLE live_jobs_5 RENAME TO live_jobs",
+    ),
 )
 SCHEMA_VERSION = 1 + len(_MIGRATIONS)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -133,6 +135,19 @@ def write_readings(path: Path, lines: Sequence[str], counter: bool = True) -> Pa
 def shopwatt(*args: str | Path) -> Result:
     """Run the CLI in-process; stdout and stderr kept apart."""
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def ok(*args: str | Path) -> str:
+    """Run the CLI, which must succeed; its stdout."""
+    result = shopwatt(*args)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def export_rows(config: Path, first: str, end: str) -> list[dict[str, str]]:
+    """`shopwatt export` of the local dates [first, end) as CSV dicts."""
+    text = ok("export", "--config", config, "--from", first, "--to", end)
+    return list(csv.DictReader(io.StringIO(text)))
 
 
 def ledger_path(config: Path) -> Path:
