@@ -254,6 +254,53 @@ def insert(conn: sqlite3.Connection, table: Table, rows: Iterable[LedgerRow]) ->
     )
 
 
+# What a recompute may change in a row of the latest computation; the other columns say
+# which row it is (and are the indexed ones: an update in place leaves the indexes alone).
+_VALUES = (
+    "end_ms",
+    "duration_s",
+    "run_s",
+    "band_wh",
+    "energy_cents",
+    "depreciation_cents",
+    "maintenance_cents",
+    "open",
+)
+_KEY = [k for k, c in enumerate(COLUMNS) if c not in _VALUES]
+_VAL = [k for k, c in enumerate(COLUMNS) if c in _VALUES]
+
+
+def replace_rows(
+    conn: sqlite3.Connection, where: str, params: Sequence[Any], rows: Iterable[LedgerRow]
+) -> None:
+    """Make the `rows` table's rows matching `where` equal to `rows`, writing only what
+    differs: a live recompute of a day changes a row or two of it (the open job, the day's
+    overhead), and an SD card wears with every page written."""
+    stored: dict[tuple[Any, ...], list[tuple[int, tuple[Any, ...]]]] = {}
+    query = f"SELECT rowid, {', '.join(COLUMNS)} FROM rows WHERE {where}"
+    for found in conn.execute(query, params):
+        key = tuple(found[k + 1] for k in _KEY)
+        stored.setdefault(key, []).append((found[0], tuple(found[k + 1] for k in _VAL)))
+    updates, inserts = [], []
+    for row in rows:
+        values = _to_sql(row)
+        same = stored.get(tuple(values[k] for k in _KEY))
+        if not same:
+            inserts.append(values)
+            continue
+        rowid, old = same.pop()
+        new = tuple(values[k] for k in _VAL)
+        if new != old:
+            updates.append((*new, rowid))
+    conn.executemany(
+        "DELETE FROM rows WHERE rowid = ?", [(r,) for left in stored.values() for r, _ in left]
+    )
+    assignments = ", ".join(f"{c} = ?" for c in _VALUES)
+    conn.executemany(f"UPDATE rows SET {assignments} WHERE rowid = ?", updates)
+    marks = ", ".join("?" * len(COLUMNS))
+    conn.executemany(f"INSERT INTO rows ({', '.join(COLUMNS)}) VALUES ({marks})", inserts)
+
+
 def select(
     conn: sqlite3.Connection, table: Table, where: str = "1", params: Sequence[Any] = ()
 ) -> list[LedgerRow]:

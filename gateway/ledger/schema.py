@@ -54,7 +54,7 @@ CREATE TABLE audit (
 
 # Each step upgrades the schema by one version, one SQL statement per string (a new ledger
 # runs them all after _DDL); steps are only ever added, so a ledger of any older shopwatt
-# opens by running the ones it lacks.
+# opens by running the ones it lacks. Steps only create tables (see connect(): readonly).
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1 -> 2: `shopwatt run`'s state (gateway/ledger/live.py). Before, the service created
     # these tables itself, with these columns: IF NOT EXISTS adopts them and their rows.
@@ -83,21 +83,34 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             series TEXT NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
             price REAL NOT NULL, PRIMARY KEY (series, start_ms)) WITHOUT ROWID""",
     ),
-    # 4 -> 5: the card UID of a job started or stopped at a sensor's card reader. Rebuilt,
+    # 4 -> 5: live readings as append-only segments, compacted into parts, then chunks
+    # (gateway/ledger/chunks.py), so that storing a batch costs the batch, not its day.
+    (
+        """CREATE TABLE IF NOT EXISTS segments (
+            id INTEGER PRIMARY KEY, machine TEXT NOT NULL, day INTEGER NOT NULL,
+            n INTEGER NOT NULL, t_first INTEGER NOT NULL, t_last INTEGER NOT NULL,
+            data BLOB NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS parts (
+            machine TEXT NOT NULL, day INTEGER NOT NULL, level INTEGER NOT NULL,
+            t_first INTEGER NOT NULL, n INTEGER NOT NULL, t_last INTEGER NOT NULL,
+            data BLOB NOT NULL, PRIMARY KEY (machine, day, level, t_first)) WITHOUT ROWID""",
+    ),
+    # 5 -> 6: the card UID of a job started or stopped at a sensor's card reader. Rebuilt,
     # not ALTERed: like the steps before it, it runs again on a ledger that has it without
     # failing (tests that roll a ledger's version back do that; the cards start empty again).
     (
-        """CREATE TABLE live_jobs_5 (
+        """CREATE TABLE live_jobs_new (
             machine TEXT NOT NULL, job TEXT NOT NULL, start_ms INTEGER, stop_ms INTEGER,
             customer TEXT NOT NULL, parts INTEGER, src TEXT NOT NULL,
             card TEXT NOT NULL DEFAULT '', PRIMARY KEY (machine, job))""",
-        """INSERT INTO live_jobs_5 (machine, job, start_ms, stop_ms, customer, parts, src)
+        """INSERT INTO live_jobs_new (machine, job, start_ms, stop_ms, customer, parts, src)
             SELECT machine, job, start_ms, stop_ms, customer, parts, src FROM live_jobs""",
         "DROP TABLE live_jobs",
-        "ALTER TABLE live_jobs_5 RENAME TO live_jobs",
+        "ALTER TABLE live_jobs_new RENAME TO live_jobs",
     ),
 )
 SCHEMA_VERSION = 1 + len(_MIGRATIONS)
+PAGE_SIZE = 1024
 
 
 def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqlite3.Connection:
@@ -116,6 +129,10 @@ def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqli
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0 and create:
+            # Small pages: a live batch changes a few rows in several tables, and every page
+            # it touches is written whole (twice: the WAL, then the checkpoint). Only a new,
+            # empty file takes it; an older ledger keeps its 4 KiB pages.
+            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
             conn.execute("PRAGMA journal_mode = WAL")
             # One script, one transaction: a half-created ledger never exists.
             steps = _DDL + "".join(f"{s};" for step in _MIGRATIONS for s in step)
@@ -124,10 +141,12 @@ def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqli
             # Empty: being created by another process right now, or never finished.
             raise LedgerError(f"{path}: no ledger yet; run `shopwatt replay` first")
         elif version < SCHEMA_VERSION and readonly:
-            raise LedgerError(
-                f"{path}: a ledger of an older shopwatt (schema {version}) on a read-only "
-                "copy; open it once where it can be written (any shopwatt command), then copy it"
-            )
+            # A reader must not upgrade the file (it may be an accountant's read-only copy).
+            # The steps it lacks only add tables, which an older shopwatt never filled: the
+            # reader sees them as empty temporary tables (its own, gone when it closes).
+            for step in _MIGRATIONS[version - 1 :]:
+                for statement in step:
+                    conn.execute(statement.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
         elif version < SCHEMA_VERSION:
             _migrate(conn)
         elif version != SCHEMA_VERSION:

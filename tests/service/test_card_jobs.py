@@ -62,7 +62,7 @@ def test_a_ledger_from_before_the_card_reader_keeps_its_jobs_without_a_card(
     cfg = config(write_config(tmp_path, None, sensors={"mill": "s1"}))
     Ledger(cfg).ingest({}, "test")  # the ledger exists, empty
     with closing(sqlite3.connect(Ledger(cfg).path)) as conn, conn:
-        # live_jobs as schema versions 2 to 4 have it, with a job in it.
+        # live_jobs as schema versions 2 to 5 have it, with a job in it.
         conn.execute("DROP TABLE live_jobs")
         conn.execute(
             """CREATE TABLE live_jobs (machine TEXT NOT NULL, job TEXT NOT NULL,
@@ -70,5 +70,5 @@ def test_a_ledger_from_before_the_card_reader_keeps_its_jobs_without_a_card(
             src TEXT NOT NULL, PRIMARY KEY (machine, job))"""
         )
         conn.execute("INSERT INTO live_jobs VALUES ('mill', 'J-1', 1, 2, 'ACME', 3, 'b')")
-        conn.execute("PRAGMA user_version = 4")
+        conn.execute("PRAGMA user_version = 5")
     assert Ledger(cfg).live_state().jobs == [("mill", "J-1", 1, 2, "ACME", 3, "b", "")]
