@@ -17,7 +17,7 @@ from gateway import __version__
 from gateway.cligroup import UserErrorGroup, config_option
 from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
-from gateway.engine.localtime import local_time
+from gateway.engine.localtime import FIRST_MS, LAST_MS, local_time
 from gateway.engine.model import MachineReadings
 from gateway.errors import OutputError, ShopwattError
 from gateway.export import BY, Table, build_table, write_csv
@@ -343,9 +343,13 @@ def _instant(_ctx: click.Context, param: click.Parameter, text: str) -> int:
     from gateway.inputs.csvfile import parse_time_ms  # the parser: not for `shopwatt run`
 
     try:
-        return parse_time_ms(text)
+        t_ms = parse_time_ms(text)
     except ValueError as err:
         raise click.BadParameter(f"{text!r}: {err}", param=param) from None
+    if not FIRST_MS <= t_ms <= LAST_MS:  # an offset can carry year 1 or 9999 past UTC's
+        edge = "before 0001-01-01" if t_ms < FIRST_MS else "after 9999-12-31"
+        raise click.BadParameter(f"{text!r}: {edge} in UTC", param=param)
+    return t_ms
 
 
 _instant_help = "ISO 8601 with a UTC offset or Z, e.g. 1970-01-01T00:00:00Z"
@@ -369,28 +373,35 @@ def readings_drop(config_path: Path, machine: str, lo: int, hi: int, yes: bool) 
     if not shown.readings:
         click.echo(f"no readings of {machine} in that range: nothing dropped")
         return
-    click.echo(_dropped_text(shown, cfg, "would drop"))
+    click.echo(_dropped_text(shown, cfg, preview=True))
     if not yes:
         click.confirm("drop them?", abort=True)
     dropped = ledger.drop_readings(machine, lo, hi, expect=shown.sha256)
     if dropped.recomputed:
         publish(cfg, {machine: dropped.recomputed})
-    click.echo(_dropped_text(dropped, cfg, "dropped"))
+    click.echo(_dropped_text(dropped, cfg, preview=False))
 
 
-def _dropped_text(d: Dropped, cfg: ShopConfig, verb: str) -> str:
+def _dropped_text(d: Dropped, cfg: ShopConfig, preview: bool) -> str:
     assert d.first_ms is not None and d.last_ms is not None
     first, last = (
         f"{local_time(t, cfg.site.tz):%Y-%m-%d %H:%M:%S%z}" for t in (d.first_ms, d.last_ms)
     )
+    # The preview is computed in a transaction that is rolled back: it must read as a plan,
+    # or a user who answers "n" is told the days were already recomputed.
+    drop, recompute, pending = (
+        ("would drop", "would recompute", "would be pending")
+        if preview
+        else ("dropped", "recomputed", "pending")
+    )
     lines = [
-        f"{verb} {d.readings:,} readings of {d.machine} from {first} to {last}, "
+        f"{drop} {d.readings:,} readings of {d.machine} from {first} to {last}, "
         f"{d.metered_wh / 1000:.3f} kWh metered with them (sha256 {d.sha256})"
     ]
     if d.recomputed:
-        lines.append(f"recomputed {d.machine}: {d.recomputed[0]} .. {d.recomputed[1]}")
+        lines.append(f"{recompute} {d.machine}: {d.recomputed[0]} .. {d.recomputed[1]}")
     if d.adjustments:
-        lines.append(f"{d.adjustments} adjustment rows pending for closed months")
+        lines.append(f"{d.adjustments} adjustment rows {pending} for closed months")
     return "\n".join(lines)
 
 

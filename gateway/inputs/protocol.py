@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, NamedTuple, cast
 
+from gateway.engine.localtime import PLAUSIBLE_FIRST_MS
+
 Kind = Literal["reading", "status", "job", "cmd"]
 
 # Reject reasons in the order the checks run (docs/protocol.md, "What the gateway rejects").
@@ -55,7 +57,7 @@ SIZE_LIMIT: dict[Kind, int] = {"reading": 512, "job": 512, "status": 1024, "cmd"
 _MAX_CHANNELS = 4  # ch of a reading or a status: 3 CTs and a meter
 
 _I32 = 2_147_483_647
-_T_MIN, _T_MAX = 1_577_836_800_000, 4_102_444_799_999  # 2020-01-01 .. 2099-12-31, UTC ms
+_T_MIN, _T_MAX = PLAUSIBLE_FIRST_MS, 4_102_444_799_999  # 2020-01-01 .. 2099-12-31, UTC ms
 # How far a time may run ahead of the clock of the computer that takes it in: a day covers
 # any time-zone or drift confusion; beyond it the time is wrong, not early (docs/protocol.md).
 AHEAD_MS = 86_400_000

@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo
 
 from gateway.config import LEDGER_FILE, ShopConfig
 from gateway.engine.localtime import (
+    FIRST_MS,
+    LAST_MS,
     day_start_ms,
     iso_utc,
     local_date,
@@ -36,7 +38,7 @@ from gateway.errors import LedgerError
 from gateway.ledger import explicit, periods, prices
 from gateway.ledger.audit import Entry, recent, record
 from gateway.ledger.bill import Bill, Charges, RowCharges, compute_bill
-from gateway.ledger.chunks import Merged, ReadingStore
+from gateway.ledger.chunks import DAY_MS, Merged, ReadingStore
 from gateway.ledger.fingerprint import changed_from, fingerprint
 from gateway.ledger.live import LiveState, load_state, save_state
 from gateway.ledger.recompute import Computed, Recomputer
@@ -442,6 +444,8 @@ class Ledger:
             stale = self._stale(conn)
             known = [m["machine"] for m in conn.execute("SELECT machine FROM machines")]
             todo = sorted(known if everything else stale)
+            if not todo:  # nothing changes, so nothing is audited (a change of nothing)
+                return {}
             store = ReadingStore(conn)
             recomputer = Recomputer(conn, store, self.cfg)
             computed: list[Computed] = []
@@ -526,11 +530,14 @@ class Ledger:
             )
         if hi <= lo:
             raise LedgerError(f"--to = {iso_utc(hi)}: not after --from = {iso_utc(lo)}")
-        touched = periods_between(local_date(lo, tz), local_date(hi - 1, tz) + timedelta(days=1))
         try:
             with self._open() as conn, transaction(conn):
                 self._require_current(conn)
-                closed = sorted(set(touched) & set(periods.closed_periods(conn)))
+                # --from/--to may be years 1 and 9999 (drop everything), whose local dates a
+                # time zone away do not exist: a day inside those ends changes no month.
+                first = period_of(local_date(max(lo, FIRST_MS + DAY_MS), tz))
+                last = period_of(local_date(min(hi - 1, LAST_MS - DAY_MS), tz))
+                closed = [p for p in periods.closed_periods(conn) if first <= p <= last]
                 if closed:
                     raise LedgerError(
                         f"--from/--to reach into {', '.join(closed)}, a closed month: its "

@@ -140,6 +140,12 @@ def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqli
         elif version == 0:
             # Empty: being created by another process right now, or never finished.
             raise LedgerError(f"{path}: no ledger yet; run `shopwatt replay` first")
+        elif version < SCHEMA_VERSION and readonly and _writable(path):
+            # An older ledger where it can be written (shopwatt was updated): upgrade it as
+            # a command that writes would, then read it; else export fails after an update.
+            conn.close()
+            connect(path).close()
+            return connect(path, readonly=True)
         elif version < SCHEMA_VERSION and readonly:
             # A reader must not upgrade the file (it may be an accountant's read-only copy).
             # The steps it lacks only add tables, which an older shopwatt never filled: the
@@ -160,6 +166,11 @@ def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqli
         conn.close()
         raise
     return conn
+
+
+def _writable(path: Path) -> bool:
+    """The file and its folder (SQLite's -wal and -shm) can be written."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
 def _connect(path: Path) -> sqlite3.Connection:

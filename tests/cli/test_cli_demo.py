@@ -64,6 +64,47 @@ def test_running_the_demo_again_gives_the_same_export(demo: tuple[Path, str]) ->
     assert (csv_path.read_bytes(), xlsx_path.read_bytes()) == before
 
 
+def test_the_demo_never_replays_into_a_real_shops_folder(tmp_path: Path) -> None:
+    shop = tmp_path / "shop.toml"
+    shop.write_text("# my workshop\n[site]\nid = 'real'\n")
+    ledger = tmp_path / "shopwatt-data" / "ledger.sqlite"
+    ledger.parent.mkdir()
+    ledger.write_bytes(b"a real shop's ledger")
+    for args in ((), ("--force",)):
+        refused = shopwatt("demo", "--output", tmp_path, *args)
+        assert refused.exit_code == 2, refused.output
+        assert f"{shop}: not a demo's shop.toml" in refused.stderr
+    assert shop.read_text().startswith("# my workshop")
+    assert ledger.read_bytes() == b"a real shop's ledger"
+    shop.unlink()  # a ledger without a demo's shop.toml is not the demo's either
+    refused = shopwatt("demo", "--output", tmp_path, "--force")
+    assert refused.exit_code == 2 and f"{ledger.parent}: exists" in refused.stderr
+    assert ledger.read_bytes() == b"a real shop's ledger"
+
+
+def test_a_demo_rerun_with_another_seed_starts_from_an_empty_ledger(
+    demo: tuple[Path, str], tmp_path: Path
+) -> None:
+    out, _ = demo
+    again = tmp_path / "again"
+    again.mkdir()
+    for name in ("shop.toml", "readings.csv", "jobs.csv"):
+        (again / name).write_bytes((out / name).read_bytes())
+    (again / "shopwatt-data").mkdir()
+    (again / "shopwatt-data" / "ledger.sqlite").write_bytes(
+        (out / "shopwatt-data" / "ledger.sqlite").read_bytes()
+    )
+    result = shopwatt("demo", "--output", again, "--seed", "8", "--force")
+    assert result.exit_code == 0, result.output
+    # Seed 8's readings all land: none is taken for a repeat of seed 7's (same day, times).
+    assert " 0 rows already in the ledger" in result.stderr
+    rows = list(csv.DictReader(next(again.glob("costs-*.csv")).open()))
+    truth = simulate_shop_day(8).truth
+    assert {r["job_id"] for r in rows} >= {
+        j.job_id for t in truth.values() for j in t.jobs if t.explicit
+    }
+
+
 def test_demo_prints_the_months_bill_whose_charges_are_in_the_export(
     demo: tuple[Path, str],
 ) -> None:
