@@ -17,7 +17,8 @@ from gateway.engine.live import LiveView
 # A live job as the job book stores it: machine, job, start, stop, customer, parts, source,
 # and the UID of the card it was started (or stopped) with.
 JobRow = tuple[str, str, int | None, int | None, str, int | None, str, str]
-_JOBS = "SELECT machine, job, start_ms, stop_ms, customer, parts, src, card FROM live_jobs"
+_JOBS = """SELECT j.machine, j.job, start_ms, stop_ms, customer, parts, src, COALESCE(card, '')
+    FROM live_jobs j LEFT JOIN live_job_cards c ON c.machine = j.machine AND c.job = j.job"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +36,12 @@ class LiveState:
 def save_state(conn: sqlite3.Connection, state: LiveState) -> None:
     """Upsert the state inside the caller's transaction; `pending` replaces what was."""
     conn.executemany("INSERT OR REPLACE INTO sensor_state VALUES (?, ?)", state.sensors)
-    conn.executemany("INSERT OR REPLACE INTO live_jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", state.jobs)
+    conn.executemany(
+        "INSERT OR REPLACE INTO live_jobs VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [job[:7] for job in state.jobs],
+    )
+    cards = [(job[0], job[1], job[7]) for job in state.jobs if job[7]]
+    conn.executemany("INSERT OR REPLACE INTO live_job_cards VALUES (?, ?, ?)", cards)
     views = [(m, _dumps(v)) for m, v in sorted(state.views.items())]
     conn.executemany("INSERT OR REPLACE INTO machine_view VALUES (?, ?)", views)
     conn.execute("DELETE FROM pending_recompute")

@@ -95,18 +95,12 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             t_first INTEGER NOT NULL, n INTEGER NOT NULL, t_last INTEGER NOT NULL,
             data BLOB NOT NULL, PRIMARY KEY (machine, day, level, t_first)) WITHOUT ROWID""",
     ),
-    # 5 -> 6: the card UID of a job started or stopped at a sensor's card reader. Rebuilt,
-    # not ALTERed: like the steps before it, it runs again on a ledger that has it without
-    # failing (tests that roll a ledger's version back do that; the cards start empty again).
+    # 5 -> 6: the card UID of a job started or stopped at a sensor's card reader, beside
+    # its live_jobs row: a table of its own, as steps only add tables (see the reader below).
     (
-        """CREATE TABLE live_jobs_new (
-            machine TEXT NOT NULL, job TEXT NOT NULL, start_ms INTEGER, stop_ms INTEGER,
-            customer TEXT NOT NULL, parts INTEGER, src TEXT NOT NULL,
-            card TEXT NOT NULL DEFAULT '', PRIMARY KEY (machine, job))""",
-        """INSERT INTO live_jobs_new (machine, job, start_ms, stop_ms, customer, parts, src)
-            SELECT machine, job, start_ms, stop_ms, customer, parts, src FROM live_jobs""",
-        "DROP TABLE live_jobs",
-        "ALTER TABLE live_jobs_new RENAME TO live_jobs",
+        """CREATE TABLE IF NOT EXISTS live_job_cards (
+            machine TEXT NOT NULL, job TEXT NOT NULL, card TEXT NOT NULL,
+            PRIMARY KEY (machine, job)) WITHOUT ROWID""",
     ),
 )
 SCHEMA_VERSION = 1 + len(_MIGRATIONS)
