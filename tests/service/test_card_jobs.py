@@ -62,8 +62,8 @@ def test_a_ledger_from_before_the_card_reader_keeps_its_jobs_without_a_card(
     cfg = config(write_config(tmp_path, None, sensors={"mill": "s1"}))
     Ledger(cfg).ingest({}, "test")  # the ledger exists, empty
     with closing(sqlite3.connect(Ledger(cfg).path)) as conn, conn:
-        # A ledger of schema version 5 (no card table), with a job in it.
+        # A ledger of schema version 6 (no card table), with a job in it.
         conn.execute("DROP TABLE live_job_cards")
         conn.execute("INSERT INTO live_jobs VALUES ('mill', 'J-1', 1, 2, 'ACME', 3, 'b')")
-        conn.execute("PRAGMA user_version = 5")
+        conn.execute("PRAGMA user_version = 6")
     assert Ledger(cfg).live_state().jobs == [("mill", "J-1", 1, 2, "ACME", 3, "b", "")]
