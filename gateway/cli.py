@@ -125,7 +125,10 @@ def publish(
         return
     from gateway.outputs.publish import queue_ledger_changes  # the outbox: only with [influxdb]
 
-    queued, waiting = queue_ledger_changes(cfg, Ledger(cfg).rows_of(recomputed), readings)
+    ledger = Ledger(cfg)
+    queued, waiting = queue_ledger_changes(
+        cfg, ledger.rows_of(recomputed), readings, ledger.price_slots
+    )
     if queued:
         note = f", {waiting:,} still waiting for `shopwatt run`" if waiting else ", all sent"
         click.echo(f"InfluxDB: queued {queued:,} points{note}", err=True)
@@ -311,9 +314,11 @@ def prices_import(config_path: Path, file: Path, series: str, fmt: str, minutes:
     """Import a price file into the ledger and recompute the days it prices."""
     cfg = load_config(config_path)
     parsed = read_prices(file, cast(PriceFormat, fmt), cfg.site.tz, int(minutes))
-    done = Ledger(cfg).import_prices(series, parsed.slots, file, parsed.sha256)
+    ledger = Ledger(cfg)
+    done = ledger.import_prices(series, parsed.slots, file, parsed.sha256)
     if done.recomputed:
-        publish(cfg, done.recomputed)
+        # The days' `energy` points are rewritten too: their cost has the new prices.
+        publish(cfg, done.recomputed, ledger.stored(done.recomputed))
     first, end = (
         f"{local_time(t, cfg.site.tz):%Y-%m-%d %H:%M%z}" for t in (done.first_ms, done.end_ms)
     )

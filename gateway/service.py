@@ -333,7 +333,7 @@ class Service:
                 continue
             view = self.views.get(machine, LiveView())
             shown, self.views[machine] = machine_lines(
-                self.cfg, self.cfg.machines[machine], _concat(parts), view
+                self.cfg, self.cfg.machines[machine], _concat(parts), view, self.ledger.price_slots
             )
             lines += shown
             self._dirty_views.add(machine)

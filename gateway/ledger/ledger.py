@@ -619,7 +619,14 @@ class Ledger:
         tz = self.cfg.site.tz
         lo = midnight_ms(period_start(period), tz)
         hi = midnight_ms(period_start(next_period(period)), tz)
-        return {s: prices.load(conn, s, lo, hi) for s in prices.spot_series(self.cfg.tariff)}
+        return prices.tariff_slots(conn, self.cfg.tariff, lo, hi)
+
+    def price_slots(self, first_ms: int, last_ms: int) -> dict[str, PriceSlots]:
+        """The slots overlapping [first_ms, last_ms] of the series the tariff uses."""
+        if not prices.spot_series(self.cfg.tariff):
+            return {}  # no spot price: no need to open the ledger
+        with self._open(readonly=True) as conn:
+            return prices.tariff_slots(conn, self.cfg.tariff, first_ms, last_ms + 1)
 
     def charges(self, first: date, end: date) -> Charges:
         """Demand and fixed cents and CO2 per row of the months touching [first, end): as

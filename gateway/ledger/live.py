@@ -53,10 +53,13 @@ def load_state(conn: sqlite3.Connection) -> LiveState:
 
 
 def _dumps(view: LiveView) -> str:
-    # The JSON of the service's first machine_view table: existing ledgers read unchanged.
-    return json.dumps([view.last, view.minute, list(view.minute_wh)])
+    # The JSON of the service's first machine_view table, the minute's cost appended.
+    return json.dumps([view.last, view.minute, list(view.minute_wh), list(view.minute_cost)])
 
 
 def _loads(text: str) -> LiveView:
-    last, minute, minute_wh = json.loads(text)
-    return LiveView(tuple(last) if last else None, minute, tuple(minute_wh))
+    last, minute, minute_wh, *cost = json.loads(text)
+    # A view saved before `energy` points had the spot price carries no cost: its
+    # unfinished minute is written at the cost of the part seen after the upgrade.
+    minute_cost = cost[0] if cost else [0.0] * len(minute_wh)
+    return LiveView(tuple(last) if last else None, minute, tuple(minute_wh), tuple(minute_cost))

@@ -41,3 +41,10 @@ def load(conn: sqlite3.Connection, series: str, lo: int, hi: int) -> PriceSlots:
     a = np.array([f[0] for f in found], dtype=np.int64)
     b = np.array([f[1] for f in found], dtype=np.int64)
     return PriceSlots(a, b, np.array([f[2] for f in found], dtype=np.float64))
+
+
+def tariff_slots(
+    conn: sqlite3.Connection, tariff: Tariff, lo: int, hi: int
+) -> dict[str, PriceSlots]:
+    """The slots overlapping [lo, hi) of every series the tariff prices energy with."""
+    return {name: load(conn, name, lo, hi) for name in spot_series(tariff)}
