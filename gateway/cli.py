@@ -28,7 +28,7 @@ from gateway.inputs.prices import Format as PriceFormat
 from gateway.inputs.prices import read_prices
 from gateway.ledger import Dropped, Ledger, Replayed, Status
 from gateway.ledger.periods import parse_month
-from gateway.ledger.prices import spot_series
+from gateway.ledger.prices import co2_series, spot_series
 from gateway.outfile import check_target, output_file
 
 _BIG_FILE = 20_000_000  # bytes: from here on replay shows a progress bar
@@ -295,13 +295,15 @@ def recompute(config_path: Path, everything: bool) -> None:
 
 @main.group()
 def prices() -> None:
-    """Price series for [tariff.spot] (docs/tariffs.md)."""
+    """Price series for [tariff.spot] and carbon-intensity series (docs/tariffs.md)."""
 
 
 @prices.command("import")
 @config_option
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--series", required=True, help="The series name a [tariff.spot] refers to.")
+@click.option(
+    "--series", required=True, help="The series name a [tariff.spot] or co2_series refers to."
+)
 @click.option("--format", "fmt", type=click.Choice(PRICE_FORMATS), default="plain")
 @click.option(
     "--minutes",
@@ -328,8 +330,11 @@ def prices_import(config_path: Path, file: Path, series: str, fmt: str, minutes:
     )
     for machine, (a, b) in done.recomputed.items():
         click.echo(f"recomputed {machine}: {a} .. {b}")
-    if series not in spot_series(cfg.tariff):
-        click.echo(f"note: no [tariff.spot] in {cfg.source} uses series {series!r}", err=True)
+    if series not in spot_series(cfg.tariff) + co2_series(cfg.tariff):
+        click.echo(
+            f"note: no [tariff.spot] or co2_series in {cfg.source} uses series {series!r}",
+            err=True,
+        )
     if done.adjustments:
         click.echo(f"{done.adjustments} adjustment rows pending for closed months")
 

@@ -79,6 +79,23 @@ def slot_prices(slots: PriceSlots, t_ms: I64) -> F64:
     return np.where(inside, np.append(slots.price, np.nan)[i], np.nan)
 
 
+def slot_weighted_wh(
+    t: I64, interval_wh: F64, a: I64, b: I64, slots: PriceSlots, fallback: float
+) -> F64:
+    """Per span [a[k], b[k]) (a <= b): its energy x the value of the slot holding each
+    piece (fallback where no slot does), in Wh x value; energy spread uniformly inside
+    intervals, as everywhere."""
+    cuts = np.unique(np.concatenate([a, b, slots.start_ms, slots.end_ms]))
+    piece_wh = np.diff(energy_before(cuts, t, interval_wh))
+    value = slot_prices(slots, cuts[:-1])
+    weighted = np.concatenate(
+        [[0.0], np.cumsum(piece_wh * np.where(np.isnan(value), fallback, value))]
+    )
+    return np.asarray(
+        weighted[np.searchsorted(cuts, b)] - weighted[np.searchsorted(cuts, a)], dtype=np.float64
+    )
+
+
 def version_spots(
     tariff: Tariff, prices: Mapping[str, PriceSlots]
 ) -> list[tuple[Spot, PriceSlots] | None]:

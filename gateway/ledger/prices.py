@@ -16,6 +16,11 @@ def spot_series(tariff: Tariff) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def co2_series(tariff: Tariff) -> list[str]:
+    """The carbon-intensity series the tariff's versions count CO2 with."""
+    return list(dict.fromkeys(v.co2_series for v in tariff.versions if v.co2_series))
+
+
 def store(conn: sqlite3.Connection, series: str, slots: PriceSlots) -> int:
     """Replace the series' slots that overlap the new ones' span; how many were replaced."""
     lo, hi = int(slots.start_ms[0]), int(slots.end_ms[-1])

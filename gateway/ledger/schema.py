@@ -95,6 +95,13 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             t_first INTEGER NOT NULL, n INTEGER NOT NULL, t_last INTEGER NOT NULL,
             data BLOB NOT NULL, PRIMARY KEY (machine, day, level, t_first)) WITHOUT ROWID""",
     ),
+    # 5 -> 6: the month's bill figures beside its rows' charges as they were at the close
+    # (peak, demand charge and its shares, fixed charges, VAT; JSON, gateway/ledger/bill.py),
+    # so `bill` for a closed month prints what its export carries.
+    (
+        """CREATE TABLE IF NOT EXISTS frozen_bills (
+            period TEXT PRIMARY KEY, figures TEXT NOT NULL)""",
+    ),
 )
 SCHEMA_VERSION = 1 + len(_MIGRATIONS)
 PAGE_SIZE = 1024

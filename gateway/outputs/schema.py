@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from gateway.config import Machine, Tariff
+from gateway.engine.demand import LiveDemand
 from gateway.engine.model import F64, I64, Reading, Stats
 from gateway.engine.states import IDLE, OFF, RUNNING, machine_states
 from gateway.ledger.rows import LedgerRow
@@ -27,6 +28,8 @@ ENERGY = "energy"
 GATEWAY = "gateway"
 SENSOR = "sensor"
 SOURCE = "source"
+DEMAND = "demand"
+DEMAND_WARNING = "demand_warning"
 
 # machine_state codes are the engine's; a Grafana state timeline maps them to colours.
 STATE_NAMES = {OFF: "off", IDLE: "idle", RUNNING: "running"}
@@ -160,4 +163,20 @@ def sensor_line(
 def source_lines(site: str, t_ms: int, stats: Stats) -> list[str]:
     """`source` health points: each input source's counters (Input.stats())."""
     out = (line(SOURCE, {"site": site, "source": s}, dict(c), t_ms) for s, c in stats.items())
+    return [text for text in out if text is not None]
+
+
+def demand_lines(site: str, d: LiveDemand, warn_at: float) -> list[str]:
+    """The `demand` point (the month's peak so far, the running 15-minute average) and,
+    when the running average reaches warn_at of the peak, a `demand_warning` point."""
+    fields: dict[str, FieldValue] = {
+        "peak_kw": float(d.peak_kw),
+        "running_kw": float(d.running_kw),
+    }
+    if d.peak_start_ms is not None:
+        fields["peak_start_ms"] = d.peak_start_ms
+    out = [line(DEMAND, {"site": site}, fields, d.at_ms)]
+    if d.warns(warn_at):
+        share = {"share": round(d.running_wh / d.peak_wh, 3)}
+        out.append(line(DEMAND_WARNING, {"site": site}, fields | share, d.at_ms))
     return [text for text in out if text is not None]
