@@ -102,7 +102,14 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE IF NOT EXISTS frozen_bills (
             period TEXT PRIMARY KEY, figures TEXT NOT NULL)""",
     ),
-    # 6 -> 7: the people who may use the shop's web page (gateway/ledger/users.py); only
+    # 6 -> 7: the card UID of a job started or stopped at a sensor's card reader, beside
+    # its live_jobs row: a table of its own, as steps only add tables (see the reader below).
+    (
+        """CREATE TABLE IF NOT EXISTS live_job_cards (
+            machine TEXT NOT NULL, job TEXT NOT NULL, card TEXT NOT NULL,
+            PRIMARY KEY (machine, job)) WITHOUT ROWID""",
+    ),
+    # 7 -> 8: the people who may use the shop's web page (gateway/ledger/users.py); only
     # argon2id hashes, never a password.
     (
         """CREATE TABLE IF NOT EXISTS users (
