@@ -29,7 +29,6 @@ from gateway.engine.localtime import day_start_ms, local_date, midnight_ms, next
 from gateway.ledger import explicit, prices
 from gateway.ledger.chunks import DAY_MS, ReadingStore
 from gateway.ledger.fingerprint import fingerprint
-from gateway.ledger.prices import spot_series
 from gateway.ledger.rows import LedgerRow, from_cost_row, replace_rows
 
 
@@ -181,7 +180,7 @@ class Recomputer:
             after = self._store.first_from(machine_id, step + 1)
             hi = max(hi, (step if after is None else after) + 1)
         window = self._store.load(machine_id, lo, hi)
-        series = {name: prices.load(self._conn, name, lo, hi) for name in spot_series(tariff)}
+        series = prices.tariff_slots(self._conn, tariff, lo, hi)
         result = compute_machine(machine_id, window, machine, tariff, self._tz, None, series)
         spans = [(s, e) for s, e in explicit.spans(self._conn, machine_id) if s < hi and e > lo]
         rows = result.rows
