@@ -14,6 +14,7 @@ import click
 from tqdm import tqdm
 
 from gateway import __version__
+from gateway.billing_cli import customer_group
 from gateway.cligroup import UserErrorGroup
 from gateway.config import ShopConfig, load_config
 from gateway.engine.localtime import local_time
@@ -48,7 +49,11 @@ _day = click.DateTime(formats=["%Y-%m-%d"])
 
 
 def replay_files(
-    cfg: ShopConfig, readings: Path | None, jobs: Path | None, bar: bool = False
+    cfg: ShopConfig,
+    readings: Path | None,
+    jobs: Path | None,
+    bar: bool = False,
+    create_customers: bool = False,
 ) -> Replayed:
     """Parse and check the files, then replay them into the ledger in one transaction."""
     # disable=None: tqdm draws only on a terminal, never into a log file or pipe.
@@ -63,7 +68,7 @@ def replay_files(
             progress.set_postfix_str(what)
             progress.update(done - progress.n)
 
-        replayed = Ledger(cfg).replay(parsed, explicit, step)
+        replayed = Ledger(cfg).replay(parsed, explicit, step, create_customers)
     publish(cfg, replayed.recomputed, parsed.machines if parsed else None)
     return replayed
 
@@ -108,13 +113,20 @@ def _summary(replayed: Replayed, readings: Path | None, jobs: Path | None) -> st
 @_config
 @click.option("--input", "readings", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--jobs", type=click.Path(dir_okay=False, path_type=Path))
-def replay(config_path: Path, readings: Path | None, jobs: Path | None) -> None:
+@click.option(
+    "--create-customers",
+    is_flag=True,
+    help="Add customers jobs.csv names that the ledger does not know (default: refuse).",
+)
+def replay(
+    config_path: Path, readings: Path | None, jobs: Path | None, create_customers: bool
+) -> None:
     """Load readings.csv (and jobs.csv) into the ledger; a bad row stops it before any write."""
     if readings is None and jobs is None:
         raise click.UsageError("give --input readings.csv, --jobs jobs.csv, or both")
     cfg = load_config(config_path)
     big = readings is not None and readings.exists() and readings.stat().st_size >= _BIG_FILE
-    replayed = replay_files(cfg, readings, jobs, bar=big)
+    replayed = replay_files(cfg, readings, jobs, bar=big, create_customers=create_customers)
     click.echo(_summary(replayed, readings, jobs))
 
 
@@ -309,6 +321,8 @@ def _brief(detail: dict[str, Any]) -> str:
         return f"{', '.join(files)}: +{detail['added']} readings, {detail['jobs']} jobs"
     if "period" in detail:
         return f"{detail['period']}: {detail['rows']} rows frozen"
+    if "id" in detail:  # customers and job assignments: every field, briefly
+        return ", ".join(f"{k} {v}" for k, v in detail.items() if v not in ("", None, False))
     if "sha256" in detail:
         return (
             f"{detail['machine']}: -{detail['readings']} readings, "
@@ -362,7 +376,8 @@ def demo(output: Path | None, seed: int) -> None:
     shop.readings_csv(readings)
     shop.jobs_csv(jobs)
     cfg = load_config(config_path)
-    replayed = replay_files(cfg, readings, jobs, bar=True)
+    # The simulated schedule names its customers: the demo knows them all.
+    replayed = replay_files(cfg, readings, jobs, bar=True, create_customers=True)
     click.echo(_summary(replayed, readings, jobs), err=True)
     first, end = shop.day, shop.day + timedelta(days=1)
     table = build_table(Ledger(cfg).select(first, end), cfg.site.tz, cfg.site.currency)
@@ -375,3 +390,4 @@ def demo(output: Path | None, seed: int) -> None:
 
 
 main.add_command(provision_group(_config))
+main.add_command(customer_group(_config))

@@ -17,7 +17,7 @@ import hashlib
 import io
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice, pairwise
 from pathlib import Path
@@ -63,6 +63,7 @@ class JobsFile:
     sha256: str
     jobs: dict[str, tuple[ExplicitJob, ...]]
     span_ms: tuple[int, int] | None  # earliest start and latest end; None for an empty file
+    lines: dict[tuple[str, str], int] = field(default_factory=dict)  # (machine, job) -> line
 
 
 def parse_time_ms(text: str) -> int:
@@ -438,7 +439,7 @@ def read_jobs(
         if everything
         else None
     )
-    return JobsFile(path=path, sha256=digest, jobs=jobs, span_ms=span)
+    return JobsFile(path=path, sha256=digest, jobs=jobs, span_ms=span, lines=seen)
 
 
 def _job_time(

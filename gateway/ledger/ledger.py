@@ -28,7 +28,7 @@ from gateway.engine.localtime import (
 from gateway.engine.model import ExplicitJob, MachineReadings
 from gateway.errors import LedgerError
 from gateway.inputs.csvfile import JobsFile, ReadingsFile
-from gateway.ledger import explicit, periods
+from gateway.ledger import customers, explicit, periods
 from gateway.ledger.audit import Entry, recent, record
 from gateway.ledger.chunks import Merged, ReadingStore
 from gateway.ledger.fingerprint import fingerprint
@@ -194,10 +194,16 @@ class Ledger:
         readings: ReadingsFile | None,
         jobs: JobsFile | None = None,
         progress: Progress | None = None,
+        create_customers: bool = False,
     ) -> Replayed:
-        """Merge readings and explicit jobs, recompute what they touch, adjust closed periods."""
+        """Merge readings and explicit jobs, recompute what they touch, adjust closed periods.
+
+        A job's customer must be known (create_customers: unknown names are added).
+        """
         with self._open(create=True) as conn, transaction(conn):
             self._require_current(conn)
+            if jobs:
+                jobs = _own_customers(conn, jobs, create_customers, self._entry)
             store = ReadingStore(conn)
             merged = _merge(conn, store, readings) if readings else {}
             touched = _touched(merged)
@@ -423,6 +429,54 @@ class Ledger:
             adjustments=periods.refresh_adjustments(conn, changed),
         )
 
+    # ------------------------------------------------------------------ customers
+
+    def customer_add(self, customer: customers.Customer) -> customers.Customer:
+        """Add a customer (or, internal, a product line of the shop's own)."""
+        with self._open(create=True) as conn, transaction(conn):
+            added = customers.add(conn, customer)
+            record(conn, self._entry("customer add", asdict(added)))
+        return added
+
+    def customer_list(self) -> list[customers.Customer]:
+        """Every customer, merged ones included (they say where they went)."""
+        with self._open() as conn:
+            return customers.listed(conn, merged=True)
+
+    def customer_rename(self, text: str, name: str) -> customers.Customer:
+        """A new display name; the id, which rows and jobs carry, stays."""
+        with self._open(create=True) as conn, transaction(conn):
+            was, now = customers.rename(conn, text, name)
+            record(
+                conn, self._entry("customer rename", {"id": was.id, "from": was.name, "to": name})
+            )
+        return now
+
+    def customer_merge(self, text: str, into: str) -> int:
+        """Merge a customer into another: every job and row it had becomes the other's.
+
+        Closed months are corrected by adjustment rows (a reversal under the old customer,
+        the row again under the new one). Returns the rows moved.
+        """
+        with self._open(create=True) as conn, transaction(conn):
+            gone, kept = customers.merge(conn, text, into)
+            changed = {
+                p["period"]
+                for p in conn.execute(
+                    "SELECT DISTINCT period FROM rows WHERE customer = ?", (gone.id,)
+                )
+            }
+            moved = conn.execute(
+                "UPDATE rows SET customer = ? WHERE customer = ?", (kept.id, gone.id)
+            ).rowcount
+            conn.execute(
+                "UPDATE explicit_jobs SET customer = ? WHERE customer = ?", (kept.id, gone.id)
+            )
+            adjustments = periods.refresh_adjustments(conn, changed)
+            detail = {"id": gone.id, "into": kept.id, "rows": moved, "adjustments": adjustments}
+            record(conn, self._entry("customer merge", detail))
+        return moved
+
     # ------------------------------------------------------------------ reads
 
     def select(self, first: date, end: date) -> Selection:
@@ -463,6 +517,30 @@ class Ledger:
                 pending,
                 recent(conn, audit_entries),
             )
+
+
+def _own_customers(
+    conn: sqlite3.Connection,
+    jobs: JobsFile,
+    create: bool,
+    entry: Callable[[str, Mapping[str, object]], Entry],
+) -> JobsFile:
+    """The jobs with each customer as its id; an unknown name is refused with its line and
+    the closest known ids, or added when `create`."""
+    owned: dict[str, tuple[ExplicitJob, ...]] = {}
+    for machine, listed in jobs.jobs.items():
+        mine = []
+        for job in listed:
+            who = customers.find(conn, job.customer) if job.customer else None
+            if job.customer and who is None:
+                where = f"{jobs.path} line {jobs.lines.get((machine, job.job_id), '?')}"
+                if not create:
+                    raise customers.unknown(conn, job.customer, where)
+                who = customers.add(conn, customers.Customer(job.customer, job.customer))
+                record(conn, entry("customer add", {**asdict(who), "from": where}))
+            mine.append(replace(job, customer=who.id) if who else job)
+        owned[machine] = tuple(mine)
+    return replace(jobs, jobs=owned)
 
 
 def _merge(

@@ -10,8 +10,6 @@ from pathlib import Path
 from gateway.errors import LedgerError
 from gateway.ledger.rows import TABLE_DDL
 
-SCHEMA_VERSION = 1
-
 _DDL = f"""
 -- Readings: one compressed block per machine and UTC day (t_ms // 86400000).
 CREATE TABLE chunks (
@@ -53,6 +51,20 @@ CREATE TABLE audit (
     action TEXT NOT NULL, detail TEXT NOT NULL);
 """
 
+# Migration steps: step k takes a ledger from version k to k + 1; a new ledger runs them all
+# after _DDL. Append only: a released step never changes.
+_CUSTOMERS = """
+-- Customers and the shop's own product lines: data the owner edits (`shopwatt customer`).
+-- name_key: the display name case- and space-folded, so one customer is never two.
+-- merged_into: a customer merged into another (its id still resolves, to the other).
+CREATE TABLE customers (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, name_key TEXT NOT NULL, vat_id TEXT NOT NULL,
+    price_list TEXT NOT NULL, internal INTEGER NOT NULL, merged_into TEXT NOT NULL);
+CREATE UNIQUE INDEX customers_by_name_key ON customers (name_key) WHERE merged_into = '';
+"""
+_STEPS: tuple[str, ...] = (_CUSTOMERS,)
+SCHEMA_VERSION = 1 + len(_STEPS)
+
 
 def connect(path: Path, *, create: bool) -> sqlite3.Connection:
     """Open the ledger (creating it when asked); refuses a file from a newer shopwatt."""
@@ -70,10 +82,13 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
         if version == 0 and create:
             conn.execute("PRAGMA journal_mode = WAL")
             # One script, one transaction: a half-created ledger never exists.
-            conn.executescript(f"BEGIN; {_DDL} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            script = _DDL + "".join(_STEPS)
+            conn.executescript(f"BEGIN; {script} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
         elif version == 0:
             # Empty: being created by another process right now, or never finished.
             raise LedgerError(f"{path}: no ledger yet; run `shopwatt replay` first")
+        elif version < SCHEMA_VERSION:
+            _migrate(conn)
         elif version != SCHEMA_VERSION:
             raise LedgerError(
                 f"{path}: ledger schema version {version}, this shopwatt reads {SCHEMA_VERSION}"
@@ -85,6 +100,31 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _statements(script: str) -> list[str]:
+    """An SQL script as single statements (executescript would commit on its own)."""
+    found, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            found.append(pending)
+            pending = ""
+    return found
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a ledger of an older shopwatt up to SCHEMA_VERSION, all steps in one transaction.
+
+    The version is read again under the write lock: two processes opening an old ledger at
+    once migrate it once.
+    """
+    with transaction(conn):
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for step in _STEPS[version - 1 :]:
+            for statement in _statements(step):
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 @contextmanager

@@ -40,7 +40,7 @@ def _replay_and_export(
         case / "readings.csv",
     ]
     if (case / "jobs.csv").exists():
-        args += ["--jobs", case / "jobs.csv"]
+        args += ["--jobs", case / "jobs.csv", "--create-customers"]
     replayed = shopwatt(*args)
     assert replayed.exit_code == 0, replayed.output
     expected = json.loads((case / "expected.json").read_text())["rows"]

@@ -48,7 +48,9 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "A-2,lathe,2026-11-03T10:30:00+01:00,2026-11-03T12:00:00+01:00,Beta\n"
         "A-3,lathe,2026-11-03T16:00:00+01:00,2026-11-03T16:30:00+01:00,ACME\n"
     )
-    result = shopwatt("replay", "--config", config, "--input", readings, "--jobs", jobs)
+    result = shopwatt(
+        "replay", "--config", config, "--input", readings, "--jobs", jobs, "--create-customers"
+    )
     assert result.exit_code == 0, result.output
     return config
 

@@ -110,7 +110,7 @@ def test_explicit_jobs_replace_detection_on_their_days_only(tmp_path: Path) -> N
             "WO-2,mill,2026-11-03T10:00:00+01:00,2026-11-03T10:30:00+01:00,Beta",
         ],
     )
-    _replay(config, "all.csv", MILL.lines(), "--jobs", jobs)
+    _replay(config, "all.csv", MILL.lines(), "--jobs", jobs, "--create-customers")
     mill_jobs = {r[2]: r for r in dump(config, "rows") if r[1] == "job" and r[3] == "mill"}
     # 2026-11-03 comes from the file: the detected job that ran into it keeps only its
     # part before the span's first midnight; the day itself has exactly WO-1 and WO-2.
@@ -118,7 +118,7 @@ def test_explicit_jobs_replace_detection_on_their_days_only(tmp_path: Path) -> N
     assert mill_jobs["WO-1"][4] == "ACME"
     assert mill_jobs["mill-20261102-001"][6] == local_ms("2026-11-03 00:00")
     before = _state(config)
-    _replay(config, "all.csv", MILL.lines(), "--jobs", jobs)
+    _replay(config, "all.csv", MILL.lines(), "--jobs", jobs, "--create-customers")
     assert _state(config) == before
 
 
