@@ -99,7 +99,7 @@ def _summary(replayed: Replayed, readings: Path | None, jobs: Path | None) -> st
             "the dropped rows had other values than the row kept (the first one)"
         )
     if jobs:
-        lines.append(f"{jobs}: {replayed.jobs} jobs (they replace detection on their days)")
+        lines.append(f"{jobs}: {replayed.jobs} jobs (detection runs around them)")
     for machine, (first, last) in replayed.recomputed.items():
         lines.append(f"recomputed {machine}: {first} .. {last}")
     if not replayed.recomputed:

@@ -9,7 +9,7 @@ import numpy as np
 
 from gateway.config import Machine, Tariff
 from gateway.engine.energy import interval_energy
-from gateway.engine.jobs import detect_jobs, explicit_jobs
+from gateway.engine.jobs import combine, detect_jobs, explicit_jobs, inside
 from gateway.engine.localtime import build_calendar, iso_utc, local_date
 from gateway.engine.model import (
     EnergyStats,
@@ -48,21 +48,28 @@ def compute_machine(
     tariff: Tariff,
     tz: ZoneInfo,
     jobs: Sequence[ExplicitJob] | None = None,
+    detect: bool = True,
 ) -> MachineResult:
     """Cost rows (jobs and daily overhead, by start time) and energy stats for one machine.
 
-    jobs=None detects jobs from the running state; a list replaces detection with exactly
-    those jobs (overlaps are an InputError). Every Wh between the first and the last
-    reading lands in exactly one row.
+    Explicit jobs (overlaps are an InputError) take their spans; with `detect`, jobs are
+    detected from the running state on the rest of the time, never across an explicit
+    job. Every Wh between the first and the last reading lands in exactly one row.
     """
     _check_lengths(machine_id, readings)
     t = readings.t_ms
     n = len(t)
     # Explicit jobs are checked first: a bad jobs.csv fails before any work is done.
-    given = None if jobs is None else explicit_jobs(machine_id, jobs, int(t[-1]) if n else None)
+    given = explicit_jobs(machine_id, jobs or [], int(t[-1]) if n else None)
     energy = interval_energy(machine_id, readings, machine)
     stretches = running_stretches(readings.watts, machine.run_above_w, energy.long_iv)
-    spans = detect_jobs(t, stretches, machine) if given is None else given
+    spans = given
+    if detect and n:
+        # Detection sees no running reading inside an explicit job: the job has that time.
+        within, region = inside(t, given)
+        free = np.where(within, -np.inf, readings.watts)
+        free_stretches = running_stretches(free, machine.run_above_w, energy.long_iv)
+        spans = combine(given, detect_jobs(t, free_stretches, machine, region))
     if n == 0:
         none = np.zeros((len(spans), len(tariff.band_names)))
         rows = job_rows(machine_id, machine, tariff, spans, none, np.zeros(len(spans)), None, tz)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
+import numpy.typing as npt
 
 from gateway.config import Machine
 from gateway.engine.localtime import iso_utc
@@ -22,33 +23,74 @@ class JobSpans:
     start_ms: I64
     end_ms: I64
     open: list[bool]
-    ids: list[str] | None  # None: detected, the caller names them
+    ids: list[str]  # "": a detected job, named by the rows step
     customers: list[str]
 
     def __len__(self) -> int:
         return len(self.start_ms)
 
 
-def detect_jobs(t_ms: I64, stretches: Stretches, machine: Machine) -> JobSpans:
+def _no_jobs() -> JobSpans:
+    none = np.zeros(0, dtype=np.int64)
+    return JobSpans(none, none, [], [], [])
+
+
+def detect_jobs(
+    t_ms: I64, stretches: Stretches, machine: Machine, region: I64 | None = None
+) -> JobSpans:
     """Running stretches merged across pauses shorter than merge_gap_s; kept when at least
     min_job_s long. A job spans its first running reading to its last, so a lone running
     reading (no duration, no energy) is never a job.
+
+    region: per reading, which stretch of time free of explicit jobs it lies in; a
+    detected job never merges across an explicit one, nor grows into one.
     """
     if len(stretches) == 0:
-        none = np.zeros(0, dtype=np.int64)
-        return JobSpans(none, none, [], None, [])
+        return _no_jobs()
     begin, end = t_ms[stretches.first], t_ms[stretches.last]
     merge = begin[1:] - end[:-1] < machine.merge_gap_s * 1000.0
+    if region is not None:
+        merge &= region[stretches.first[1:]] == region[stretches.last[:-1]]
     new_job = np.flatnonzero(~merge) + 1
     start = begin[np.concatenate([[0], new_job])]
     stop = end[np.concatenate([new_job - 1, [len(end) - 1]])]
     keep = (stop > start) & (stop - start >= machine.min_job_s * 1000.0)
     start, stop = start[keep], stop[keep]
     # A job may still grow while a running reading could still join it: the data ends on
-    # it, or less than merge_gap_s after it.
+    # it, or less than merge_gap_s after it (and no explicit job came in between).
     t_last = int(t_ms[-1])
     still = (stop == t_last) | (t_last - stop < machine.merge_gap_s * 1000.0)
-    return JobSpans(start, stop, still.tolist(), None, [""] * len(start))
+    if region is not None:
+        last_region = region[np.searchsorted(t_ms, stop)]
+        still &= last_region == region[-1]
+    return JobSpans(start, stop, still.tolist(), [""] * len(start), [""] * len(start))
+
+
+def inside(t_ms: I64, jobs: JobSpans) -> tuple[npt.NDArray[np.bool_], I64]:
+    """Per reading: inside one of the (sorted, disjoint) jobs [start, end)? And its region:
+    the number of jobs begun by then, the same for readings with no job between them."""
+    region = np.searchsorted(jobs.start_ms, t_ms, side="right").astype(np.int64)
+    within = (
+        (region > 0) & (t_ms < jobs.end_ms[np.maximum(region - 1, 0)]) if len(jobs) else region > 0
+    )
+    return within, region
+
+
+def combine(given: JobSpans, detected: JobSpans) -> JobSpans:
+    """Explicit and detected jobs (disjoint by construction) as one list sorted by start."""
+    start = np.concatenate([given.start_ms, detected.start_ms])
+    order = np.argsort(start, kind="stable")
+    end = np.concatenate([given.end_ms, detected.end_ms])
+    still, ids = given.open + detected.open, given.ids + detected.ids
+    customers = given.customers + detected.customers
+    k = order.tolist()
+    return JobSpans(
+        start[order],
+        end[order],
+        [still[i] for i in k],
+        [ids[i] for i in k],
+        [customers[i] for i in k],
+    )
 
 
 def explicit_jobs(machine_id: str, jobs: Sequence[ExplicitJob], t_last_ms: int | None) -> JobSpans:

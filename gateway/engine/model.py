@@ -27,7 +27,7 @@ class MachineReadings:
 
 @dataclass(frozen=True, slots=True)
 class ExplicitJob:
-    """A job given by the operator (jobs.csv or the MQTT job topic) instead of detection."""
+    """A job given by the operator (jobs.csv or the MQTT job topic); it takes its span."""
 
     job_id: str
     start_ms: int

@@ -61,7 +61,9 @@ def job_rows(
     The id uses the local start date, the row's period day is the local end date.
     """
     cost = machine.cost
-    ids = jobs.ids or _auto_ids(machine_id, _local_days(jobs.start_ms, cal, tz))
+    detected = np.array([not j for j in jobs.ids], dtype=bool)
+    auto = iter(_auto_ids(machine_id, _local_days(jobs.start_ms[detected], cal, tz)))
+    ids = [j or next(auto) for j in jobs.ids]
     run_h = run_s / 3600.0
     job_h = (jobs.end_ms - jobs.start_ms) / MS_PER_H
     dep_h = job_h if cost.depreciation_basis == "job_hours" else run_h

@@ -14,13 +14,13 @@ rows of its days. Two things make a partial run equal to a full one:
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import numpy as np
 
 from gateway.config import ShopConfig
-from gateway.engine import CostRow, ExplicitJob, MachineReadings, compute_machine
+from gateway.engine import MachineReadings, compute_machine
 from gateway.engine.localtime import day_start_ms, local_date, midnight_ms, next_midnight_ms
 from gateway.ledger import explicit
 from gateway.ledger.chunks import ReadingStore
@@ -118,21 +118,9 @@ class Recomputer:
         nxt = self._store.first_from(machine_id, b + self._reach_ms(machine_id))
         hi = b + self._reach_ms(machine_id) if nxt is None else nxt + 1
         window = self._store.load(machine_id, lo, hi)
-        result = compute_machine(machine_id, window, machine, tariff, self._tz)
-        spans = [(s, e) for s, e in explicit.spans(self._conn, machine_id) if s < hi and e > lo]
-        rows = result.rows
-        if spans:
-            detected = _outside_spans([r for r in rows if r.kind == "job"], spans)
-            jobs = explicit.jobs_in(self._conn, machine_id, lo, hi)
-            again = compute_machine(
-                machine_id, window, machine, tariff, self._tz, [*jobs, *detected]
-            )
-            # A detected job keeps the engine's first verdict on whether it may still grow.
-            still_open = {job.job_id: flag for job, flag in detected.items()}
-            rows = [
-                replace(r, open=still_open[r.job_id]) if r.job_id in still_open else r
-                for r in again.rows
-            ]
+        # Explicit jobs take their spans, detection runs on the rest (the engine's rule).
+        jobs = explicit.jobs_in(self._conn, machine_id, lo, hi)
+        rows = compute_machine(machine_id, window, machine, tariff, self._tz, jobs).rows
         first_day, end_day = local_date(a, self._tz), local_date(b, self._tz)
         names = tariff.band_names
         return Computed(
@@ -160,7 +148,7 @@ class Recomputer:
                 continue
             start = max(a - 1, 0)  # the reading before the day opens its first interval
             part = MachineReadings(window.t_ms[start:b], window.watts[start:b], window.wh[start:b])
-            s = compute_machine(machine_id, part, machine, tariff, self._tz, []).stats
+            s = compute_machine(machine_id, part, machine, tariff, self._tz, detect=False).stats
             found.append(
                 DayStats(
                     day,
@@ -200,25 +188,3 @@ class Recomputer:
             "INSERT OR REPLACE INTO machines VALUES (?, ?)",
             (computed.machine, fingerprint(self._cfg, computed.machine)),
         )
-
-
-def _outside_spans(jobs: list[CostRow], spans: list[tuple[int, int]]) -> dict[ExplicitJob, bool]:
-    """Detected jobs with the explicit spans cut out, each with its open flag.
-
-    A job cut in two gets '-2' on the second piece; only a piece that still ends where
-    its job ended can still grow (open).
-    """
-    pieces: dict[ExplicitJob, bool] = {}
-    for job in jobs:
-        parts = [(job.start_ms, job.end_ms)]
-        for s, e in spans:
-            parts = [
-                piece
-                for lo, hi in parts
-                for piece in ((lo, min(hi, s)), (max(lo, e), hi))
-                if piece[1] > piece[0]
-            ]
-        for k, (lo, hi) in enumerate(parts):
-            job_id = job.job_id if k == 0 else f"{job.job_id}-{k + 1}"
-            pieces[ExplicitJob(job_id, lo, hi, job.customer)] = job.open and hi == job.end_ms
-    return pieces

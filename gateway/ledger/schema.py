@@ -27,7 +27,7 @@ CREATE INDEX frozen_by_period ON frozen (period);
 CREATE INDEX frozen_by_origin ON frozen (origin_period);
 CREATE TABLE periods (
     period TEXT PRIMARY KEY, closed_at TEXT NOT NULL, closed_by TEXT NOT NULL);
--- jobs.csv: the operator's jobs, and the local-day spans in which they replace detection.
+-- jobs.csv: the operator's jobs, and the local-day spans whose jobs a new file replaces.
 CREATE TABLE explicit_spans (
     machine TEXT NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
     PRIMARY KEY (machine, start_ms));
