@@ -1,15 +1,22 @@
-"""`shopwatt customer ...`: who the shop's jobs are for (docs/accounting.md)."""
+"""`shopwatt customer ...`, `shopwatt job ...`, `shopwatt jobs`: who the shop's jobs are for
+and what they made (docs/accounting.md)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import click
 
-from gateway.config import load_config
+from gateway.cligroup import INSTANT_HELP, instant
+from gateway.config import ShopConfig, load_config
+from gateway.engine.localtime import local_time, next_period, period_start
 from gateway.ledger import Ledger
+from gateway.ledger.assignments import Assignment
 from gateway.ledger.customers import Customer
+from gateway.ledger.rows import LedgerRow
+from gateway.ledger.units import hours, kwh, money
 
 ConfigOption = Callable[[click.Command], click.Command]
 
@@ -38,9 +45,15 @@ def customer_list(config_path: Path) -> None:
         [c.id, c.name, c.vat_id, c.price_list, "yes" if c.internal else "", c.merged_into]
         for c in found
     ]
-    widths = [max(len(r[k]) for r in table) for k in range(len(head))]
-    for r in table:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    click.echo(columns(table))
+
+
+def columns(table: list[list[str]]) -> str:
+    """Rows of text as aligned columns (the first row: the header)."""
+    widths = [max(len(r[k]) for r in table) for k in range(len(table[0]))]
+    return "\n".join(
+        "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in table
+    )
 
 
 @click.command("rename")
@@ -59,6 +72,108 @@ def customer_merge(config_path: Path, customer: str, into: str) -> None:
     """Merge a customer into another (a duplicate): its jobs and rows move over."""
     moved = Ledger(load_config(config_path)).customer_merge(customer, into)
     click.echo(f"merged {customer} into {into}: {moved} rows moved")
+
+
+_count = click.IntRange(min=0)
+
+
+def _job_line(job: LedgerRow, cfg: ShopConfig) -> list[str]:
+    a = job.amounts
+    return [
+        job.job_id,
+        job.machine,
+        f"{local_time(job.start_ms, cfg.site.tz):%Y-%m-%d %H:%M}",
+        f"{local_time(job.end_ms, cfg.site.tz):%Y-%m-%d %H:%M}",
+        str(hours(a.duration_s)),
+        str(kwh(a.energy_wh)),
+        str(money(a.total_cents)),
+        job.customer or "(unassigned)",
+        job.order,
+        str(a.parts or ""),
+        str(a.scrap or ""),
+        "open" if job.open else "",
+    ]
+
+
+JOB_HEAD = ["job", "machine", "start", "end", "hours", "kWh", "cost", "customer", "order"]
+JOB_HEAD += ["parts", "scrap", ""]
+
+
+def _adjusted(count: int) -> str:
+    if not count:
+        return ""
+    return f"\n{count} adjustment rows pending for closed months (the job was in one)"
+
+
+@click.command("assign")
+@click.argument("job_id")
+@click.option("--machine", help="Needed only when two machines have a job of that id.")
+@click.option("--customer", required=True, help="Customer id or display name.")
+@click.option("--order", default="", help="The customer's order number.")
+@click.option("--parts", type=_count, default=0, help="Good parts made.")
+@click.option("--scrap", type=_count, default=0, help="Parts made and thrown away.")
+def job_assign(
+    config_path: Path,
+    job_id: str,
+    machine: str | None,
+    customer: str,
+    order: str,
+    parts: int,
+    scrap: int,
+) -> None:
+    """Say who a job was for, after the fact (detected or explicit jobs)."""
+    cfg = load_config(config_path)
+    said = Assignment("", 0, job_id, customer, order.strip(), parts, scrap)
+    job, adjustments = Ledger(cfg).assign(job_id, machine, said)
+    click.echo(columns([JOB_HEAD, _job_line(job, cfg)]) + _adjusted(adjustments))
+
+
+@click.command("split")
+@click.argument("job_id")
+@click.option("--machine", help="Needed only when two machines have a job of that id.")
+@click.option("--at", "at_ms", required=True, callback=instant, help=f"Where: {INSTANT_HELP}.")
+def job_split(config_path: Path, job_id: str, machine: str | None, at_ms: int) -> None:
+    """Cut a job in two at an instant (a detected job that was two orders)."""
+    cfg = load_config(config_path)
+    second, adjustments = Ledger(cfg).split(job_id, machine, at_ms)
+    click.echo(
+        f"split {job_id}; the part from the cut on is {second.job_id}" + _adjusted(adjustments)
+    )
+
+
+def job_group(config_option: ConfigOption) -> click.Group:
+    """The `job` group, each command taking the CLI's own --config option."""
+    group = click.Group("job", help="One job: who it was for, what it made, where it splits.")
+    for command in (job_assign, job_split):
+        group.add_command(config_option(command))
+    return group
+
+
+_day = click.DateTime(formats=["%Y-%m-%d"])
+
+
+@click.command("jobs")
+@click.option("--from", "first", type=_day, required=True, help="First local date.")
+@click.option("--to", "end", type=_day, required=True, help="Local date after the last one.")
+@click.option("--unassigned", is_flag=True, help="Only jobs with no customer.")
+def jobs_command(config_path: Path, first: datetime, end: datetime, unassigned: bool) -> None:
+    """The jobs ending on the local dates [--from, --to), with who they were for."""
+    cfg = load_config(config_path)
+    found = Ledger(cfg).jobs(first.date(), end.date())
+    found = [j for j in found if not (unassigned and j.customer)]
+    click.echo(jobs_text(found, cfg))
+
+
+def unassigned_jobs(ledger: Ledger, period: str) -> list[LedgerRow]:
+    """The month's finished jobs that have no customer (what `close` asks about)."""
+    first = period_start(period)
+    found = ledger.jobs(first, period_start(next_period(period)))
+    return [j for j in found if not j.customer and not j.open]
+
+
+def jobs_text(found: list[LedgerRow], cfg: ShopConfig) -> str:
+    """The jobs as `shopwatt jobs` prints them."""
+    return columns([JOB_HEAD, *(_job_line(j, cfg) for j in found)])
 
 
 def customer_group(config_option: ConfigOption) -> click.Group:

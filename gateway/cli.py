@@ -14,15 +14,21 @@ import click
 from tqdm import tqdm
 
 from gateway import __version__
-from gateway.billing_cli import customer_group
-from gateway.cligroup import UserErrorGroup
+from gateway.billing_cli import (
+    customer_group,
+    job_group,
+    jobs_command,
+    jobs_text,
+    unassigned_jobs,
+)
+from gateway.cligroup import INSTANT_HELP, UserErrorGroup, instant
 from gateway.config import ShopConfig, load_config
 from gateway.engine.localtime import local_time
 from gateway.engine.model import MachineReadings
 from gateway.export import BY, Table, build_table, write_csv, write_xlsx
 from gateway.export.table import By
 from gateway.export.to_text import render_text
-from gateway.inputs.csvfile import parse_time_ms, read_jobs, read_readings
+from gateway.inputs.csvfile import read_jobs, read_readings
 from gateway.ledger import Dropped, Ledger, Replayed, Status
 from gateway.ledger.periods import parse_month
 from gateway.provision.cli import provision_group
@@ -179,9 +185,19 @@ def export(
 @main.command()
 @_config
 @click.option("--month", required=True, help="The month to close, YYYY-MM (local calendar).")
-def close(config_path: Path, month: str) -> None:
+@click.option("--yes", is_flag=True, help="Close even with jobs that have no customer.")
+def close(config_path: Path, month: str, yes: bool) -> None:
     """Freeze a month: its rows never change; later changes become adjustment rows."""
-    closed = Ledger(load_config(config_path)).close(parse_month(month))
+    cfg = load_config(config_path)
+    ledger = Ledger(cfg)
+    period = parse_month(month)
+    unassigned = unassigned_jobs(ledger, period)
+    if unassigned:
+        click.echo(f"{len(unassigned)} job(s) of {period} have no customer:")
+        click.echo(jobs_text(unassigned, cfg))
+        if not yes:
+            click.confirm("close the month with them as they are?", abort=True)
+    closed = ledger.close(period)
     click.echo(
         f"closed {closed.period}: {closed.rows} rows and {closed.adjustments} adjustment rows "
         f"frozen, {closed.energy_kwh} kWh, {closed.total_cents / 100:.2f} total cost"
@@ -213,25 +229,13 @@ def readings() -> None:
     """Readings already in the ledger."""
 
 
-def _instant(_ctx: click.Context, param: click.Parameter, text: str) -> int:
-    try:
-        return parse_time_ms(text)
-    except ValueError as err:
-        raise click.BadParameter(f"{text!r}: {err}", param=param) from None
-
-
-_instant_help = "ISO 8601 with a UTC offset or Z, e.g. 1970-01-01T00:00:00Z"
-
-
 @readings.command("drop")
 @_config
 @click.option("--machine", required=True, help="The machine whose readings go.")
 @click.option(
-    "--from", "lo", required=True, callback=_instant, help=f"First instant: {_instant_help}."
+    "--from", "lo", required=True, callback=instant, help=f"First instant: {INSTANT_HELP}."
 )
-@click.option(
-    "--to", "hi", required=True, callback=_instant, help="The instant after the last one."
-)
+@click.option("--to", "hi", required=True, callback=instant, help="The instant after the last one.")
 @click.option("--yes", is_flag=True, help="Do not ask before dropping.")
 def readings_drop(config_path: Path, machine: str, lo: int, hi: int, yes: bool) -> None:
     """Remove a machine's readings in [--from, --to) (bad data that got in) and recompute."""
@@ -306,6 +310,7 @@ def _status_text(status: Status, cfg: ShopConfig) -> str:
     closed = ", ".join(f"{p} ({at} by {who})" for p, (at, who) in status.closed.items())
     lines.append(f"closed months: {closed or 'none'}")
     lines.append(f"pending adjustment rows: {status.pending_adjustments}")
+    lines += [f"assignment to check: {line}" for line in status.unsettled]
     lines.append("recent changes:")
     lines += [f"  {e.at} {e.who} {e.action} {_brief(e.detail)}" for e in status.audit]
     return "\n".join(lines)
@@ -391,3 +396,5 @@ def demo(output: Path | None, seed: int) -> None:
 
 main.add_command(provision_group(_config))
 main.add_command(customer_group(_config))
+main.add_command(job_group(_config))
+main.add_command(_config(jobs_command))

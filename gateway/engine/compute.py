@@ -9,15 +9,16 @@ import numpy as np
 
 from gateway.config import Machine, Tariff
 from gateway.engine.energy import interval_energy
-from gateway.engine.jobs import combine, detect_jobs, explicit_jobs, inside
+from gateway.engine.jobs import combine, detect_jobs, explicit_jobs, inside, split_jobs
 from gateway.engine.localtime import build_calendar, iso_utc, local_date
 from gateway.engine.model import (
+    I64,
     EnergyStats,
     ExplicitJob,
     MachineReadings,
     MachineResult,
 )
-from gateway.engine.rows import job_rows, overhead_rows
+from gateway.engine.rows import job_rows, name_jobs, overhead_rows
 from gateway.engine.split import split_energy
 from gateway.engine.states import run_time, running_stretches
 from gateway.errors import InputError
@@ -49,12 +50,14 @@ def compute_machine(
     tz: ZoneInfo,
     jobs: Sequence[ExplicitJob] | None = None,
     detect: bool = True,
+    cuts: I64 | None = None,
 ) -> MachineResult:
     """Cost rows (jobs and daily overhead, by start time) and energy stats for one machine.
 
     Explicit jobs (overlaps are an InputError) take their spans; with `detect`, jobs are
     detected from the running state on the rest of the time, never across an explicit
-    job. Every Wh between the first and the last reading lands in exactly one row.
+    job. `cuts` (sorted): instants where the job around them becomes two (split_jobs).
+    Every Wh between the first and the last reading lands in exactly one row.
     """
     _check_lengths(machine_id, readings)
     t = readings.t_ms
@@ -70,7 +73,13 @@ def compute_machine(
         free = np.where(within, -np.inf, readings.watts)
         free_stretches = running_stretches(free, machine.run_above_w, energy.long_iv)
         spans = combine(given, detect_jobs(t, free_stretches, machine, region))
-    if n == 0:
+    cal = None
+    if n:
+        cal = build_calendar(tariff, tz, local_date(int(t[0]), tz), local_date(int(t[-1]), tz))
+    spans = name_jobs(machine_id, spans, cal, tz)
+    if cuts is not None:
+        spans = split_jobs(spans, cuts)
+    if cal is None:
         none = np.zeros((len(spans), len(tariff.band_names)))
         rows = job_rows(machine_id, machine, tariff, spans, none, np.zeros(len(spans)), None, tz)
         return MachineResult(rows, EnergyStats(0, 0.0, 0, 0, 0, 0.0))
@@ -79,7 +88,6 @@ def compute_machine(
     _check_total(machine_id, readings, metered_wh)
     run_s = run_time(t, stretches, energy.long_iv).between_s(spans.start_ms, spans.end_ms)
 
-    cal = build_calendar(tariff, tz, local_date(int(t[0]), tz), local_date(int(t[-1]), tz))
     band_wh = split_energy(t, energy.wh, cal, spans, len(tariff.band_names))
     n_jobs = len(spans)
     rows = job_rows(machine_id, machine, tariff, spans, band_wh[:n_jobs], run_s, cal, tz)

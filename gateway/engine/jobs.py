@@ -93,6 +93,31 @@ def combine(given: JobSpans, detected: JobSpans) -> JobSpans:
     )
 
 
+def split_jobs(jobs: JobSpans, cuts: I64) -> JobSpans:
+    """Each job cut at the instants (sorted) strictly inside it: a job that was two orders.
+
+    The first piece keeps the job's id, the next ones get '-2', '-3', ...; only the last
+    piece can still grow (open).
+    """
+    if len(jobs) == 0 or len(cuts) == 0:
+        return jobs
+    k = np.maximum(np.searchsorted(jobs.start_ms, cuts, side="right") - 1, 0)
+    cuts = cuts[(cuts > jobs.start_ms[k]) & (cuts < jobs.end_ms[k])]
+    start = np.sort(np.concatenate([jobs.start_ms, cuts]))
+    end = np.sort(np.concatenate([jobs.end_ms, cuts]))
+    parent = np.searchsorted(jobs.start_ms, start, side="right") - 1
+    piece = (np.arange(len(start)) - np.searchsorted(parent, parent)).tolist()
+    last = (end == jobs.end_ms[parent]).tolist()
+    p = parent.tolist()
+    return JobSpans(
+        start,
+        end,
+        [jobs.open[j] and is_last for j, is_last in zip(p, last, strict=True)],
+        [jobs.ids[j] + (f"-{n + 1}" if n else "") for j, n in zip(p, piece, strict=True)],
+        [jobs.customers[j] for j in p],
+    )
+
+
 def explicit_jobs(machine_id: str, jobs: Sequence[ExplicitJob], t_last_ms: int | None) -> JobSpans:
     """The operator's jobs, sorted; overlapping or backwards jobs are an InputError.
 

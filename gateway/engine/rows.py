@@ -46,6 +46,17 @@ def _auto_ids(machine_id: str, start_days: list[date]) -> list[str]:
     return ids
 
 
+def name_jobs(machine_id: str, jobs: JobSpans, cal: Calendar | None, tz: ZoneInfo) -> JobSpans:
+    """The detected jobs (id "") named <machine>-<YYYYMMDD>-<NNN>, counted among detected
+    jobs only, so an explicit job never renumbers them."""
+    detected = np.array([not j for j in jobs.ids], dtype=bool)
+    if not detected.any():
+        return jobs
+    auto = iter(_auto_ids(machine_id, _local_days(jobs.start_ms[detected], cal, tz)))
+    ids = [j or next(auto) for j in jobs.ids]
+    return JobSpans(jobs.start_ms, jobs.end_ms, jobs.open, ids, jobs.customers)
+
+
 def job_rows(
     machine_id: str,
     machine: Machine,
@@ -58,17 +69,14 @@ def job_rows(
 ) -> list[CostRow]:
     """One row per job: energy per band, run time, and the three costs (unrounded).
 
-    The id uses the local start date, the row's period day is the local end date.
+    Jobs are named (name_jobs); the row's period day is the local end date.
     """
     cost = machine.cost
-    detected = np.array([not j for j in jobs.ids], dtype=bool)
-    auto = iter(_auto_ids(machine_id, _local_days(jobs.start_ms[detected], cal, tz)))
-    ids = [j or next(auto) for j in jobs.ids]
     run_h = run_s / 3600.0
     job_h = (jobs.end_ms - jobs.start_ms) / MS_PER_H
     dep_h = job_h if cost.depreciation_basis == "job_hours" else run_h
     columns = zip(
-        ids,
+        jobs.ids,
         jobs.customers,
         jobs.start_ms.tolist(),
         jobs.end_ms.tolist(),

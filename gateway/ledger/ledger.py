@@ -6,6 +6,7 @@ audit trail inside it: a failed run leaves the file exactly as it was.
 
 from __future__ import annotations
 
+import difflib
 import getpass
 import hashlib
 import os
@@ -28,7 +29,7 @@ from gateway.engine.localtime import (
 from gateway.engine.model import ExplicitJob, MachineReadings
 from gateway.errors import LedgerError
 from gateway.inputs.csvfile import JobsFile, ReadingsFile
-from gateway.ledger import customers, explicit, periods
+from gateway.ledger import assignments, customers, explicit, periods
 from gateway.ledger.audit import Entry, recent, record
 from gateway.ledger.chunks import Merged, ReadingStore
 from gateway.ledger.fingerprint import fingerprint
@@ -134,6 +135,7 @@ class Status:
     closed: dict[str, tuple[str, str]]
     pending_adjustments: int
     audit: list[Entry] = field(default_factory=list)
+    unsettled: list[str] = field(default_factory=list)  # assignments a person must look at
 
 
 class Ledger:
@@ -469,13 +471,82 @@ class Ledger:
             moved = conn.execute(
                 "UPDATE rows SET customer = ? WHERE customer = ?", (kept.id, gone.id)
             ).rowcount
-            conn.execute(
-                "UPDATE explicit_jobs SET customer = ? WHERE customer = ?", (kept.id, gone.id)
-            )
+            for table in ("explicit_jobs", "assignments"):
+                conn.execute(
+                    f"UPDATE {table} SET customer = ? WHERE customer = ?", (kept.id, gone.id)
+                )
             adjustments = periods.refresh_adjustments(conn, changed)
             detail = {"id": gone.id, "into": kept.id, "rows": moved, "adjustments": adjustments}
             record(conn, self._entry("customer merge", detail))
         return moved
+
+    # ------------------------------------------------------------------ jobs
+
+    def assign(
+        self, job_id: str, machine: str | None, said: assignments.Assignment
+    ) -> tuple[LedgerRow, int]:
+        """Say who a job was for (customer, order, parts, scrap); returns the job as it is
+        now and the pending adjustment rows (a job of a closed month is corrected by them)."""
+        with self._open() as conn, transaction(conn):
+            self._require_current(conn)
+            job = _find_job(conn, job_id, machine)
+            who = customers.require(conn, said.customer, "--customer")
+            said = replace(
+                said,
+                machine=job.machine,
+                at_ms=(job.start_ms + job.end_ms) // 2,
+                job_id=job.job_id,
+                customer=who.id,
+                made_at=self._clock(),
+                made_by=self._who,
+            )
+            replaced = assignments.store(conn, job, said)
+            now, adjustments = self._redo(conn, job, (job.start_ms + job.end_ms) // 2)
+            detail = {**asdict(said), "replaced": replaced, "adjustments": adjustments}
+            record(conn, self._entry("job assign", detail))
+        return now, adjustments
+
+    def split(self, job_id: str, machine: str | None, at_ms: int) -> tuple[LedgerRow, int]:
+        """Cut a job in two at an instant inside it (a detected job that was two orders);
+        returns the second piece and the pending adjustment rows."""
+        with self._open() as conn, transaction(conn):
+            self._require_current(conn)
+            job = _find_job(conn, job_id, machine)
+            if not job.start_ms < at_ms < job.end_ms:
+                raise LedgerError(
+                    f"--at = {iso_utc(at_ms)}: not inside job {job.job_id} "
+                    f"({iso_utc(job.start_ms)} .. {iso_utc(job.end_ms)})"
+                )
+            conn.execute(
+                "INSERT OR REPLACE INTO splits VALUES (?, ?, ?, ?, ?)",
+                (job.machine, at_ms, job.job_id, self._clock(), self._who),
+            )
+            now, adjustments = self._redo(conn, job, at_ms)
+            detail = {"id": job.job_id, "machine": job.machine, "at": iso_utc(at_ms)}
+            record(conn, self._entry("job split", detail | {"adjustments": adjustments}))
+        return now, adjustments
+
+    def _redo(self, conn: sqlite3.Connection, job: LedgerRow, at_ms: int) -> tuple[LedgerRow, int]:
+        """Recompute the job's days; the job now covering at_ms, and the pending adjustments."""
+        (computed,) = self._recompute(
+            conn, ReadingStore(conn), {job.machine: (job.start_ms, job.end_ms)}
+        )
+        spans = [(r.start_ms, r.end_ms, r.job_id) for r in computed.rows if r.kind == "job"]
+        hit = assignments.covering(spans, at_ms)
+        now = next(r for r in computed.rows if hit and r.job_id == hit[2])
+        changed = periods_between(computed.first_day, computed.end_day)
+        return now, periods.refresh_adjustments(conn, changed)
+
+    def jobs(self, first: date, end: date) -> list[LedgerRow]:
+        """The jobs ending on the local dates [first, end) as computed now (open ones too)."""
+        with self._open() as conn:
+            self._require_current(conn)
+            return select(
+                conn,
+                "rows",
+                "kind = 'job' AND day >= ? AND day < ?",
+                (first.isoformat(), end.isoformat()),
+            )
 
     # ------------------------------------------------------------------ reads
 
@@ -516,6 +587,7 @@ class Ledger:
                 periods.closed_periods(conn),
                 pending,
                 recent(conn, audit_entries),
+                assignments.unsettled(conn),
             )
 
 
@@ -541,6 +613,22 @@ def _own_customers(
             mine.append(replace(job, customer=who.id) if who else job)
         owned[machine] = tuple(mine)
     return replace(jobs, jobs=owned)
+
+
+def _find_job(conn: sqlite3.Connection, job_id: str, machine: str | None) -> LedgerRow:
+    """The job row with this id (on this machine); a LedgerError names what was found."""
+    where = "kind = 'job' AND job_id = ?" + (" AND machine = ?" if machine else "")
+    found = select(conn, "rows", where, (job_id, machine) if machine else (job_id,))
+    if len(found) == 1:
+        return found[0]
+    if found:
+        machines = ", ".join(r.machine for r in found)
+        raise LedgerError(f"job {job_id!r} is on several machines ({machines}): give --machine")
+    ids = [r["job_id"] for r in conn.execute("SELECT DISTINCT job_id FROM rows WHERE kind = 'job'")]
+    near = difflib.get_close_matches(job_id, ids, n=3)
+    hint = f"closest: {', '.join(near)}" if near else "see `shopwatt jobs`"
+    on = f" on {machine}" if machine else ""
+    raise LedgerError(f"job {job_id!r}{on} is not in the ledger ({hint})")
 
 
 def _merge(

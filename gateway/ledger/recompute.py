@@ -22,7 +22,7 @@ import numpy as np
 from gateway.config import ShopConfig
 from gateway.engine import MachineReadings, compute_machine
 from gateway.engine.localtime import day_start_ms, local_date, midnight_ms, next_midnight_ms
-from gateway.ledger import explicit
+from gateway.ledger import assignments, explicit
 from gateway.ledger.chunks import ReadingStore
 from gateway.ledger.fingerprint import fingerprint
 from gateway.ledger.rows import LedgerRow, from_cost_row, insert
@@ -120,16 +120,22 @@ class Recomputer:
         window = self._store.load(machine_id, lo, hi)
         # Explicit jobs take their spans, detection runs on the rest (the engine's rule).
         jobs = explicit.jobs_in(self._conn, machine_id, lo, hi)
-        rows = compute_machine(machine_id, window, machine, tariff, self._tz, jobs).rows
+        cuts = assignments.cuts(self._conn, machine_id, lo, hi)
+        rows = compute_machine(machine_id, window, machine, tariff, self._tz, jobs, cuts=cuts).rows
         first_day, end_day = local_date(a, self._tz), local_date(b, self._tz)
         names = tariff.band_names
         return Computed(
             machine=machine_id,
             first_day=first_day,
             end_day=end_day,
-            rows=[
-                from_cost_row(r, names, tariff.rates) for r in rows if first_day <= r.day < end_day
-            ],
+            rows=assignments.apply(
+                [
+                    from_cost_row(r, names, tariff.rates)
+                    for r in rows
+                    if first_day <= r.day < end_day
+                ],
+                assignments.within(self._conn, machine_id, lo, hi),
+            ),
             stats=self._day_stats(machine_id, window, first_day, end_day),
         )
 

@@ -20,8 +20,8 @@ from gateway.ledger.units import cents, energy_cents, hours, kwh
 
 Kind = Literal["job", "overhead", "adjustment"]
 Table = Literal["rows", "adjustments", "frozen"]
-# (kind, machine, job_id, customer, overhead day): what an adjustment corrects.
-OriginKey = tuple[str, str, str, str, str]
+# (kind, machine, job_id, customer, order, overhead day): what an adjustment corrects.
+OriginKey = tuple[str, str, str, str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,8 @@ class Amounts:
     energy_cents: int
     depreciation_cents: int
     maintenance_cents: int
+    parts: int = 0  # good parts the job made (0: not known)
+    scrap: int = 0  # parts made and thrown away
 
     @property
     def total_cents(self) -> int:
@@ -56,6 +58,8 @@ class Amounts:
             self.energy_cents + other.energy_cents,
             self.depreciation_cents + other.depreciation_cents,
             self.maintenance_cents + other.maintenance_cents,
+            self.parts + other.parts,
+            self.scrap + other.scrap,
         )
 
     def __neg__(self) -> Amounts:
@@ -66,6 +70,8 @@ class Amounts:
             -self.energy_cents,
             -self.depreciation_cents,
             -self.maintenance_cents,
+            -self.parts,
+            -self.scrap,
         )
 
     def __sub__(self, other: Amounts) -> Amounts:
@@ -75,6 +81,7 @@ class Amounts:
         """True when every figure the export would print for these amounts is zero."""
         return (
             self.energy_cents == self.depreciation_cents == self.maintenance_cents == 0
+            and self.parts == self.scrap == 0
             and hours(self.duration_s) == 0
             and hours(self.run_s) == 0
             and all(kwh(wh) == 0 for wh in self.band_wh.values())
@@ -101,17 +108,19 @@ class LedgerRow:
     origin_period: str = ""  # adjustments: the closed period they correct
     origin_kind: str = ""  # adjustments: 'job' or 'overhead'
     origin_day: str = ""  # adjustments of overhead rows: the corrected day
+    order: str = ""  # the customer's order the job was for (an assignment)
 
     def origin_key(self) -> OriginKey:
         """Which job or overhead day this row is about (adjustments: the one they correct)."""
+        who = (self.machine, self.job_id, self.customer, self.order)
         if self.kind == "adjustment":
-            return (self.origin_kind, self.machine, self.job_id, self.customer, self.origin_day)
+            return (self.origin_kind, *who, self.origin_day)
         day = self.day.isoformat() if self.kind == "overhead" else ""
-        return (self.kind, self.machine, self.job_id, self.customer, day)
+        return (self.kind, *who, day)
 
     def adjusting(self, origin_period: str, target: str, day: date, amounts: Amounts) -> LedgerRow:
         """An adjustment row in `target` that corrects this row of a closed period."""
-        kind, _, _, _, origin_day = self.origin_key()
+        kind, *_, origin_day = self.origin_key()
         return replace(
             self,
             period=target,
@@ -169,7 +178,8 @@ def to_cost_row(row: LedgerRow, band_names: Sequence[str]) -> CostRow:
     )
 
 
-COLUMNS = (
+# The columns of the first schema (schema._DDL); later steps add BILLING_COLUMNS.
+COLUMNS_V1 = (
     "period",
     "kind",
     "job_id",
@@ -189,8 +199,10 @@ COLUMNS = (
     "origin_kind",
     "origin_day",
 )
+BILLING_COLUMNS = ("order_id", "parts", "scrap")
+COLUMNS = COLUMNS_V1 + BILLING_COLUMNS
 
-TABLE_DDL = f"({', '.join(COLUMNS)})"
+TABLE_DDL = f"({', '.join(COLUMNS_V1)})"
 
 
 def _to_sql(r: LedgerRow) -> tuple[Any, ...]:
@@ -214,6 +226,9 @@ def _to_sql(r: LedgerRow) -> tuple[Any, ...]:
         r.origin_period,
         r.origin_kind,
         r.origin_day,
+        r.order,
+        a.parts,
+        a.scrap,
     )
 
 
@@ -234,11 +249,14 @@ def _from_sql(v: sqlite3.Row) -> LedgerRow:
             v["energy_cents"],
             v["depreciation_cents"],
             v["maintenance_cents"],
+            v["parts"],
+            v["scrap"],
         ),
         open=bool(v["open"]),
         origin_period=v["origin_period"],
         origin_kind=v["origin_kind"],
         origin_day=v["origin_day"],
+        order=v["order_id"],
     )
 
 

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gateway.errors import LedgerError
-from gateway.ledger.rows import TABLE_DDL
+from gateway.ledger.rows import BILLING_COLUMNS, TABLE_DDL
 
 _DDL = f"""
 -- Readings: one compressed block per machine and UTC day (t_ms // 86400000).
@@ -53,7 +53,7 @@ CREATE TABLE audit (
 
 # Migration steps: step k takes a ledger from version k to k + 1; a new ledger runs them all
 # after _DDL. Append only: a released step never changes.
-_CUSTOMERS = """
+_BILLING = """
 -- Customers and the shop's own product lines: data the owner edits (`shopwatt customer`).
 -- name_key: the display name case- and space-folded, so one customer is never two.
 -- merged_into: a customer merged into another (its id still resolves, to the other).
@@ -61,8 +61,28 @@ CREATE TABLE customers (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, name_key TEXT NOT NULL, vat_id TEXT NOT NULL,
     price_list TEXT NOT NULL, internal INTEGER NOT NULL, merged_into TEXT NOT NULL);
 CREATE UNIQUE INDEX customers_by_name_key ON customers (name_key) WHERE merged_into = '';
-"""
-_STEPS: tuple[str, ...] = (_CUSTOMERS,)
+-- Who a job was for, made after the fact (`shopwatt job assign`): keyed by an instant
+-- inside the job, so it follows the job that covers that instant through recomputes.
+CREATE TABLE assignments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, machine TEXT NOT NULL, at_ms INTEGER NOT NULL,
+    job_id TEXT NOT NULL, customer TEXT NOT NULL, order_id TEXT NOT NULL,
+    parts INTEGER NOT NULL, scrap INTEGER NOT NULL, made_at TEXT NOT NULL,
+    made_by TEXT NOT NULL);
+CREATE INDEX assignments_by_time ON assignments (machine, at_ms);
+-- `shopwatt job split`: the instants where a job becomes two.
+CREATE TABLE splits (
+    machine TEXT NOT NULL, at_ms INTEGER NOT NULL, job_id TEXT NOT NULL,
+    made_at TEXT NOT NULL, made_by TEXT NOT NULL, PRIMARY KEY (machine, at_ms));
+""" + "".join(
+    f"ALTER TABLE {table} ADD COLUMN {column} {kind};\n"
+    for table in ("rows", "adjustments", "frozen")
+    for column, kind in zip(
+        BILLING_COLUMNS,
+        ("TEXT NOT NULL DEFAULT ''", "INTEGER NOT NULL DEFAULT 0", "INTEGER NOT NULL DEFAULT 0"),
+        strict=True,
+    )
+)
+_STEPS: tuple[str, ...] = (_BILLING,)
 SCHEMA_VERSION = 1 + len(_STEPS)
 
 

@@ -135,3 +135,18 @@ def test_without_explicit_jobs_detection_is_unchanged() -> None:
     r = readings(t, [2000.0] * len(t))
     alone = compute_machine("m", r, machine(), flat_tariff(), BERLIN).rows
     assert compute_machine("m", r, machine(), flat_tariff(), BERLIN, []).rows == alone
+
+
+def test_a_cut_splits_the_job_around_it_into_two_that_share_its_energy() -> None:
+    t = list(range(0, 660, 60))
+    r = readings(t, [2000.0] * len(t))
+    whole = compute_machine("m", r, machine(), flat_tariff(), BERLIN).rows
+    cut = np.array([T0_MS + 240_000, T0_MS + 9_999_000], dtype=np.int64)  # 2nd: no job there
+    rows = compute_machine("m", r, machine(), flat_tariff(), BERLIN, cuts=cut).rows
+    (job,) = [x for x in whole if x.kind == "job"]
+    first, second = [x for x in rows if x.kind == "job"]
+    assert (first.job_id, second.job_id) == (job.job_id, f"{job.job_id}-2")
+    assert (first.end_ms, second.start_ms) == (T0_MS + 240_000, T0_MS + 240_000)
+    assert (first.open, second.open) == (False, job.open)
+    assert first.energy_wh + second.energy_wh == pytest.approx(job.energy_wh)
+    assert first.energy_wh == pytest.approx(4 * 2000 / 60)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from gateway.ledger import schema
 from tests.ledger.shop import dump, ledger_path, series, shopwatt, write_readings, write_shop
 
 MILL = series(
@@ -99,15 +100,15 @@ def test_rename_keeps_the_id_and_merge_moves_the_rows(tmp_path: Path) -> None:
     assert "customer merge" in status and "customer rename" in status
 
 
-def test_an_old_ledger_gains_the_customers_table_on_open(tmp_path: Path) -> None:
+def test_a_ledger_of_the_first_schema_is_migrated_on_open(tmp_path: Path) -> None:
     config = write_shop(tmp_path)
-    _replay(config, _jobs(tmp_path / "jobs.csv", ""))
+    ledger_path(config).parent.mkdir(parents=True)
     conn = sqlite3.connect(ledger_path(config))
-    conn.execute("DROP TABLE customers")
-    conn.execute("PRAGMA user_version = 1")
-    conn.commit()
+    conn.executescript(f"{schema._DDL} PRAGMA user_version = 1;")  # as shopwatt 1 made it
     conn.close()
     _ok("customer", "add", "acme", "--config", config)
+    _replay(config, _jobs(tmp_path / "jobs.csv", "acme"))
+    assert _customer_of(config, "WO-2") == "acme"
     conn = sqlite3.connect(ledger_path(config))
-    assert conn.execute("SELECT id, name FROM customers").fetchall() == [("acme", "acme")]
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
     conn.close()

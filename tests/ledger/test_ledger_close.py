@@ -46,7 +46,7 @@ def _setup(tmp_path: Path) -> Path:
     config = write_shop(tmp_path)
     early = MILL.lines(hi=LATE[0]) + MILL.lines(lo=LATE[1])
     _ok("replay", "--config", config, "--input", write_readings(tmp_path / "early.csv", early))
-    _ok("close", "--config", config, "--month", "2025-11")
+    _ok("close", "--config", config, "--month", "2025-11", "--yes")
     return config
 
 
@@ -92,7 +92,7 @@ def test_closing_the_next_month_freezes_its_adjustments_for_good(tmp_path: Path)
     config = _setup(tmp_path)
     _replay_late(config)
     december = _export(config, "2025-12-01", "2026-01-01")
-    _ok("close", "--config", config, "--month", "2025-12")
+    _ok("close", "--config", config, "--month", "2025-12", "--yes")
     assert dump(config, "adjustments") == []
     _ok("recompute", "--config", config, "--all")
     assert dump(config, "adjustments") == []
@@ -101,7 +101,7 @@ def test_closing_the_next_month_freezes_its_adjustments_for_good(tmp_path: Path)
 
 def test_a_tariff_change_needs_recompute_and_corrects_closed_months(tmp_path: Path) -> None:
     config = _setup(tmp_path)
-    _ok("close", "--config", config, "--month", "2025-12")
+    _ok("close", "--config", config, "--month", "2025-12", "--yes")
     before = _export(config, "2025-11-01", "2026-01-01")
     write_shop(tmp_path, rate=0.30)
 
@@ -121,10 +121,10 @@ def test_a_tariff_change_needs_recompute_and_corrects_closed_months(tmp_path: Pa
 
 def test_a_month_closes_once_and_the_audit_trail_says_who_did_what(tmp_path: Path) -> None:
     config = _setup(tmp_path)
-    again = shopwatt("close", "--config", config, "--month", "2025-11")
+    again = shopwatt("close", "--config", config, "--month", "2025-11", "--yes")
     assert again.exit_code == 2
     assert "2025-11 is already closed" in again.stderr
-    bad = shopwatt("close", "--config", config, "--month", "2025-13")
+    bad = shopwatt("close", "--config", config, "--month", "2025-13", "--yes")
     assert "--month = '2025-13': expected a month as YYYY-MM" in bad.stderr
     status = _ok("status", "--config", config)
     assert "closed months: 2025-11 (" in status
@@ -139,14 +139,14 @@ def test_months_close_in_order_so_corrections_never_land_in_a_closed_month(
     config = write_shop(tmp_path)
     _ok("replay", "--config", config, "--input", write_readings(tmp_path / "r.csv", MILL.lines()))
     before = dump(config, "frozen")
-    refused = shopwatt("close", "--config", config, "--month", "2025-12")
+    refused = shopwatt("close", "--config", config, "--month", "2025-12", "--yes")
     assert refused.exit_code == 2
     assert "2025-11 is still open: close months in order (2025-11 before 2025-12)" in (
         refused.stderr
     )
     assert dump(config, "frozen") == before
-    _ok("close", "--config", config, "--month", "2025-11")
-    _ok("close", "--config", config, "--month", "2025-12")
+    _ok("close", "--config", config, "--month", "2025-11", "--yes")
+    _ok("close", "--config", config, "--month", "2025-12", "--yes")
 
 
 def test_a_month_closes_only_after_it_has_ended_in_the_sites_time_zone(tmp_path: Path) -> None:
@@ -160,6 +160,6 @@ def test_a_month_closes_only_after_it_has_ended_in_the_sites_time_zone(tmp_path:
     assert dump(config, "frozen") == []
     at_midnight = Ledger(load_config(config), clock=lambda: "2025-11-30T23:00:00+00:00")
     assert at_midnight.close("2025-11").rows > 0
-    future = shopwatt("close", "--config", config, "--month", "2099-01")
+    future = shopwatt("close", "--config", config, "--month", "2099-01", "--yes")
     assert future.exit_code == 2
     assert "'2099-01': the month has not ended yet" in future.stderr
