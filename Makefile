@@ -13,11 +13,11 @@ $(BIN)/python:
 
 # Reinstall only when the dependency pins change.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.[agent]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[agent,test]'
 	touch $@ $(VENV)/.installed
 
 ## demo: a simulated shop day through replay -> engine -> ledger -> export (no servers, no root)
@@ -34,6 +34,7 @@ system-deps:
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache  # the layer order (pyproject: [tool.importlinter])
 	$(BIN)/python -m grafana --check
 
 typecheck: $(VENV)/.installed-test firmware-deps

@@ -10,12 +10,13 @@ from typing import Any
 
 import click
 
+from agent.demo import demo
 from agent.liverun import RunOptions, RunReport
 from agent.localservers import LOOPBACK
 from agent.shopplan import DEMO_PLAN, ShopPlan, load_plan
 from agent.shoptoml import live_machines, shop_toml
 from agent.virtualshop import VirtualShop
-from gateway.cligroup import UserErrorGroup
+from gateway.cligroup import UserErrorGroup, config_option
 from gateway.config import ShopConfig, load_config
 
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -88,14 +89,7 @@ def main() -> None:
 
 
 @main.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("shop.toml"),
-    show_default=True,
-    help="The gateway's shop.toml: site and the machines with a [[machine.sensor]].",
-)
+@config_option
 @_plan
 @click.option("--broker", type=Broker(), help="HOST:PORT (default: shop.toml's [mqtt]).")
 @click.option("--sensors", type=click.IntRange(min=1), help="Simulate the first N sensors.")
@@ -251,3 +245,6 @@ def write_shop_toml(
         f"{path}: {len(machines) - metered} machines with a sensor (broker {broker[0]}:"
         f"{broker[1]}), {metered} with a meter (Modbus TCP {meter_bus[0]}:{meter_bus[1]})"
     )
+
+
+main.add_command(demo)

@@ -5,10 +5,11 @@ stopped by PID. `stop()`/`kill()` end the process but keep its data so `start()`
 same server back on the same ports (fault tests); `close()` ends it for good and removes
 the folder. Whatever is still running when the interpreter exits is killed by an atexit
 hook, and on Linux each server also gets SIGKILL if the thread that started it dies
-(`setpriv --pdeathsig`), so a crashed or SIGKILLed run leaves no orphans.
+(`setpriv --pdeathsig`), so a crashed or SIGKILLed run leaves no orphans. `spawn()` gives
+any other child (`shopwatt run` in tests, benchmarks and `make stack-demo`) the same.
 
 `make stack-demo` (agent.stackdemo) runs its servers with these classes; the test
-fixtures (tests/servers.py) and `bench/` use the same ones.
+fixtures (tests/servers.py) and `bench/` use the same ones, through a `ServerPool`.
 """
 
 from __future__ import annotations
@@ -26,21 +27,29 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, BinaryIO, NoReturn, Self
 
+from gateway.config import load_config
 from gateway.errors import ServerError
+from gateway.provision.broker import BrokerOptions, Endpoint, provision_broker
+from gateway.provision.state import Layout
 
 __all__ = [
     "LOOPBACK",
     "Influxd",
     "Mosquitto",
+    "ProvisionedBroker",
     "ServerError",
+    "ServerPool",
     "ServerProcess",
     "find_binary",
     "free_port",
     "port_open",
+    "sensor_password",
+    "spawn",
 ]
 
 LOOPBACK = "127.0.0.1"
@@ -80,6 +89,7 @@ def port_open(port: int) -> bool:
 
 # pid -> server: the atexit hook below ends whatever a test forgot (or could not) close.
 _RUNNING: dict[int, ServerProcess] = {}
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}  # every process spawn() started
 _SETPRIV = shutil.which("setpriv")
 
 
@@ -87,6 +97,27 @@ _SETPRIV = shutil.which("setpriv")
 def _kill_leftovers() -> None:
     for server in list(_RUNNING.values()):
         server.close()
+    for proc in list(_CHILDREN.values()):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def spawn(
+    argv: list[str], log: BinaryIO, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a child process that cannot outlive its starter, output to `log`.
+
+    It gets SIGKILL when the thread that started it dies, whatever the cause (SIGKILL,
+    Ctrl-C, an exception; `setpriv --pdeathsig`), and at interpreter exit if still running.
+    """
+    if _SETPRIV:
+        argv = [_SETPRIV, "--pdeathsig", "KILL", *argv]  # setpriv execs: the pid stays
+    proc = subprocess.Popen(
+        argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
+    )
+    _CHILDREN[proc.pid] = proc
+    return proc
 
 
 class ServerProcess:
@@ -151,19 +182,9 @@ class ServerProcess:
         raise ServerError(f"{self.name} did not become ready; log {self.log_path}:\n{tail}")
 
     def _spawn(self) -> None:
-        argv = self._argv()
-        if _SETPRIV:
-            argv = [_SETPRIV, "--pdeathsig", "KILL", *argv]
         with self.log_path.open("ab") as log:
             self._log_offset = log.tell()
-            self._proc = subprocess.Popen(
-                argv,
-                cwd=self.workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self._env(),
-            )
+            self._proc = spawn(self._argv(), log, self.workdir, self._env())
         _RUNNING[self._proc.pid] = self
 
     def _wait_ready(self) -> bool:
@@ -380,3 +401,95 @@ bind-address = "{LOOPBACK}:{rpc_port}"
             raise ServerError(f"influxd /write: {err.code} {err.read()!r}") from None
         if status != 204:
             raise ServerError(f"influxd /write answered {status}")
+
+
+def _raise(message: str) -> NoReturn:
+    raise ServerError(message)
+
+
+class ServerPool:
+    """Servers started together (by one test, one benchmark); `close()` ends them all.
+
+    `on_error` receives the message when a binary is missing or a server fails to start
+    (the pytest fixtures pass `pytest.fail`); by default it raises ServerError.
+    """
+
+    def __init__(self, on_error: Callable[[str], NoReturn] = _raise) -> None:
+        self._on_error = on_error
+        self.closers: list[Callable[[], None]] = []  # close() calls them, newest first
+
+    def _started(self, server: ServerProcess) -> None:
+        self.closers.append(server.close)
+        try:
+            server.start()
+        except ServerError as err:
+            self._on_error(str(err))
+
+    def mosquitto(self, extra_config: str = "") -> Mosquitto:
+        """A started broker of this pool's own; `extra_config` lines go into its config."""
+        try:
+            broker = Mosquitto(extra_config=extra_config)
+        except ServerError as err:
+            self._on_error(str(err))
+        self._started(broker)
+        return broker
+
+    def influxd(self) -> Influxd:
+        """A started influxd of this pool's own: stop, kill and restart it freely."""
+        try:
+            server = Influxd()
+        except ServerError as err:
+            self._on_error(str(err))
+        self._started(server)
+        return server
+
+    def close(self) -> None:
+        """Close everything, newest first."""
+        while self.closers:
+            self.closers.pop()()
+
+
+class ProvisionedBroker(ServerProcess):
+    """mosquitto running the config `shopwatt provision broker` wrote for `shop`."""
+
+    name = "mosquitto-provisioned"
+
+    def __init__(self, shop: Path, tls: bool = False, plain: bool = True) -> None:
+        self.shop, self.tls, self.plain = shop, tls, plain
+        self.binary = find_binary("mosquitto")
+        super().__init__()
+
+    def _pick_ports(self) -> None:
+        self.port = free_port() if self.plain else 0
+        self.tls_port = free_port() if self.tls else 0
+        opts = BrokerOptions(
+            listen=[Endpoint(LOOPBACK, self.port)] if self.plain else [],
+            tls_listen=[Endpoint(LOOPBACK, self.tls_port)] if self.tls else [],
+            tls_names=["127.0.0.1", "localhost"] if self.tls else [],
+            # The tests' user: whoever runs them (root drops to it; pdeathsig keeps working).
+            user=getpass.getuser(),
+        )
+        self.config_path = provision_broker(load_config(self.shop), opts, datetime.now(UTC)).conf
+
+    @property
+    def layout(self) -> Layout:
+        """Where provisioning put this shop's files."""
+        return Layout.of(load_config(self.shop))
+
+    def _argv(self) -> list[str]:
+        return [self.binary, "-c", str(self.config_path)]
+
+    def _ready(self) -> bool:
+        return " running" in self.log_since_start() and port_open(self.port or self.tls_port)
+
+    def reload(self) -> None:
+        """SIGHUP: mosquitto re-reads its password file and ACL."""
+        assert self.pid is not None
+        os.kill(self.pid, signal.SIGHUP)
+
+
+def sensor_password(broker: ProvisionedBroker, sensor: str) -> str:
+    """The password provisioning generated for `sensor` (from its config.json)."""
+    doc = json.loads(broker.layout.sensor_config(sensor).read_text())
+    password: str = doc["mqtt"]["password"]
+    return password

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -30,6 +28,7 @@ import click
 from agent.cli import Duration, render_report, write_shop_toml
 from agent.liverun import RunOptions, RunReport
 from agent.localservers import LOOPBACK, Influxd, Mosquitto
+from agent.serviceshop import BROKER_CONFIG, Gateway
 from agent.shopday import DEMO_DAY
 from agent.shopplan import load_plan
 from agent.virtualshop import VirtualShop
@@ -42,58 +41,7 @@ from gateway.ledger import Ledger
 REPO = Path(__file__).resolve().parent.parent
 DASHBOARDS = REPO / "grafana" / "dashboards"
 DATABASE = "shopwatt"
-# docs/deploy.md: a broker must not cap the queue of a disconnected gateway.
-BROKER_CONFIG = "max_queued_messages 0\n"
-READY_LINE = "MQTT subscribed"  # the gateway logs it once it listens to the sensors
 WAIT_S = 60.0
-
-
-class GatewayProcess:
-    """`shopwatt run` as a child process, stopped by PID (SIGTERM, SIGKILL if it hangs)."""
-
-    def __init__(self, config: Path) -> None:
-        self.config = config
-        self.log_path = config.parent / "gateway.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> GatewayProcess:
-        """Start and wait until it subscribed to the sensors' topics."""
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "run", "--config", str(self.config)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        deadline = time.monotonic() + WAIT_S
-        while READY_LINE not in self.log():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise ServerError(f"the gateway did not start; {self.log_path}:\n{self.tail()}")
-            time.sleep(0.1)
-        return self
-
-    def stop(self) -> int | None:
-        """SIGTERM (a clean stop: last batch, outbox drain); SIGKILL after WAIT_S."""
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            return proc.wait(WAIT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return proc.wait()
-
-    def log(self) -> str:
-        """What it logged so far."""
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def tail(self, lines: int = 20) -> str:
-        """Its last log lines."""
-        return "\n".join(self.log().splitlines()[-lines:])
 
 
 def ledger_readings(cfg: ShopConfig) -> int:
@@ -109,7 +57,7 @@ def ledger_readings(cfg: ShopConfig) -> int:
         return 0
 
 
-def wait_for_ledger(cfg: ShopConfig, readings: int, gateway: GatewayProcess) -> int:
+def wait_for_ledger(cfg: ShopConfig, readings: int, gateway: Gateway) -> int:
     """Wait until the gateway stored `readings` readings (or stops making progress)."""
     stored, last_change = 0, time.monotonic()
     while stored < readings and time.monotonic() - last_change < WAIT_S:
@@ -201,9 +149,9 @@ def run_demo(
         config = out / "shop.toml"
         write_shop_toml(config, plan, None, (LOOPBACK, broker.port), influxd.url, DATABASE)
         cfg = load_config(config)
-        gateway = GatewayProcess(config)
+        gateway = Gateway(config)
         stack.callback(gateway.stop)
-        gateway.start()
+        gateway.start().ready()
         say(
             f"mosquitto :{broker.port}, influxd :{influxd.http_port}, gateway "
             f"(log {gateway.log_path}); simulating {start:%Y-%m-%d %H:%M} for {hours:g} h "
@@ -231,7 +179,7 @@ def run_demo(
 
 
 def _finish(
-    cfg: ShopConfig, report: RunReport, gateway: GatewayProcess, influxd: Influxd, day: dt.date
+    cfg: ShopConfig, report: RunReport, gateway: Gateway, influxd: Influxd, day: dt.date
 ) -> None:
     """Let the gateway catch up and stop, then print what it made of the day."""
     delivered = report.readings - sum(m.backlog for m in report.machines.values())

@@ -39,9 +39,8 @@ from paho.mqtt.properties import Properties
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.inputs.mqtt import RECEIVE_MAXIMUM, SESSION_NEVER_EXPIRES
-from tests.servers import LOOPBACK, Influxd, Mosquitto, ServerPool
-from tests.service.shop import (
+from agent.localservers import LOOPBACK, Influxd, Mosquitto, ServerPool
+from agent.serviceshop import (
     BROKER_CONFIG,
     FakeSensor,
     Gateway,
@@ -50,6 +49,7 @@ from tests.service.shop import (
     ledger_readings,
     write_config,
 )
+from gateway.inputs.mqtt import RECEIVE_MAXIMUM, SESSION_NEVER_EXPIRES
 
 GOAL = 0.5
 RSS_GOAL_MB = 150.0
@@ -176,7 +176,8 @@ def peak_rss_mb(pool: ServerPool, influxd: Influxd, sensors: int, per_sensor: in
         pass
     msgs = messages(sensors, per_sensor)
     _queue(broker, msgs)
-    with gw.start():
+    gw.start()
+    try:
         _wait("the ledger", lambda: sum(ledger_readings(cfg).values()) == len(msgs))
         assert gw.proc is not None
         status = Path(f"/proc/{gw.proc.pid}/status").read_text()
@@ -184,6 +185,8 @@ def peak_rss_mb(pool: ServerPool, influxd: Influxd, sensors: int, per_sensor: in
             int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")
         )
         gw.stop()
+    finally:
+        gw.__exit__()
     return hwm_kb / 1024
 
 

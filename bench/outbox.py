@@ -5,7 +5,7 @@
 The floor is measured in the same run: the same lines POSTed to /write in batches of
 `--batch` over one keep-alive connection, with nothing in between. The outbox side puts
 the lines into a fresh outbox first (timed and reported apart), then drains it with the
-gateway's Drainer + V1Writer. The two alternate in `--rounds` rounds. Goal: drain
+gateway's Drainer + HttpWriter. The two alternate in `--rounds` rounds. Goal: drain
 rate >= 0.5 x the raw rate. Both databases are counted afterwards, so a fast but lossy
 drain cannot pass.
 """
@@ -23,12 +23,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agent.localservers import Influxd, ServerPool
 from gateway.config import InfluxDB
 from gateway.outputs.drain import Drainer
-from gateway.outputs.influxdb import V1Writer
+from gateway.outputs.influxdb import HttpWriter
 from gateway.outputs.outbox import Outbox
 from gateway.outputs.schema import power_lines
-from tests.servers import Influxd, ServerPool
 
 GOAL = 0.5
 
@@ -69,7 +69,7 @@ def outbox_drain(influxd: Influxd, db: str, lines: list[str], batch: int) -> tup
         for i in range(0, len(lines), batch):
             box.put(lines[i : i + batch])
         put_s = time.perf_counter() - start
-        drainer = Drainer(box, V1Writer(InfluxDB(url=influxd.url, database=db)), batch)
+        drainer = Drainer(box, HttpWriter(InfluxDB(url=influxd.url, database=db)), batch)
         start = time.perf_counter()
         while box.depth:
             if drainer.drain_once():

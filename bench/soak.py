@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -35,11 +36,17 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agent.localservers import (
+    LOOPBACK,
+    Influxd,
+    ProvisionedBroker,
+    ServerError,
+    ServerPool,
+    sensor_password,
+)
+from agent.serviceshop import FakeSensor, Gateway, ledger_readings, write_config
 from gateway.config import ShopConfig, load_config
 from gateway.provision.sensor import SensorOptions, provision_sensor
-from tests.security.security_helpers import ProvisionedBroker, now, sensor_password
-from tests.servers import LOOPBACK, Influxd, ServerError, ServerPool
-from tests.service.shop import FakeSensor, Gateway, ledger_readings, write_config
 
 MEMORY_GOAL = 1.2  # RSS at the end / RSS once warm
 SAMPLE_S = 10.0
@@ -170,7 +177,7 @@ def soak(minutes: float, n_sensors: int, rate: float) -> None:
         cfg = load_config(shop)
         for machine, sensor in machines.items():
             opts = SensorOptions(machine, sensor, broker_host="127.0.0.1", wifi_ssid="soak")
-            provision_sensor(cfg, opts, now())
+            provision_sensor(cfg, opts, datetime.now(UTC))
         broker.start()
         shop.write_text(shop.read_text().replace("port = 1883", f"port = {broker.port}"))
         cfg = load_config(shop)

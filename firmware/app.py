@@ -13,7 +13,7 @@ from .clock import Clock
 from .config import Config
 from .energy import Counters
 from .hal import Area, Hal
-from .meters import METERS, Values
+from .meters import Meter, Values
 from .modbus import Exchange, ModbusError, read_request
 from .mqtt import Client
 from .mqtt_codec import MqttError
@@ -66,7 +66,7 @@ class Sensor:
         self.flash = FlashStore(state_area, STATE_SLOTS)
         self.ring = Ring(ring_area, cfg.buffer_slots)
         self.outbox = Outbox(self.ring)
-        self.meter = None if cfg.meter is None else METERS[cfg.meter["type"]]()
+        self.meter = None if cfg.meter is None else Meter(cfg.meter["type"])
         self.meter_values: Values | None = None  # last good read in this window
         self.meter_errors = 0  # failed polls in this window
         base = f"shopwatt/v1/{cfg.site}/{cfg.machine}/{cfg.sensor}/"

@@ -6,13 +6,15 @@ Everything is validated once at start; an error names the key and the bad value.
 
 import json
 
+from .meter_maps import MAPS
+
 TYPE_CHECKING = False  # MicroPython has no typing module: imports for mypy only
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
 ADC1_PINS = (32, 33, 34, 35, 36, 39)  # ADC2 cannot be read while Wi-Fi is on
 MAX_CT = 3
-METER_TYPES = ("pzem004t", "sdm120")
+METER_TYPES = tuple(sorted(MAPS))  # the meters with a register table (meter_maps.py)
 
 DEFAULTS = {
     "site": "",

@@ -1,27 +1,19 @@
-"""Register maps and scaling of the meters a sensor can read over Modbus-RTU.
+"""The meters a sensor can read over Modbus-RTU: reads and scaling from their register tables.
 
-Each meter: the read requests to send and a decoder from their registers to the protocol's
-integer units (0.1 V, mA, 0.1 W, mWh). Addresses from the datasheets (docs/firmware.md
-lists what was checked): PZEM-004T v3 input registers 0x0000.. (32-bit values low word
-first, fixed-point); Eastron SDM120 input registers as IEEE 754 floats, high word first.
+The tables (meter_maps.py) are generated from the gateway's register maps
+(gateway/meters/*.toml), so the sensor and the gateway read a meter the same way; this
+module turns one round of reads into the protocol's integer units (0.1 V, mA, 0.1 W, mWh).
 """
 
 import math
 import struct
 
-from .modbus import READ_INPUT
+from .meter_maps import MAPS
+from .modbus import ModbusError
 
-
-def _u32_lo_first(lo: int, hi: int) -> int:
-    return (hi << 16) | lo
-
-
-def _f32_hi_first(hi: int, lo: int) -> float:
-    return float(struct.unpack(">f", struct.pack(">HH", hi, lo))[0])
-
-
-def _round(x: float) -> int:
-    return math.floor(x + 0.5)
+TYPE_CHECKING = False  # MicroPython has no typing module: imports for mypy only
+if TYPE_CHECKING:
+    from .meter_maps import Field, Read
 
 
 class Values:
@@ -34,54 +26,41 @@ class Values:
         self.mwh = mwh  # the meter's import energy counter, mWh
 
 
+def _number(regs: "list[list[int]]", field: "Field") -> int:
+    """One field of a round of reads, in protocol units (integers stay exact integers)."""
+    read, at, kind, order, factor = field
+    r = regs[read]
+    if kind == "uint16" or kind == "int16":
+        raw: float = r[at] - (0x10000 if kind == "int16" and r[at] >= 0x8000 else 0)
+    else:
+        hi, lo = (r[at], r[at + 1]) if order == "big" else (r[at + 1], r[at])
+        if kind == "float32":
+            raw = struct.unpack(">f", struct.pack(">HH", hi, lo))[0]
+            # NaN fails both comparisons: Eastron meters read NaN while they start up.
+            if not -3e38 < raw < 3e38:
+                raise ModbusError("value", "register " + str(at) + " holds no number")
+        else:
+            raw = (hi << 16) | lo
+            if kind == "int32" and raw >= 0x80000000:
+                raw -= 0x100000000
+    x = raw * factor
+    # An int times an int factor is exact; floats are rounded (the ESP32's are 32-bit).
+    return x if isinstance(x, int) else math.floor(x + 0.5)
+
+
 class Meter:
-    """A meter model: what to read, and how to scale it."""
+    """A meter model from its generated table: what to read, and how to scale it."""
 
-    def requests(self) -> "list[tuple[int, int, int]]":
+    def __init__(self, model: str) -> None:
+        self.reads, self.fields = MAPS[model]
+
+    def requests(self) -> "tuple[Read, ...]":
         """(function, first register, count) of each read, in order."""
-        raise NotImplementedError
+        return self.reads
 
     def decode(self, regs: "list[list[int]]") -> Values:
         """Scale the registers of one round of requests()."""
-        raise NotImplementedError
-
-
-class Pzem004t(Meter):
-    """PZEM-004T v3: one read of 10 input registers; energy wraps at 9999.99 kWh."""
-
-    def requests(self) -> "list[tuple[int, int, int]]":
-        """(function, first register, count) of each read, in order."""
-        return [(READ_INPUT, 0x0000, 10)]
-
-    def decode(self, regs: "list[list[int]]") -> Values:
-        """Scale the registers of one round of requests()."""
-        r = regs[0]
-        # 0.1 V; 0.001 A; 0.1 W; 1 Wh: the meter's units are already ours, exactly.
+        f = self.fields
         return Values(
-            r[0],
-            _u32_lo_first(r[1], r[2]),
-            _u32_lo_first(r[3], r[4]),
-            1000 * _u32_lo_first(r[5], r[6]),
+            _number(regs, f[0]), _number(regs, f[1]), _number(regs, f[2]), _number(regs, f[3])
         )
-
-
-class Sdm120(Meter):
-    """Eastron SDM120-Modbus: floats; V 0x0000, A 0x0006, W 0x000C, import kWh 0x0048."""
-
-    def requests(self) -> "list[tuple[int, int, int]]":
-        """(function, first register, count) of each read, in order."""
-        return [(READ_INPUT, 0x0000, 14), (READ_INPUT, 0x0048, 2)]
-
-    def decode(self, regs: "list[list[int]]") -> Values:
-        """Scale the registers of one round of requests()."""
-        a, b = regs
-        volts = _f32_hi_first(a[0], a[1])
-        amps = _f32_hi_first(a[6], a[7])
-        watts = _f32_hi_first(a[12], a[13])
-        kwh = _f32_hi_first(b[0], b[1])
-        return Values(
-            _round(volts * 10), _round(amps * 1000), _round(watts * 10), _round(kwh * 1000000)
-        )
-
-
-METERS: "dict[str, type[Meter]]" = {"pzem004t": Pzem004t, "sdm120": Sdm120}

@@ -15,7 +15,7 @@ MAX_REGS = 125  # the Modbus limit per read request
 
 
 class ModbusError(Exception):
-    """A failed exchange; `kind` is timeout, crc, frame or exception (a device refusal)."""
+    """A failed exchange; `kind`: timeout, crc, frame, exception (refused) or value (no number)."""
 
     def __init__(self, kind: str, detail: str) -> None:
         super().__init__(kind + ": " + detail)

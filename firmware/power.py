@@ -60,6 +60,26 @@ def _round(x: float) -> int:
     return math.floor(x + 0.5)
 
 
+def _shift_gain(sums: Sums, k: int, var_v_n2: int) -> float:
+    """RMS of channel k's phase-shifted voltage over the voltage's RMS, from the sums.
+
+    The shifted voltage u = (1 - a) v[n-1] + a v[n] (a = phase / 256) of a sine has the
+    amplitude |1 - a + a e^(jwT)|: below 1 between two samples, above 1 beyond the last one
+    (+1.3 % for a = 1.5 at 2000 sample sets/s and 60 Hz), and real power with it. Its sums
+    follow from the voltage's own, exactly in integers (scaled by 256^2), with p the sample
+    each step starts from: sum(u^2) = (1-a)^2 sum(p^2) + 2a(1-a) sum(v p) + a^2 sum(v^2).
+    """
+    n = sums.n
+    a = sums.phase[k]
+    b = PHASE_ONE - a
+    su = b * sums.total_p() + a * sums.vs1
+    squ = b * b * sums.total_psq() + 2 * a * b * sums.total_vlag() + a * a * sums.total_vsq()
+    var_u_n2 = squ * n - su * su
+    if var_v_n2 <= 0 or var_u_n2 <= 0:
+        return 1.0  # a flat voltage (no reference wired) has no amplitude to correct
+    return math.sqrt(var_u_n2 / (var_v_n2 * PHASE_ONE * PHASE_ONE))
+
+
 def finish(
     sums: Sums,
     cals: "list[ChannelCal]",
@@ -78,7 +98,7 @@ def finish(
             out.ma[k] = 0
             out.dw[k] = 0
         return
-    vrms = 0.0
+    var_v_n2 = sums.total_vsq() * n - sums.vs1 * sums.vs1
     if vcal is not None:
         vrms = _rms_counts(sums.total_vsq(), sums.vs1, n) * vcal.volts_per_count
         out.vr_dv = _round(vrms * 10)
@@ -97,5 +117,6 @@ def finish(
         else:
             cov_n2 = sums.total_vi(k) * n - sums.vs1 * sums.s1[k]
             watts = cov_n2 / (n * n) * cal.amps_per_count * vcal.volts_per_count * cal.sign
+            watts /= _shift_gain(sums, k, var_v_n2)
         out.ma[k] = ma
         out.dw[k] = _round(watts * 10)

@@ -10,6 +10,11 @@ bits on the heap, and the ESP32's floats are 32-bit. Samples are shifted by the 
 window's mean (so the sums stay small and nothing cancels catastrophically), squares of
 12-bit values fit a small int, and each sum of squares is kept as hi * 2**28 + lo with lo
 carried into hi. The per-sample loop therefore allocates nothing and loses nothing.
+
+The voltage is also summed as sum(v[n] * v[n-1]), one product per sample set: with it the
+power module knows, once per window, how much each channel's phase correction (the voltage
+moved along its last step) changed the voltage's amplitude, and takes that out again. The
+first set of a burst has no last step (the network ran in between): it is used as it is.
 """
 
 TYPE_CHECKING = False  # MicroPython has no typing module: imports for mypy only
@@ -45,7 +50,14 @@ class Sums:
         self.vs1 = 0
         self.vqh = 0
         self.vql = 0
-        self.vprev = 0
+        # sum(v * p) and sum(p^2) - sum(v^2), p the voltage each step starts from (v[n-1],
+        # or v[n] itself in a burst's first set), as hi * LIMB + lo, signed; and
+        # sum(p) - sum(v), a small int (per burst: first sample - last one).
+        self.vlh = 0
+        self.vll = 0
+        self.vph = 0
+        self.vpl = 0
+        self.vp1 = 0
 
     def clear(self) -> None:
         """Start a new window (in place: the lists are reused, nothing is allocated)."""
@@ -60,6 +72,11 @@ class Sums:
         self.vs1 = 0
         self.vqh = 0
         self.vql = 0
+        self.vlh = 0
+        self.vll = 0
+        self.vph = 0
+        self.vpl = 0
+        self.vp1 = 0
 
     def total_sq(self, k: int) -> int:
         """sum(x^2) of channel k, offset-removed counts^2."""
@@ -73,6 +90,18 @@ class Sums:
         """sum(v^2) of the voltage channel."""
         return self.vqh * LIMB + self.vql
 
+    def total_vlag(self) -> int:
+        """sum(v * p): each voltage sample times the one its step starts from."""
+        return self.vlh * LIMB + self.vll
+
+    def total_psq(self) -> int:
+        """sum(p^2) of the voltage samples the steps start from."""
+        return self.total_vsq() + self.vph * LIMB + self.vpl
+
+    def total_p(self) -> int:
+        """sum(p) of the voltage samples the steps start from."""
+        return self.vs1 + self.vp1
+
     def track_offsets(self) -> None:
         """Move each DC bias estimate to this window's mean (call before clear())."""
         n = self.n
@@ -80,9 +109,7 @@ class Sums:
             return
         for k in range(self.nch):
             self.off[k] += _div_round(self.s1[k], n)
-        dv = _div_round(self.vs1, n)
-        self.voff += dv
-        self.vprev -= dv
+        self.voff += _div_round(self.vs1, n)
 
 
 def _div_round(a: int, n: int) -> int:
@@ -110,22 +137,37 @@ def burst(
     ph = sums.ph
     pl = sums.pl
     voff = sums.voff
-    vprev = sums.vprev
     vs1 = sums.vs1
     vqh = sums.vqh
     vql = sums.vql
+    vlh = sums.vlh
+    vll = sums.vll
     clip = 0
+    fresh = True
+    vfirst = vprev = 0
     for _ in range(count):
         v = vread()
         if v <= 0 or v >= rail:
             clip += 1
         v -= voff
+        if fresh:
+            # The network ran since the last sample: a step from it would span the pause.
+            vfirst = vprev = v
+            fresh = False
         vs1 += v
         a = vql + v * v
         if a >= limb:
             a -= limb
             vqh += 1
         vql = a
+        a = vll + v * vprev
+        if a >= limb:
+            a -= limb
+            vlh += 1
+        elif a <= -limb:
+            a += limb
+            vlh -= 1
+        vll = a
         dv = v - vprev
         for k in range(nch):
             x = reads[k]()
@@ -149,9 +191,20 @@ def burst(
                 ph[k] -= 1
             pl[k] = a
         vprev = v
+    # This burst's steps start from v[first], v[first], v[first + 1] .. v[last - 1].
+    sums.vp1 += vfirst - vprev
+    a = sums.vpl + vfirst * vfirst - vprev * vprev
+    if a >= limb:
+        a -= limb
+        sums.vph += 1
+    elif a <= -limb:
+        a += limb
+        sums.vph -= 1
+    sums.vpl = a
     sums.n += count
     sums.clip += clip
-    sums.vprev = vprev
     sums.vs1 = vs1
     sums.vqh = vqh
     sums.vql = vql
+    sums.vlh = vlh
+    sums.vll = vll

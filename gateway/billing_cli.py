@@ -3,13 +3,12 @@ and what they made (docs/accounting.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import click
 
-from gateway.cligroup import INSTANT_HELP, instant
+from gateway.cligroup import INSTANT_HELP, config_option, instant
 from gateway.config import ShopConfig, load_config
 from gateway.engine.localtime import local_time, next_period, period_start
 from gateway.ledger import Ledger
@@ -18,10 +17,9 @@ from gateway.ledger.customers import Customer
 from gateway.ledger.rows import LedgerRow
 from gateway.ledger.units import hours, kwh, money
 
-ConfigOption = Callable[[click.Command], click.Command]
-
 
 @click.command("add")
+@config_option
 @click.argument("customer_id")
 @click.option("--name", default="", help="Display name (default: the id).")
 @click.option("--vat-id", default="", help="The customer's VAT id, printed on statements.")
@@ -37,6 +35,7 @@ def customer_add(
 
 
 @click.command("list")
+@config_option
 def customer_list(config_path: Path) -> None:
     """Every customer: id, name, VAT id, price list, internal, merged into."""
     found = Ledger(load_config(config_path)).customer_list()
@@ -57,6 +56,7 @@ def columns(table: list[list[str]]) -> str:
 
 
 @click.command("rename")
+@config_option
 @click.argument("customer")
 @click.option("--name", required=True, help="The new display name.")
 def customer_rename(config_path: Path, customer: str, name: str) -> None:
@@ -66,6 +66,7 @@ def customer_rename(config_path: Path, customer: str, name: str) -> None:
 
 
 @click.command("merge")
+@config_option
 @click.argument("customer")
 @click.option("--into", required=True, help="The customer that keeps the jobs.")
 def customer_merge(config_path: Path, customer: str, into: str) -> None:
@@ -106,6 +107,7 @@ def _adjusted(count: int) -> str:
 
 
 @click.command("assign")
+@config_option
 @click.argument("job_id")
 @click.option("--machine", help="Needed only when two machines have a job of that id.")
 @click.option("--customer", required=True, help="Customer id or display name.")
@@ -129,6 +131,7 @@ def job_assign(
 
 
 @click.command("split")
+@config_option
 @click.argument("job_id")
 @click.option("--machine", help="Needed only when two machines have a job of that id.")
 @click.option("--at", "at_ms", required=True, callback=instant, help=f"Where: {INSTANT_HELP}.")
@@ -141,22 +144,24 @@ def job_split(config_path: Path, job_id: str, machine: str | None, at_ms: int) -
     )
 
 
-def job_group(config_option: ConfigOption) -> click.Group:
-    """The `job` group, each command taking the CLI's own --config option."""
-    group = click.Group("job", help="One job: who it was for, what it made, where it splits.")
-    for command in (job_assign, job_split):
-        group.add_command(config_option(command))
-    return group
+@click.group("job")
+def job() -> None:
+    """One job: who it was for, what it made, where it splits."""
+
+
+job.add_command(job_assign)
+job.add_command(job_split)
 
 
 _day = click.DateTime(formats=["%Y-%m-%d"])
 
 
 @click.command("jobs")
+@config_option
 @click.option("--from", "first", type=_day, required=True, help="First local date.")
 @click.option("--to", "end", type=_day, required=True, help="Local date after the last one.")
 @click.option("--unassigned", is_flag=True, help="Only jobs with no customer.")
-def jobs_command(config_path: Path, first: datetime, end: datetime, unassigned: bool) -> None:
+def jobs(config_path: Path, first: datetime, end: datetime, unassigned: bool) -> None:
     """The jobs ending on the local dates [--from, --to), with who they were for."""
     cfg = load_config(config_path)
     found = Ledger(cfg).jobs(first.date(), end.date())
@@ -176,9 +181,10 @@ def jobs_text(found: list[LedgerRow], cfg: ShopConfig) -> str:
     return columns([JOB_HEAD, *(_job_line(j, cfg) for j in found)])
 
 
-def customer_group(config_option: ConfigOption) -> click.Group:
-    """The `customer` group, each command taking the CLI's own --config option."""
-    group = click.Group("customer", help="Customers and the shop's own product lines.")
-    for command in (customer_add, customer_list, customer_rename, customer_merge):
-        group.add_command(config_option(command))
-    return group
+@click.group("customer")
+def customer() -> None:
+    """Customers and the shop's own product lines."""
+
+
+for _command in (customer_add, customer_list, customer_rename, customer_merge):
+    customer.add_command(_command)

@@ -4,53 +4,83 @@ from __future__ import annotations
 
 import logging
 import sys
-import tempfile
-import time
-from datetime import datetime, timedelta
+from datetime import datetime
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, cast
 
 import click
-from tqdm import tqdm
 
 from gateway import __version__
-from gateway.billing_cli import (
-    customer_group,
-    job_group,
-    jobs_command,
-    jobs_text,
-    unassigned_jobs,
-)
-from gateway.cligroup import INSTANT_HELP, UserErrorGroup, instant
+from gateway.cligroup import INSTANT_HELP, UserErrorGroup, config_option, instant
+from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
 from gateway.engine.localtime import local_time
 from gateway.engine.model import MachineReadings
-from gateway.export import BY, Table, build_table, write_csv, write_xlsx
+from gateway.errors import ShopwattError
+from gateway.export import BY, Table, build_table, write_csv
 from gateway.export.table import By
-from gateway.export.to_text import render_text
-from gateway.inputs.csvfile import read_jobs, read_readings
 from gateway.ledger import Dropped, Ledger, Replayed, Status
 from gateway.ledger.periods import parse_month
-from gateway.provision.cli import provision_group
 
 _BIG_FILE = 20_000_000  # bytes: from here on replay shows a progress bar
 
 
-@click.group(cls=UserErrorGroup)
+PLUGINS = "shopwatt.commands"  # entry points through which other packages add commands
+# Commands that load heavy modules (provision: cryptography) are imported only when named,
+# so `shopwatt run` on a Pi never pays for them.
+_LAZY = {
+    "provision": "gateway.provision.cli:provision",
+    "customer": "gateway.billing_cli:customer",
+    "job": "gateway.billing_cli:job",
+    "jobs": "gateway.billing_cli:jobs",
+}
+
+
+def _elsewhere() -> dict[str, EntryPoint]:
+    """Commands defined outside this module: lazy built-ins and other packages' plugins."""
+    lazy = {name: EntryPoint(name, target, PLUGINS) for name, target in _LAZY.items()}
+    return lazy | {ep.name: ep for ep in entry_points(group=PLUGINS)}
+
+
+def _missing(name: str, err: ImportError) -> click.Command:
+    """A stand-in for a plugin command whose package is not installed: says what to install."""
+    why = f"needs the agent: pip install 'shopwatt[agent]' ({err})"
+
+    def refuse() -> None:
+        raise ShopwattError(f"`shopwatt {name}` {why}")
+
+    return click.Command(name, callback=refuse, help=why[0].upper() + why[1:])
+
+
+class _Shopwatt(UserErrorGroup):
+    """The gateway's commands plus those the agent adds (`demo`), each loaded only when
+    named, so the gateway never imports the agent and runs on a Pi without it."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_elsewhere()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        found = _elsewhere().get(cmd_name) if command is None else None
+        if found is None:
+            return command
+        if cmd_name in _LAZY:
+            builtin: click.Command = found.load()
+            return builtin
+        try:
+            plugin: click.Command = found.load()
+        except ImportError as err:
+            return _missing(cmd_name, err)
+        return plugin
+
+
+@click.group(cls=_Shopwatt)
 @click.version_option(__version__, prog_name="shopwatt")
 def main() -> None:
     """shopwatt: per-job energy and machine costs for micro-factories."""
 
 
-_config = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("shop.toml"),
-    show_default=True,
-    envvar="SHOPWATT_CONFIG",
-    help="The shop's shop.toml (also $SHOPWATT_CONFIG).",
-)
 _day = click.DateTime(formats=["%Y-%m-%d"])
 
 
@@ -62,12 +92,17 @@ def replay_files(
     create_customers: bool = False,
 ) -> Replayed:
     """Parse and check the files, then replay them into the ledger in one transaction."""
+    # Imported here: the parser (pyarrow) and tqdm are for replay, not for `shopwatt run`.
+    from tqdm import tqdm
+
+    from gateway.inputs.csvfile import read_jobs, read_readings
+
     # disable=None: tqdm draws only on a terminal, never into a log file or pipe.
     with tqdm(desc="replay", unit="step", disable=None if bar else True, leave=False) as progress:
         progress.set_postfix_str(f"reading {readings or jobs}")
-        now_ms = time.time_ns() // 1_000_000  # no reading may be dated a day after this
-        parsed = read_readings(readings, cfg.machines, now_ms) if readings else None
-        explicit = read_jobs(jobs, cfg.machines, now_ms) if jobs else None
+        now = now_ms()  # no reading may be dated a day after this
+        parsed = read_readings(readings, cfg.machines, now) if readings else None
+        explicit = read_jobs(jobs, cfg.machines, now) if jobs else None
 
         def step(what: str, done: int, total: int) -> None:
             progress.total = total
@@ -87,7 +122,7 @@ def publish(
     """With [influxdb]: queue what changed for Grafana (docs/gateway.md) and try to send it."""
     if cfg.influxdb is None:
         return
-    from gateway.outputs.publish import queue_ledger_changes  # loads the InfluxDB client
+    from gateway.outputs.publish import queue_ledger_changes  # the outbox: only with [influxdb]
 
     queued, waiting = queue_ledger_changes(cfg, recomputed, readings)
     if queued:
@@ -95,7 +130,8 @@ def publish(
         click.echo(f"InfluxDB: queued {queued:,} points{note}", err=True)
 
 
-def _summary(replayed: Replayed, readings: Path | None, jobs: Path | None) -> str:
+def replay_summary(replayed: Replayed, readings: Path | None, jobs: Path | None) -> str:
+    """What a replay added, dropped and recomputed, one line per fact."""
     lines = []
     if readings:
         lines.append(
@@ -116,7 +152,7 @@ def _summary(replayed: Replayed, readings: Path | None, jobs: Path | None) -> st
 
 
 @main.command()
-@_config
+@config_option
 @click.option("--input", "readings", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--jobs", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -133,7 +169,7 @@ def replay(
     cfg = load_config(config_path)
     big = readings is not None and readings.exists() and readings.stat().st_size >= _BIG_FILE
     replayed = replay_files(cfg, readings, jobs, bar=big, create_customers=create_customers)
-    click.echo(_summary(replayed, readings, jobs))
+    click.echo(replay_summary(replayed, readings, jobs))
 
 
 def write_table(table: Table, fmt: str, output: Path | None) -> None:
@@ -141,13 +177,15 @@ def write_table(table: Table, fmt: str, output: Path | None) -> None:
     if fmt == "xlsx":
         if output is None:
             raise click.UsageError("--format xlsx needs --output FILE.xlsx")
+        from gateway.export.to_xlsx import write_xlsx  # openpyxl: only for an XLSX
+
         write_xlsx(table, output)
     else:
         write_csv(table, output or sys.stdout)
 
 
 @main.command()
-@_config
+@config_option
 @click.option("--from", "first", type=_day, required=True, help="First local date.")
 @click.option("--to", "end", type=_day, required=True, help="Local date after the last one.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), help="Default: by --output.")
@@ -183,11 +221,13 @@ def export(
 
 
 @main.command()
-@_config
+@config_option
 @click.option("--month", required=True, help="The month to close, YYYY-MM (local calendar).")
 @click.option("--yes", is_flag=True, help="Close even with jobs that have no customer.")
 def close(config_path: Path, month: str, yes: bool) -> None:
     """Freeze a month: its rows never change; later changes become adjustment rows."""
+    from gateway.billing_cli import jobs_text, unassigned_jobs
+
     cfg = load_config(config_path)
     ledger = Ledger(cfg)
     period = parse_month(month)
@@ -211,7 +251,7 @@ def close(config_path: Path, month: str, yes: bool) -> None:
 
 
 @main.command()
-@_config
+@config_option
 @click.option("--all", "everything", is_flag=True, help="Every machine, not only changed ones.")
 def recompute(config_path: Path, everything: bool) -> None:
     """Recompute after a shop.toml change (tariff, machine settings, time zone)."""
@@ -230,7 +270,7 @@ def readings() -> None:
 
 
 @readings.command("drop")
-@_config
+@config_option
 @click.option("--machine", required=True, help="The machine whose readings go.")
 @click.option(
     "--from", "lo", required=True, callback=instant, help=f"First instant: {INSTANT_HELP}."
@@ -337,7 +377,7 @@ def _brief(detail: dict[str, Any]) -> str:
 
 
 @main.command()
-@_config
+@config_option
 def status(config_path: Path) -> None:
     """Readings per machine, what was dropped or repaired, closed months, recent changes."""
     cfg = load_config(config_path)
@@ -345,7 +385,7 @@ def status(config_path: Path) -> None:
 
 
 @main.command()
-@_config
+@config_option
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning"]),
@@ -359,42 +399,3 @@ def run(config_path: Path, log_level: str) -> None:
     # systemd's journal adds the time; the level and module say where a line comes from.
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     run_service(load_config(config_path))
-
-
-@main.command()
-@click.option(
-    "--output",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for shop.toml, the CSV inputs, the ledger and the export (default: a temp one).",
-)
-@click.option("--seed", type=int, default=7, show_default=True)
-def demo(output: Path | None, seed: int) -> None:
-    """A simulated shop day through replay -> engine -> ledger -> export (no servers)."""
-    from agent.shopday import simulate_shop_day  # the simulator loads only for the demo
-
-    out = output or Path(tempfile.mkdtemp(prefix="shopwatt-demo-"))
-    out.mkdir(parents=True, exist_ok=True)
-    click.echo(f"simulating a shop day (seed {seed}) ...", err=True)
-    shop = simulate_shop_day(seed)
-    config_path, readings, jobs = out / "shop.toml", out / "readings.csv", out / "jobs.csv"
-    config_path.write_text(shop.config_toml, encoding="utf-8")
-    shop.readings_csv(readings)
-    shop.jobs_csv(jobs)
-    cfg = load_config(config_path)
-    # The simulated schedule names its customers: the demo knows them all.
-    replayed = replay_files(cfg, readings, jobs, bar=True, create_customers=True)
-    click.echo(_summary(replayed, readings, jobs), err=True)
-    first, end = shop.day, shop.day + timedelta(days=1)
-    table = build_table(Ledger(cfg).select(first, end), cfg.site.tz, cfg.site.currency)
-    click.echo(render_text(table))
-    name = f"costs-{first:%Y%m%d}"
-    csv_path, xlsx_path = out / f"{name}.csv", out / f"{name}.xlsx"
-    write_table(table, "csv", csv_path)
-    write_table(table, "xlsx", xlsx_path)
-    click.echo(f"\nCSV:    {csv_path}\nXLSX:   {xlsx_path}\nledger: {Ledger(cfg).path}")
-
-
-main.add_command(provision_group(_config))
-main.add_command(customer_group(_config))
-main.add_command(job_group(_config))
-main.add_command(_config(jobs_command))

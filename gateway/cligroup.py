@@ -1,14 +1,15 @@
-"""What every shopwatt command line shares: user errors as one line (exit 2), instants."""
+"""What every shopwatt command line shares: user errors as one line (exit 2), --config,
+instants."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any, ClassVar
 
 import click
 
 from gateway.errors import ShopwattError
-from gateway.inputs.csvfile import parse_time_ms
 
 INSTANT_HELP = "ISO 8601 with a UTC offset or Z, e.g. 2026-11-03T08:00:00+01:00"
 
@@ -17,6 +18,8 @@ def instant(_ctx: click.Context, param: click.Parameter, text: str | None) -> in
     """click callback: an ISO 8601 time with offset -> UTC ms (a bad one names the option)."""
     if text is None:
         return None
+    from gateway.inputs.csvfile import parse_time_ms  # the parser: not for `shopwatt run`
+
     try:
         return parse_time_ms(text)
     except ValueError as err:
@@ -34,3 +37,14 @@ class UserErrorGroup(click.Group):
         except ShopwattError as err:
             click.echo(f"{self.program}: error: {err}", err=True)
             sys.exit(2)
+
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("shop.toml"),
+    show_default=True,
+    envvar="SHOPWATT_CONFIG",
+    help="The shop's shop.toml (also $SHOPWATT_CONFIG).",
+)

@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.meters.maps import available_models
 from gateway.tomlmodel import read_toml, validate_model
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -181,8 +182,6 @@ class Meter(_Section):
     @field_validator("model")
     @classmethod
     def _known_model(cls, v: str) -> str:
-        from gateway.meters.maps import available_models  # the maps import this module
-
         if not v.endswith(".toml") and v not in available_models():
             raise ValueError(
                 f"unknown meter model; shipped: {', '.join(available_models())} "
@@ -278,7 +277,7 @@ class InfluxDB(_Section):
     """
 
     url: Annotated[str, Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")]
-    api: Literal["v1", "v2"] = "v1"  # v1: POST /write (1.x, 2.x DBRP, 3.x); v2: influxdb-client
+    api: Literal["v1", "v2"] = "v1"  # v1: POST /write (1.x, 2.x DBRP, 3.x); v2: /api/v2/write
     database: str = ""  # v1: the database (2.x: mapped by DBRP)
     retention_policy: str = ""  # v1: empty = the database's default
     bucket: str = ""  # v2 (InfluxDB 1.8+: "database/retention_policy")

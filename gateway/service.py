@@ -35,6 +35,7 @@ from types import FrameType
 
 import numpy as np
 
+from gateway.clock import now_ms
 from gateway.config import ShopConfig
 from gateway.engine.model import ExplicitJob, MachineReadings
 from gateway.errors import ConfigError, ShopwattError
@@ -77,10 +78,6 @@ CREATE TABLE IF NOT EXISTS live_jobs (
     machine TEXT NOT NULL, job TEXT NOT NULL, start_ms INTEGER, stop_ms INTEGER,
     customer TEXT NOT NULL, parts INTEGER, src TEXT NOT NULL, PRIMARY KEY (machine, job));
 """
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _per_machine(readings: list[Reading]) -> tuple[dict[str, MachineReadings], dict[str, str]]:
@@ -129,7 +126,7 @@ class Health:
         """Note when each sensor was heard of and its latest status."""
         self.last_seen_ms.update(box.seen_ms)
         for sensor, status in box.statuses:
-            self.status[sensor] = (box.seen_ms.get(sensor, _now_ms()), status)
+            self.status[sensor] = (box.seen_ms.get(sensor, now_ms()), status)
 
     def sensor_fields(self, sensor: str, counts: Mapping[str, int]) -> dict[str, FieldValue]:
         """The `sensor` point: last seen, status, the tracker's counters."""
@@ -400,7 +397,7 @@ class Service:
         """`gateway`, `sensor` and `source` points into the outbox."""
         if self.outbox is None or self.drainer is None:
             return
-        site, now = self.cfg.site.id, _now_ms()
+        site, now = self.cfg.site.id, now_ms()
         fields: dict[str, FieldValue] = dict(self.counters())
         fields |= self.outbox.health().fields() | self.drainer.stats.fields()
         lines = [gateway_line(site, now, fields)]

@@ -1,11 +1,10 @@
-"""Real servers for tests and benchmarks: mosquitto, influxd and tiny local HTTP servers.
+"""Real servers for tests: mosquitto, influxd and tiny local HTTP servers.
 
 The server processes (mosquitto, influxd: free loopback ports, own temp folders, stopped
-by PID, no orphans) live in `agent.localservers`, shared with `make stack-demo`; they are
-re-exported here. This module adds local HTTP servers (test doubles of HTTP behaviour,
-and a v2 write front for influxd 1.x) and the `ServerPool` the fixtures use.
-
-Nothing here imports pytest: `bench/` uses the same classes.
+by PID, no orphans) and their `ServerPool` live in `agent.localservers`, shared with
+`make stack-demo` and `bench/`; they are re-exported here. This module adds local HTTP
+servers (test doubles of HTTP behaviour, and a v2 write front for influxd 1.x) to the pool
+the fixtures use.
 """
 
 from __future__ import annotations
@@ -17,8 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.client import HTTPConnection, HTTPException
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NoReturn, Self
+from typing import Any, Self
 
+import agent.localservers
 from agent.localservers import (
     LOOPBACK,
     Influxd,
@@ -28,6 +28,7 @@ from agent.localservers import (
     find_binary,
     free_port,
     port_open,
+    spawn,
 )
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "find_binary",
     "free_port",
     "port_open",
+    "spawn",
 ]
 
 
@@ -149,7 +151,7 @@ class V2WriteFront(LocalHttpServer):
     `bucket=db/rp` (or `db`) becomes `db=..&rp=..`, the v2 precision names become v1's,
     `Authorization: Token user:password` becomes u/p, and errors come back as v2 JSON
     (`{"code", "message"}`) with the status and Retry-After of the 1.x answer. It exists
-    because Debian's influxd 1.6.7 has no v2 endpoint and `influxdb-client` needs one.
+    because Debian's influxd 1.6.7 has no v2 endpoint and no InfluxDB 2 installs here.
     """
 
     def __init__(self, influxd: Influxd) -> None:
@@ -215,59 +217,17 @@ def _v2_error(
     return HttpResponse(status, body, {"Content-Type": "application/json", **(headers or {})})
 
 
-def _raise(message: str) -> NoReturn:
-    raise ServerError(message)
-
-
-class ServerPool:
-    """Servers started together (by one test, one benchmark); `close()` ends them all.
-
-    `on_error` receives the message when a binary is missing or a server fails to start
-    (the pytest fixtures pass `pytest.fail`); by default it raises ServerError.
-    """
-
-    def __init__(self, on_error: Callable[[str], NoReturn] = _raise) -> None:
-        self._on_error = on_error
-        self._closers: list[Callable[[], None]] = []
-
-    def _started(self, server: ServerProcess) -> None:
-        self._closers.append(server.close)
-        try:
-            server.start()
-        except ServerError as err:
-            self._on_error(str(err))
-
-    def mosquitto(self, extra_config: str = "") -> Mosquitto:
-        """A started broker of this pool's own; `extra_config` lines go into its config."""
-        try:
-            broker = Mosquitto(extra_config=extra_config)
-        except ServerError as err:
-            self._on_error(str(err))
-        self._started(broker)
-        return broker
-
-    def influxd(self) -> Influxd:
-        """A started influxd of this pool's own: stop, kill and restart it freely."""
-        try:
-            server = Influxd()
-        except ServerError as err:
-            self._on_error(str(err))
-        self._started(server)
-        return server
+class ServerPool(agent.localservers.ServerPool):
+    """The servers of one test, plus local HTTP servers (test doubles and the v2 front)."""
 
     def http(self, handler: HttpHandler) -> LocalHttpServer:
         """A local HTTP server answering every request with `handler(request)`."""
         server = LocalHttpServer(handler)
-        self._closers.append(server.close)
+        self.closers.append(server.close)
         return server
 
     def v2_front(self, influxd: Influxd) -> V2WriteFront:
         """An `/api/v2/write` front (InfluxDB 1.8+ style) for `influxd`."""
         front = V2WriteFront(influxd)
-        self._closers.append(front.close)
+        self.closers.append(front.close)
         return front
-
-    def close(self) -> None:
-        """Close everything, newest first."""
-        while self._closers:
-            self._closers.pop()()

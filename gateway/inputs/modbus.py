@@ -21,6 +21,7 @@ from pymodbus.client import ModbusBaseSyncClient, ModbusSerialClient, ModbusTcpC
 from pymodbus.exceptions import ModbusException
 from pymodbus.pdu import ModbusPDU
 
+from gateway.clock import now_ms
 from gateway.config import Meter, ShopConfig
 from gateway.errors import ConfigError
 from gateway.inputs.base import Reading, Sink, Stats
@@ -166,7 +167,7 @@ class _Bus:
         reading = Reading(
             machine=spec.machine,
             sensor=spec.meter.id,
-            t_ms=time.time_ns() // 1_000_000,
+            t_ms=now_ms(),
             watts=None if watts is None else watts * m.watts_per_unit,
             wh=None if energy is None else energy * m.wh_per_unit,
             stale=watts is None or energy is None,

@@ -33,6 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from gateway.clock import now_ms
 from gateway.config import Mqtt, ShopConfig
 from gateway.engine.localtime import iso_utc
 from gateway.inputs.base import Stats
@@ -235,7 +236,7 @@ class MqttInput:
             self._queue_ack(msg)
 
     def _take_message(self, msg: paho.MQTTMessage) -> None:
-        now_ms = time.time_ns() // 1_000_000
+        received_ms = now_ms()
         self.counts["received"] += 1
         payload = bytes(msg.payload)
         try:
@@ -253,7 +254,7 @@ class MqttInput:
                 return
             self._check_ids(where.site, where.machine, where.sensor)
             decoded = DECODERS[where.kind](payload)
-            _check_not_ahead(decoded, now_ms)
+            _check_not_ahead(decoded, received_ms)
         except Rejected as rejected:
             self._reject(topic, payload, rejected)
             self._queue_ack(msg)
@@ -267,7 +268,7 @@ class MqttInput:
             elif isinstance(decoded, JobEvent):
                 box.jobs.append((where.machine, decoded))
             if where.sensor:
-                box.seen_ms[where.sensor] = now_ms
+                box.seen_ms[where.sensor] = received_ms
             self._queue_ack_locked(msg)
             self.counts["accepted"] += 1
             if len(box) >= BATCH_READY:
@@ -330,7 +331,7 @@ class MqttInput:
             "detail": rejected.detail,
             "topic": topic,
             "bytes": len(payload),
-            "t": time.time_ns() // 1_000_000,
+            "t": now_ms(),
         }
         part = payload[:DEADLETTER_MAX_BYTES]
         try:

@@ -52,6 +52,7 @@ _RANK = {r: k for k, r in enumerate(REASONS)}
 _CLEAN = len(REASONS)
 
 SIZE_LIMIT: dict[Kind, int] = {"reading": 512, "job": 512, "status": 1024, "cmd": 256}
+_MAX_CHANNELS = 4  # ch of a reading or a status: 3 CTs and a meter
 
 _I32 = 2_147_483_647
 _T_MIN, _T_MAX = 1_577_836_800_000, 4_102_444_799_999  # 2020-01-01 .. 2099-12-31, UTC ms
@@ -320,7 +321,26 @@ def decode_reading(payload: bytes) -> SensorReading:
     return _canonical_reading(doc) or _checked_reading(doc)
 
 
-_NUMBER = (float, int)  # `type(v) in _NUMBER`: bool is neither
+def _bounds_check(names: tuple[str, ...], specs: tuple[_Field, ...]) -> Callable[..., bool]:
+    """A straight-line test of `specs` on positional values: types as written, in range.
+
+    Compiled from the tables once at import (as `dataclasses` builds its methods), so the
+    fast path restates no bound; a loop over the specs would double its cost per message.
+    It never rejects: a float in an "int" field, or any fault, makes it False and the
+    general path decides.
+    """
+    clauses = []
+    for name, (kind, nullable, lo, hi) in zip(names, specs, strict=True):
+        typed = f"type({name}) is int" if kind == "int" else f"type({name}) in _NUMBER"
+        clause = f"{typed} and {lo!r} <= {name} <= {hi!r}"
+        clauses.append(f"({name} is None or ({clause}))" if nullable else clause)
+    source = f"lambda {', '.join(names)}: {' and '.join(clauses)}"
+    return cast(Callable[..., bool], eval(source, {"_NUMBER": (float, int)}))
+
+
+_reading_in_bounds = _bounds_check(tuple(_READING), tuple(_READING.values()))
+_channel_in_bounds = _bounds_check(("irms", "p", "wh"), _CHANNEL)
+_reading_fields = operator.itemgetter(*_READING)
 
 
 def _canonical_reading(doc: dict[str, Any]) -> SensorReading | None:
@@ -329,50 +349,17 @@ def _canonical_reading(doc: dict[str, Any]) -> SensorReading | None:
     Straight-line checks cost a third of the general path; anything unusual (4242.0 for
     an integer, a fault) takes the general path, which gives the same answer slowly.
     """
-    if doc.keys() != _READING_KEYS:
+    if doc.keys() != _READING_KEYS or not _reading_in_bounds(*_reading_fields(doc)):
         return None
-    b, s, t, u, w, n, vr, ch, c, x, e, r, h = _reading_values(doc)
-    if not (
-        type(b) is int
-        and 1 <= b <= _I32
-        and type(s) is int
-        and 0 <= s <= _I32
-        and (t is None or (type(t) is int and _T_MIN <= t <= _T_MAX))
-        and type(u) is int
-        and 0 <= u <= _U_MAX
-        and type(w) is int
-        and 1 <= w <= 3_600_000
-        and type(n) is int
-        and 0 <= n <= _I32
-        and (vr is None or (type(vr) in _NUMBER and 0 <= vr <= 1000))
-        and type(c) is int
-        and 0 <= c <= _I32
-        and type(x) is int
-        and 0 <= x <= _I32
-        and type(e) is int
-        and 0 <= e <= _I32
-        and (r is None or (type(r) is int and -127 <= r <= 0))
-        and (h is None or (type(h) is int and 0 <= h <= _I32))
-        and type(ch) is list
-        and 1 <= len(ch) <= 4
-    ):
+    ch = doc["ch"]
+    if type(ch) is not list or not 1 <= len(ch) <= _MAX_CHANNELS:
         return None
     for item in ch:
-        if item is None:
-            continue
-        if type(item) is not list or len(item) != 3:
-            return None
-        irms, p, wh = item
-        if not (
-            type(irms) in _NUMBER
-            and 0 <= irms <= 1000
-            and type(p) in _NUMBER
-            and -1_000_000 <= p <= 1_000_000
-            and type(wh) in _NUMBER
-            and 0 <= wh <= 999_999_999_999.999
+        if item is not None and (
+            type(item) is not list or len(item) != 3 or not _channel_in_bounds(*item)
         ):
             return None
-    return SensorReading(b, s, t, u, w, n, vr, ch, c, x, e, r, h)
+    return SensorReading(*_reading_values(doc))
 
 
 def _checked_reading(doc: dict[str, Any]) -> SensorReading:
@@ -383,7 +370,7 @@ def _checked_reading(doc: dict[str, Any]) -> SensorReading:
     f = {key: check.value(key, doc.get(key), spec) for key, spec in _READING.items()}
     ch = doc.get("ch")
     channels: list[Channel | None] = []
-    if type(ch) is not list or not 1 <= len(ch) <= 4:
+    if type(ch) is not list or not 1 <= len(ch) <= _MAX_CHANNELS:
         check.fault(BAD_CHANNELS, f"ch = {ch!r:.40}")
     else:
         for i, item in enumerate(ch):
@@ -434,7 +421,7 @@ def _status_channels(check: _Check, ch: Any) -> None:
     if type(ch) is not list:
         check.fault(BAD_TYPE, "ch is not an array")
         return
-    if not 1 <= len(ch) <= 4:
+    if not 1 <= len(ch) <= _MAX_CHANNELS:
         check.fault(BAD_CHANNELS, f"{len(ch)} channels")
     for item in ch:
         if type(item) is not dict:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gateway.clock import now_ms
 from gateway.config import ShopConfig
 from gateway.errors import ConfigError
 from gateway.outputs.influxdb import Writer, WriteResult, open_writer
@@ -31,10 +32,6 @@ TOO_LARGE = 413
 BAD_DATA = frozenset({400, 422})
 RETRY_AFTER_CAP_S = 3600.0  # a Retry-After beyond an hour is a misconfigured proxy
 _LOG_EVERY_S = 300.0
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass
@@ -79,7 +76,7 @@ class Drainer:
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 60.0,
         rng: random.Random | None = None,
-        clock_ms: Callable[[], int] = _now_ms,
+        clock_ms: Callable[[], int] = now_ms,
     ) -> None:
         self.outbox, self.writer = outbox, writer
         self.batch_lines = batch_lines

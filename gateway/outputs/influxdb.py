@@ -1,9 +1,8 @@
-"""InfluxDB writers: one small interface (connect / write a batch / close), two write paths.
+"""The InfluxDB writer: one small interface (connect / write a batch / close), two write APIs.
 
-- `V1Writer`: POST /write over one keep-alive HTTP connection (InfluxDB 1.x, 2.x with a
-  DBRP mapping, 3.x). No dependency beyond the standard library.
-- `V2Writer`: the v2 API through `influxdb-client` (InfluxDB 2.x, and 1.8+ where the
-  bucket is "database/retention_policy").
+`HttpWriter` POSTs line protocol over one keep-alive HTTP connection, with the standard
+library only: api "v1" to /write (InfluxDB 1.x, 2.x with a DBRP mapping, 3.x), api "v2" to
+/api/v2/write (InfluxDB 2.x, 3.x, and 1.8+ where the bucket is "database/retention_policy").
 
 A writer never retries and never raises for a failed write: it reports what InfluxDB
 answered (or 0 when nothing answered) and the drainer decides (gateway/outputs/drain.py).
@@ -18,10 +17,10 @@ import http.client
 import json
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from gateway import secrets
 from gateway.config import InfluxDB
@@ -96,34 +95,31 @@ def _error_text(payload: bytes) -> str:
     return text[:1000]
 
 
-class V1Writer:
-    """POST /write?db=..&rp=..&precision=ms over one keep-alive connection."""
+class HttpWriter:
+    """POST line protocol over one keep-alive connection, to either write API.
+
+    v1: `/write?db=..&rp=..&precision=ms`, Basic auth (user/password) or `Token`.
+    v2: `/api/v2/write?bucket=..&org=..&precision=ms`, `Token` (InfluxDB 1.8 takes
+    "user:password" as the token). As Telegraf does it: the two APIs differ only in the
+    URL and the Authorization header, so no client library is needed for either.
+    """
 
     def __init__(self, cfg: InfluxDB, secret: Secret | None = None) -> None:
         parts = urllib.parse.urlsplit(cfg.url)
         self._https = parts.scheme == "https"
         self._netloc = parts.netloc
-        params = {"db": cfg.database, "precision": "ms"} | (
-            {"rp": cfg.retention_policy} if cfg.retention_policy else {}
-        )
-        self._path = parts.path.rstrip("/") + "/write?" + urllib.parse.urlencode(params)
+        self._path = parts.path.rstrip("/") + _write_path(cfg)
         self._headers = {"Content-Type": "text/plain; charset=utf-8"}
         if cfg.gzip:
             self._headers["Content-Encoding"] = "gzip"
         if secret is not None:
-            # 1.x: user/password as Basic auth; 2.x/3.x: the token (`Token` works for both).
-            user_pw = f"{cfg.username}:{secret.reveal()}".encode()
-            self._headers["Authorization"] = (
-                "Basic " + base64.b64encode(user_pw).decode()
-                if cfg.username
-                else f"Token {secret.reveal()}"
-            )
+            self._headers["Authorization"] = _authorization(cfg, secret)
         self._timeout_s = cfg.timeout_s
         self._compress = cfg.gzip
         self._conn: http.client.HTTPConnection | None = None
 
     def __repr__(self) -> str:
-        return f"V1Writer({self._netloc}{self._path})"
+        return f"HttpWriter({self._netloc}{self._path})"
 
     def connect(self) -> None:
         """Create the connection object; the TCP connection opens on the first write."""
@@ -162,72 +158,32 @@ class V1Writer:
             self._conn = None
 
 
-class V2Writer:
-    """The v2 write API through influxdb-client's synchronous WriteApi."""
+def _write_path(cfg: InfluxDB) -> str:
+    """The write endpoint and its query string for [influxdb] api."""
+    if cfg.api == "v1":
+        params = {"db": cfg.database, "rp": cfg.retention_policy}
+        endpoint = "/write"
+    else:
+        params = {"bucket": cfg.bucket, "org": cfg.org}
+        endpoint = "/api/v2/write"
+    given = {k: v for k, v in params.items() if v}  # no rp: the default; no org: 1.8, 3.x
+    return endpoint + "?" + urllib.parse.urlencode(given | {"precision": "ms"})
 
-    def __init__(self, cfg: InfluxDB, secret: Secret | None = None) -> None:
-        self._url, self._bucket, self._org = cfg.url, cfg.bucket, cfg.org or "-"
-        # InfluxDB 1.8 takes "user:password" as the token.
-        token = secret.reveal() if secret is not None else ""
-        self._token = Secret(f"{cfg.username}:{token}" if cfg.username else token)
-        self._timeout_ms = int(cfg.timeout_s * 1000)
-        self._compress = cfg.gzip
-        self._client: Any = None
-        self._api: Any = None
 
-    def __repr__(self) -> str:
-        return f"V2Writer({self._url}, bucket={self._bucket})"
-
-    def connect(self) -> None:
-        """Create the client; it connects on the first write."""
-        # Imported here, not at the top: influxdb-client and its urllib3/dateutil stack
-        # cost ~13 MB of RSS that a gateway on the default v1 path never uses.
-        from influxdb_client.client.influxdb_client import InfluxDBClient
-        from influxdb_client.client.write_api import SYNCHRONOUS
-
-        # retries=False (the default): the drainer owns retries, backoff and splitting.
-        self._client = InfluxDBClient(
-            url=self._url,
-            token=self._token.reveal(),
-            org=self._org,
-            timeout=self._timeout_ms,
-            enable_gzip=self._compress,
-        )
-        self._api = self._client.write_api(write_options=SYNCHRONOUS)
-
-    def write(self, body: bytes, meanwhile: Callable[[], None] | None = None) -> WriteResult:
-        """One write; ApiException carries InfluxDB's status, anything else is no answer."""
-        if meanwhile is not None:
-            meanwhile()  # the client has no hook between request and answer
-        if self._api is None:
-            self.connect()
-        # Already loaded by connect(): these imports are dictionary look-ups.
-        from influxdb_client.domain.write_precision import WritePrecision
-        from influxdb_client.rest import ApiException
-
-        try:
-            self._api.write(self._bucket, self._org, body, WritePrecision.MS)
-        except ApiException as err:
-            headers: Mapping[str, str] = err.headers or {}
-            return WriteResult(
-                int(err.status or NO_ANSWER),
-                _error_text(err.body.encode() if isinstance(err.body, str) else err.body or b""),
-                parse_retry_after(headers.get("Retry-After")),
-            )
-        except Exception as err:  # urllib3 raises many types for "no answer"; none is data
-            return WriteResult(NO_ANSWER, f"{type(err).__name__}: {err}")
-        return WriteResult(204)
-
-    def close(self) -> None:
-        """Close the client and its connection pool."""
-        if self._client is not None:
-            self._client.close()
-            self._client = self._api = None
+def _authorization(cfg: InfluxDB, secret: Secret) -> str:
+    """v1 with a username: Basic user:password; otherwise a token (`Token` works on 1.x-3.x),
+    on v2 "user:password" as the token (InfluxDB 1.8's v2 API)."""
+    if not cfg.username:
+        return f"Token {secret.reveal()}"
+    user_pw = f"{cfg.username}:{secret.reveal()}"
+    if cfg.api == "v2":
+        return f"Token {user_pw}"
+    return "Basic " + base64.b64encode(user_pw.encode()).decode()
 
 
 def open_writer(cfg: InfluxDB, config_dir: Path) -> Writer:
     """The writer [influxdb] asks for, with its secret read from file or environment."""
     secret = read_secret(cfg, config_dir)
-    writer: Writer = (V1Writer if cfg.api == "v1" else V2Writer)(cfg, secret)
+    writer = HttpWriter(cfg, secret)
     writer.connect()
     return writer

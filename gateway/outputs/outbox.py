@@ -18,12 +18,12 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.clock import now_ms
 from gateway.errors import ShopwattError
 from gateway.outputs.lineprotocol import FieldValue
 
@@ -60,10 +60,6 @@ INSERT OR IGNORE INTO counters VALUES ('put', 0), ('delivered', 0), ('dropped', 
 
 class OutboxError(ShopwattError):
     """The outbox file cannot be opened or written (path, permissions, disk full)."""
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +106,7 @@ class Outbox:
         self,
         path: str | Path,
         max_bytes: int = 512 * 1024 * 1024,
-        clock_ms: Callable[[], int] = _now_ms,
+        clock_ms: Callable[[], int] = now_ms,
     ) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes

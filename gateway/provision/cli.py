@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
+from gateway.cligroup import config_option
 from gateway.config import load_config
 from gateway.errors import ProvisionError
 from gateway.provision.broker import MAX_QUEUED_MB, BrokerOptions, Endpoint, provision_broker
@@ -24,17 +25,6 @@ _RELOAD = (
     "(or `kill -HUP <its pid>`)"
 )
 _file = click.Path(dir_okay=False, path_type=Path)
-
-
-def provision_group(config_option: Callable[[click.Command], click.Command]) -> click.Group:
-    """The `provision` group, each command taking the CLI's own --config option."""
-    group = click.Group(
-        "provision",
-        help="Broker users, ACL, TLS and sensor configs: who may publish what (docs/security.md).",
-    )
-    for command in (broker, sensor, revoke):
-        group.add_command(config_option(command))
-    return group
 
 
 def _now() -> datetime:
@@ -198,3 +188,12 @@ def _wifi_password(path: Path | None, env: str | None) -> Secret | None:
     if env:
         return read_secret_env(env, f"--wifi-password-env {env}")
     return None
+
+
+@click.group()
+def provision() -> None:
+    """Broker users, ACL, TLS and sensor configs: who may publish what (docs/security.md)."""
+
+
+for _command in (broker, sensor, revoke):
+    provision.add_command(config_option(_command))

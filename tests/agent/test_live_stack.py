@@ -15,8 +15,9 @@ import pytest
 
 from agent.cli import write_shop_toml
 from agent.liverun import RunOptions, RunReport
+from agent.serviceshop import BROKER_CONFIG, Gateway
 from agent.shopplan import load_plan
-from agent.stackdemo import BROKER_CONFIG, GatewayProcess, wait_for_ledger
+from agent.stackdemo import wait_for_ledger
 from agent.virtualshop import VirtualShop
 from gateway.config import ShopConfig, load_config
 from gateway.ledger import Ledger
@@ -48,7 +49,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
         config = folder / "shop.toml"
         write_shop_toml(config, plan, None, (LOOPBACK, broker.port))
         cfg = load_config(config)
-        gateway = GatewayProcess(config).start()
+        gateway = Gateway(config).start().ready()
         try:
             start = dt.datetime.combine(DAY, dt.time(7, 57), plan.site.tz)
             opts = RunOptions(

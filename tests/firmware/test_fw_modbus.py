@@ -5,7 +5,7 @@ import binascii
 import struct
 
 from firmware.hal_fake import MeterPort
-from firmware.meters import Pzem004t, Sdm120
+from firmware.meters import Meter
 from firmware.modbus import READ_INPUT, Exchange, ModbusError, crc16, read_request, with_crc
 
 
@@ -86,7 +86,7 @@ def test_pzem_registers_scale_exactly() -> None:
     # 229.6 V, 12.345 A (32-bit, low word first), 2790.5 W, 70311 Wh, 50.0 Hz, PF 0.98.
     regs = {0: 2296, 1: 12345, 2: 0, 3: 27905, 4: 0, 5: 4775, 6: 1, 7: 500, 8: 98, 9: 0}
     port = MeterPort(1, regs)
-    meter = Pzem004t()
+    meter = Meter("pzem004t")
     got = [
         _exchange(port, read_request(1, fc, start, count)) for fc, start, count in meter.requests()
     ]
@@ -103,7 +103,7 @@ def test_sdm120_floats_scale_to_protocol_units() -> None:
     for addr, value in ((0x0000, 230.2), (0x0006, 4.5), (0x000C, 1012.5), (0x0048, 1234.5)):
         regs[addr], regs[addr + 1] = f32(value)
     port = MeterPort(7, regs)
-    meter = Sdm120()
+    meter = Meter("sdm120")
     got = [
         _exchange(port, read_request(7, fc, start, count)) for fc, start, count in meter.requests()
     ]
@@ -118,3 +118,18 @@ def test_bad_requests_are_refused_before_they_reach_the_bus() -> None:
         except ValueError:
             continue
         raise AssertionError(f"accepted {args}")
+
+
+def test_a_meter_reading_nan_while_it_starts_is_a_failed_poll_not_a_crash() -> None:
+    regs = {0x0006: 0x7FC0}  # current: a quiet NaN; the rest 0.0
+    port = MeterPort(7, regs)
+    meter = Meter("sdm120")
+    got = [
+        _exchange(port, read_request(7, fc, start, count)) for fc, start, count in meter.requests()
+    ]
+    try:
+        meter.decode(got)
+    except ModbusError as err:
+        assert err.kind == "value"
+    else:
+        raise AssertionError("NaN accepted")

@@ -11,9 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.inputs.protocol import (
+    _CHANNEL,
+    _READING,
     REASONS,
     Rejected,
     SensorReading,
+    _canonical_reading,
+    _checked_reading,
     decode,
     decode_reading,
     parse_topic,
@@ -167,3 +171,29 @@ def test_one_fault_in_a_channel_is_labelled_like_the_reference_decoder(
         doc["ch"][channel][index] = value
     payload = json.dumps(doc).encode()
     assert _label(READING_TOPIC, payload) == _reference("reading", payload)
+
+
+def _edges(kind: str, nullable: bool, lo: float, hi: float) -> list[Any]:
+    """A field's bounds and the nearest values outside them, in the field's own type."""
+    step = 1 if kind == "int" else 0.001
+    return [lo, hi, lo - step, hi + step, *([None] if nullable else [])]
+
+
+def _fast_agrees_with_general(doc: dict[str, Any]) -> None:
+    try:
+        general: SensorReading | None = _checked_reading(doc)
+    except Rejected:
+        general = None
+    # Accepts exactly what the general path accepts, with the same result.
+    assert _canonical_reading(doc) == general, doc
+
+
+def test_fast_path_accepts_and_refuses_at_the_tables_bounds() -> None:
+    for key, spec in _READING.items():
+        for value in _edges(*spec):
+            _fast_agrees_with_general({**json.loads(VALID_READING), key: value})
+    for j, spec in enumerate(_CHANNEL):
+        for value in _edges(*spec):
+            doc = json.loads(VALID_READING)
+            doc["ch"][1][j] = value
+            _fast_agrees_with_general(doc)

@@ -12,7 +12,7 @@ import pytest
 
 from gateway.config import InfluxDB, parse_config
 from gateway.outputs.drain import Drainer, open_influx_output
-from gateway.outputs.influxdb import NO_ANSWER, V1Writer, V2Writer
+from gateway.outputs.influxdb import NO_ANSWER, HttpWriter
 from gateway.outputs.outbox import Outbox
 from tests.servers import HttpRequest, HttpResponse, Influxd, ServerPool, free_port
 
@@ -25,8 +25,8 @@ def _points(first: int, n: int) -> list[str]:
     return [f"power,site=s,machine=m{i % 3} v={i}i {T0 + i}" for i in range(first, first + n)]
 
 
-def _v1(url: str, db: str) -> V1Writer:
-    return V1Writer(InfluxDB(url=url, database=db))
+def _v1(url: str, db: str) -> HttpWriter:
+    return HttpWriter(InfluxDB(url=url, database=db))
 
 
 def _count_sum(influxd: Influxd, db: str) -> tuple[int, int]:
@@ -93,7 +93,7 @@ def test_v2_writer_through_the_1_8_style_front(
     front = servers.v2_front(influxd)
     with Outbox(tmp_path / "o.db") as box:
         box.put(_points(0, 7000))
-        writer = V2Writer(
+        writer = HttpWriter(
             InfluxDB(url=front.url, api="v2", bucket=f"{influx_db}/autogen", org="shop")
         )
         _drain_all(Drainer(box, writer))

@@ -1,4 +1,4 @@
-"""[influxdb] config, secrets and the two writers: right request, secret never shown."""
+"""[influxdb] config, secrets and the writer's two APIs: right request, secret never shown."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ import pytest
 from gateway.config import InfluxDB, parse_config
 from gateway.errors import ConfigError
 from gateway.outputs.influxdb import (
+    HttpWriter,
     Secret,
-    V1Writer,
-    V2Writer,
     open_writer,
     parse_retry_after,
     read_secret,
@@ -98,7 +97,7 @@ def test_v1_writer_sends_database_precision_auth_and_gzip(
         gzip=True,
     )
     writer = open_writer(cfg.influxdb, tmp_path)
-    assert isinstance(writer, V1Writer) and "pa:ss" not in repr(writer)
+    assert "pa:ss" not in repr(writer)
     assert writer.write(b"m v=1 1\nm v=2 2").ok
     writer.close()
     req = stub.requests[0]
@@ -114,24 +113,54 @@ def test_v1_writer_sends_a_token_and_reports_influxdb_errors(servers: ServerPool
             429, b'{"code":"too many","message":"slow down"}', {"Retry-After": "3"}
         )
     )
-    writer = V1Writer(InfluxDB(url=stub.url, database="d"), Secret("tok"))
+    writer = HttpWriter(InfluxDB(url=stub.url, database="d"), Secret("tok"))
     result = writer.write(b"m v=1 1")
     assert (result.status, result.message, result.retry_after_s) == (429, "slow down", 3.0)
     assert stub.requests[0].headers["authorization"] == "Token tok"
 
 
-def test_v2_writer_is_chosen_by_config_and_writes(
+def test_v2_api_is_the_v2_url_and_a_token_header(
+    tmp_path: Path, servers: ServerPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stub = servers.http(lambda req: HttpResponse(204))
+    monkeypatch.setenv("INFLUX_TOKEN", "t0k")
+    cfg = _config(
+        tmp_path, url=stub.url, api="v2", bucket="shop", org="acme", secret_env="INFLUX_TOKEN"
+    )
+    writer = open_writer(cfg.influxdb, tmp_path)
+    assert writer.write(b"m v=1 1").ok
+    writer.close()
+    req = stub.requests[0]
+    assert (req.method, req.path) == ("POST", "/api/v2/write")
+    assert req.query == {"bucket": "shop", "org": "acme", "precision": "ms"}
+    assert req.headers["authorization"] == "Token t0k"
+    assert req.body == b"m v=1 1"
+
+
+def test_v2_api_writes_through_the_1_8_mapping_with_user_and_password(
     tmp_path: Path, servers: ServerPool, influxd: Influxd, influx_db: str
 ) -> None:
+    # Debian's influxd 1.6.7 has no /api/v2/write and no InfluxDB 2 can be installed here:
+    # the front maps the v2 API onto /write the way InfluxDB 1.8 does.
     front = servers.v2_front(influxd)
-    cfg = _config(tmp_path, url=front.url, api="v2", bucket=f"{influx_db}/autogen", org="shop")
+    (tmp_path / "pw").write_text("secret\n")
+    (tmp_path / "pw").chmod(0o600)
+    cfg = _config(
+        tmp_path,
+        url=front.url,
+        api="v2",
+        bucket=f"{influx_db}/autogen",
+        username="gw",
+        secret_file="pw",
+    )
     writer = open_writer(cfg.influxdb, tmp_path)
-    assert isinstance(writer, V2Writer)
     assert writer.write(b"m v=1 1700000000000").status == 204
     bad = writer.write(b"m v=")
     writer.close()
     assert bad.status == 400 and "unable to parse" in bad.message
     assert influxd.rows("SELECT v FROM m", influx_db) == [{"time": 1700000000000, "v": 1}]
+    assert front.requests[0].headers["authorization"] == "Token gw:secret"
+    assert "org" not in front.requests[0].query  # 1.8 and 3.x have no organisations
 
 
 def test_retry_after_takes_seconds_or_an_http_date() -> None:

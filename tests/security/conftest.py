@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from security_helpers import Clients, ProvisionedBroker, write_shop
+from security_helpers import Clients, write_shop
 
+from agent.localservers import ProvisionedBroker
 from tests.servers import ServerError
 
 _BROKER_FIXTURES = {"broker", "tls_broker"}

@@ -1,16 +1,13 @@
 """A shop provisioned by `shopwatt provision`, its real broker, and MQTT clients for tests.
 
-`ProvisionedBroker` runs mosquitto with exactly the config `provision broker` generated
-(free loopback ports, chosen again after a port clash) and is stopped by PID like every
-server in tests/servers.py.
+`ProvisionedBroker` (agent.localservers) runs mosquitto with exactly the config `provision
+broker` generated (free loopback ports, chosen again after a port clash) and is stopped by
+PID like every server in tests/servers.py.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,10 +18,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.config import load_config
-from gateway.provision.broker import BrokerOptions, Endpoint, provision_broker
-from gateway.provision.state import Layout
-from tests.servers import LOOPBACK, ServerProcess, find_binary, free_port, port_open
+from tests.servers import LOOPBACK
 
 VECTOR = Path(__file__).resolve().parents[2] / "tests/vectors/reading/valid/three_channels.json"
 WAIT_S = 20.0  # an upper bound for something to happen, never a timing assertion
@@ -87,45 +81,6 @@ def write_shop(folder: Path, port: int = 1883, extra: str = "", mqtt: str = "") 
 def now() -> datetime:
     """The provisioning clock."""
     return datetime.now(UTC)
-
-
-class ProvisionedBroker(ServerProcess):
-    """mosquitto running the config `shopwatt provision broker` wrote for `shop`."""
-
-    name = "mosquitto-provisioned"
-
-    def __init__(self, shop: Path, tls: bool = False, plain: bool = True) -> None:
-        self.shop, self.tls, self.plain = shop, tls, plain
-        self.binary = find_binary("mosquitto")
-        super().__init__()
-
-    def _pick_ports(self) -> None:
-        self.port = free_port() if self.plain else 0
-        self.tls_port = free_port() if self.tls else 0
-        opts = BrokerOptions(
-            listen=[Endpoint(LOOPBACK, self.port)] if self.plain else [],
-            tls_listen=[Endpoint(LOOPBACK, self.tls_port)] if self.tls else [],
-            tls_names=["127.0.0.1", "localhost"] if self.tls else [],
-            # The tests' user: whoever runs them (root drops to it; pdeathsig keeps working).
-            user=getpass.getuser(),
-        )
-        self.config_path = provision_broker(load_config(self.shop), opts, now()).conf
-
-    @property
-    def layout(self) -> Layout:
-        """Where provisioning put this shop's files."""
-        return Layout.of(load_config(self.shop))
-
-    def _argv(self) -> list[str]:
-        return [self.binary, "-c", str(self.config_path)]
-
-    def _ready(self) -> bool:
-        return " running" in self.log_since_start() and port_open(self.port or self.tls_port)
-
-    def reload(self) -> None:
-        """SIGHUP: mosquitto re-reads its password file and ACL."""
-        assert self.pid is not None
-        os.kill(self.pid, signal.SIGHUP)
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout_s: float = WAIT_S) -> None:
@@ -219,13 +174,6 @@ class Clients:
         """Close them all."""
         for client in self._open:
             client.close()
-
-
-def sensor_password(broker: ProvisionedBroker, sensor: str) -> str:
-    """The password provisioning generated for `sensor` (from its config.json)."""
-    doc = json.loads(broker.layout.sensor_config(sensor).read_text())
-    password: str = doc["mqtt"]["password"]
-    return password
 
 
 def gateway_password(shop: Path) -> str:

@@ -17,15 +17,14 @@ from security_helpers import (
     GATEWAY_USER,
     Client,
     Clients,
-    ProvisionedBroker,
     gateway_password,
     now,
     reading,
-    sensor_password,
     wait_until,
     write_shop,
 )
 
+from agent.localservers import ProvisionedBroker, sensor_password
 from gateway.config import load_config
 from gateway.inputs.mqtt import MqttInput
 from gateway.outputs.drain import open_influx_output

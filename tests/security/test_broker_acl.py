@@ -12,13 +12,12 @@ from security_helpers import (
     SITE,
     Client,
     Clients,
-    ProvisionedBroker,
     gateway_password,
     now,
-    sensor_password,
     wait_until,
 )
 
+from agent.localservers import ProvisionedBroker, sensor_password
 from firmware import config as fw_config
 from firmware.mqtt import Client as FirmwareClient
 from firmware.mqtt_codec import MqttError

@@ -16,15 +16,14 @@ import pytest
 from security_helpers import (
     MQTT_SECTION,
     Clients,
-    ProvisionedBroker,
     gateway_password,
     now,
     reading,
-    sensor_password,
     wait_until,
     write_shop,
 )
 
+from agent.localservers import ProvisionedBroker, sensor_password
 from gateway.config import load_config
 from gateway.errors import ConfigError
 from gateway.inputs.mqtt import MqttInput

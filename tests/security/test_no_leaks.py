@@ -13,12 +13,13 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner
-from security_helpers import Clients, ProvisionedBroker, sensor_password, write_shop
+from security_helpers import Clients, write_shop
 
+from agent.localservers import ProvisionedBroker, sensor_password
+from agent.serviceshop import FakeSensor, Gateway, ledger_readings, wait_for
 from gateway.cli import main
 from gateway.config import load_config
 from tests.servers import Influxd
-from tests.service.shop import FakeSensor, Gateway, ledger_readings, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 INFLUX_PASSWORD = "influx-pw-7f3a9c21e8"

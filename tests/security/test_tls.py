@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from security_helpers import GATEWAY_USER, Clients, ProvisionedBroker, gateway_password, now
+from security_helpers import GATEWAY_USER, Clients, gateway_password, now
 
+from agent.localservers import ProvisionedBroker
 from gateway.config import load_config
 from gateway.errors import ProvisionError
 from gateway.provision.broker import BrokerOptions, Endpoint, provision_broker

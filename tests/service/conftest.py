@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from agent.serviceshop import BROKER_CONFIG
 from tests.servers import Mosquitto, ServerPool
-from tests.service.shop import BROKER_CONFIG
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from agent.readingsfile import write_readings_csv
+from agent.serviceshop import T0, config, ledger_readings, write_config
 from gateway.cli import main
 from gateway.config import ShopConfig
 from gateway.engine.model import MachineReadings
@@ -19,7 +20,6 @@ from gateway.ledger import Ledger
 from gateway.outputs import publish
 from gateway.outputs.publish import MachineView, machine_lines, minute_energy
 from tests.servers import Influxd
-from tests.service.shop import T0, config, ledger_readings, write_config
 
 DAY = (date(2026, 11, 3), date(2026, 11, 4))
 

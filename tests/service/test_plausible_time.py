@@ -9,9 +9,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.inputs.mqtt import IN_FUTURE
-from tests.servers import LOOPBACK, Mosquitto
-from tests.service.shop import (
+from agent.serviceshop import (
     SITE,
     FakeSensor,
     Gateway,
@@ -22,6 +20,8 @@ from tests.service.shop import (
     wait_for,
     write_config,
 )
+from gateway.inputs.mqtt import IN_FUTURE
+from tests.servers import LOOPBACK, Mosquitto
 
 _DAYS_2_MS = 2 * 86_400_000
 

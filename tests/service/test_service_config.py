@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from agent.serviceshop import MACHINE, config, write_config
 from gateway.errors import ConfigError
 from gateway.service import Service
 from tests.servers import LOOPBACK
-from tests.service.shop import MACHINE, config, write_config
 
 METER = (
     '[[machine.meter]]\nid = "{id}"\nmodel = "sdm120"\ntransport = "tcp"\n'

@@ -7,10 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import ShopConfig
-from gateway.ledger import Ledger
-from tests.servers import Influxd, Mosquitto
-from tests.service.shop import (
+from agent.serviceshop import (
     SITE,
     FakeSensor,
     Gateway,
@@ -21,6 +18,9 @@ from tests.service.shop import (
     wait_for,
     write_config,
 )
+from gateway.config import ShopConfig
+from gateway.ledger import Ledger
+from tests.servers import Influxd, Mosquitto
 
 # Idle at 45 W, a 5-minute job at 1800 W, idle again: one detected job.
 PROFILE = [45] * 6 + [1800] * 31 + [45] * 20

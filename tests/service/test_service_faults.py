@@ -12,10 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import ShopConfig
-from gateway.ledger import Ledger
-from tests.servers import Influxd, Mosquitto, ServerPool
-from tests.service.shop import (
+from agent.serviceshop import (
     FakeSensor,
     Gateway,
     Publisher,
@@ -24,6 +21,9 @@ from tests.service.shop import (
     wait_for,
     write_config,
 )
+from gateway.config import ShopConfig
+from gateway.ledger import Ledger
+from tests.servers import Influxd, Mosquitto, ServerPool
 
 # 20 minutes of a machine: idle, a job, idle (120 readings).
 DAY = [45] * 20 + [1800] * 60 + [45] * 40

@@ -13,10 +13,7 @@ from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.modbus_meter import SILENT, MeterServer, SimulatedMeter, SteadyLoad, Tcp
-from gateway.ledger import Ledger
-from gateway.meters.maps import load_map, map_path
-from tests.servers import LOOPBACK, Influxd, Mosquitto, ServerPool, free_port
-from tests.service.shop import (
+from agent.serviceshop import (
     BROKER_CONFIG,
     MACHINE,
     ROOT,
@@ -30,6 +27,9 @@ from tests.service.shop import (
     wait_for,
     write_config,
 )
+from gateway.ledger import Ledger
+from gateway.meters.maps import load_map, map_path
+from tests.servers import LOOPBACK, Influxd, Mosquitto, ServerPool, free_port
 
 
 def _sensor_point(influxd: Influxd, db: str, field: str) -> int:

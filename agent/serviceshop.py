@@ -1,4 +1,5 @@
-"""A test shop for the service: shop.toml, simulated sensors, `shopwatt run` as a process.
+"""A shop for testing and benchmarking the service: shop.toml, simulated sensors,
+`shopwatt run` as a process (the tests under tests/service and bench/ use it).
 
 Readings are built by the firmware's own encoder (firmware/encode.py), so the service is
 tested with exactly the bytes a sensor sends. Powers are multiples of 9 W: with 10 s
@@ -25,12 +26,12 @@ from typing import Any, TypeVar
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from agent.localservers import LOOPBACK, Influxd, Mosquitto, ServerError, spawn
 from firmware import encode
 from gateway.config import ShopConfig, load_config
 from gateway.ledger.ledger import LEDGER_FILE
-from tests.servers import LOOPBACK, Influxd, Mosquitto
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SITE = "test-shop"
 T0 = int(datetime(2026, 11, 3, 8, 0, tzinfo=UTC).timestamp() * 1000)  # a Tuesday, 09:00 local
 WINDOW_MS = 10_000
@@ -191,7 +192,8 @@ def mosquitto_pub(broker: Mosquitto, topic: str, payloads: list[bytes]) -> None:
 
 @dataclass
 class Gateway:
-    """`shopwatt run` as its own process (so it can be SIGKILLed like on a Pi)."""
+    """`shopwatt run` as its own process (so it can be SIGKILLed like on a Pi), stopped by PID
+    and never outliving its starter (tests, benchmarks, `make stack-demo`)."""
 
     config: Path
     mqtt: bool = True  # ready() waits for the MQTT subscription, else for the start-up line
@@ -204,25 +206,23 @@ class Gateway:
 
     def start(self) -> Gateway:
         """Start the service."""
+        if self.proc is not None and self.proc.poll() is None:  # stop() would lose one
+            raise RuntimeError(f"the gateway of {self.config} is already running")
         self._ready_before = self.log().count(self._ready_line)
+        argv = [sys.executable, "-m", "gateway", "run", "--config", str(self.config)]
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "run", "--config", str(self.config)],
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
+            self.proc = spawn(argv, log, ROOT, {**os.environ, "PYTHONUNBUFFERED": "1"})
         return self
 
     def ready(self) -> Gateway:
         """Wait until this start of the service has subscribed (before that, a broker drops
         what a new session has not subscribed to yet, and a signal may find no handler)."""
-        wait_for(
-            "the gateway to be ready",
-            lambda: self.log().count(self._ready_line) > self._ready_before,
-            self,
-        )
+        deadline = time.monotonic() + WAIT_S
+        while self.log().count(self._ready_line) <= self._ready_before:
+            if self.proc is None or self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise ServerError(f"the gateway did not start; {self.log_path}:\n{self.tail()}")
+            time.sleep(0.1)
         return self
 
     @property
@@ -233,21 +233,21 @@ class Gateway:
         """SIGKILL: no clean-up at all."""
         self._signal(signal.SIGKILL)
 
-    def stop(self) -> int:
-        """SIGTERM and wait for the clean stop; returns the exit code."""
+    def stop(self) -> int | None:
+        """SIGTERM and wait for the clean stop; returns the exit code (None: not running)."""
         return self._signal(signal.SIGTERM)
 
-    def _signal(self, sig: signal.Signals) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
+    def _signal(self, sig: signal.Signals) -> int | None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            os.kill(proc.pid, sig)
         try:
-            code = self.proc.wait(WAIT_S)
+            return proc.wait(WAIT_S)
         except subprocess.TimeoutExpired:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            code = self.proc.wait()
-        self.proc = None
-        return code
+            os.kill(proc.pid, signal.SIGKILL)
+            return proc.wait()
 
     def log(self) -> str:
         """What the service logged."""
@@ -255,12 +255,15 @@ class Gateway:
             return ""
         return self.log_path.read_text(errors="replace")
 
+    def tail(self, lines: int = 20) -> str:
+        """Its last log lines."""
+        return "\n".join(self.log().splitlines()[-lines:])
+
     def __enter__(self) -> Gateway:
         return self.start().ready()
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            self.kill()
+        self.kill()
 
 
 def wait_for(what: str, probe: Callable[[], T | None], gateway: Gateway | None = None) -> T:
