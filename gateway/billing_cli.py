@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from gateway.cligroup import INSTANT_HELP, config_option, instant
+from gateway.cligroup import config_option
 from gateway.config import ShopConfig, load_config
 from gateway.engine.localtime import local_time, next_period, period_start
 from gateway.ledger import Ledger
@@ -76,6 +76,19 @@ def customer_merge(config_path: Path, customer: str, into: str) -> None:
 
 
 _count = click.IntRange(min=0)
+INSTANT_HELP = "ISO 8601 with a UTC offset or Z, e.g. 2026-11-03T08:00:00+01:00"
+
+
+def instant(_ctx: click.Context, param: click.Parameter, text: str | None) -> int | None:
+    """click callback: an ISO 8601 time with offset -> UTC ms (a bad one names the option)."""
+    if text is None:
+        return None
+    from gateway.inputs.csvfile import parse_time_ms  # the parser: not for `shopwatt run`
+
+    try:
+        return parse_time_ms(text)
+    except ValueError as err:
+        raise click.BadParameter(f"{text!r}: {err}", param=param) from None
 
 
 def _job_line(job: LedgerRow, cfg: ShopConfig) -> list[str]:

@@ -12,7 +12,8 @@ from typing import Any, cast
 import click
 
 from gateway import __version__
-from gateway.cligroup import INSTANT_HELP, UserErrorGroup, config_option, instant
+from gateway.billing_cli import INSTANT_HELP, instant
+from gateway.cligroup import UserErrorGroup, config_option
 from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
 from gateway.engine.localtime import local_time

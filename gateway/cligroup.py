@@ -1,5 +1,4 @@
-"""What every shopwatt command line shares: user errors as one line (exit 2), --config,
-instants."""
+"""What every shopwatt command line shares: user errors as one line (exit 2), --config."""
 
 from __future__ import annotations
 
@@ -10,20 +9,6 @@ from typing import Any, ClassVar
 import click
 
 from gateway.errors import ShopwattError
-
-INSTANT_HELP = "ISO 8601 with a UTC offset or Z, e.g. 2026-11-03T08:00:00+01:00"
-
-
-def instant(_ctx: click.Context, param: click.Parameter, text: str | None) -> int | None:
-    """click callback: an ISO 8601 time with offset -> UTC ms (a bad one names the option)."""
-    if text is None:
-        return None
-    from gateway.inputs.csvfile import parse_time_ms  # the parser: not for `shopwatt run`
-
-    try:
-        return parse_time_ms(text)
-    except ValueError as err:
-        raise click.BadParameter(f"{text!r}: {err}", param=param) from None
 
 
 class UserErrorGroup(click.Group):
