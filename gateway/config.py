@@ -162,6 +162,35 @@ class MachineCost(_Section):
         return (self.purchase - self.salvage) / self.life_hours
 
 
+class MachinePrice(_Section):
+    """[pricing.machine.<id>] or [pricing.lists.<list>.<id>]: what a job on a machine costs
+    the customer."""
+
+    per_hour: NonNeg = 0.0
+    hours: Literal["run_hours", "job_hours"] = "job_hours"  # which hours per_hour applies to
+    setup_fee: NonNeg = 0.0  # once per job
+    minimum: NonNeg = 0.0  # the least a job is charged (net)
+    # Absent: energy is in the hourly price. Present: the job's energy cost is passed on,
+    # times (1 + energy_markup); 0 passes it at cost.
+    energy_markup: NonNeg | None = None
+
+
+class Pricing(_Section):
+    """[pricing]: the default price per machine, named price lists customers carry, VAT."""
+
+    vat_rate: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0
+    machine: dict[str, MachinePrice] = {}
+    lists: dict[
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")], dict[str, MachinePrice]
+    ] = {}
+
+    def rule(self, price_list: str, machine: str) -> MachinePrice | None:
+        """The price of a job on `machine` for a customer with `price_list` ("" = default):
+        the list's entry for the machine, else the default one, else None (no price)."""
+        listed = self.lists.get(price_list, {}).get(machine)
+        return listed or self.machine.get(machine)
+
+
 class Meter(_Section):
     """[[machine.meter]]: a Modbus power meter the gateway polls (docs/modbus.md)."""
 
@@ -359,6 +388,7 @@ class ShopConfig(_Section):
     machine: Annotated[list[Machine], Field(min_length=1)]
     influxdb: InfluxDB | None = None
     mqtt: Mqtt | None = None
+    pricing: Pricing = Pricing()
 
     _source: Path = PrivateAttr(default=Path("shop.toml"))
 
@@ -377,6 +407,18 @@ class ShopConfig(_Section):
         if dup:
             raise ValueError(f"sensor ids must be unique (also among meter ids): {sorted(dup)}")
         return v
+
+    @model_validator(mode="after")
+    def _priced_machines_exist(self) -> ShopConfig:
+        ids = {m.id for m in self.machine}
+        tables = {"pricing.machine": self.pricing.machine} | {
+            f"pricing.lists.{name}": table for name, table in self.pricing.lists.items()
+        }
+        for where, table in tables.items():
+            unknown = sorted(set(table) - ids)
+            if unknown:
+                raise ValueError(f"{where}.{unknown[0]}: not a machine id (known: {sorted(ids)})")
+        return self
 
     @property
     def source(self) -> Path:

@@ -20,7 +20,7 @@ _MACHINE_KEYS = (
 
 
 def fingerprint(cfg: ShopConfig, machine_id: str) -> str:
-    """sha256 of the time zone, currency, tariff and the machine's costing settings."""
+    """sha256 of the time zone, currency, tariff, the machine's costing settings, prices."""
     machine = cfg.machines[machine_id].model_dump(mode="json", include=set(_MACHINE_KEYS))
     document = {
         "timezone": cfg.site.timezone,
@@ -28,4 +28,8 @@ def fingerprint(cfg: ShopConfig, machine_id: str) -> str:
         "tariff": cfg.tariff.model_dump(mode="json"),
         "machine": machine,
     }
+    if cfg.pricing.model_fields_set:
+        # Only a shop that has [pricing]: the fingerprints of every other shop stay as
+        # they were, so upgrading asks nobody for a recompute.
+        document["pricing"] = cfg.pricing.model_dump(mode="json")
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()

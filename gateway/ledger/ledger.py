@@ -461,20 +461,22 @@ class Ledger:
         the row again under the new one). Returns the rows moved.
         """
         with self._open(create=True) as conn, transaction(conn):
+            self._require_current(conn)
             gone, kept = customers.merge(conn, text, into)
-            changed = {
-                p["period"]
-                for p in conn.execute(
-                    "SELECT DISTINCT period FROM rows WHERE customer = ?", (gone.id,)
-                )
-            }
-            moved = conn.execute(
-                "UPDATE rows SET customer = ? WHERE customer = ?", (kept.id, gone.id)
-            ).rowcount
+            spans = conn.execute(
+                "SELECT machine, MIN(start_ms) AS lo, MAX(end_ms) AS hi, COUNT(*) AS n FROM rows "
+                "WHERE customer = ? GROUP BY machine",
+                (gone.id,),
+            ).fetchall()
             for table in ("explicit_jobs", "assignments"):
                 conn.execute(
                     f"UPDATE {table} SET customer = ? WHERE customer = ?", (kept.id, gone.id)
                 )
+            # Recomputed, not renamed in place: the kept customer may have another price list.
+            touched = {s["machine"]: (s["lo"], s["hi"]) for s in spans}
+            computed = self._recompute(conn, ReadingStore(conn), touched)
+            changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
+            moved = int(sum(s["n"] for s in spans))
             adjustments = periods.refresh_adjustments(conn, changed)
             detail = {"id": gone.id, "into": kept.id, "rows": moved, "adjustments": adjustments}
             record(conn, self._entry("customer merge", detail))

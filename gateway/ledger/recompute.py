@@ -25,6 +25,7 @@ from gateway.engine.localtime import day_start_ms, local_date, midnight_ms, next
 from gateway.ledger import assignments, explicit
 from gateway.ledger.chunks import ReadingStore
 from gateway.ledger.fingerprint import fingerprint
+from gateway.ledger.prices import priced
 from gateway.ledger.rows import LedgerRow, from_cost_row, insert
 
 
@@ -124,18 +125,14 @@ class Recomputer:
         rows = compute_machine(machine_id, window, machine, tariff, self._tz, jobs, cuts=cuts).rows
         first_day, end_day = local_date(a, self._tz), local_date(b, self._tz)
         names = tariff.band_names
+        kept = [from_cost_row(r, names, tariff.rates) for r in rows if first_day <= r.day < end_day]
+        # Who each job was for (assignments), then what it costs them (their price list).
+        said = assignments.within(self._conn, machine_id, lo, hi)
         return Computed(
             machine=machine_id,
             first_day=first_day,
             end_day=end_day,
-            rows=assignments.apply(
-                [
-                    from_cost_row(r, names, tariff.rates)
-                    for r in rows
-                    if first_day <= r.day < end_day
-                ],
-                assignments.within(self._conn, machine_id, lo, hi),
-            ),
+            rows=priced(self._conn, self._cfg.pricing, assignments.apply(kept, said)),
             stats=self._day_stats(machine_id, window, first_day, end_day),
         )
 

@@ -36,6 +36,7 @@ class Amounts:
     maintenance_cents: int
     parts: int = 0  # good parts the job made (0: not known)
     scrap: int = 0  # parts made and thrown away
+    price_cents: int | None = None  # net price (None: no price: internal, unassigned, ...)
 
     @property
     def total_cents(self) -> int:
@@ -60,6 +61,7 @@ class Amounts:
             self.maintenance_cents + other.maintenance_cents,
             self.parts + other.parts,
             self.scrap + other.scrap,
+            _add(self.price_cents, other.price_cents),
         )
 
     def __neg__(self) -> Amounts:
@@ -72,6 +74,7 @@ class Amounts:
             -self.maintenance_cents,
             -self.parts,
             -self.scrap,
+            None if self.price_cents is None else -self.price_cents,
         )
 
     def __sub__(self, other: Amounts) -> Amounts:
@@ -82,10 +85,16 @@ class Amounts:
         return (
             self.energy_cents == self.depreciation_cents == self.maintenance_cents == 0
             and self.parts == self.scrap == 0
+            and not self.price_cents
             and hours(self.duration_s) == 0
             and hours(self.run_s) == 0
             and all(kwh(wh) == 0 for wh in self.band_wh.values())
         )
+
+
+def _add(a: int | None, b: int | None) -> int | None:
+    """Prices add up; no price plus no price is still no price."""
+    return None if a is None and b is None else (a or 0) + (b or 0)
 
 
 ZERO = Amounts(0.0, 0.0, {}, 0, 0, 0)
@@ -199,8 +208,14 @@ COLUMNS_V1 = (
     "origin_kind",
     "origin_day",
 )
-BILLING_COLUMNS = ("order_id", "parts", "scrap")
-COLUMNS = COLUMNS_V1 + BILLING_COLUMNS
+# Added by the billing migration step, with their SQL types (price_cents NULL: no price).
+BILLING_COLUMNS = {
+    "order_id": "TEXT NOT NULL DEFAULT ''",
+    "parts": "INTEGER NOT NULL DEFAULT 0",
+    "scrap": "INTEGER NOT NULL DEFAULT 0",
+    "price_cents": "INTEGER",
+}
+COLUMNS = COLUMNS_V1 + tuple(BILLING_COLUMNS)
 
 TABLE_DDL = f"({', '.join(COLUMNS_V1)})"
 
@@ -229,6 +244,7 @@ def _to_sql(r: LedgerRow) -> tuple[Any, ...]:
         r.order,
         a.parts,
         a.scrap,
+        a.price_cents,
     )
 
 
@@ -251,6 +267,7 @@ def _from_sql(v: sqlite3.Row) -> LedgerRow:
             v["maintenance_cents"],
             v["parts"],
             v["scrap"],
+            v["price_cents"],
         ),
         open=bool(v["open"]),
         origin_period=v["origin_period"],

@@ -76,11 +76,7 @@ CREATE TABLE splits (
 """ + "".join(
     f"ALTER TABLE {table} ADD COLUMN {column} {kind};\n"
     for table in ("rows", "adjustments", "frozen")
-    for column, kind in zip(
-        BILLING_COLUMNS,
-        ("TEXT NOT NULL DEFAULT ''", "INTEGER NOT NULL DEFAULT 0", "INTEGER NOT NULL DEFAULT 0"),
-        strict=True,
-    )
+    for column, kind in BILLING_COLUMNS.items()
 )
 _STEPS: tuple[str, ...] = (_BILLING,)
 SCHEMA_VERSION = 1 + len(_STEPS)
