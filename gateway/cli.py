@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import datetime
+from datetime import date, datetime
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, cast
@@ -16,11 +16,12 @@ from gateway.billing_cli import INSTANT_HELP, instant
 from gateway.cligroup import UserErrorGroup, config_option
 from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
-from gateway.engine.localtime import local_time
+from gateway.engine.localtime import local_time, next_period, period_start
 from gateway.engine.model import MachineReadings
 from gateway.errors import ShopwattError
 from gateway.export import BY, Table, build_table, write_csv
 from gateway.export.table import By
+from gateway.export.to_csv import DIALECTS, Dialect
 from gateway.ledger import Dropped, Ledger, Replayed, Status
 from gateway.ledger.periods import parse_month
 
@@ -173,7 +174,7 @@ def replay(
     click.echo(replay_summary(replayed, readings, jobs))
 
 
-def write_table(table: Table, fmt: str, output: Path | None) -> None:
+def write_table(table: Table, fmt: str, output: Path | None, dialect: Dialect = "plain") -> None:
     """CSV to a file or stdout, XLSX to a file."""
     if fmt == "xlsx":
         if output is None:
@@ -182,13 +183,32 @@ def write_table(table: Table, fmt: str, output: Path | None) -> None:
 
         write_xlsx(table, output)
     else:
-        write_csv(table, output or sys.stdout)
+        write_csv(table, output or sys.stdout, dialect)
+
+
+def date_range(
+    first: datetime | None, end: datetime | None, month: str | None
+) -> tuple[date, date]:
+    """--from/--to, or --month as their shorthand: the local dates [first, end)."""
+    if month is not None:
+        if first is not None or end is not None:
+            raise click.UsageError("give --month or --from/--to, not both")
+        period = parse_month(month)
+        return period_start(period), period_start(next_period(period))
+    if first is None or end is None:
+        raise click.UsageError("give --from and --to (local dates), or --month YYYY-MM")
+    if end <= first:
+        raise click.BadParameter(f"--to {end:%Y-%m-%d} must be after --from", param_hint="--to")
+    return first.date(), end.date()
 
 
 @main.command()
 @config_option
-@click.option("--from", "first", type=_day, required=True, help="First local date.")
-@click.option("--to", "end", type=_day, required=True, help="Local date after the last one.")
+@click.option("--from", "first", type=_day, help="First local date.")
+@click.option("--to", "end", type=_day, help="Local date after the last one.")
+@click.option("--month", help="A local calendar month, YYYY-MM: --from/--to in one.")
+@click.option("--customer", help="Only this customer's rows (id or display name).")
+@click.option("--machine", help="Only this machine's rows.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), help="Default: by --output.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout.")
 @click.option(
@@ -196,21 +216,43 @@ def write_table(table: Table, fmt: str, output: Path | None) -> None:
     type=click.Choice(BY),
     default="job",
     show_default=True,
-    help="CSV: one line per row, or sums per customer or machine (XLSX has all three).",
+    help="CSV: one line per row, or sums per customer, machine or order (XLSX has them all).",
+)
+@click.option(
+    "--dialect",
+    type=click.Choice(DIALECTS),
+    default="plain",
+    show_default=True,
+    help="CSV: excel-eu is ';', decimal comma and a UTF-8 BOM (Excel in Europe).",
 )
 def export(
-    config_path: Path, first: datetime, end: datetime, fmt: str | None, output: Path | None, by: str
+    config_path: Path,
+    first: datetime | None,
+    end: datetime | None,
+    month: str | None,
+    customer: str | None,
+    machine: str | None,
+    fmt: str | None,
+    output: Path | None,
+    by: str,
+    dialect: Dialect,
 ) -> None:
-    """Export the rows of the local dates [--from, --to) for the accountant."""
-    if end <= first:
-        raise click.BadParameter(f"--to {end:%Y-%m-%d} must be after --from", param_hint="--to")
+    """Export the rows of the local dates [--from, --to) (or --month) for the accountant."""
+    lo, hi = date_range(first, end, month)
     fmt = fmt or ("xlsx" if output and output.suffix.lower() == ".xlsx" else "csv")
     cfg = load_config(config_path)
-    selection = Ledger(cfg).select(first.date(), end.date())
-    # The XLSX always holds every view (rows, by machine, by customer): --by is for CSV.
+    if machine is not None and machine not in cfg.machines:
+        raise click.BadParameter(
+            f"{machine!r}: not a machine in {cfg.source} (known: {', '.join(cfg.machines)})",
+            param_hint="--machine",
+        )
+    ledger = Ledger(cfg)
+    who = ledger.customer(customer).id if customer is not None else None
+    selection = ledger.select(lo, hi).only(customer=who, machine=machine)
+    # The XLSX always holds every view (rows, by machine, customer, order): --by is for CSV.
     view = cast(By, "job" if fmt == "xlsx" else by)
     table = build_table(selection, cfg.site.tz, cfg.site.currency, view)
-    write_table(table, fmt, output)
+    write_table(table, fmt, output, dialect)
     if selection.open_jobs:
         click.echo(
             f"note: {selection.open_jobs} job(s) still running at the end of the data are "

@@ -111,6 +111,16 @@ class Selection:
     open_jobs: int  # jobs still running at the end of the data in the range: not exported
     band_names: list[str]  # tariff band order, plus any band only older frozen rows carry
 
+    def only(self, customer: str | None = None, machine: str | None = None) -> Selection:
+        """The rows of one customer (id) and/or one machine (open_jobs: still the range's)."""
+        rows = [
+            r
+            for r in self.rows
+            if (customer is None or r.customer == customer)
+            and (machine is None or r.machine == machine)
+        ]
+        return replace(self, rows=rows)
+
 
 @dataclass(frozen=True, slots=True)
 class MachineStatus:
@@ -435,10 +445,21 @@ class Ledger:
 
     def customer_add(self, customer: customers.Customer) -> customers.Customer:
         """Add a customer (or, internal, a product line of the shop's own)."""
+        lists = self.cfg.pricing.lists
+        if customer.price_list and customer.price_list not in lists:
+            raise LedgerError(
+                f"--price-list = {customer.price_list!r}: no [pricing.lists.{customer.price_list}]"
+                f" in {self.cfg.source} (lists: {', '.join(lists) or 'none'})"
+            )
         with self._open(create=True) as conn, transaction(conn):
             added = customers.add(conn, customer)
             record(conn, self._entry("customer add", asdict(added)))
         return added
+
+    def customer(self, text: str) -> customers.Customer:
+        """The customer `text` names (id or display name); unknown: the closest ids."""
+        with self._open() as conn:
+            return customers.require(conn, text, "--customer")
 
     def customer_list(self) -> list[customers.Customer]:
         """Every customer, merged ones included (they say where they went)."""

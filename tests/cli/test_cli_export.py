@@ -14,7 +14,8 @@ from tests.ledger.shop import series, shopwatt, write_readings, write_shop
 
 COLUMNS = (
     "kind,job_id,machine,customer,start,end,duration_h,run_h,energy_kwh,kwh_standard,kwh_peak,"
-    "energy_cost,depreciation_cost,maintenance_cost,total_cost,currency"
+    "energy_cost,depreciation_cost,maintenance_cost,total_cost,currency,"
+    "order,parts,scrap,kwh_per_part,cost_per_part,price,margin,corrects"
 )
 MONEY = ("energy_cost", "depreciation_cost", "maintenance_cost")
 NUMBERS = ("duration_h", "run_h", "energy_kwh", "kwh_standard", "kwh_peak", *MONEY, "total_cost")
@@ -97,19 +98,39 @@ def test_a_job_still_running_at_the_end_of_the_data_is_left_out_with_a_note(shop
     assert "1 job(s) still running at the end of the data are not exported" in note
 
 
+GROUPED = [*COLUMNS.split(",")[6:16], "parts", "scrap", "kwh_per_part", "cost_per_part"]
+GROUPED += ["price", "margin"]
+
+
+def _members(rows: list[dict[str, str]], by: str, name: str) -> list[dict[str, str]]:
+    """The lines a group sums: overhead and unassigned jobs are groups of their own."""
+    if by == "machine":
+        return [r for r in rows if r["machine"] == name]
+    if name == "overhead":
+        return [r for r in rows if not r["job_id"]]
+    customer = "" if name == "(unassigned)" else name
+    return [r for r in rows if r["job_id"] and r["customer"] == customer]
+
+
 @pytest.mark.parametrize("by", ["customer", "machine"])
-def test_grouped_views_sum_the_printed_lines(shop: Path, by: str) -> None:
+def test_grouped_views_sum_the_printed_lines_and_end_with_a_total(shop: Path, by: str) -> None:
     _, rows, _ = _csv(shop)
     header, groups, _ = _csv(shop, "--by", by)
-    assert header.split(",")[:2] == [by, "rows"]
-    assert header.split(",")[2:] == COLUMNS.split(",")[6:]
-    for group in groups:
-        members = [r for r in rows if r[by] == group[by]]
+    assert header.split(",") == [by, "rows", *GROUPED]
+    *named, total = groups
+    assert total[by] == "total" and int(total["rows"]) == len(rows)
+    for group in named:
+        members = _members(rows, by, group[by])
         assert int(group["rows"]) == len(members)
-        for name in NUMBERS:
+        for name in NUMBERS[1:]:
             assert Decimal(group[name]) == sum(Decimal(r[name]) for r in members), name
+        # Durations only of jobs: an overhead row's 24 h are nobody's working time.
+        jobs = [Decimal(r["duration_h"]) for r in members if r["job_id"]]
+        assert group["duration_h"] == (str(sum(jobs, Decimal(0))) if jobs else "")
+    for name in NUMBERS[1:]:
+        assert Decimal(total[name]) == sum(Decimal(r[name]) for r in rows), name
     if by == "customer":
-        assert [g["customer"] for g in groups] == ["", "ACME", "Beta"]
+        assert [g["customer"] for g in named] == ["ACME", "Beta", "(unassigned)", "overhead"]
 
 
 def test_xlsx_holds_the_same_rows_and_totals_per_machine_and_customer(
@@ -122,15 +143,15 @@ def test_xlsx_holds_the_same_rows_and_totals_per_machine_and_customer(
     )
     assert result.exit_code == 0, result.output
     book = openpyxl.load_workbook(out)
-    assert book.sheetnames == ["rows", "by machine", "by customer"]
+    assert book.sheetnames == ["rows", "by machine", "by customer", "by order"]
     sheet = list(book["rows"].values)
     assert ",".join(sheet[0]) == COLUMNS
     assert len(sheet) - 1 == len(rows)
-    for by in ("machine", "customer"):
+    for by in ("machine", "customer", "order"):
         grid = list(book[f"by {by}"].values)
         head, body, total = grid[0], grid[1:-1], grid[-1]
         assert total[0] == "total"
-        for name in NUMBERS:
+        for name in NUMBERS[1:]:
             k = head.index(name)
             csv_sum = sum(Decimal(r[name]) for r in rows)
             assert Decimal(str(total[k])) == csv_sum, (by, name)
@@ -148,5 +169,39 @@ def test_xlsx_holds_every_view_whatever_by_says(shop: Path, tmp_path: Path) -> N
     args = ["--from", "2026-11-03", "--to", "2026-11-05", "--output", out, "--by", "customer"]
     assert shopwatt("export", "--config", shop, *args).exit_code == 0
     book = openpyxl.load_workbook(out)
-    assert book.sheetnames == ["rows", "by machine", "by customer"]
+    assert book.sheetnames == ["rows", "by machine", "by customer", "by order"]
     assert ",".join(next(book["rows"].values)) == COLUMNS
+
+
+def test_month_customer_and_machine_narrow_the_export(shop: Path) -> None:
+    _, rows, _ = _csv(shop)
+    month = shopwatt("export", "--config", shop, "--month", "2026-11")
+    whole = shopwatt("export", "--config", shop, "--from", "2026-11-01", "--to", "2026-12-01")
+    assert month.stdout == whole.stdout
+    acme = shopwatt("export", "--config", shop, "--month", "2026-11", "--customer", " acme ")
+    assert acme.exit_code == 0, acme.stderr
+    got = list(csv.DictReader(io.StringIO(acme.stdout)))
+    assert got == [r for r in rows if r["customer"] == "ACME"] and got
+    lathe = shopwatt("export", "--config", shop, "--month", "2026-11", "--machine", "lathe")
+    assert {r["machine"] for r in csv.DictReader(io.StringIO(lathe.stdout))} == {"lathe"}
+    bad = shopwatt("export", "--config", shop, "--month", "2026-11", "--customer", "acne")
+    assert bad.exit_code == 2
+    assert "--customer: customer 'acne' is not known (closest: ACME)" in bad.stderr
+    bad = shopwatt("export", "--config", shop, "--month", "2026-11", "--machine", "saw")
+    assert bad.exit_code == 2 and "'saw': not a machine" in bad.stderr
+
+
+def test_excel_eu_dialect_is_semicolons_decimal_commas_and_a_bom(
+    shop: Path, tmp_path: Path
+) -> None:
+    _, rows, _ = _csv(shop)
+    out = tmp_path / "eu.csv"
+    args = ["--month", "2026-11", "--dialect", "excel-eu", "--output", out]
+    assert shopwatt("export", "--config", shop, *args).exit_code == 0
+    raw = out.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    got = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig")), delimiter=";"))
+    assert len(got) == len(rows)
+    for eu, plain in zip(got, rows, strict=True):
+        assert eu["energy_kwh"] == plain["energy_kwh"].replace(".", ",")
+        assert eu["start"] == plain["start"]  # times keep their ISO form
