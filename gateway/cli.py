@@ -37,6 +37,7 @@ _LAZY = {
     "customer": "gateway.billing_cli:customer",
     "job": "gateway.billing_cli:job",
     "jobs": "gateway.billing_cli:jobs",
+    "statement": "gateway.billing_cli:statement",
 }
 
 

@@ -15,6 +15,7 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from gateway.export.statement import Statement
 from gateway.export.table import Cell, Table, group
 
 _BOLD = Font(bold=True)
@@ -112,4 +113,14 @@ def write_xlsx(table: Table, out: Path, title: Title = ()) -> None:
     for by in ("machine", "customer", "order"):
         view = [(f"{heading[0][0]}: by {by}", heading[0][1]), *heading[1:]]
         write_sheet(wb.create_sheet(f"by {by}"), view, group(table, by), total=True)
+    wb.save(out)
+
+
+def write_statement_xlsx(statement: Statement, out: Path) -> None:
+    """A customer's statement on one sheet, its gross line bold."""
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "statement"
+    write_sheet(ws, statement.title, statement.table, total=True)
     wb.save(out)
