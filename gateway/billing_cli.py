@@ -11,13 +11,14 @@ import click
 from gateway.cligroup import config_option
 from gateway.config import ShopConfig, load_config
 from gateway.engine.localtime import local_time, next_period, period_start
-from gateway.export.to_csv import write_csv
+from gateway.export.to_csv import write_csv_binary
 from gateway.ledger import Ledger
 from gateway.ledger.assignments import Assignment
 from gateway.ledger.customers import Customer
 from gateway.ledger.periods import parse_month
 from gateway.ledger.rows import LedgerRow
 from gateway.ledger.units import hours, kwh, money
+from gateway.outfile import check_target, output_file
 
 
 @click.command("add")
@@ -205,14 +206,25 @@ def jobs_text(found: list[LedgerRow], cfg: ShopConfig) -> str:
     type=click.Path(dir_okay=False, path_type=Path),
     help="A .xlsx or .csv file (default: a text table on stdout).",
 )
+@click.option("--force", is_flag=True, help="Replace an existing --output file.")
 @click.option("--internal", is_flag=True, help="Add the shop's costs and margin per job.")
 def statement(
-    config_path: Path, customer: str, month: str, output: Path | None, internal: bool
+    config_path: Path,
+    customer: str,
+    month: str,
+    output: Path | None,
+    force: bool,
+    internal: bool,
 ) -> None:
     """A customer's invoice basis for a month: each job, net, VAT, gross."""
     from gateway.export.statement import build_statement
 
     cfg = load_config(config_path)
+    suffix = output.suffix.lower() if output else ""
+    if output is not None:  # refused before the ledger is read, not after
+        if suffix not in (".xlsx", ".csv"):
+            raise click.BadParameter(f"{output}: give a .xlsx or .csv file", param_hint="--output")
+        check_target(output, cfg.own_files, force, "--output")
     ledger = Ledger(cfg)
     period = parse_month(month)
     who = ledger.customer(customer)
@@ -222,16 +234,15 @@ def statement(
         title = [f"{label}: {value}" if value else label for label, value in shown.title]
         table = [shown.table.header, *([str(v) for v in line] for line in shown.table.lines)]
         click.echo("\n".join([*title, "", columns(table)]))
-    elif output.suffix.lower() == ".xlsx":
-        from gateway.export.to_xlsx import write_statement_xlsx  # openpyxl: only for an XLSX
+        return
+    with output_file(output, protected=cfg.own_files, force=force) as fh:
+        if suffix == ".xlsx":
+            from gateway.export.to_xlsx import write_statement_xlsx  # openpyxl: only for XLSX
 
-        write_statement_xlsx(shown, output)
-    elif output.suffix.lower() == ".csv":
-        write_csv(shown.table, output)
-    else:
-        raise click.BadParameter(f"{output}: give a .xlsx or .csv file", param_hint="--output")
-    if output is not None:
-        click.echo(f"wrote {output}", err=True)
+            write_statement_xlsx(shown, fh)
+        else:
+            write_csv_binary(shown.table, fh)
+    click.echo(f"wrote {output}", err=True)
 
 
 @click.group("customer")
