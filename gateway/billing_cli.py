@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from gateway.cligroup import config_option
+from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
 from gateway.engine.localtime import local_time, next_period, period_start
 from gateway.export.to_csv import write_csv_binary
@@ -160,13 +161,71 @@ def job_split(config_path: Path, job_id: str, machine: str | None, at_ms: int) -
     )
 
 
+def _machine(cfg: ShopConfig, machine: str) -> str:
+    if machine not in cfg.machines:
+        raise click.BadParameter(
+            f"{machine!r}: not a machine in {cfg.source} (known: {', '.join(cfg.machines)})",
+            param_hint="--machine",
+        )
+    return machine
+
+
+@click.command("start")
+@config_option
+@click.option("--machine", required=True, help="The machine the job runs on.")
+@click.option("--job", "job_id", help="The job's id (default: <machine>-<local date-time>).")
+@click.option("--customer", required=True, help="Customer id or display name.")
+@click.option("--order", default="", help="The customer's order number.")
+def job_start(
+    config_path: Path, machine: str, job_id: str | None, customer: str, order: str
+) -> None:
+    """Start a job now, as the machine's job button does (a job event to the gateway)."""
+    from gateway.inputs.jobsend import send_job_event  # paho: only when a job is sent
+
+    cfg = load_config(config_path)
+    _machine(cfg, machine)
+    ledger = Ledger(cfg)
+    who = ledger.customer(customer)
+    t = now_ms()
+    job_id = job_id or f"{machine}-{local_time(t, cfg.site.tz):%Y%m%d-%H%M%S}"
+    doc = {"v": 1, "event": "start", "job": job_id, "customer": who.id, "t": t, "src": "cli"}
+    send_job_event(cfg, machine, doc)
+    if order.strip():
+        ledger.note(Assignment(machine, t, job_id, who.id, order.strip()))
+    click.echo(
+        f"started {job_id} on {machine} for {who.id} at {local_time(t, cfg.site.tz):%H:%M:%S}"
+    )
+
+
+@click.command("stop")
+@config_option
+@click.option("--machine", required=True, help="The machine the job runs on.")
+@click.option("--job", "job_id", help="Default: the machine's running job.")
+@click.option("--parts", type=_count, default=0, help="Good parts made.")
+@click.option("--scrap", type=_count, default=0, help="Parts made and thrown away.")
+def job_stop(config_path: Path, machine: str, job_id: str | None, parts: int, scrap: int) -> None:
+    """Stop a job now, as the machine's job button does, with the parts it made."""
+    from gateway.inputs.jobsend import send_job_event  # paho: only when a job is sent
+
+    cfg = load_config(config_path)
+    _machine(cfg, machine)
+    ledger = Ledger(cfg)
+    job_id, start, customer = ledger.running_job(machine, job_id)
+    t = now_ms()
+    doc = {"v": 1, "event": "stop", "job": job_id, "parts": parts, "t": t, "src": "cli"}
+    send_job_event(cfg, machine, doc)
+    if parts or scrap:
+        ledger.note(Assignment(machine, start, job_id, customer, "", parts, scrap))
+    click.echo(f"stopped {job_id} on {machine} at {local_time(t, cfg.site.tz):%H:%M:%S}")
+
+
 @click.group("job")
 def job() -> None:
-    """One job: who it was for, what it made, where it splits."""
+    """One job: start and stop it, who it was for, what it made, where it splits."""
 
 
-job.add_command(job_assign)
-job.add_command(job_split)
+for _command in (job_start, job_stop, job_assign, job_split):
+    job.add_command(_command)
 
 
 _day = click.DateTime(formats=["%Y-%m-%d"])

@@ -577,6 +577,42 @@ class Ledger:
         changed = periods_between(computed.first_day, computed.end_day)
         return now, periods.refresh_adjustments(conn, changed)
 
+    def note(self, said: assignments.Assignment) -> assignments.Assignment:
+        """What the operator said at the machine (`shopwatt job start|stop`) about the job
+        starting at `said.at_ms`; it applies as soon as the gateway has that job."""
+        with self._open(create=True) as conn, transaction(conn):
+            self._require_current(conn)
+            said = replace(said, made_at=self._clock(), made_by=self._who)
+            said = assignments.note(conn, said)
+            t = said.at_ms
+            computed = self._recompute(conn, ReadingStore(conn), {said.machine: (t, t)})
+            changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
+            adjustments = periods.refresh_adjustments(conn, changed)
+            detail = {**asdict(said), "adjustments": adjustments}
+            record(conn, self._entry("job note", detail))
+        return said
+
+    def running_job(self, machine: str, job_id: str | None) -> tuple[str, int, str]:
+        """The gateway's job of a machine that has started and not stopped (or the one named):
+        its id, start and customer, from the job book `shopwatt run` keeps in the ledger."""
+        with self._open(readonly=True) as conn:
+            found = [
+                j
+                for j in load_state(conn).jobs
+                if j[0] == machine
+                and j[2] is not None
+                and (j[1] == job_id if job_id else j[3] is None)
+            ]
+        if not found:
+            which = f"job {job_id!r}" if job_id else "no job running"
+            raise LedgerError(
+                f"--machine = {machine!r}: {which} as far as the gateway knows (has "
+                "`shopwatt run` taken the start yet?)"
+            )
+        _, job, start, _, customer, _, _ = max(found, key=lambda j: j[2] or 0)
+        assert start is not None
+        return job, start, customer
+
     def jobs(self, first: date, end: date) -> list[LedgerRow]:
         """The jobs ending on the local dates [first, end) as computed now (open ones too)."""
         with self._open(readonly=True) as conn:
