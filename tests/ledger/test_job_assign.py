@@ -92,13 +92,13 @@ def test_two_jobs_that_late_data_joins_keep_both_assignments_and_status_says_so(
     config = _shop(tmp_path, MILL.lines(hi=gap[0]) + MILL.lines(lo=gap[1]))
     _ok("job", "assign", "mill-20251129-001", "--customer", "acme", "--config", config)
     _ok("job", "assign", "mill-20251129-002", "--customer", "beta", "--config", config)
-    assert "assignment to check" not in _ok("status", "--config", config)
+    assert "to check" not in _ok("status", "--config", config)
     late = write_readings(tmp_path / "late.csv", MILL.lines(lo=gap[0], hi=gap[1]))
     _ok("replay", "--config", config, "--input", late)
     assert _jobs(config)["mill-20251129-001"][0] == "beta"  # the newest applies
     status = _ok("status", "--config", config)
     assert (
-        "assignment to check: mill: job mill-20251129-001 now covers assignments that differ "
+        "to check: mill: job mill-20251129-001 now covers assignments that differ "
         "(mill-20251129-001: acme; mill-20251129-002: beta)"
     ) in status
 
