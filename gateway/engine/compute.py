@@ -67,12 +67,14 @@ def compute_machine(
     energy = interval_energy(machine_id, readings, machine)
     stretches = running_stretches(readings.watts, machine.run_above_w, energy.long_iv)
     spans = given
-    if detect and n:
+    if detect and n and len(given):
         # Detection sees no running reading inside an explicit job: the job has that time.
         within, region = inside(t, given)
         free = np.where(within, -np.inf, readings.watts)
         free_stretches = running_stretches(free, machine.run_above_w, energy.long_iv)
         spans = combine(given, detect_jobs(t, free_stretches, machine, region))
+    elif detect and n:
+        spans = detect_jobs(t, stretches, machine)
     cal = None
     if n:
         cal = build_calendar(tariff, tz, local_date(int(t[0]), tz), local_date(int(t[-1]), tz))
