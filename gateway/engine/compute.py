@@ -83,7 +83,7 @@ def compute_machine(
         spans = split_jobs(spans, cuts)
     if cal is None:
         none = np.zeros((len(spans), len(tariff.band_names)))
-        rows = job_rows(machine_id, machine, tariff, spans, none, np.zeros(len(spans)), None, tz)
+        rows = job_rows(machine_id, machine, spans, none, np.zeros(len(spans)), None, tz)
         return MachineResult(rows, EnergyStats(0, 0.0, 0, 0, 0, 0.0))
 
     metered_wh = float(np.sum(energy.wh))
@@ -92,8 +92,8 @@ def compute_machine(
 
     band_wh = split_energy(t, energy.wh, cal, spans, len(tariff.band_names))
     n_jobs = len(spans)
-    rows = job_rows(machine_id, machine, tariff, spans, band_wh[:n_jobs], run_s, cal, tz)
-    rows += overhead_rows(machine_id, tariff, t, cal, band_wh[n_jobs:])
+    rows = job_rows(machine_id, machine, spans, band_wh[:n_jobs], run_s, cal, tz)
+    rows += overhead_rows(machine_id, t, cal, band_wh[n_jobs:])
     rows.sort(key=lambda r: (r.start_ms, r.kind == "job", r.job_id))
     stats = EnergyStats(
         samples=n,
