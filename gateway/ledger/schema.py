@@ -94,6 +94,8 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             for table in ("rows", "adjustments", "frozen")
             for column, kind in BILLING_COLUMNS.items()
         ),
+        # The parts a job event's stop said (a button's count; 0: not known).
+        "ALTER TABLE explicit_jobs ADD COLUMN parts INTEGER NOT NULL DEFAULT 0",
     ),
 )
 SCHEMA_VERSION = 1 + len(_MIGRATIONS)
