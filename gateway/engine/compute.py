@@ -71,7 +71,10 @@ def compute_machine(
         # Detection sees no running reading inside an explicit job: the job has that time.
         within, region = inside(t, given)
         free = np.where(within, -np.inf, readings.watts)
-        free_stretches = running_stretches(free, machine.run_above_w, energy.long_iv)
+        # Two running readings with an explicit job between them (even one that holds no
+        # reading) are never one stretch: cut there as at a long gap.
+        apart = np.union1d(energy.long_iv, np.flatnonzero(np.diff(region)))
+        free_stretches = running_stretches(free, machine.run_above_w, apart)
         spans = combine(given, detect_jobs(t, free_stretches, machine, region))
     elif detect and n:
         spans = detect_jobs(t, stretches, machine)

@@ -64,12 +64,15 @@ def detect_jobs(
 
 def inside(t_ms: I64, jobs: JobSpans) -> tuple[npt.NDArray[np.bool_], I64]:
     """Per reading: inside one of the (sorted, disjoint) jobs [start, end)? And its region:
-    the number of jobs begun by then, the same for readings with no job between them."""
-    region = np.searchsorted(jobs.start_ms, t_ms, side="right").astype(np.int64)
-    within = (
-        (region > 0) & (t_ms < jobs.end_ms[np.maximum(region - 1, 0)]) if len(jobs) else region > 0
-    )
-    return within, region
+    the number of jobs begun by then, the same for readings with no job between them.
+
+    The few job edges are looked up among the readings, not each reading among the jobs:
+    a count of the starts and ends before each reading is then one pass over the readings.
+    """
+    n = len(t_ms)
+    begun = np.cumsum(np.bincount(np.searchsorted(t_ms, jobs.start_ms), minlength=n + 1)[:n])
+    ended = np.cumsum(np.bincount(np.searchsorted(t_ms, jobs.end_ms), minlength=n + 1)[:n])
+    return begun > ended, begun.astype(np.int64)
 
 
 def combine(given: JobSpans, detected: JobSpans) -> JobSpans:
