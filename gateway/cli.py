@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -100,13 +100,13 @@ def replay_files(
     # Imported here: the parser (pyarrow) and tqdm are for replay, not for `shopwatt run`.
     from tqdm import tqdm
 
-    from gateway.inputs.csvfile import read_jobs, read_readings
+    from gateway.inputs.csvfile import ReadingsCsv, read_jobs
 
     # disable=None: tqdm draws only on a terminal, never into a log file or pipe.
     with tqdm(desc="replay", unit="step", disable=None if bar else True, leave=False) as progress:
         progress.set_postfix_str(f"reading {readings or jobs}")
         now = now_ms()  # no reading may be dated a day after this
-        parsed = read_readings(readings, cfg.machines, now) if readings else None
+        parsed = ReadingsCsv(readings, cfg.machines, now) if readings else None
         explicit = read_jobs(jobs, cfg.machines, now) if jobs else None
 
         def step(what: str, done: int, total: int) -> None:
@@ -114,15 +114,17 @@ def replay_files(
             progress.set_postfix_str(what)
             progress.update(done - progress.n)
 
-        replayed = Ledger(cfg).replay(parsed, explicit, step, create_customers)
-    publish(cfg, replayed.recomputed, parsed.machines if parsed else None)
+        ledger = Ledger(cfg)
+        replayed = ledger.replay(parsed, explicit, step, create_customers)
+    # The replayed days' readings come back from the ledger, one machine at a time.
+    publish(cfg, replayed.recomputed, ledger.stored(replayed.recomputed) if parsed else None)
     return replayed
 
 
 def publish(
     cfg: ShopConfig,
     recomputed: dict[str, tuple[str, str]],
-    readings: dict[str, MachineReadings] | None = None,
+    readings: Mapping[str, MachineReadings] | None = None,
 ) -> None:
     """With [influxdb]: queue what changed for Grafana (docs/gateway.md) and try to send it."""
     if cfg.influxdb is None:

@@ -39,7 +39,7 @@ import numpy as np
 from gateway.clock import now_ms
 from gateway.config import ShopConfig
 from gateway.engine.live import LiveView
-from gateway.engine.model import ExplicitJob, MachineReadings, Reading
+from gateway.engine.model import ExplicitJob, MachineReadings, Reading, first_of_times
 from gateway.errors import ConfigError, ShopwattError
 from gateway.inputs.jobevents import JobBook
 from gateway.inputs.modbus import ModbusInput
@@ -80,14 +80,11 @@ def _per_machine(readings: list[Reading]) -> tuple[dict[str, MachineReadings], d
         by.setdefault(r.machine, []).append(r)
     out = {}
     for machine, rs in by.items():
-        t = np.array([r.t_ms for r in rs], dtype=np.int64)
-        watts = np.array([r.watts for r in rs], dtype=np.float64)
-        wh = np.array([r.wh for r in rs], dtype=np.float64)
-        order = np.argsort(t, kind="stable")
-        t, watts, wh = t[order], watts[order], wh[order]
-        keep = np.ones(len(t), dtype=bool)
-        keep[1:] = t[1:] != t[:-1]
-        out[machine] = MachineReadings(t[keep], watts[keep], wh[keep])
+        out[machine] = first_of_times(
+            np.array([r.t_ms for r in rs], dtype=np.int64),
+            np.array([r.watts for r in rs], dtype=np.float64),
+            np.array([r.wh for r in rs], dtype=np.float64),
+        ).readings
     return out, {machine: rs[0].sensor for machine, rs in by.items()}
 
 
@@ -95,15 +92,11 @@ def _concat(parts: list[MachineReadings]) -> MachineReadings:
     """Batches of one machine as one series, sorted, the first of equal times kept."""
     if len(parts) == 1:
         return parts[0]
-    t = np.concatenate([p.t_ms for p in parts])
-    order = np.argsort(t, kind="stable")
-    t = t[order]
-    keep = np.ones(len(t), dtype=bool)
-    keep[1:] = t[1:] != t[:-1]
-    pick = order[keep]
-    watts = np.concatenate([p.watts for p in parts])[pick]
-    wh = np.concatenate([p.wh for p in parts])[pick]
-    return MachineReadings(t[keep], watts, wh)
+    return first_of_times(
+        np.concatenate([p.t_ms for p in parts]),
+        np.concatenate([p.watts for p in parts]),
+        np.concatenate([p.wh for p in parts]),
+    ).readings
 
 
 class CrashPoint:

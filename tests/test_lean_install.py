@@ -53,8 +53,8 @@ def shopwatt_without(missing: str, *args: str | Path) -> subprocess.CompletedPro
             f"{NOT_INSTALLED},pyarrow",
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="the ledger (csvfile, chunks) still imports pyarrow: remove this mark "
-                "when replay's stdlib parser and the zstandard codec have landed",
+                reason="the ledger's blocks (chunks) still use pyarrow's zstd: remove this "
+                "mark when the zstandard codec has landed (replay parses without pyarrow)",
             ),
         ),
     ],

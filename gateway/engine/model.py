@@ -27,6 +27,47 @@ class MachineReadings:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadingRows:
+    """Readings of several machines in the order they were read: any time order, repeats."""
+
+    machine: I64  # index into the shop's machines, in shop.toml order
+    t_ms: I64
+    watts: F64
+    wh: F64
+
+    def __len__(self) -> int:
+        return len(self.t_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class FirstOfTimes:
+    """Readings sorted by time with the first of equal times kept, and what was dropped."""
+
+    readings: MachineReadings
+    dropped: int  # rows repeating an earlier row's time
+    conflicts: int  # of those, rows whose watts or wh differ from the kept row
+
+
+def first_of_times(t_ms: I64, watts: F64, wh: F64) -> FirstOfTimes:
+    """Sort rows by time, keep the first row (in the given order) of equal times.
+
+    The one rule for a reading seen twice: files, live batches and the ledger's blocks all
+    keep what came first, and count the repeats whose values differ (conflicts).
+    """
+    order = np.argsort(t_ms, kind="stable")  # stable: the earlier row wins a tie
+    t, watts, wh = t_ms[order], watts[order], wh[order]
+    dup = np.zeros(len(t), dtype=bool)
+    dup[1:] = t[1:] == t[:-1]
+    conflicts = 0
+    if dup.any():  # the common case (no repeats) skips the work below
+        kept_at = np.maximum.accumulate(np.where(dup, 0, np.arange(len(dup))))
+        same_wh = (wh == wh[kept_at]) | (np.isnan(wh) & np.isnan(wh[kept_at]))
+        conflicts = int((dup & ((watts != watts[kept_at]) | ~same_wh)).sum())
+    keep = ~dup
+    return FirstOfTimes(MachineReadings(t[keep], watts[keep], wh[keep]), int(dup.sum()), conflicts)
+
+
+@dataclass(frozen=True, slots=True)
 class ExplicitJob:
     """A job given by the operator (jobs.csv or the MQTT job topic); it takes its span."""
 

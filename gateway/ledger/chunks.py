@@ -14,8 +14,7 @@ from itertools import pairwise
 import numpy as np
 import pyarrow as pa
 
-from gateway.engine.model import I64, MachineReadings
-from gateway.inputs.csvfile import conflicting
+from gateway.engine.model import I64, MachineReadings, first_of_times
 
 DAY_MS = 86_400_000
 _EMPTY = MachineReadings(np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
@@ -75,15 +74,10 @@ def _union(stored: MachineReadings, part: MachineReadings) -> tuple[MachineReadi
     and how many of part's repeats carry other values."""
     if not len(stored):  # a day never seen: nothing to merge with
         return part, part.t_ms, 0
-    both = concat([stored, part])
-    order = np.argsort(both.t_ms, kind="stable")  # stored first: it wins a tie
-    t, watts, wh = both.t_ms[order], both.watts[order], both.wh[order]
-    dup = np.zeros(len(t), dtype=bool)
-    dup[1:] = t[1:] == t[:-1]
-    keep = ~dup
-    merged = MachineReadings(t[keep], watts[keep], wh[keep])
+    both = concat([stored, part])  # stored first: it wins a tie
+    kept = first_of_times(both.t_ms, both.watts, both.wh)
     new_times = np.setdiff1d(part.t_ms, stored.t_ms, assume_unique=True)
-    return merged, new_times, int(conflicting(dup, watts, wh).sum())
+    return kept.readings, new_times, kept.conflicts
 
 
 class ReadingStore:

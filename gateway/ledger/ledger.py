@@ -13,22 +13,24 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from gateway.config import LEDGER_FILE, ShopConfig
 from gateway.engine.localtime import (
     day_start_ms,
     iso_utc,
     local_date,
+    midnight_ms,
     next_midnight_ms,
     periods_between,
     utc_ms,
 )
-from gateway.engine.model import ExplicitJob, MachineReadings
+from gateway.engine.model import ExplicitJob, MachineReadings, ReadingRows
 from gateway.errors import LedgerError
-from gateway.inputs.csvfile import JobsFile, ReadingsFile
 from gateway.ledger import assignments, customers, explicit, periods
 from gateway.ledger.audit import Entry, recent, record
 from gateway.ledger.chunks import Merged, ReadingStore
@@ -37,10 +39,48 @@ from gateway.ledger.live import LiveState, load_state, save_state
 from gateway.ledger.recompute import Computed, Recomputer
 from gateway.ledger.rows import LedgerRow, select
 from gateway.ledger.schema import connect, transaction
+from gateway.ledger.staging import Staged, merge_staged, stage
 
 # (what was just done, machines done, machines in all): drives the CLI's progress bar.
 Progress = Callable[[str, int, int], None]
-_MONTH_MS = 31 * 86_400_000
+
+
+_CACHED_MS = 7 * 86_400_000  # decoded blocks a recompute keeps while it walks day by day
+
+
+class ReadingsSource(Protocol):
+    """A readings file read batch by batch, in file order (a bad row raises mid-way)."""
+
+    @property
+    def path(self) -> Path:
+        """The file, for the audit trail."""
+
+    @property
+    def sha256(self) -> str:
+        """Of the file as stored; complete once batches() has been read to the end."""
+
+    def batches(self) -> Iterator[ReadingRows]:
+        """Every row; `machine` indexes the shop's machines in shop.toml order."""
+
+
+class JobsSource(Protocol):
+    """An operator's job list: jobs per machine, sorted by start, and the file it came from."""
+
+    @property
+    def path(self) -> Path:
+        """The file, for messages and the audit trail."""
+
+    @property
+    def sha256(self) -> str:
+        """Of the file as stored."""
+
+    @property
+    def jobs(self) -> Mapping[str, Sequence[ExplicitJob]]:
+        """Machine -> its jobs."""
+
+    @property
+    def lines(self) -> Mapping[tuple[str, str], int]:
+        """(machine, job id) -> the file's line, for messages."""
 
 
 def _os_user() -> str:
@@ -217,37 +257,49 @@ class Ledger:
 
     def replay(
         self,
-        readings: ReadingsFile | None,
-        jobs: JobsFile | None = None,
+        readings: ReadingsSource | None,
+        jobs: JobsSource | None = None,
         progress: Progress | None = None,
         create_customers: bool = False,
     ) -> Replayed:
         """Merge readings and explicit jobs, recompute what they touch, adjust closed periods.
 
-        A job's customer must be known (create_customers: unknown names are added).
+        The readings are staged on disk while they are read, so a bad row anywhere leaves
+        the ledger as it was and a file of any length needs the memory of one batch. A job's
+        customer must be known (create_customers: unknown names are added).
         """
         with self._open(create=True) as conn, transaction(conn):
             self._require_current(conn)
-            if jobs:
-                jobs = _own_customers(conn, jobs, create_customers, self._entry)
+            owned = _own_customers(conn, jobs, create_customers, self._entry) if jobs else {}
             store = ReadingStore(conn)
-            merged = _merge(conn, store, readings) if readings else {}
-            touched = _touched(merged)
-            span = explicit.store(conn, jobs, self.cfg.site.tz) if jobs else None
+            # A replay writes and reads back blocks of many days in one transaction: with
+            # SQLite's default 2 MB page cache it spilled and re-read pages all the time
+            # (a 12M-row replay took twice as long); 32 MB is bounded and enough.
+            conn.execute("PRAGMA cache_size = -32768")
+            rows = stage(conn, readings.batches()) if readings else 0
+            staged = dict(merge_staged(conn, store, list(self.cfg.machines))) if readings else {}
+            for machine, s in staged.items():
+                counts = {
+                    "duplicate_rows": s.duplicates,
+                    "repeated_rows": s.merged.repeated,
+                    "conflicting_rows": _conflicts(s),
+                }
+                _count(conn, machine, counts)
+            touched = _touched({m: s.merged for m, s in staged.items()})
+            tz = self.cfg.site.tz
+            span = explicit.store(conn, owned, str(jobs.path), tz) if jobs else None
             if jobs and span:
-                _widen(touched, jobs.jobs, span)
+                _widen(touched, owned, span)
             computed = self._recompute(conn, store, touched, progress)
-            recomputed = {c.machine: _days(c.first_day, c.end_day) for c in computed}
             changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
-            added = sum(x.added for x in merged.values())
             result = Replayed(
-                rows=readings.rows if readings else 0,
-                added=added,
-                duplicates=sum(readings.duplicates.values()) if readings else 0,
-                repeated=sum(x.repeated for x in merged.values()),
-                conflicts=sum(x.conflicts for x in merged.values()),
+                rows=rows,
+                added=sum(s.merged.added for s in staged.values()),
+                duplicates=sum(s.duplicates for s in staged.values()),
+                repeated=sum(s.merged.repeated for s in staged.values()),
+                conflicts=sum(_conflicts(s) for s in staged.values()),
                 jobs=sum(len(j) for j in jobs.jobs.values()) if jobs else 0,
-                recomputed=recomputed,
+                recomputed=_spans(computed),
                 adjustments=periods.refresh_adjustments(conn, changed),
             )
             detail = {
@@ -297,13 +349,15 @@ class Ledger:
                     for group in groups:
                         # A button's customer by name ("acme gmbh") is the customer's id; a
                         # name nobody knows stays as sent, and `status` lists it.
-                        group = [
-                            replace(j, customer=customers.id_of(conn, j.customer)) for j in group
-                        ]
-                        live = JobsFile(Path(source), "", {machine: tuple(group)}, _job_span(group))
-                        span = explicit.store(conn, live, self.cfg.site.tz)
+                        live = {
+                            machine: [
+                                replace(j, customer=customers.id_of(conn, j.customer))
+                                for j in group
+                            ]
+                        }
+                        span = explicit.store(conn, live, source, self.cfg.site.tz)
                         if span:
-                            _widen(touched, live.jobs, span)
+                            _widen(touched, live, span)
                 computed = self._recompute(conn, store, touched)
                 changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
                 result = Ingested(
@@ -338,8 +392,8 @@ class Ledger:
         recomputer = Recomputer(conn, store, self.cfg)
         computed = []
         for k, (machine, (lo, hi)) in enumerate(touched.items(), start=1):
-            computed.append(recomputer.compute(machine, *recomputer.widen(machine, lo, hi)))
-            recomputer.save(computed[-1])
+            a, b = recomputer.widen(machine, lo, hi)
+            computed += _in_pieces(recomputer, store, machine, a, b, self.cfg.site.tz)
             if progress:
                 progress(f"computed {machine}", k, len(touched))
         return computed
@@ -353,26 +407,17 @@ class Ledger:
             todo = sorted(known if everything else stale)
             store = ReadingStore(conn)
             recomputer = Recomputer(conn, store, self.cfg)
-            recomputed: dict[str, tuple[str, str]] = {}
+            computed: list[Computed] = []
             for machine in todo:
                 # Days may shift (another time zone): nothing of the old rows may survive.
                 conn.execute("DELETE FROM rows WHERE machine = ?", (machine,))
                 conn.execute("DELETE FROM day_stats WHERE machine = ?", (machine,))
                 extent = _extent(store.span(machine), explicit.spans(conn, machine))
-                if extent is None:
-                    continue
-                first = a = day_start_ms(extent[0], tz)
-                while a <= extent[1]:
-                    # Month-sized pieces keep memory flat on a Pi with years of readings.
-                    _, b = recomputer.safe_cuts(machine, a, next_midnight_ms(a + _MONTH_MS, tz))
-                    recomputer.save(recomputer.compute(machine, a, b))
-                    store.forget()
-                    a = b
-                # The data's days, not the last piece's end (a month past the data).
-                recomputed[machine] = (
-                    local_date(first, tz).isoformat(),
-                    local_date(extent[1], tz).isoformat(),
-                )
+                if extent is not None:
+                    # Pieces end at the data's last day (not a month past it, as they did).
+                    a, b = day_start_ms(extent[0], tz), next_midnight_ms(extent[1], tz)
+                    computed += _in_pieces(recomputer, store, machine, a, b, tz)
+            recomputed = _spans(computed)
             adjustments = periods.refresh_adjustments(conn, periods.closed_periods(conn))
             detail = {
                 "machines": todo,
@@ -451,8 +496,9 @@ class Ledger:
         if not len(gone):
             return Dropped(machine, 0, None, None, 0.0, readings_sha256(gone), None, 0)
         first, last = int(gone.t_ms[0]), int(gone.t_ms[-1])
-        (computed,) = self._recompute(conn, store, {machine: (first, last)})
-        changed = periods_between(computed.first_day, computed.end_day)
+        pieces = self._recompute(conn, store, {machine: (first, last)})
+        first_day, end_day = pieces[0].first_day, pieces[-1].end_day
+        changed = periods_between(first_day, end_day)
         return Dropped(
             machine=machine,
             readings=len(gone),
@@ -460,7 +506,7 @@ class Ledger:
             last_ms=last,
             metered_wh=round(before - _metered_wh(conn, machine), 3),  # Wh: finer is noise
             sha256=readings_sha256(gone),
-            recomputed=_days(computed.first_day, computed.end_day),
+            recomputed=_days(first_day, end_day),
             adjustments=periods.refresh_adjustments(conn, changed),
         )
 
@@ -656,6 +702,10 @@ class Ledger:
         months = {p: p in closed for p in periods_between(first, end)}
         return Selection(rows, open_jobs, names, months)
 
+    def stored(self, days: Mapping[str, tuple[str, str]]) -> Mapping[str, MachineReadings]:
+        """Readings of machine -> (first, last local day), each read only when asked for."""
+        return _Stored(self, days)
+
     def rows_of(self, days: Mapping[str, tuple[str, str]]) -> list[LedgerRow]:
         """The rows of some machines' local days (machine -> first and last day, as replay
         and recompute report what they recomputed), as select() gives them."""
@@ -698,10 +748,10 @@ class Ledger:
 
 def _own_customers(
     conn: sqlite3.Connection,
-    jobs: JobsFile,
+    jobs: JobsSource,
     create: bool,
     entry: Callable[[str, Mapping[str, object]], Entry],
-) -> JobsFile:
+) -> dict[str, tuple[ExplicitJob, ...]]:
     """The jobs with each customer as its id; an unknown name is refused with its line and
     the closest known ids, or added when `create`."""
     owned: dict[str, tuple[ExplicitJob, ...]] = {}
@@ -717,7 +767,7 @@ def _own_customers(
                 record(conn, entry("customer add", {**asdict(who), "from": where}))
             mine.append(replace(job, customer=who.id) if who else job)
         owned[machine] = tuple(mine)
-    return replace(jobs, jobs=owned)
+    return owned
 
 
 def _find_job(conn: sqlite3.Connection, job_id: str, machine: str | None) -> LedgerRow:
@@ -736,21 +786,61 @@ def _find_job(conn: sqlite3.Connection, job_id: str, machine: str | None) -> Led
     raise LedgerError(f"job {job_id!r}{on} is not in the ledger ({hint})")
 
 
-def _merge(
-    conn: sqlite3.Connection, store: ReadingStore, readings: ReadingsFile
-) -> dict[str, Merged]:
-    """Store a file's readings; count what was dropped per machine (conflicts: file + ledger)."""
-    merged = {}
-    for machine, r in readings.machines.items():
-        into = store.merge(machine, r)
-        merged[machine] = replace(into, conflicts=into.conflicts + readings.conflicts[machine])
-        counts = {
-            "duplicate_rows": readings.duplicates[machine],
-            "repeated_rows": into.repeated,
-            "conflicting_rows": merged[machine].conflicts,
-        }
-        _count(conn, machine, counts)
-    return merged
+class _Stored(Mapping[str, MachineReadings]):
+    """Ledger.stored(): one machine's readings in memory at a time, however many days."""
+
+    def __init__(self, ledger: Ledger, days: Mapping[str, tuple[str, str]]) -> None:
+        self._ledger = ledger
+        self._days = days
+
+    def __getitem__(self, machine: str) -> MachineReadings:
+        tz, (first, last) = self._ledger.cfg.site.tz, self._days[machine]
+        lo = midnight_ms(date.fromisoformat(first), tz)
+        end = midnight_ms(date.fromisoformat(last) + timedelta(days=1), tz)
+        return self._ledger.readings(machine, lo, end - 1)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._days)
+
+    def __len__(self) -> int:
+        return len(self._days)
+
+
+def _conflicts(s: Staged) -> int:
+    """Dropped rows with other values than the kept one: in the file, then against the ledger."""
+    return s.conflicts + s.merged.conflicts
+
+
+def _in_pieces(
+    recomputer: Recomputer, store: ReadingStore, machine: str, a: int, b: int, tz: ZoneInfo
+) -> list[Computed]:
+    """Recompute and save the safe local days [a, b) a day (or the days a job spans) at a time.
+
+    The engine needs a few hundred bytes per reading: at 1 Hz a day is ~20 MB, so memory
+    stays flat however long the data runs. Days without readings go with the next day
+    that has some (a 1970 reading is one piece with the day after it, not 20,000).
+    """
+    done = []
+    cached_from = a
+    while a < b:
+        nxt = store.first_from(machine, a)
+        day = next_midnight_ms(a if nxt is None else max(a, nxt), tz)
+        _, cut = recomputer.safe_cuts(machine, a, min(day, b))
+        done.append(recomputer.compute(machine, a, cut))
+        recomputer.save(done[-1])
+        # Keep a week of decoded blocks (~15 MB at 1 Hz): the next piece looks back into
+        # them, and decoding each block once per piece would cost more than the piece.
+        if cut - cached_from > _CACHED_MS:
+            store.forget()
+            cached_from = cut
+        a = cut
+    return done
+
+
+def _spans(computed: Sequence[Computed]) -> dict[str, tuple[str, str]]:
+    """Machine -> first and last local day recomputed (pieces of a machine come in order)."""
+    first = {c.machine: c.first_day for c in reversed(computed)}
+    return {c.machine: _days(first[c.machine], c.end_day) for c in computed}
 
 
 def readings_sha256(r: MachineReadings) -> str:
@@ -792,13 +882,6 @@ def _widen(
     for machine in jobs:
         lo, hi = touched.get(machine, (first, last))
         touched[machine] = (min(lo, first), max(hi, last))
-
-
-def _job_span(jobs: Sequence[ExplicitJob]) -> tuple[int, int] | None:
-    """Earliest start and latest end of some jobs (as JobsFile.span_ms)."""
-    if not jobs:
-        return None
-    return min(j.start_ms for j in jobs), max(j.end_ms for j in jobs)
 
 
 def _machine_status(conn: sqlite3.Connection, machine: str, current: bool) -> MachineStatus:

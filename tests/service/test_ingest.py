@@ -17,7 +17,7 @@ from gateway.cli import main
 from gateway.config import ShopConfig
 from gateway.engine.live import LiveView, minute_energy
 from gateway.engine.model import MachineReadings
-from gateway.inputs.csvfile import read_readings
+from gateway.inputs.csvfile import ReadingsCsv
 from gateway.ledger import Ledger
 from gateway.ledger.live import LiveState
 from gateway.ledger.rows import BILLING_COLUMNS
@@ -59,7 +59,7 @@ def test_batches_ingested_live_give_the_rows_of_one_replay(tmp_path: Path) -> No
     replayed = _shop(tmp_path / "replay")
     csv = tmp_path / "readings.csv"
     write_readings_csv(csv, {"mill": r})
-    Ledger(replayed).replay(read_readings(csv, replayed.machines))
+    Ledger(replayed).replay(ReadingsCsv(csv, replayed.machines))
     assert _rows(live) == _rows(replayed)
     assert len([row for row in _rows(live) if row[0] == "job"]) == 10
 

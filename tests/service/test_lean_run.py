@@ -28,8 +28,8 @@ PYARROW = pytest.param(
     "pyarrow",
     marks=pytest.mark.xfail(
         strict=True,
-        reason="the ledger still imports pyarrow (chunks' zstd, csvfile): remove this mark "
-        "when the zstandard codec and replay's optional pyarrow have landed",
+        reason="the ledger still imports pyarrow (chunks' zstd): remove this mark when the "
+        "zstandard codec has landed",
     ),
 )
 
