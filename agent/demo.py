@@ -24,8 +24,10 @@ from gateway.errors import LedgerError
 from gateway.export import Table, build_table
 from gateway.export.statement import build_statement
 from gateway.export.table import group
+from gateway.export.to_bill import bill_text
 from gateway.export.to_text import render_text
 from gateway.export.to_xlsx import write_statement_xlsx
+from gateway.inputs.prices import read_prices
 from gateway.ledger import Ledger
 from gateway.ledger.assignments import Assignment, covering
 from gateway.ledger.customers import Customer
@@ -70,7 +72,8 @@ def demo(output: Path | None, seed: int, force: bool) -> None:
     out = output or Path(tempfile.mkdtemp(prefix="shopwatt-demo-"))
     out.mkdir(parents=True, exist_ok=True)
     config_path, readings, jobs = out / "shop.toml", out / "readings.csv", out / "jobs.csv"
-    for path in (config_path, readings, jobs):  # before the simulation, not after it
+    prices = out / "prices.csv"
+    for path in (config_path, readings, jobs, prices):  # before the simulation, not after it
         check_target(path, (), force, "demo --output")
     click.echo(f"simulating a shop day (seed {seed}) ...", err=True)
     shop = simulate_shop_day(seed)
@@ -79,15 +82,20 @@ def demo(output: Path | None, seed: int, force: bool) -> None:
     shop.readings_csv(readings)
     shop.jobs_csv(jobs)
     cfg = load_config(config_path)
+    shop.prices_csv(prices)
+    parsed = read_prices(prices, "plain", cfg.site.tz, 15)
     ledger = Ledger(cfg)
+    ledger.import_prices("day-ahead", parsed.slots, prices, parsed.sha256)
     _add_customers(ledger)
     replayed = replay_files(cfg, readings, jobs, bar=True)
     click.echo(replay_summary(replayed, readings, jobs), err=True)
     click.echo(f"assigned {_assign_detected(ledger, shop)} detected jobs", err=True)
     first, end = shop.day, shop.day + timedelta(days=1)
     selection = ledger.select(first, end)
-    table = build_table(selection, cfg.site.tz, cfg.site.currency)
+    charges = ledger.charges(first, end)
+    table = build_table(selection, cfg.site.tz, cfg.site.currency, "job", charges)
     click.echo(render_text(table))
+    click.echo(f"\n{bill_text(ledger.bill(period_of(first)), cfg.site.tz)}")
     by_customer = group(table, "customer")
     name = f"costs-{first:%Y%m%d}"
     csv_path, xlsx_path = out / f"{name}.csv", out / f"{name}.xlsx"

@@ -68,6 +68,27 @@ class ShopDay:
         explicit = {m: t.jobs for m, t in self.truth.items() if t.explicit}
         return write_jobs_csv(path, explicit, self.tz)
 
+    def prices_csv(self, path: Path) -> int:
+        """Write a day-ahead price file (plain `start,price`, EUR/MWh per quarter hour) for
+        the day: cheap at night, dearer in the morning and evening; returns the slots."""
+        first = local_minute_to_utc_ms(self.day, 0, self.tz)
+        end = local_minute_to_utc_ms(self.day + dt.timedelta(days=1), 0, self.tz)
+        starts = np.arange(first, end, 15 * 60_000, dtype=np.int64)
+        hours = (starts - first) / 3_600_000
+        rng = np.random.default_rng(self.seed)
+        price = (
+            70.0
+            + 45.0 * np.exp(-(((hours - 8.0) / 2.0) ** 2))
+            + 60.0 * np.exp(-(((hours - 18.5) / 2.0) ** 2))
+            + rng.normal(0.0, 4.0, len(starts))
+        )
+        lines = ["start,price"] + [
+            f"{dt.datetime.fromtimestamp(t / 1000, self.tz).isoformat()},{p:.2f}"
+            for t, p in zip(starts.tolist(), price.tolist(), strict=True)
+        ]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return len(starts)
+
 
 def _check_jobs(machine: str, jobs: list[ExplicitJob], t_ms: npt.NDArray[np.int64]) -> None:
     """Scheduled jobs must close inside the simulated day."""

@@ -22,9 +22,14 @@ from gateway.engine.model import MachineReadings
 from gateway.errors import OutputError, ShopwattError
 from gateway.export import BY, Table, build_table, write_csv
 from gateway.export.table import By
+from gateway.export.to_bill import bill_text
 from gateway.export.to_csv import DIALECTS, Dialect, write_csv_binary
+from gateway.inputs.prices import FORMATS as PRICE_FORMATS
+from gateway.inputs.prices import Format as PriceFormat
+from gateway.inputs.prices import read_prices
 from gateway.ledger import Dropped, Ledger, Replayed, Selection, Status
 from gateway.ledger.periods import parse_month
+from gateway.ledger.prices import spot_series
 from gateway.outfile import check_target, output_file
 
 _BIG_FILE = 20_000_000  # bytes: from here on replay shows a progress bar
@@ -297,9 +302,10 @@ def export(
     ledger = Ledger(cfg)
     who = ledger.customer(customer).id if customer is not None else None
     selection = ledger.select(lo, hi).only(customer=who, machine=machine)
+    charges = ledger.charges(lo, hi)
     # The XLSX always holds every view (rows, by machine, customer, order): --by is for CSV.
     view = cast(By, "job" if fmt == "xlsx" else by)
-    table = build_table(selection, cfg.site.tz, cfg.site.currency, view)
+    table = build_table(selection, cfg.site.tz, cfg.site.currency, view, charges)
     title = export_title(cfg, selection, lo, hi)
     write_table(table, fmt, output, cfg.own_files, force, dialect, title)
     if selection.open_jobs:
@@ -344,6 +350,15 @@ def close(config_path: Path, month: str, yes: bool) -> None:
 
 @main.command()
 @config_option
+@click.option("--month", required=True, help="The month, YYYY-MM (local calendar).")
+def bill(config_path: Path, month: str) -> None:
+    """The month as the utility bills it: kWh per band, demand peak and charge, fixed, VAT."""
+    cfg = load_config(config_path)
+    click.echo(bill_text(Ledger(cfg).bill(parse_month(month)), cfg.site.tz))
+
+
+@main.command()
+@config_option
 @click.option("--all", "everything", is_flag=True, help="Every machine, not only changed ones.")
 def recompute(config_path: Path, everything: bool) -> None:
     """Recompute after a shop.toml change (tariff, machine settings, time zone)."""
@@ -354,6 +369,45 @@ def recompute(config_path: Path, everything: bool) -> None:
         click.echo(f"recomputed {machine}: {first} .. {last}")
     if not recomputed:
         click.echo("nothing to recompute: every machine matches shop.toml (use --all to force)")
+
+
+@main.group()
+def prices() -> None:
+    """Price series for [tariff.spot] (docs/tariffs.md)."""
+
+
+@prices.command("import")
+@config_option
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--series", required=True, help="The series name a [tariff.spot] refers to.")
+@click.option("--format", "fmt", type=click.Choice(PRICE_FORMATS), default="plain")
+@click.option(
+    "--minutes",
+    type=click.Choice(["15", "60"]),
+    default="60",
+    show_default=True,
+    help="plain: the length of each slot.",
+)
+def prices_import(config_path: Path, file: Path, series: str, fmt: str, minutes: str) -> None:
+    """Import a price file into the ledger and recompute the days it prices."""
+    cfg = load_config(config_path)
+    parsed = read_prices(file, cast(PriceFormat, fmt), cfg.site.tz, int(minutes))
+    done = Ledger(cfg).import_prices(series, parsed.slots, file, parsed.sha256)
+    if done.recomputed:
+        publish(cfg, done.recomputed)
+    first, end = (
+        f"{local_time(t, cfg.site.tz):%Y-%m-%d %H:%M%z}" for t in (done.first_ms, done.end_ms)
+    )
+    click.echo(
+        f"imported {done.slots} slots of {series} from {first} to {end} "
+        f"({done.replaced} stored slots replaced)"
+    )
+    for machine, (a, b) in done.recomputed.items():
+        click.echo(f"recomputed {machine}: {a} .. {b}")
+    if series not in spot_series(cfg.tariff):
+        click.echo(f"note: no [tariff.spot] in {cfg.source} uses series {series!r}", err=True)
+    if done.adjustments:
+        click.echo(f"{done.adjustments} adjustment rows pending for closed months")
 
 
 @main.group()
@@ -429,7 +483,7 @@ def _status_text(status: Status, cfg: ShopConfig) -> str:
                 str(c["implausible_jumps"]),
                 str(c["gaps"]),
                 f"{c['gap_s'] / 3600:.2f}",
-                "current" if m.config_current else "CHANGED: run recompute",
+                "current" if m.config_current else _changed(m.changed_from),
             ]
         )
     widths = [max(len(r[k]) for r in rows) for k in range(len(head))]
@@ -442,10 +496,20 @@ def _status_text(status: Status, cfg: ShopConfig) -> str:
     closed = ", ".join(f"{p} ({at} by {who})" for p, (at, who) in status.closed.items())
     lines.append(f"closed months: {closed or 'none'}")
     lines.append(f"pending adjustment rows: {status.pending_adjustments}")
+    lines.append("tariff versions (local days of the rows each priced):")
+    froms = ["the beginning", *(v.valid_from.isoformat() for v in cfg.tariff.version)]
+    for vid, valid in zip(cfg.tariff.version_ids, froms, strict=True):
+        priced = " .. ".join(status.tariff_versions.get(vid, [])) or "no rows"
+        lines.append(f"  {vid}: valid from {valid}; priced {priced}")
     lines += [f"to check: {line}" for line in status.unsettled]
     lines.append("recent changes:")
     lines += [f"  {e.at} {e.who} {e.action} {_brief(e.detail)}" for e in status.audit]
     return "\n".join(lines)
+
+
+def _changed(day: date | None) -> str:
+    since = "" if day is None or day == date.min else f" from {day}"
+    return f"CHANGED{since}: run recompute"
 
 
 def _brief(detail: dict[str, Any]) -> str:

@@ -58,6 +58,27 @@ def test_documented_example_loads() -> None:
             "pricing.lists.member.saw: not a machine id",
         ),
         (lambda d: d["pricing"].update(vat_rate=19), "pricing.vat_rate = 19"),
+        (
+            lambda d: d["tariff"].update(
+                version=[
+                    {"id": "b", "valid_from": "2026-12-01", "rate": 0.3},
+                    {"id": "c", "valid_from": "2026-11-01", "rate": 0.3},
+                ]
+            ),
+            "tariff.version: versions must be in valid_from order: 'c' (valid_from = 2026-11-01)",
+        ),
+        (
+            lambda d: d["tariff"].update(
+                version=[{"id": "v", "valid_from": "2026-12-01T00:00:00+01:00", "rate": 0.3}]
+            ),
+            "tariff.version[0] (id=v).valid_from = '2026-12-01T00:00:00+01:00'",
+        ),
+        (
+            lambda d: d["tariff"].update(
+                version=[{"id": d["tariff"]["id"], "valid_from": "2026-12-01", "rate": 0.3}]
+            ),
+            "tariff and version ids must be unique",
+        ),
     ],
 )
 def test_bad_values_name_file_key_and_value(edit: Any, expected: str) -> None:

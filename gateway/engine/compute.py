@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -13,13 +13,15 @@ from gateway.engine.jobs import combine, detect_jobs, explicit_jobs, inside, spl
 from gateway.engine.localtime import build_calendar, iso_utc, local_date
 from gateway.engine.model import (
     I64,
+    NO_SLOTS,
     EnergyStats,
     ExplicitJob,
     MachineReadings,
     MachineResult,
+    PriceSlots,
 )
 from gateway.engine.rows import job_rows, name_jobs, overhead_rows
-from gateway.engine.split import split_energy
+from gateway.engine.split import by_band, split_energy, spot_split
 from gateway.engine.states import run_time, running_stretches
 from gateway.errors import InputError
 
@@ -49,6 +51,7 @@ def compute_machine(
     tariff: Tariff,
     tz: ZoneInfo,
     jobs: Sequence[ExplicitJob] | None = None,
+    prices: Mapping[str, PriceSlots] | None = None,
     detect: bool = True,
     cuts: I64 | None = None,
 ) -> MachineResult:
@@ -57,7 +60,9 @@ def compute_machine(
     Explicit jobs (overlaps are an InputError) take their spans; with `detect`, jobs are
     detected from the running state on the rest of the time, never across an explicit
     job. `cuts` (sorted): instants where the job around them becomes two (split_jobs).
-    Every Wh between the first and the last reading lands in exactly one row.
+    Every Wh between the first and the last reading lands in exactly one row. prices: the
+    slots of each series a [tariff.spot] names (a series not given has no slots: its
+    energy is priced at the fallback).
     """
     _check_lengths(machine_id, readings)
     t = readings.t_ms
@@ -85,18 +90,42 @@ def compute_machine(
     if cuts is not None:
         spans = split_jobs(spans, cuts)
     if cal is None:
-        none = np.zeros((len(spans), len(tariff.band_names)))
-        rows = job_rows(machine_id, machine, spans, none, np.zeros(len(spans)), None, tz)
+        n_jobs = len(spans)
+        none = np.zeros((n_jobs, len(tariff.band_names)))
+        priced_none = np.zeros((n_jobs, len(tariff.columns)))
+        spot_none = np.zeros((n_jobs, 2))
+        rows = job_rows(
+            machine_id, machine, spans, none, priced_none, spot_none, np.zeros(n_jobs), None, tz
+        )
         return MachineResult(rows, EnergyStats(0, 0.0, 0, 0, 0, 0.0))
 
     metered_wh = float(np.sum(energy.wh))
     _check_total(machine_id, readings, metered_wh)
     run_s = run_time(t, stretches, energy.long_iv).between_s(spans.start_ms, spans.end_ms)
 
-    band_wh = split_energy(t, energy.wh, cal, spans, len(tariff.band_names))
+    priced_wh = split_energy(t, energy.wh, cal, spans, len(tariff.columns))
     n_jobs = len(spans)
-    rows = job_rows(machine_id, machine, spans, band_wh[:n_jobs], run_s, cal, tz)
-    rows += overhead_rows(machine_id, t, cal, band_wh[n_jobs:])
+    band_wh = by_band(priced_wh, cal.column_band, len(tariff.band_names))
+    spot = np.zeros((len(priced_wh), 2))
+    if any(v.spot for v in tariff.versions):
+        given_prices = prices or {}
+        spots = [
+            (v.spot, given_prices.get(v.spot.series, NO_SLOTS)) if v.spot else None
+            for v in tariff.versions
+        ]
+        spot = np.column_stack(spot_split(t, energy.wh, cal, spans, spots))
+    rows = job_rows(
+        machine_id,
+        machine,
+        spans,
+        band_wh[:n_jobs],
+        priced_wh[:n_jobs],
+        spot[:n_jobs],
+        run_s,
+        cal,
+        tz,
+    )
+    rows += overhead_rows(machine_id, t, cal, band_wh[n_jobs:], priced_wh[n_jobs:], spot[n_jobs:])
     rows.sort(key=lambda r: (r.start_ms, r.kind == "job", r.job_id))
     stats = EnergyStats(
         samples=n,

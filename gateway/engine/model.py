@@ -79,6 +79,19 @@ class ExplicitJob:
 
 
 @dataclass(frozen=True, slots=True)
+class PriceSlots:
+    """A price series: sorted, non-overlapping slots [start_ms, end_ms), price per slot in
+    the unit of the file it came from (Spot.factor converts)."""
+
+    start_ms: I64
+    end_ms: I64
+    price: F64
+
+
+NO_SLOTS = PriceSlots(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+
+
+@dataclass(frozen=True, slots=True)
 class CostRow:
     """One row of the ledger/export: a job, or a machine's energy outside jobs on one day."""
 
@@ -94,6 +107,14 @@ class CostRow:
     depreciation_cost: float
     maintenance_cost: float
     open: bool = False  # a job still running at the end of the data: not final yet
+    # Energy per priced column (tariff version x band), aligned with Tariff.columns: what
+    # the energy cost is priced from. Empty on rows read back from the ledger (and on rows
+    # built by hand for a tariff without versions, where the columns are the bands).
+    priced_wh: tuple[float, ...] = ()
+    # With a spot price ([tariff.spot]): the spot part of the energy cost (unrounded, added
+    # to the priced columns' cost by the ledger) and the energy priced at its fallback.
+    spot_cost: float = 0.0
+    fallback_wh: float = 0.0
 
     @property
     def energy_wh(self) -> float:

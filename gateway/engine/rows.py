@@ -1,7 +1,8 @@
 """Cost rows: energy per band, machine-hour costs, ids and local days.
 
-Energy is not priced here: the ledger prices the printed kWh of each band (one definition:
-ledger.units.energy_cents, docs/accounting.md), so a line adds up as it is read.
+Energy is not priced here: the ledger prices the printed kWh of each priced column (tariff
+version x band; one definition: ledger.units.energy_cents, docs/accounting.md), so a line
+adds up as it is read.
 """
 
 from __future__ import annotations
@@ -57,11 +58,14 @@ def job_rows(
     machine: Machine,
     jobs: JobSpans,
     band_wh: F64,
+    priced_wh: F64,
+    spot: F64,
     run_s: F64,
     cal: Calendar | None,
     tz: ZoneInfo,
 ) -> list[CostRow]:
-    """One row per job: energy per band, run time, and the machine-hour costs (unrounded).
+    """One row per job: energy per band and per priced column (tariff version x band), run
+    time, and the machine-hour costs (unrounded).
 
     Jobs are named (name_jobs); the row's period day is the local end date.
     """
@@ -77,6 +81,8 @@ def job_rows(
         _local_days(jobs.end_ms, cal, tz),
         run_s.tolist(),
         band_wh.tolist(),
+        priced_wh.tolist(),
+        spot.tolist(),
         (dep_h * cost.depreciation_per_hour).tolist(),
         (run_h * cost.maintenance_per_run_hour).tolist(),
         jobs.open,
@@ -96,12 +102,30 @@ def job_rows(
             depreciation_cost=dep,
             maintenance_cost=maint,
             open=still_open,
+            priced_wh=tuple(priced),
+            spot_cost=spot_cost,
+            fallback_wh=fallback_wh,
         )
-        for job_id, customer, start, end, day, run, wh, dep, maint, still_open in columns
+        for (
+            job_id,
+            customer,
+            start,
+            end,
+            day,
+            run,
+            wh,
+            priced,
+            (spot_cost, fallback_wh),
+            dep,
+            maint,
+            still_open,
+        ) in columns
     ]
 
 
-def overhead_rows(machine_id: str, t: I64, cal: Calendar, band_wh: F64) -> list[CostRow]:
+def overhead_rows(
+    machine_id: str, t: I64, cal: Calendar, band_wh: F64, priced_wh: F64, spot: F64
+) -> list[CostRow]:
     """One row per local day with readings (or with energy outside jobs, e.g. a long gap).
 
     Overhead is energy only: no run time, no depreciation, no maintenance.
@@ -122,7 +146,12 @@ def overhead_rows(machine_id: str, t: I64, cal: Calendar, band_wh: F64) -> list[
             band_wh=tuple(wh),
             depreciation_cost=0.0,
             maintenance_cost=0.0,
+            priced_wh=tuple(priced),
+            spot_cost=spot_cost,
+            fallback_wh=fallback_wh,
         )
-        for d, (day, wh) in enumerate(zip(cal.days, band_wh.tolist(), strict=True))
+        for d, (day, wh, priced, (spot_cost, fallback_wh)) in enumerate(
+            zip(cal.days, band_wh.tolist(), priced_wh.tolist(), spot.tolist(), strict=True)
+        )
         if wanted[d]
     ]

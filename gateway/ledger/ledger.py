@@ -11,7 +11,7 @@ import getpass
 import hashlib
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -26,15 +26,19 @@ from gateway.engine.localtime import (
     local_date,
     midnight_ms,
     next_midnight_ms,
+    next_period,
+    period_of,
+    period_start,
     periods_between,
     utc_ms,
 )
-from gateway.engine.model import ExplicitJob, MachineReadings, ReadingRows
+from gateway.engine.model import ExplicitJob, MachineReadings, PriceSlots, ReadingRows
 from gateway.errors import LedgerError
-from gateway.ledger import assignments, customers, explicit, periods
+from gateway.ledger import assignments, customers, explicit, periods, prices
 from gateway.ledger.audit import Entry, recent, record
+from gateway.ledger.bill import Bill, Charges, RowCharges, compute_bill
 from gateway.ledger.chunks import Merged, ReadingStore
-from gateway.ledger.fingerprint import fingerprint
+from gateway.ledger.fingerprint import changed_from, fingerprint
 from gateway.ledger.live import LiveState, load_state, save_state
 from gateway.ledger.recompute import Computed, Recomputer
 from gateway.ledger.rows import LedgerRow, select
@@ -106,6 +110,19 @@ class Replayed:
     jobs: int  # jobs read from jobs.csv
     recomputed: dict[str, tuple[str, str]]  # machine -> first and last local day recomputed
     adjustments: int  # pending adjustment rows of closed periods after the replay
+
+
+@dataclass(frozen=True, slots=True)
+class PricesImported:
+    """What one `shopwatt prices import` did."""
+
+    series: str
+    slots: int
+    replaced: int  # stored slots of the series in the new slots' span, now replaced
+    first_ms: int  # start of the first slot, end of the last
+    end_ms: int
+    recomputed: dict[str, tuple[str, str]]  # machine -> first and last local day recomputed
+    adjustments: int  # pending adjustment rows of closed periods afterwards
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +202,7 @@ class MachineStatus:
     counters: dict[str, int]  # replay counters and the engine's repairs
     open_jobs: int
     config_current: bool  # rows were computed with the shop.toml as it is now
+    changed_from: date | None = None  # not current: first local day that may differ
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +214,8 @@ class Status:
     closed: dict[str, tuple[str, str]]
     pending_adjustments: int
     audit: list[Entry] = field(default_factory=list)
+    # Tariff version id -> first and last local day of the ledger's rows it priced.
+    tariff_versions: dict[str, list[str]] = field(default_factory=dict)
     # Assignments and customers a person must look at (ambiguous, orphaned, unknown).
     unsettled: list[str] = field(default_factory=list)
 
@@ -230,25 +250,28 @@ class Ledger:
     def _entry(self, action: str, detail: Mapping[str, object]) -> Entry:
         return Entry(self._clock(), self._who, action, dict(detail))
 
-    def _stale(self, conn: sqlite3.Connection) -> list[str]:
-        """Machines whose rows were computed with other costing settings than shop.toml's."""
+    def _stale(self, conn: sqlite3.Connection) -> dict[str, date]:
+        """Machines whose rows were computed with other costing settings than shop.toml's,
+        each with the first local day that may differ (date.min: every day)."""
         stored = conn.execute("SELECT machine, fingerprint FROM machines ORDER BY machine")
-        stale = []
+        stale = {}
         for m in stored:
             if m["machine"] not in self.cfg.machines:
                 raise LedgerError(
                     f"{self.path}: machine {m['machine']!r} has data in the ledger but is not "
                     f"in {self.cfg.source}; put its [[machine]] back (the ledger keeps readings)"
                 )
-            if m["fingerprint"] != fingerprint(self.cfg, m["machine"]):
-                stale.append(m["machine"])
+            since = changed_from(m["fingerprint"], fingerprint(self.cfg, m["machine"]))
+            if since is not None:
+                stale[m["machine"]] = since
         return stale
 
     def _require_current(self, conn: sqlite3.Connection) -> None:
         stale = self._stale(conn)
         if stale:
+            which = ", ".join(m if d == date.min else f"{m} (from {d})" for m, d in stale.items())
             raise LedgerError(
-                f"{self.path}: rows of {', '.join(stale)} were computed with other costing "
+                f"{self.path}: rows of {which} were computed with other costing "
                 f"settings than {self.cfg.source} now has (tariff, time zone, currency or "
                 "machine); run `shopwatt recompute` first (closed months get adjustment rows)"
             )
@@ -306,8 +329,39 @@ class Ledger:
                 "input": _file(readings.path, readings.sha256) if readings else None,
                 "jobs_file": _file(jobs.path, jobs.sha256) if jobs else None,
                 **asdict(result),
+                "priced_by": priced_by(self.cfg, result.recomputed.values()),
             }
             record(conn, self._entry("replay", detail))
+        return result
+
+    def import_prices(
+        self, series: str, slots: PriceSlots, path: Path, sha256: str
+    ) -> PricesImported:
+        """Store a price series' slots and recompute the days they price (docs/tariffs.md)."""
+        lo, hi = int(slots.start_ms[0]), int(slots.end_ms[-1])
+        with self._open(create=True) as conn, transaction(conn):
+            self._require_current(conn)
+            replaced = prices.store(conn, series, slots)
+            store = ReadingStore(conn)
+            touched: dict[str, tuple[int, int]] = {}
+            if series in prices.spot_series(self.cfg.tariff):
+                for machine in self.cfg.machines:
+                    span = store.span(machine)
+                    if span is not None and span[0] < hi and span[1] >= lo:
+                        touched[machine] = (max(lo, span[0]), min(hi - 1, span[1]))
+            computed = self._recompute(conn, store, touched)
+            changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
+            result = PricesImported(
+                series=series,
+                slots=len(slots.start_ms),
+                replaced=replaced,
+                first_ms=lo,
+                end_ms=hi,
+                recomputed=_spans(computed),
+                adjustments=periods.refresh_adjustments(conn, changed),
+            )
+            detail = {"input": _file(path, sha256), **asdict(result)}
+            record(conn, self._entry("prices", detail))
         return result
 
     def ingest(
@@ -399,7 +453,11 @@ class Ledger:
         return computed
 
     def recompute(self, everything: bool = False) -> dict[str, tuple[str, str]]:
-        """Recompute machines whose costing settings changed (or all); adjust closed periods."""
+        """Recompute machines whose costing settings changed (or all); adjust closed periods.
+
+        A new or changed [[tariff.version]] recomputes only the days from its valid_from on:
+        earlier days keep the prices they had.
+        """
         tz = self.cfg.site.tz
         with self._open() as conn, transaction(conn):
             stale = self._stale(conn)
@@ -409,20 +467,32 @@ class Ledger:
             recomputer = Recomputer(conn, store, self.cfg)
             computed: list[Computed] = []
             for machine in todo:
-                # Days may shift (another time zone): nothing of the old rows may survive.
-                conn.execute("DELETE FROM rows WHERE machine = ?", (machine,))
-                conn.execute("DELETE FROM day_stats WHERE machine = ?", (machine,))
+                since = date.min if everything else stale[machine]
                 extent = _extent(store.span(machine), explicit.spans(conn, machine))
-                if extent is not None:
+                if since == date.min:
+                    # Days may shift (another time zone): nothing of the old rows may survive.
+                    drop_from, a = since, day_start_ms(extent[0], tz) if extent else 0
+                else:
+                    a = recomputer.safe_start(machine, midnight_ms(since, tz))
+                    drop_from = local_date(a, tz)
+                where = (machine, drop_from.isoformat())
+                conn.execute("DELETE FROM rows WHERE machine = ? AND day >= ?", where)
+                conn.execute("DELETE FROM day_stats WHERE machine = ? AND day >= ?", where)
+                recomputer.mark_current(machine)
+                if extent is not None and a <= extent[1]:
                     # Pieces end at the data's last day (not a month past it, as they did).
-                    a, b = day_start_ms(extent[0], tz), next_midnight_ms(extent[1], tz)
+                    a, b = max(a, day_start_ms(extent[0], tz)), next_midnight_ms(extent[1], tz)
                     computed += _in_pieces(recomputer, store, machine, a, b, tz)
             recomputed = _spans(computed)
             adjustments = periods.refresh_adjustments(conn, periods.closed_periods(conn))
             detail = {
                 "machines": todo,
                 "reason": "all requested" if everything else "costing settings changed",
+                "from": {
+                    m: d.isoformat() for m, d in stale.items() if d != date.min and not everything
+                },
                 "recomputed": recomputed,
+                "priced_by": priced_by(self.cfg, recomputed.values()),
                 "adjustments": adjustments,
             }
             record(conn, self._entry("recompute", detail))
@@ -435,6 +505,19 @@ class Ledger:
             at = self._clock()
             now_ms = utc_ms(datetime.fromisoformat(at))
             closed = periods.close(conn, period, at, self._who, now_ms, self.cfg.site.tz)
+            # The month's demand and fixed charges and CO2 freeze with its rows.
+            frozen = select(conn, "frozen", "period = ?", (period,))
+            names = self.cfg.tariff.band_names
+            series = self._series(conn, period)
+            bill = compute_bill(self.cfg, ReadingStore(conn), frozen, names, period, series)
+            conn.executemany(
+                "INSERT INTO frozen_charges (period, kind, machine, job_id, customer, order_id, "
+                "day, demand_cents, fixed_cents, co2_g) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (period, *key, c.demand_cents, c.fixed_cents, c.co2_g)
+                    for key, c in bill.charges.items()
+                ],
+            )
             detail = {
                 "period": period,
                 "rows": closed.rows,
@@ -442,6 +525,8 @@ class Ledger:
                 "open_jobs_left_out": closed.open_jobs,
                 "energy_kwh": str(closed.energy_kwh),
                 "total_cents": closed.total_cents,
+                "demand_cents": bill.demand_cents,
+                "fixed_cents": bill.fixed_day_cents + bill.fixed_month_cents,
             }
             record(conn, self._entry("close", detail))
         return closed
@@ -667,8 +752,11 @@ class Ledger:
         return job, start, customer
 
     def jobs(self, first: date, end: date) -> list[LedgerRow]:
-        """The jobs ending on the local dates [first, end) as computed now (open ones too)."""
-        with self._open(readonly=True) as conn:
+        """The jobs ending on the local dates [first, end) as computed now (open ones too).
+
+        Opened for writing (not read-only like export): `close` asks about these first, and
+        an older ledger is upgraded then, as by the close itself."""
+        with self._open() as conn:
             self._require_current(conn)
             return select(
                 conn,
@@ -702,6 +790,48 @@ class Ledger:
         months = {p: p in closed for p in periods_between(first, end)}
         return Selection(rows, open_jobs, names, months)
 
+    def bill(self, period: str) -> Bill:
+        """The month as the utility bills it, from the rows its export prints (docs/tariffs.md)."""
+        first = period_start(period)
+        selection = self.select(first, period_start(next_period(period)))
+        with self._open(readonly=True) as conn:
+            series = self._series(conn, period)
+            return compute_bill(
+                self.cfg, ReadingStore(conn), selection.rows, selection.band_names, period, series
+            )
+
+    def _series(self, conn: sqlite3.Connection, period: str) -> dict[str, PriceSlots]:
+        """The slots of the price series the tariff uses, over one local month."""
+        tz = self.cfg.site.tz
+        lo = midnight_ms(period_start(period), tz)
+        hi = midnight_ms(period_start(next_period(period)), tz)
+        return {s: prices.load(conn, s, lo, hi) for s in prices.spot_series(self.cfg.tariff)}
+
+    def charges(self, first: date, end: date) -> Charges:
+        """Demand and fixed cents and CO2 per row of the months touching [first, end): as
+        put on rows at the close for closed months, as `bill` puts them now for open ones."""
+        with self._open(readonly=True) as conn:
+            closed = periods.closed_periods(conn)
+            frozen = conn.execute(
+                "SELECT * FROM frozen_charges WHERE period >= ? AND period <= ?",
+                (period_of(first), period_of(end)),
+            ).fetchall()
+        found: Charges = {
+            (
+                f["kind"],
+                f["machine"],
+                f["job_id"],
+                f["customer"],
+                f["order_id"],
+                f["day"],
+            ): RowCharges(f["demand_cents"], f["fixed_cents"], f["co2_g"])
+            for f in frozen
+        }
+        for period in periods_between(first, end):
+            if period not in closed:
+                found |= self.bill(period).charges
+        return found
+
     def stored(self, days: Mapping[str, tuple[str, str]]) -> Mapping[str, MachineReadings]:
         """Readings of machine -> (first, last local day), each read only when asked for."""
         return _Stored(self, days)
@@ -730,11 +860,15 @@ class Ledger:
     def status(self, audit_entries: int = 5) -> Status:
         """Readings, drops and repairs per machine, closed months, the latest audit entries."""
         with self._open(readonly=True) as conn:
-            stale = set(self._stale(conn))
+            stale = self._stale(conn)
             machines = [
-                _machine_status(conn, m["machine"], m["machine"] not in stale)
+                replace(
+                    _machine_status(conn, m["machine"], m["machine"] not in stale),
+                    changed_from=stale.get(m["machine"]),
+                )
                 for m in conn.execute("SELECT machine FROM machines ORDER BY machine")
             ]
+            extent = conn.execute("SELECT MIN(day), MAX(day) FROM rows").fetchone()
             pending = conn.execute("SELECT COUNT(*) FROM adjustments").fetchone()[0]
             return Status(
                 self.path,
@@ -742,6 +876,7 @@ class Ledger:
                 periods.closed_periods(conn),
                 pending,
                 recent(conn, audit_entries),
+                priced_by(self.cfg, [tuple(extent)] if extent[0] else []),
                 assignments.unsettled(conn) + customers.strangers(conn),
             )
 
@@ -918,6 +1053,20 @@ def _machine_status(conn: sqlite3.Connection, machine: str, current: bool) -> Ma
         open_jobs,
         current,
     )
+
+
+def priced_by(cfg: ShopConfig, ranges: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """Tariff version id -> first and last local day it priced among recomputed day ranges
+    (a version valid from a date-time shares its first day with the one before)."""
+    days = [d for r in ranges for d in r]
+    if not days:
+        return {}
+    first, last = date.fromisoformat(min(days)), date.fromisoformat(max(days))
+    return {
+        vid: [max(a, first).isoformat(), min(b, last).isoformat()]
+        for vid, a, b in cfg.tariff.version_days
+        if a <= last and b >= first
+    }
 
 
 def _days(first: date, end: date) -> tuple[str, str]:

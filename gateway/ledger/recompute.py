@@ -26,10 +26,11 @@ import numpy as np
 from gateway.config import ShopConfig
 from gateway.engine import MachineReadings, compute_machine
 from gateway.engine.localtime import day_start_ms, local_date, midnight_ms, next_midnight_ms
-from gateway.ledger import assignments, explicit
+from gateway.ledger import assignments, explicit, prices
 from gateway.ledger.chunks import DAY_MS, ReadingStore
 from gateway.ledger.fingerprint import fingerprint
-from gateway.ledger.prices import priced
+from gateway.ledger.jobprices import priced
+from gateway.ledger.prices import spot_series
 from gateway.ledger.rows import LedgerRow, from_cost_row, insert
 
 
@@ -136,22 +137,29 @@ class Recomputer:
 
     def safe_cuts(self, machine_id: str, a: int, b: int) -> tuple[int, int]:
         """Move the local midnights a and b outwards until no job can cross them."""
+        return self.safe_start(machine_id, a), self._safe_end(machine_id, b)
+
+    def safe_start(self, machine_id: str, a: int) -> int:
+        """The local midnight a, or an earlier one, that no job crosses."""
         spans = explicit.spans(self._conn, machine_id)
         while True:
             wider = min([s for s, e in spans if s < a < e], default=a)
             if wider == a and self._joined(machine_id, a):
                 wider = day_start_ms(a - 1, self._tz)
             if wider == a:
-                break
+                return a
             a = wider
+
+    def _safe_end(self, machine_id: str, b: int) -> int:
+        """The local midnight b, or a later one, that no job crosses."""
+        spans = explicit.spans(self._conn, machine_id)
         while True:
             wider = max([e for s, e in spans if s < b < e], default=b)
             if wider == b and self._joined(machine_id, b):
                 wider = next_midnight_ms(b, self._tz)
             if wider == b:
-                break
+                return b
             b = wider
-        return a, b
 
     def compute(self, machine_id: str, a: int, b: int) -> Computed:
         """Rows and day stats of the local days [a, b) (a and b: safe local midnights)."""
@@ -174,10 +182,13 @@ class Recomputer:
             after = self._store.first_from(machine_id, step + 1)
             hi = max(hi, (step if after is None else after) + 1)
         window = self._store.load(machine_id, lo, hi)
+        series = {name: prices.load(self._conn, name, lo, hi) for name in spot_series(tariff)}
         # Explicit jobs take their spans, detection runs on the rest (the engine's rule).
         jobs = explicit.jobs_in(self._conn, machine_id, lo, hi)
         cuts = assignments.cuts(self._conn, machine_id, lo, hi)
-        rows = compute_machine(machine_id, window, machine, tariff, self._tz, jobs, cuts=cuts).rows
+        rows = compute_machine(
+            machine_id, window, machine, tariff, self._tz, jobs, series, cuts=cuts
+        ).rows
         first_day, end_day = local_date(a, self._tz), local_date(b, self._tz)
         names = tariff.band_names
         counted = {j.job_id: j.parts for j in jobs if j.parts}
@@ -248,9 +259,13 @@ class Recomputer:
                 for s in computed.stats
             ],
         )
+        self.mark_current(computed.machine)
+
+    def mark_current(self, machine_id: str) -> None:
+        """Record that the machine's rows follow shop.toml's costing settings as they are."""
         self._conn.execute(
             "INSERT OR REPLACE INTO machines VALUES (?, ?)",
-            (computed.machine, fingerprint(self._cfg, computed.machine)),
+            (machine_id, fingerprint(self._cfg, machine_id)),
         )
 
 

@@ -81,6 +81,10 @@ class Amounts:
     def __sub__(self, other: Amounts) -> Amounts:
         return self + -other
 
+    def printed_kwh(self) -> Decimal:
+        """All energy as the export prints it: the sum of the printed bands."""
+        return sum((kwh(wh) for wh in self.band_wh.values()), Decimal("0.000"))
+
     def printed(self, band_names: Sequence[str]) -> dict[str, Decimal]:
         """Every figure as the export prints it, by column name, in the export's order.
 
@@ -164,7 +168,8 @@ class LedgerRow:
 
 def from_cost_row(row: CostRow, band_names: Sequence[str], rates: Sequence[float]) -> LedgerRow:
     """The engine's row with money in cents, one rounding per cost per row; the energy cost
-    is the printed kWh of each band priced at its rate (units.energy_cents)."""
+    is the printed kWh of each priced column (tariff version x band) at its rate
+    (units.energy_cents, rates aligned with Tariff.columns)."""
     return LedgerRow(
         period=period_of(row.day),
         kind=row.kind,
@@ -178,7 +183,7 @@ def from_cost_row(row: CostRow, band_names: Sequence[str], rates: Sequence[float
             duration_s=(row.end_ms - row.start_ms) / 1000.0,
             run_s=row.run_s,
             band_wh=dict(zip(band_names, row.band_wh, strict=True)),
-            energy_cents=energy_cents(row.band_wh, rates),
+            energy_cents=energy_cents(row.priced_wh or row.band_wh, rates, row.spot_cost),
             depreciation_cents=cents(row.depreciation_cost),
             maintenance_cents=cents(row.maintenance_cost),
         ),

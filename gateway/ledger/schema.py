@@ -68,7 +68,22 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             customer TEXT NOT NULL, parts INTEGER, src TEXT NOT NULL,
             PRIMARY KEY (machine, job))""",
     ),
-    # 2 -> 3: billing. Customers and the shop's own product lines (`shopwatt customer`):
+    # 2 -> 3: the demand and fixed charges and the CO2 of closed months as they were put on
+    # rows at the close (gateway/ledger/bill.py): the export's demand_cost, fixed_cost, co2_kg.
+    (
+        """CREATE TABLE IF NOT EXISTS frozen_charges (
+            period TEXT NOT NULL, kind TEXT NOT NULL, machine TEXT NOT NULL,
+            job_id TEXT NOT NULL, customer TEXT NOT NULL, day TEXT NOT NULL,
+            demand_cents INTEGER NOT NULL, fixed_cents INTEGER NOT NULL, co2_g INTEGER NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS frozen_charges_by_period ON frozen_charges (period)",
+    ),
+    # 3 -> 4: price series from `shopwatt prices import` (gateway/ledger/prices.py).
+    (
+        """CREATE TABLE IF NOT EXISTS prices (
+            series TEXT NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
+            price REAL NOT NULL, PRIMARY KEY (series, start_ms)) WITHOUT ROWID""",
+    ),
+    # 4 -> 5: billing. Customers and the shop's own product lines (`shopwatt customer`):
     # name_key is the display name case- and space-folded, so one customer is never two;
     # merged_into, a customer merged into another (its id still resolves, to the other).
     # Assignments (`shopwatt job assign`) are keyed by an instant inside the job, so they
@@ -96,6 +111,8 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ),
         # The parts a job event's stop said (a button's count; 0: not known).
         "ALTER TABLE explicit_jobs ADD COLUMN parts INTEGER NOT NULL DEFAULT 0",
+        # A row's charges are keyed like the row, and a row's key has its order now.
+        "ALTER TABLE frozen_charges ADD COLUMN order_id TEXT NOT NULL DEFAULT ''",
     ),
 )
 SCHEMA_VERSION = 1 + len(_MIGRATIONS)

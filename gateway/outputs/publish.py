@@ -54,7 +54,7 @@ def machine_lines(
     # power: a reading without power has no state point to skip).
     skip = int(step.fresh == 1 and not math.isnan(s.watts[0]))
     lines = state_lines(site, machine, s.t_ms, s.watts)[skip:]
-    lines += energy_lines(site, machine.id, step.minutes, step.band_wh, cfg.tariff)
+    lines += energy_lines(site, machine.id, step.minutes, step.band_wh, cfg.tariff, cfg.site.tz)
     return lines, step.view
 
 

@@ -10,10 +10,12 @@ overwrites it instead of counting it twice.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from gateway.config import Machine, Tariff
+from gateway.engine.localtime import version_index
 from gateway.engine.model import F64, I64, Reading, Stats
 from gateway.engine.states import IDLE, OFF, RUNNING, machine_states
 from gateway.ledger.rows import LedgerRow
@@ -118,7 +120,9 @@ def cost_lines(site: str, rows: Iterable[LedgerRow], band_names: Sequence[str]) 
     return out
 
 
-def energy_lines(site: str, machine: str, t_ms: I64, band_wh: F64, tariff: Tariff) -> list[str]:
+def energy_lines(
+    site: str, machine: str, t_ms: I64, band_wh: F64, tariff: Tariff, tz: ZoneInfo
+) -> list[str]:
     """`energy` points: kWh and cost per tariff band per interval (t_ms: interval starts).
 
     band_wh has one row per interval and one column per Tariff.band_names. A band is
@@ -130,7 +134,9 @@ def energy_lines(site: str, machine: str, t_ms: I64, band_wh: F64, tariff: Tarif
     emit[np.arange(len(main)), main] = True
     rows, bands = np.nonzero(emit)
     kwh = band_wh[rows, bands] / 1000.0
-    cost = kwh * np.asarray(tariff.rates)[bands]
+    # Each point at the rate of the tariff version in force at its time.
+    version = version_index(tariff, tz, t_ms[rows])
+    cost = kwh * np.asarray(tariff.rate_table)[version, bands]
     keys = [
         series_key(ENERGY, {"site": site, "machine": machine, "band": b}) for b in tariff.band_names
     ]

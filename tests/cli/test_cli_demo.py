@@ -79,3 +79,19 @@ def test_demo_jobs_have_customers_and_each_customer_a_statement(demo: tuple[Path
         p.name.split("-2026")[0][len("statement-") :] for p in out.glob("statement-*.xlsx")
     } == customers
     assert "revenue" in printed and "margin" in printed
+
+
+def test_demo_prints_the_months_bill_whose_charges_are_in_the_export(
+    demo: tuple[Path, str],
+) -> None:
+    out, printed = demo
+    rows = list(csv.DictReader(next(out.glob("costs-*[0-9].csv")).open()))
+    # The demo prices energy with the day-ahead series it writes: every quarter hour priced.
+    assert (out / "prices.csv").exists() and "fallback" not in printed
+    charge = next(line for line in printed.splitlines() if line.strip().startswith("demand charge"))
+    assert Decimal(charge.split()[-1]) > 0  # the demo tariff has a demand charge
+    assert Decimal(charge.split()[-1]) == sum(Decimal(r["demand_cost"]) for r in rows)
+    net = next(line for line in printed.splitlines() if line.startswith("net "))
+    charged = ("energy_cost", "demand_cost", "fixed_cost")
+    # The demo's ledger holds one day: the month's bill is that day's export.
+    assert Decimal(net.split()[-1]) == sum(Decimal(r[c]) for r in rows for c in charged)

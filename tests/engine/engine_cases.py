@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from gateway.config import ShopConfig, load_config
+from gateway.config import ShopConfig, Tariff, load_config
 from gateway.engine import CostRow, EnergyStats, ExplicitJob, MachineReadings, compute_machine
 
 CASES = Path(__file__).parent.parent / "cases"
@@ -88,6 +88,11 @@ def run_case(case: Case) -> tuple[list[CostRow], dict[str, EnergyStats]]:
     return rows, stats
 
 
+def column_names(tariff: Tariff) -> list[str]:
+    """expected.json's names of the priced columns: '<version id>/<band>'."""
+    return [f"{tariff.version_ids[k]}/{band}" for k, band in tariff.columns]
+
+
 def row_as_dict(row: CostRow, case: Case) -> dict[str, Any]:
     """A row in expected.json's terms: local ISO times, energy per band name."""
     tz = case.config.site.tz
@@ -105,6 +110,7 @@ def row_as_dict(row: CostRow, case: Case) -> dict[str, Any]:
         "day": row.day.isoformat(),
         "run_s": row.run_s,
         "wh": dict(zip(case.config.tariff.band_names, row.band_wh, strict=True)),
+        "priced_wh": dict(zip(column_names(case.config.tariff), row.priced_wh, strict=True)),
         "depreciation_cost": row.depreciation_cost,
         "maintenance_cost": row.maintenance_cost,
         "open": row.open,

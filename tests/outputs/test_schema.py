@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -183,7 +184,7 @@ def test_energy_sums_to_kwh_and_cost_per_band(influxd: Influxd, influx_db: str) 
     t0 = T0 - T0 % 900_000  # GROUP BY time(15m) buckets start at multiples of 15 min
     t = t0 + np.arange(3, dtype=np.int64) * 900_000
     band_wh = np.array([[300.0, 0.0], [100.0, 200.0], [0.0, 0.0]])
-    lines = energy_lines("shop", "cnc-01", t, band_wh, TARIFF)
+    lines = energy_lines("shop", "cnc-01", t, band_wh, TARIFF, ZoneInfo("Europe/Berlin"))
     assert len(lines) == 4  # one per band with energy, and a zero for the idle interval
     influxd.write(lines, influx_db)
     by_band = influxd.rows("SELECT sum(kwh), sum(cost) FROM energy GROUP BY band", influx_db)

@@ -20,9 +20,9 @@ from gateway.engine.model import MachineReadings
 from gateway.inputs.csvfile import ReadingsCsv
 from gateway.ledger import Ledger
 from gateway.ledger.live import LiveState
-from gateway.ledger.rows import BILLING_COLUMNS
 from gateway.outputs import publish
 from gateway.outputs.publish import machine_lines
+from tests.ledger.shop import drop_billing_step
 from tests.servers import Influxd
 
 DAY = (date(2026, 11, 3), date(2026, 11, 4))
@@ -101,13 +101,7 @@ def test_a_ledger_of_schema_1_gets_the_service_state_tables_with_their_content(
         # What a ledger written before version 2 holds: the service's own tables, its rows.
         for table in ("sensor_state", "machine_view", "pending_recompute", "live_jobs"):
             conn.execute(f"DROP TABLE {table}")
-        # ... and nothing of the later steps (billing: customers, assignments, row columns).
-        for table in ("customers", "assignments", "splits"):
-            conn.execute(f"DROP TABLE {table}")
-        for table in ("rows", "adjustments", "frozen"):
-            for column in BILLING_COLUMNS:
-                conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-        conn.execute("ALTER TABLE explicit_jobs DROP COLUMN parts")
+        drop_billing_step(conn)  # ... and nothing of the later steps
         conn.execute("CREATE TABLE machine_view (machine TEXT PRIMARY KEY, view TEXT NOT NULL)")
         conn.execute("""INSERT INTO machine_view VALUES ('mill', '[[5, 45.0, 1.5], 0, [1.5]]')""")
         conn.execute("PRAGMA user_version = 1")

@@ -1,0 +1,270 @@
+"""The month as the utility bills it: kWh per band, energy cost, the demand peak and its
+charge shared out to the jobs that made it, fixed charges and VAT (docs/tariffs.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+import numpy as np
+
+from gateway.config import ShopConfig
+from gateway.engine.demand import (
+    QUARTER_MS,
+    energy_between,
+    quarter_hour_wh,
+    quarter_starts,
+    share_cents,
+)
+from gateway.engine.energy import interval_energy
+from gateway.engine.localtime import (
+    local_date,
+    midnight_ms,
+    next_period,
+    period_start,
+    version_index,
+)
+from gateway.engine.model import F64, I64, NO_SLOTS, PriceSlots
+from gateway.engine.split import slot_prices
+from gateway.ledger.chunks import ReadingStore
+from gateway.ledger.rows import LedgerRow, OriginKey
+from gateway.ledger.units import cents, kwh
+
+_KW_PLACES = Decimal("0.001")
+
+
+@dataclass(frozen=True, slots=True)
+class DemandShare:
+    """Who made the peak: a job, or a machine's energy outside jobs, and its share."""
+
+    machine: str
+    job_id: str  # "" for the machine's energy outside jobs (overhead)
+    customer: str
+    wh: float  # energy in the peak quarter hour
+    cents: int
+    row: OriginKey  # the export row that carries it (overhead: the peak day's)
+
+
+@dataclass(frozen=True, slots=True)
+class RowCharges:
+    """What a month puts on one export row beside its own costs."""
+
+    demand_cents: int = 0
+    fixed_cents: int = 0
+    co2_g: int = 0  # printed kWh x the grid's g/kWh, whole grams (co2_kg has 3 decimals)
+
+
+# Per row (LedgerRow.origin_key of a job or overhead row).
+Charges = dict[OriginKey, RowCharges]
+
+
+@dataclass(frozen=True, slots=True)
+class Bill:
+    """One local month, line by line as on the paper bill; money in cents."""
+
+    period: str
+    currency: str
+    band_kwh: dict[str, Decimal]  # sums of the export's printed kWh per band
+    energy_cents: int  # sum of the export's energy_cost lines
+    adjustment_cents: int  # of which adjustment rows (corrections of closed months)
+    peak_start_ms: int | None  # the quarter hour with the highest average site power
+    peak_kw: Decimal  # its average power, kW with 3 decimals
+    demand_per_kw: float
+    demand_cents: int
+    shares: list[DemandShare]
+    days: int
+    fixed_day_cents: int
+    fixed_month_cents: int
+    vat: float
+    charges: Charges  # demand, fixed charges and CO2 as the export's rows carry them
+    # With [tariff.spot]: quarter hours with energy but no price slot (priced at fallback).
+    fallback_quarters: int = 0
+    fallback_wh: float = 0.0
+
+    @property
+    def net_cents(self) -> int:
+        """Energy, demand and fixed charges before VAT."""
+        fixed = self.fixed_day_cents + self.fixed_month_cents
+        return self.energy_cents + self.demand_cents + fixed
+
+    @property
+    def vat_cents(self) -> int:
+        """VAT on the net amount, rounded once, half up."""
+        return cents(self.net_cents / 100 * self.vat)
+
+    @property
+    def total_cents(self) -> int:
+        """What the utility asks for."""
+        return self.net_cents + self.vat_cents
+
+
+def _interval_wh(
+    cfg: ShopConfig, store: ReadingStore, machine: str, lo: int, hi: int
+) -> tuple[I64, F64]:
+    """Reading times and interval energies covering [lo, hi), with the reading either side
+    so that the intervals across the month's edges are split there."""
+    before = store.last_before(machine, lo)
+    after = store.first_from(machine, hi)
+    r = store.load(machine, lo if before is None else before, hi if after is None else after + 1)
+    if len(r) < 2:
+        return r.t_ms, np.zeros(max(len(r) - 1, 0))
+    return r.t_ms, interval_energy(machine, r, cfg.machines[machine]).wh
+
+
+def _shares(
+    cfg: ShopConfig,
+    energy: dict[str, tuple[I64, F64]],
+    machine_wh: dict[str, float],
+    jobs: Sequence[LedgerRow],
+    peak: int,
+    peak_day: str,
+    demand_cents: int,
+) -> list[DemandShare]:
+    """The peak's charge by each job's energy in the peak quarter hour; the rest of each
+    machine's energy there is its overhead."""
+    found: list[tuple[str, str, str, float, OriginKey]] = []
+    for machine in cfg.machines:
+        mine = [j for j in jobs if j.machine == machine]
+        t, wh = energy[machine]
+        a = np.array([max(j.start_ms, peak) for j in mine], dtype=np.int64)
+        b = np.array([min(j.end_ms, peak + QUARTER_MS) for j in mine], dtype=np.int64)
+        job_wh = energy_between(t, wh, a, b).tolist() if len(t) > 1 and mine else [0.0] * len(mine)
+        found += [
+            (machine, j.job_id, j.customer, w, j.origin_key())
+            for j, w in zip(mine, job_wh, strict=True)
+        ]
+        rest = max(machine_wh[machine] - sum(job_wh), 0.0)
+        found.append((machine, "", "", rest, ("overhead", machine, "", "", "", peak_day)))
+    found = [f for f in found if f[3] > 0.0]
+    split = share_cents(demand_cents, np.array([f[3] for f in found])).tolist()
+    return [
+        DemandShare(m, j, c, w, cents_, key)
+        for (m, j, c, w, key), cents_ in zip(found, split, strict=True)
+    ]
+
+
+def _fixed_shares(rows: Sequence[LedgerRow], fixed_cents: int) -> Charges:
+    """Fixed charges to each machine's overhead, by its share of the month's kWh (as
+    printed on its job and overhead lines); carried by its last overhead row of the month."""
+    wh: dict[str, Decimal] = {}
+    last: dict[str, OriginKey] = {}
+    for r in rows:
+        if r.kind == "adjustment":
+            continue
+        wh[r.machine] = wh.get(r.machine, Decimal(0)) + r.amounts.printed_kwh()
+        if r.kind == "overhead":
+            last[r.machine] = max(last.get(r.machine, r.origin_key()), r.origin_key())
+    machines = [m for m in wh if m in last]
+    split = share_cents(fixed_cents, np.array([float(wh[m]) for m in machines])).tolist()
+    return {last[m]: RowCharges(fixed_cents=c) for m, c in zip(machines, split, strict=True) if c}
+
+
+def _co2_g(cfg: ShopConfig, rows: Sequence[LedgerRow]) -> dict[OriginKey, int]:
+    """Each job and overhead row's CO2: its printed kWh x the g/kWh of the tariff version in
+    force at its start, half up to whole grams."""
+    tariff, tz = cfg.tariff, cfg.site.tz
+    mine = [r for r in rows if r.kind != "adjustment"]
+    at = version_index(tariff, tz, np.array([r.start_ms for r in mine], dtype=np.int64)).tolist()
+    g = [Decimal(repr(v.co2_g_per_kwh)) for v in tariff.versions]
+    return {
+        r.origin_key(): int((r.amounts.printed_kwh() * g[v]).quantize(Decimal(1), ROUND_HALF_UP))
+        for r, v in zip(mine, at, strict=True)
+    }
+
+
+def _unpriced(
+    cfg: ShopConfig, starts: I64, site: F64, series: Mapping[str, PriceSlots]
+) -> tuple[int, float]:
+    """Quarter hours with energy that a spot-priced version has no price slot for."""
+    version = version_index(cfg.tariff, cfg.site.tz, starts)
+    missing = np.zeros(len(starts), dtype=bool)
+    for k, v in enumerate(cfg.tariff.versions):
+        if v.spot is None:
+            continue
+        slots = series.get(v.spot.series, NO_SLOTS)
+        missing |= (version == k) & np.isnan(slot_prices(slots, starts))
+    missing &= site > 0.0
+    return int(missing.sum()), float(site[missing].sum())
+
+
+def compute_bill(
+    cfg: ShopConfig,
+    store: ReadingStore,
+    rows: Sequence[LedgerRow],
+    band_names: Sequence[str],
+    period: str,
+    series: Mapping[str, PriceSlots],
+) -> Bill:
+    """The bill of `period` from its export rows, the machines' stored readings and the
+    price series a [tariff.spot] uses."""
+    tz, tariff = cfg.site.tz, cfg.tariff
+    first, end = period_start(period), period_start(next_period(period))
+    lo, hi = midnight_ms(first, tz), midnight_ms(end, tz)
+    starts = quarter_starts(lo, hi)
+    energy = {m: _interval_wh(cfg, store, m, lo, hi) for m in cfg.machines}
+    per_machine = {
+        m: quarter_hour_wh(t, wh, starts) if len(t) > 1 else np.zeros(len(starts))
+        for m, (t, wh) in energy.items()
+    }
+    site = np.sum(list(per_machine.values()), axis=0) if per_machine else np.zeros(len(starts))
+    versions = tariff.versions
+    midnights = [midnight_ms(first + timedelta(days=k), tz) for k in range((end - first).days)]
+    day_versions = version_index(tariff, tz, np.array(midnights, dtype=np.int64)).tolist()
+    month = versions[int(version_index(tariff, tz, np.array([lo]))[0])]
+
+    peak_start: int | None = None
+    peak_kw = Decimal("0.000")
+    demand_per_kw = 0.0
+    demand = 0
+    shares: list[DemandShare] = []
+    if len(site) and site.max() > 0.0:
+        # The earliest quarter hour on a tie; differences of cumulative sums carry float
+        # noise, so energies are compared to the mWh (far below the printed 1 W).
+        k = int(np.argmax(np.round(site, 3)))
+        peak_start = int(starts[k])
+        # kW = Wh in 15 minutes x 4 / 1000; printed with 3 decimals and priced as printed.
+        peak_kw = (Decimal(repr(float(site[k]))) * 4 / 1000).quantize(_KW_PLACES, ROUND_HALF_UP)
+        demand_per_kw = versions[int(version_index(tariff, tz, starts[k : k + 1])[0])].demand_per_kw
+        demand = cents(float(peak_kw) * demand_per_kw)
+        jobs = [
+            r
+            for r in rows
+            if r.kind == "job" and r.start_ms < peak_start + QUARTER_MS and r.end_ms > peak_start
+        ]
+        at_peak = {m: float(q[k]) for m, q in per_machine.items()}
+        day = local_date(peak_start, tz).isoformat()
+        shares = _shares(cfg, energy, at_peak, jobs, peak_start, day, demand)
+
+    fixed_day = cents(sum(versions[v].fixed_per_day for v in day_versions))
+    fixed_month = cents(month.fixed_per_month)
+    charges = _fixed_shares(rows, fixed_day + fixed_month)
+    for share in shares:
+        charges[share.row] = replace(charges.get(share.row, RowCharges()), demand_cents=share.cents)
+    for key, grams in _co2_g(cfg, rows).items():
+        charges[key] = replace(charges.get(key, RowCharges()), co2_g=grams)
+    fallback_quarters, fallback_wh = _unpriced(cfg, starts, site, series)
+    zero = Decimal("0.000")
+    band_kwh = {
+        b: sum((kwh(r.amounts.band_wh.get(b, 0.0)) for r in rows), zero) for b in band_names
+    }
+    return Bill(
+        period=period,
+        currency=cfg.site.currency,
+        band_kwh=band_kwh,
+        energy_cents=sum(r.amounts.energy_cents for r in rows),
+        adjustment_cents=sum(r.amounts.energy_cents for r in rows if r.kind == "adjustment"),
+        peak_start_ms=peak_start,
+        peak_kw=peak_kw,
+        demand_per_kw=demand_per_kw,
+        demand_cents=demand,
+        shares=shares,
+        days=len(midnights),
+        fixed_day_cents=fixed_day,
+        fixed_month_cents=fixed_month,
+        vat=month.vat,
+        charges=charges,
+        fallback_quarters=fallback_quarters,
+        fallback_wh=fallback_wh,
+    )
