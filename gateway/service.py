@@ -250,6 +250,7 @@ class Service:
                 time.sleep(0.05)
             self.drainer.stop()
             self.outbox.close()
+        self.ledger.disconnect()
         log.info("shopwatt run: stopped")
 
     def _poll_sink(self, reading: Reading) -> None:

@@ -230,6 +230,26 @@ class Ledger:
         self.path = cfg.storage_dir / LEDGER_FILE
         self._who = who or _os_user()
         self._clock = clock
+        self._held: sqlite3.Connection | None = None
+
+    def disconnect(self) -> None:
+        """Close the connection that ingest() keeps open (if any)."""
+        if self._held is not None:
+            self._held.close()
+            self._held = None
+
+    def _held_conn(self) -> sqlite3.Connection:
+        """ingest()'s connection, kept open from one batch to the next: closing a ledger's
+        last connection copies the write-ahead log into the file, so every page a batch
+        touched would be written twice, every batch; open, the WAL is checkpointed every
+        thousand pages, each page once however often it changed in between."""
+        if self._held is None:
+            conn = connect(self.path, create=True)
+            # The caller acknowledges the readings to the broker once ingest() returns, so
+            # the commit must survive a power cut too (NORMAL in WAL mode may lose the last).
+            conn.execute("PRAGMA synchronous = FULL")
+            self._held = conn
+        return self._held
 
     @contextmanager
     def _open(
@@ -383,56 +403,48 @@ class Ledger:
         added). A caller that batches often may recompute less often: the rows follow as
         soon as it passes the ranges it collected from `Ingested.added_ranges`.
         """
-        with self._open(create=True) as conn:
-            # The caller acknowledges the readings to the broker once this returns, so the
-            # commit must survive a power cut too (NORMAL in WAL mode may lose the last one).
-            conn.execute("PRAGMA synchronous = FULL")
-            with transaction(conn):
-                self._require_current(conn)
-                store = ReadingStore(conn)
-                merged = {m: store.merge(m, r) for m, r in batches.items() if len(r)}
-                for machine, m in merged.items():
-                    _count(
-                        conn,
-                        machine,
-                        {"repeated_rows": m.repeated, "conflicting_rows": m.conflicts},
-                    )
-                added_ranges = _touched(merged)
-                touched = dict(added_ranges if recompute is None else recompute)
-                for machine, groups in (jobs or {}).items():
-                    for group in groups:
-                        # A button's customer by name ("acme gmbh") is the customer's id; a
-                        # name nobody knows stays as sent, and `status` lists it.
-                        live = {
-                            machine: [
-                                replace(j, customer=customers.id_of(conn, j.customer))
-                                for j in group
-                            ]
-                        }
-                        span = explicit.store(conn, live, source, self.cfg.site.tz)
-                        if span:
-                            _widen(touched, live, span)
-                computed = self._recompute(conn, store, touched)
-                changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
-                result = Ingested(
-                    added=sum(m.added for m in merged.values()),
-                    repeated=sum(m.repeated for m in merged.values()),
-                    conflicts=sum(m.conflicts for m in merged.values()),
-                    jobs=sum(len(g) for groups in (jobs or {}).values() for g in groups),
-                    rows=[r for c in computed for r in c.rows],
-                    adjustments=periods.refresh_adjustments(conn, changed),
-                    added_ranges=added_ranges,
+        conn = self._held_conn()
+        with transaction(conn):
+            self._require_current(conn)
+            store = ReadingStore(conn)
+            merged = {m: store.append(m, r) for m, r in batches.items() if len(r)}
+            for machine, m in merged.items():
+                _count(
+                    conn,
+                    machine,
+                    {"repeated_rows": m.repeated, "conflicting_rows": m.conflicts},
                 )
-                if state is not None:
-                    save_state(conn, state)
-                # Readings arrive every few seconds: an audit entry each time would bury the
-                # trail (and wear the SD card). Jobs and corrections of closed months are
-                # what an auditor looks for; the readings are counted in `status`.
-                if result.jobs or result.adjustments:
-                    detail = {"source": source, "jobs": result.jobs, "added": result.added}
-                    record(
-                        conn, self._entry("ingest", detail | {"adjustments": result.adjustments})
-                    )
+            added_ranges = _touched(merged)
+            touched = dict(added_ranges if recompute is None else recompute)
+            for machine, groups in (jobs or {}).items():
+                for group in groups:
+                    # A button's customer by name ("acme gmbh") is the customer's id; a name
+                    # nobody knows stays as sent, and `status` lists it.
+                    named = [replace(j, customer=customers.id_of(conn, j.customer)) for j in group]
+                    live = {machine: named}
+                    span = explicit.store(conn, live, source, self.cfg.site.tz)
+                    if span:
+                        _widen(touched, live, span)
+            computed = self._recompute(conn, store, touched)
+            changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
+            result = Ingested(
+                added=sum(m.added for m in merged.values()),
+                repeated=sum(m.repeated for m in merged.values()),
+                conflicts=sum(m.conflicts for m in merged.values()),
+                jobs=sum(len(g) for groups in (jobs or {}).values() for g in groups),
+                rows=[r for c in computed for r in c.rows],
+                adjustments=periods.refresh_adjustments(conn, changed),
+                added_ranges=added_ranges,
+            )
+            store.compact()
+            if state is not None:
+                save_state(conn, state)
+            # Readings arrive every few seconds: an audit entry each time would bury the
+            # trail (and wear the SD card). Jobs and corrections of closed months are
+            # what an auditor looks for; the readings are counted in `status`.
+            if result.jobs or result.adjustments:
+                detail = {"source": source, "jobs": result.jobs, "added": result.added}
+                record(conn, self._entry("ingest", detail | {"adjustments": result.adjustments}))
         return result
 
     def _recompute(
@@ -448,6 +460,7 @@ class Ledger:
         for k, (machine, (lo, hi)) in enumerate(touched.items(), start=1):
             a, b = recomputer.widen(machine, lo, hi)
             computed += _in_pieces(recomputer, store, machine, a, b, self.cfg.site.tz)
+            store.forget()  # one machine's days in memory at a time, not every touched one's
             if progress:
                 progress(f"computed {machine}", k, len(touched))
         return computed
@@ -861,9 +874,10 @@ class Ledger:
         """Readings, drops and repairs per machine, closed months, the latest audit entries."""
         with self._open(readonly=True) as conn:
             stale = self._stale(conn)
+            store = ReadingStore(conn)
             machines = [
                 replace(
-                    _machine_status(conn, m["machine"], m["machine"] not in stale),
+                    _machine_status(conn, store, m["machine"], m["machine"] not in stale),
                     changed_from=stale.get(m["machine"]),
                 )
                 for m in conn.execute("SELECT machine FROM machines ORDER BY machine")
@@ -996,7 +1010,8 @@ def _count(conn: sqlite3.Connection, machine: str, counts: Mapping[str, int]) ->
     conn.executemany(
         "INSERT INTO counters VALUES (?, ?, ?) "
         "ON CONFLICT (machine, name) DO UPDATE SET value = value + excluded.value",
-        [(machine, name, n) for name, n in counts.items()],
+        # Adding nothing would still write the page (every live batch, every machine).
+        [(machine, name, n) for name, n in counts.items() if n],
     )
 
 
@@ -1019,11 +1034,10 @@ def _widen(
         touched[machine] = (min(lo, first), max(hi, last))
 
 
-def _machine_status(conn: sqlite3.Connection, machine: str, current: bool) -> MachineStatus:
-    chunk = conn.execute(
-        "SELECT SUM(n) AS n, MIN(t_first) AS a, MAX(t_last) AS b FROM chunks WHERE machine = ?",
-        (machine,),
-    ).fetchone()
+def _machine_status(
+    conn: sqlite3.Connection, store: ReadingStore, machine: str, current: bool
+) -> MachineStatus:
+    readings, first_ms, last_ms = store.summary(machine)
     stats = conn.execute(
         "SELECT SUM(metered_wh) AS wh, SUM(counter_resets) AS resets, "
         "SUM(implausible_jumps) AS jumps, SUM(gaps) AS gaps, SUM(gap_s) AS gap_s "
@@ -1045,9 +1059,9 @@ def _machine_status(conn: sqlite3.Connection, machine: str, current: bool) -> Ma
     ).fetchone()[0]
     return MachineStatus(
         machine,
-        chunk["n"] or 0,
-        chunk["a"],
-        chunk["b"],
+        readings,
+        first_ms,
+        last_ms,
         stats["wh"] or 0.0,
         counters,
         open_jobs,

@@ -31,7 +31,7 @@ from gateway.ledger.chunks import DAY_MS, ReadingStore
 from gateway.ledger.fingerprint import fingerprint
 from gateway.ledger.jobprices import priced
 from gateway.ledger.prices import spot_series
-from gateway.ledger.rows import LedgerRow, from_cost_row, insert
+from gateway.ledger.rows import LedgerRow, from_cost_row, replace_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,33 +238,49 @@ class Recomputer:
         return found
 
     def save(self, computed: Computed) -> None:
-        """Replace the stored rows and stats of the computed days; record the config used."""
+        """Replace the stored rows and stats of the computed days; record the config used.
+
+        Only what changed is written (see rows.replace_rows): a machine's day is saved
+        again every few seconds while it runs.
+        """
         days = (computed.machine, computed.first_day.isoformat(), computed.end_day.isoformat())
-        self._conn.execute("DELETE FROM rows WHERE machine = ? AND day >= ? AND day < ?", days)
-        insert(self._conn, "rows", computed.rows)
-        self._conn.execute("DELETE FROM day_stats WHERE machine = ? AND day >= ? AND day < ?", days)
+        replace_rows(self._conn, "machine = ? AND day >= ? AND day < ?", days, computed.rows)
+        stored = {
+            found["day"]: tuple(found)
+            for found in self._conn.execute(
+                "SELECT * FROM day_stats WHERE machine = ? AND day >= ? AND day < ?", days
+            )
+        }
+        new = [
+            (
+                computed.machine,
+                s.day.isoformat(),
+                s.samples,
+                s.metered_wh,
+                s.counter_resets,
+                s.implausible_jumps,
+                s.gaps,
+                s.gap_s,
+            )
+            for s in computed.stats
+        ]
+        gone = stored.keys() - {s[1] for s in new}
         self._conn.executemany(
-            "INSERT INTO day_stats VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    computed.machine,
-                    s.day.isoformat(),
-                    s.samples,
-                    s.metered_wh,
-                    s.counter_resets,
-                    s.implausible_jumps,
-                    s.gaps,
-                    s.gap_s,
-                )
-                for s in computed.stats
-            ],
+            "DELETE FROM day_stats WHERE machine = ? AND day = ?",
+            [(computed.machine, day) for day in gone],
+        )
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO day_stats VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [s for s in new if stored.get(s[1]) != s],
         )
         self.mark_current(computed.machine)
 
     def mark_current(self, machine_id: str) -> None:
         """Record that the machine's rows follow shop.toml's costing settings as they are."""
         self._conn.execute(
-            "INSERT OR REPLACE INTO machines VALUES (?, ?)",
+            # Unchanged (every live recompute): no write at all, the page stays clean.
+            "INSERT INTO machines VALUES (?, ?) ON CONFLICT (machine) DO UPDATE SET "
+            "fingerprint = excluded.fingerprint WHERE fingerprint != excluded.fingerprint",
             (machine_id, fingerprint(self._cfg, machine_id)),
         )
 

@@ -54,7 +54,7 @@ CREATE TABLE audit (
 
 # Each step upgrades the schema by one version, one SQL statement per string (a new ledger
 # runs them all after _DDL); steps are only ever added, so a ledger of any older shopwatt
-# opens by running the ones it lacks.
+# opens by running the ones it lacks. Steps only create tables (see connect(): readonly).
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1 -> 2: `shopwatt run`'s state (gateway/ledger/live.py). Before, the service created
     # these tables itself, with these columns: IF NOT EXISTS adopts them and their rows.
@@ -83,7 +83,19 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             series TEXT NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
             price REAL NOT NULL, PRIMARY KEY (series, start_ms)) WITHOUT ROWID""",
     ),
-    # 4 -> 5: billing. Customers and the shop's own product lines (`shopwatt customer`):
+    # 4 -> 5: live readings as append-only segments, compacted into parts, then chunks
+    # (gateway/ledger/chunks.py), so that storing a batch costs the batch, not its day.
+    (
+        """CREATE TABLE IF NOT EXISTS segments (
+            id INTEGER PRIMARY KEY, machine TEXT NOT NULL, day INTEGER NOT NULL,
+            n INTEGER NOT NULL, t_first INTEGER NOT NULL, t_last INTEGER NOT NULL,
+            data BLOB NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS parts (
+            machine TEXT NOT NULL, day INTEGER NOT NULL, level INTEGER NOT NULL,
+            t_first INTEGER NOT NULL, n INTEGER NOT NULL, t_last INTEGER NOT NULL,
+            data BLOB NOT NULL, PRIMARY KEY (machine, day, level, t_first)) WITHOUT ROWID""",
+    ),
+    # 5 -> 6: billing. Customers and the shop's own product lines (`shopwatt customer`):
     # name_key is the display name case- and space-folded, so one customer is never two;
     # merged_into, a customer merged into another (its id still resolves, to the other).
     # Assignments (`shopwatt job assign`) are keyed by an instant inside the job, so they
@@ -116,6 +128,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 SCHEMA_VERSION = 1 + len(_MIGRATIONS)
+PAGE_SIZE = 1024
 
 
 def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqlite3.Connection:
@@ -134,6 +147,10 @@ def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqli
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0 and create:
+            # Small pages: a live batch changes a few rows in several tables, and every page
+            # it touches is written whole (twice: the WAL, then the checkpoint). Only a new,
+            # empty file takes it; an older ledger keeps its 4 KiB pages.
+            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
             conn.execute("PRAGMA journal_mode = WAL")
             # One script, one transaction: a half-created ledger never exists.
             steps = _DDL + "".join(f"{s};" for step in _MIGRATIONS for s in step)
@@ -142,10 +159,14 @@ def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqli
             # Empty: being created by another process right now, or never finished.
             raise LedgerError(f"{path}: no ledger yet; run `shopwatt replay` first")
         elif version < SCHEMA_VERSION and readonly:
-            raise LedgerError(
-                f"{path}: a ledger of an older shopwatt (schema {version}) on a read-only "
-                "copy; open it once where it can be written (any shopwatt command), then copy it"
-            )
+            # A reader must not upgrade the file (it may be an accountant's read-only copy).
+            # The steps it lacks only add tables, which an older shopwatt never filled: the
+            # reader sees them as empty temporary tables (its own, gone when it closes).
+            for step in _MIGRATIONS[version - 1 :]:
+                for statement in step:
+                    if statement.startswith("ALTER TABLE"):
+                        continue  # a column the file lacks reads as its default (rows.py)
+                    conn.execute(statement.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
         elif version < SCHEMA_VERSION:
             _migrate(conn)
         elif version != SCHEMA_VERSION:
