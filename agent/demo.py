@@ -9,18 +9,19 @@ statement per customer of the month.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from datetime import timedelta
 from pathlib import Path
 
 import click
 
-from agent.shopday import ShopDay, simulate_shop_day
+from agent.shopday import DEMO_HEADER, ShopDay, simulate_shop_day
 from agent.shopplan import load_plan
 from gateway.cli import replay_files, replay_summary, write_table
 from gateway.config import load_config
 from gateway.engine.localtime import period_of
-from gateway.errors import LedgerError
+from gateway.errors import LedgerError, OutputError
 from gateway.export import Table, build_table
 from gateway.export.statement import build_statement
 from gateway.export.table import group
@@ -73,8 +74,11 @@ def demo(output: Path | None, seed: int, force: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
     config_path, readings, jobs = out / "shop.toml", out / "readings.csv", out / "jobs.csv"
     prices = out / "prices.csv"
+    earlier = _earlier_demo_data(config_path, out / "shopwatt-data")
     for path in (config_path, readings, jobs, prices):  # before the simulation, not after it
         check_target(path, (), force, "demo --output")
+    if earlier is not None:  # an earlier demo's, and --force: its readings would mix in
+        shutil.rmtree(earlier)
     click.echo(f"simulating a shop day (seed {seed}) ...", err=True)
     shop = simulate_shop_day(seed)
     with output_file(config_path, force=force, what="demo --output") as fh:
@@ -130,3 +134,24 @@ def _per_customer(by_customer: Table) -> str:
         )
         for r in grid
     )
+
+
+def _earlier_demo_data(config_path: Path, data: Path) -> Path | None:
+    """The data folder of an earlier demo in --output; a real shop's folder is refused.
+
+    Replaying into the last demo's ledger would keep its readings (the same day and times)
+    over the new ones: a rerun with another seed would export a mix of both days.
+    """
+    if config_path.exists() and not config_path.read_text(errors="replace").startswith(DEMO_HEADER):
+        raise OutputError(
+            f"demo --output {config_path}: not a demo's shop.toml; the demo never replaces a "
+            "shop's own files, not even with --force (pick an empty folder)"
+        )
+    if not data.exists():
+        return None
+    if not config_path.exists():
+        raise OutputError(
+            f"demo --output {data}: exists, but no demo's shop.toml names it; the demo "
+            "never writes into a ledger it did not make (pick an empty folder)"
+        )
+    return data

@@ -26,6 +26,8 @@ from gateway.engine.model import ExplicitJob, MachineReadings
 from gateway.errors import InputError
 from gateway.inputs.csvfile import read_jobs
 
+# The first words of every simulated shop.toml: how the demo knows a folder is its own.
+DEMO_HEADER = "# shop.toml of the simulated shop day"
 DEMO_DAY = dt.date(2026, 11, 17)  # a Tuesday: the weekday peak band applies
 REBOOT_S = 20  # a sensor's restart: boot, Wi-Fi, MQTT; no readings meanwhile
 
@@ -207,6 +209,6 @@ def simulate_shop_day(
             pm, profiles[pm.id], jobs, grid, rng
         )
 
-    header = f"# shop.toml of the simulated shop day {day} (seed {seed}), by agent.shopday\n\n"
+    header = f"{DEMO_HEADER} {day} (seed {seed}), by agent.shopday\n\n"
     config = shop_toml(plan, list(configured.values()), header)
     return ShopDay(config, day, seed, tz, power, sensors, truth)

@@ -29,7 +29,7 @@ from gateway.inputs.prices import Format as PriceFormat
 from gateway.inputs.prices import read_prices
 from gateway.ledger import Dropped, Ledger, Replayed, Selection, Status
 from gateway.ledger.periods import parse_month
-from gateway.ledger.prices import spot_series
+from gateway.ledger.prices import co2_series, spot_series
 from gateway.outfile import check_target, output_file
 
 _BIG_FILE = 20_000_000  # bytes: from here on replay shows a progress bar
@@ -136,7 +136,10 @@ def publish(
         return
     from gateway.outputs.publish import queue_ledger_changes  # the outbox: only with [influxdb]
 
-    queued, waiting = queue_ledger_changes(cfg, Ledger(cfg).rows_of(recomputed), readings)
+    ledger = Ledger(cfg)
+    queued, waiting = queue_ledger_changes(
+        cfg, ledger.rows_of(recomputed), readings, ledger.price_slots
+    )
     if queued:
         note = f", {waiting:,} still waiting for `shopwatt run`" if waiting else ", all sent"
         click.echo(f"InfluxDB: queued {queued:,} points{note}", err=True)
@@ -373,13 +376,15 @@ def recompute(config_path: Path, everything: bool) -> None:
 
 @main.group()
 def prices() -> None:
-    """Price series for [tariff.spot] (docs/tariffs.md)."""
+    """Price series for [tariff.spot] and carbon-intensity series (docs/tariffs.md)."""
 
 
 @prices.command("import")
 @config_option
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--series", required=True, help="The series name a [tariff.spot] refers to.")
+@click.option(
+    "--series", required=True, help="The series name a [tariff.spot] or co2_series refers to."
+)
 @click.option("--format", "fmt", type=click.Choice(PRICE_FORMATS), default="plain")
 @click.option(
     "--minutes",
@@ -392,9 +397,11 @@ def prices_import(config_path: Path, file: Path, series: str, fmt: str, minutes:
     """Import a price file into the ledger and recompute the days it prices."""
     cfg = load_config(config_path)
     parsed = read_prices(file, cast(PriceFormat, fmt), cfg.site.tz, int(minutes))
-    done = Ledger(cfg).import_prices(series, parsed.slots, file, parsed.sha256)
+    ledger = Ledger(cfg)
+    done = ledger.import_prices(series, parsed.slots, file, parsed.sha256)
     if done.recomputed:
-        publish(cfg, done.recomputed)
+        # The days' `energy` points are rewritten too: their cost has the new prices.
+        publish(cfg, done.recomputed, ledger.stored(done.recomputed))
     first, end = (
         f"{local_time(t, cfg.site.tz):%Y-%m-%d %H:%M%z}" for t in (done.first_ms, done.end_ms)
     )
@@ -404,8 +411,11 @@ def prices_import(config_path: Path, file: Path, series: str, fmt: str, minutes:
     )
     for machine, (a, b) in done.recomputed.items():
         click.echo(f"recomputed {machine}: {a} .. {b}")
-    if series not in spot_series(cfg.tariff):
-        click.echo(f"note: no [tariff.spot] in {cfg.source} uses series {series!r}", err=True)
+    if series not in spot_series(cfg.tariff) + co2_series(cfg.tariff):
+        click.echo(
+            f"note: no [tariff.spot] or co2_series in {cfg.source} uses series {series!r}",
+            err=True,
+        )
     if done.adjustments:
         click.echo(f"{done.adjustments} adjustment rows pending for closed months")
 
@@ -431,28 +441,35 @@ def readings_drop(config_path: Path, machine: str, lo: int, hi: int, yes: bool) 
     if not shown.readings:
         click.echo(f"no readings of {machine} in that range: nothing dropped")
         return
-    click.echo(_dropped_text(shown, cfg, "would drop"))
+    click.echo(_dropped_text(shown, cfg, preview=True))
     if not yes:
         click.confirm("drop them?", abort=True)
     dropped = ledger.drop_readings(machine, lo, hi, expect=shown.sha256)
     if dropped.recomputed:
         publish(cfg, {machine: dropped.recomputed})
-    click.echo(_dropped_text(dropped, cfg, "dropped"))
+    click.echo(_dropped_text(dropped, cfg, preview=False))
 
 
-def _dropped_text(d: Dropped, cfg: ShopConfig, verb: str) -> str:
+def _dropped_text(d: Dropped, cfg: ShopConfig, preview: bool) -> str:
     assert d.first_ms is not None and d.last_ms is not None
     first, last = (
         f"{local_time(t, cfg.site.tz):%Y-%m-%d %H:%M:%S%z}" for t in (d.first_ms, d.last_ms)
     )
+    # The preview is computed in a transaction that is rolled back: it must read as a plan,
+    # or a user who answers "n" is told the days were already recomputed.
+    drop, recompute, pending = (
+        ("would drop", "would recompute", "would be pending")
+        if preview
+        else ("dropped", "recomputed", "pending")
+    )
     lines = [
-        f"{verb} {d.readings:,} readings of {d.machine} from {first} to {last}, "
+        f"{drop} {d.readings:,} readings of {d.machine} from {first} to {last}, "
         f"{d.metered_wh / 1000:.3f} kWh metered with them (sha256 {d.sha256})"
     ]
     if d.recomputed:
-        lines.append(f"recomputed {d.machine}: {d.recomputed[0]} .. {d.recomputed[1]}")
+        lines.append(f"{recompute} {d.machine}: {d.recomputed[0]} .. {d.recomputed[1]}")
     if d.adjustments:
-        lines.append(f"{d.adjustments} adjustment rows pending for closed months")
+        lines.append(f"{d.adjustments} adjustment rows {pending} for closed months")
     return "\n".join(lines)
 
 

@@ -122,7 +122,9 @@ class Band(_Section):
 
 
 # Keys that change no stored row (bill-level charges, CO2): outside the rows' fingerprint.
-BILL_KEYS = frozenset({"demand_per_kw", "fixed_per_day", "fixed_per_month", "vat", "co2_g_per_kwh"})
+BILL_KEYS = frozenset(
+    {"demand_per_kw", "fixed_per_day", "fixed_per_month", "vat", "co2_g_per_kwh", "co2_series"}
+)
 
 
 class Spot(_Section):
@@ -150,6 +152,9 @@ class TariffRates(_Section):
     fixed_per_month: NonNeg = 0.0
     vat: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0  # 0.19 = 19 %
     co2_g_per_kwh: NonNeg = 0.0  # grid carbon intensity: the export's co2_kg
+    # An imported carbon-intensity series (g/kWh per slot, `shopwatt prices import`); then
+    # co2_g_per_kwh is what a moment without a slot counts.
+    co2_series: Ident | None = None
 
     @field_validator("band")
     @classmethod
@@ -469,6 +474,9 @@ class InfluxDB(_Section):
     batch_lines: Annotated[int, Field(ge=1, le=100_000)] = 5000
     outbox_max_mb: Annotated[float, Field(ge=1, allow_inf_nan=False)] = 512.0
     backoff_max_s: Annotated[float, Field(ge=1, le=3600, allow_inf_nan=False)] = 60.0
+    # A `demand_warning` point when the running 15-minute average site power reaches this
+    # share of the month's peak so far (docs/tariffs.md); 0 writes none.
+    demand_warning: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.9
 
     @model_validator(mode="after")
     def _target_and_secret(self) -> InfluxDB:

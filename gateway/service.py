@@ -47,6 +47,7 @@ from gateway.inputs.mqtt import Inbox, MqttInput, sensor_specs
 from gateway.inputs.protocol import StatusReport
 from gateway.inputs.tracker import DUPLICATE, READING, Tracker
 from gateway.ledger import Ledger
+from gateway.ledger.bill import PeakWatch
 from gateway.ledger.live import LiveState
 from gateway.ledger.rows import LedgerRow
 from gateway.outputs.drain import Drainer, open_influx_output
@@ -54,6 +55,7 @@ from gateway.outputs.lineprotocol import FieldValue
 from gateway.outputs.outbox import Outbox
 from gateway.outputs.publish import RowLines, machine_lines
 from gateway.outputs.schema import (
+    demand_lines,
     gateway_line,
     power_lines,
     reading_lines,
@@ -173,6 +175,7 @@ class Service:
         self.jobs = JobBook(cfg.site.tz)
         self.views: dict[str, LiveView] = {}
         self.rows = RowLines(cfg.site.id, cfg.tariff)
+        self.peak = PeakWatch(cfg)
         self.health = Health()
         self._crash = CrashPoint(os.environ.get(CRASH_ENV, ""))
         self.batch_s = cfg.mqtt.batch_s if cfg.mqtt else 2.0
@@ -333,7 +336,7 @@ class Service:
                 continue
             view = self.views.get(machine, LiveView())
             shown, self.views[machine] = machine_lines(
-                self.cfg, self.cfg.machines[machine], _concat(parts), view
+                self.cfg, self.cfg.machines[machine], _concat(parts), view, self.ledger.price_slots
             )
             lines += shown
             self._dirty_views.add(machine)
@@ -419,6 +422,16 @@ class Service:
             stats |= self.mqtt.stats()
         stats["jobs"] = dict(self.jobs.counts)
         self._put([text for text in lines if text] + source_lines(site, now, stats))
+        self._put(self._demand_lines())
+
+    def _demand_lines(self) -> list[str]:
+        """The month's demand at the newest reading shown live (its time, not the clock's:
+        readings from a meter with a wrong clock stay in their own month)."""
+        shown = [v.last[0] for v in self.views.values() if v.last is not None]
+        if not shown or self.cfg.influxdb is None:
+            return []
+        demand = self.ledger.demand(self.peak, max(shown))
+        return demand_lines(self.cfg.site.id, demand, self.cfg.influxdb.demand_warning)
 
     def log_summary(self) -> None:
         """One line with the counters that matter."""

@@ -13,7 +13,6 @@ from gateway.engine.jobs import combine, detect_jobs, explicit_jobs, inside, spl
 from gateway.engine.localtime import build_calendar, iso_utc, local_date
 from gateway.engine.model import (
     I64,
-    NO_SLOTS,
     EnergyStats,
     ExplicitJob,
     MachineReadings,
@@ -21,7 +20,7 @@ from gateway.engine.model import (
     PriceSlots,
 )
 from gateway.engine.rows import job_rows, name_jobs, overhead_rows
-from gateway.engine.split import by_band, split_energy, spot_split
+from gateway.engine.split import by_band, split_energy, spot_split, version_spots
 from gateway.engine.states import run_time, running_stretches
 from gateway.errors import InputError
 
@@ -108,11 +107,7 @@ def compute_machine(
     band_wh = by_band(priced_wh, cal.column_band, len(tariff.band_names))
     spot = np.zeros((len(priced_wh), 2))
     if any(v.spot for v in tariff.versions):
-        given_prices = prices or {}
-        spots = [
-            (v.spot, given_prices.get(v.spot.series, NO_SLOTS)) if v.spot else None
-            for v in tariff.versions
-        ]
+        spots = version_spots(tariff, prices or {})
         spot = np.column_stack(spot_split(t, energy.wh, cal, spans, spots))
     rows = job_rows(
         machine_id,

@@ -16,6 +16,11 @@ from gateway.engine.model import I64
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
+# The instants a UTC date can name: years 1 to 9999 (Python's dates), in UTC ms.
+FIRST_MS, LAST_MS = ((m.replace(tzinfo=UTC) - _EPOCH) // _MS for m in (datetime.min, datetime.max))
+# 2020-01-01 UTC: no reading or job event is earlier (the protocol's lower bound); a sensor
+# whose clock never synced says 1970 (docs/protocol.md, Time).
+PLAUSIBLE_FIRST_MS = 1_577_836_800_000
 _DAY_MIN = 24 * 60
 
 

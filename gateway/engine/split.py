@@ -3,14 +3,17 @@ spot part of the energy cost per price slot."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
-from gateway.config import Spot
+from gateway.config import Spot, Tariff
 from gateway.engine.jobs import JobSpans
 from gateway.engine.localtime import Calendar
-from gateway.engine.model import F64, I64, PriceSlots
+from gateway.engine.model import F64, I64, NO_SLOTS, PriceSlots
+
+Spots = Sequence[tuple[Spot, PriceSlots] | None]
 
 
 def energy_before(x: I64, t: I64, interval_wh: F64) -> F64:
@@ -76,38 +79,75 @@ def slot_prices(slots: PriceSlots, t_ms: I64) -> F64:
     return np.where(inside, np.append(slots.price, np.nan)[i], np.nan)
 
 
-def spot_split(
-    t: I64,
-    interval_wh: F64,
-    cal: Calendar,
-    jobs: JobSpans,
-    spots: Sequence[tuple[Spot, PriceSlots] | None],
-) -> tuple[F64, F64]:
-    """Per row: the spot part of the energy cost and the energy priced at the fallback.
+def slot_weighted_wh(
+    t: I64, interval_wh: F64, a: I64, b: I64, slots: PriceSlots, fallback: float
+) -> F64:
+    """Per span [a[k], b[k]) (a <= b): its energy x the value of the slot holding each
+    piece (fallback where no slot does), in Wh x value; energy spread uniformly inside
+    intervals, as everywhere."""
+    cuts = np.unique(np.concatenate([a, b, slots.start_ms, slots.end_ms]))
+    piece_wh = np.diff(energy_before(cuts, t, interval_wh))
+    value = slot_prices(slots, cuts[:-1])
+    weighted = np.concatenate(
+        [[0.0], np.cumsum(piece_wh * np.where(np.isnan(value), fallback, value))]
+    )
+    return np.asarray(
+        weighted[np.searchsorted(cuts, b)] - weighted[np.searchsorted(cuts, a)], dtype=np.float64
+    )
 
-    spots: per tariff version, its spot settings and price slots (None: no spot price).
-    Slot edges are more cut points, so every piece lies in one slot or in none; a piece
-    in no slot is priced at the version's fallback (a missing slot is never free).
-    """
+
+def version_spots(
+    tariff: Tariff, prices: Mapping[str, PriceSlots]
+) -> list[tuple[Spot, PriceSlots] | None]:
+    """Per tariff version, its spot settings and the slots of its series (None: no spot
+    price); a series not in prices has no slots, so its energy is priced at the fallback."""
+    return [
+        (v.spot, prices.get(v.spot.series, NO_SLOTS)) if v.spot else None for v in tariff.versions
+    ]
+
+
+def spot_edges(spots: Spots) -> I64:
+    """The slot edges of every spot-priced version: cut points that keep a piece in one slot."""
     edges = [np.concatenate([s.start_ms, s.end_ms]) for _, s in filter(None, spots)]
-    more = np.concatenate(edges) if edges else np.zeros(0, np.int64)
-    piece_start, piece_wh, row = _pieces(t, interval_wh, cal, jobs, more)
-    version = cal.column_version[cal.column_index(piece_start)]
-    n_rows = len(jobs) + len(cal.midnights) - 1
-    cost = np.zeros(n_rows)
-    fallback_wh = np.zeros(n_rows)
+    return np.concatenate(edges) if edges else np.zeros(0, np.int64)
+
+
+def spot_price(start_ms: I64, version: I64, spots: Spots) -> tuple[F64, NDArray[np.bool_]]:
+    """The spot part of the price per kWh of pieces starting at start_ms in the given
+    tariff versions, and whether a slot priced it.
+
+    A piece in no slot is priced at its version's fallback (a missing slot is never free);
+    a version without spot price adds nothing and needs no slot.
+    """
+    price = np.zeros(len(start_ms))
+    inside = np.ones(len(start_ms), dtype=bool)
     for k, pair in enumerate(spots):
         if pair is None:
             continue
         spot, slots = pair
         mine = version == k
-        ps, wh, r = piece_start[mine], piece_wh[mine], row[mine]
-        slot = slot_prices(slots, ps)
-        inside = ~np.isnan(slot)
-        price = np.where(inside, slot * spot.factor, spot.fallback)
-        cost += np.bincount(r, weights=wh / 1000.0 * price, minlength=n_rows)
-        fallback_wh += np.bincount(r[~inside], weights=wh[~inside], minlength=n_rows)
-    return cost, fallback_wh
+        slot = slot_prices(slots, start_ms[mine])
+        found = ~np.isnan(slot)
+        price[mine] = np.where(found, slot * spot.factor, spot.fallback)
+        inside[mine] = found
+    return price, inside
+
+
+def spot_split(
+    t: I64, interval_wh: F64, cal: Calendar, jobs: JobSpans, spots: Spots
+) -> tuple[F64, F64]:
+    """Per row: the spot part of the energy cost and the energy priced at the fallback.
+
+    spots: per tariff version, its spot settings and price slots (version_spots).
+    Slot edges are more cut points, so every piece lies in one slot or in none.
+    """
+    piece_start, piece_wh, row = _pieces(t, interval_wh, cal, jobs, spot_edges(spots))
+    version = cal.column_version[cal.column_index(piece_start)]
+    n_rows = len(jobs) + len(cal.midnights) - 1
+    price, inside = spot_price(piece_start, version, spots)
+    cost = np.bincount(row, weights=piece_wh / 1000.0 * price, minlength=n_rows)
+    fallback_wh = np.bincount(row[~inside], weights=piece_wh[~inside], minlength=n_rows)
+    return np.asarray(cost, np.float64), np.asarray(fallback_wh, np.float64)
 
 
 def by_band(priced_wh: F64, column_band: I64, n_bands: int) -> F64:

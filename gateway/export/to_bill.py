@@ -46,6 +46,12 @@ def bill_text(bill: Bill, tz: ZoneInfo) -> str:
             lines.append(
                 _line(f"    {who}: {s.wh / 1000:.3f} kWh in the peak", f"{money(s.cents)}")
             )
+    if bill.late_peak is not None:
+        start, kw = bill.late_peak
+        lines.append(
+            f"  readings stored after the close make the peak {kw} kW at "
+            f"{local_time(start, tz):%Y-%m-%d %H:%M}: not rebilled"
+        )
     lines.append("fixed charges")
     lines.append(_line(f"  {bill.days} days", money(bill.fixed_day_cents)))
     lines.append(_line("  per month", money(bill.fixed_month_cents)))

@@ -3,36 +3,41 @@ charge shared out to the jobs that made it, fixed charges and VAT (docs/tariffs.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import cast
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from gateway.config import ShopConfig
 from gateway.engine.demand import (
     QUARTER_MS,
+    LiveDemand,
     energy_between,
-    quarter_hour_wh,
+    peak_index,
+    printed_kw,
     quarter_starts,
     share_cents,
+    site_quarter_wh,
 )
 from gateway.engine.energy import interval_energy
 from gateway.engine.localtime import (
     local_date,
     midnight_ms,
     next_period,
+    period_of,
     period_start,
     version_index,
 )
 from gateway.engine.model import F64, I64, NO_SLOTS, PriceSlots
-from gateway.engine.split import slot_prices
+from gateway.engine.split import slot_prices, slot_weighted_wh
 from gateway.ledger.chunks import ReadingStore
 from gateway.ledger.rows import LedgerRow, OriginKey
 from gateway.ledger.units import cents, kwh
-
-_KW_PLACES = Decimal("0.001")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +87,9 @@ class Bill:
     # With [tariff.spot]: quarter hours with energy but no price slot (priced at fallback).
     fallback_quarters: int = 0
     fallback_wh: float = 0.0
+    # A closed month: the peak its stored readings give now, where readings stored after
+    # the close moved it (not rebilled: the bill and the export keep the close's figures).
+    late_peak: tuple[int, Decimal] | None = None
 
     @property
     def net_cents(self) -> int:
@@ -161,16 +169,58 @@ def _fixed_shares(rows: Sequence[LedgerRow], fixed_cents: int) -> Charges:
     return {last[m]: RowCharges(fixed_cents=c) for m, c in zip(machines, split, strict=True) if c}
 
 
-def _co2_g(cfg: ShopConfig, rows: Sequence[LedgerRow]) -> dict[OriginKey, int]:
-    """Each job and overhead row's CO2: its printed kWh x the g/kWh of the tariff version in
-    force at its start, half up to whole grams."""
+def _co2_g(
+    cfg: ShopConfig,
+    rows: Sequence[LedgerRow],
+    energy: Mapping[str, tuple[I64, F64]],
+    series: Mapping[str, PriceSlots],
+) -> dict[OriginKey, int]:
+    """Each job and overhead row's CO2, by the tariff version in force at its start, half
+    up to whole grams: its printed kWh x co2_g_per_kwh, or with co2_series its energy in
+    each slot x the slot's g/kWh (co2_g_per_kwh where no slot)."""
     tariff, tz = cfg.tariff, cfg.site.tz
     mine = [r for r in rows if r.kind != "adjustment"]
     at = version_index(tariff, tz, np.array([r.start_ms for r in mine], dtype=np.int64)).tolist()
     g = [Decimal(repr(v.co2_g_per_kwh)) for v in tariff.versions]
+    grams = {r.origin_key(): r.amounts.printed_kwh() * g[v] for r, v in zip(mine, at, strict=True)}
+    for k, version in enumerate(tariff.versions):
+        if version.co2_series is None:
+            continue
+        slots = series.get(version.co2_series, NO_SLOTS)
+        for machine, (t, wh) in energy.items():
+            theirs = [r for r, v in zip(mine, at, strict=True) if v == k and r.machine == machine]
+            jobs = [r for r in mine if r.machine == machine and r.kind == "job"]
+            grams |= _series_g(t, wh, theirs, jobs, slots, version.co2_g_per_kwh)
+    return {key: int(x.quantize(Decimal(1), ROUND_HALF_UP)) for key, x in grams.items()}
+
+
+def _series_g(
+    t: I64,
+    wh: F64,
+    rows: Sequence[LedgerRow],
+    jobs: Sequence[LedgerRow],
+    slots: PriceSlots,
+    fallback: float,
+) -> dict[OriginKey, Decimal]:
+    """One machine's rows' grams from a carbon-intensity series: a job its own span, an
+    overhead row its day less the parts of the machine's jobs in that day."""
+    a = np.array([r.start_ms for r in rows], dtype=np.int64)
+    b = np.array([r.end_ms for r in rows], dtype=np.int64)
+    ja = np.array([j.start_ms for j in jobs], dtype=np.int64)
+    jb = np.array([j.end_ms for j in jobs], dtype=np.int64)
+    # Each job's part of each row's span (empty where they do not meet).
+    ca = np.maximum.outer(a, ja)
+    cb = np.maximum(np.minimum.outer(b, jb), ca)
+    if len(t) < 2 or not rows:
+        return {r.origin_key(): Decimal(0) for r in rows}
+    w = slot_weighted_wh(
+        t, wh, np.concatenate([a, ca.ravel()]), np.concatenate([b, cb.ravel()]), slots, fallback
+    )
+    in_jobs = w[len(rows) :].reshape(len(rows), len(jobs)).sum(axis=1)
+    overhead = np.array([r.kind == "overhead" for r in rows])
+    own = np.where(overhead, w[: len(rows)] - in_jobs, w[: len(rows)]) / 1000  # Wh x g/kWh
     return {
-        r.origin_key(): int((r.amounts.printed_kwh() * g[v]).quantize(Decimal(1), ROUND_HALF_UP))
-        for r, v in zip(mine, at, strict=True)
+        r.origin_key(): Decimal(repr(float(x))) for r, x in zip(rows, own.tolist(), strict=True)
     }
 
 
@@ -204,11 +254,7 @@ def compute_bill(
     lo, hi = midnight_ms(first, tz), midnight_ms(end, tz)
     starts = quarter_starts(lo, hi)
     energy = {m: _interval_wh(cfg, store, m, lo, hi) for m in cfg.machines}
-    per_machine = {
-        m: quarter_hour_wh(t, wh, starts) if len(t) > 1 else np.zeros(len(starts))
-        for m, (t, wh) in energy.items()
-    }
-    site = np.sum(list(per_machine.values()), axis=0) if per_machine else np.zeros(len(starts))
+    site = site_quarter_wh(energy.values(), starts)
     versions = tariff.versions
     midnights = [midnight_ms(first + timedelta(days=k), tz) for k in range((end - first).days)]
     day_versions = version_index(tariff, tz, np.array(midnights, dtype=np.int64)).tolist()
@@ -219,13 +265,10 @@ def compute_bill(
     demand_per_kw = 0.0
     demand = 0
     shares: list[DemandShare] = []
-    if len(site) and site.max() > 0.0:
-        # The earliest quarter hour on a tie; differences of cumulative sums carry float
-        # noise, so energies are compared to the mWh (far below the printed 1 W).
-        k = int(np.argmax(np.round(site, 3)))
+    k = peak_index(site)
+    if k >= 0:
         peak_start = int(starts[k])
-        # kW = Wh in 15 minutes x 4 / 1000; printed with 3 decimals and priced as printed.
-        peak_kw = (Decimal(repr(float(site[k]))) * 4 / 1000).quantize(_KW_PLACES, ROUND_HALF_UP)
+        peak_kw = printed_kw(float(site[k]))
         demand_per_kw = versions[int(version_index(tariff, tz, starts[k : k + 1])[0])].demand_per_kw
         demand = cents(float(peak_kw) * demand_per_kw)
         jobs = [
@@ -233,7 +276,8 @@ def compute_bill(
             for r in rows
             if r.kind == "job" and r.start_ms < peak_start + QUARTER_MS and r.end_ms > peak_start
         ]
-        at_peak = {m: float(q[k]) for m, q in per_machine.items()}
+        peak = starts[k : k + 1]
+        at_peak = {m: float(site_quarter_wh([e], peak)[0]) for m, e in energy.items()}
         day = local_date(peak_start, tz).isoformat()
         shares = _shares(cfg, energy, at_peak, jobs, peak_start, day, demand)
 
@@ -242,7 +286,7 @@ def compute_bill(
     charges = _fixed_shares(rows, fixed_day + fixed_month)
     for share in shares:
         charges[share.row] = replace(charges.get(share.row, RowCharges()), demand_cents=share.cents)
-    for key, grams in _co2_g(cfg, rows).items():
+    for key, grams in _co2_g(cfg, rows, energy, series).items():
         charges[key] = replace(charges.get(key, RowCharges()), co2_g=grams)
     fallback_quarters, fallback_wh = _unpriced(cfg, starts, site, series)
     zero = Decimal("0.000")
@@ -267,4 +311,103 @@ def compute_bill(
         charges=charges,
         fallback_quarters=fallback_quarters,
         fallback_wh=fallback_wh,
+    )
+
+
+def _month_ms(tz: ZoneInfo, t_ms: int) -> tuple[int, int]:
+    """The local month holding t_ms, as [first midnight, next month's first midnight)."""
+    period = period_of(local_date(t_ms, tz))
+    return midnight_ms(period_start(period), tz), midnight_ms(period_start(next_period(period)), tz)
+
+
+class PeakWatch:
+    """The month's highest 15-minute average site power so far, kept up to date as the
+    service stores readings (the live `demand` point, docs/tariffs.md).
+
+    The first update reads the month so far; each later one re-reads only from the quarter
+    hour before the previous update's, so a call costs the last half hour's readings. A
+    reading arriving later than that for an older quarter hour counts at the service's next
+    start (and in `bill`, which always reads the whole month).
+    """
+
+    def __init__(self, cfg: ShopConfig) -> None:
+        self._cfg = cfg
+        self._lo = -1
+        self._starts: I64 = np.zeros(0, dtype=np.int64)
+        self._site: F64 = np.zeros(0)
+        self._done = 0  # the quarter hour of the previous update
+
+    def update(self, store: ReadingStore, at_ms: int) -> LiveDemand:
+        """The demand of at_ms's month up to at_ms (the site's newest reading)."""
+        cfg = self._cfg
+        lo, hi = _month_ms(cfg.site.tz, at_ms)
+        if lo != self._lo:
+            self._lo, self._done = lo, lo
+            self._starts = quarter_starts(lo, hi)
+            self._site = np.zeros(len(self._starts))
+        redo = (self._starts >= max(self._done - QUARTER_MS, lo)) & (self._starts < at_ms)
+        starts = self._starts[redo]
+        window_lo = at_ms - QUARTER_MS
+        first = min(int(starts[0]) if len(starts) else at_ms, window_lo)
+        # One machine's readings in memory at a time (the first update reads a month); the
+        # running window is one more "quarter hour", starting 15 minutes before at_ms.
+        energy = (_interval_wh(cfg, store, m, first, at_ms + 1) for m in cfg.machines)
+        found = site_quarter_wh(energy, np.append(starts, window_lo))
+        self._site[redo] = found[:-1]
+        self._done = at_ms - at_ms % QUARTER_MS
+        k = peak_index(self._site)
+        return LiveDemand(
+            at_ms,
+            int(self._starts[k]) if k >= 0 else None,
+            float(self._site[k]) if k >= 0 else 0.0,
+            float(found[-1]),
+        )
+
+
+def frozen_figures(bill: Bill) -> str:
+    """The month's figures that `bill` computes from readings and bill-only tariff keys
+    (not from the rows), as JSON to keep with a closed month."""
+    return json.dumps(
+        {
+            "peak_start_ms": bill.peak_start_ms,
+            "peak_kw": str(bill.peak_kw),
+            "demand_per_kw": bill.demand_per_kw,
+            "demand_cents": bill.demand_cents,
+            "shares": [
+                [s.machine, s.job_id, s.customer, s.wh, s.cents, list(s.row)] for s in bill.shares
+            ],
+            "days": bill.days,
+            "fixed_day_cents": bill.fixed_day_cents,
+            "fixed_month_cents": bill.fixed_month_cents,
+            "vat": bill.vat,
+            "fallback_quarters": bill.fallback_quarters,
+            "fallback_wh": bill.fallback_wh,
+        }
+    )
+
+
+def frozen_bill(now: Bill, figures: str, charges: Charges) -> Bill:
+    """A closed month's bill: its rows' sums from `now`, the rest as frozen at the close;
+    notes the peak `now` has where late readings moved it."""
+    f = json.loads(figures)
+    shares = [
+        DemandShare(m, j, c, wh, cents_, cast(OriginKey, tuple(row)))
+        for m, j, c, wh, cents_, row in f["shares"]
+    ]
+    moved = (now.peak_start_ms, now.peak_kw) != (f["peak_start_ms"], Decimal(f["peak_kw"]))
+    return replace(
+        now,
+        peak_start_ms=f["peak_start_ms"],
+        peak_kw=Decimal(f["peak_kw"]),
+        demand_per_kw=f["demand_per_kw"],
+        demand_cents=f["demand_cents"],
+        shares=shares,
+        days=f["days"],
+        fixed_day_cents=f["fixed_day_cents"],
+        fixed_month_cents=f["fixed_month_cents"],
+        vat=f["vat"],
+        charges=charges,
+        fallback_quarters=f["fallback_quarters"],
+        fallback_wh=f["fallback_wh"],
+        late_peak=(now.peak_start_ms, now.peak_kw) if moved and now.peak_start_ms else None,
     )

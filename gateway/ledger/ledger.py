@@ -20,7 +20,10 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from gateway.config import LEDGER_FILE, ShopConfig
+from gateway.engine.demand import LiveDemand
 from gateway.engine.localtime import (
+    FIRST_MS,
+    LAST_MS,
     day_start_ms,
     iso_utc,
     local_date,
@@ -36,8 +39,16 @@ from gateway.engine.model import ExplicitJob, MachineReadings, PriceSlots, Readi
 from gateway.errors import LedgerError
 from gateway.ledger import assignments, customers, explicit, periods, prices
 from gateway.ledger.audit import Entry, recent, record
-from gateway.ledger.bill import Bill, Charges, RowCharges, compute_bill
-from gateway.ledger.chunks import Merged, ReadingStore
+from gateway.ledger.bill import (
+    Bill,
+    Charges,
+    PeakWatch,
+    RowCharges,
+    compute_bill,
+    frozen_bill,
+    frozen_figures,
+)
+from gateway.ledger.chunks import DAY_MS, Merged, ReadingStore
 from gateway.ledger.fingerprint import changed_from, fingerprint
 from gateway.ledger.live import LiveState, load_state, save_state
 from gateway.ledger.recompute import Computed, Recomputer
@@ -476,6 +487,8 @@ class Ledger:
             stale = self._stale(conn)
             known = [m["machine"] for m in conn.execute("SELECT machine FROM machines")]
             todo = sorted(known if everything else stale)
+            if not todo:  # nothing changes, so nothing is audited (a change of nothing)
+                return {}
             store = ReadingStore(conn)
             recomputer = Recomputer(conn, store, self.cfg)
             computed: list[Computed] = []
@@ -531,6 +544,7 @@ class Ledger:
                     for key, c in bill.charges.items()
                 ],
             )
+            conn.execute("INSERT INTO frozen_bills VALUES (?, ?)", (period, frozen_figures(bill)))
             detail = {
                 "period": period,
                 "rows": closed.rows,
@@ -561,11 +575,14 @@ class Ledger:
             )
         if hi <= lo:
             raise LedgerError(f"--to = {iso_utc(hi)}: not after --from = {iso_utc(lo)}")
-        touched = periods_between(local_date(lo, tz), local_date(hi - 1, tz) + timedelta(days=1))
         try:
             with self._open() as conn, transaction(conn):
                 self._require_current(conn)
-                closed = sorted(set(touched) & set(periods.closed_periods(conn)))
+                # --from/--to may be years 1 and 9999 (drop everything), whose local dates a
+                # time zone away do not exist: a day inside those ends changes no month.
+                first = period_of(local_date(max(lo, FIRST_MS + DAY_MS), tz))
+                last = period_of(local_date(min(hi - 1, LAST_MS - DAY_MS), tz))
+                closed = [p for p in periods.closed_periods(conn) if first <= p <= last]
                 if closed:
                     raise LedgerError(
                         f"--from/--to reach into {', '.join(closed)}, a closed month: its "
@@ -750,7 +767,7 @@ class Ledger:
         with self._open(readonly=True) as conn:
             found = [
                 (start, job, customer)
-                for m, job, start, stop, customer, _, _ in load_state(conn).jobs
+                for m, job, start, stop, customer, *_ in load_state(conn).jobs
                 if m == machine
                 and start is not None
                 and (job == job_id if job_id else stop is None)
@@ -809,37 +826,42 @@ class Ledger:
         selection = self.select(first, period_start(next_period(period)))
         with self._open(readonly=True) as conn:
             series = self._series(conn, period)
-            return compute_bill(
+            now = compute_bill(
                 self.cfg, ReadingStore(conn), selection.rows, selection.band_names, period, series
             )
+            saved = conn.execute(
+                "SELECT figures FROM frozen_bills WHERE period = ?", (period,)
+            ).fetchone()
+            if saved is None:  # open, or closed by a shopwatt that kept no figures
+                return now
+            return frozen_bill(now, saved[0], _frozen_charges(conn, period, period))
+
+    def demand(self, watch: PeakWatch, at_ms: int) -> LiveDemand:
+        """The month's peak so far and the running 15-minute average up to at_ms."""
+        with self._open(readonly=True) as conn:
+            return watch.update(ReadingStore(conn), at_ms)
 
     def _series(self, conn: sqlite3.Connection, period: str) -> dict[str, PriceSlots]:
         """The slots of the price series the tariff uses, over one local month."""
         tz = self.cfg.site.tz
         lo = midnight_ms(period_start(period), tz)
         hi = midnight_ms(period_start(next_period(period)), tz)
-        return {s: prices.load(conn, s, lo, hi) for s in prices.spot_series(self.cfg.tariff)}
+        co2 = {s: prices.load(conn, s, lo, hi) for s in prices.co2_series(self.cfg.tariff)}
+        return prices.tariff_slots(conn, self.cfg.tariff, lo, hi) | co2
+
+    def price_slots(self, first_ms: int, last_ms: int) -> dict[str, PriceSlots]:
+        """The slots overlapping [first_ms, last_ms] of the series the tariff uses."""
+        if not prices.spot_series(self.cfg.tariff):
+            return {}  # no spot price: no need to open the ledger
+        with self._open(readonly=True) as conn:
+            return prices.tariff_slots(conn, self.cfg.tariff, first_ms, last_ms + 1)
 
     def charges(self, first: date, end: date) -> Charges:
         """Demand and fixed cents and CO2 per row of the months touching [first, end): as
         put on rows at the close for closed months, as `bill` puts them now for open ones."""
         with self._open(readonly=True) as conn:
             closed = periods.closed_periods(conn)
-            frozen = conn.execute(
-                "SELECT * FROM frozen_charges WHERE period >= ? AND period <= ?",
-                (period_of(first), period_of(end)),
-            ).fetchall()
-        found: Charges = {
-            (
-                f["kind"],
-                f["machine"],
-                f["job_id"],
-                f["customer"],
-                f["order_id"],
-                f["day"],
-            ): RowCharges(f["demand_cents"], f["fixed_cents"], f["co2_g"])
-            for f in frozen
-        }
+            found = _frozen_charges(conn, period_of(first), period_of(end))
         for period in periods_between(first, end):
             if period not in closed:
                 found |= self.bill(period).charges
@@ -990,6 +1012,19 @@ def _spans(computed: Sequence[Computed]) -> dict[str, tuple[str, str]]:
     """Machine -> first and last local day recomputed (pieces of a machine come in order)."""
     first = {c.machine: c.first_day for c in reversed(computed)}
     return {c.machine: _days(first[c.machine], c.end_day) for c in computed}
+
+
+def _frozen_charges(conn: sqlite3.Connection, first: str, last: str) -> Charges:
+    """The charges put on the rows of the closed months first..last at their close."""
+    frozen = conn.execute(
+        "SELECT * FROM frozen_charges WHERE period >= ? AND period <= ?", (first, last)
+    )
+    return {
+        (f["kind"], f["machine"], f["job_id"], f["customer"], f["order_id"], f["day"]): RowCharges(
+            f["demand_cents"], f["fixed_cents"], f["co2_g"]
+        )
+        for f in frozen
+    }
 
 
 def readings_sha256(r: MachineReadings) -> str:

@@ -16,6 +16,11 @@ def spot_series(tariff: Tariff) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def co2_series(tariff: Tariff) -> list[str]:
+    """The carbon-intensity series the tariff's versions count CO2 with."""
+    return list(dict.fromkeys(v.co2_series for v in tariff.versions if v.co2_series))
+
+
 def store(conn: sqlite3.Connection, series: str, slots: PriceSlots) -> int:
     """Replace the series' slots that overlap the new ones' span; how many were replaced."""
     lo, hi = int(slots.start_ms[0]), int(slots.end_ms[-1])
@@ -41,3 +46,10 @@ def load(conn: sqlite3.Connection, series: str, lo: int, hi: int) -> PriceSlots:
     a = np.array([f[0] for f in found], dtype=np.int64)
     b = np.array([f[1] for f in found], dtype=np.int64)
     return PriceSlots(a, b, np.array([f[2] for f in found], dtype=np.float64))
+
+
+def tariff_slots(
+    conn: sqlite3.Connection, tariff: Tariff, lo: int, hi: int
+) -> dict[str, PriceSlots]:
+    """The slots overlapping [lo, hi) of every series the tariff prices energy with."""
+    return {name: load(conn, name, lo, hi) for name in spot_series(tariff)}

@@ -30,7 +30,6 @@ from gateway.ledger import assignments, explicit, prices
 from gateway.ledger.chunks import DAY_MS, ReadingStore
 from gateway.ledger.fingerprint import fingerprint
 from gateway.ledger.jobprices import priced
-from gateway.ledger.prices import spot_series
 from gateway.ledger.rows import LedgerRow, from_cost_row, replace_rows
 
 
@@ -182,7 +181,7 @@ class Recomputer:
             after = self._store.first_from(machine_id, step + 1)
             hi = max(hi, (step if after is None else after) + 1)
         window = self._store.load(machine_id, lo, hi)
-        series = {name: prices.load(self._conn, name, lo, hi) for name in spot_series(tariff)}
+        series = prices.tariff_slots(self._conn, tariff, lo, hi)
         # Explicit jobs take their spans, detection runs on the rest (the engine's rule).
         jobs = explicit.jobs_in(self._conn, machine_id, lo, hi)
         cuts = assignments.cuts(self._conn, machine_id, lo, hi)

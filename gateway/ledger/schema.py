@@ -95,7 +95,21 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             t_first INTEGER NOT NULL, n INTEGER NOT NULL, t_last INTEGER NOT NULL,
             data BLOB NOT NULL, PRIMARY KEY (machine, day, level, t_first)) WITHOUT ROWID""",
     ),
-    # 5 -> 6: billing. Customers and the shop's own product lines (`shopwatt customer`):
+    # 5 -> 6: the month's bill figures beside its rows' charges as they were at the close
+    # (peak, demand charge and its shares, fixed charges, VAT; JSON, gateway/ledger/bill.py),
+    # so `bill` for a closed month prints what its export carries.
+    (
+        """CREATE TABLE IF NOT EXISTS frozen_bills (
+            period TEXT PRIMARY KEY, figures TEXT NOT NULL)""",
+    ),
+    # 6 -> 7: the card UID of a job started or stopped at a sensor's card reader, beside
+    # its live_jobs row: a table of its own, as steps only add tables (see the reader below).
+    (
+        """CREATE TABLE IF NOT EXISTS live_job_cards (
+            machine TEXT NOT NULL, job TEXT NOT NULL, card TEXT NOT NULL,
+            PRIMARY KEY (machine, job)) WITHOUT ROWID""",
+    ),
+    # 7 -> 8: billing. Customers and the shop's own product lines (`shopwatt customer`):
     # name_key is the display name case- and space-folded, so one customer is never two;
     # merged_into, a customer merged into another (its id still resolves, to the other).
     # Assignments (`shopwatt job assign`) are keyed by an instant inside the job, so they
@@ -158,6 +172,12 @@ def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqli
         elif version == 0:
             # Empty: being created by another process right now, or never finished.
             raise LedgerError(f"{path}: no ledger yet; run `shopwatt replay` first")
+        elif version < SCHEMA_VERSION and readonly and _writable(path):
+            # An older ledger where it can be written (shopwatt was updated): upgrade it as
+            # a command that writes would, then read it; else export fails after an update.
+            conn.close()
+            connect(path).close()
+            return connect(path, readonly=True)
         elif version < SCHEMA_VERSION and readonly:
             # A reader must not upgrade the file (it may be an accountant's read-only copy).
             # The steps it lacks only add tables, which an older shopwatt never filled: the
@@ -180,6 +200,11 @@ def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqli
         conn.close()
         raise
     return conn
+
+
+def _writable(path: Path) -> bool:
+    """The file and its folder (SQLite's -wal and -shm) can be written."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -90,8 +90,8 @@ def test_the_export_carries_the_charges_and_adds_up_to_the_bill(tmp_path: Path) 
     net = _total(lines, "energy_cost", "demand_cost", "fixed_cost")
     assert net == Decimal(_amount(bill, "net"))  # to the cent
 
-    # Closing freezes the month's charges with its rows: a higher peak that arrives late
-    # changes what `bill` computes now, not the closed month's export.
+    # Closing freezes the month's charges with its rows and its bill: a higher peak that
+    # arrives late is stated on the bill, not rebilled, and moves neither bill nor export.
     ok("close", "--config", config, "--month", "2026-11", "--yes")
     late = case / "late.csv"
     late.write_text(
@@ -103,13 +103,21 @@ def test_the_export_carries_the_charges_and_adds_up_to_the_bill(tmp_path: Path) 
         )
     )
     ok("replay", "--config", config, "--input", late)
-    assert "at 2026-11-30 10:00" in ok("bill", "--config", config, "--month", "2026-11")
+    after = ok("bill", "--config", config, "--month", "2026-11")
+    late_line = next(x for x in after.splitlines() if "after the close" in x)
+    assert late_line.strip() == (
+        "readings stored after the close make the peak 16.000 kW at 2026-11-30 10:00: not rebilled"
+    )
+    assert [x for x in after.splitlines() if x != late_line] == bill.splitlines()
     november = [r for r in _export(config) if r["kind"] != "adjustment"]
     assert november == lines
     # Nor does a new grid carbon intensity or demand rate (bill-only keys: no recompute).
     text = config.read_text().replace("co2_g_per_kwh = 380", "co2_g_per_kwh = 500")
     config.write_text(text.replace("demand_per_kw = 10.00", "demand_per_kw = 20.00"))
     assert [r for r in _export(config) if r["kind"] != "adjustment"] == lines
+    again = ok("bill", "--config", config, "--month", "2026-11")
+    assert [x for x in again.splitlines() if x != late_line] == bill.splitlines()
+    assert net == Decimal(_amount(again, "net"))
 
 
 def test_a_ledger_from_before_the_charges_table_gets_it_at_its_next_close(
@@ -125,3 +133,59 @@ def test_a_ledger_from_before_the_charges_table_gets_it_at_its_next_close(
     ok("close", "--config", config, "--month", "2026-11", "--yes")  # migrates, then freezes
     lines = _export(config)
     assert _total(lines, "demand_cost") == Decimal("80.00")
+
+
+def test_co2_from_an_imported_series_counts_each_quarter_hours_intensity(tmp_path: Path) -> None:
+    config = _replayed(tmp_path)
+    text = config.read_text().replace(
+        "co2_g_per_kwh = 380", 'co2_g_per_kwh = 380\nco2_series = "grid-co2"'
+    )
+    config.write_text(text)
+    co2 = CASE.parent.parent / "prices" / "co2_quarter_hours.csv"
+    ok("prices", "import", co2, "--config", config, "--series", "grid-co2", "--minutes", "15")
+
+    # Worked by hand in tests/cases/demand_peak/README.md, "CO2 from a series".
+    lines = _export(config)
+    name = {id(r): r["job_id"] or f"{r['machine']} overhead" for r in lines}
+    assert {name[id(r)]: r["co2_kg"] for r in lines} == {
+        "M1": "0.500",
+        "mill overhead": "0.250",
+        "L1": "0.158",
+        "laser overhead": "0.292",
+    }
+    assert _amount(ok("bill", "--config", config, "--month", "2026-11"), "CO2") == "1.200"
+    by_customer = csv.DictReader(
+        io.StringIO(
+            ok(
+                "export",
+                "--config",
+                config,
+                "--from",
+                "2026-11-01",
+                "--to",
+                "2026-12-01",
+                "--by",
+                "customer",
+            )
+        )
+    )
+    assert {r["customer"]: r["co2_kg"] for r in by_customer} == {
+        "cafe": "0.500",
+        "designer": "0.158",
+        "overhead": "0.542",  # the overhead lines
+        "total": "1.200",
+    }
+
+
+def test_a_month_closed_before_frozen_bills_is_billed_from_the_readings_as_they_are(
+    tmp_path: Path,
+) -> None:
+    config = _replayed(tmp_path)
+    ok("close", "--config", config, "--month", "2026-11")
+    ledger = config.parent / "shopwatt-data" / "ledger.sqlite"
+    with closing(sqlite3.connect(ledger)) as conn, conn:
+        conn.execute("DELETE FROM frozen_bills")  # as a close by an older shopwatt left it
+    bill = ok("bill", "--config", config, "--month", "2026-11")
+    assert "after the close" not in bill
+    assert _amount(bill, "demand charge") == "80.00"  # computed now, as before frozen_bills
+    assert _total(_export(config), "demand_cost") == Decimal("80.00")  # frozen_charges

@@ -10,7 +10,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from tests.ledger.shop import ok, shopwatt
+from tests.servers import Influxd
 
 CASE = Path(__file__).resolve().parents[1] / "cases" / "spot_dst"
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -42,6 +45,29 @@ def test_a_day_of_100_quarter_hour_prices_prices_every_quarter_hour_once(tmp_pat
         assert {k: rows[day][k] for k in want[day]} == want[day], day
     bill = ok("bill", "--config", config, "--month", "2026-10")
     assert want["bill"]["fallback"] in bill
+
+
+def test_prices_imported_after_the_readings_reprice_the_days_energy_points(
+    tmp_path: Path, influxd: Influxd, influx_db: str
+) -> None:
+    case = tmp_path / "case"
+    shutil.copytree(CASE, case)
+    config = case / "shop.toml"
+    with config.open("a") as f:
+        f.write(f'\n[influxdb]\nurl = "{influxd.url}"\ndatabase = "{influx_db}"\n')
+    day = "time >= '2026-10-24T22:00:00Z' AND time < '2026-10-25T23:00:00Z'"
+
+    def grafana_cost() -> float:
+        (row,) = influxd.rows(f"SELECT sum(cost) FROM energy WHERE {day}", influx_db)
+        return float(row["sum"])
+
+    ok("replay", "--config", config, "--input", case / "readings.csv")
+    assert grafana_cost() == pytest.approx(15.00)  # every quarter hour at the fallback
+    ok(
+        "prices", "import", case / "prices.csv",
+        "--config", config, "--series", "day-ahead", "--minutes", "15",
+    )  # fmt: skip
+    assert grafana_cost() == pytest.approx(5.30)  # the export's line (README.md)
 
 
 def test_a_bad_price_line_names_file_line_and_value(tmp_path: Path) -> None:

@@ -113,6 +113,8 @@ def test_a_month_closes_once_and_the_audit_trail_says_who_did_what(tmp_path: Pat
     assert "2025-11 is already closed" in again.stderr
     bad = shopwatt("close", "--config", config, "--month", "2025-13", "--yes")
     assert "--month = '2025-13': expected a month as YYYY-MM" in bad.stderr
+    last = shopwatt("close", "--config", config, "--month", "9999-12")  # no month after it
+    assert last.exit_code == 2 and "--month = '9999-12': the month has not ended" in last.stderr
     status = ok("status", "--config", config)
     assert "closed months: 2025-11 (" in status
     trail = status.split("recent changes:")[1]

@@ -106,7 +106,8 @@ def test_a_ledger_of_schema_1_gets_the_service_state_tables_with_their_content(
         conn.execute("""INSERT INTO machine_view VALUES ('mill', '[[5, 45.0, 1.5], 0, [1.5]]')""")
         conn.execute("PRAGMA user_version = 1")
     state = Ledger(cfg).live_state()
-    assert state.views == {"mill": LiveView((5, 45.0, 1.5), 0, (1.5,))}
+    # Saved before the minute's cost was carried: that part of the minute costs nothing.
+    assert state.views == {"mill": LiveView((5, 45.0, 1.5), 0, (1.5,), (0.0,))}
     assert state.pending == {} and ledger_readings(cfg) == {"mill": 10}
 
 
@@ -114,12 +115,12 @@ def test_energy_per_minute_adds_up_and_batches_write_whole_minutes(tmp_path: Pat
     cfg = _shop(tmp_path)
     mill = cfg.machines["mill"]
     r = _piece(_day_of_readings(), 0, 100)
-    minutes, band_wh = minute_energy(mill, cfg.tariff, cfg.site.tz, r)
+    minutes, band_wh, _ = minute_energy(mill, cfg.tariff, cfg.site.tz, r, {})
     assert band_wh.sum() == pytest.approx(r.wh[-1] - r.wh[0])
     assert np.all(np.diff(minutes) == 60_000)
     # Two batches cut inside a minute write that minute again, whole: the last value wins.
-    lines, view = machine_lines(cfg, mill, _piece(r, 0, 33), LiveView())
-    lines += machine_lines(cfg, mill, _piece(r, 33, 100), view)[0]
+    lines, view = machine_lines(cfg, mill, _piece(r, 0, 33), LiveView(), Ledger(cfg).price_slots)
+    lines += machine_lines(cfg, mill, _piece(r, 33, 100), view, Ledger(cfg).price_slots)[0]
     energy: dict[str, str] = {}
     for line in lines:
         if line.startswith("energy,"):
@@ -135,8 +136,8 @@ def test_a_batch_after_a_reading_without_power_keeps_its_first_state_point(
     mill = cfg.machines["mill"]
     r = _piece(_day_of_readings(), 0, 4)
     no_power = MachineReadings(r.t_ms[:1], np.array([np.nan]), r.wh[:1])
-    _, view = machine_lines(cfg, mill, no_power, LiveView())
-    lines, _ = machine_lines(cfg, mill, _piece(r, 1, 4), view)
+    _, view = machine_lines(cfg, mill, no_power, LiveView(), Ledger(cfg).price_slots)
+    lines, _ = machine_lines(cfg, mill, _piece(r, 1, 4), view, Ledger(cfg).price_slots)
     states = [text for text in lines if text.startswith("machine_state,")]
     assert states[0].endswith(f" {r.t_ms[1]}")  # the carried reading had no point to skip
 
