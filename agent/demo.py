@@ -33,6 +33,7 @@ from gateway.ledger import Ledger
 from gateway.ledger.assignments import Assignment, covering
 from gateway.ledger.customers import Customer
 from gateway.outfile import check_target, output_file
+from gateway.web.render import report_html
 
 
 def _add_customers(ledger: Ledger) -> None:
@@ -73,9 +74,9 @@ def demo(output: Path | None, seed: int, force: bool) -> None:
     out = output or Path(tempfile.mkdtemp(prefix="shopwatt-demo-"))
     out.mkdir(parents=True, exist_ok=True)
     config_path, readings, jobs = out / "shop.toml", out / "readings.csv", out / "jobs.csv"
-    prices = out / "prices.csv"
+    prices, report = out / "prices.csv", out / "report.html"
     earlier = _earlier_demo_data(config_path, out / "shopwatt-data")
-    for path in (config_path, readings, jobs, prices):  # before the simulation, not after it
+    for path in (config_path, readings, jobs, prices, report):  # before the simulation, not after
         check_target(path, (), force, "demo --output")
     if earlier is not None:  # an earlier demo's, and --force: its readings would mix in
         shutil.rmtree(earlier)
@@ -114,9 +115,11 @@ def demo(output: Path | None, seed: int, force: bool) -> None:
             path = out / f"statement-{c.id}-{period}.xlsx"
             with output_file(path, protected=cfg.own_files, force=force) as fh:
                 write_statement_xlsx(shown, fh)
+    with output_file(report, protected=cfg.own_files, force=force, what="demo --output") as fh:
+        fh.write(report_html(cfg, Ledger(cfg), f"{first:%Y-%m}").encode())
     click.echo(
         f"\nCSV:    {csv_path}\nXLSX:   {xlsx_path}\nstatements: {out}/statement-*.xlsx\n"
-        f"ledger: {ledger.path}"
+        f"ledger: {ledger.path}\nreport: {report} (open it in a browser)"
     )
 
 

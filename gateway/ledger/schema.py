@@ -109,7 +109,14 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             machine TEXT NOT NULL, job TEXT NOT NULL, card TEXT NOT NULL,
             PRIMARY KEY (machine, job)) WITHOUT ROWID""",
     ),
-    # 7 -> 8: billing. Customers and the shop's own product lines (`shopwatt customer`):
+    # 7 -> 8: the people who may use the shop's web page (gateway/ledger/users.py); only
+    # argon2id hashes, never a password.
+    (
+        """CREATE TABLE IF NOT EXISTS users (
+            name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL, created_by TEXT NOT NULL)""",
+    ),
+    # 8 -> 9: billing. Customers and the shop's own product lines (`shopwatt customer`):
     # name_key is the display name case- and space-folded, so one customer is never two;
     # merged_into, a customer merged into another (its id still resolves, to the other).
     # Assignments (`shopwatt job assign`) are keyed by an instant inside the job, so they

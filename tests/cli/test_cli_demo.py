@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -159,3 +160,21 @@ def test_demo_prints_the_months_bill_whose_charges_are_in_the_export(
     charged = ("energy_cost", "demand_cost", "fixed_cost")
     # The demo's ledger holds one day: the month's bill is that day's export.
     assert Decimal(net.split()[-1]) == sum(Decimal(r[c]) for r in rows for c in charged)
+
+
+def test_demo_writes_a_self_contained_report_of_the_day(demo: tuple[Path, str]) -> None:
+    out, printed = demo
+    report = out / "report.html"
+    assert f"report: {report}" in printed
+    page = report.read_text(encoding="utf-8")
+    rows = list(csv.DictReader(next(out.glob("costs-*.csv")).open()))
+    # Every job of the export is drawn (its id in the block's hover text), every customer
+    # is in the cost-per-customer chart, and nothing is loaded from elsewhere.
+    for row in rows:
+        if row["kind"] == "job":
+            assert f"<title>{row['job_id']} " in page
+    assert {r["customer"] for r in rows if r["customer"]} <= set(
+        re.findall(r">([^<>]+)</text>", page)
+    )
+    assert page.count("<svg") == 5
+    assert not re.search(r"""(src|href)=["']?(https?:|//|/)""", page)
