@@ -424,6 +424,23 @@ class Machine(_Section):
         return self
 
 
+class SiteMeter(_Section):
+    """[[site_meter]]: a meter that belongs to no machine (docs/tariffs.md, "Site meter")."""
+
+    id: Ident  # the machine column of its readings in a replayed CSV; its ReadingStore key
+    # grid: the utility's connection point, whose 15-minute averages set the demand peak.
+    role: Literal["grid"]
+    # Its counter is checked like a machine's: a step above rated_w x elapsed time (plus one
+    # counter step) is an implausible jump, and no power is integrated across a longer gap.
+    rated_w: Positive
+    max_gap_s: Positive = 120.0
+    counter_resolution_wh: Positive = 1.0
+
+
+# What a reading's id can name: each has rated_w, max_gap_s and counter_resolution_wh.
+Metered = Machine | SiteMeter
+
+
 class InfluxDB(_Section):
     """[influxdb]: where the outbox drains to (docs/influxdb.md).
 
@@ -515,6 +532,7 @@ class ShopConfig(_Section):
     storage: Storage = Storage()
     tariff: Tariff
     machine: Annotated[list[Machine], Field(min_length=1)]
+    site_meter: list[SiteMeter] = []
     influxdb: InfluxDB | None = None
     mqtt: Mqtt | None = None
 
@@ -535,6 +553,34 @@ class ShopConfig(_Section):
         if dup:
             raise ValueError(f"sensor ids must be unique (also among meter ids): {sorted(dup)}")
         return v
+
+    @model_validator(mode="after")
+    def _site_meter_ids(self) -> ShopConfig:
+        # A site meter's id shares the readings' id space with machines (CSV, ReadingStore).
+        # (Not self.machines: a cached_property computed here would survive model_copy.)
+        taken = {m.id for m in self.machine} | {s.id for m in self.machine for s in m.sensor}
+        taken |= {s.id for m in self.machine for s in m.meter}
+        for i, meter in enumerate(self.site_meter):
+            if meter.id in taken:
+                raise ValueError(
+                    f"site_meter[{i}].id = {meter.id!r}: already a machine, sensor or meter id"
+                )
+            taken.add(meter.id)
+        roles = [m.role for m in self.site_meter]
+        for role in set(roles):
+            if roles.count(role) > 1:
+                raise ValueError(f"site_meter: {roles.count(role)} meters with role = {role!r}")
+        return self
+
+    @property
+    def grid_meter(self) -> SiteMeter | None:
+        """The [[site_meter]] with role "grid", if any."""
+        return next((m for m in self.site_meter if m.role == "grid"), None)
+
+    @property
+    def metered(self) -> dict[str, Metered]:
+        """Everything a reading can belong to by id: machines, then site meters."""
+        return {**self.machines, **{m.id: m for m in self.site_meter}}
 
     @property
     def source(self) -> Path:

@@ -118,7 +118,14 @@ def _interval_wh(
     r = store.load(machine, lo if before is None else before, hi if after is None else after + 1)
     if len(r) < 2:
         return r.t_ms, np.zeros(max(len(r) - 1, 0))
-    return r.t_ms, interval_energy(machine, r, cfg.machines[machine]).wh
+    return r.t_ms, interval_energy(machine, r, cfg.metered[machine]).wh
+
+
+def _site_ids(cfg: ShopConfig) -> list[str]:
+    """Whose readings make the site's power: the grid site meter's when one is configured
+    (it also sees what no machine meters), else every machine's, summed."""
+    grid = cfg.grid_meter
+    return list(cfg.machines) if grid is None else [grid.id]
 
 
 def _shares(
@@ -254,7 +261,10 @@ def compute_bill(
     lo, hi = midnight_ms(first, tz), midnight_ms(end, tz)
     starts = quarter_starts(lo, hi)
     energy = {m: _interval_wh(cfg, store, m, lo, hi) for m in cfg.machines}
-    site = site_quarter_wh(energy.values(), starts)
+    site = site_quarter_wh(
+        (energy[m] if m in energy else _interval_wh(cfg, store, m, lo, hi) for m in _site_ids(cfg)),
+        starts,
+    )
     versions = tariff.versions
     midnights = [midnight_ms(first + timedelta(days=k), tz) for k in range((end - first).days)]
     day_versions = version_index(tariff, tz, np.array(midnights, dtype=np.int64)).tolist()
@@ -351,7 +361,7 @@ class PeakWatch:
         first = min(int(starts[0]) if len(starts) else at_ms, window_lo)
         # One machine's readings in memory at a time (the first update reads a month); the
         # running window is one more "quarter hour", starting 15 minutes before at_ms.
-        energy = (_interval_wh(cfg, store, m, first, at_ms + 1) for m in cfg.machines)
+        energy = (_interval_wh(cfg, store, m, first, at_ms + 1) for m in _site_ids(cfg))
         found = site_quarter_wh(energy, np.append(starts, window_lo))
         self._site[redo] = found[:-1]
         self._done = at_ms - at_ms % QUARTER_MS

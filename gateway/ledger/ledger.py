@@ -300,7 +300,7 @@ class Ledger:
             # (a 12M-row replay took twice as long); 32 MB is bounded and enough.
             conn.execute("PRAGMA cache_size = -32768")
             rows = stage(conn, readings.batches()) if readings else 0
-            staged = dict(merge_staged(conn, store, list(self.cfg.machines))) if readings else {}
+            staged = dict(merge_staged(conn, store, list(self.cfg.metered))) if readings else {}
             for machine, s in staged.items():
                 counts = {
                     "duplicate_rows": s.duplicates,
@@ -308,7 +308,8 @@ class Ledger:
                     "conflicting_rows": _conflicts(s),
                 }
                 _count(conn, machine, counts)
-            touched = _touched({m: s.merged for m, s in staged.items()})
+            # A site meter's readings are stored, never turned into rows.
+            touched = _touched({m: s.merged for m, s in staged.items() if m in self.cfg.machines})
             tz = self.cfg.site.tz
             span = explicit.store(conn, jobs.jobs, str(jobs.path), tz) if jobs else None
             if jobs and span:
