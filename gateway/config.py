@@ -123,7 +123,15 @@ class Band(_Section):
 
 # Keys that change no stored row (bill-level charges, CO2): outside the rows' fingerprint.
 BILL_KEYS = frozenset(
-    {"demand_per_kw", "fixed_per_day", "fixed_per_month", "vat", "co2_g_per_kwh", "co2_series"}
+    {
+        "demand_per_kw",
+        "fixed_per_day",
+        "fixed_per_month",
+        "vat",
+        "co2_g_per_kwh",
+        "co2_series",
+        "feed_in_per_kwh",
+    }
 )
 
 
@@ -155,6 +163,8 @@ class TariffRates(_Section):
     # An imported carbon-intensity series (g/kWh per slot, `shopwatt prices import`); then
     # co2_g_per_kwh is what a moment without a slot counts.
     co2_series: Ident | None = None
+    # What the utility pays per kWh fed in: own solar used by a machine did not earn it.
+    feed_in_per_kwh: NonNeg = 0.0
 
     @field_validator("band")
     @classmethod
@@ -428,8 +438,9 @@ class SiteMeter(_Section):
     """[[site_meter]]: a meter that belongs to no machine (docs/tariffs.md, "Site meter")."""
 
     id: Ident  # the machine column of its readings in a replayed CSV; its ReadingStore key
-    # grid: the utility's connection point, whose 15-minute averages set the demand peak.
-    role: Literal["grid"]
+    # grid: the utility's connection point, whose 15-minute averages set the demand peak;
+    # production: the shop's own solar (an inverter or its meter), used by the machines first.
+    role: Literal["grid", "production"]
     # Its counter is checked like a machine's: a step above rated_w x elapsed time (plus one
     # counter step) is an implausible jump, and no power is integrated across a longer gap.
     rated_w: Positive
@@ -576,6 +587,11 @@ class ShopConfig(_Section):
     def grid_meter(self) -> SiteMeter | None:
         """The [[site_meter]] with role "grid", if any."""
         return next((m for m in self.site_meter if m.role == "grid"), None)
+
+    @property
+    def production_meter(self) -> SiteMeter | None:
+        """The [[site_meter]] with role "production", if any."""
+        return next((m for m in self.site_meter if m.role == "production"), None)
 
     @property
     def metered(self) -> dict[str, Metered]:

@@ -510,6 +510,14 @@ class Ledger:
                     for key, c in bill.charges.items()
                 ],
             )
+            conn.executemany(
+                "INSERT INTO frozen_solar VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (period, *key, c.solar_wh, c.solar_cents)
+                    for key, c in bill.charges.items()
+                    if c.solar_wh
+                ],
+            )
             conn.execute("INSERT INTO frozen_bills VALUES (?, ?)", (period, frozen_figures(bill)))
             detail = {
                 "period": period,
@@ -770,12 +778,18 @@ def _spans(computed: Sequence[Computed]) -> dict[str, tuple[str, str]]:
 
 def _frozen_charges(conn: sqlite3.Connection, first: str, last: str) -> Charges:
     """The charges put on the rows of the closed months first..last at their close."""
+    # A row without solar (or of a month closed before frozen_solar existed) has none there.
     frozen = conn.execute(
-        "SELECT * FROM frozen_charges WHERE period >= ? AND period <= ?", (first, last)
+        """SELECT c.*, coalesce(s.solar_wh, 0) AS solar_wh,
+            coalesce(s.solar_cents, 0) AS solar_cents
+        FROM frozen_charges c LEFT JOIN frozen_solar s
+            USING (period, kind, machine, job_id, customer, day)
+        WHERE c.period >= ? AND c.period <= ?""",
+        (first, last),
     )
     return {
         (f["kind"], f["machine"], f["job_id"], f["customer"], f["day"]): RowCharges(
-            f["demand_cents"], f["fixed_cents"], f["co2_g"]
+            f["demand_cents"], f["fixed_cents"], f["co2_g"], f["solar_wh"], f["solar_cents"]
         )
         for f in frozen
     }

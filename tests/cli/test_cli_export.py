@@ -14,7 +14,7 @@ from tests.ledger.shop import series, shopwatt, write_readings, write_shop
 
 COLUMNS = (
     "kind,job_id,machine,customer,start,end,duration_h,run_h,energy_kwh,kwh_standard,kwh_peak,"
-    "energy_cost,depreciation_cost,maintenance_cost,total_cost,demand_cost,fixed_cost,co2_kg,"
+    "energy_cost,depreciation_cost,maintenance_cost,total_cost,demand_cost,fixed_cost,co2_kg,solar_kwh,solar_cost,"
     "currency"
 )
 MONEY = ("energy_cost", "depreciation_cost", "maintenance_cost")
