@@ -21,6 +21,7 @@ from gateway.export.to_text import render_text
 from gateway.inputs.prices import read_prices
 from gateway.ledger import Ledger
 from gateway.outfile import check_target, output_file
+from gateway.web.render import report_html
 
 
 @click.command()
@@ -36,9 +37,9 @@ def demo(output: Path | None, seed: int, force: bool) -> None:
     out = output or Path(tempfile.mkdtemp(prefix="shopwatt-demo-"))
     out.mkdir(parents=True, exist_ok=True)
     config_path, readings, jobs = out / "shop.toml", out / "readings.csv", out / "jobs.csv"
-    prices = out / "prices.csv"
+    prices, report = out / "prices.csv", out / "report.html"
     earlier = _earlier_demo_data(config_path, out / "shopwatt-data")
-    for path in (config_path, readings, jobs, prices):  # before the simulation, not after it
+    for path in (config_path, readings, jobs, prices, report):  # before the simulation, not after
         check_target(path, (), force, "demo --output")
     if earlier is not None:  # an earlier demo's, and --force: its readings would mix in
         shutil.rmtree(earlier)
@@ -64,7 +65,12 @@ def demo(output: Path | None, seed: int, force: bool) -> None:
     csv_path, xlsx_path = out / f"{name}.csv", out / f"{name}.xlsx"
     write_table(table, "csv", csv_path, cfg.own_files, force)
     write_table(table, "xlsx", xlsx_path, cfg.own_files, force)
-    click.echo(f"\nCSV:    {csv_path}\nXLSX:   {xlsx_path}\nledger: {Ledger(cfg).path}")
+    with output_file(report, protected=cfg.own_files, force=force, what="demo --output") as fh:
+        fh.write(report_html(cfg, Ledger(cfg), f"{first:%Y-%m}").encode())
+    click.echo(
+        f"\nCSV:    {csv_path}\nXLSX:   {xlsx_path}\nledger: {Ledger(cfg).path}\n"
+        f"report: {report} (open it in a browser)"
+    )
 
 
 def _earlier_demo_data(config_path: Path, data: Path) -> Path | None:

@@ -35,9 +35,9 @@ _BIG_FILE = 20_000_000  # bytes: from here on replay shows a progress bar
 
 
 PLUGINS = "shopwatt.commands"  # entry points through which other packages add commands
-# Commands that load heavy modules (provision: cryptography) are imported only when named,
-# so `shopwatt run` on a Pi never pays for them.
-_LAZY = {"provision": "gateway.provision.cli:provision"}
+# Commands that load heavy modules (provision: cryptography; web: starlette, argon2) are
+# imported only when named, so `shopwatt run` on a Pi never pays for them.
+_LAZY = {"provision": "gateway.provision.cli:provision", "web": "gateway.web.cli:web"}
 
 
 def _elsewhere() -> dict[str, EntryPoint]:

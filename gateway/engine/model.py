@@ -103,9 +103,13 @@ class CostRow:
     day: date  # local date that decides the period: a job's end date, an overhead row's day
     run_s: float  # seconds in the running state (0 for overhead rows)
     band_wh: tuple[float, ...]  # energy per tariff band, aligned with Tariff.band_names
-    depreciation_cost: float
-    maintenance_cost: float
+    # Machine-hour rates per hour (0 on overhead rows). Not priced here: the ledger prices
+    # the printed hours (ledger.units.hour_cents), as it does the printed kWh.
+    depreciation_per_h: float
+    maintenance_per_h: float
     open: bool = False  # a job still running at the end of the data: not final yet
+    # Which hours depreciation is charged on: run_s, or the job's duration (end - start).
+    depreciation_basis: Literal["run_hours", "job_hours"] = "run_hours"
     # Energy per priced column (tariff version x band), aligned with Tariff.columns: what
     # the energy cost is priced from. Empty on rows read back from the ledger (and on rows
     # built by hand for a tariff without versions, where the columns are the bands).

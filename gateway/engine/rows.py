@@ -1,8 +1,8 @@
-"""Cost rows: energy per band, machine-hour costs, ids and local days.
+"""Cost rows: energy per band, machine-hour rates, ids and local days.
 
-Energy is not priced here: the ledger prices the printed kWh of each priced column (tariff
-version x band; one definition: ledger.units.energy_cents, docs/accounting.md), so a line
-adds up as it is read.
+Nothing is priced here: the ledger prices the printed kWh of each priced column (tariff
+version x band; ledger.units.energy_cents) and the printed hours at the machine-hour rates
+(ledger.units.hour_cents, docs/accounting.md), so a line adds up as it is read.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from gateway.config import Machine
-from gateway.engine.energy import MS_PER_H
 from gateway.engine.jobs import JobSpans
 from gateway.engine.localtime import Calendar, local_date
 from gateway.engine.model import F64, I64, CostRow
@@ -54,15 +53,12 @@ def job_rows(
     tz: ZoneInfo,
 ) -> list[CostRow]:
     """One row per job: energy per band and per priced column (tariff version x band), run
-    time, and the machine-hour costs (unrounded).
+    time, and the machine-hour rates.
 
     The id uses the local start date, the row's period day is the local end date.
     """
     cost = machine.cost
     ids = jobs.ids or _auto_ids(machine_id, _local_days(jobs.start_ms, cal, tz))
-    run_h = run_s / 3600.0
-    job_h = (jobs.end_ms - jobs.start_ms) / MS_PER_H
-    dep_h = job_h if cost.depreciation_basis == "job_hours" else run_h
     columns = zip(
         ids,
         jobs.customers,
@@ -73,8 +69,6 @@ def job_rows(
         band_wh.tolist(),
         priced_wh.tolist(),
         spot.tolist(),
-        (dep_h * cost.depreciation_per_hour).tolist(),
-        (run_h * cost.maintenance_per_run_hour).tolist(),
         jobs.open,
         strict=True,
     )
@@ -89,9 +83,10 @@ def job_rows(
             day=day,
             run_s=run,
             band_wh=tuple(wh),
-            depreciation_cost=dep,
-            maintenance_cost=maint,
+            depreciation_per_h=cost.depreciation_per_hour,
+            maintenance_per_h=cost.maintenance_per_run_hour,
             open=still_open,
+            depreciation_basis=cost.depreciation_basis,
             priced_wh=tuple(priced),
             spot_cost=spot_cost,
             fallback_wh=fallback_wh,
@@ -106,8 +101,6 @@ def job_rows(
             wh,
             priced,
             (spot_cost, fallback_wh),
-            dep,
-            maint,
             still_open,
         ) in columns
     ]
@@ -134,8 +127,8 @@ def overhead_rows(
             day=day,
             run_s=0.0,
             band_wh=tuple(wh),
-            depreciation_cost=0.0,
-            maintenance_cost=0.0,
+            depreciation_per_h=0.0,
+            maintenance_per_h=0.0,
             priced_wh=tuple(priced),
             spot_cost=spot_cost,
             fallback_wh=fallback_wh,

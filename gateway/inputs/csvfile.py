@@ -2,7 +2,8 @@
 
 readings.csv: `time,machine,watts[,wh]`, one reading per row, rows in any order. `time` is
 ISO 8601 with a UTC offset or `Z` (kept to the millisecond), `watts` the mean power of the
-reading, `wh` an optional cumulative energy counter (empty: the reading has none).
+reading, `wh` an optional cumulative energy counter (empty: the reading has none; `nan` is
+refused).
 jobs.csv: `job_id,machine,start,end[,customer]`, the operator's own job list.
 
 A file is read in blocks of whole lines (a few MB), so a file of any length needs the
@@ -203,7 +204,6 @@ class _Rules:
             ("watts", rows.watts < 0),
             ("watts", rows.watts > rated),
             ("wh", rows.wh < 0),
-            ("wh", np.isinf(rows.wh)),
             ("time", (rows.t_ms < self.window[0]) | (rows.t_ms > self.window[1])),
         ]
         best: tuple[int, int] | None = None  # (row, check number): earliest row, then rule order
@@ -229,7 +229,6 @@ class _Rules:
             "negative power",
             "",
             "negative energy counter",
-            "not a finite number",
             _outside(self.window),
         )[check]
 
@@ -315,6 +314,14 @@ class ReadingsCsv:
         time = table.column("time")
         if time.null_count:  # an empty cell: the exact pass names its line
             return None
+        wh = np.full(table.num_rows, np.nan)
+        if "wh" in names:
+            counter = table.column("wh")
+            wh = counter.to_numpy().astype(np.float64, copy=False)
+            # Only an empty cell (null) is "no counter"; a 'nan' or 'inf' text: the exact
+            # pass names its line.
+            if np.count_nonzero(~np.isfinite(wh)) != counter.null_count:
+                return None
         machine = table.column("machine")
         dictionary = machine.chunk(0).dictionary.to_pylist() if machine.num_chunks else []
         to_config = np.array([self._lookup.get(n, -1) for n in dictionary] + [-1], np.int64)
@@ -325,9 +332,7 @@ class ReadingsCsv:
             # datetime64[us] viewed as integers: no pyarrow.compute (0.3 s to import).
             t_ms=time.to_numpy().view(np.int64) // 1000,
             watts=table.column("watts").to_numpy().astype(np.float64, copy=False),
-            wh=table.column("wh").to_numpy().astype(np.float64, copy=False)
-            if "wh" in names
-            else np.full(table.num_rows, np.nan),
+            wh=wh,
         )
 
     def _exact(self, line: int, block: bytes) -> ReadingRows:
@@ -370,14 +375,21 @@ class _BadField(Exception):
         self.reason = reason
 
 
-def _number(fields: list[str], index: Mapping[str, int], column: str, empty: float) -> float:
+def _number(
+    fields: list[str], index: Mapping[str, int], column: str, empty: float, finite: bool = False
+) -> float:
     text = fields[index[column]].strip() if column in index else ""
     if not text:
         return empty
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise _BadField(column, "not a number") from None
+    # finite: an empty cell is the only way to say "none" (wh: the reading has no counter);
+    # a 'nan' taken for it would hide a logger's error value.
+    if finite and not math.isfinite(value):
+        raise _BadField(column, "not a finite number (leave the cell empty for none)")
+    return value
 
 
 def _parse_reading(
@@ -398,7 +410,7 @@ def _parse_reading(
         t_ms,
         lookup.get(fields[index["machine"]], -1),
         _number(fields, index, "watts", math.nan),
-        _number(fields, index, "wh", math.nan),
+        _number(fields, index, "wh", math.nan, finite=True),
     )
 
 

@@ -93,7 +93,8 @@ class JobsSource(Protocol):
         """Machine -> its jobs."""
 
 
-def _os_user() -> str:
+def os_user() -> str:
+    """The OS user running this command (the audit trail's `who` of a CLI change)."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # a container user without a passwd entry
@@ -211,7 +212,7 @@ class Ledger:
     ) -> None:
         self.cfg = cfg
         self.path = cfg.storage_dir / LEDGER_FILE
-        self._who = who or _os_user()
+        self._who = who or os_user()
         self._clock = clock
         self._held: sqlite3.Connection | None = None
 

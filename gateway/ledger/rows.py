@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from gateway.engine.localtime import period_of
 from gateway.engine.model import CostRow
-from gateway.ledger.units import cents, energy_cents, hours, kwh, money
+from gateway.ledger.units import energy_cents, hour_cents, hours, kwh, money
 
 Kind = Literal["job", "overhead", "adjustment"]
 Table = Literal["rows", "adjustments", "frozen"]
@@ -151,7 +151,10 @@ class LedgerRow:
 def from_cost_row(row: CostRow, band_names: Sequence[str], rates: Sequence[float]) -> LedgerRow:
     """The engine's row with money in cents, one rounding per cost per row; the energy cost
     is the printed kWh of each priced column (tariff version x band) at its rate
-    (units.energy_cents, rates aligned with Tariff.columns)."""
+    (units.energy_cents, rates aligned with Tariff.columns), the machine-hour costs are the
+    printed hours (run_h, or duration_h for depreciation on job hours) at their rates."""
+    duration_s = (row.end_ms - row.start_ms) / 1000.0
+    depreciation_s = duration_s if row.depreciation_basis == "job_hours" else row.run_s
     return LedgerRow(
         period=period_of(row.day),
         kind=row.kind,
@@ -162,12 +165,12 @@ def from_cost_row(row: CostRow, band_names: Sequence[str], rates: Sequence[float
         end_ms=row.end_ms,
         day=row.day,
         amounts=Amounts(
-            duration_s=(row.end_ms - row.start_ms) / 1000.0,
+            duration_s=duration_s,
             run_s=row.run_s,
             band_wh=dict(zip(band_names, row.band_wh, strict=True)),
             energy_cents=energy_cents(row.priced_wh or row.band_wh, rates, row.spot_cost),
-            depreciation_cents=cents(row.depreciation_cost),
-            maintenance_cents=cents(row.maintenance_cost),
+            depreciation_cents=hour_cents(depreciation_s, row.depreciation_per_h),
+            maintenance_cents=hour_cents(row.run_s, row.maintenance_per_h),
         ),
         open=row.open,
     )

@@ -102,7 +102,21 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE IF NOT EXISTS frozen_bills (
             period TEXT PRIMARY KEY, figures TEXT NOT NULL)""",
     ),
-    # 6 -> 7: own solar on the rows of closed months (the export's solar_kwh, solar_cost),
+    # 6 -> 7: the card UID of a job started or stopped at a sensor's card reader, beside
+    # its live_jobs row: a table of its own, as steps only add tables (see the reader below).
+    (
+        """CREATE TABLE IF NOT EXISTS live_job_cards (
+            machine TEXT NOT NULL, job TEXT NOT NULL, card TEXT NOT NULL,
+            PRIMARY KEY (machine, job)) WITHOUT ROWID""",
+    ),
+    # 7 -> 8: the people who may use the shop's web page (gateway/ledger/users.py); only
+    # argon2id hashes, never a password.
+    (
+        """CREATE TABLE IF NOT EXISTS users (
+            name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL, created_by TEXT NOT NULL)""",
+    ),
+    # 8 -> 9: own solar on the rows of closed months (the export's solar_kwh, solar_cost),
     # beside frozen_charges (a table of its own: migrations may run again, ALTER may not).
     (
         """CREATE TABLE IF NOT EXISTS frozen_solar (

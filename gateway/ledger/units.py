@@ -41,6 +41,15 @@ def energy_cents(band_wh: Iterable[float], rates: Iterable[float], spot: float =
     return _cents(sum(priced, _decimal(spot)))
 
 
+def hour_cents(seconds: float, rate: float) -> int:
+    """A machine-hour cost in cents: the printed hours x the rate per hour, rounded once.
+
+    As for energy, the printed hours (not the unrounded run time) are priced, so a line
+    checks with a calculator: 1.3208 h x 1.20 = 1.58496 -> 1.58.
+    """
+    return _cents(hours(seconds) * _decimal(rate))
+
+
 def kwh(wh: float) -> Decimal:
     """Wh to kWh with KWH_DECIMALS, half up: the value the export prints."""
     return (_decimal(wh) / 1000).quantize(Decimal(10) ** -KWH_DECIMALS, rounding=ROUND_HALF_UP)

@@ -19,6 +19,8 @@ import numpy as np
 
 from gateway.config import ShopConfig, Tariff, load_config
 from gateway.engine import CostRow, EnergyStats, ExplicitJob, MachineReadings, compute_machine
+from gateway.ledger.rows import from_cost_row
+from gateway.ledger.units import money
 
 CASES = Path(__file__).parent.parent / "cases"
 
@@ -100,6 +102,10 @@ def row_as_dict(row: CostRow, case: Case) -> dict[str, Any]:
     def local(ms: int) -> str:
         return datetime.fromtimestamp(ms / 1000, tz).isoformat()
 
+    # The machine-hour costs as the ledger prices them: the printed hours x the rate.
+    tariff = case.config.tariff
+    amounts = from_cost_row(row, tariff.band_names, tariff.rates).amounts
+
     return {
         "kind": row.kind,
         "job_id": row.job_id,
@@ -111,8 +117,8 @@ def row_as_dict(row: CostRow, case: Case) -> dict[str, Any]:
         "run_s": row.run_s,
         "wh": dict(zip(case.config.tariff.band_names, row.band_wh, strict=True)),
         "priced_wh": dict(zip(column_names(case.config.tariff), row.priced_wh, strict=True)),
-        "depreciation_cost": row.depreciation_cost,
-        "maintenance_cost": row.maintenance_cost,
+        "depreciation_cost": float(money(amounts.depreciation_cents)),
+        "maintenance_cost": float(money(amounts.maintenance_cents)),
         "open": row.open,
     }
 

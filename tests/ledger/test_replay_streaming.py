@@ -54,6 +54,9 @@ BAD_ROWS = {
     "nan": b"2026-11-03T08:02:00Z,mill,nan,104.0",
     "empty_watts": b"2026-11-03T08:02:00Z,mill,,104.0",
     "infinite_wh": b"2026-11-03T08:02:00Z,mill,5,inf",
+    "nan_wh": b"2026-11-03T08:02:00Z,mill,5,nan",
+    "nan_wh_uppercase": b"2026-11-03T08:02:00Z,mill,5,NaN",
+    "negative_infinite_wh": b"2026-11-03T08:02:00Z,mill,5,-inf",
     "negative_wh": b"2026-11-03T08:02:00Z,mill,200,-1",
     "empty_time": b",mill,200,1",
     "short_row": b"2026-11-03T08:02:00Z,mill,200",
@@ -104,6 +107,19 @@ def test_pyarrow_and_the_csv_module_read_every_file_alike(tmp_path: Path, name: 
     assert isinstance(exact, str) == (name in BAD), exact
     if isinstance(exact, str):
         assert exact.startswith(f"{path}"), exact  # one line naming the file (and the line)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["pyarrow", "csv"])
+@pytest.mark.parametrize("name", ["nan_wh", "infinite_wh"])
+def test_a_nan_or_infinite_counter_is_an_error_not_a_reading_without_one(
+    tmp_path: Path, fast: bool, name: str
+) -> None:
+    # Only an empty wh cell means "no counter": a logger's 'nan' was taken for one.
+    path = tmp_path / "readings.csv"
+    path.write_bytes(BAD[name])
+    text = BAD_ROWS[name].rsplit(b",", 1)[1].decode()
+    reason = "not a finite number (leave the cell empty for none)"
+    assert _read(path, fast) == f"{path} line 3: wh = {text!r}: {reason}"
 
 
 def test_a_row_seen_twice_keeps_the_first_and_counts_the_conflict(tmp_path: Path) -> None:

@@ -54,8 +54,8 @@ def _cost_row(job_id: str, end_ms: int, open: bool) -> CostRow:
         day=date(2023, 11, 14),
         run_s=3600.0,
         band_wh=(1000.0, 500.0),
-        depreciation_cost=3.0,
-        maintenance_cost=0.5,
+        depreciation_per_h=3.0,
+        maintenance_per_h=0.5,
         open=open,
     )
 
@@ -156,9 +156,9 @@ def test_job_points_carry_the_figures_the_export_prints_never_a_float_artefact()
         T0,
         customer="ACME",
         band_wh=(10.1, 20.2),
-        run_s=1000.0,
-        depreciation_cost=0.01,
-        maintenance_cost=0.07,
+        run_s=1000.0,  # 0.2778 h: x 0.036 = 0.0100008 -> 0.01, x 0.252 = 0.0700056 -> 0.07
+        depreciation_per_h=0.036,
+        maintenance_per_h=0.252,
     )
     (text,) = cost_lines("shop", [row], TARIFF.band_names)
     fields = dict(f.split("=", 1) for f in text.split(" ")[1].split(","))
