@@ -112,7 +112,7 @@ def replay_files(
     with tqdm(desc="replay", unit="step", disable=None if bar else True, leave=False) as progress:
         progress.set_postfix_str(f"reading {readings or jobs}")
         now = now_ms()  # no reading may be dated a day after this
-        parsed = ReadingsCsv(readings, cfg.machines, now) if readings else None
+        parsed = ReadingsCsv(readings, cfg.metered, now) if readings else None
         explicit = read_jobs(jobs, cfg.machines, now) if jobs else None
 
         def step(what: str, done: int, total: int) -> None:

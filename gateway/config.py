@@ -123,7 +123,15 @@ class Band(_Section):
 
 # Keys that change no stored row (bill-level charges, CO2): outside the rows' fingerprint.
 BILL_KEYS = frozenset(
-    {"demand_per_kw", "fixed_per_day", "fixed_per_month", "vat", "co2_g_per_kwh", "co2_series"}
+    {
+        "demand_per_kw",
+        "fixed_per_day",
+        "fixed_per_month",
+        "vat",
+        "co2_g_per_kwh",
+        "co2_series",
+        "feed_in_per_kwh",
+    }
 )
 
 
@@ -155,6 +163,8 @@ class TariffRates(_Section):
     # An imported carbon-intensity series (g/kWh per slot, `shopwatt prices import`); then
     # co2_g_per_kwh is what a moment without a slot counts.
     co2_series: Ident | None = None
+    # What the utility pays per kWh fed in: own solar used by a machine did not earn it.
+    feed_in_per_kwh: NonNeg = 0.0
 
     @field_validator("band")
     @classmethod
@@ -453,6 +463,24 @@ class Machine(_Section):
         return self
 
 
+class SiteMeter(_Section):
+    """[[site_meter]]: a meter that belongs to no machine (docs/tariffs.md, "Site meter")."""
+
+    id: Ident  # the machine column of its readings in a replayed CSV; its ReadingStore key
+    # grid: the utility's connection point, whose 15-minute averages set the demand peak;
+    # production: the shop's own solar (an inverter or its meter), used by the machines first.
+    role: Literal["grid", "production"]
+    # Its counter is checked like a machine's: a step above rated_w x elapsed time (plus one
+    # counter step) is an implausible jump, and no power is integrated across a longer gap.
+    rated_w: Positive
+    max_gap_s: Positive = 120.0
+    counter_resolution_wh: Positive = 1.0
+
+
+# What a reading's id can name: each has rated_w, max_gap_s and counter_resolution_wh.
+Metered = Machine | SiteMeter
+
+
 class InfluxDB(_Section):
     """[influxdb]: where the outbox drains to (docs/influxdb.md).
 
@@ -544,6 +572,7 @@ class ShopConfig(_Section):
     storage: Storage = Storage()
     tariff: Tariff
     machine: Annotated[list[Machine], Field(min_length=1)]
+    site_meter: list[SiteMeter] = []
     influxdb: InfluxDB | None = None
     mqtt: Mqtt | None = None
     pricing: Pricing = Pricing()
@@ -577,6 +606,39 @@ class ShopConfig(_Section):
             if unknown:
                 raise ValueError(f"{where}.{unknown[0]}: not a machine id (known: {sorted(ids)})")
         return self
+
+    @model_validator(mode="after")
+    def _site_meter_ids(self) -> ShopConfig:
+        # A site meter's id shares the readings' id space with machines (CSV, ReadingStore).
+        # (Not self.machines: a cached_property computed here would survive model_copy.)
+        taken = {m.id for m in self.machine} | {s.id for m in self.machine for s in m.sensor}
+        taken |= {s.id for m in self.machine for s in m.meter}
+        for i, meter in enumerate(self.site_meter):
+            if meter.id in taken:
+                raise ValueError(
+                    f"site_meter[{i}].id = {meter.id!r}: already a machine, sensor or meter id"
+                )
+            taken.add(meter.id)
+        roles = [m.role for m in self.site_meter]
+        for role in set(roles):
+            if roles.count(role) > 1:
+                raise ValueError(f"site_meter: {roles.count(role)} meters with role = {role!r}")
+        return self
+
+    @property
+    def grid_meter(self) -> SiteMeter | None:
+        """The [[site_meter]] with role "grid", if any."""
+        return next((m for m in self.site_meter if m.role == "grid"), None)
+
+    @property
+    def production_meter(self) -> SiteMeter | None:
+        """The [[site_meter]] with role "production", if any."""
+        return next((m for m in self.site_meter if m.role == "production"), None)
+
+    @property
+    def metered(self) -> dict[str, Metered]:
+        """Everything a reading can belong to by id: machines, then site meters."""
+        return {**self.machines, **{m.id: m for m in self.site_meter}}
 
     @property
     def source(self) -> Path:

@@ -58,9 +58,10 @@ def _plain(d: Decimal) -> Decimal:
 
 
 # The month's demand charge and fixed charges as shared out to rows, and the CO2 of the
-# row's energy (docs/tariffs.md): added after total_cost, which stays energy +
-# depreciation + maintenance.
-CHARGES = ("demand_cost", "fixed_cost", "co2_kg")
+# row's energy, then the own solar it used and what that changes in its energy cost
+# (docs/tariffs.md): added after total_cost, which stays energy + depreciation +
+# maintenance.
+CHARGES = ("demand_cost", "fixed_cost", "co2_kg", "solar_kwh", "solar_cost")
 
 
 def numbers_header(band_names: Sequence[str]) -> list[str]:
@@ -78,6 +79,8 @@ def _numbers(row: LedgerRow, band_names: Sequence[str], charges: Charges) -> lis
         money(c.demand_cents),
         money(c.fixed_cents),
         co2_kg,
+        Decimal(c.solar_wh).scaleb(-3),
+        money(c.solar_cents),
     ]
     return [_plain(d) for d in printed]
 

@@ -32,7 +32,7 @@ from typing import NoReturn
 import numpy as np
 import numpy.typing as npt
 
-from gateway.config import Machine
+from gateway.config import Machine, Metered
 from gateway.engine.localtime import iso_utc, utc_ms
 from gateway.engine.model import ExplicitJob, MachineReadings, ReadingRows, first_of_times
 from gateway.errors import InputError
@@ -190,7 +190,7 @@ def _outside(window: tuple[int, int]) -> str:
 class _Rules:
     """The checks every reading must pass, run on whole columns (both parsers use them)."""
 
-    def __init__(self, machines: Mapping[str, Machine], window: tuple[int, int]) -> None:
+    def __init__(self, machines: Mapping[str, Metered], window: tuple[int, int]) -> None:
         self.ids = list(machines)
         self.window = window  # the first and last plausible time
         # One extra slot: index -1 (unknown machine) reads +inf, so no power bound fires there.
@@ -220,7 +220,7 @@ class _Rules:
 
     def _reason(self, check: int, rows: ReadingRows, row: int) -> str:
         if check == 0:
-            return f"not a machine in shop.toml (known: {', '.join(self.ids)})"
+            return f"not a machine or site meter in shop.toml (known: {', '.join(self.ids)})"
         if check == 3:
             machine = int(rows.machine[row])
             return f"above rated_w = {self.rated[machine]:g} W of {self.ids[machine]}"
@@ -243,7 +243,7 @@ class ReadingsCsv:
     def __init__(
         self,
         path: str | Path,
-        machines: Mapping[str, Machine],
+        machines: Mapping[str, Metered],
         now_ms: int | None = None,
         *,
         fast: bool = HAVE_PYARROW,
@@ -417,7 +417,7 @@ def _parse_reading(
 
 def read_readings(
     path: str | Path,
-    machines: Mapping[str, Machine],
+    machines: Mapping[str, Metered],
     now_ms: int | None = None,
     *,
     fast: bool = HAVE_PYARROW,

@@ -332,7 +332,7 @@ class Ledger:
             # (a 12M-row replay took twice as long); 32 MB is bounded and enough.
             conn.execute("PRAGMA cache_size = -32768")
             rows = stage(conn, readings.batches()) if readings else 0
-            staged = dict(merge_staged(conn, store, list(self.cfg.machines))) if readings else {}
+            staged = dict(merge_staged(conn, store, list(self.cfg.metered))) if readings else {}
             for machine, s in staged.items():
                 counts = {
                     "duplicate_rows": s.duplicates,
@@ -340,7 +340,8 @@ class Ledger:
                     "conflicting_rows": _conflicts(s),
                 }
                 _count(conn, machine, counts)
-            touched = _touched({m: s.merged for m, s in staged.items()})
+            # A site meter's readings are stored, never turned into rows.
+            touched = _touched({m: s.merged for m, s in staged.items() if m in self.cfg.machines})
             tz = self.cfg.site.tz
             span = explicit.store(conn, owned, str(jobs.path), tz) if jobs else None
             if jobs and span:
@@ -543,6 +544,15 @@ class Ledger:
                 [
                     (period, *key, c.demand_cents, c.fixed_cents, c.co2_g)
                     for key, c in bill.charges.items()
+                ],
+            )
+            conn.executemany(
+                "INSERT INTO frozen_solar (period, kind, machine, job_id, customer, order_id, "
+                "day, solar_wh, solar_cents) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (period, *key, c.solar_wh, c.solar_cents)
+                    for key, c in bill.charges.items()
+                    if c.solar_wh
                 ],
             )
             conn.execute("INSERT INTO frozen_bills VALUES (?, ?)", (period, frozen_figures(bill)))
@@ -1017,12 +1027,18 @@ def _spans(computed: Sequence[Computed]) -> dict[str, tuple[str, str]]:
 
 def _frozen_charges(conn: sqlite3.Connection, first: str, last: str) -> Charges:
     """The charges put on the rows of the closed months first..last at their close."""
+    # A row without solar (or of a month closed before frozen_solar existed) has none there.
     frozen = conn.execute(
-        "SELECT * FROM frozen_charges WHERE period >= ? AND period <= ?", (first, last)
+        """SELECT c.*, coalesce(s.solar_wh, 0) AS solar_wh,
+            coalesce(s.solar_cents, 0) AS solar_cents
+        FROM frozen_charges c LEFT JOIN frozen_solar s
+            USING (period, kind, machine, job_id, customer, order_id, day)
+        WHERE c.period >= ? AND c.period <= ?""",
+        (first, last),
     )
     return {
         (f["kind"], f["machine"], f["job_id"], f["customer"], f["order_id"], f["day"]): RowCharges(
-            f["demand_cents"], f["fixed_cents"], f["co2_g"]
+            f["demand_cents"], f["fixed_cents"], f["co2_g"], f["solar_wh"], f["solar_cents"]
         )
         for f in frozen
     }

@@ -147,6 +147,15 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # A row's charges are keyed like the row, and a row's key has its order now.
         "ALTER TABLE frozen_charges ADD COLUMN order_id TEXT NOT NULL DEFAULT ''",
     ),
+    # 9 -> 10: own solar on the rows of closed months (the export's solar_kwh, solar_cost),
+    # beside frozen_charges (a table of its own: migrations may run again, ALTER may not).
+    (
+        """CREATE TABLE IF NOT EXISTS frozen_solar (
+            period TEXT NOT NULL, kind TEXT NOT NULL, machine TEXT NOT NULL,
+            job_id TEXT NOT NULL, customer TEXT NOT NULL, order_id TEXT NOT NULL,
+            day TEXT NOT NULL, solar_wh INTEGER NOT NULL, solar_cents INTEGER NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS frozen_solar_by_period ON frozen_solar (period)",
+    ),
 )
 SCHEMA_VERSION = 1 + len(_MIGRATIONS)
 PAGE_SIZE = 1024

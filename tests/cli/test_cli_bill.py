@@ -12,9 +12,16 @@ from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from tests.ledger.shop import drop_billing_step, ok
 
-CASE = Path(__file__).resolve().parents[1] / "cases" / "demand_peak"
+CASES = Path(__file__).resolve().parents[1] / "cases"
+CASE = CASES / "demand_peak"
+# The same machines and jobs, with a grid site meter that sets the peak elsewhere.
+GRID = CASES / "grid_meter"
+# The same again, with own solar production covering part of the jobs.
+SOLAR = CASES / "solar"
 
 
 def _amount(text: str, label: str) -> str:
@@ -23,10 +30,10 @@ def _amount(text: str, label: str) -> str:
     return line.split()[-1]
 
 
-def _replayed(tmp_path: Path) -> Path:
+def _replayed(tmp_path: Path, folder: Path = CASE) -> Path:
     """The case copied to tmp_path and replayed; its shop.toml."""
     case = tmp_path / "case"
-    shutil.copytree(CASE, case)
+    shutil.copytree(folder, case)
     config = case / "shop.toml"
     jobs = case / "jobs.csv"
     ok(
@@ -42,8 +49,11 @@ def _replayed(tmp_path: Path) -> Path:
     return config
 
 
-def test_the_demand_peak_is_billed_and_shared_by_the_jobs_that_made_it(tmp_path: Path) -> None:
-    config = _replayed(tmp_path)
+@pytest.mark.parametrize("folder", [CASE, GRID, SOLAR], ids=lambda p: p.name)
+def test_the_demand_peak_is_billed_and_shared_by_the_jobs_that_made_it(
+    tmp_path: Path, folder: Path
+) -> None:
+    config = _replayed(tmp_path, folder)
     case = config.parent
     want = json.loads((case / "expected_bill.json").read_text())
 
@@ -118,6 +128,48 @@ def test_the_export_carries_the_charges_and_adds_up_to_the_bill(tmp_path: Path) 
     again = ok("bill", "--config", config, "--month", "2026-11")
     assert [x for x in again.splitlines() if x != late_line] == bill.splitlines()
     assert net == Decimal(_amount(again, "net"))
+
+
+def test_a_grid_meter_sets_the_peak_but_is_never_a_row(tmp_path: Path) -> None:
+    config = _replayed(tmp_path, GRID)
+    want = json.loads((config.parent / "expected_bill.json").read_text())
+    lines = _export(config)
+    assert {r["machine"] for r in lines} == {"mill", "laser"}
+    name = {id(r): r["job_id"] or f"{r['machine']} overhead" for r in lines}
+    assert {name[id(r)]: [r["demand_cost"], r["fixed_cost"]] for r in lines} == want[
+        "export_charges"
+    ]
+    bill = ok("bill", "--config", config, "--month", "2026-11")
+    net = _total(lines, "energy_cost", "demand_cost", "fixed_cost")
+    assert net == Decimal(_amount(bill, "net"))  # to the cent
+    status = ok("status", "--config", config)
+    machines = [
+        x.split()[0] for x in status.splitlines() if x.startswith(("mill", "laser", "grid"))
+    ]
+    assert machines == ["laser", "mill"]  # the site meter is no machine line
+
+
+def test_own_solar_lowers_the_jobs_energy_cost_and_the_export_still_adds_up(
+    tmp_path: Path,
+) -> None:
+    config = _replayed(tmp_path, SOLAR)
+    want = json.loads((config.parent / "expected_bill.json").read_text())
+    lines = _export(config)
+    assert {r["machine"] for r in lines} == {"mill", "laser"}  # pv is never a row
+    name = {id(r): r["job_id"] or f"{r['machine']} overhead" for r in lines}
+    assert {name[id(r)]: [r["solar_kwh"], r["solar_cost"]] for r in lines} == want["export_solar"]
+    bill = ok("bill", "--config", config, "--month", "2026-11")
+    assert _amount(bill, "own solar used") == want["solar_kwh"]
+    assert _amount(bill, "grid kWh") == want["grid_kwh"]
+    assert _amount(bill, "own solar:") == want["solar_cost"]
+    net = _total(lines, "energy_cost", "solar_cost", "demand_cost", "fixed_cost")
+    assert net == Decimal(_amount(bill, "net")) == Decimal(want["net"])
+
+    # Closing freezes the solar with the month: a new feed-in tariff changes neither.
+    ok("close", "--config", config, "--month", "2026-11")
+    config.write_text(config.read_text().replace("feed_in_per_kwh = 0.08", "feed_in_per_kwh = 0.5"))
+    assert [r for r in _export(config) if r["kind"] != "adjustment"] == lines
+    assert ok("bill", "--config", config, "--month", "2026-11") == bill
 
 
 def test_a_ledger_from_before_the_charges_table_gets_it_at_its_next_close(

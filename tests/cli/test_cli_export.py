@@ -18,7 +18,8 @@ from tests.ledger.shop import series, shopwatt, write_readings, write_shop
 COLUMNS = (
     "kind,job_id,machine,customer,start,end,duration_h,run_h,energy_kwh,kwh_standard,kwh_peak,"
     "energy_cost,depreciation_cost,maintenance_cost,total_cost,demand_cost,fixed_cost,co2_kg,"
-    "currency,order,parts,scrap,kwh_per_part,cost_per_part,price,margin,corrects"
+    "solar_kwh,solar_cost,currency,order,parts,scrap,kwh_per_part,cost_per_part,price,margin,"
+    "corrects"
 )
 MONEY = ("energy_cost", "depreciation_cost", "maintenance_cost")
 NUMBERS = ("duration_h", "run_h", "energy_kwh", "kwh_standard", "kwh_peak", *MONEY, "total_cost")
