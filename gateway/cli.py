@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import sys
-from collections.abc import Mapping
-from datetime import date, datetime
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, timedelta
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, cast
@@ -14,19 +13,21 @@ from typing import Any, cast
 import click
 
 from gateway import __version__
+from gateway.billing_cli import INSTANT_HELP, instant, known_machine, month_dates
 from gateway.cligroup import UserErrorGroup, config_option
 from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
-from gateway.engine.localtime import FIRST_MS, LAST_MS, local_time
+from gateway.engine.localtime import local_time
 from gateway.engine.model import MachineReadings
 from gateway.errors import OutputError, ShopwattError
 from gateway.export import BY, Table, build_table, write_csv
 from gateway.export.table import By
 from gateway.export.to_bill import bill_text
+from gateway.export.to_csv import DIALECTS, Dialect, write_csv_binary
 from gateway.inputs.prices import FORMATS as PRICE_FORMATS
 from gateway.inputs.prices import Format as PriceFormat
 from gateway.inputs.prices import read_prices
-from gateway.ledger import Dropped, Ledger, Replayed, Status
+from gateway.ledger import Dropped, Ledger, Replayed, Selection, Status
 from gateway.ledger.periods import parse_month
 from gateway.ledger.prices import co2_series, spot_series
 from gateway.outfile import check_target, output_file
@@ -37,7 +38,14 @@ _BIG_FILE = 20_000_000  # bytes: from here on replay shows a progress bar
 PLUGINS = "shopwatt.commands"  # entry points through which other packages add commands
 # Commands that load heavy modules (provision: cryptography; web: starlette, argon2) are
 # imported only when named, so `shopwatt run` on a Pi never pays for them.
-_LAZY = {"provision": "gateway.provision.cli:provision", "web": "gateway.web.cli:web"}
+_LAZY = {
+    "provision": "gateway.provision.cli:provision",
+    "web": "gateway.web.cli:web",
+    "customer": "gateway.billing_cli:customer",
+    "job": "gateway.billing_cli:job",
+    "jobs": "gateway.billing_cli:jobs",
+    "statement": "gateway.billing_cli:statement",
+}
 
 
 def _elsewhere() -> dict[str, EntryPoint]:
@@ -88,7 +96,11 @@ _day = click.DateTime(formats=["%Y-%m-%d"])
 
 
 def replay_files(
-    cfg: ShopConfig, readings: Path | None, jobs: Path | None, bar: bool = False
+    cfg: ShopConfig,
+    readings: Path | None,
+    jobs: Path | None,
+    bar: bool = False,
+    create_customers: bool = False,
 ) -> Replayed:
     """Parse and check the files, then replay them into the ledger in one transaction."""
     # Imported here: the parser (pyarrow) and tqdm are for replay, not for `shopwatt run`.
@@ -100,7 +112,7 @@ def replay_files(
     with tqdm(desc="replay", unit="step", disable=None if bar else True, leave=False) as progress:
         progress.set_postfix_str(f"reading {readings or jobs}")
         now = now_ms()  # no reading may be dated a day after this
-        parsed = ReadingsCsv(readings, cfg.machines, now) if readings else None
+        parsed = ReadingsCsv(readings, cfg.metered, now) if readings else None
         explicit = read_jobs(jobs, cfg.machines, now) if jobs else None
 
         def step(what: str, done: int, total: int) -> None:
@@ -109,7 +121,7 @@ def replay_files(
             progress.update(done - progress.n)
 
         ledger = Ledger(cfg)
-        replayed = ledger.replay(parsed, explicit, step)
+        replayed = ledger.replay(parsed, explicit, step, create_customers)
     # The replayed days' readings come back from the ledger, one machine at a time.
     publish(cfg, replayed.recomputed, ledger.stored(replayed.recomputed) if parsed else None)
     return replayed
@@ -145,7 +157,7 @@ def replay_summary(replayed: Replayed, readings: Path | None, jobs: Path | None)
             "the dropped rows had other values than the row kept (the first one)"
         )
     if jobs:
-        lines.append(f"{jobs}: {replayed.jobs} jobs (they replace detection on their days)")
+        lines.append(f"{jobs}: {replayed.jobs} jobs (detection runs around them)")
     for machine, (first, last) in replayed.recomputed.items():
         lines.append(f"recomputed {machine}: {first} .. {last}")
     if not replayed.recomputed:
@@ -160,13 +172,20 @@ def replay_summary(replayed: Replayed, readings: Path | None, jobs: Path | None)
 @config_option
 @click.option("--input", "readings", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--jobs", type=click.Path(dir_okay=False, path_type=Path))
-def replay(config_path: Path, readings: Path | None, jobs: Path | None) -> None:
+@click.option(
+    "--create-customers",
+    is_flag=True,
+    help="Add customers jobs.csv names that the ledger does not know (default: refuse).",
+)
+def replay(
+    config_path: Path, readings: Path | None, jobs: Path | None, create_customers: bool
+) -> None:
     """Load readings.csv (and jobs.csv) into the ledger; a bad row stops it before any write."""
     if readings is None and jobs is None:
         raise click.UsageError("give --input readings.csv, --jobs jobs.csv, or both")
     cfg = load_config(config_path)
     big = readings is not None and readings.exists() and readings.stat().st_size >= _BIG_FILE
-    replayed = replay_files(cfg, readings, jobs, bar=big)
+    replayed = replay_files(cfg, readings, jobs, bar=big, create_customers=create_customers)
     click.echo(replay_summary(replayed, readings, jobs))
 
 
@@ -184,22 +203,56 @@ def output_format(fmt: str | None, output: Path | None) -> str:
 
 
 def write_table(
-    table: Table, fmt: str, output: Path | None, protected: list[Path], force: bool
+    table: Table,
+    fmt: str,
+    output: Path | None,
+    protected: list[Path],
+    force: bool,
+    dialect: Dialect = "plain",
+    title: Sequence[tuple[str, str]] = (),
 ) -> None:
-    """CSV to stdout, or CSV / XLSX to a new file (gateway/outfile.py: never a half file)."""
+    """CSV to stdout, or CSV / XLSX (with its title block) to a new file
+    (gateway/outfile.py: never a half file)."""
     if output is None:
-        write_csv(table, sys.stdout)
+        write_csv(table, sys.stdout, dialect)
         return
     with output_file(output, protected=protected, force=force) as fh:
         if fmt == "xlsx":
             from gateway.export.to_xlsx import write_xlsx  # openpyxl: only for an XLSX
 
-            write_xlsx(table, fh)
+            write_xlsx(table, fh, title)
         else:
-            text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
-            write_csv(table, text)
-            text.flush()
-            text.detach()  # the binary file stays open for output_file to sync
+            write_csv_binary(table, fh, dialect)
+
+
+def export_title(
+    cfg: ShopConfig, selection: Selection, first: date, end: date
+) -> list[tuple[str, str]]:
+    """The XLSX title block: what the sheet is, whose, for when, priced how, final or not."""
+    last = end - timedelta(days=1)
+    return [
+        ("shopwatt export", ""),
+        ("site", cfg.site.id),
+        ("period", f"{first} .. {last} ({cfg.site.timezone})"),
+        ("tariff", cfg.tariff.id),
+        ("status", selection.status()),
+    ]
+
+
+def date_range(
+    first: datetime | None, end: datetime | None, month: str | None
+) -> tuple[date, date]:
+    """--from/--to, or --month as their shorthand: the local dates [first, end)."""
+    if month is not None:
+        if first is not None or end is not None:
+            raise click.UsageError("give --month or --from/--to, not both")
+        period = parse_month(month)
+        return month_dates(period)
+    if first is None or end is None:
+        raise click.UsageError("give --from and --to (local dates), or --month YYYY-MM")
+    if end <= first:
+        raise click.BadParameter(f"--to {end:%Y-%m-%d} must be after --from", param_hint="--to")
+    return first.date(), end.date()
 
 
 _force = click.option("--force", is_flag=True, help="Replace an existing --output file.")
@@ -207,8 +260,11 @@ _force = click.option("--force", is_flag=True, help="Replace an existing --outpu
 
 @main.command()
 @config_option
-@click.option("--from", "first", type=_day, required=True, help="First local date.")
-@click.option("--to", "end", type=_day, required=True, help="Local date after the last one.")
+@click.option("--from", "first", type=_day, help="First local date.")
+@click.option("--to", "end", type=_day, help="Local date after the last one.")
+@click.option("--month", help="A local calendar month, YYYY-MM: --from/--to in one.")
+@click.option("--customer", help="Only this customer's rows (id or display name).")
+@click.option("--machine", help="Only this machine's rows.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), help="Default: by --output.")
 @click.option("--output", type=click.Path(path_type=Path), help="Default: stdout.")
 @_force
@@ -217,31 +273,45 @@ _force = click.option("--force", is_flag=True, help="Replace an existing --outpu
     type=click.Choice(BY),
     default="job",
     show_default=True,
-    help="CSV: one line per row, or sums per customer or machine (XLSX has all three).",
+    help="CSV: one line per row, or sums per customer, machine or order (XLSX has them all).",
+)
+@click.option(
+    "--dialect",
+    type=click.Choice(DIALECTS),
+    default="plain",
+    show_default=True,
+    help="CSV: excel-eu is ';', decimal comma and a UTF-8 BOM (Excel in Europe).",
 )
 def export(
     config_path: Path,
-    first: datetime,
-    end: datetime,
+    first: datetime | None,
+    end: datetime | None,
+    month: str | None,
+    customer: str | None,
+    machine: str | None,
     fmt: str | None,
     output: Path | None,
     force: bool,
     by: str,
+    dialect: Dialect,
 ) -> None:
-    """Export the rows of the local dates [--from, --to) for the accountant."""
-    if end <= first:
-        raise click.BadParameter(f"--to {end:%Y-%m-%d} must be after --from", param_hint="--to")
+    """Export the rows of the local dates [--from, --to) (or --month) for the accountant."""
+    lo, hi = date_range(first, end, month)
     fmt = output_format(fmt, output)
     cfg = load_config(config_path)
     if output:  # refused before the ledger is read, not after
         check_target(output, cfg.own_files, force, "--output")
+    if machine is not None:
+        known_machine(cfg, machine)
     ledger = Ledger(cfg)
-    selection = ledger.select(first.date(), end.date())
-    charges = ledger.charges(first.date(), end.date())
-    # The XLSX always holds every view (rows, by machine, by customer): --by is for CSV.
+    who = ledger.customer(customer).id if customer is not None else None
+    selection = ledger.select(lo, hi).only(customer=who, machine=machine)
+    charges = ledger.charges(lo, hi)
+    # The XLSX always holds every view (rows, by machine, customer, order): --by is for CSV.
     view = cast(By, "job" if fmt == "xlsx" else by)
     table = build_table(selection, cfg.site.tz, cfg.site.currency, view, charges)
-    write_table(table, fmt, output, cfg.own_files, force)
+    title = export_title(cfg, selection, lo, hi)
+    write_table(table, fmt, output, cfg.own_files, force, dialect, title)
     if selection.open_jobs:
         click.echo(
             f"note: {selection.open_jobs} job(s) still running at the end of the data are "
@@ -255,9 +325,21 @@ def export(
 @main.command()
 @config_option
 @click.option("--month", required=True, help="The month to close, YYYY-MM (local calendar).")
-def close(config_path: Path, month: str) -> None:
+@click.option("--yes", is_flag=True, help="Close even with jobs that have no customer.")
+def close(config_path: Path, month: str, yes: bool) -> None:
     """Freeze a month: its rows never change; later changes become adjustment rows."""
-    closed = Ledger(load_config(config_path)).close(parse_month(month))
+    from gateway.billing_cli import jobs_text, unassigned_jobs
+
+    cfg = load_config(config_path)
+    ledger = Ledger(cfg)
+    period = parse_month(month)
+    unassigned = unassigned_jobs(ledger, period)
+    if unassigned:
+        click.echo(f"{len(unassigned)} job(s) of {period} have no customer:")
+        click.echo(jobs_text(unassigned, cfg))
+        if not yes:
+            click.confirm("close the month with them as they are?", abort=True)
+    closed = ledger.close(period)
     click.echo(
         f"closed {closed.period}: {closed.rows} rows and {closed.adjustments} adjustment rows "
         f"frozen, {closed.energy_kwh} kWh, {closed.total_cents / 100:.2f} total cost"
@@ -344,31 +426,13 @@ def readings() -> None:
     """Readings already in the ledger."""
 
 
-def _instant(_ctx: click.Context, param: click.Parameter, text: str) -> int:
-    from gateway.inputs.csvfile import parse_time_ms  # the parser: not for `shopwatt run`
-
-    try:
-        t_ms = parse_time_ms(text)
-    except ValueError as err:
-        raise click.BadParameter(f"{text!r}: {err}", param=param) from None
-    if not FIRST_MS <= t_ms <= LAST_MS:  # an offset can carry year 1 or 9999 past UTC's
-        edge = "before 0001-01-01" if t_ms < FIRST_MS else "after 9999-12-31"
-        raise click.BadParameter(f"{text!r}: {edge} in UTC", param=param)
-    return t_ms
-
-
-_instant_help = "ISO 8601 with a UTC offset or Z, e.g. 1970-01-01T00:00:00Z"
-
-
 @readings.command("drop")
 @config_option
 @click.option("--machine", required=True, help="The machine whose readings go.")
 @click.option(
-    "--from", "lo", required=True, callback=_instant, help=f"First instant: {_instant_help}."
+    "--from", "lo", required=True, callback=instant, help=f"First instant: {INSTANT_HELP}."
 )
-@click.option(
-    "--to", "hi", required=True, callback=_instant, help="The instant after the last one."
-)
+@click.option("--to", "hi", required=True, callback=instant, help="The instant after the last one.")
 @click.option("--yes", is_flag=True, help="Do not ask before dropping.")
 def readings_drop(config_path: Path, machine: str, lo: int, hi: int, yes: bool) -> None:
     """Remove a machine's readings in [--from, --to) (bad data that got in) and recompute."""
@@ -455,6 +519,7 @@ def _status_text(status: Status, cfg: ShopConfig) -> str:
     for vid, valid in zip(cfg.tariff.version_ids, froms, strict=True):
         priced = " .. ".join(status.tariff_versions.get(vid, [])) or "no rows"
         lines.append(f"  {vid}: valid from {valid}; priced {priced}")
+    lines += [f"to check: {line}" for line in status.unsettled]
     lines.append("recent changes:")
     lines += [f"  {e.at} {e.who} {e.action} {_brief(e.detail)}" for e in status.audit]
     return "\n".join(lines)
@@ -475,6 +540,8 @@ def _brief(detail: dict[str, Any]) -> str:
         return f"{', '.join(files)}: +{detail['added']} readings, {detail['jobs']} jobs"
     if "period" in detail:
         return f"{detail['period']}: {detail['rows']} rows frozen"
+    if "id" in detail:  # customers and job assignments: every field, briefly
+        return ", ".join(f"{k} {v}" for k, v in detail.items() if v not in ("", None, False))
     if "sha256" in detail:
         return (
             f"{detail['machine']}: -{detail['readings']} readings, "

@@ -123,7 +123,15 @@ class Band(_Section):
 
 # Keys that change no stored row (bill-level charges, CO2): outside the rows' fingerprint.
 BILL_KEYS = frozenset(
-    {"demand_per_kw", "fixed_per_day", "fixed_per_month", "vat", "co2_g_per_kwh", "co2_series"}
+    {
+        "demand_per_kw",
+        "fixed_per_day",
+        "fixed_per_month",
+        "vat",
+        "co2_g_per_kwh",
+        "co2_series",
+        "feed_in_per_kwh",
+    }
 )
 
 
@@ -155,6 +163,8 @@ class TariffRates(_Section):
     # An imported carbon-intensity series (g/kWh per slot, `shopwatt prices import`); then
     # co2_g_per_kwh is what a moment without a slot counts.
     co2_series: Ident | None = None
+    # What the utility pays per kWh fed in: own solar used by a machine did not earn it.
+    feed_in_per_kwh: NonNeg = 0.0
 
     @field_validator("band")
     @classmethod
@@ -308,6 +318,35 @@ class MachineCost(_Section):
         return (self.purchase - self.salvage) / self.life_hours
 
 
+class MachinePrice(_Section):
+    """[pricing.machine.<id>] or [pricing.lists.<list>.<id>]: what a job on a machine costs
+    the customer."""
+
+    per_hour: NonNeg = 0.0
+    hours: Literal["run_hours", "job_hours"] = "job_hours"  # which hours per_hour applies to
+    setup_fee: NonNeg = 0.0  # once per job
+    minimum: NonNeg = 0.0  # the least a job is charged (net)
+    # Absent: energy is in the hourly price. Present: the job's energy cost is passed on,
+    # times (1 + energy_markup); 0 passes it at cost.
+    energy_markup: NonNeg | None = None
+
+
+class Pricing(_Section):
+    """[pricing]: the default price per machine, named price lists customers carry, VAT."""
+
+    vat_rate: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0
+    machine: dict[str, MachinePrice] = {}
+    lists: dict[
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")], dict[str, MachinePrice]
+    ] = {}
+
+    def rule(self, price_list: str, machine: str) -> MachinePrice | None:
+        """The price of a job on `machine` for a customer with `price_list` ("" = default):
+        the list's entry for the machine, else the default one, else None (no price)."""
+        listed = self.lists.get(price_list, {}).get(machine)
+        return listed or self.machine.get(machine)
+
+
 class Meter(_Section):
     """[[machine.meter]]: a Modbus power meter the gateway polls (docs/modbus.md)."""
 
@@ -424,6 +463,24 @@ class Machine(_Section):
         return self
 
 
+class SiteMeter(_Section):
+    """[[site_meter]]: a meter that belongs to no machine (docs/tariffs.md, "Site meter")."""
+
+    id: Ident  # the machine column of its readings in a replayed CSV; its ReadingStore key
+    # grid: the utility's connection point, whose 15-minute averages set the demand peak;
+    # production: the shop's own solar (an inverter or its meter), used by the machines first.
+    role: Literal["grid", "production"]
+    # Its counter is checked like a machine's: a step above rated_w x elapsed time (plus one
+    # counter step) is an implausible jump, and no power is integrated across a longer gap.
+    rated_w: Positive
+    max_gap_s: Positive = 120.0
+    counter_resolution_wh: Positive = 1.0
+
+
+# What a reading's id can name: each has rated_w, max_gap_s and counter_resolution_wh.
+Metered = Machine | SiteMeter
+
+
 class InfluxDB(_Section):
     """[influxdb]: where the outbox drains to (docs/influxdb.md).
 
@@ -515,8 +572,10 @@ class ShopConfig(_Section):
     storage: Storage = Storage()
     tariff: Tariff
     machine: Annotated[list[Machine], Field(min_length=1)]
+    site_meter: list[SiteMeter] = []
     influxdb: InfluxDB | None = None
     mqtt: Mqtt | None = None
+    pricing: Pricing = Pricing()
 
     _source: Path = PrivateAttr(default=Path("shop.toml"))
 
@@ -535,6 +594,51 @@ class ShopConfig(_Section):
         if dup:
             raise ValueError(f"sensor ids must be unique (also among meter ids): {sorted(dup)}")
         return v
+
+    @model_validator(mode="after")
+    def _priced_machines_exist(self) -> ShopConfig:
+        ids = {m.id for m in self.machine}
+        tables = {"pricing.machine": self.pricing.machine} | {
+            f"pricing.lists.{name}": table for name, table in self.pricing.lists.items()
+        }
+        for where, table in tables.items():
+            unknown = sorted(set(table) - ids)
+            if unknown:
+                raise ValueError(f"{where}.{unknown[0]}: not a machine id (known: {sorted(ids)})")
+        return self
+
+    @model_validator(mode="after")
+    def _site_meter_ids(self) -> ShopConfig:
+        # A site meter's id shares the readings' id space with machines (CSV, ReadingStore).
+        # (Not self.machines: a cached_property computed here would survive model_copy.)
+        taken = {m.id for m in self.machine} | {s.id for m in self.machine for s in m.sensor}
+        taken |= {s.id for m in self.machine for s in m.meter}
+        for i, meter in enumerate(self.site_meter):
+            if meter.id in taken:
+                raise ValueError(
+                    f"site_meter[{i}].id = {meter.id!r}: already a machine, sensor or meter id"
+                )
+            taken.add(meter.id)
+        roles = [m.role for m in self.site_meter]
+        for role in set(roles):
+            if roles.count(role) > 1:
+                raise ValueError(f"site_meter: {roles.count(role)} meters with role = {role!r}")
+        return self
+
+    @property
+    def grid_meter(self) -> SiteMeter | None:
+        """The [[site_meter]] with role "grid", if any."""
+        return next((m for m in self.site_meter if m.role == "grid"), None)
+
+    @property
+    def production_meter(self) -> SiteMeter | None:
+        """The [[site_meter]] with role "production", if any."""
+        return next((m for m in self.site_meter if m.role == "production"), None)
+
+    @property
+    def metered(self) -> dict[str, Metered]:
+        """Everything a reading can belong to by id: machines, then site meters."""
+        return {**self.machines, **{m.id: m for m in self.site_meter}}
 
     @property
     def source(self) -> Path:

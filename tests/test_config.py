@@ -43,8 +43,39 @@ def test_documented_example_loads() -> None:
         (lambda d: d["machine"][0].pop("rated_w"), "machine[0] (id=cnc-01).rated_w: required"),
         (lambda d: d["machine"][0].update(off_below_w=-5), "off_below_w = -5"),
         (lambda d: d["machine"][1].update(id="cnc-01"), "machine ids must be unique"),
+        (
+            lambda d: d.update(site_meter=[{"id": "cnc-01", "role": "grid", "rated_w": 1e4}]),
+            "site_meter[0].id = 'cnc-01': already a machine, sensor or meter id",
+        ),
+        (
+            lambda d: d.update(
+                site_meter=[{"id": f"g{i}", "role": "grid", "rated_w": 1} for i in (1, 2)]
+            ),
+            "site_meter: 2 meters with role = 'grid'",
+        ),
+        (
+            lambda d: d.update(site_meter=[{"id": "pv", "role": "solar", "rated_w": 1e4}]),
+            "site_meter[0] (id=pv).role = 'solar'",
+        ),
+        (
+            lambda d: d.update(site_meter=[{"id": "grid", "role": "grid"}]),
+            "site_meter[0] (id=grid).rated_w: required",
+        ),
         (lambda d: d["tariff"]["band"][1].update(name="standard"), "'standard' is the tariff"),
         (lambda d: d["tariff"]["band"][1].update(days=["monday"]), "days"),
+        (
+            lambda d: d["pricing"]["machine"]["cnc-01"].update(per_hour=-1),
+            "pricing.machine.cnc-01.per_hour = -1",
+        ),
+        (
+            lambda d: d["pricing"]["machine"]["cnc-01"].update(hours="spindle"),
+            "pricing.machine.cnc-01.hours = 'spindle'",
+        ),
+        (
+            lambda d: d["pricing"]["lists"]["member"].update(saw={"per_hour": 1}),
+            "pricing.lists.member.saw: not a machine id",
+        ),
+        (lambda d: d["pricing"].update(vat_rate=19), "pricing.vat_rate = 19"),
         (
             lambda d: d["tariff"].update(
                 version=[

@@ -9,16 +9,17 @@ import numpy as np
 
 from gateway.config import Machine, Tariff
 from gateway.engine.energy import interval_energy
-from gateway.engine.jobs import detect_jobs, explicit_jobs
+from gateway.engine.jobs import combine, detect_jobs, explicit_jobs, inside, split_jobs
 from gateway.engine.localtime import build_calendar, iso_utc, local_date
 from gateway.engine.model import (
+    I64,
     EnergyStats,
     ExplicitJob,
     MachineReadings,
     MachineResult,
     PriceSlots,
 )
-from gateway.engine.rows import job_rows, overhead_rows
+from gateway.engine.rows import job_rows, name_jobs, overhead_rows
 from gateway.engine.split import by_band, split_energy, spot_split, version_spots
 from gateway.engine.states import run_time, running_stretches
 from gateway.errors import InputError
@@ -50,23 +51,44 @@ def compute_machine(
     tz: ZoneInfo,
     jobs: Sequence[ExplicitJob] | None = None,
     prices: Mapping[str, PriceSlots] | None = None,
+    detect: bool = True,
+    cuts: I64 | None = None,
 ) -> MachineResult:
     """Cost rows (jobs and daily overhead, by start time) and energy stats for one machine.
 
-    jobs=None detects jobs from the running state; a list replaces detection with exactly
-    those jobs (overlaps are an InputError). Every Wh between the first and the last
-    reading lands in exactly one row. prices: the slots of each series a [tariff.spot]
-    names (a series not given has no slots: its energy is priced at the fallback).
+    Explicit jobs (overlaps are an InputError) take their spans; with `detect`, jobs are
+    detected from the running state on the rest of the time, never across an explicit
+    job. `cuts` (sorted): instants where the job around them becomes two (split_jobs).
+    Every Wh between the first and the last reading lands in exactly one row. prices: the
+    slots of each series a [tariff.spot] names (a series not given has no slots: its
+    energy is priced at the fallback).
     """
     _check_lengths(machine_id, readings)
     t = readings.t_ms
     n = len(t)
     # Explicit jobs are checked first: a bad jobs.csv fails before any work is done.
-    given = None if jobs is None else explicit_jobs(machine_id, jobs, int(t[-1]) if n else None)
+    given = explicit_jobs(machine_id, jobs or [], int(t[-1]) if n else None)
     energy = interval_energy(machine_id, readings, machine)
     stretches = running_stretches(readings.watts, machine.run_above_w, energy.long_iv)
-    spans = detect_jobs(t, stretches, machine) if given is None else given
-    if n == 0:
+    spans = given
+    if detect and n and len(given):
+        # Detection sees no running reading inside an explicit job: the job has that time.
+        within, region = inside(t, given)
+        free = np.where(within, -np.inf, readings.watts)
+        # Two running readings with an explicit job between them (even one that holds no
+        # reading) are never one stretch: cut there as at a long gap.
+        apart = np.union1d(energy.long_iv, np.flatnonzero(np.diff(region)))
+        free_stretches = running_stretches(free, machine.run_above_w, apart)
+        spans = combine(given, detect_jobs(t, free_stretches, machine, region))
+    elif detect and n:
+        spans = detect_jobs(t, stretches, machine)
+    cal = None
+    if n:
+        cal = build_calendar(tariff, tz, local_date(int(t[0]), tz), local_date(int(t[-1]), tz))
+    spans = name_jobs(machine_id, spans, cal, tz)
+    if cuts is not None:
+        spans = split_jobs(spans, cuts)
+    if cal is None:
         n_jobs = len(spans)
         none = np.zeros((n_jobs, len(tariff.band_names)))
         priced_none = np.zeros((n_jobs, len(tariff.columns)))
@@ -80,7 +102,6 @@ def compute_machine(
     _check_total(machine_id, readings, metered_wh)
     run_s = run_time(t, stretches, energy.long_iv).between_s(spans.start_ms, spans.end_ms)
 
-    cal = build_calendar(tariff, tz, local_date(int(t[0]), tz), local_date(int(t[-1]), tz))
     priced_wh = split_energy(t, energy.wh, cal, spans, len(tariff.columns))
     n_jobs = len(spans)
     band_wh = by_band(priced_wh, cal.column_band, len(tariff.band_names))

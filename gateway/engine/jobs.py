@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
+import numpy.typing as npt
 
 from gateway.config import Machine
 from gateway.engine.localtime import iso_utc
@@ -22,33 +23,102 @@ class JobSpans:
     start_ms: I64
     end_ms: I64
     open: list[bool]
-    ids: list[str] | None  # None: detected, the caller names them
+    ids: list[str]  # "": a detected job, named by the rows step
     customers: list[str]
 
     def __len__(self) -> int:
         return len(self.start_ms)
 
 
-def detect_jobs(t_ms: I64, stretches: Stretches, machine: Machine) -> JobSpans:
+def detect_jobs(
+    t_ms: I64, stretches: Stretches, machine: Machine, region: I64 | None = None
+) -> JobSpans:
     """Running stretches merged across pauses shorter than merge_gap_s; kept when at least
     min_job_s long. A job spans its first running reading to its last, so a lone running
     reading (no duration, no energy) is never a job.
+
+    region: per reading, which stretch of time free of explicit jobs it lies in; a
+    detected job never merges across an explicit one, nor grows into one.
     """
     if len(stretches) == 0:
         none = np.zeros(0, dtype=np.int64)
-        return JobSpans(none, none, [], None, [])
+        return JobSpans(none, none, [], [], [])
     begin, end = t_ms[stretches.first], t_ms[stretches.last]
     merge = begin[1:] - end[:-1] < machine.merge_gap_s * 1000.0
+    if region is not None:
+        merge &= region[stretches.first[1:]] == region[stretches.last[:-1]]
     new_job = np.flatnonzero(~merge) + 1
     start = begin[np.concatenate([[0], new_job])]
     stop = end[np.concatenate([new_job - 1, [len(end) - 1]])]
     keep = (stop > start) & (stop - start >= machine.min_job_s * 1000.0)
     start, stop = start[keep], stop[keep]
     # A job may still grow while a running reading could still join it: the data ends on
-    # it, or less than merge_gap_s after it.
+    # it, or less than merge_gap_s after it (and no explicit job came in between).
     t_last = int(t_ms[-1])
     still = (stop == t_last) | (t_last - stop < machine.merge_gap_s * 1000.0)
-    return JobSpans(start, stop, still.tolist(), None, [""] * len(start))
+    if region is not None:
+        last_region = region[np.searchsorted(t_ms, stop)]
+        still &= last_region == region[-1]
+    return JobSpans(start, stop, still.tolist(), [""] * len(start), [""] * len(start))
+
+
+def inside(t_ms: I64, jobs: JobSpans) -> tuple[npt.NDArray[np.bool_], I64]:
+    """Per reading: inside one of the (sorted, disjoint) jobs [start, end)? And its region:
+    the number of jobs begun by then, the same for readings with no job between them.
+
+    The few job edges are looked up among the readings (not each reading among the jobs);
+    the answers are then runs between those edges, filled in one pass.
+    """
+    n = len(t_ms)
+    begin = np.searchsorted(t_ms, jobs.start_ms)
+    end = np.searchsorted(t_ms, jobs.end_ms)
+    # Disjoint and sorted: outside, inside job 0, outside, inside job 1, ... outside.
+    edges = np.concatenate([[0], np.column_stack([begin, end]).ravel(), [n]])
+    within = np.repeat(np.arange(len(edges) - 1) % 2 == 1, np.diff(edges))
+    region = np.repeat(np.arange(len(begin) + 1), np.diff(np.concatenate([[0], begin, [n]])))
+    return within, region.astype(np.int64, copy=False)
+
+
+def combine(given: JobSpans, detected: JobSpans) -> JobSpans:
+    """Explicit and detected jobs (disjoint by construction) as one list sorted by start."""
+    start = np.concatenate([given.start_ms, detected.start_ms])
+    order = np.argsort(start, kind="stable")
+    end = np.concatenate([given.end_ms, detected.end_ms])
+    still, ids = given.open + detected.open, given.ids + detected.ids
+    customers = given.customers + detected.customers
+    k = order.tolist()
+    return JobSpans(
+        start[order],
+        end[order],
+        [still[i] for i in k],
+        [ids[i] for i in k],
+        [customers[i] for i in k],
+    )
+
+
+def split_jobs(jobs: JobSpans, cuts: I64) -> JobSpans:
+    """Each job cut at the instants (sorted) strictly inside it: a job that was two orders.
+
+    The first piece keeps the job's id, the next ones get '-2', '-3', ...; only the last
+    piece can still grow (open).
+    """
+    if len(jobs) == 0 or len(cuts) == 0:
+        return jobs
+    k = np.maximum(np.searchsorted(jobs.start_ms, cuts, side="right") - 1, 0)
+    cuts = cuts[(cuts > jobs.start_ms[k]) & (cuts < jobs.end_ms[k])]
+    start = np.sort(np.concatenate([jobs.start_ms, cuts]))
+    end = np.sort(np.concatenate([jobs.end_ms, cuts]))
+    parent = np.searchsorted(jobs.start_ms, start, side="right") - 1
+    piece = (np.arange(len(start)) - np.searchsorted(parent, parent)).tolist()
+    last = (end == jobs.end_ms[parent]).tolist()
+    p = parent.tolist()
+    return JobSpans(
+        start,
+        end,
+        [jobs.open[j] and is_last for j, is_last in zip(p, last, strict=True)],
+        [jobs.ids[j] + (f"-{n + 1}" if n else "") for j, n in zip(p, piece, strict=True)],
+        [jobs.customers[j] for j in p],
+    )
 
 
 def explicit_jobs(machine_id: str, jobs: Sequence[ExplicitJob], t_last_ms: int | None) -> JobSpans:

@@ -69,12 +69,13 @@ def first_of_times(t_ms: I64, watts: F64, wh: F64) -> FirstOfTimes:
 
 @dataclass(frozen=True, slots=True)
 class ExplicitJob:
-    """A job given by the operator (jobs.csv or the MQTT job topic) instead of detection."""
+    """A job given by the operator (jobs.csv or the MQTT job topic); it takes its span."""
 
     job_id: str
     start_ms: int
     end_ms: int
     customer: str = ""
+    parts: int = 0  # good parts, as the stop said (0: not known); the ledger keeps them
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,17 @@ def _auto_ids(machine_id: str, start_days: list[date]) -> list[str]:
     return ids
 
 
+def name_jobs(machine_id: str, jobs: JobSpans, cal: Calendar | None, tz: ZoneInfo) -> JobSpans:
+    """The detected jobs (id "") named <machine>-<YYYYMMDD>-<NNN>, counted among detected
+    jobs only, so an explicit job never renumbers them."""
+    detected = np.array([not j for j in jobs.ids], dtype=bool)
+    if not detected.any():
+        return jobs
+    auto = iter(_auto_ids(machine_id, _local_days(jobs.start_ms[detected], cal, tz)))
+    ids = [j or next(auto) for j in jobs.ids]
+    return JobSpans(jobs.start_ms, jobs.end_ms, jobs.open, ids, jobs.customers)
+
+
 def job_rows(
     machine_id: str,
     machine: Machine,
@@ -55,12 +66,11 @@ def job_rows(
     """One row per job: energy per band and per priced column (tariff version x band), run
     time, and the machine-hour rates.
 
-    The id uses the local start date, the row's period day is the local end date.
+    Jobs are named (name_jobs); the row's period day is the local end date.
     """
     cost = machine.cost
-    ids = jobs.ids or _auto_ids(machine_id, _local_days(jobs.start_ms, cal, tz))
     columns = zip(
-        ids,
+        jobs.ids,
         jobs.customers,
         jobs.start_ms.tolist(),
         jobs.end_ms.tolist(),

@@ -26,6 +26,13 @@ def bill_text(bill: Bill, tz: ZoneInfo) -> str:
     lines.append(
         _line("  energy cost (the export's energy_cost lines)", f"{money(bill.energy_cents)}")
     )
+    if bill.solar_wh:
+        solar = Decimal(bill.solar_wh).scaleb(-3)
+        lines.append(_line("  own solar used by the machines (solar_kwh)", f"{solar:.3f}"))
+        lines.append(_line("  grid kWh (kWh - own solar)", f"{total_kwh - solar:.3f}"))
+        lines.append(
+            _line("  own solar: feed-in not earned - energy not bought", money(bill.solar_cents))
+        )
     if bill.fallback_quarters:
         lines.append(
             f"    priced at the fallback rate (no price slot): {bill.fallback_quarters} quarter "

@@ -23,7 +23,7 @@ import math
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain, islice, pairwise
 from pathlib import Path
@@ -32,7 +32,7 @@ from typing import NoReturn
 import numpy as np
 import numpy.typing as npt
 
-from gateway.config import Machine
+from gateway.config import Machine, Metered
 from gateway.engine.localtime import iso_utc, utc_ms
 from gateway.engine.model import ExplicitJob, MachineReadings, ReadingRows, first_of_times
 from gateway.errors import InputError
@@ -74,6 +74,7 @@ class JobsFile:
     path: Path
     sha256: str
     jobs: dict[str, tuple[ExplicitJob, ...]]
+    lines: dict[tuple[str, str], int] = field(default_factory=dict)  # (machine, job) -> line
 
 
 def parse_time_ms(text: str) -> int:
@@ -189,7 +190,7 @@ def _outside(window: tuple[int, int]) -> str:
 class _Rules:
     """The checks every reading must pass, run on whole columns (both parsers use them)."""
 
-    def __init__(self, machines: Mapping[str, Machine], window: tuple[int, int]) -> None:
+    def __init__(self, machines: Mapping[str, Metered], window: tuple[int, int]) -> None:
         self.ids = list(machines)
         self.window = window  # the first and last plausible time
         # One extra slot: index -1 (unknown machine) reads +inf, so no power bound fires there.
@@ -219,7 +220,7 @@ class _Rules:
 
     def _reason(self, check: int, rows: ReadingRows, row: int) -> str:
         if check == 0:
-            return f"not a machine in shop.toml (known: {', '.join(self.ids)})"
+            return f"not a machine or site meter in shop.toml (known: {', '.join(self.ids)})"
         if check == 3:
             machine = int(rows.machine[row])
             return f"above rated_w = {self.rated[machine]:g} W of {self.ids[machine]}"
@@ -242,7 +243,7 @@ class ReadingsCsv:
     def __init__(
         self,
         path: str | Path,
-        machines: Mapping[str, Machine],
+        machines: Mapping[str, Metered],
         now_ms: int | None = None,
         *,
         fast: bool = HAVE_PYARROW,
@@ -416,7 +417,7 @@ def _parse_reading(
 
 def read_readings(
     path: str | Path,
-    machines: Mapping[str, Machine],
+    machines: Mapping[str, Metered],
     now_ms: int | None = None,
     *,
     fast: bool = HAVE_PYARROW,
@@ -492,7 +493,7 @@ def read_jobs(
                     f"(line {line_a}) on machine {machine}"
                 )
         jobs[machine] = tuple(job for job, _ in listed)
-    return JobsFile(path=path, sha256=file.sha256, jobs=jobs)
+    return JobsFile(path=path, sha256=file.sha256, jobs=jobs, lines=seen)
 
 
 def _job_time(

@@ -34,10 +34,11 @@ from gateway.engine.localtime import (
     version_index,
 )
 from gateway.engine.model import F64, I64, NO_SLOTS, PriceSlots
+from gateway.engine.solar import covered_share
 from gateway.engine.split import slot_prices, slot_weighted_wh
 from gateway.ledger.chunks import ReadingStore
 from gateway.ledger.rows import LedgerRow, OriginKey
-from gateway.ledger.units import cents, kwh
+from gateway.ledger.units import cents, kwh, money
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,8 @@ class RowCharges:
     demand_cents: int = 0
     fixed_cents: int = 0
     co2_g: int = 0  # printed kWh x the grid's g/kWh, whole grams (co2_kg has 3 decimals)
+    solar_wh: int = 0  # own solar the row used, whole Wh (solar_kwh has 3 decimals)
+    solar_cents: int = 0  # feed-in not earned less grid energy not bought (solar_cost)
 
 
 # Per row (LedgerRow.origin_key of a job or overhead row).
@@ -92,10 +95,20 @@ class Bill:
     late_peak: tuple[int, Decimal] | None = None
 
     @property
+    def solar_wh(self) -> int:
+        """Own solar the machines used: the sum of the export's solar_kwh."""
+        return sum(c.solar_wh for c in self.charges.values())
+
+    @property
+    def solar_cents(self) -> int:
+        """The sum of the export's solar_cost lines."""
+        return sum(c.solar_cents for c in self.charges.values())
+
+    @property
     def net_cents(self) -> int:
-        """Energy, demand and fixed charges before VAT."""
+        """Energy (with own solar's solar_cost), demand and fixed charges before VAT."""
         fixed = self.fixed_day_cents + self.fixed_month_cents
-        return self.energy_cents + self.demand_cents + fixed
+        return self.energy_cents + self.solar_cents + self.demand_cents + fixed
 
     @property
     def vat_cents(self) -> int:
@@ -118,7 +131,14 @@ def _interval_wh(
     r = store.load(machine, lo if before is None else before, hi if after is None else after + 1)
     if len(r) < 2:
         return r.t_ms, np.zeros(max(len(r) - 1, 0))
-    return r.t_ms, interval_energy(machine, r, cfg.machines[machine]).wh
+    return r.t_ms, interval_energy(machine, r, cfg.metered[machine]).wh
+
+
+def _site_ids(cfg: ShopConfig) -> list[str]:
+    """Whose readings make the site's power: the grid site meter's when one is configured
+    (it also sees what no machine meters), else every machine's, summed."""
+    grid = cfg.grid_meter
+    return list(cfg.machines) if grid is None else [grid.id]
 
 
 def _shares(
@@ -144,7 +164,7 @@ def _shares(
             for j, w in zip(mine, job_wh, strict=True)
         ]
         rest = max(machine_wh[machine] - sum(job_wh), 0.0)
-        found.append((machine, "", "", rest, ("overhead", machine, "", "", peak_day)))
+        found.append((machine, "", "", rest, ("overhead", machine, "", "", "", peak_day)))
     found = [f for f in found if f[3] > 0.0]
     split = share_cents(demand_cents, np.array([f[3] for f in found])).tolist()
     return [
@@ -190,20 +210,22 @@ def _co2_g(
         for machine, (t, wh) in energy.items():
             theirs = [r for r, v in zip(mine, at, strict=True) if v == k and r.machine == machine]
             jobs = [r for r in mine if r.machine == machine and r.kind == "job"]
-            grams |= _series_g(t, wh, theirs, jobs, slots, version.co2_g_per_kwh)
+            weighted = _weighted_wh(t, wh, theirs, jobs, slots, version.co2_g_per_kwh)
+            grams |= {key: Decimal(repr(x / 1000)) for key, x in weighted.items()}  # Wh x g/kWh
     return {key: int(x.quantize(Decimal(1), ROUND_HALF_UP)) for key, x in grams.items()}
 
 
-def _series_g(
+def _weighted_wh(
     t: I64,
     wh: F64,
     rows: Sequence[LedgerRow],
     jobs: Sequence[LedgerRow],
     slots: PriceSlots,
     fallback: float,
-) -> dict[OriginKey, Decimal]:
-    """One machine's rows' grams from a carbon-intensity series: a job its own span, an
-    overhead row its day less the parts of the machine's jobs in that day."""
+) -> dict[OriginKey, float]:
+    """One machine's rows' energy x the value of the slot holding each part of it (a
+    carbon intensity, a solar share): a job its own span, an overhead row its day less the
+    parts of the machine's jobs in that day."""
     a = np.array([r.start_ms for r in rows], dtype=np.int64)
     b = np.array([r.end_ms for r in rows], dtype=np.int64)
     ja = np.array([j.start_ms for j in jobs], dtype=np.int64)
@@ -212,16 +234,53 @@ def _series_g(
     ca = np.maximum.outer(a, ja)
     cb = np.maximum(np.minimum.outer(b, jb), ca)
     if len(t) < 2 or not rows:
-        return {r.origin_key(): Decimal(0) for r in rows}
+        return {r.origin_key(): 0.0 for r in rows}
     w = slot_weighted_wh(
         t, wh, np.concatenate([a, ca.ravel()]), np.concatenate([b, cb.ravel()]), slots, fallback
     )
     in_jobs = w[len(rows) :].reshape(len(rows), len(jobs)).sum(axis=1)
     overhead = np.array([r.kind == "overhead" for r in rows])
-    own = np.where(overhead, w[: len(rows)] - in_jobs, w[: len(rows)]) / 1000  # Wh x g/kWh
-    return {
-        r.origin_key(): Decimal(repr(float(x))) for r, x in zip(rows, own.tolist(), strict=True)
-    }
+    own = np.where(overhead, w[: len(rows)] - in_jobs, w[: len(rows)])
+    return {r.origin_key(): float(x) for r, x in zip(rows, own.tolist(), strict=True)}
+
+
+def _solar(
+    cfg: ShopConfig,
+    rows: Sequence[LedgerRow],
+    energy: Mapping[str, tuple[I64, F64]],
+    production: tuple[I64, F64],
+    starts: I64,
+) -> Charges:
+    """Each job and overhead row's own solar and its solar_cost (docs/tariffs.md, "Own
+    solar"): per quarter hour, production covers the machines pro rata to their energy;
+    the cost is the feed-in it did not earn less the share of its energy cost not bought."""
+    share = covered_share(
+        site_quarter_wh(energy.values(), starts), site_quarter_wh([production], starts)
+    )
+    slots = PriceSlots(starts, starts + QUARTER_MS, share)
+    mine = [r for r in rows if r.kind != "adjustment"]
+    used: dict[OriginKey, float] = {}
+    for machine, (t, wh) in energy.items():
+        theirs = [r for r in mine if r.machine == machine]
+        jobs = [r for r in theirs if r.kind == "job"]
+        used |= _weighted_wh(t, wh, theirs, jobs, slots, 0.0)
+    at = version_index(
+        cfg.tariff, cfg.site.tz, np.array([r.start_ms for r in mine], dtype=np.int64)
+    )
+    versions = cfg.tariff.versions
+    found: Charges = {}
+    for r, v in zip(mine, at.tolist(), strict=True):
+        solar, printed = kwh(used[r.origin_key()]), r.amounts.printed_kwh()
+        if not solar or not printed:
+            continue  # (bands each printed 0.000 kWh while their sum rounds up: no price)
+        # The grid energy it did not buy at what this line's energy cost per printed kWh.
+        saved = money(r.amounts.energy_cents) * solar / printed
+        forgone = solar * Decimal(repr(versions[v].feed_in_per_kwh))
+        found[r.origin_key()] = RowCharges(
+            solar_wh=int(solar * 1000),
+            solar_cents=int(((forgone - saved) * 100).quantize(Decimal(1), ROUND_HALF_UP)),
+        )
+    return found
 
 
 def _unpriced(
@@ -254,7 +313,10 @@ def compute_bill(
     lo, hi = midnight_ms(first, tz), midnight_ms(end, tz)
     starts = quarter_starts(lo, hi)
     energy = {m: _interval_wh(cfg, store, m, lo, hi) for m in cfg.machines}
-    site = site_quarter_wh(energy.values(), starts)
+    site = site_quarter_wh(
+        (energy[m] if m in energy else _interval_wh(cfg, store, m, lo, hi) for m in _site_ids(cfg)),
+        starts,
+    )
     versions = tariff.versions
     midnights = [midnight_ms(first + timedelta(days=k), tz) for k in range((end - first).days)]
     day_versions = version_index(tariff, tz, np.array(midnights, dtype=np.int64)).tolist()
@@ -288,6 +350,15 @@ def compute_bill(
         charges[share.row] = replace(charges.get(share.row, RowCharges()), demand_cents=share.cents)
     for key, grams in _co2_g(cfg, rows, energy, series).items():
         charges[key] = replace(charges.get(key, RowCharges()), co2_g=grams)
+    pv = cfg.production_meter
+    if pv is not None:
+        found = _solar(cfg, rows, energy, _interval_wh(cfg, store, pv.id, lo, hi), starts)
+        for key, solar in found.items():
+            charges[key] = replace(
+                charges.get(key, RowCharges()),
+                solar_wh=solar.solar_wh,
+                solar_cents=solar.solar_cents,
+            )
     fallback_quarters, fallback_wh = _unpriced(cfg, starts, site, series)
     zero = Decimal("0.000")
     band_kwh = {
@@ -351,7 +422,7 @@ class PeakWatch:
         first = min(int(starts[0]) if len(starts) else at_ms, window_lo)
         # One machine's readings in memory at a time (the first update reads a month); the
         # running window is one more "quarter hour", starting 15 minutes before at_ms.
-        energy = (_interval_wh(cfg, store, m, first, at_ms + 1) for m in cfg.machines)
+        energy = (_interval_wh(cfg, store, m, first, at_ms + 1) for m in _site_ids(cfg))
         found = site_quarter_wh(energy, np.append(starts, window_lo))
         self._site[redo] = found[:-1]
         self._done = at_ms - at_ms % QUARTER_MS

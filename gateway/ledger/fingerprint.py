@@ -44,6 +44,7 @@ def fingerprint(cfg: ShopConfig, machine_id: str) -> str:
     """The time zone, currency, first tariff version and machine settings, then the versions.
 
     The bill-only tariff keys (demand and fixed charges, VAT) change no row: left out.
+    [pricing] (what customers pay) is in the first part, where a shop has it.
 
     Without [[tariff.version]] it is the same sha256 as before versions existed, so an
     existing ledger stays current.
@@ -55,6 +56,10 @@ def fingerprint(cfg: ShopConfig, machine_id: str) -> str:
         "tariff": _rates(cfg.tariff, {"version"}),
         "machine": machine,
     }
+    if cfg.pricing.model_fields_set:
+        # Only a shop that has [pricing]: the fingerprints of every other shop stay as
+        # they were, so upgrading asks nobody for a recompute.
+        document["pricing"] = cfg.pricing.model_dump(mode="json")
     versions = [
         f"{v.valid_from.isoformat()}={_sha256(_rates(v, set()))}" for v in cfg.tariff.version
     ]

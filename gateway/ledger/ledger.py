@@ -6,6 +6,7 @@ audit trail inside it: a failed run leaves the file exactly as it was.
 
 from __future__ import annotations
 
+import difflib
 import getpass
 import hashlib
 import os
@@ -36,7 +37,7 @@ from gateway.engine.localtime import (
 )
 from gateway.engine.model import ExplicitJob, MachineReadings, PriceSlots, ReadingRows
 from gateway.errors import LedgerError
-from gateway.ledger import explicit, periods, prices
+from gateway.ledger import assignments, customers, explicit, periods, prices
 from gateway.ledger.audit import Entry, recent, record
 from gateway.ledger.bill import (
     Bill,
@@ -91,6 +92,10 @@ class JobsSource(Protocol):
     @property
     def jobs(self) -> Mapping[str, Sequence[ExplicitJob]]:
         """Machine -> its jobs."""
+
+    @property
+    def lines(self) -> Mapping[tuple[str, str], int]:
+        """(machine, job id) -> the file's line, for messages."""
 
 
 def os_user() -> str:
@@ -174,6 +179,27 @@ class Selection:
     rows: list[LedgerRow]
     open_jobs: int  # jobs still running at the end of the data in the range: not exported
     band_names: list[str]  # tariff band order, plus any band only older frozen rows carry
+    periods: dict[str, bool] = field(default_factory=dict)  # the range's months: closed?
+
+    def status(self) -> str:
+        """'closed', 'open', or which months are which (for a title block)."""
+        closed = [p for p, c in self.periods.items() if c]
+        if len(closed) == len(self.periods):
+            return "closed"
+        if not closed:
+            return "open"
+        still = [p for p, c in self.periods.items() if not c]
+        return f"closed {', '.join(closed)}; open {', '.join(still)}"
+
+    def only(self, customer: str | None = None, machine: str | None = None) -> Selection:
+        """The rows of one customer (id) and/or one machine (open_jobs: still the range's)."""
+        rows = [
+            r
+            for r in self.rows
+            if (customer is None or r.customer == customer)
+            and (machine is None or r.machine == machine)
+        ]
+        return replace(self, rows=rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +228,8 @@ class Status:
     audit: list[Entry] = field(default_factory=list)
     # Tariff version id -> first and last local day of the ledger's rows it priced.
     tariff_versions: dict[str, list[str]] = field(default_factory=dict)
+    # Assignments and customers a person must look at (ambiguous, orphaned, unknown).
+    unsettled: list[str] = field(default_factory=list)
 
 
 class Ledger:
@@ -287,21 +315,24 @@ class Ledger:
         readings: ReadingsSource | None,
         jobs: JobsSource | None = None,
         progress: Progress | None = None,
+        create_customers: bool = False,
     ) -> Replayed:
         """Merge readings and explicit jobs, recompute what they touch, adjust closed periods.
 
         The readings are staged on disk while they are read, so a bad row anywhere leaves
-        the ledger as it was and a file of any length needs the memory of one batch.
+        the ledger as it was and a file of any length needs the memory of one batch. A job's
+        customer must be known (create_customers: unknown names are added).
         """
         with self._open(create=True) as conn, transaction(conn):
             self._require_current(conn)
+            owned = _own_customers(conn, jobs, create_customers, self._entry) if jobs else {}
             store = ReadingStore(conn)
             # A replay writes and reads back blocks of many days in one transaction: with
             # SQLite's default 2 MB page cache it spilled and re-read pages all the time
             # (a 12M-row replay took twice as long); 32 MB is bounded and enough.
             conn.execute("PRAGMA cache_size = -32768")
             rows = stage(conn, readings.batches()) if readings else 0
-            staged = dict(merge_staged(conn, store, list(self.cfg.machines))) if readings else {}
+            staged = dict(merge_staged(conn, store, list(self.cfg.metered))) if readings else {}
             for machine, s in staged.items():
                 counts = {
                     "duplicate_rows": s.duplicates,
@@ -309,11 +340,12 @@ class Ledger:
                     "conflicting_rows": _conflicts(s),
                 }
                 _count(conn, machine, counts)
-            touched = _touched({m: s.merged for m, s in staged.items()})
+            # A site meter's readings are stored, never turned into rows.
+            touched = _touched({m: s.merged for m, s in staged.items() if m in self.cfg.machines})
             tz = self.cfg.site.tz
-            span = explicit.store(conn, jobs.jobs, str(jobs.path), tz) if jobs else None
+            span = explicit.store(conn, owned, str(jobs.path), tz) if jobs else None
             if jobs and span:
-                _widen(touched, jobs.jobs, span)
+                _widen(touched, owned, span)
             computed = self._recompute(conn, store, touched, progress)
             changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
             result = Replayed(
@@ -399,7 +431,10 @@ class Ledger:
             touched = dict(added_ranges if recompute is None else recompute)
             for machine, groups in (jobs or {}).items():
                 for group in groups:
-                    live = {machine: group}
+                    # A button's customer by name ("acme gmbh") is the customer's id; a name
+                    # nobody knows stays as sent, and `status` lists it.
+                    named = [replace(j, customer=customers.id_of(conn, j.customer)) for j in group]
+                    live = {machine: named}
                     span = explicit.store(conn, live, source, self.cfg.site.tz)
                     if span:
                         _widen(touched, live, span)
@@ -504,10 +539,20 @@ class Ledger:
             series = self._series(conn, period)
             bill = compute_bill(self.cfg, ReadingStore(conn), frozen, names, period, series)
             conn.executemany(
-                "INSERT INTO frozen_charges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO frozen_charges (period, kind, machine, job_id, customer, order_id, "
+                "day, demand_cents, fixed_cents, co2_g) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (period, *key, c.demand_cents, c.fixed_cents, c.co2_g)
                     for key, c in bill.charges.items()
+                ],
+            )
+            conn.executemany(
+                "INSERT INTO frozen_solar (period, kind, machine, job_id, customer, order_id, "
+                "day, solar_wh, solar_cents) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (period, *key, c.solar_wh, c.solar_cents)
+                    for key, c in bill.charges.items()
+                    if c.solar_wh
                 ],
             )
             conn.execute("INSERT INTO frozen_bills VALUES (?, ?)", (period, frozen_figures(bill)))
@@ -591,6 +636,176 @@ class Ledger:
             adjustments=periods.refresh_adjustments(conn, changed),
         )
 
+    # ------------------------------------------------------------------ customers
+
+    def customer_add(self, customer: customers.Customer) -> customers.Customer:
+        """Add a customer (or, internal, a product line of the shop's own)."""
+        lists = self.cfg.pricing.lists
+        if customer.price_list and customer.price_list not in lists:
+            raise LedgerError(
+                f"--price-list = {customer.price_list!r}: no [pricing.lists.{customer.price_list}]"
+                f" in {self.cfg.source} (lists: {', '.join(lists) or 'none'})"
+            )
+        with self._open(create=True) as conn, transaction(conn):
+            added = customers.add(conn, customer)
+            record(conn, self._entry("customer add", asdict(added)))
+        return added
+
+    def customer(self, text: str) -> customers.Customer:
+        """The customer `text` names (id or display name); unknown: the closest ids."""
+        with self._open(readonly=True) as conn:
+            return customers.require(conn, text, "--customer")
+
+    def customer_list(self) -> list[customers.Customer]:
+        """Every customer, merged ones included (they say where they went)."""
+        with self._open(readonly=True) as conn:
+            return customers.listed(conn, merged=True)
+
+    def customer_rename(self, text: str, name: str) -> customers.Customer:
+        """A new display name; the id, which rows and jobs carry, stays."""
+        with self._open(create=True) as conn, transaction(conn):
+            was, now = customers.rename(conn, text, name)
+            record(
+                conn, self._entry("customer rename", {"id": was.id, "from": was.name, "to": name})
+            )
+        return now
+
+    def customer_merge(self, text: str, into: str) -> int:
+        """Merge a customer into another: every job and row it had becomes the other's.
+
+        Closed months are corrected by adjustment rows (a reversal under the old customer,
+        the row again under the new one). Returns the rows moved.
+        """
+        with self._open(create=True) as conn, transaction(conn):
+            self._require_current(conn)
+            gone, kept = customers.merge(conn, text, into)
+            spans = conn.execute(
+                "SELECT machine, MIN(start_ms) AS lo, MAX(end_ms) AS hi, COUNT(*) AS n FROM rows "
+                "WHERE customer = ? GROUP BY machine",
+                (gone.id,),
+            ).fetchall()
+            for table in ("explicit_jobs", "assignments"):
+                conn.execute(
+                    f"UPDATE {table} SET customer = ? WHERE customer = ?", (kept.id, gone.id)
+                )
+            # Recomputed, not renamed in place: the kept customer may have another price list.
+            touched = {s["machine"]: (s["lo"], s["hi"]) for s in spans}
+            computed = self._recompute(conn, ReadingStore(conn), touched)
+            changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
+            moved = int(sum(s["n"] for s in spans))
+            adjustments = periods.refresh_adjustments(conn, changed)
+            detail = {"id": gone.id, "into": kept.id, "rows": moved, "adjustments": adjustments}
+            record(conn, self._entry("customer merge", detail))
+        return moved
+
+    # ------------------------------------------------------------------ jobs
+
+    def assign(
+        self, job_id: str, machine: str | None, said: assignments.Assignment
+    ) -> tuple[LedgerRow, int]:
+        """Say who a job was for (customer, order, parts, scrap); returns the job as it is
+        now and the pending adjustment rows (a job of a closed month is corrected by them)."""
+        with self._open() as conn, transaction(conn):
+            self._require_current(conn)
+            job = _find_job(conn, job_id, machine)
+            who = customers.require(conn, said.customer, "--customer")
+            said = replace(
+                said,
+                machine=job.machine,
+                at_ms=(job.start_ms + job.end_ms) // 2,
+                job_id=job.job_id,
+                customer=who.id,
+                made_at=self._clock(),
+                made_by=self._who,
+            )
+            replaced = assignments.store(conn, job, said)
+            now, adjustments = self._redo(conn, job, said.at_ms)
+            detail = {**asdict(said), "replaced": replaced, "adjustments": adjustments}
+            record(conn, self._entry("job assign", detail))
+        return now, adjustments
+
+    def split(self, job_id: str, machine: str | None, at_ms: int) -> tuple[LedgerRow, int]:
+        """Cut a job in two at an instant inside it (a detected job that was two orders);
+        returns the second piece and the pending adjustment rows."""
+        with self._open() as conn, transaction(conn):
+            self._require_current(conn)
+            job = _find_job(conn, job_id, machine)
+            if not job.start_ms < at_ms < job.end_ms:
+                raise LedgerError(
+                    f"--at = {iso_utc(at_ms)}: not inside job {job.job_id} "
+                    f"({iso_utc(job.start_ms)} .. {iso_utc(job.end_ms)})"
+                )
+            conn.execute(
+                "INSERT OR REPLACE INTO splits VALUES (?, ?, ?, ?, ?)",
+                (job.machine, at_ms, job.job_id, self._clock(), self._who),
+            )
+            now, adjustments = self._redo(conn, job, at_ms)
+            detail = {"id": job.job_id, "machine": job.machine, "at": iso_utc(at_ms)}
+            record(conn, self._entry("job split", detail | {"adjustments": adjustments}))
+        return now, adjustments
+
+    def _redo(self, conn: sqlite3.Connection, job: LedgerRow, at_ms: int) -> tuple[LedgerRow, int]:
+        """Recompute the job's days; the job now covering at_ms, and the pending adjustments."""
+        (computed,) = self._recompute(
+            conn, ReadingStore(conn), {job.machine: (job.start_ms, job.end_ms)}
+        )
+        spans = [(r.start_ms, r.end_ms, r.job_id) for r in computed.rows if r.kind == "job"]
+        hit = assignments.covering(spans, at_ms)
+        now = next((r for r in computed.rows if hit and r.job_id == hit[2]), None)
+        if now is None:  # the readings changed under it since it was listed
+            raise LedgerError(f"job {job.job_id} on {job.machine}: no job there any more")
+        changed = periods_between(computed.first_day, computed.end_day)
+        return now, periods.refresh_adjustments(conn, changed)
+
+    def note(self, said: assignments.Assignment) -> assignments.Assignment:
+        """What the operator said at the machine (`shopwatt job start|stop`) about the job
+        starting at `said.at_ms`; it applies as soon as the gateway has that job."""
+        with self._open(create=True) as conn, transaction(conn):
+            self._require_current(conn)
+            said = replace(said, made_at=self._clock(), made_by=self._who)
+            said = assignments.note(conn, said)
+            t = said.at_ms
+            computed = self._recompute(conn, ReadingStore(conn), {said.machine: (t, t)})
+            changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
+            adjustments = periods.refresh_adjustments(conn, changed)
+            detail = {**asdict(said), "adjustments": adjustments}
+            record(conn, self._entry("job note", detail))
+        return said
+
+    def running_job(self, machine: str, job_id: str | None) -> tuple[str, int, str]:
+        """The gateway's job of a machine that has started and not stopped (or the one named):
+        its id, start and customer, from the job book `shopwatt run` keeps in the ledger."""
+        with self._open(readonly=True) as conn:
+            found = [
+                (start, job, customer)
+                for m, job, start, stop, customer, *_ in load_state(conn).jobs
+                if m == machine
+                and start is not None
+                and (job == job_id if job_id else stop is None)
+            ]
+        if not found:
+            which = f"job {job_id!r}" if job_id else "no job running"
+            raise LedgerError(
+                f"--machine = {machine!r}: {which} as far as the gateway knows (has "
+                "`shopwatt run` taken the start yet?)"
+            )
+        start, job, customer = max(found)  # the latest start
+        return job, start, customer
+
+    def jobs(self, first: date, end: date) -> list[LedgerRow]:
+        """The jobs ending on the local dates [first, end) as computed now (open ones too).
+
+        Opened for writing (not read-only like export): `close` asks about these first, and
+        an older ledger is upgraded then, as by the close itself."""
+        with self._open() as conn:
+            self._require_current(conn)
+            return select(
+                conn,
+                "rows",
+                "kind = 'job' AND day >= ? AND day < ?",
+                (first.isoformat(), end.isoformat()),
+            )
+
     # ------------------------------------------------------------------ reads
 
     def select(self, first: date, end: date) -> Selection:
@@ -613,7 +828,8 @@ class Ledger:
         names = list(self.cfg.tariff.band_names)
         for row in rows:
             names += [b for b in row.amounts.band_wh if b not in names]
-        return Selection(rows, open_jobs, names)
+        months = {p: p in closed for p in periods_between(first, end)}
+        return Selection(rows, open_jobs, names, months)
 
     def bill(self, period: str) -> Bill:
         """The month as the utility bills it, from the rows its export prints (docs/tariffs.md)."""
@@ -708,7 +924,48 @@ class Ledger:
                 pending,
                 recent(conn, audit_entries),
                 priced_by(self.cfg, [tuple(extent)] if extent[0] else []),
+                assignments.unsettled(conn) + customers.strangers(conn),
             )
+
+
+def _own_customers(
+    conn: sqlite3.Connection,
+    jobs: JobsSource,
+    create: bool,
+    entry: Callable[[str, Mapping[str, object]], Entry],
+) -> dict[str, tuple[ExplicitJob, ...]]:
+    """The jobs with each customer as its id; an unknown name is refused with its line and
+    the closest known ids, or added when `create`."""
+    owned: dict[str, tuple[ExplicitJob, ...]] = {}
+    for machine, listed in jobs.jobs.items():
+        mine = []
+        for job in listed:
+            who = customers.find(conn, job.customer) if job.customer else None
+            if job.customer and who is None:
+                where = f"{jobs.path} line {jobs.lines.get((machine, job.job_id), '?')}"
+                if not create:
+                    raise customers.unknown(conn, job.customer, where)
+                who = customers.add(conn, customers.Customer(job.customer, job.customer))
+                record(conn, entry("customer add", {**asdict(who), "from": where}))
+            mine.append(replace(job, customer=who.id) if who else job)
+        owned[machine] = tuple(mine)
+    return owned
+
+
+def _find_job(conn: sqlite3.Connection, job_id: str, machine: str | None) -> LedgerRow:
+    """The job row with this id (on this machine); a LedgerError names what was found."""
+    where = "kind = 'job' AND job_id = ?" + (" AND machine = ?" if machine else "")
+    found = select(conn, "rows", where, (job_id, machine) if machine else (job_id,))
+    if len(found) == 1:
+        return found[0]
+    if found:
+        machines = ", ".join(r.machine for r in found)
+        raise LedgerError(f"job {job_id!r} is on several machines ({machines}): give --machine")
+    ids = [r["job_id"] for r in conn.execute("SELECT DISTINCT job_id FROM rows WHERE kind = 'job'")]
+    near = difflib.get_close_matches(job_id, ids, n=3)
+    hint = f"closest: {', '.join(near)}" if near else "see `shopwatt jobs`"
+    on = f" on {machine}" if machine else ""
+    raise LedgerError(f"job {job_id!r}{on} is not in the ledger ({hint})")
 
 
 class _Stored(Mapping[str, MachineReadings]):
@@ -770,12 +1027,18 @@ def _spans(computed: Sequence[Computed]) -> dict[str, tuple[str, str]]:
 
 def _frozen_charges(conn: sqlite3.Connection, first: str, last: str) -> Charges:
     """The charges put on the rows of the closed months first..last at their close."""
+    # A row without solar (or of a month closed before frozen_solar existed) has none there.
     frozen = conn.execute(
-        "SELECT * FROM frozen_charges WHERE period >= ? AND period <= ?", (first, last)
+        """SELECT c.*, coalesce(s.solar_wh, 0) AS solar_wh,
+            coalesce(s.solar_cents, 0) AS solar_cents
+        FROM frozen_charges c LEFT JOIN frozen_solar s
+            USING (period, kind, machine, job_id, customer, order_id, day)
+        WHERE c.period >= ? AND c.period <= ?""",
+        (first, last),
     )
     return {
-        (f["kind"], f["machine"], f["job_id"], f["customer"], f["day"]): RowCharges(
-            f["demand_cents"], f["fixed_cents"], f["co2_g"]
+        (f["kind"], f["machine"], f["job_id"], f["customer"], f["order_id"], f["day"]): RowCharges(
+            f["demand_cents"], f["fixed_cents"], f["co2_g"], f["solar_wh"], f["solar_cents"]
         )
         for f in frozen
     }

@@ -24,11 +24,12 @@ from datetime import date, timedelta
 import numpy as np
 
 from gateway.config import ShopConfig
-from gateway.engine import CostRow, ExplicitJob, MachineReadings, compute_machine
+from gateway.engine import MachineReadings, compute_machine
 from gateway.engine.localtime import day_start_ms, local_date, midnight_ms, next_midnight_ms
-from gateway.ledger import explicit, prices
+from gateway.ledger import assignments, explicit, prices
 from gateway.ledger.chunks import DAY_MS, ReadingStore
 from gateway.ledger.fingerprint import fingerprint
+from gateway.ledger.jobprices import priced
 from gateway.ledger.rows import LedgerRow, from_cost_row, replace_rows
 
 
@@ -181,30 +182,28 @@ class Recomputer:
             hi = max(hi, (step if after is None else after) + 1)
         window = self._store.load(machine_id, lo, hi)
         series = prices.tariff_slots(self._conn, tariff, lo, hi)
-        result = compute_machine(machine_id, window, machine, tariff, self._tz, None, series)
-        spans = [(s, e) for s, e in explicit.spans(self._conn, machine_id) if s < hi and e > lo]
-        rows = result.rows
-        if spans:
-            detected = _outside_spans([r for r in rows if r.kind == "job"], spans)
-            jobs = explicit.jobs_in(self._conn, machine_id, lo, hi)
-            again = compute_machine(
-                machine_id, window, machine, tariff, self._tz, [*jobs, *detected], series
-            )
-            # A detected job keeps the engine's first verdict on whether it may still grow.
-            still_open = {job.job_id: flag for job, flag in detected.items()}
-            rows = [
-                replace(r, open=still_open[r.job_id]) if r.job_id in still_open else r
-                for r in again.rows
-            ]
+        # Explicit jobs take their spans, detection runs on the rest (the engine's rule).
+        jobs = explicit.jobs_in(self._conn, machine_id, lo, hi)
+        cuts = assignments.cuts(self._conn, machine_id, lo, hi)
+        rows = compute_machine(
+            machine_id, window, machine, tariff, self._tz, jobs, series, cuts=cuts
+        ).rows
         first_day, end_day = local_date(a, self._tz), local_date(b, self._tz)
         names = tariff.band_names
+        counted = {j.job_id: j.parts for j in jobs if j.parts}
+        kept = [
+            _with_parts(from_cost_row(r, names, tariff.rates), counted)
+            for r in rows
+            if first_day <= r.day < end_day
+        ]
+        # Who each job was for (assignments, over what its job events said), then what it
+        # costs them (their price list).
+        said = assignments.within(self._conn, machine_id, lo, hi)
         return Computed(
             machine=machine_id,
             first_day=first_day,
             end_day=end_day,
-            rows=[
-                from_cost_row(r, names, tariff.rates) for r in rows if first_day <= r.day < end_day
-            ],
+            rows=priced(self._conn, self._cfg.pricing, assignments.apply(kept, said)),
             stats=self._day_stats(machine_id, window, first_day, end_day),
         )
 
@@ -223,7 +222,7 @@ class Recomputer:
                 continue
             start = max(a - 1, 0)  # the reading before the day opens its first interval
             part = MachineReadings(window.t_ms[start:b], window.watts[start:b], window.wh[start:b])
-            s = compute_machine(machine_id, part, machine, tariff, self._tz, []).stats
+            s = compute_machine(machine_id, part, machine, tariff, self._tz, detect=False).stats
             found.append(
                 DayStats(
                     day,
@@ -285,23 +284,7 @@ class Recomputer:
         )
 
 
-def _outside_spans(jobs: list[CostRow], spans: list[tuple[int, int]]) -> dict[ExplicitJob, bool]:
-    """Detected jobs with the explicit spans cut out, each with its open flag.
-
-    A job cut in two gets '-2' on the second piece; only a piece that still ends where
-    its job ended can still grow (open).
-    """
-    pieces: dict[ExplicitJob, bool] = {}
-    for job in jobs:
-        parts = [(job.start_ms, job.end_ms)]
-        for s, e in spans:
-            parts = [
-                piece
-                for lo, hi in parts
-                for piece in ((lo, min(hi, s)), (max(lo, e), hi))
-                if piece[1] > piece[0]
-            ]
-        for k, (lo, hi) in enumerate(parts):
-            job_id = job.job_id if k == 0 else f"{job.job_id}-{k + 1}"
-            pieces[ExplicitJob(job_id, lo, hi, job.customer)] = job.open and hi == job.end_ms
-    return pieces
+def _with_parts(row: LedgerRow, counted: dict[str, int]) -> LedgerRow:
+    """An explicit job's row with the parts its stop event counted."""
+    parts = counted.get(row.job_id) if row.kind == "job" else None
+    return replace(row, amounts=replace(row.amounts, parts=parts)) if parts else row

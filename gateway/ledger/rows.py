@@ -21,8 +21,8 @@ from gateway.ledger.units import energy_cents, hour_cents, hours, kwh, money
 
 Kind = Literal["job", "overhead", "adjustment"]
 Table = Literal["rows", "adjustments", "frozen"]
-# (kind, machine, job_id, customer, overhead day): what an adjustment corrects.
-OriginKey = tuple[str, str, str, str, str]
+# (kind, machine, job_id, customer, order, overhead day): what an adjustment corrects.
+OriginKey = tuple[str, str, str, str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,9 @@ class Amounts:
     energy_cents: int
     depreciation_cents: int
     maintenance_cents: int
+    parts: int = 0  # good parts the job made (0: not known)
+    scrap: int = 0  # parts made and thrown away
+    price_cents: int | None = None  # net price (None: no price: internal, unassigned, ...)
 
     @property
     def total_cents(self) -> int:
@@ -57,6 +60,9 @@ class Amounts:
             self.energy_cents + other.energy_cents,
             self.depreciation_cents + other.depreciation_cents,
             self.maintenance_cents + other.maintenance_cents,
+            self.parts + other.parts,
+            self.scrap + other.scrap,
+            _add(self.price_cents, other.price_cents),
         )
 
     def __neg__(self) -> Amounts:
@@ -67,6 +73,9 @@ class Amounts:
             -self.energy_cents,
             -self.depreciation_cents,
             -self.maintenance_cents,
+            -self.parts,
+            -self.scrap,
+            None if self.price_cents is None else -self.price_cents,
         )
 
     def __sub__(self, other: Amounts) -> Amounts:
@@ -98,10 +107,17 @@ class Amounts:
         """True when every figure the export would print for these amounts is zero."""
         return (
             self.energy_cents == self.depreciation_cents == self.maintenance_cents == 0
+            and self.parts == self.scrap == 0
+            and not self.price_cents
             and hours(self.duration_s) == 0
             and hours(self.run_s) == 0
             and all(kwh(wh) == 0 for wh in self.band_wh.values())
         )
+
+
+def _add(a: int | None, b: int | None) -> int | None:
+    """Prices add up; no price plus no price is still no price."""
+    return None if a is None and b is None else (a or 0) + (b or 0)
 
 
 ZERO = Amounts(0.0, 0.0, {}, 0, 0, 0)
@@ -124,17 +140,19 @@ class LedgerRow:
     origin_period: str = ""  # adjustments: the closed period they correct
     origin_kind: str = ""  # adjustments: 'job' or 'overhead'
     origin_day: str = ""  # adjustments of overhead rows: the corrected day
+    order: str = ""  # the customer's order the job was for (an assignment)
 
     def origin_key(self) -> OriginKey:
         """Which job or overhead day this row is about (adjustments: the one they correct)."""
+        who = (self.machine, self.job_id, self.customer, self.order)
         if self.kind == "adjustment":
-            return (self.origin_kind, self.machine, self.job_id, self.customer, self.origin_day)
+            return (self.origin_kind, *who, self.origin_day)
         day = self.day.isoformat() if self.kind == "overhead" else ""
-        return (self.kind, self.machine, self.job_id, self.customer, day)
+        return (self.kind, *who, day)
 
     def adjusting(self, origin_period: str, target: str, day: date, amounts: Amounts) -> LedgerRow:
         """An adjustment row in `target` that corrects this row of a closed period."""
-        kind, _, _, _, origin_day = self.origin_key()
+        kind, *_, origin_day = self.origin_key()
         return replace(
             self,
             period=target,
@@ -176,7 +194,8 @@ def from_cost_row(row: CostRow, band_names: Sequence[str], rates: Sequence[float
     )
 
 
-COLUMNS = (
+# The columns of the first schema (schema._DDL); the billing step adds BILLING_COLUMNS.
+COLUMNS_V1 = (
     "period",
     "kind",
     "job_id",
@@ -196,8 +215,16 @@ COLUMNS = (
     "origin_kind",
     "origin_day",
 )
+# Added by the billing migration step, with their SQL types (price_cents NULL: no price).
+BILLING_COLUMNS = {
+    "order_id": "TEXT NOT NULL DEFAULT ''",
+    "parts": "INTEGER NOT NULL DEFAULT 0",
+    "scrap": "INTEGER NOT NULL DEFAULT 0",
+    "price_cents": "INTEGER",
+}
+COLUMNS = COLUMNS_V1 + tuple(BILLING_COLUMNS)
 
-TABLE_DDL = f"({', '.join(COLUMNS)})"
+TABLE_DDL = f"({', '.join(COLUMNS_V1)})"
 
 
 def _to_sql(r: LedgerRow) -> tuple[Any, ...]:
@@ -221,10 +248,18 @@ def _to_sql(r: LedgerRow) -> tuple[Any, ...]:
         r.origin_period,
         r.origin_kind,
         r.origin_day,
+        r.order,
+        a.parts,
+        a.scrap,
+        a.price_cents,
     )
 
 
 def _from_sql(v: sqlite3.Row) -> LedgerRow:
+    # A read-only copy of an older ledger has no billing columns: their defaults.
+    present = set(v.keys())  # a Row's `in` looks at its values, not its column names
+    billing: dict[str, Any] = {"order_id": "", "parts": 0, "scrap": 0, "price_cents": None}
+    billing |= {k: v[k] for k in BILLING_COLUMNS if k in present}
     return LedgerRow(
         period=v["period"],
         kind=v["kind"],
@@ -241,11 +276,15 @@ def _from_sql(v: sqlite3.Row) -> LedgerRow:
             v["energy_cents"],
             v["depreciation_cents"],
             v["maintenance_cents"],
+            billing["parts"],
+            billing["scrap"],
+            billing["price_cents"],
         ),
         open=bool(v["open"]),
         origin_period=v["origin_period"],
         origin_kind=v["origin_kind"],
         origin_day=v["origin_day"],
+        order=billing["order_id"],
     )
 
 

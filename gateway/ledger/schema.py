@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gateway.errors import LedgerError
-from gateway.ledger.rows import TABLE_DDL
+from gateway.ledger.rows import BILLING_COLUMNS, TABLE_DDL
 
 _DDL = f"""
 -- Readings: one compressed block per machine and UTC day (t_ms // 86400000).
@@ -116,6 +116,46 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL,
             created_at TEXT NOT NULL, created_by TEXT NOT NULL)""",
     ),
+    # 8 -> 9: billing. Customers and the shop's own product lines (`shopwatt customer`):
+    # name_key is the display name case- and space-folded, so one customer is never two;
+    # merged_into, a customer merged into another (its id still resolves, to the other).
+    # Assignments (`shopwatt job assign`) are keyed by an instant inside the job, so they
+    # follow the job that covers it through recomputes; splits are the instants where a
+    # job becomes two. The row tables gain order, parts, scrap and price.
+    (
+        """CREATE TABLE customers (
+            id TEXT PRIMARY KEY, name TEXT NOT NULL, name_key TEXT NOT NULL,
+            vat_id TEXT NOT NULL, price_list TEXT NOT NULL, internal INTEGER NOT NULL,
+            merged_into TEXT NOT NULL)""",
+        "CREATE UNIQUE INDEX customers_by_name_key ON customers (name_key) WHERE merged_into = ''",
+        """CREATE TABLE assignments (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, machine TEXT NOT NULL, at_ms INTEGER NOT NULL,
+            job_id TEXT NOT NULL, customer TEXT NOT NULL, order_id TEXT NOT NULL,
+            parts INTEGER NOT NULL, scrap INTEGER NOT NULL, made_at TEXT NOT NULL,
+            made_by TEXT NOT NULL)""",
+        "CREATE INDEX assignments_by_time ON assignments (machine, at_ms)",
+        """CREATE TABLE splits (
+            machine TEXT NOT NULL, at_ms INTEGER NOT NULL, job_id TEXT NOT NULL,
+            made_at TEXT NOT NULL, made_by TEXT NOT NULL, PRIMARY KEY (machine, at_ms))""",
+        *(
+            f"ALTER TABLE {table} ADD COLUMN {column} {kind}"
+            for table in ("rows", "adjustments", "frozen")
+            for column, kind in BILLING_COLUMNS.items()
+        ),
+        # The parts a job event's stop said (a button's count; 0: not known).
+        "ALTER TABLE explicit_jobs ADD COLUMN parts INTEGER NOT NULL DEFAULT 0",
+        # A row's charges are keyed like the row, and a row's key has its order now.
+        "ALTER TABLE frozen_charges ADD COLUMN order_id TEXT NOT NULL DEFAULT ''",
+    ),
+    # 9 -> 10: own solar on the rows of closed months (the export's solar_kwh, solar_cost),
+    # beside frozen_charges (a table of its own: migrations may run again, ALTER may not).
+    (
+        """CREATE TABLE IF NOT EXISTS frozen_solar (
+            period TEXT NOT NULL, kind TEXT NOT NULL, machine TEXT NOT NULL,
+            job_id TEXT NOT NULL, customer TEXT NOT NULL, order_id TEXT NOT NULL,
+            day TEXT NOT NULL, solar_wh INTEGER NOT NULL, solar_cents INTEGER NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS frozen_solar_by_period ON frozen_solar (period)",
+    ),
 )
 SCHEMA_VERSION = 1 + len(_MIGRATIONS)
 PAGE_SIZE = 1024
@@ -160,6 +200,8 @@ def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqli
             # reader sees them as empty temporary tables (its own, gone when it closes).
             for step in _MIGRATIONS[version - 1 :]:
                 for statement in step:
+                    if statement.startswith("ALTER TABLE"):
+                        continue  # a column the file lacks reads as its default (rows.py)
                     conn.execute(statement.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
         elif version < SCHEMA_VERSION:
             _migrate(conn)

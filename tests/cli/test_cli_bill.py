@@ -12,9 +12,16 @@ from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 
-from tests.ledger.shop import ok
+import pytest
 
-CASE = Path(__file__).resolve().parents[1] / "cases" / "demand_peak"
+from tests.ledger.shop import drop_billing_step, ok
+
+CASES = Path(__file__).resolve().parents[1] / "cases"
+CASE = CASES / "demand_peak"
+# The same machines and jobs, with a grid site meter that sets the peak elsewhere.
+GRID = CASES / "grid_meter"
+# The same again, with own solar production covering part of the jobs.
+SOLAR = CASES / "solar"
 
 
 def _amount(text: str, label: str) -> str:
@@ -23,17 +30,30 @@ def _amount(text: str, label: str) -> str:
     return line.split()[-1]
 
 
-def _replayed(tmp_path: Path) -> Path:
+def _replayed(tmp_path: Path, folder: Path = CASE) -> Path:
     """The case copied to tmp_path and replayed; its shop.toml."""
     case = tmp_path / "case"
-    shutil.copytree(CASE, case)
+    shutil.copytree(folder, case)
     config = case / "shop.toml"
-    ok("replay", "--config", config, "--input", case / "readings.csv", "--jobs", case / "jobs.csv")
+    jobs = case / "jobs.csv"
+    ok(
+        "replay",
+        "--config",
+        config,
+        "--input",
+        case / "readings.csv",
+        "--jobs",
+        jobs,
+        "--create-customers",
+    )
     return config
 
 
-def test_the_demand_peak_is_billed_and_shared_by_the_jobs_that_made_it(tmp_path: Path) -> None:
-    config = _replayed(tmp_path)
+@pytest.mark.parametrize("folder", [CASE, GRID, SOLAR], ids=lambda p: p.name)
+def test_the_demand_peak_is_billed_and_shared_by_the_jobs_that_made_it(
+    tmp_path: Path, folder: Path
+) -> None:
+    config = _replayed(tmp_path, folder)
     case = config.parent
     want = json.loads((case / "expected_bill.json").read_text())
 
@@ -82,7 +102,7 @@ def test_the_export_carries_the_charges_and_adds_up_to_the_bill(tmp_path: Path) 
 
     # Closing freezes the month's charges with its rows and its bill: a higher peak that
     # arrives late is stated on the bill, not rebilled, and moves neither bill nor export.
-    ok("close", "--config", config, "--month", "2026-11")
+    ok("close", "--config", config, "--month", "2026-11", "--yes")
     late = case / "late.csv"
     late.write_text(
         "time,machine,watts\n"
@@ -110,6 +130,48 @@ def test_the_export_carries_the_charges_and_adds_up_to_the_bill(tmp_path: Path) 
     assert net == Decimal(_amount(again, "net"))
 
 
+def test_a_grid_meter_sets_the_peak_but_is_never_a_row(tmp_path: Path) -> None:
+    config = _replayed(tmp_path, GRID)
+    want = json.loads((config.parent / "expected_bill.json").read_text())
+    lines = _export(config)
+    assert {r["machine"] for r in lines} == {"mill", "laser"}
+    name = {id(r): r["job_id"] or f"{r['machine']} overhead" for r in lines}
+    assert {name[id(r)]: [r["demand_cost"], r["fixed_cost"]] for r in lines} == want[
+        "export_charges"
+    ]
+    bill = ok("bill", "--config", config, "--month", "2026-11")
+    net = _total(lines, "energy_cost", "demand_cost", "fixed_cost")
+    assert net == Decimal(_amount(bill, "net"))  # to the cent
+    status = ok("status", "--config", config)
+    machines = [
+        x.split()[0] for x in status.splitlines() if x.startswith(("mill", "laser", "grid"))
+    ]
+    assert machines == ["laser", "mill"]  # the site meter is no machine line
+
+
+def test_own_solar_lowers_the_jobs_energy_cost_and_the_export_still_adds_up(
+    tmp_path: Path,
+) -> None:
+    config = _replayed(tmp_path, SOLAR)
+    want = json.loads((config.parent / "expected_bill.json").read_text())
+    lines = _export(config)
+    assert {r["machine"] for r in lines} == {"mill", "laser"}  # pv is never a row
+    name = {id(r): r["job_id"] or f"{r['machine']} overhead" for r in lines}
+    assert {name[id(r)]: [r["solar_kwh"], r["solar_cost"]] for r in lines} == want["export_solar"]
+    bill = ok("bill", "--config", config, "--month", "2026-11")
+    assert _amount(bill, "own solar used") == want["solar_kwh"]
+    assert _amount(bill, "grid kWh") == want["grid_kwh"]
+    assert _amount(bill, "own solar:") == want["solar_cost"]
+    net = _total(lines, "energy_cost", "solar_cost", "demand_cost", "fixed_cost")
+    assert net == Decimal(_amount(bill, "net")) == Decimal(want["net"])
+
+    # Closing freezes the solar with the month: a new feed-in tariff changes neither.
+    ok("close", "--config", config, "--month", "2026-11")
+    config.write_text(config.read_text().replace("feed_in_per_kwh = 0.08", "feed_in_per_kwh = 0.5"))
+    assert [r for r in _export(config) if r["kind"] != "adjustment"] == lines
+    assert ok("bill", "--config", config, "--month", "2026-11") == bill
+
+
 def test_a_ledger_from_before_the_charges_table_gets_it_at_its_next_close(
     tmp_path: Path,
 ) -> None:
@@ -117,9 +179,10 @@ def test_a_ledger_from_before_the_charges_table_gets_it_at_its_next_close(
     case = config.parent
     ledger = case / "shopwatt-data" / "ledger.sqlite"
     with closing(sqlite3.connect(ledger)) as conn, conn:
+        drop_billing_step(conn)  # a later step's
         conn.execute("DROP TABLE frozen_charges")  # as schema version 2 left it
         conn.execute("PRAGMA user_version = 2")
-    ok("close", "--config", config, "--month", "2026-11")  # migrates, then freezes
+    ok("close", "--config", config, "--month", "2026-11", "--yes")  # migrates, then freezes
     lines = _export(config)
     assert _total(lines, "demand_cost") == Decimal("80.00")
 
@@ -159,9 +222,10 @@ def test_co2_from_an_imported_series_counts_each_quarter_hours_intensity(tmp_pat
         )
     )
     assert {r["customer"]: r["co2_kg"] for r in by_customer} == {
-        "": "0.542",  # the overhead lines
         "cafe": "0.500",
         "designer": "0.158",
+        "overhead": "0.542",  # the overhead lines
+        "total": "1.200",
     }
 
 

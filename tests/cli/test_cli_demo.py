@@ -26,7 +26,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 def test_demo_prints_jobs_and_costs_and_where_the_files_are(demo: tuple[Path, str]) -> None:
     out, printed = demo
-    csv_path = next(out.glob("costs-*.csv"))
+    csv_path = next(out.glob("costs-*[0-9].csv"))
     assert f"CSV:    {csv_path}" in printed
     assert f"XLSX:   {csv_path.with_suffix('.xlsx')}" in printed
     assert printed.splitlines()[0].split()[:3] == ["job", "machine", "customer"]
@@ -41,7 +41,7 @@ def test_demo_prints_jobs_and_costs_and_where_the_files_are(demo: tuple[Path, st
 
 def test_demo_energy_per_machine_matches_the_simulated_truth(demo: tuple[Path, str]) -> None:
     out, _ = demo
-    rows = list(csv.DictReader(next(out.glob("costs-*.csv")).open()))
+    rows = list(csv.DictReader(next(out.glob("costs-*[0-9].csv")).open()))
     shop = simulate_shop_day()  # the demo's default seed: the same day
     for machine, truth in shop.truth.items():
         mine = [r for r in rows if r["machine"] == machine]
@@ -78,14 +78,31 @@ def test_every_line_of_the_demo_export_adds_up_as_it_is_read(demo: tuple[Path, s
 
 def test_running_the_demo_again_gives_the_same_export(demo: tuple[Path, str]) -> None:
     out, _ = demo
-    csv_path = next(out.glob("costs-*.csv"))
-    xlsx_path = next(out.glob("costs-*.xlsx"))
+    csv_path = next(out.glob("costs-*[0-9].csv"))
+    xlsx_path = next(out.glob("costs-*[0-9].xlsx"))
     before = csv_path.read_bytes(), xlsx_path.read_bytes()
     refused = shopwatt("demo", "--output", out)
     assert refused.exit_code == 2
     assert "shop.toml: the file exists; use --force to replace it" in refused.stderr
     assert shopwatt("demo", "--output", out, "--force").exit_code == 0
     assert (csv_path.read_bytes(), xlsx_path.read_bytes()) == before
+
+
+def test_demo_jobs_have_customers_and_each_customer_a_statement(demo: tuple[Path, str]) -> None:
+    out, printed = demo
+    rows = list(csv.DictReader(next(out.glob("costs-*[0-9].csv")).open()))
+    jobs = [r for r in rows if r["kind"] == "job"]
+    # Every job but the compressor's (it runs for the shop, not for a customer).
+    assert {r["machine"] for r in jobs if not r["customer"]} == {"air-01"}
+    sold = [r for r in jobs if r["price"]]
+    assert sold and all(
+        Decimal(r["margin"]) == Decimal(r["price"]) - Decimal(r["total_cost"]) for r in sold
+    )
+    customers = {r["customer"] for r in jobs if r["customer"]}
+    assert {
+        p.name.split("-2026")[0][len("statement-") :] for p in out.glob("statement-*.xlsx")
+    } == customers
+    assert "revenue" in printed and "margin" in printed
 
 
 def test_the_demo_never_replays_into_a_real_shops_folder(tmp_path: Path) -> None:
@@ -133,7 +150,7 @@ def test_demo_prints_the_months_bill_whose_charges_are_in_the_export(
     demo: tuple[Path, str],
 ) -> None:
     out, printed = demo
-    rows = list(csv.DictReader(next(out.glob("costs-*.csv")).open()))
+    rows = list(csv.DictReader(next(out.glob("costs-*[0-9].csv")).open()))
     # The demo prices energy with the day-ahead series it writes: every quarter hour priced.
     assert (out / "prices.csv").exists() and "fallback" not in printed
     charge = next(line for line in printed.splitlines() if line.strip().startswith("demand charge"))

@@ -43,7 +43,14 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
             )
             jobs.writerow([f"J-{k}", "lathe", start, end, customer])
     result = shopwatt(
-        "replay", "--config", config, "--input", readings, "--jobs", folder / "jobs.csv"
+        "replay",
+        "--config",
+        config,
+        "--input",
+        readings,
+        "--jobs",
+        folder / "jobs.csv",
+        "--create-customers",
     )
     assert result.exit_code == 0, result.output
     return config
@@ -150,9 +157,11 @@ def test_xlsx_text_cells_are_never_formulas(shop: Path, tmp_path: Path) -> None:
     out = tmp_path / "costs.xlsx"
     assert _export(shop, "--output", out)[0] == 0
     sheet = openpyxl.load_workbook(out)["rows"]
-    header = [c.value for c in sheet[1]]
+    # The header is below the title block (site, period, ...).
+    head = next(r for r in range(1, sheet.max_row + 1) if sheet.cell(r, 1).value == "kind")
+    header = [c.value for c in sheet[head]]
     col = header.index("customer") + 1
-    cells = {sheet.cell(r, 2).value: sheet.cell(r, col) for r in range(2, sheet.max_row + 1)}
+    cells = {sheet.cell(r, 2).value: sheet.cell(r, col) for r in range(head + 1, sheet.max_row)}
     for k, customer in enumerate(CUSTOMERS):
         cell = cells[f"J-{k}"]
         assert (cell.value, cell.data_type) == (customer, "s")

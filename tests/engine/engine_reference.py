@@ -8,6 +8,7 @@ It shares nothing with the engine except the interval energies it is given.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,15 +17,19 @@ from gateway.config import DAYS, Machine, Tariff
 MIN_MS = 60_000
 
 
-def detect(t: list[int], watts: list[float], m: Machine) -> list[tuple[int, int]]:
-    """Jobs by the rules, one reading at a time."""
+def detect(
+    t: list[int], watts: list[float], m: Machine, taken: Sequence[tuple[int, int]] = ()
+) -> list[tuple[int, int]]:
+    """Jobs by the rules, one reading at a time; readings inside a taken (explicit) job do
+    not run, and no job joins readings with the start of a taken job between them."""
     groups: list[list[int]] = []
     prev = -1
     for i, w in enumerate(watts):
-        if w <= m.run_above_w:
+        if w <= m.run_above_w or any(a <= t[i] < b for a, b in taken):
             continue
+        crossed = any(t[prev] < a <= t[i] for a, _ in taken)
         adjacent = prev == i - 1 and t[i] - t[prev] <= m.max_gap_s * 1000
-        if groups and (adjacent or t[i] - t[prev] < m.merge_gap_s * 1000):
+        if groups and not crossed and (adjacent or t[i] - t[prev] < m.merge_gap_s * 1000):
             groups[-1][1] = t[i]
         else:
             groups.append([t[i], t[i]])

@@ -94,11 +94,9 @@ def test_engine_matches_the_minute_by_minute_oracle(
     readings, machine, tariff, explicit = shop
     result = compute_machine("m", readings, machine, tariff, BERLIN, explicit)
     t, w = readings.t_ms.tolist(), readings.watts.tolist()
-    spans = (
-        [(j.start_ms, j.end_ms) for j in explicit]
-        if explicit is not None
-        else detect(t, w, machine)
-    )
+    # Explicit jobs take their spans, detection runs on the rest.
+    taken = sorted((j.start_ms, j.end_ms) for j in explicit or [])
+    spans = sorted(taken + detect(t, w, machine, taken))
     energy = interval_energy("m", readings, machine).wh.tolist()
     job_wh, day_wh, run_s = split(t, w, energy, spans, machine, tariff, BERLIN)
 

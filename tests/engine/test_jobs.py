@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -91,13 +92,72 @@ def test_bad_explicit_jobs_are_refused(jobs: list[ExplicitJob], message: str) ->
         compute_machine("m", r, machine(), flat_tariff(), BERLIN, jobs)
 
 
-def test_touching_explicit_jobs_are_fine_and_an_empty_list_means_no_jobs() -> None:
+def test_touching_explicit_jobs_are_fine_and_without_detection_an_empty_list_is_no_jobs() -> None:
     r = readings([0, 60, 120], [1200, 1200, 1200])
     rows = compute_machine(
         "m", r, machine(), flat_tariff(), BERLIN, _explicit(("A", 0, 60), ("B", 60, 120))
     ).rows
     assert [(x.kind, x.job_id) for x in rows] == [("overhead", ""), ("job", "A"), ("job", "B")]
     assert [x.energy_wh for x in rows] == pytest.approx([0.0, 20.0, 20.0])
-    rows = compute_machine("m", r, machine(), flat_tariff(), BERLIN, []).rows
+    rows = compute_machine("m", r, machine(), flat_tariff(), BERLIN, [], detect=False).rows
     assert [x.kind for x in rows] == ["overhead"]
     assert rows[0].energy_wh == pytest.approx(40.0)
+
+
+def test_explicit_jobs_take_their_spans_and_detection_runs_on_the_rest() -> None:
+    # Running all along 0..1200 s with one pause at 600; the operator pressed start/stop
+    # for 300..480 only. Before it and after it, the machine's other jobs are detected.
+    t = list(range(0, 1260, 60))
+    w = [2000.0] * len(t)
+    w[10] = 0.0  # 600 s: a pause shorter than merge_gap_s (300 s)
+    r = readings(t, w)
+    job = ExplicitJob("WO-7", T0_MS + 300_000, T0_MS + 480_000, "acme")
+    rows = compute_machine("m", r, machine(), flat_tariff(), BERLIN, [job]).rows
+    jobs = [
+        (x.job_id, (x.start_ms - T0_MS) // 1000, (x.end_ms - T0_MS) // 1000, x.open)
+        for x in rows
+        if x.kind == "job"
+    ]
+    day = "m-" + datetime.fromtimestamp(T0_MS / 1000, BERLIN).strftime("%Y%m%d")
+    # The detected job after WO-7 merges across the short pause but never across WO-7;
+    # the one before it is closed: WO-7 came after it.
+    assert jobs == [
+        (f"{day}-001", 0, 240, False),
+        ("WO-7", 300, 480, False),
+        (f"{day}-002", 480, 1200, True),
+    ]
+    # Every Wh is in one row: 20 intervals of 2000 W for 60 s, two of them half at 0 W.
+    assert sum(x.energy_wh for x in rows) == pytest.approx(18 * 2000 / 60 + 2 * 1000 / 60)
+
+
+def test_without_explicit_jobs_detection_is_unchanged() -> None:
+    t = list(range(0, 600, 60))
+    r = readings(t, [2000.0] * len(t))
+    alone = compute_machine("m", r, machine(), flat_tariff(), BERLIN).rows
+    assert compute_machine("m", r, machine(), flat_tariff(), BERLIN, []).rows == alone
+
+
+def test_a_cut_splits_the_job_around_it_into_two_that_share_its_energy() -> None:
+    t = list(range(0, 660, 60))
+    r = readings(t, [2000.0] * len(t))
+    whole = compute_machine("m", r, machine(), flat_tariff(), BERLIN).rows
+    cut = np.array([T0_MS + 240_000, T0_MS + 9_999_000], dtype=np.int64)  # 2nd: no job there
+    rows = compute_machine("m", r, machine(), flat_tariff(), BERLIN, cuts=cut).rows
+    (job,) = [x for x in whole if x.kind == "job"]
+    first, second = [x for x in rows if x.kind == "job"]
+    assert (first.job_id, second.job_id) == (job.job_id, f"{job.job_id}-2")
+    assert (first.end_ms, second.start_ms) == (T0_MS + 240_000, T0_MS + 240_000)
+    assert (first.open, second.open) == (False, job.open)
+    assert first.energy_wh + second.energy_wh == pytest.approx(job.energy_wh)
+    assert first.energy_wh == pytest.approx(4 * 2000 / 60)
+
+
+def test_no_detected_job_runs_across_an_explicit_job_between_two_readings() -> None:
+    # Running readings at 0, 60, 180, 240 s; the operator's job 100-170 s holds no reading.
+    r = readings([0, 60, 180, 240], [2000.0] * 4)
+    job = ExplicitJob("WO-1", T0_MS + 100_000, T0_MS + 170_000)
+    rows = compute_machine("m", r, machine(), flat_tariff(), BERLIN, [job]).rows
+    spans = [
+        ((x.start_ms - T0_MS) // 1000, (x.end_ms - T0_MS) // 1000) for x in rows if x.kind == "job"
+    ]
+    assert spans == [(0, 60), (100, 170), (180, 240)]

@@ -17,6 +17,7 @@ import numpy as np
 from click.testing import CliRunner, Result
 
 from gateway.cli import main
+from gateway.ledger.rows import BILLING_COLUMNS
 
 TZ = ZoneInfo("Europe/Berlin")
 
@@ -181,3 +182,14 @@ def dump(config: Path, table: str, digits: int = 6) -> list[tuple[object, ...]]:
 def days_after(day: str, n: int) -> str:
     """'2026-11-03' + n days."""
     return (datetime.fromisoformat(day) + timedelta(days=n)).date().isoformat()
+
+
+def drop_billing_step(conn: sqlite3.Connection) -> None:
+    """Undo the billing migration step (schema.py), to make a ledger of an earlier version."""
+    for table in ("customers", "assignments", "splits"):
+        conn.execute(f"DROP TABLE {table}")
+    for table in ("rows", "adjustments", "frozen"):
+        for column in BILLING_COLUMNS:
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    conn.execute("ALTER TABLE explicit_jobs DROP COLUMN parts")
+    conn.execute("ALTER TABLE frozen_charges DROP COLUMN order_id")

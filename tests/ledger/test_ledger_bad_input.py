@@ -151,7 +151,7 @@ MILL = series(
     ("what", "expected"),
     [
         ("naive time", "line 3: time = '2026-11-03T13:00:00': no UTC offset"),
-        ("unknown machine", "line 3: machine = 'drill': not a machine in shop.toml"),
+        ("unknown machine", "line 3: machine = 'drill': not a machine or site meter in shop.toml"),
         ("negative watts", "line 3: watts = '-3.0': negative power"),
         ("malformed csv", "line 3: expected 4 fields"),
         ("malformed toml", "shop.toml: not valid TOML"),

@@ -33,7 +33,7 @@ def _setup(tmp_path: Path) -> Path:
     config = write_shop(tmp_path)
     early = MILL.lines(hi=LATE[0]) + MILL.lines(lo=LATE[1])
     ok("replay", "--config", config, "--input", write_readings(tmp_path / "early.csv", early))
-    ok("close", "--config", config, "--month", "2025-11")
+    ok("close", "--config", config, "--month", "2025-11", "--yes")
     return config
 
 
@@ -79,7 +79,7 @@ def test_closing_the_next_month_freezes_its_adjustments_for_good(tmp_path: Path)
     config = _setup(tmp_path)
     _replay_late(config)
     december = export_rows(config, "2025-12-01", "2026-01-01")
-    ok("close", "--config", config, "--month", "2025-12")
+    ok("close", "--config", config, "--month", "2025-12", "--yes")
     assert dump(config, "adjustments") == []
     ok("recompute", "--config", config, "--all")
     assert dump(config, "adjustments") == []
@@ -88,7 +88,7 @@ def test_closing_the_next_month_freezes_its_adjustments_for_good(tmp_path: Path)
 
 def test_a_tariff_change_needs_recompute_and_corrects_closed_months(tmp_path: Path) -> None:
     config = _setup(tmp_path)
-    ok("close", "--config", config, "--month", "2025-12")
+    ok("close", "--config", config, "--month", "2025-12", "--yes")
     before = export_rows(config, "2025-11-01", "2026-01-01")
     write_shop(tmp_path, rate=0.30)
 
@@ -108,10 +108,10 @@ def test_a_tariff_change_needs_recompute_and_corrects_closed_months(tmp_path: Pa
 
 def test_a_month_closes_once_and_the_audit_trail_says_who_did_what(tmp_path: Path) -> None:
     config = _setup(tmp_path)
-    again = shopwatt("close", "--config", config, "--month", "2025-11")
+    again = shopwatt("close", "--config", config, "--month", "2025-11", "--yes")
     assert again.exit_code == 2
     assert "2025-11 is already closed" in again.stderr
-    bad = shopwatt("close", "--config", config, "--month", "2025-13")
+    bad = shopwatt("close", "--config", config, "--month", "2025-13", "--yes")
     assert "--month = '2025-13': expected a month as YYYY-MM" in bad.stderr
     last = shopwatt("close", "--config", config, "--month", "9999-12")  # no month after it
     assert last.exit_code == 2 and "--month = '9999-12': the month has not ended" in last.stderr
@@ -128,14 +128,14 @@ def test_months_close_in_order_so_corrections_never_land_in_a_closed_month(
     config = write_shop(tmp_path)
     ok("replay", "--config", config, "--input", write_readings(tmp_path / "r.csv", MILL.lines()))
     before = dump(config, "frozen")
-    refused = shopwatt("close", "--config", config, "--month", "2025-12")
+    refused = shopwatt("close", "--config", config, "--month", "2025-12", "--yes")
     assert refused.exit_code == 2
     assert "2025-11 is still open: close months in order (2025-11 before 2025-12)" in (
         refused.stderr
     )
     assert dump(config, "frozen") == before
-    ok("close", "--config", config, "--month", "2025-11")
-    ok("close", "--config", config, "--month", "2025-12")
+    ok("close", "--config", config, "--month", "2025-11", "--yes")
+    ok("close", "--config", config, "--month", "2025-12", "--yes")
 
 
 def test_a_month_closes_only_after_it_has_ended_in_the_sites_time_zone(tmp_path: Path) -> None:
@@ -149,6 +149,6 @@ def test_a_month_closes_only_after_it_has_ended_in_the_sites_time_zone(tmp_path:
     assert dump(config, "frozen") == []
     at_midnight = Ledger(load_config(config), clock=lambda: "2025-11-30T23:00:00+00:00")
     assert at_midnight.close("2025-11").rows > 0
-    future = shopwatt("close", "--config", config, "--month", "2099-01")
+    future = shopwatt("close", "--config", config, "--month", "2099-01", "--yes")
     assert future.exit_code == 2
     assert "'2099-01': the month has not ended yet" in future.stderr

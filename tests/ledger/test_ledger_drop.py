@@ -60,7 +60,7 @@ def test_a_1970_reading_that_got_in_is_dropped_and_the_months_close_again(
     # An older gateway let it in (no plausible window then): now it opens January 1970.
     bad = MachineReadings(np.array([UNSYNCED_MS]), np.array([200.0]), np.array([5.0]))
     Ledger(load_config(config)).ingest({"mill": bad}, source="old gateway")
-    blocked = shopwatt("close", "--config", config, "--month", "2025-11")
+    blocked = shopwatt("close", "--config", config, "--month", "2025-11", "--yes")
     assert "1970-01 is still open: close months in order" in blocked.stderr
     # Closing 1970-01 instead would freeze the bad reading for good: no drop reaches it then.
     frozen = shopwatt("close", "--config", config, "--month", "1970-01")
@@ -88,7 +88,7 @@ def test_a_1970_reading_that_got_in_is_dropped_and_the_months_close_again(
     assert not [r for r in dump(config, "rows") if str(r[0]).startswith("1970")]
     status = shopwatt("status", "--config", config)
     assert "drop mill: -1 readings, 0.995 kWh (sha256 " in status.stdout
-    assert shopwatt("close", "--config", config, "--month", "2025-11").exit_code == 0
+    assert shopwatt("close", "--config", config, "--month", "2025-11", "--yes").exit_code == 0
 
 
 def test_dropping_readings_recomputes_exactly_as_if_they_had_never_come(tmp_path: Path) -> None:
@@ -113,7 +113,7 @@ def test_dropping_readings_recomputes_exactly_as_if_they_had_never_come(tmp_path
 
 def test_readings_of_a_closed_month_are_never_dropped(tmp_path: Path) -> None:
     config = _shop(tmp_path)
-    assert shopwatt("close", "--config", config, "--month", "2025-11").exit_code == 0
+    assert shopwatt("close", "--config", config, "--month", "2025-11", "--yes").exit_code == 0
     before = dump(config, "frozen"), dump(config, "rows")
     refused = shopwatt(
         "readings", "drop", "--config", config, "--machine", "mill", "--yes",

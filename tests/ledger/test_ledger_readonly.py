@@ -17,7 +17,14 @@ from pathlib import Path
 import pytest
 
 from gateway.ledger.schema import SCHEMA_VERSION
-from tests.ledger.shop import ledger_path, series, shopwatt, write_readings, write_shop
+from tests.ledger.shop import (
+    drop_billing_step,
+    ledger_path,
+    series,
+    shopwatt,
+    write_readings,
+    write_shop,
+)
 
 RANGE = ("--from", "2026-11-03", "--to", "2026-11-05")
 
@@ -122,6 +129,7 @@ def test_a_readonly_copy_with_unmerged_changes_is_refused_not_read_stale(
 def test_export_and_status_upgrade_an_older_ledger_that_can_be_written(shop: Path) -> None:
     # The ledger of the shopwatt before price series (schema 3): what an update finds.
     with closing(sqlite3.connect(ledger_path(shop))) as conn:
+        drop_billing_step(conn)  # a later step's
         conn.execute("DROP TABLE prices")
         conn.execute("PRAGMA user_version = 3")
         conn.commit()

@@ -123,7 +123,9 @@ def _jobs(path: Path, rows: list[str]) -> Path:
     return path
 
 
-def test_explicit_jobs_replace_detection_on_their_days_only(tmp_path: Path) -> None:
+def test_explicit_jobs_take_their_spans_and_detection_keeps_the_rest_of_the_day(
+    tmp_path: Path,
+) -> None:
     config = write_shop(tmp_path)
     jobs = _jobs(
         tmp_path / "jobs.csv",
@@ -132,15 +134,15 @@ def test_explicit_jobs_replace_detection_on_their_days_only(tmp_path: Path) -> N
             "WO-2,mill,2026-11-03T10:00:00+01:00,2026-11-03T10:30:00+01:00,Beta",
         ],
     )
-    _replay(config, "all.csv", MILL.lines(), "--jobs", jobs)
+    _replay(config, "all.csv", MILL.lines(), "--jobs", jobs, "--create-customers")
     mill_jobs = {r[2]: r for r in dump(config, "rows") if r[1] == "job" and r[3] == "mill"}
-    # 2026-11-03 comes from the file: the detected job that ran into it keeps only its
-    # part before the span's first midnight; the day itself has exactly WO-1 and WO-2.
+    # The file's jobs on 2026-11-03 take their hours; the detected job that ran into that
+    # day from the night before is still whole (it ends at its last running reading).
     assert set(mill_jobs) == {"mill-20261102-001", "WO-1", "WO-2", "mill-20261104-001"}
     assert mill_jobs["WO-1"][4] == "ACME"
-    assert mill_jobs["mill-20261102-001"][6] == local_ms("2026-11-03 00:00")
+    assert mill_jobs["mill-20261102-001"][6] == local_ms("2026-11-03 02:00")
     before = _state(config)
-    _replay(config, "all.csv", MILL.lines(), "--jobs", jobs)
+    _replay(config, "all.csv", MILL.lines(), "--jobs", jobs, "--create-customers")
     assert _state(config) == before
 
 

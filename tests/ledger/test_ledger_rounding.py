@@ -69,7 +69,7 @@ def test_every_line_adds_up_and_the_close_totals_are_the_sum_of_the_lines(
         priced = sum(Decimal(line[band]) * rate for band, rate in rates.items())
         assert Decimal(line["energy_cost"]) == priced.quantize(Decimal("0.01"), ROUND_HALF_UP)
         assert Decimal(line["energy_kwh"]) == sum(Decimal(line[band]) for band in rates)
-    closed = shopwatt("close", "--config", config, "--month", "2025-11")
+    closed = shopwatt("close", "--config", config, "--month", "2025-11", "--yes")
     assert closed.exit_code == 0, closed.output
     found = re.search(r"frozen, (\S+) kWh, (\S+) total cost", closed.stdout)
     assert found, closed.stdout

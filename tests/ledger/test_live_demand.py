@@ -28,7 +28,17 @@ def _replayed(tmp_path: Path) -> Ledger:
     case = tmp_path / "case"
     shutil.copytree(CASE, case)
     config = case / "shop.toml"
-    ok("replay", "--config", config, "--input", case / "readings.csv", "--jobs", case / "jobs.csv")
+    jobs = case / "jobs.csv"
+    ok(
+        "replay",
+        "--config",
+        config,
+        "--input",
+        case / "readings.csv",
+        "--jobs",
+        jobs,
+        "--create-customers",
+    )
     return Ledger(load_config(config))
 
 

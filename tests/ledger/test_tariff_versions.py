@@ -41,7 +41,7 @@ def _version(valid_from: str, rate: float = 0.30, vid: str = "tou-2") -> str:
 def _setup(tmp_path: Path) -> Path:
     config = write_shop(tmp_path)
     ok("replay", "--config", config, "--input", write_readings(tmp_path / "r.csv", MILL.lines()))
-    ok("close", "--config", config, "--month", "2025-11")
+    ok("close", "--config", config, "--month", "2025-11", "--yes")
     return config
 
 

@@ -22,6 +22,7 @@ from gateway.ledger import Ledger
 from gateway.ledger.live import LiveState
 from gateway.outputs import publish
 from gateway.outputs.publish import machine_lines
+from tests.ledger.shop import drop_billing_step
 from tests.servers import Influxd
 
 DAY = (date(2026, 11, 3), date(2026, 11, 4))
@@ -100,6 +101,7 @@ def test_a_ledger_of_schema_1_gets_the_service_state_tables_with_their_content(
         # What a ledger written before version 2 holds: the service's own tables, its rows.
         for table in ("sensor_state", "machine_view", "pending_recompute", "live_jobs"):
             conn.execute(f"DROP TABLE {table}")
+        drop_billing_step(conn)  # ... and nothing of the later steps
         conn.execute("CREATE TABLE machine_view (machine TEXT PRIMARY KEY, view TEXT NOT NULL)")
         conn.execute("""INSERT INTO machine_view VALUES ('mill', '[[5, 45.0, 1.5], 0, [1.5]]')""")
         conn.execute("PRAGMA user_version = 1")

@@ -35,7 +35,8 @@ def demo_shop(tmp_path: Path) -> Iterator[WebServer]:
     config.write_text(shop.config_toml)
     shop.readings_csv(tmp_path / "readings.csv")
     shop.jobs_csv(tmp_path / "jobs.csv")
-    replay_files(load_config(config), tmp_path / "readings.csv", tmp_path / "jobs.csv")
+    jobs = tmp_path / "jobs.csv"
+    replay_files(load_config(config), tmp_path / "readings.csv", jobs, create_customers=True)
     add_users(config)
     server = WebServer(config).start()
     try:

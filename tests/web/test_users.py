@@ -14,6 +14,7 @@ from gateway.ledger import Ledger
 from gateway.ledger.schema import SCHEMA_VERSION, connect
 from gateway.ledger.users import get_user
 from gateway.web.auth import verify_password
+from tests.ledger.shop import drop_billing_step
 
 
 def _user_add(config: Path, name: str, role: str, stdin: str) -> subprocess.CompletedProcess[str]:
@@ -57,6 +58,7 @@ def test_a_ledger_of_the_previous_schema_gains_the_users_table(tmp_path: Path) -
     path = tmp_path / "ledger.sqlite"
     with closing(connect(path, create=True)) as conn:
         conn.execute("DROP TABLE users")
+        drop_billing_step(conn)  # a later step's
         conn.execute("PRAGMA user_version = 1")
     with closing(connect(path)) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
