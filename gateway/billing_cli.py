@@ -11,9 +11,11 @@ import click
 from gateway.cligroup import config_option
 from gateway.config import ShopConfig, load_config
 from gateway.engine.localtime import local_time, next_period, period_start
+from gateway.export.to_csv import write_csv
 from gateway.ledger import Ledger
 from gateway.ledger.assignments import Assignment
 from gateway.ledger.customers import Customer
+from gateway.ledger.periods import parse_month
 from gateway.ledger.rows import LedgerRow
 from gateway.ledger.units import hours, kwh, money
 
@@ -192,6 +194,44 @@ def unassigned_jobs(ledger: Ledger, period: str) -> list[LedgerRow]:
 def jobs_text(found: list[LedgerRow], cfg: ShopConfig) -> str:
     """The jobs as `shopwatt jobs` prints them."""
     return columns([JOB_HEAD, *(_job_line(j, cfg) for j in found)])
+
+
+@click.command("statement")
+@config_option
+@click.option("--customer", required=True, help="Customer id or display name.")
+@click.option("--month", required=True, help="The month, YYYY-MM (local calendar).")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A .xlsx or .csv file (default: a text table on stdout).",
+)
+@click.option("--internal", is_flag=True, help="Add the shop's costs and margin per job.")
+def statement(
+    config_path: Path, customer: str, month: str, output: Path | None, internal: bool
+) -> None:
+    """A customer's invoice basis for a month: each job, net, VAT, gross."""
+    from gateway.export.statement import build_statement
+
+    cfg = load_config(config_path)
+    ledger = Ledger(cfg)
+    period = parse_month(month)
+    who = ledger.customer(customer)
+    selection = ledger.select(period_start(period), period_start(next_period(period)))
+    shown = build_statement(selection, who, period, cfg, internal)
+    if output is None:
+        title = [f"{label}: {value}" if value else label for label, value in shown.title]
+        table = [shown.table.header, *([str(v) for v in line] for line in shown.table.lines)]
+        click.echo("\n".join([*title, "", columns(table)]))
+    elif output.suffix.lower() == ".xlsx":
+        from gateway.export.to_xlsx import write_statement_xlsx  # openpyxl: only for an XLSX
+
+        write_statement_xlsx(shown, output)
+    elif output.suffix.lower() == ".csv":
+        write_csv(shown.table, output)
+    else:
+        raise click.BadParameter(f"{output}: give a .xlsx or .csv file", param_hint="--output")
+    if output is not None:
+        click.echo(f"wrote {output}", err=True)
 
 
 @click.group("customer")

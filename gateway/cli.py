@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import date, datetime
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, cast
@@ -22,7 +23,7 @@ from gateway.errors import ShopwattError
 from gateway.export import BY, Table, build_table, write_csv
 from gateway.export.table import By
 from gateway.export.to_csv import DIALECTS, Dialect
-from gateway.ledger import Dropped, Ledger, Replayed, Status
+from gateway.ledger import Dropped, Ledger, Replayed, Selection, Status
 from gateway.ledger.periods import parse_month
 
 _BIG_FILE = 20_000_000  # bytes: from here on replay shows a progress bar
@@ -36,6 +37,7 @@ _LAZY = {
     "customer": "gateway.billing_cli:customer",
     "job": "gateway.billing_cli:job",
     "jobs": "gateway.billing_cli:jobs",
+    "statement": "gateway.billing_cli:statement",
 }
 
 
@@ -174,16 +176,36 @@ def replay(
     click.echo(replay_summary(replayed, readings, jobs))
 
 
-def write_table(table: Table, fmt: str, output: Path | None, dialect: Dialect = "plain") -> None:
-    """CSV to a file or stdout, XLSX to a file."""
+def write_table(
+    table: Table,
+    fmt: str,
+    output: Path | None,
+    dialect: Dialect = "plain",
+    title: Sequence[tuple[str, str]] = (),
+) -> None:
+    """CSV to a file or stdout, XLSX (with its title block) to a file."""
     if fmt == "xlsx":
         if output is None:
             raise click.UsageError("--format xlsx needs --output FILE.xlsx")
         from gateway.export.to_xlsx import write_xlsx  # openpyxl: only for an XLSX
 
-        write_xlsx(table, output)
+        write_xlsx(table, output, title)
     else:
         write_csv(table, output or sys.stdout, dialect)
+
+
+def export_title(
+    cfg: ShopConfig, selection: Selection, first: date, end: date
+) -> list[tuple[str, str]]:
+    """The XLSX title block: what the sheet is, whose, for when, priced how, final or not."""
+    last = end - timedelta(days=1)
+    return [
+        ("shopwatt export", ""),
+        ("site", cfg.site.id),
+        ("period", f"{first} .. {last} ({cfg.site.timezone})"),
+        ("tariff", cfg.tariff.id),
+        ("status", selection.status()),
+    ]
 
 
 def date_range(
@@ -252,7 +274,7 @@ def export(
     # The XLSX always holds every view (rows, by machine, customer, order): --by is for CSV.
     view = cast(By, "job" if fmt == "xlsx" else by)
     table = build_table(selection, cfg.site.tz, cfg.site.currency, view)
-    write_table(table, fmt, output, dialect)
+    write_table(table, fmt, output, dialect, export_title(cfg, selection, lo, hi))
     if selection.open_jobs:
         click.echo(
             f"note: {selection.open_jobs} job(s) still running at the end of the data are "

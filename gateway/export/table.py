@@ -69,14 +69,15 @@ def _numbers(row: LedgerRow, band_names: Sequence[str]) -> list[Decimal]:
     return [_plain(d) for d in printed]
 
 
-def _per_part(name: str, value: Decimal, parts: Decimal) -> Cell:
+def per_part(name: str, value: Decimal, parts: Decimal) -> Cell:
     """Per good part, half up; empty when the parts are not known (0) or negative."""
     if parts <= 0:
         return ""
     return _plain((value / parts).quantize(_PER_PART_PLACES[name], rounding=ROUND_HALF_UP))
 
 
-def _margin(price: Cell, total: Decimal) -> Cell:
+def margin_of(price: Cell, total: Decimal) -> Cell:
+    """Price minus total cost; empty where there is no price."""
     return "" if price == "" else _plain(Decimal(price) - total)
 
 
@@ -88,10 +89,10 @@ def _billing(row: LedgerRow, energy: Decimal, total: Decimal) -> list[Cell]:
         row.order,
         parts,
         Decimal(a.scrap),
-        _per_part("kwh_per_part", energy, parts),
-        _per_part("cost_per_part", total, parts),
+        per_part("kwh_per_part", energy, parts),
+        per_part("cost_per_part", total, parts),
         price,
-        _margin(price, total),
+        margin_of(price, total),
         row.origin_period,
     ]
 
@@ -163,9 +164,9 @@ def _group_line(
         priced = [line for line in members if line[name] != ""]
         sums[name] = _sum(name, priced) if priced else ""
     parts = Decimal(sums["parts"])
-    per_part = [
-        _per_part(name, Decimal(sums[of]), parts)
+    each_part = [
+        per_part(name, Decimal(sums[of]), parts)
         for name, of in zip(PER_PART, ("energy_kwh", "total_cost"), strict=True)
     ]
     head = [*key, Decimal(len(members)), *(sums[name] for name in amounts), currency]
-    return [*head, sums["parts"], sums["scrap"], *per_part, sums["price"], sums["margin"]]
+    return [*head, sums["parts"], sums["scrap"], *each_part, sums["price"], sums["margin"]]

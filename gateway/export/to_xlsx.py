@@ -1,55 +1,126 @@
-"""The export as XLSX: the rows sheet, plus sums per machine, per customer and per order."""
+"""The export as XLSX, as an accountant opens it: one sheet per view (rows, by machine, by
+customer, by order), each with a title block (site, period, tariff, closed or open), a bold
+frozen header with an autofilter, real dates and numbers, a bold total line, columns as
+wide as their content, printed landscape and one page wide."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 from openpyxl import Workbook
 from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from gateway.export.table import Table, group
+from gateway.export.statement import Statement
+from gateway.export.table import Cell, Table, group
 
 _BOLD = Font(bold=True)
+_TITLE = Font(bold=True, size=13)
+_WIDEST = 40  # characters: a long customer name wraps the sheet no wider than this
+_TIME_COLUMNS = ("start", "end")
+# A title block: (label, value) lines above the table, the first label the sheet's heading.
+Title = Sequence[tuple[str, str]]
 
 
 def _format(name: str) -> str:
     if name == "cost_per_part":
         return "0.0000"
-    if name.endswith("_cost") or name in ("price", "margin"):
-        return "0.00"
+    if name.endswith("_cost") or name in ("price", "margin", "net", "vat", "gross"):
+        return "#,##0.00"
     if name.startswith("kwh_") or name in ("energy_kwh", "kwh_per_part"):
         return "0.000"
-    if name.endswith("_h"):
+    if name.endswith("_h") or name == "hours":
         return "0.0000"
+    if name in _TIME_COLUMNS:
+        return "yyyy-mm-dd hh:mm:ss"
+    if name == "date":
+        return "yyyy-mm-dd"
     return "0"
 
 
-def _sheet(ws: Worksheet, table: Table, total_row: bool) -> None:
+def _value(name: str, v: Cell) -> object:
+    """What the cell holds: a local date and time for the ISO times (Excel keeps no offset;
+    the local wall clock is what the accountant reads), nothing for an empty cell."""
+    if v == "":
+        return None
+    if name in _TIME_COLUMNS and isinstance(v, str):
+        return datetime.fromisoformat(v).replace(tzinfo=None)
+    return v
+
+
+def _total(table: Table) -> list[Cell]:
+    """A total line for the rows sheet: the sums of its amount columns."""
+    names = table.header
+    first, last = names.index("duration_h"), names.index("currency")
+    summed = {*names[first:last], "parts", "scrap", "price", "margin"} & set(names)
+    line: list[Cell] = ["total", *[""] * (len(names) - 1)]
+    for k, name in enumerate(names):
+        if name in summed:
+            values = [Decimal(v[k]) for v in table.lines if v[k] != ""]
+            line[k] = sum(values, Decimal(0)) if values else ""
+    line[last] = table.currency
+    return line
+
+
+def write_sheet(ws: Worksheet, title: Title, table: Table, total: bool) -> None:
+    """One view on one sheet; `total`: its last line is a total (printed bold)."""
+    for k, (label, value) in enumerate(title):
+        ws.append([label, value] if value else [label])
+        ws.cell(row=k + 1, column=1).font = _TITLE if k == 0 else _BOLD
+    ws.append([])
+    head = len(title) + 2  # the header's row, below the title block and one empty row
     ws.append(table.header)
-    for cell in ws[1]:
+    for cell in ws[head]:
         cell.font = _BOLD
     for line in table.lines:
-        ws.append([None if v == "" else v for v in line])
-    if total_row and table.lines:
+        ws.append([_value(n, v) for n, v in zip(table.header, line, strict=True)])
+    if total and table.lines:
         for cell in ws[ws.max_row]:
             cell.font = _BOLD
     for k, name in enumerate(table.header, start=1):
-        letter = ws.cell(row=1, column=k).column_letter
-        ws.column_dimensions[letter].width = max(10, len(name) + 2)
-        for row in ws.iter_rows(min_row=2, min_col=k, max_col=k):
-            if not isinstance(row[0].value, str):
-                row[0].number_format = _format(name)
-    ws.freeze_panes = "A2"
+        width = len(name)
+        for (cell,) in ws.iter_rows(min_row=head + 1, min_col=k, max_col=k):
+            if cell.value is None:
+                continue
+            if not isinstance(cell.value, str):
+                cell.number_format = _format(name)
+            shown = 19 if isinstance(cell.value, datetime) else len(str(cell.value))
+            width = max(width, shown)
+        ws.column_dimensions[get_column_letter(k)].width = min(width + 2, _WIDEST)
+    last = get_column_letter(len(table.header))
+    ws.freeze_panes = ws.cell(row=head + 1, column=1)
+    ws.auto_filter.ref = f"A{head}:{last}{ws.max_row}"
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0  # as many pages down as it takes
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.print_title_rows = f"{head}:{head}"
 
 
-def write_xlsx(table: Table, out: Path) -> None:
+def write_xlsx(table: Table, out: Path, title: Title = ()) -> None:
     """Write the per-row table and its sums per machine, per customer and per order."""
     wb = Workbook()
     rows = wb.active
     assert rows is not None
     rows.title = "rows"
-    _sheet(rows, table, total_row=False)
+    heading = list(title) or [("shopwatt export", "")]
+    with_total = Table(table.header, [*table.lines, _total(table)], table.currency)
+    write_sheet(rows, heading, with_total, total=True)
     for by in ("machine", "customer", "order"):
-        _sheet(wb.create_sheet(f"by {by}"), group(table, by), total_row=True)
+        view = [(f"{heading[0][0]}: by {by}", heading[0][1]), *heading[1:]]
+        write_sheet(wb.create_sheet(f"by {by}"), view, group(table, by), total=True)
+    wb.save(out)
+
+
+def write_statement_xlsx(statement: Statement, out: Path) -> None:
+    """A customer's statement on one sheet, its gross line bold."""
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "statement"
+    write_sheet(ws, statement.title, statement.table, total=True)
     wb.save(out)

@@ -110,6 +110,17 @@ class Selection:
     rows: list[LedgerRow]
     open_jobs: int  # jobs still running at the end of the data in the range: not exported
     band_names: list[str]  # tariff band order, plus any band only older frozen rows carry
+    periods: dict[str, bool] = field(default_factory=dict)  # the range's months: closed?
+
+    def status(self) -> str:
+        """'closed', 'open', or which months are which (for a title block)."""
+        closed = [p for p, c in self.periods.items() if c]
+        if len(closed) == len(self.periods):
+            return "closed"
+        if not closed:
+            return "open"
+        still = [p for p, c in self.periods.items() if not c]
+        return f"closed {', '.join(closed)}; open {', '.join(still)}"
 
     def only(self, customer: str | None = None, machine: str | None = None) -> Selection:
         """The rows of one customer (id) and/or one machine (open_jobs: still the range's)."""
@@ -593,7 +604,8 @@ class Ledger:
         names = list(self.cfg.tariff.band_names)
         for row in rows:
             names += [b for b in row.amounts.band_wh if b not in names]
-        return Selection(rows, open_jobs, names)
+        months = {p: p in closed for p in periods_between(first, end)}
+        return Selection(rows, open_jobs, names, months)
 
     def status(self, audit_entries: int = 5) -> Status:
         """Readings, drops and repairs per machine, closed months, the latest audit entries."""

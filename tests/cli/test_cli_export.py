@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 import pytest
+from openpyxl.utils import get_column_letter
 
 from tests.ledger.shop import series, shopwatt, write_readings, write_shop
 
@@ -144,11 +147,11 @@ def test_xlsx_holds_the_same_rows_and_totals_per_machine_and_customer(
     assert result.exit_code == 0, result.output
     book = openpyxl.load_workbook(out)
     assert book.sheetnames == ["rows", "by machine", "by customer", "by order"]
-    sheet = list(book["rows"].values)
+    sheet = _table(book["rows"])
     assert ",".join(sheet[0]) == COLUMNS
-    assert len(sheet) - 1 == len(rows)
-    for by in ("machine", "customer", "order"):
-        grid = list(book[f"by {by}"].values)
+    assert len(sheet) - 2 == len(rows)  # the header, the rows, a total line
+    for by in ("rows", "by machine", "by customer", "by order"):
+        grid = _table(book[by])
         head, body, total = grid[0], grid[1:-1], grid[-1]
         assert total[0] == "total"
         for name in NUMBERS[1:]:
@@ -156,6 +159,42 @@ def test_xlsx_holds_the_same_rows_and_totals_per_machine_and_customer(
             csv_sum = sum(Decimal(r[name]) for r in rows)
             assert Decimal(str(total[k])) == csv_sum, (by, name)
             assert sum(Decimal(str(line[k])) for line in body) == csv_sum
+
+
+HEADER_ROW = 7  # below a title block of five lines and an empty one
+
+
+def _table(ws: Any) -> list[tuple[Any, ...]]:
+    """A sheet's table: its header line and what follows."""
+    return list(ws.values)[HEADER_ROW - 1 :]
+
+
+def test_xlsx_is_what_an_accountant_opens(shop: Path, tmp_path: Path) -> None:
+    out = tmp_path / "costs.xlsx"
+    assert (
+        shopwatt("export", "--config", shop, "--month", "2026-11", "--output", out).exit_code == 0
+    )
+    book = openpyxl.load_workbook(out)
+    for ws in book.worksheets:
+        grid = list(ws.values)
+        assert grid[0][0].startswith("shopwatt export")
+        assert {line[0]: line[1] for line in grid[1:5]} == {
+            "site": "test-shop",
+            "period": "2026-11-01 .. 2026-11-30 (Europe/Berlin)",
+            "tariff": "tou",
+            "status": "open",
+        }
+        assert ws.freeze_panes == f"A{HEADER_ROW + 1}"
+        assert ws.auto_filter.ref.startswith(f"A{HEADER_ROW}:")
+        assert ws.page_setup.orientation == "landscape"
+        assert ws.sheet_properties.pageSetUpPr.fitToPage
+    rows = book["rows"]
+    header = [c.value for c in rows[HEADER_ROW]]
+    first = rows.cell(row=HEADER_ROW + 1, column=header.index("start") + 1)
+    assert isinstance(first.value, datetime)  # a date Excel sorts and filters, not text
+    assert first.number_format == "yyyy-mm-dd hh:mm:ss"
+    job_id = get_column_letter(header.index("job_id") + 1)
+    assert rows.column_dimensions[job_id].width >= len("mill-20261103-001")
 
 
 def test_a_bad_date_range_is_refused(shop: Path) -> None:
@@ -170,7 +209,7 @@ def test_xlsx_holds_every_view_whatever_by_says(shop: Path, tmp_path: Path) -> N
     assert shopwatt("export", "--config", shop, *args).exit_code == 0
     book = openpyxl.load_workbook(out)
     assert book.sheetnames == ["rows", "by machine", "by customer", "by order"]
-    assert ",".join(next(book["rows"].values)) == COLUMNS
+    assert ",".join(_table(book["rows"])[0]) == COLUMNS
 
 
 def test_month_customer_and_machine_narrow_the_export(shop: Path) -> None:
