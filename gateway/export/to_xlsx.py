@@ -15,6 +15,7 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from gateway.export.prepaid import MONEY
 from gateway.export.statement import Statement
 from gateway.export.table import Cell, Table, group
 
@@ -29,8 +30,10 @@ Title = Sequence[tuple[str, str]]
 def _format(name: str) -> str:
     if name == "cost_per_part":
         return "0.0000"
-    if name.endswith("_cost") or name in ("price", "margin", "net", "vat", "gross"):
+    if name.endswith("_cost") or name in ("price", "margin", "net", "vat", "gross", *MONEY):
         return "#,##0.00"
+    if name.endswith("credits"):
+        return "0.0000"
     if name.startswith("kwh_") or name in ("energy_kwh", "kwh_per_part"):
         return "0.000"
     if name.endswith("_h") or name == "hours":

@@ -29,7 +29,7 @@ from gateway.engine.localtime import (
 from gateway.engine.model import ExplicitJob, MachineReadings
 from gateway.errors import LedgerError
 from gateway.inputs.csvfile import JobsFile, ReadingsFile
-from gateway.ledger import assignments, customers, explicit, periods
+from gateway.ledger import assignments, customers, explicit, members, periods
 from gateway.ledger.audit import Entry, recent, record
 from gateway.ledger.chunks import Merged, ReadingStore
 from gateway.ledger.fingerprint import fingerprint
@@ -589,15 +589,9 @@ class Ledger:
         with self._open() as conn:
             self._require_current(conn)
             closed = periods.closed_periods(conn)
-            rows: list[LedgerRow] = []
+            # Members' jobs are charged only for what their prepaid hours do not cover.
+            rows = members.charged(conn, periods.booked(conn, first, end), end)
             span = (first.isoformat(), end.isoformat())
-            for period in periods_between(first, end):
-                where = "period = ? AND day >= ? AND day < ?"
-                if period in closed:
-                    rows += select(conn, "frozen", where, (period, *span))
-                else:
-                    rows += select(conn, "adjustments", where, (period, *span))
-                    rows += select(conn, "rows", where + " AND open = 0", (period, *span))
             open_jobs = conn.execute(
                 "SELECT COUNT(*) FROM rows WHERE open = 1 AND day >= ? AND day < ?", span
             ).fetchone()[0]

@@ -78,7 +78,26 @@ CREATE TABLE splits (
     for table in ("rows", "adjustments", "frozen")
     for column, kind in BILLING_COLUMNS.items()
 )
-_STEPS: tuple[str, ...] = (_BILLING,)
+_MEMBERS = """
+-- Members: customers with a membership (`shopwatt member`). hours: which hours of a job
+-- count (run_hours or job_hours); weights: JSON {machine or '*': credits per hour, as text};
+-- low_below: the balance (credits, text) under which `status` and the dashboard warn.
+CREATE TABLE members (
+    id TEXT PRIMARY KEY, card TEXT NOT NULL, hours TEXT NOT NULL, weights TEXT NOT NULL,
+    low_below TEXT NOT NULL, made_at TEXT NOT NULL, made_by TEXT NOT NULL);
+CREATE UNIQUE INDEX members_by_card ON members (card) WHERE card != '';
+-- Prepaid blocks (`shopwatt member topup`): hours as exact decimal text.
+CREATE TABLE blocks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, member TEXT NOT NULL, hours TEXT NOT NULL,
+    price_cents INTEGER NOT NULL, bought TEXT NOT NULL, valid_until TEXT NOT NULL,
+    made_at TEXT NOT NULL, made_by TEXT NOT NULL);
+-- Subscriptions: hours granted each month from `first` to `last` ('' : until ended).
+CREATE TABLE subscriptions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, member TEXT NOT NULL, hours TEXT NOT NULL,
+    price_cents INTEGER NOT NULL, first TEXT NOT NULL, last TEXT NOT NULL,
+    carry INTEGER NOT NULL, cap TEXT NOT NULL, made_at TEXT NOT NULL, made_by TEXT NOT NULL);
+"""
+_STEPS: tuple[str, ...] = (_BILLING, _MEMBERS)
 SCHEMA_VERSION = 1 + len(_STEPS)
 
 
