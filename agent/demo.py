@@ -1,5 +1,11 @@
 """`python -m agent demo` (also `shopwatt demo` with the agent installed): a simulated shop
-day through the gateway's own replay -> engine -> ledger -> export, no servers."""
+day through the gateway's own replay -> engine -> ledger -> export, no servers.
+
+The plan's customers go into the ledger first; the booked machines' jobs.csv names them;
+the detected jobs get theirs after the fact (`shopwatt job assign`), the way an owner
+sorts out the day's detected jobs. Then the export, the sums per customer, and a
+statement per customer of the month.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +15,45 @@ from pathlib import Path
 
 import click
 
-from agent.shopday import simulate_shop_day
+from agent.shopday import ShopDay, simulate_shop_day
+from agent.shopplan import load_plan
 from gateway.cli import replay_files, replay_summary, write_table
 from gateway.config import load_config
-from gateway.export import build_table
+from gateway.engine.localtime import period_of
+from gateway.errors import LedgerError
+from gateway.export import Table, build_table
+from gateway.export.statement import build_statement
+from gateway.export.table import group
 from gateway.export.to_text import render_text
+from gateway.export.to_xlsx import write_statement_xlsx
 from gateway.ledger import Ledger
+from gateway.ledger.assignments import Assignment, covering
+from gateway.ledger.customers import Customer
+
+
+def _add_customers(ledger: Ledger) -> None:
+    """The plan's customers, those the ledger does not know yet (a second run adds none)."""
+    for c in load_plan().customer:
+        try:
+            ledger.customer(c.id)
+        except LedgerError:
+            ledger.customer_add(Customer(c.id, c.name, c.vat_id, c.price_list, c.internal))
+
+
+def _assign_detected(ledger: Ledger, shop: ShopDay) -> int:
+    """Each detected job gets the customer the simulated schedule gave it; returns how many."""
+    found = ledger.jobs(shop.day, shop.day + timedelta(days=1))
+    done = 0
+    for machine, truth in shop.truth.items():
+        if truth.explicit:
+            continue
+        spans = [(j.start_ms, j.end_ms, j.job_id) for j in found if j.machine == machine]
+        for job in truth.jobs:
+            hit = covering(spans, (job.start_ms + job.end_ms) // 2)
+            if job.customer and hit is not None:
+                ledger.assign(hit[2], machine, Assignment(machine, 0, hit[2], job.customer))
+                done += 1
+    return done
 
 
 @click.command()
@@ -35,14 +74,44 @@ def demo(output: Path | None, seed: int) -> None:
     shop.readings_csv(readings)
     shop.jobs_csv(jobs)
     cfg = load_config(config_path)
-    # The simulated schedule names its customers: the demo's shop knows them all.
-    replayed = replay_files(cfg, readings, jobs, bar=True, create_customers=True)
+    ledger = Ledger(cfg)
+    _add_customers(ledger)
+    replayed = replay_files(cfg, readings, jobs, bar=True)
     click.echo(replay_summary(replayed, readings, jobs), err=True)
+    click.echo(f"assigned {_assign_detected(ledger, shop)} detected jobs", err=True)
     first, end = shop.day, shop.day + timedelta(days=1)
-    table = build_table(Ledger(cfg).select(first, end), cfg.site.tz, cfg.site.currency)
+    selection = ledger.select(first, end)
+    table = build_table(selection, cfg.site.tz, cfg.site.currency)
     click.echo(render_text(table))
+    by_customer = group(table, "customer")
     name = f"costs-{first:%Y%m%d}"
     csv_path, xlsx_path = out / f"{name}.csv", out / f"{name}.xlsx"
     write_table(table, "csv", csv_path)
     write_table(table, "xlsx", xlsx_path)
-    click.echo(f"\nCSV:    {csv_path}\nXLSX:   {xlsx_path}\nledger: {Ledger(cfg).path}")
+    write_table(by_customer, "csv", out / f"{name}-by-customer.csv")
+    click.echo("\n" + _per_customer(by_customer))
+    period = period_of(first)
+    for c in ledger.customer_list():
+        shown = build_statement(selection, c, period, cfg, internal=False)
+        if len(shown.table.lines) > 3:  # jobs besides net, VAT and gross
+            write_statement_xlsx(shown, out / f"statement-{c.id}-{period}.xlsx")
+    click.echo(
+        f"\nCSV:    {csv_path}\nXLSX:   {xlsx_path}\nstatements: {out}/statement-*.xlsx\n"
+        f"ledger: {ledger.path}"
+    )
+
+
+def _per_customer(by_customer: Table) -> str:
+    """Revenue, cost and margin per customer, as the demo prints them."""
+    idx = [by_customer.header.index(n) for n in ("customer", "rows", "price", "total_cost")]
+    idx.append(by_customer.header.index("margin"))
+    grid = [["customer", "rows", "revenue", "cost", "margin"]]
+    grid += [[str(line[k]) for k in idx] for line in by_customer.lines]
+    widths = [max(len(r[k]) for r in grid) for k in range(len(idx))]
+    return "\n".join(
+        "  ".join(
+            v.ljust(w) if k == 0 else v.rjust(w)
+            for k, (v, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in grid
+    )

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from agent.datafile import Strict, load_model
 from agent.profile import builtin_profile_names
-from gateway.config import Ident, LocalTime, Site, Tariff, hhmm_minutes
+from gateway.config import Ident, LocalTime, Pricing, Site, Tariff, hhmm_minutes
 from gateway.meters.maps import available_models
 
 DEMO_PLAN = Path(__file__).parent / "demo-shop.toml"
@@ -73,13 +73,29 @@ class PlannedMachine(Strict):
         return self
 
 
+class PlannedCustomer(Strict):
+    """[[customer]] of a shop plan: who generated jobs are for (the ledger's customers)."""
+
+    id: Ident
+    name: str
+    vat_id: str = ""
+    price_list: str = ""
+    internal: bool = False
+
+
 class ShopPlan(Strict):
     """A whole plan file."""
 
     site: Site
     tariff: Tariff
-    customers: Annotated[list[str], Field(min_length=1)]
+    customer: Annotated[list[PlannedCustomer], Field(min_length=1)]
     machine: Annotated[list[PlannedMachine], Field(min_length=1)]
+    pricing: Pricing | None = None  # written into the shop.toml as it is
+
+    @property
+    def customers(self) -> list[str]:
+        """The display names generated jobs draw from (what a jobs.csv names)."""
+        return [c.name for c in self.customer]
 
     @field_validator("machine")
     @classmethod

@@ -107,4 +107,6 @@ def shop_toml(
         "tariff": plan.tariff.model_dump(exclude_unset=True),
         "machine": [m.model_dump(exclude_unset=True) for m in machines],
     }
+    if plan.pricing is not None:
+        doc["pricing"] = plan.pricing.model_dump(exclude_unset=True)
     return header + tomlout.dumps(doc)

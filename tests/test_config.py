@@ -45,6 +45,19 @@ def test_documented_example_loads() -> None:
         (lambda d: d["machine"][1].update(id="cnc-01"), "machine ids must be unique"),
         (lambda d: d["tariff"]["band"][1].update(name="standard"), "'standard' is the tariff"),
         (lambda d: d["tariff"]["band"][1].update(days=["monday"]), "days"),
+        (
+            lambda d: d["pricing"]["machine"]["cnc-01"].update(per_hour=-1),
+            "pricing.machine.cnc-01.per_hour = -1",
+        ),
+        (
+            lambda d: d["pricing"]["machine"]["cnc-01"].update(hours="spindle"),
+            "pricing.machine.cnc-01.hours = 'spindle'",
+        ),
+        (
+            lambda d: d["pricing"]["lists"]["member"].update(saw={"per_hour": 1}),
+            "pricing.lists.member.saw: not a machine id",
+        ),
+        (lambda d: d["pricing"].update(vat_rate=19), "pricing.vat_rate = 19"),
     ],
 )
 def test_bad_values_name_file_key_and_value(edit: Any, expected: str) -> None:

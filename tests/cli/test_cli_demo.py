@@ -24,7 +24,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 def test_demo_prints_jobs_and_costs_and_where_the_files_are(demo: tuple[Path, str]) -> None:
     out, printed = demo
-    csv_path = next(out.glob("costs-*.csv"))
+    csv_path = next(out.glob("costs-*[0-9].csv"))
     assert f"CSV:    {csv_path}" in printed
     assert f"XLSX:   {csv_path.with_suffix('.xlsx')}" in printed
     assert printed.splitlines()[0].split()[:3] == ["job", "machine", "customer"]
@@ -39,7 +39,7 @@ def test_demo_prints_jobs_and_costs_and_where_the_files_are(demo: tuple[Path, st
 
 def test_demo_energy_per_machine_matches_the_simulated_truth(demo: tuple[Path, str]) -> None:
     out, _ = demo
-    rows = list(csv.DictReader(next(out.glob("costs-*.csv")).open()))
+    rows = list(csv.DictReader(next(out.glob("costs-*[0-9].csv")).open()))
     shop = simulate_shop_day()  # the demo's default seed: the same day
     for machine, truth in shop.truth.items():
         mine = [r for r in rows if r["machine"] == machine]
@@ -54,7 +54,24 @@ def test_demo_energy_per_machine_matches_the_simulated_truth(demo: tuple[Path, s
 
 def test_running_the_demo_again_gives_the_same_export(demo: tuple[Path, str]) -> None:
     out, _ = demo
-    csv_path = next(out.glob("costs-*.csv"))
+    csv_path = next(out.glob("costs-*[0-9].csv"))
     before = csv_path.read_text()
     assert shopwatt("demo", "--output", out).exit_code == 0
     assert csv_path.read_text() == before
+
+
+def test_demo_jobs_have_customers_and_each_customer_a_statement(demo: tuple[Path, str]) -> None:
+    out, printed = demo
+    rows = list(csv.DictReader(next(out.glob("costs-*[0-9].csv")).open()))
+    jobs = [r for r in rows if r["kind"] == "job"]
+    # Every job but the compressor's (it runs for the shop, not for a customer).
+    assert {r["machine"] for r in jobs if not r["customer"]} == {"air-01"}
+    sold = [r for r in jobs if r["price"]]
+    assert sold and all(
+        Decimal(r["margin"]) == Decimal(r["price"]) - Decimal(r["total_cost"]) for r in sold
+    )
+    customers = {r["customer"] for r in jobs if r["customer"]}
+    assert {
+        p.name.split("-2026")[0][len("statement-") :] for p in out.glob("statement-*.xlsx")
+    } == customers
+    assert "revenue" in printed and "margin" in printed
