@@ -16,7 +16,7 @@ from gateway.engine.localtime import local_date
 from gateway.export import Table, write_csv
 from gateway.export.prepaid import credits, prepaid_table, statement_table
 from gateway.ledger.members import HOURS, Member, card_uid, exact, weights
-from gateway.ledger.membership import EXPIRY_SOON_DAYS, Alert, MemberLedger
+from gateway.ledger.membership import EXPIRY_SOON_DAYS, Balance, MemberLedger
 from gateway.ledger.periods import parse_month
 
 _day = click.DateTime(formats=["%Y-%m-%d"])
@@ -100,22 +100,20 @@ def member_show(config_path: Path, member: str, day: datetime | None) -> None:
     ledger = MemberLedger(cfg)
     m = ledger.member(member)
     on = day.date() if day else _today(cfg)
-    alert = next((a for a in ledger.alerts(on) if a.member == m.id), None)
-    shown = ledger.statement(m.id, f"{on:%Y-%m}")
-    balance = alert.balance if alert else shown.closing
+    found = next((b for b in ledger.balances(on) if b.member == m.id), None)
     lines = [
         f"member {m.id} ({m.name})",
         f"card: {m.card or '-'}",
         f"hours counted: {m.hours}",
         f"credits per hour: {_weights(m)}",
-        f"balance on {on}: {credits(balance)} credits",
+        f"balance on {on}: {credits(found.balance if found else 0)} credits",
     ]
-    if alert is not None:
-        lines.append(alert_text(alert))
+    if found is not None and found.alert:
+        lines.append(alert_text(found))
     click.echo("\n".join(lines))
 
 
-def alert_text(a: Alert) -> str:
+def alert_text(a: Balance) -> str:
     """One member's warning as `status` and `member show` print it."""
     said = []
     if a.low:
@@ -235,7 +233,7 @@ def prepaid_view(cfg: ShopConfig, month: str, output: Path | None) -> None:
 
 def alerts_text(cfg: ShopConfig) -> str:
     """The members' warnings for `shopwatt status` ('' : none)."""
-    found = MemberLedger(cfg).alerts(_today(cfg))
+    found = [b for b in MemberLedger(cfg).balances(_today(cfg)) if b.alert]
     return "\n".join(["members:", *(f"  {alert_text(a)}" for a in found)]) if found else ""
 
 

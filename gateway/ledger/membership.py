@@ -51,13 +51,18 @@ class Statement:
 
 
 @dataclass(frozen=True, slots=True)
-class Alert:
-    """A member whose balance is low or whose hours expire soon."""
+class Balance:
+    """A member's prepaid hours today: what `status` and the dashboard warn about."""
 
     member: str
     balance: int  # credits left today
     expiring: int  # credits that expire within EXPIRY_SOON_DAYS
     low: bool
+
+    @property
+    def alert(self) -> bool:
+        """True when the balance is low or hours expire soon."""
+        return self.low or self.expiring > 0
 
 
 _SIGN = {"purchase": 1, "return": 1, "draw": -1, "expiry": -1, "carry": 0}
@@ -143,8 +148,9 @@ class MemberLedger(Ledger):
         walked = self._walk(last + timedelta(days=1))
         return [] if walked is None else deferred(walked.drawdown, first, last)
 
-    def alerts(self, today: date) -> list[Alert]:
-        """Members with a low balance or hours expiring within EXPIRY_SOON_DAYS."""
+    def balances(self, today: date) -> list[Balance]:
+        """Every member's credits left today, those expiring within EXPIRY_SOON_DAYS, and
+        whether the balance is low."""
         walked = self._walk(today + timedelta(days=1))
         if walked is None:
             return []
@@ -153,9 +159,7 @@ class MemberLedger(Ledger):
         for m in walked.members.values():
             now = sum(left(d, m.id, today).values())
             soon = expiring_credits(d, m.id, today, until)
-            low = now < credits(m.low_below)
-            if low or soon:
-                found.append(Alert(m.id, now, soon, low))
+            found.append(Balance(m.id, now, soon, now < credits(m.low_below)))
         return found
 
 

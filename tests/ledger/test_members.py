@@ -155,3 +155,26 @@ def test_a_weight_for_an_unknown_machine_names_the_value(tmp_path: Path) -> None
     assert "--weight = 'laser=1.0': expected MACHINE=CREDITS_PER_HOUR" in bad.stderr
     bad = shopwatt("member", "add", "ada", "--weight", "mill=1.00001", "--config", config)
     assert "--weight mill = '1.00001': expected a number >= 0 with at most 4 decimals" in bad.stderr
+
+
+def test_status_and_member_show_warn_of_a_low_balance(tmp_path: Path) -> None:
+    config = _shop(tmp_path)
+    shown = _ok("member", "show", "ada", "--on", "2026-11-02", "--config", config)
+    assert "balance on 2026-11-02: 3.0000 credits" in shown and "low balance" not in shown
+    shown = _ok("member", "show", "Ada Lab", "--on", "2026-11-03", "--config", config)
+    assert "ada: low balance: 0.0000 credits left" in shown  # below the default 2 credits
+    assert "ada: low balance: 0.0000 credits left" in _ok("status", "--config", config)
+
+
+def test_the_statement_as_xlsx_has_numbers_not_text(tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    config = _shop(tmp_path)
+    out = tmp_path / "ada.xlsx"
+    _ok("member", "statement", "ada", "--month", "2026-11", "--output", out, "--config", config)
+    sheet = load_workbook(out).active
+    assert sheet is not None
+    assert sheet["A1"].value == "Prepaid hours Ada Lab"
+    values = [[c.value for c in row] for row in sheet.iter_rows()]
+    l1 = next(v for v in values if "L1" in v)
+    assert (l1[6], l1[8]) == (-1, 30)  # credits and the charged 30.00, as numbers
