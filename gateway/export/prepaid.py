@@ -57,7 +57,7 @@ def statement_table(shown: Statement, currency: str) -> tuple[list[tuple[str, st
                 x.machine,
                 x.job_id,
                 x.hours if x.job_id else "",
-                credits(x.credits),
+                "" if x.kind == "carry" else credits(x.credits),  # a carry moves nothing out
                 credits(x.charged_credits) if x.charged_credits else "",
                 "" if not x.charged_cents else money(x.charged_cents),
                 credits(x.carried) if x.carried else "",
