@@ -4,13 +4,16 @@ day through the gateway's own replay -> engine -> ledger -> export, no servers.
 The plan's customers go into the ledger first; the booked machines' jobs.csv names them;
 the detected jobs get theirs after the fact (`shopwatt job assign`), the way an owner
 sorts out the day's detected jobs. Then the export, the sums per customer, and a
-statement per customer of the month.
+statement per customer of the month. The plan's members buy their prepaid hours on the
+first of the month; the demo prints the month's deferred revenue and writes a prepaid
+statement per member.
 """
 
 from __future__ import annotations
 
 import tempfile
-from datetime import timedelta
+from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import click
@@ -19,9 +22,11 @@ from agent.shopday import ShopDay, simulate_shop_day
 from agent.shopplan import load_plan
 from gateway.cli import replay_files, replay_summary, write_table
 from gateway.config import load_config
+from gateway.engine.drawdown import Subscription
 from gateway.engine.localtime import period_of
 from gateway.errors import LedgerError
 from gateway.export import Table, build_table
+from gateway.export.prepaid import statement_table
 from gateway.export.statement import build_statement
 from gateway.export.table import group
 from gateway.export.to_text import render_text
@@ -29,6 +34,9 @@ from gateway.export.to_xlsx import write_statement_xlsx
 from gateway.ledger import Ledger
 from gateway.ledger.assignments import Assignment, covering
 from gateway.ledger.customers import Customer
+from gateway.ledger.members import Member
+from gateway.ledger.membership import MemberLedger
+from gateway.members_cli import prepaid_view, write_view
 
 
 def _add_customers(ledger: Ledger) -> None:
@@ -38,6 +46,34 @@ def _add_customers(ledger: Ledger) -> None:
             ledger.customer(c.id)
         except LedgerError:
             ledger.customer_add(Customer(c.id, c.name, c.vat_id, c.price_list, c.internal))
+
+
+def _add_members(ledger: MemberLedger, day: date) -> None:
+    """The plan's members and what they bought on the first of `day`'s month (once)."""
+    known = {m.id for m in ledger.member_list()}
+    first = day.replace(day=1)
+    for m in load_plan().member:
+        if m.id in known:
+            continue
+        weights = {k: _exact(w) for k, w in m.weights.items()}
+        ledger.member_add(Member(m.id, "", "", m.hours, weights))
+        for b in m.block:
+            until = first + timedelta(days=b.valid_days - 1)
+            ledger.topup(m.id, _exact(b.hours), _cents(b.price), first, until)
+        if m.subscription is not None:
+            s = m.subscription
+            plan = Subscription("", "", 0, _cents(s.price), period_of(first), carry=s.carry_over)
+            cap = None if s.cap is None else _exact(s.cap)
+            ledger.subscribe(m.id, plan, _exact(s.hours), cap)
+
+
+def _exact(x: float) -> Decimal:
+    """A plan's number as the decimal its author wrote."""
+    return Decimal(repr(x))
+
+
+def _cents(x: float) -> int:
+    return int(_exact(x) * 100)
 
 
 def _assign_detected(ledger: Ledger, shop: ShopDay) -> int:
@@ -74,8 +110,9 @@ def demo(output: Path | None, seed: int) -> None:
     shop.readings_csv(readings)
     shop.jobs_csv(jobs)
     cfg = load_config(config_path)
-    ledger = Ledger(cfg)
+    ledger = MemberLedger(cfg)
     _add_customers(ledger)
+    _add_members(ledger, shop.day)
     replayed = replay_files(cfg, readings, jobs, bar=True)
     click.echo(replay_summary(replayed, readings, jobs), err=True)
     click.echo(f"assigned {_assign_detected(ledger, shop)} detected jobs", err=True)
@@ -95,8 +132,15 @@ def demo(output: Path | None, seed: int) -> None:
         shown = build_statement(selection, c, period, cfg, internal=False)
         if len(shown.table.lines) > 3:  # jobs besides net, VAT and gross
             write_statement_xlsx(shown, out / f"statement-{c.id}-{period}.xlsx")
+    click.echo("")
+    prepaid_view(cfg, period, None)
+    prepaid_view(cfg, period, out / f"prepaid-{period}.xlsx")
+    for m in ledger.member_list():
+        title, shown_member = statement_table(ledger.statement(m.id, period), cfg.site.currency)
+        write_view(shown_member, title, out / f"member-{m.id}-{period}.xlsx")
     click.echo(
-        f"\nCSV:    {csv_path}\nXLSX:   {xlsx_path}\nstatements: {out}/statement-*.xlsx\n"
+        f"\nCSV:    {csv_path}\nXLSX:   {xlsx_path}\nstatements: {out}/statement-*.xlsx, "
+        f"{out}/member-*.xlsx\n"
         f"ledger: {ledger.path}"
     )
 
