@@ -39,7 +39,7 @@ from gateway.ledger.membership import MemberLedger
 from gateway.members_cli import prepaid_view, write_view
 
 
-def _add_customers(ledger: Ledger) -> None:
+def add_customers(ledger: Ledger) -> None:
     """The plan's customers, those the ledger does not know yet (a second run adds none)."""
     for c in load_plan().customer:
         try:
@@ -48,7 +48,7 @@ def _add_customers(ledger: Ledger) -> None:
             ledger.customer_add(Customer(c.id, c.name, c.vat_id, c.price_list, c.internal))
 
 
-def _add_members(ledger: MemberLedger, day: date) -> None:
+def add_members(ledger: MemberLedger, day: date) -> None:
     """The plan's members and what they bought on the first of `day`'s month (once)."""
     known = {m.id for m in ledger.member_list()}
     first = day.replace(day=1)
@@ -111,8 +111,8 @@ def demo(output: Path | None, seed: int) -> None:
     shop.jobs_csv(jobs)
     cfg = load_config(config_path)
     ledger = MemberLedger(cfg)
-    _add_customers(ledger)
-    _add_members(ledger, shop.day)
+    add_customers(ledger)
+    add_members(ledger, shop.day)
     replayed = replay_files(cfg, readings, jobs, bar=True)
     click.echo(replay_summary(replayed, readings, jobs), err=True)
     click.echo(f"assigned {_assign_detected(ledger, shop)} detected jobs", err=True)

@@ -23,15 +23,23 @@ from datetime import date, timedelta
 
 import numpy as np
 
+from gateway.clock import now_ms
 from gateway.config import Machine, ShopConfig, Tariff
 from gateway.engine.energy import interval_energy
 from gateway.engine.localtime import build_calendar, local_date
 from gateway.engine.model import F64, I64, MachineReadings
 from gateway.engine.split import energy_before
 from gateway.ledger import Ledger
+from gateway.ledger.membership import MemberLedger
 from gateway.ledger.rows import LedgerRow, to_cost_row
 from gateway.outputs.drain import open_influx_output
-from gateway.outputs.schema import cost_lines, energy_lines, power_lines, state_lines
+from gateway.outputs.schema import (
+    cost_lines,
+    energy_lines,
+    member_lines,
+    power_lines,
+    state_lines,
+)
 
 log = logging.getLogger("shopwatt.publish")
 
@@ -175,6 +183,12 @@ def history_lines(cfg: ShopConfig, readings: Mapping[str, MachineReadings]) -> I
             yield lines + machine_lines(cfg, cfg.machines[machine_id], part, view)
 
 
+def member_points(cfg: ShopConfig, t_ms: int) -> list[str]:
+    """`member` points: every member's prepaid balance on the local day of t_ms."""
+    balances = MemberLedger(cfg).balances(local_date(t_ms, cfg.site.tz))
+    return member_lines(cfg.site.id, t_ms, balances)
+
+
 def queue_ledger_changes(
     cfg: ShopConfig,
     recomputed: Mapping[str, tuple[str, str]],
@@ -200,6 +214,7 @@ def queue_ledger_changes(
             rows = Ledger(cfg).select(start, end).rows
             mine = (r for r in rows if r.machine in recomputed)
             queued += outbox.put(row_lines(cfg.site.id, cfg.tariff, mine))
+            queued += outbox.put(member_points(cfg, now_ms()))
         deadline = time.monotonic() + _DRAIN_BUDGET_S
         while outbox.depth and time.monotonic() < deadline and drainer.drain_once() == 0.0:
             pass
