@@ -22,7 +22,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 ## demo: a simulated shop day through replay -> engine -> ledger -> export (no servers, no root)
 demo: $(VENV)/.installed
-	$(BIN)/shopwatt demo --output $(OUT)
+	$(BIN)/shopwatt demo --output $(OUT) --force  # a rerun replaces its own files
 
 ## stack-demo: mosquitto + influxd + the gateway + the virtual shop's day, then costs, series, dashboards
 stack-demo: $(VENV)/.installed system-deps

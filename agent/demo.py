@@ -37,6 +37,7 @@ from gateway.ledger.customers import Customer
 from gateway.ledger.members import Member
 from gateway.ledger.membership import MemberLedger
 from gateway.members_cli import prepaid_view, write_view
+from gateway.outfile import check_target, output_file
 
 
 def add_customers(ledger: Ledger) -> None:
@@ -99,14 +100,18 @@ def _assign_detected(ledger: Ledger, shop: ShopDay) -> int:
     help="Folder for shop.toml, the CSV inputs, the ledger and the export (default: a temp one).",
 )
 @click.option("--seed", type=int, default=7, show_default=True)
-def demo(output: Path | None, seed: int) -> None:
+@click.option("--force", is_flag=True, help="Replace the files of an earlier demo in --output.")
+def demo(output: Path | None, seed: int, force: bool) -> None:
     """A simulated shop day through replay -> engine -> ledger -> export (no servers)."""
     out = output or Path(tempfile.mkdtemp(prefix="shopwatt-demo-"))
     out.mkdir(parents=True, exist_ok=True)
+    config_path, readings, jobs = out / "shop.toml", out / "readings.csv", out / "jobs.csv"
+    for path in (config_path, readings, jobs):  # before the simulation, not after it
+        check_target(path, (), force, "demo --output")
     click.echo(f"simulating a shop day (seed {seed}) ...", err=True)
     shop = simulate_shop_day(seed)
-    config_path, readings, jobs = out / "shop.toml", out / "readings.csv", out / "jobs.csv"
-    config_path.write_text(shop.config_toml, encoding="utf-8")
+    with output_file(config_path, force=force, what="demo --output") as fh:
+        fh.write(shop.config_toml.encode())
     shop.readings_csv(readings)
     shop.jobs_csv(jobs)
     cfg = load_config(config_path)
@@ -123,21 +128,24 @@ def demo(output: Path | None, seed: int) -> None:
     by_customer = group(table, "customer")
     name = f"costs-{first:%Y%m%d}"
     csv_path, xlsx_path = out / f"{name}.csv", out / f"{name}.xlsx"
-    write_table(table, "csv", csv_path)
-    write_table(table, "xlsx", xlsx_path)
-    write_table(by_customer, "csv", out / f"{name}-by-customer.csv")
+    write_table(table, "csv", csv_path, cfg.own_files, force)
+    write_table(table, "xlsx", xlsx_path, cfg.own_files, force)
+    write_table(by_customer, "csv", out / f"{name}-by-customer.csv", cfg.own_files, force)
     click.echo("\n" + _per_customer(by_customer))
     period = period_of(first)
     for c in ledger.customer_list():
         shown = build_statement(selection, c, period, cfg, internal=False)
         if len(shown.table.lines) > 3:  # jobs besides net, VAT and gross
-            write_statement_xlsx(shown, out / f"statement-{c.id}-{period}.xlsx")
+            path = out / f"statement-{c.id}-{period}.xlsx"
+            with output_file(path, protected=cfg.own_files, force=force) as fh:
+                write_statement_xlsx(shown, fh)
     click.echo("")
     prepaid_view(cfg, period, None)
-    prepaid_view(cfg, period, out / f"prepaid-{period}.xlsx")
+    prepaid_view(cfg, period, out / f"prepaid-{period}.xlsx", force)
     for m in ledger.member_list():
         title, shown_member = statement_table(ledger.statement(m.id, period), cfg.site.currency)
-        write_view(shown_member, title, out / f"member-{m.id}-{period}.xlsx")
+        path = out / f"member-{m.id}-{period}.xlsx"
+        write_view(shown_member, title, path, cfg.own_files, force)
     click.echo(
         f"\nCSV:    {csv_path}\nXLSX:   {xlsx_path}\nstatements: {out}/statement-*.xlsx, "
         f"{out}/member-*.xlsx\n"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import threading
 import time
 from collections import Counter
@@ -188,7 +189,10 @@ def _register_block(meter_map: MeterMap, function: Function) -> list[SimData]:
 def in_map_units(meter_map: MeterMap, watts: float, wh: float) -> dict[str, float]:
     """Power in W and energy in Wh -> the map's power and energy values in its own units."""
     energy = meter_map.values[meter_map.energy]
-    counter = wh / meter_map.wh_per_unit
+    # Like the real meter, the counter only shows whole steps of its resolution (an EM24
+    # 0.1 kWh); the rounding to 9 digits keeps 5000.25 kWh from flooring to 5000.24.
+    steps = math.floor(round(wh / meter_map.counter_resolution_wh, 9))
+    counter = steps * meter_map.counter_resolution_wh / meter_map.wh_per_unit
     if energy.wrap is not None:
         counter %= energy.wrap  # the meter restarts from 0 past its range, like the real one
     return {meter_map.power: watts / meter_map.watts_per_unit, meter_map.energy: counter}

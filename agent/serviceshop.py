@@ -28,8 +28,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.localservers import LOOPBACK, Influxd, Mosquitto, ServerError, spawn
 from firmware import encode
-from gateway.config import ShopConfig, load_config
-from gateway.ledger.ledger import LEDGER_FILE
+from gateway.config import LEDGER_FILE, ShopConfig, load_config
+from gateway.service import CRASH_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = "test-shop"
@@ -204,14 +204,15 @@ class Gateway:
     def __post_init__(self) -> None:
         self.log_path = self.config.parent / "gateway.log"
 
-    def start(self) -> Gateway:
-        """Start the service."""
+    def start(self, crash_at: str = "") -> Gateway:
+        """Start the service (crash_at: SHOPWATT_CRASH_AT, where it SIGKILLs itself)."""
         if self.proc is not None and self.proc.poll() is None:  # stop() would lose one
             raise RuntimeError(f"the gateway of {self.config} is already running")
         self._ready_before = self.log().count(self._ready_line)
         argv = [sys.executable, "-m", "gateway", "run", "--config", str(self.config)]
         with self.log_path.open("ab") as log:
-            self.proc = spawn(argv, log, ROOT, {**os.environ, "PYTHONUNBUFFERED": "1"})
+            env = {**os.environ, "PYTHONUNBUFFERED": "1", CRASH_ENV: crash_at}
+            self.proc = spawn(argv, log, ROOT, env)
         return self
 
     def ready(self) -> Gateway:
@@ -232,6 +233,19 @@ class Gateway:
     def kill(self) -> None:
         """SIGKILL: no clean-up at all."""
         self._signal(signal.SIGKILL)
+
+    def exited(self) -> int | None:
+        """Wait until the service ends by itself (crash tests): its exit code (-9: it
+        SIGKILLed itself); None if it did not end (it is killed then)."""
+        proc = self.proc
+        assert proc is not None
+        try:
+            code = proc.wait(WAIT_S)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+        self.proc = None
+        return code
 
     def stop(self) -> int | None:
         """SIGTERM and wait for the clean stop; returns the exit code (None: not running)."""

@@ -9,15 +9,17 @@ from pathlib import Path
 import click
 
 from gateway.cligroup import config_option
+from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
 from gateway.engine.localtime import local_time, next_period, period_start
-from gateway.export.to_csv import write_csv
+from gateway.export.to_csv import write_csv_binary
 from gateway.ledger import Ledger
 from gateway.ledger.assignments import Assignment
 from gateway.ledger.customers import Customer
 from gateway.ledger.periods import parse_month
 from gateway.ledger.rows import LedgerRow
 from gateway.ledger.units import hours, kwh, money
+from gateway.outfile import check_target, output_file
 
 
 @click.command("add")
@@ -159,13 +161,71 @@ def job_split(config_path: Path, job_id: str, machine: str | None, at_ms: int) -
     )
 
 
+def _machine(cfg: ShopConfig, machine: str) -> str:
+    if machine not in cfg.machines:
+        raise click.BadParameter(
+            f"{machine!r}: not a machine in {cfg.source} (known: {', '.join(cfg.machines)})",
+            param_hint="--machine",
+        )
+    return machine
+
+
+@click.command("start")
+@config_option
+@click.option("--machine", required=True, help="The machine the job runs on.")
+@click.option("--job", "job_id", help="The job's id (default: <machine>-<local date-time>).")
+@click.option("--customer", required=True, help="Customer id or display name.")
+@click.option("--order", default="", help="The customer's order number.")
+def job_start(
+    config_path: Path, machine: str, job_id: str | None, customer: str, order: str
+) -> None:
+    """Start a job now, as the machine's job button does (a job event to the gateway)."""
+    from gateway.inputs.jobsend import send_job_event  # paho: only when a job is sent
+
+    cfg = load_config(config_path)
+    _machine(cfg, machine)
+    ledger = Ledger(cfg)
+    who = ledger.customer(customer)
+    t = now_ms()
+    job_id = job_id or f"{machine}-{local_time(t, cfg.site.tz):%Y%m%d-%H%M%S}"
+    doc = {"v": 1, "event": "start", "job": job_id, "customer": who.id, "t": t, "src": "cli"}
+    send_job_event(cfg, machine, doc)
+    if order.strip():
+        ledger.note(Assignment(machine, t, job_id, who.id, order.strip()))
+    click.echo(
+        f"started {job_id} on {machine} for {who.id} at {local_time(t, cfg.site.tz):%H:%M:%S}"
+    )
+
+
+@click.command("stop")
+@config_option
+@click.option("--machine", required=True, help="The machine the job runs on.")
+@click.option("--job", "job_id", help="Default: the machine's running job.")
+@click.option("--parts", type=_count, default=0, help="Good parts made.")
+@click.option("--scrap", type=_count, default=0, help="Parts made and thrown away.")
+def job_stop(config_path: Path, machine: str, job_id: str | None, parts: int, scrap: int) -> None:
+    """Stop a job now, as the machine's job button does, with the parts it made."""
+    from gateway.inputs.jobsend import send_job_event  # paho: only when a job is sent
+
+    cfg = load_config(config_path)
+    _machine(cfg, machine)
+    ledger = Ledger(cfg)
+    job_id, start, customer = ledger.running_job(machine, job_id)
+    t = now_ms()
+    doc = {"v": 1, "event": "stop", "job": job_id, "parts": parts, "t": t, "src": "cli"}
+    send_job_event(cfg, machine, doc)
+    if parts or scrap:
+        ledger.note(Assignment(machine, start, job_id, customer, "", parts, scrap))
+    click.echo(f"stopped {job_id} on {machine} at {local_time(t, cfg.site.tz):%H:%M:%S}")
+
+
 @click.group("job")
 def job() -> None:
-    """One job: who it was for, what it made, where it splits."""
+    """One job: start and stop it, who it was for, what it made, where it splits."""
 
 
-job.add_command(job_assign)
-job.add_command(job_split)
+for _command in (job_start, job_stop, job_assign, job_split):
+    job.add_command(_command)
 
 
 _day = click.DateTime(formats=["%Y-%m-%d"])
@@ -205,14 +265,25 @@ def jobs_text(found: list[LedgerRow], cfg: ShopConfig) -> str:
     type=click.Path(dir_okay=False, path_type=Path),
     help="A .xlsx or .csv file (default: a text table on stdout).",
 )
+@click.option("--force", is_flag=True, help="Replace an existing --output file.")
 @click.option("--internal", is_flag=True, help="Add the shop's costs and margin per job.")
 def statement(
-    config_path: Path, customer: str, month: str, output: Path | None, internal: bool
+    config_path: Path,
+    customer: str,
+    month: str,
+    output: Path | None,
+    force: bool,
+    internal: bool,
 ) -> None:
     """A customer's invoice basis for a month: each job, net, VAT, gross."""
     from gateway.export.statement import build_statement
 
     cfg = load_config(config_path)
+    suffix = output.suffix.lower() if output else ""
+    if output is not None:  # refused before the ledger is read, not after
+        if suffix not in (".xlsx", ".csv"):
+            raise click.BadParameter(f"{output}: give a .xlsx or .csv file", param_hint="--output")
+        check_target(output, cfg.own_files, force, "--output")
     ledger = Ledger(cfg)
     period = parse_month(month)
     who = ledger.customer(customer)
@@ -222,16 +293,15 @@ def statement(
         title = [f"{label}: {value}" if value else label for label, value in shown.title]
         table = [shown.table.header, *([str(v) for v in line] for line in shown.table.lines)]
         click.echo("\n".join([*title, "", columns(table)]))
-    elif output.suffix.lower() == ".xlsx":
-        from gateway.export.to_xlsx import write_statement_xlsx  # openpyxl: only for an XLSX
+        return
+    with output_file(output, protected=cfg.own_files, force=force) as fh:
+        if suffix == ".xlsx":
+            from gateway.export.to_xlsx import write_statement_xlsx  # openpyxl: only for XLSX
 
-        write_statement_xlsx(shown, output)
-    elif output.suffix.lower() == ".csv":
-        write_csv(shown.table, output)
-    else:
-        raise click.BadParameter(f"{output}: give a .xlsx or .csv file", param_hint="--output")
-    if output is not None:
-        click.echo(f"wrote {output}", err=True)
+            write_statement_xlsx(shown, fh)
+        else:
+            write_csv_binary(shown.table, fh)
+    click.echo(f"wrote {output}", err=True)
 
 
 @click.group("customer")

@@ -19,12 +19,13 @@ from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
 from gateway.engine.localtime import local_time, next_period, period_start
 from gateway.engine.model import MachineReadings
-from gateway.errors import ShopwattError
+from gateway.errors import OutputError, ShopwattError
 from gateway.export import BY, Table, build_table, write_csv
 from gateway.export.table import By
-from gateway.export.to_csv import DIALECTS, Dialect
+from gateway.export.to_csv import DIALECTS, Dialect, write_csv_binary
 from gateway.ledger import Dropped, Ledger, Replayed, Selection, Status
 from gateway.ledger.periods import parse_month
+from gateway.outfile import check_target, output_file
 
 _BIG_FILE = 20_000_000  # bytes: from here on replay shows a progress bar
 
@@ -129,7 +130,7 @@ def publish(
         return
     from gateway.outputs.publish import queue_ledger_changes  # the outbox: only with [influxdb]
 
-    queued, waiting = queue_ledger_changes(cfg, recomputed, readings)
+    queued, waiting = queue_ledger_changes(cfg, Ledger(cfg).rows_of(recomputed), readings)
     if queued:
         note = f", {waiting:,} still waiting for `shopwatt run`" if waiting else ", all sent"
         click.echo(f"InfluxDB: queued {queued:,} points{note}", err=True)
@@ -150,7 +151,8 @@ def replay_summary(replayed: Replayed, readings: Path | None, jobs: Path | None)
     for machine, (first, last) in replayed.recomputed.items():
         lines.append(f"recomputed {machine}: {first} .. {last}")
     if not replayed.recomputed:
-        lines.append("nothing new: the ledger is unchanged")
+        # The ledger still records the replay (audit trail) and its dropped-row counters.
+        lines.append("nothing new: no readings added, no rows changed (the replay is audited)")
     if replayed.adjustments:
         lines.append(f"{replayed.adjustments} adjustment rows pending for closed months")
     return "\n".join(lines)
@@ -177,22 +179,40 @@ def replay(
     click.echo(replay_summary(replayed, readings, jobs))
 
 
+_SUFFIX_FORMAT = {".csv": "csv", ".xlsx": "xlsx"}
+
+
+def output_format(fmt: str | None, output: Path | None) -> str:
+    """--format, else what --output's suffix says, else CSV; a contradiction is an error."""
+    implied = _SUFFIX_FORMAT.get(output.suffix.lower()) if output else None
+    if fmt and implied and fmt != implied:
+        raise OutputError(f"--format {fmt} but --output {output} names a .{implied} file")
+    if fmt == "xlsx" and output is None:
+        raise OutputError("--format xlsx needs --output FILE.xlsx")
+    return fmt or implied or "csv"
+
+
 def write_table(
     table: Table,
     fmt: str,
     output: Path | None,
+    protected: list[Path],
+    force: bool,
     dialect: Dialect = "plain",
     title: Sequence[tuple[str, str]] = (),
 ) -> None:
-    """CSV to a file or stdout, XLSX (with its title block) to a file."""
-    if fmt == "xlsx":
-        if output is None:
-            raise click.UsageError("--format xlsx needs --output FILE.xlsx")
-        from gateway.export.to_xlsx import write_xlsx  # openpyxl: only for an XLSX
+    """CSV to stdout, or CSV / XLSX (with its title block) to a new file
+    (gateway/outfile.py: never a half file)."""
+    if output is None:
+        write_csv(table, sys.stdout, dialect)
+        return
+    with output_file(output, protected=protected, force=force) as fh:
+        if fmt == "xlsx":
+            from gateway.export.to_xlsx import write_xlsx  # openpyxl: only for an XLSX
 
-        write_xlsx(table, output, title)
-    else:
-        write_csv(table, output or sys.stdout, dialect)
+            write_xlsx(table, fh, title)
+        else:
+            write_csv_binary(table, fh, dialect)
 
 
 def export_title(
@@ -225,6 +245,9 @@ def date_range(
     return first.date(), end.date()
 
 
+_force = click.option("--force", is_flag=True, help="Replace an existing --output file.")
+
+
 @main.command()
 @config_option
 @click.option("--from", "first", type=_day, help="First local date.")
@@ -233,7 +256,8 @@ def date_range(
 @click.option("--customer", help="Only this customer's rows (id or display name).")
 @click.option("--machine", help="Only this machine's rows.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), help="Default: by --output.")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout.")
+@click.option("--output", type=click.Path(path_type=Path), help="Default: stdout.")
+@_force
 @click.option(
     "--by",
     type=click.Choice(BY),
@@ -265,6 +289,7 @@ def export(
     machine: str | None,
     fmt: str | None,
     output: Path | None,
+    force: bool,
     by: str,
     dialect: Dialect,
     view_name: str,
@@ -275,11 +300,13 @@ def export(
             raise click.UsageError("--view prepaid needs --month YYYY-MM")
         from gateway.members_cli import prepaid_view  # members: only when asked for
 
-        prepaid_view(load_config(config_path), month, output)
+        prepaid_view(load_config(config_path), month, output, force)
         return
     lo, hi = date_range(first, end, month)
-    fmt = fmt or ("xlsx" if output and output.suffix.lower() == ".xlsx" else "csv")
+    fmt = output_format(fmt, output)
     cfg = load_config(config_path)
+    if output:  # refused before the ledger is read, not after
+        check_target(output, cfg.own_files, force, "--output")
     if machine is not None and machine not in cfg.machines:
         raise click.BadParameter(
             f"{machine!r}: not a machine in {cfg.source} (known: {', '.join(cfg.machines)})",
@@ -291,7 +318,8 @@ def export(
     # The XLSX always holds every view (rows, by machine, customer, order): --by is for CSV.
     view = cast(By, "job" if fmt == "xlsx" else by)
     table = build_table(selection, cfg.site.tz, cfg.site.currency, view)
-    write_table(table, fmt, output, dialect, export_title(cfg, selection, lo, hi))
+    title = export_title(cfg, selection, lo, hi)
+    write_table(table, fmt, output, cfg.own_files, force, dialect, title)
     if selection.open_jobs:
         click.echo(
             f"note: {selection.open_jobs} job(s) still running at the end of the data are "

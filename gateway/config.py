@@ -18,12 +18,17 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.meters.maps import available_models
+from gateway.errors import ConfigError
+from gateway.meters.maps import available_models, load_map, map_path
 from gateway.tomlmodel import read_toml, validate_model
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 STANDARD_BAND = "standard"
+# In the [storage] folder: the ledger (SQLite) and the InfluxDB outbox (SQLite).
+LEDGER_FILE = "ledger.sqlite"
+OUTBOX_FILE = "outbox.db"
+_SQLITE_FILES = ("", "-wal", "-shm", "-journal")  # a database and its journals
 
 # Ids end up in MQTT topics, InfluxDB tags and file names: keep them plain.
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -257,6 +262,10 @@ class Sensor(_Section):
         return v
 
 
+# A shopwatt sensor counts in 1 mWh (docs/protocol.md, "Counters").
+SENSOR_RESOLUTION_WH = 0.001
+
+
 class Machine(_Section):
     """[[machine]]"""
 
@@ -268,6 +277,11 @@ class Machine(_Section):
     merge_gap_s: NonNeg = 300.0
     max_gap_s: Positive = 120.0
     rated_w: Positive
+    # The smallest step of the machine's energy counter, in Wh: a counter step may exceed
+    # rated_w x elapsed time by this much. Unset, it comes from the source: the meter's
+    # register map, SENSOR_RESOLUTION_WH for a shopwatt sensor, and 1 Wh for a machine
+    # whose readings only come from CSV files (see _resolve_counter_resolution).
+    counter_resolution_wh: Positive = 1.0
     cost: MachineCost
     meter: list[Meter] = []
     sensor: list[Sensor] = []
@@ -431,17 +445,50 @@ class ShopConfig(_Section):
         p = Path(self.storage.path).expanduser()
         return p if p.is_absolute() else self._source.parent / p
 
+    @property
+    def own_files(self) -> list[Path]:
+        """shop.toml, the ledger and the outbox with SQLite's journals: never an output."""
+        dbs = (self.storage_dir / LEDGER_FILE, self.storage_dir / OUTBOX_FILE)
+        return [self.source, *(db.with_name(db.name + s) for db in dbs for s in _SQLITE_FILES)]
+
     @cached_property
     def machines(self) -> dict[str, Machine]:
         """Machines by id, in config order."""
         return {m.id: m for m in self.machine}
 
 
+def _resolve_counter_resolution(cfg: ShopConfig, source: Path) -> ShopConfig:
+    """Each machine's counter_resolution_wh from its source, unless shop.toml sets it.
+
+    A meter's map states its counter's step (an EM24 counts in 0.1 kWh); a value set in
+    shop.toml may only make it coarser, never finer than the meter can count.
+    """
+    machines = []
+    for i, m in enumerate(cfg.machine):
+        if m.meter:
+            meter = m.meter[0]
+            step = load_map(map_path(meter.model, cfg.source.parent)).counter_resolution_wh
+        else:
+            step = SENSOR_RESOLUTION_WH if m.sensor else m.counter_resolution_wh
+        if "counter_resolution_wh" not in m.model_fields_set:
+            m = m.model_copy(update={"counter_resolution_wh": step})
+        elif m.counter_resolution_wh < step and m.meter:
+            raise ConfigError(
+                f"{source}: machine[{i}] (id={m.id}).counter_resolution_wh = "
+                f"{m.counter_resolution_wh}: finer than meter {m.meter[0].id} counts "
+                f"({m.meter[0].model}: {step} Wh)"
+            )
+        machines.append(m)
+    resolved = cfg.model_copy(update={"machine": machines})
+    resolved._source = cfg.source
+    return resolved
+
+
 def parse_config(data: dict[str, Any], source: Path) -> ShopConfig:
     """Validate an already-parsed shop.toml document."""
     cfg = validate_model(ShopConfig, data, source)
     cfg._source = source.resolve()
-    return cfg
+    return _resolve_counter_resolution(cfg, source)
 
 
 def load_config(path: str | Path) -> ShopConfig:

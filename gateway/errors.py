@@ -23,3 +23,7 @@ class ProvisionError(ShopwattError):
 
 class ServerError(ShopwattError, RuntimeError):
     """A local server (mosquitto, influxd) could not be found, started or queried."""
+
+
+class OutputError(ShopwattError):
+    """An output file may not or cannot be written (the ledger, an existing file, no folder)."""

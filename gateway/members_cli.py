@@ -13,11 +13,13 @@ from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
 from gateway.engine.drawdown import Subscription, last_day
 from gateway.engine.localtime import local_date
-from gateway.export import Table, write_csv
+from gateway.export import Table
 from gateway.export.prepaid import credits, prepaid_table, statement_table
+from gateway.export.to_csv import write_csv_binary
 from gateway.ledger.members import HOURS, Member, card_uid, exact, weights
 from gateway.ledger.membership import EXPIRY_SOON_DAYS, Balance, MemberLedger
 from gateway.ledger.periods import parse_month
+from gateway.outfile import check_target, output_file
 
 _day = click.DateTime(formats=["%Y-%m-%d"])
 _VALID_DAYS = 365  # a block without --valid-until: one year, the day it was bought included
@@ -187,40 +189,53 @@ def member_subscribe(
     type=click.Path(dir_okay=False, path_type=Path),
     help="A .xlsx or .csv file (default: a text table on stdout).",
 )
-def member_statement(config_path: Path, member: str, month: str, output: Path | None) -> None:
+@click.option("--force", is_flag=True, help="Replace an existing --output file.")
+def member_statement(
+    config_path: Path, member: str, month: str, output: Path | None, force: bool
+) -> None:
     """A member's month: opening balance, purchases, each job's drawdown, expiries, closing."""
     cfg = load_config(config_path)
+    check_output(output, cfg, force)
     shown = MemberLedger(cfg).statement(member, parse_month(month))
     title, table = statement_table(shown, cfg.site.currency)
-    write_view(table, title, output)
+    write_view(table, title, output, cfg.own_files, force)
 
 
-def write_view(table: Table, title: list[tuple[str, str]], output: Path | None) -> None:
-    """A text table on stdout, or a .csv / one-sheet .xlsx file."""
+def write_view(
+    table: Table,
+    title: list[tuple[str, str]],
+    output: Path | None,
+    protected: list[Path] | None = None,
+    force: bool = False,
+) -> None:
+    """A text table on stdout, or a new .csv / one-sheet .xlsx file (gateway/outfile.py)."""
     if output is None:
         head = [f"{label}: {value}" if value else label for label, value in title]
         text = [table.header, *([str(v) for v in line] for line in table.lines)]
         click.echo("\n".join([*head, "", columns(text)]))
         return
-    if output.suffix.lower() == ".xlsx":
-        from openpyxl import Workbook  # only for an XLSX
+    with output_file(output, protected=protected or [], force=force) as fh:
+        if output.suffix.lower() == ".xlsx":
+            from gateway.export.to_xlsx import write_one_sheet  # openpyxl: only for an XLSX
 
-        from gateway.export.to_xlsx import write_sheet
-
-        wb = Workbook()
-        sheet = wb.active
-        assert sheet is not None
-        write_sheet(sheet, title, table, total=True)
-        wb.save(output)
-    elif output.suffix.lower() == ".csv":
-        write_csv(table, output)
-    else:
-        raise click.BadParameter(f"{output}: give a .xlsx or .csv file", param_hint="--output")
+            write_one_sheet(table, title, fh)
+        else:
+            write_csv_binary(table, fh)
     click.echo(f"wrote {output}", err=True)
 
 
-def prepaid_view(cfg: ShopConfig, month: str, output: Path | None) -> None:
+def check_output(output: Path | None, cfg: ShopConfig, force: bool) -> None:
+    """Refuse a bad --output before the ledger is read: a .csv or .xlsx, new or --force."""
+    if output is None:
+        return
+    if output.suffix.lower() not in (".csv", ".xlsx"):
+        raise click.BadParameter(f"{output}: give a .xlsx or .csv file", param_hint="--output")
+    check_target(output, cfg.own_files, force, "--output")
+
+
+def prepaid_view(cfg: ShopConfig, month: str, output: Path | None, force: bool = False) -> None:
     """`shopwatt export --view prepaid`: deferred revenue per member and month."""
+    check_output(output, cfg, force)
     period = parse_month(month)
     ledger = MemberLedger(cfg)
     names = {m.id: m.name for m in ledger.member_list()}
@@ -228,7 +243,7 @@ def prepaid_view(cfg: ShopConfig, month: str, output: Path | None) -> None:
     closed = "closed" if period in ledger.status(0).closed else "open"
     title = [("Prepaid hours: deferred revenue", ""), ("site", cfg.site.id)]
     title += [("month", f"{period} ({closed})"), ("to", f"{last_day(period)}")]
-    write_view(table, title, output)
+    write_view(table, title, output, cfg.own_files, force)
 
 
 def alerts_text(cfg: ShopConfig) -> str:

@@ -8,7 +8,8 @@ inputs delivered and commits it as one batch:
 2. `power` lines (and, for the machines due, `machine_state` and `energy` lines) go into
    the outbox (durable): a crash after this step re-sends them, InfluxDB overwrites them;
 3. the ledger stores the batch in one durable transaction, together with the tracker's,
-   job book's and live view's state (docs/gateway.md: why this makes a restart exact),
+   job book's and live views' state and the readings not shown live yet (ledger/live.py;
+   docs/gateway.md: why this makes a restart exact),
    and recomputes the jobs and costs of the machines due (every LIVE_EVERY_S each);
 4. the recomputed rows' `job`/`overhead` lines go into the outbox;
 5. only now are the MQTT messages acknowledged to the broker.
@@ -17,40 +18,41 @@ SIGTERM (or stop()) ends it cleanly: Modbus polling stops, the last batch is com
 acknowledged, MQTT disconnects (the broker keeps what came later), the outbox drains for a
 few seconds. After a SIGKILL the broker redelivers the unacknowledged messages and the
 tracker's persisted state drops what had been committed: nothing lost, nothing doubled.
+Readings committed whose live lines were not due yet are read back from the ledger (their
+range commits with each batch), so the live picture misses none of them either.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
-import sqlite3
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from contextlib import closing, contextmanager
-from pathlib import Path
+from collections.abc import Mapping
 from types import FrameType
 
 import numpy as np
 
 from gateway.clock import now_ms
 from gateway.config import ShopConfig
-from gateway.engine.model import ExplicitJob, MachineReadings
+from gateway.engine.live import LiveView
+from gateway.engine.model import ExplicitJob, MachineReadings, Reading
 from gateway.errors import ConfigError, ShopwattError
-from gateway.inputs.base import Reading
 from gateway.inputs.jobevents import JobBook
 from gateway.inputs.modbus import ModbusInput
 from gateway.inputs.mqtt import Inbox, MqttInput, sensor_specs
 from gateway.inputs.protocol import StatusReport
 from gateway.inputs.tracker import DUPLICATE, READING, Tracker
 from gateway.ledger import Ledger
+from gateway.ledger.live import LiveState
 from gateway.ledger.rows import LedgerRow
 from gateway.outputs.drain import Drainer, open_influx_output
 from gateway.outputs.lineprotocol import FieldValue
 from gateway.outputs.outbox import Outbox
-from gateway.outputs.publish import MachineView, RowLines, machine_lines, member_points
+from gateway.outputs.publish import RowLines, machine_lines, member_points
 from gateway.outputs.schema import (
     gateway_line,
     power_lines,
@@ -68,17 +70,7 @@ LOG_EVERY_S = 300.0  # a one-line summary in the log
 DRAIN_AT_STOP_S = 5.0  # how long a clean stop lets the outbox drain
 SWITCH_INTERVAL_S = 0.0005  # see run_service
 SOURCE = "live"  # the ledger's audit name for what the service stores
-
-# The service's own state, in the ledger's database so it commits with the readings.
-_STATE_DDL = """
-CREATE TABLE IF NOT EXISTS sensor_state (sensor TEXT PRIMARY KEY, state TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS machine_view (machine TEXT PRIMARY KEY, view TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS pending_recompute (
-    machine TEXT PRIMARY KEY, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS live_jobs (
-    machine TEXT NOT NULL, job TEXT NOT NULL, start_ms INTEGER, stop_ms INTEGER,
-    customer TEXT NOT NULL, parts INTEGER, src TEXT NOT NULL, PRIMARY KEY (machine, job));
-"""
+CRASH_ENV = "SHOPWATT_CRASH_AT"  # tests of crash safety only: see CrashPoint
 
 
 def _per_machine(readings: list[Reading]) -> tuple[dict[str, MachineReadings], dict[str, str]]:
@@ -113,6 +105,26 @@ def _concat(parts: list[MachineReadings]) -> MachineReadings:
     watts = np.concatenate([p.watts for p in parts])[pick]
     wh = np.concatenate([p.wh for p in parts])[pick]
     return MachineReadings(t[keep], watts, wh)
+
+
+class CrashPoint:
+    """SIGKILL the service once `n` readings have passed a named point of a batch.
+
+    For tests of crash safety only (docs/gateway.md): SHOPWATT_CRASH_AT=<point>:<n>, the
+    points being "taken" (nothing written yet), "queued" (points in the outbox, ledger not
+    committed), "committed" (ledger committed, broker not acknowledged) and "acked".
+    """
+
+    def __init__(self, spec: str) -> None:
+        point, _, n = spec.partition(":")
+        self._point, self._left = point, int(n or 0)
+
+    def passed(self, point: str, readings: int) -> None:
+        """Die here if this is the point and enough readings have passed it."""
+        if point == self._point and readings:
+            self._left -= readings
+            if self._left <= 0:
+                os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Health:
@@ -167,9 +179,10 @@ class Service:
             self.outbox, self.drainer = open_influx_output(cfg)
         self.tracker = Tracker(sensors)
         self.jobs = JobBook(cfg.site.tz)
-        self.views: dict[str, MachineView] = {}
+        self.views: dict[str, LiveView] = {}
         self.rows = RowLines(cfg.site.id, cfg.tariff)
         self.health = Health()
+        self._crash = CrashPoint(os.environ.get(CRASH_ENV, ""))
         self.batch_s = cfg.mqtt.batch_s if cfg.mqtt else 2.0
         self._polled: list[Reading] = []
         self._polled_lock = threading.Lock()
@@ -280,14 +293,20 @@ class Service:
         )
         due = self._due(batches, {machine for machine, _ in box.jobs}, final)
         lines += self._live_lines(due)
+        n = sum(len(r) for r in batches.values())
+        self._crash.passed("taken", n)
         self._put(lines)  # before the commit: a crash re-sends them, InfluxDB overwrites
+        self._crash.passed("queued", n)
         newest = {m: v.last[0] for m, v in self.views.items() if v.last is not None}
         jobs = self.jobs.take(newest, due)
         recompute = {m: self._pending.pop(m) for m in due if m in self._pending}
         if batches or jobs or recompute or self.tracker.dirty or self._dirty_views or len(box):
-            self._put(self.rows.changed(self._ingest(batches, jobs, recompute)))
+            rows = self._ingest(batches, jobs, recompute)
+            self._crash.passed("committed", n)
+            self._put(self.rows.changed(rows))
         if self.mqtt is not None:
             self.mqtt.ack(box)
+        self._crash.passed("acked", n)
         self.health.counts["batches"] += 1
 
     def _due(
@@ -320,9 +339,11 @@ class Service:
             parts = self._live.pop(machine, [])
             if not parts:
                 continue
-            r = _concat(parts)
-            view = self.views.setdefault(machine, MachineView())
-            lines += machine_lines(self.cfg, self.cfg.machines[machine], r, view)
+            view = self.views.get(machine, LiveView())
+            shown, self.views[machine] = machine_lines(
+                self.cfg, self.cfg.machines[machine], _concat(parts), view
+            )
+            lines += shown
             self._dirty_views.add(machine)
         return lines
 
@@ -332,8 +353,9 @@ class Service:
         jobs: dict[str, list[list[ExplicitJob]]],
         recompute: dict[str, tuple[int, int]],
     ) -> list[LedgerRow]:
+        state = self._changed_state()
         try:
-            return self.ledger.ingest(batches, SOURCE, jobs, self._save_state, recompute).rows
+            return self.ledger.ingest(batches, SOURCE, jobs, state, recompute).rows
         except ShopwattError as err:
             if not jobs:
                 raise
@@ -341,42 +363,32 @@ class Service:
             # day) must not hold the readings back: store them without the jobs.
             log.error("ledger refused live jobs of %s: %s", ", ".join(jobs), err)
             self.health.counts["jobs_refused"] += sum(len(g) for gs in jobs.values() for g in gs)
-            return self.ledger.ingest(batches, SOURCE, None, self._save_state, recompute).rows
+            return self.ledger.ingest(batches, SOURCE, None, state, recompute).rows
 
     def _put(self, lines: list[str]) -> None:
         if self.outbox is not None and lines:
             self.outbox.put(lines)
 
-    # -- state in the ledger's database -------------------------------------------------
-    def _save_state(self, conn: sqlite3.Connection) -> None:
-        """Runs inside the ledger's transaction (Ledger.ingest's `also`)."""
-        _create_state(conn)
-        conn.executemany("INSERT OR REPLACE INTO sensor_state VALUES (?, ?)", self.tracker.dump())
-        conn.executemany(
-            "INSERT OR REPLACE INTO live_jobs VALUES (?, ?, ?, ?, ?, ?, ?)", self.jobs.dump()
-        )
-        views = [(m, self.views[m].dumps()) for m in sorted(self._dirty_views)]
-        conn.executemany("INSERT OR REPLACE INTO machine_view VALUES (?, ?)", views)
+    # -- state in the ledger ----------------------------------------------------------
+    def _changed_state(self) -> LiveState:
+        """What changed since the last batch; the ledger commits it with this batch."""
+        views = {m: self.views[m] for m in self._dirty_views}
         self._dirty_views.clear()
-        # Stored readings whose rows are not recomputed yet: a restart recomputes them first.
-        conn.execute("DELETE FROM pending_recompute")
-        pending = [(m, a, b) for m, (a, b) in self._pending.items()]
-        conn.executemany("INSERT INTO pending_recompute VALUES (?, ?, ?)", pending)
+        # Stored readings whose rows and live points are not made yet: a restart makes them.
+        return LiveState(self.tracker.dump(), self.jobs.dump(), views, dict(self._pending))
 
     def _load_state(self) -> None:
-        if not self.ledger.path.exists():
-            return
-        with _reading(self.ledger.path) as conn:
-            _create_state(conn)
-            self.tracker.load(conn.execute("SELECT sensor, state FROM sensor_state"))
-            self.jobs.load(conn.execute("SELECT * FROM live_jobs"))
-            for machine, text in conn.execute("SELECT machine, view FROM machine_view"):
-                if machine in self.cfg.machines:
-                    self.views[machine] = MachineView.loads(text)
-            for machine, a, b in conn.execute("SELECT * FROM pending_recompute"):
-                if machine in self.cfg.machines:
-                    self._pending[machine] = (a, b)
-                    self._due_at[machine] = 0.0  # due at the first batch
+        state = self.ledger.live_state()
+        self.tracker.load(state.sensors)
+        self.jobs.load(state.jobs)
+        self.views = {m: v for m, v in state.views.items() if m in self.cfg.machines}
+        for machine, (a, b) in state.pending.items():
+            if machine in self.cfg.machines:
+                self._pending[machine] = (a, b)
+                # Committed before a crash, but their `machine_state`/`energy` points were
+                # not made yet: the ledger has them, the view knows where the points ended.
+                self._live[machine] = [self.ledger.readings(machine, a, b)]
+                self._due_at[machine] = 0.0  # due at the first batch
 
     # -- health -------------------------------------------------------------------------
     def counters(self) -> dict[str, int]:
@@ -431,19 +443,6 @@ class Service:
             c["job_events"],
             depth,
         )
-
-
-def _create_state(conn: sqlite3.Connection) -> None:
-    # One statement at a time: executescript() would commit the ledger's transaction.
-    for statement in _STATE_DDL.split(";"):
-        if statement.strip():
-            conn.execute(statement)
-
-
-@contextmanager
-def _reading(path: Path) -> Iterator[sqlite3.Connection]:
-    with closing(sqlite3.connect(path, timeout=30.0)) as conn:
-        yield conn
 
 
 def run_service(cfg: ShopConfig) -> None:

@@ -105,3 +105,35 @@ def test_malformed_toml_names_the_line(tmp_path: Path) -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "nope.toml")
+
+
+def _resolution(machine: dict[str, Any]) -> float:
+    """counter_resolution_wh of the example's first machine after `machine` is merged in."""
+    data = _example()
+    data["machine"][0].update(machine)
+    return parse_config(data, Path("shop.toml")).machines["cnc-01"].counter_resolution_wh
+
+
+def test_the_counter_resolution_comes_from_the_machines_source() -> None:
+    em24 = {"id": "pm1", "model": "em24", "transport": "tcp", "host": "127.0.0.1"}
+    assert _resolution({"meter": [em24]}) == pytest.approx(100.0)  # 0.1 kWh per count
+    assert _resolution({"sensor": [{"id": "s1"}]}) == pytest.approx(0.001)  # 1 mWh
+    assert _resolution({}) == pytest.approx(1.0)  # readings only from CSV files
+    assert _resolution({"counter_resolution_wh": 10}) == pytest.approx(10.0)
+    # a sensor channel that forwards a PZEM's counter counts in whole Wh
+    assert _resolution({"sensor": [{"id": "s1"}], "counter_resolution_wh": 1}) == 1.0
+    assert _resolution({"meter": [em24], "counter_resolution_wh": 200}) == 200.0
+
+
+def test_a_counter_resolution_finer_than_the_meter_counts_is_refused() -> None:
+    data = _example()
+    data["machine"][0]["meter"] = [
+        {"id": "pm1", "model": "em24", "transport": "tcp", "host": "127.0.0.1"}
+    ]
+    data["machine"][0]["counter_resolution_wh"] = 1
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, Path("shop.toml"))
+    assert str(err.value) == (
+        "shop.toml: machine[0] (id=cnc-01).counter_resolution_wh = 1.0: finer than meter "
+        "pm1 counts (em24: 100.0 Wh)"
+    )

@@ -6,6 +6,8 @@ after `pip install shopwatt` without extras (the tests must not reach a package 
 
 from __future__ import annotations
 
+import csv
+import io
 import shutil
 import subprocess
 import sys
@@ -69,7 +71,7 @@ def test_replay_and_export_work_without_the_optional_packages(tmp_path: Path, mi
         missing, "export", "--config", config, "--from", "2026-11-03", "--to", "2026-11-04"
     )
     assert exported.returncode == 0, exported.stderr
-    assert {"J-1", "J-2"} <= {line.split(",")[1] for line in exported.stdout.splitlines()}
+    assert {"J-1", "J-2"} <= {row["job_id"] for row in csv.DictReader(io.StringIO(exported.stdout))}
 
 
 def test_demo_without_the_agent_says_what_to_install() -> None:

@@ -14,10 +14,10 @@ from gateway.errors import InputError
 MS_PER_H = 3_600_000.0
 # A counter step may exceed rated power x elapsed time by this much before it is called
 # implausible: timestamps jitter by a few percent (the node stamps when it publishes, not
-# when it sampled) and counters are quantised (PZEM: 1 Wh; SDM float32 kWh: ~1 Wh at
-# 10 MWh), so a 1-second interval on a small machine can legitimately step by 1 Wh.
+# when it sampled), and a counter that moves in steps of `counter_resolution_wh` can show
+# one whole step more than the energy of the interval (0.1 kWh for an EM24, 1 mWh for a
+# shopwatt sensor): the step the meter had nearly completed before the interval began.
 JUMP_REL_TOL = 0.10
-JUMP_ABS_TOL_WH = 1.0
 # Intervals are scanned in chunks that stay in the CPU cache: every step of a chunk
 # (lengths, long gaps, counter steps, checks) then costs one trip to memory, and no
 # whole-array temporary pays a page fault per 4 KiB on first touch.
@@ -46,11 +46,12 @@ def _dt_ms(t: I64, i: I64) -> F64:
 class _Bound:
     """The most energy a counter may plausibly add over dt_ms at rated power."""
 
-    def __init__(self, rated_w: float) -> None:
+    def __init__(self, rated_w: float, resolution_wh: float) -> None:
         self.wh_per_ms = rated_w * (1.0 + JUMP_REL_TOL) / MS_PER_H
+        self.resolution_wh = resolution_wh
 
     def __call__(self, dt_ms: F64 | float) -> F64:
-        return np.asarray(np.multiply(dt_ms, self.wh_per_ms) + JUMP_ABS_TOL_WH, np.float64)
+        return np.asarray(np.multiply(dt_ms, self.wh_per_ms) + self.resolution_wh, np.float64)
 
 
 def _trapezoid(t: I64, w: F64, i: I64) -> F64:
@@ -65,20 +66,27 @@ class _Found:
     long_iv: I64  # longer than max_gap_s
     long_by_power: I64  # ... of those, the ones without a counter: energy unknown
     suspects: I64  # counter went down, or rose faster than rated power allows
+    flat: I64  # counter on both ends, and it did not move (none longer than max_gap_s)
     shortest_ms: float  # <= 0: the times are not increasing
 
 
-def _suspects(d: F64, dt_ms: I64, bound: _Bound) -> I64:
+def _suspects(d: F64, lowest: float, dt_ms: I64, bound: _Bound) -> I64:
     """Counter steps that go down or exceed the plausible bound for their interval.
 
     Normally there are none: two reductions prove it against the tightest bound (that of
     the shortest interval); otherwise the steps above it are checked one by one.
     """
     tight = float(bound(float(dt_ms.min())))
-    if d.min() >= 0.0 and d.max() <= tight:
+    if lowest >= 0.0 and d.max() <= tight:
         return _NONE
     cand = np.flatnonzero((d < 0.0) | (d > tight))
     return cand[(d[cand] < 0.0) | (d[cand] > bound(dt_ms[cand].astype(np.float64)))]
+
+
+def _flat(d: F64, dt_ms: I64, long_iv: I64, max_gap_ms: float) -> I64:
+    """Intervals no longer than max_gap_s whose counter did not move."""
+    flat = np.flatnonzero(d == 0.0)
+    return flat[dt_ms[flat] <= max_gap_ms] if len(long_iv) else flat
 
 
 def _scan(t: I64, w: F64, wh: F64, out: F64, a: int, max_gap_ms: float, bound: _Bound) -> _Found:
@@ -89,18 +97,23 @@ def _scan(t: I64, w: F64, wh: F64, out: F64, a: int, max_gap_ms: float, bound: _
     dt = t[a + 1 : b + 1] - t[a:b]
     long_iv = np.flatnonzero(dt > max_gap_ms) if dt.max() > max_gap_ms else _NONE
     d = np.subtract(wh[a + 1 : b + 1], wh[a:b], out=out)  # NaN where an end has no counter
-    if not np.isnan(d.max()):  # counters everywhere (meters)
-        return _Found(long_iv + a, _NONE, _suspects(d, dt, bound) + a, float(dt.min()))
+    lowest = float(d.min())
+    if not np.isnan(lowest):  # counters everywhere (meters)
+        flat = _flat(d, dt, long_iv, max_gap_ms) if lowest <= 0.0 else _NONE
+        suspects = _suspects(d, lowest, dt, bound)
+        return _Found(long_iv + a, _NONE, suspects + a, flat + a, float(dt.min()))
     no_counter = np.isnan(d)
     if no_counter.all():  # power only (clip-on sensors without a counter)
         _trapezoid_into(out, w[a : b + 1], dt)
-        return _Found(long_iv + a, long_iv + a, _NONE, float(dt.min()))
+        return _Found(long_iv + a, long_iv + a, _NONE, _NONE, float(dt.min()))
+    flat = _flat(d, dt, long_iv, max_gap_ms)  # NaN == 0 is False: only intervals with a counter
     d[no_counter] = 0.0  # a mix: nothing to suspect where there is no counter
-    suspects = _suspects(d, dt, bound)
+    suspects = _suspects(d, float(d.min()), dt, bound)
     power = np.empty(len(out))
     _trapezoid_into(power, w[a : b + 1], dt)
     np.copyto(out, power, where=no_counter)
-    return _Found(long_iv + a, long_iv[no_counter[long_iv]] + a, suspects + a, float(dt.min()))
+    by_power = long_iv[no_counter[long_iv]] + a
+    return _Found(long_iv + a, by_power, suspects + a, flat + a, float(dt.min()))
 
 
 def _trapezoid_into(out: F64, w: F64, dt_ms: I64) -> None:
@@ -116,8 +129,72 @@ def _glitches(t: I64, wh: F64, bad: I64, bound: _Bound) -> I64:
     """
     i = bad[:-1][np.diff(bad) == 1]  # intervals i and i + 1 both bad: reading i + 1 suspect
     bridge = wh[i + 2] - wh[i]
-    both = bound(_dt_ms(t, i) + _dt_ms(t, i + 1)) + JUMP_ABS_TOL_WH  # two readings' slack
-    return np.asarray(i[(bridge >= 0.0) & (bridge <= both)] + 1, dtype=np.int64)
+    # Two readings' slack: each end of the bridge may be off by one counter step.
+    both = bound(_dt_ms(t, i) + _dt_ms(t, i + 1)) + bound.resolution_wh
+    found = i[(bridge >= 0.0) & (bridge <= both)] + 1
+    # Two bad readings in a row are no glitch: the second would bridge over the first.
+    return np.asarray(found[np.diff(found, prepend=-2) > 1], dtype=np.int64)
+
+
+def _spread(t: I64, w: F64, energy: F64, idx: I64, starts: I64, total: F64) -> None:
+    """Give each group of intervals idx[starts[k]:starts[k + 1]] the energy total[k].
+
+    Inside a group the energy is shared by power; a group whose power is 0 throughout
+    (the counter moved below the power's resolution) shares it by time instead.
+    """
+    dt = _dt_ms(t, idx)
+    power = _trapezoid(t, w, idx)
+    lengths = np.diff(starts, append=len(idx))
+    by_time = np.repeat(np.add.reduceat(power, starts) <= 0.0, lengths)
+    weight = np.where(by_time, dt, power)
+    energy[idx] = weight * np.repeat(total / np.add.reduceat(weight, starts), lengths)
+
+
+def _coarse_steps(
+    t: I64, w: F64, wh: F64, energy: F64, flat: I64, not_plain: I64, bound: _Bound
+) -> None:
+    """Share each counter step with the flat intervals before it, by power.
+
+    A coarse counter (0.1 kWh on an EM24) stays flat for several polls, then moves a whole
+    step: the step is the truth for the span since the counter last moved, so it is spread
+    over that span (exact over the span, by power inside it) instead of landing on the one
+    interval where the meter happened to tick over. `flat` are the intervals no longer
+    than max_gap_s whose counter did not move; `not_plain` the intervals whose energy is
+    not a plain counter difference (repaired, or longer than max_gap_s).
+    """
+    if not len(flat):
+        return
+    run_end = np.flatnonzero(np.diff(flat) != 1)
+    first = flat[np.concatenate([[0], run_end + 1])]
+    step = flat[np.concatenate([run_end, [len(flat) - 1]])] + 1
+    step_end = np.minimum(step + 1, len(wh) - 1)
+    # Few flat intervals have power (the one where a machine was switched off, or all of a
+    # coarse counter's); the long flat runs of a machine that is off have none.
+    moving = flat[(w[flat] + w[flat + 1]) > 0.0]
+    run_of_moving = np.searchsorted(first, moving, side="right") - 1
+    held = np.bincount(run_of_moving, _trapezoid(t, w, moving), minlength=len(first))
+    powered = held > 0.0
+    # Only a plain counter step closes a span; a flat run before a repair, a long interval,
+    # a missing counter or the end of the data keeps its 0 (the counter has not told yet).
+    # A run without power before a step with power changes nothing: skipped. A flat run
+    # can hold back less than one step (else the counter would have moved): where power
+    # says more (a machine that starts on the reading that ends the run: 0 W, then 3 kW),
+    # the counter is right and the run keeps its 0. Power may read high like time stamps.
+    limit = bound.resolution_wh * (1.0 + JUMP_REL_TOL)
+    ok = (powered | (w[step] + w[step_end] <= 0.0)) & (held < limit) & (step < len(energy))
+    ok[ok] = ~np.isnan(wh[step_end[ok]]) & ~np.isin(step[ok], not_plain)
+    ok[ok] = energy[step[ok]] > 0.0
+    if not ok.any():
+        return
+    # The flat intervals with power take their shares (the others' weight is 0); a span
+    # without any power is shared by time, so all of its intervals take part.
+    by_time = ok & ~powered
+    n_flat = (step - first)[by_time]
+    unpowered = np.arange(int(n_flat.sum()), dtype=np.int64) + np.repeat(
+        first[by_time] - (np.cumsum(n_flat) - n_flat), n_flat
+    )
+    idx = np.sort(np.concatenate([moving[ok[run_of_moving]], unpowered, step[ok]]))
+    _spread(t, w, energy, idx, np.searchsorted(idx, first[ok]), energy[step[ok]])
 
 
 def interval_energy(machine_id: str, readings: MachineReadings, machine: Machine) -> IntervalEnergy:
@@ -128,10 +205,11 @@ def interval_energy(machine_id: str, readings: MachineReadings, machine: Machine
     interval, so a long interval with good counters is no gap.
     """
     t, w, wh = readings.t_ms, readings.watts, readings.wh
-    bound = _Bound(machine.rated_w)
+    bound = _Bound(machine.rated_w, machine.counter_resolution_wh)
+    long_ms = machine.max_gap_s * 1000.0
     energy = np.empty(max(len(t) - 1, 0))
     found = [
-        _scan(t, w, wh, energy[a : a + _CHUNK], a, machine.max_gap_s * 1000.0, bound)
+        _scan(t, w, wh, energy[a : a + _CHUNK], a, long_ms, bound)
         for a in range(0, len(energy), _CHUNK)
     ]
     if found and min(f.shortest_ms for f in found) <= 0:
@@ -142,8 +220,9 @@ def interval_energy(machine_id: str, readings: MachineReadings, machine: Machine
     long_iv = np.concatenate([_NONE, *(f.long_iv for f in found)])
     by_power = np.concatenate([_NONE, *(f.long_by_power for f in found)])
     bad = np.concatenate([_NONE, *(f.suspects for f in found)])
-    # A glitch is one implausible reading, not a jump plus a reset: both intervals around
-    # it fall back to power.
+    # A glitch is one implausible reading, not a jump plus a reset. The counters on both
+    # sides of it are good, so their difference is the energy of both intervals, at any
+    # cadence (a 15-minute meter too): it is shared between them by power.
     glitch = _glitches(t, wh, bad, bound)
     bad = np.setdiff1d(bad, np.concatenate([glitch - 1, glitch]))
     went_down = bad[energy[bad] < 0.0]
@@ -154,8 +233,14 @@ def interval_energy(machine_id: str, readings: MachineReadings, machine: Machine
     since = wh[went_down + 1]
     restarted = (since >= 0.0) & (since <= bound(_dt_ms(t, went_down)))
     energy[went_down[restarted]] = since[restarted]
-    power = np.concatenate([glitch - 1, glitch, jumped, went_down[~restarted]])
+    power = np.concatenate([jumped, went_down[~restarted]])
     energy[power] = _trapezoid(t, w, power)
+    pairs = np.stack([glitch - 1, glitch], axis=1).ravel()
+    bridge = wh[glitch + 1] - wh[glitch - 1]
+    _spread(t, w, energy, pairs, np.arange(0, len(pairs), 2), bridge)
+    repaired = np.concatenate([long_iv, went_down, power, glitch - 1, glitch])
+    flat = np.concatenate([_NONE, *(f.flat for f in found)])
+    _coarse_steps(t, w, wh, energy, flat, repaired, bound)
     repaired_long = long_iv[np.isin(long_iv, power)] if len(power) else _NONE
     gaps = np.union1d(by_power, repaired_long) if len(repaired_long) else by_power
     energy[gaps] = 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
@@ -77,3 +78,24 @@ class MachineResult:
 
     rows: list[CostRow]
     stats: EnergyStats
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One machine's power and energy at one instant, as one input saw it."""
+
+    machine: str  # machine id from shop.toml
+    sensor: str  # sensor / meter id, unique in the shop (the InfluxDB `sensor` tag)
+    t_ms: int  # UTC, milliseconds since the epoch: when the value was measured (or polled)
+    watts: float | None  # active power in W; None when this reading could not refresh it
+    wh: float | None  # cumulative energy counter in Wh; None when not carried or not refreshed
+    # True when a value this source normally carries could not be refreshed: the missing
+    # value is None, never the previous one repeated (a repeated value would look like a
+    # machine holding steady power while the meter is actually unreachable).
+    stale: bool = False
+    source: str = ""  # which input and device produced it, e.g. "modbus:tcp:10.0.0.5:502/1"
+
+
+# Counters per source (a device, a sensor, or the input itself), e.g.
+# {"modbus:tcp:10.0.0.5:502/1": {"polls": 120, "transport_errors": 3, ...}}.
+Stats = Mapping[str, Mapping[str, int]]

@@ -16,20 +16,22 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from gateway.ledger import Selection
-from gateway.ledger.rows import LedgerRow
-from gateway.ledger.units import hours, kwh, money
+from gateway.ledger.rows import ZERO, LedgerRow
+from gateway.ledger.units import money
 
 By = Literal["job", "customer", "machine", "order"]
 BY: tuple[By, ...] = ("job", "customer", "machine", "order")
 Cell = str | Decimal
 ROW_TEXT = ("kind", "job_id", "machine", "customer", "start", "end")
-COSTS = ("energy_cost", "depreciation_cost", "maintenance_cost", "total_cost")
 PER_PART = ("kwh_per_part", "cost_per_part")
 # Added after `currency` (the older columns keep their places).
 BILLING = ("order", "parts", "scrap", *PER_PART, "price", "margin", "corrects")
 # Group names of the lines that are not a customer's (never a blank name).
 OVERHEAD, UNASSIGNED, NO_ORDER = "overhead", "(unassigned)", "(no order)"
 _PER_PART_PLACES = {"kwh_per_part": Decimal("0.001"), "cost_per_part": Decimal("0.0001")}
+# A spreadsheet runs a text cell that starts with one of these as a formula (OWASP,
+# "CSV Injection"); a customer or job id may come from anyone who books a job.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,17 +58,11 @@ def _plain(d: Decimal) -> Decimal:
 
 def numbers_header(band_names: Sequence[str]) -> list[str]:
     """The numeric columns, in the export's order."""
-    bands = [f"kwh_{b}" for b in band_names]
-    return ["duration_h", "run_h", "energy_kwh", *bands, *COSTS]
+    return list(ZERO.printed(band_names))
 
 
 def _numbers(row: LedgerRow, band_names: Sequence[str]) -> list[Decimal]:
-    a = row.amounts
-    bands = [kwh(a.band_wh.get(b, 0.0)) for b in band_names]
-    costs = [money(c) for c in (a.energy_cents, a.depreciation_cents, a.maintenance_cents)]
-    energy = sum(bands, Decimal("0.000"))
-    printed = [hours(a.duration_s), hours(a.run_s), energy, *bands, *costs, money(a.total_cents)]
-    return [_plain(d) for d in printed]
+    return [_plain(d) for d in row.amounts.printed(band_names).values()]
 
 
 def per_part(name: str, value: Decimal, parts: Decimal) -> Cell:

@@ -1,23 +1,31 @@
 """The export as XLSX, as an accountant opens it: one sheet per view (rows, by machine, by
 customer, by order), each with a title block (site, period, tariff, closed or open), a bold
 frozen header with an autofilter, real dates and numbers, a bold total line, columns as
-wide as their content, printed landscape and one page wide."""
+wide as their content, printed landscape and one page wide.
+
+Text is always text (a customer named `=1+2` is a string cell, never a formula), and the
+file carries no clock time (a fixed 1980-01-01): the same rows give the same bytes on every export.
+"""
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
+from typing import BinaryIO
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import TYPE_STRING
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
+from openpyxl.writer.excel import ExcelWriter
 
 from gateway.export.prepaid import MONEY
 from gateway.export.statement import Statement
-from gateway.export.table import Cell, Table, group
+from gateway.export.table import FORMULA_START, Cell, Table, group
 
 _BOLD = Font(bold=True)
 _TITLE = Font(bold=True, size=13)
@@ -25,6 +33,8 @@ _WIDEST = 40  # characters: a long customer name wraps the sheet no wider than t
 _TIME_COLUMNS = ("start", "end")
 # A title block: (label, value) lines above the table, the first label the sheet's heading.
 Title = Sequence[tuple[str, str]]
+# The earliest time a zip entry can carry; also the document properties' time.
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def _format(name: str) -> str:
@@ -69,10 +79,20 @@ def _total(table: Table) -> list[Cell]:
     return line
 
 
+def _append(ws: Worksheet, values: list[object]) -> None:
+    ws.append(values)
+    for cell in ws[ws.max_row]:
+        if isinstance(cell.value, str):
+            # openpyxl makes any string starting with '=' a formula: force text, and
+            # quotePrefix keeps it text when someone edits the cell in Excel or Calc.
+            cell.data_type = TYPE_STRING
+            cell.quotePrefix = cell.value.startswith(FORMULA_START)
+
+
 def write_sheet(ws: Worksheet, title: Title, table: Table, total: bool) -> None:
     """One view on one sheet; `total`: its last line is a total (printed bold)."""
     for k, (label, value) in enumerate(title):
-        ws.append([label, value] if value else [label])
+        _append(ws, [label, value] if value else [label])
         ws.cell(row=k + 1, column=1).font = _TITLE if k == 0 else _BOLD
     ws.append([])
     head = len(title) + 2  # the header's row, below the title block and one empty row
@@ -80,7 +100,7 @@ def write_sheet(ws: Worksheet, title: Title, table: Table, total: bool) -> None:
     for cell in ws[head]:
         cell.font = _BOLD
     for line in table.lines:
-        ws.append([_value(n, v) for n, v in zip(table.header, line, strict=True)])
+        _append(ws, [_value(n, v) for n, v in zip(table.header, line, strict=True)])
     if total and table.lines:
         for cell in ws[ws.max_row]:
             cell.font = _BOLD
@@ -104,7 +124,22 @@ def write_sheet(ws: Worksheet, title: Title, table: Table, total: bool) -> None:
     ws.print_title_rows = f"{head}:{head}"
 
 
-def write_xlsx(table: Table, out: Path, title: Title = ()) -> None:
+def _save(wb: Workbook, out: BinaryIO) -> None:
+    """The workbook with no clock time in it: the same content, the same bytes."""
+    # A fixed creation and modification time in the document properties ...
+    wb.properties.created = wb.properties.modified = datetime(*_ZIP_EPOCH)
+    staged = io.BytesIO()
+    with zipfile.ZipFile(staged, "w", zipfile.ZIP_DEFLATED) as archive:
+        ExcelWriter(wb, archive).write_data()  # not wb.save(): it stamps `modified` = now
+    # ... nor in the zip entries, which zipfile stamps with the clock.
+    with zipfile.ZipFile(staged) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            entry = zipfile.ZipInfo(info.filename, _ZIP_EPOCH)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            dst.writestr(entry, src.read(info))
+
+
+def write_xlsx(table: Table, out: BinaryIO, title: Title = ()) -> None:
     """Write the per-row table and its sums per machine, per customer and per order."""
     wb = Workbook()
     rows = wb.active
@@ -116,14 +151,23 @@ def write_xlsx(table: Table, out: Path, title: Title = ()) -> None:
     for by in ("machine", "customer", "order"):
         view = [(f"{heading[0][0]}: by {by}", heading[0][1]), *heading[1:]]
         write_sheet(wb.create_sheet(f"by {by}"), view, group(table, by), total=True)
+    _save(wb, out)
+
+
+def write_one_sheet(table: Table, title: Title, out: BinaryIO) -> None:
+    """One table on one sheet under its title block, its last line bold (a total)."""
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    write_sheet(ws, title, table, total=True)
     wb.save(out)
 
 
-def write_statement_xlsx(statement: Statement, out: Path) -> None:
+def write_statement_xlsx(statement: Statement, out: BinaryIO) -> None:
     """A customer's statement on one sheet, its gross line bold."""
     wb = Workbook()
     ws = wb.active
     assert ws is not None
     ws.title = "statement"
     write_sheet(ws, statement.title, statement.table, total=True)
-    wb.save(out)
+    _save(wb, out)

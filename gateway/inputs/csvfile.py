@@ -240,8 +240,16 @@ def _fast_columns(data: bytes, names: list[str], ids: list[str]) -> _Columns:
         "watts": pa.float64(),
         "wh": pa.float64(),
     }
+    # The reader's threads get a copy in Arrow's own memory, not the Python bytes: a thread
+    # of its pool may drop the last reference to its input after read_csv has returned
+    # (read-ahead), and releasing a Python object takes the GIL; once the interpreter is
+    # exiting (a bad row: exit 2 right away) CPython ends such a thread with pthread_exit,
+    # which unwinds through Arrow's C++ frames: "terminate called without an active
+    # exception", exit 134. Arrow's own memory is released without Python.
+    source = pa.allocate_buffer(len(data))
+    memoryview(source).cast("B")[:] = data
     table = pacsv.read_csv(
-        pa.py_buffer(data),
+        source,
         read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
         convert_options=pacsv.ConvertOptions(
             column_types={n: types[n] for n in names},

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 from gateway.engine.localtime import day_start_ms, next_midnight_ms
 from gateway.engine.model import ExplicitJob
 from gateway.inputs.protocol import JobEvent
+from gateway.ledger.live import JobRow  # the service stores the book in the ledger's batch
 
 JOB = "jobs"  # events accepted
 DUPLICATE = "job_duplicates"
@@ -34,9 +35,6 @@ CONFLICT = "job_conflict"
 OVERLAP = "job_overlap"
 TOO_OLD = "job_too_old"
 HORIZON_MS = 62 * 86_400_000  # two months: every period that can still be open
-
-# A live_jobs row (the service stores the book in the ledger's transaction).
-Row = tuple[str, str, int | None, int | None, str, int | None, str]
 
 
 @dataclass
@@ -57,7 +55,7 @@ class LiveJob:
         end = self.stop_ms if self.stop_ms is not None else max(open_end, self.start_ms + 1)
         return self.start_ms, end
 
-    def row(self) -> Row:
+    def row(self) -> JobRow:
         """The live_jobs row."""
         j = self
         return (j.machine, j.job, j.start_ms, j.stop_ms, j.customer, j.parts, j.src)
@@ -71,10 +69,10 @@ class JobBook:
         self._jobs: dict[str, dict[str, LiveJob]] = {}  # machine -> job id -> job
         self.counts: Counter[str] = Counter()
         self._changed: dict[str, set[str]] = {}  # machine -> jobs changed since take()
-        self._dirty: dict[tuple[str, str], Row] = {}  # changed since dump()
+        self._dirty: dict[tuple[str, str], JobRow] = {}  # changed since dump()
         self._newest = 0  # the latest event time accepted: the book's clock
 
-    def load(self, rows: Iterable[Row]) -> None:
+    def load(self, rows: Iterable[JobRow]) -> None:
         """Restore the book from live_jobs rows."""
         for machine, job, start, stop, customer, parts, src in rows:
             live = LiveJob(machine, job, start, stop, customer, parts, src)
@@ -82,8 +80,8 @@ class JobBook:
             self._newest = max(self._newest, start or 0, stop or 0)
         self._forget_old()
 
-    def dump(self) -> list[Row]:
-        """Rows of the jobs changed since the last dump (to upsert into live_jobs)."""
+    def dump(self) -> list[JobRow]:
+        """JobRows of the jobs changed since the last dump (to upsert into live_jobs)."""
         rows = [self._dirty[k] for k in sorted(self._dirty)]
         self._dirty.clear()
         return rows

@@ -23,8 +23,9 @@ from pymodbus.pdu import ModbusPDU
 
 from gateway.clock import now_ms
 from gateway.config import Meter, ShopConfig
+from gateway.engine.model import Reading, Stats
 from gateway.errors import ConfigError
-from gateway.inputs.base import Reading, Sink, Stats
+from gateway.inputs.base import Sink
 from gateway.meters.maps import MeterMap, load_map, map_path
 from gateway.meters.registers import ReadRequest, decode, plan_reads
 

@@ -36,7 +36,7 @@ from paho.mqtt.properties import Properties
 from gateway.clock import now_ms
 from gateway.config import Mqtt, ShopConfig
 from gateway.engine.localtime import iso_utc
-from gateway.inputs.base import Stats
+from gateway.engine.model import Stats
 from gateway.inputs.mqtt_tls import describe_connect_failure, tls_context
 from gateway.inputs.protocol import (
     DECODERS,

@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from gateway.inputs.base import Reading
+from gateway.engine.model import Reading
 from gateway.inputs.protocol import SensorReading
 
 WINDOW = 1024  # seqs below the newest one remembered exactly (2.8 h at 10 s windows)

@@ -72,12 +72,37 @@ def store(conn: sqlite3.Connection, job: LedgerRow, a: Assignment) -> int:
         "DELETE FROM assignments WHERE machine = ? AND at_ms >= ? AND at_ms < ?",
         (job.machine, job.start_ms, job.end_ms),
     ).rowcount
+    _insert(conn, a)
+    return replaced
+
+
+def note(conn: sqlite3.Connection, a: Assignment) -> Assignment:
+    """Store what the operator said at the machine for the job that covers `a.at_ms` (its
+    start): fields left empty (order "", parts and scrap 0) keep what an earlier note for
+    that instant said. Returns the assignment as stored."""
+    was = conn.execute(
+        "SELECT * FROM assignments WHERE machine = ? AND at_ms = ? ORDER BY id DESC LIMIT 1",
+        (a.machine, a.at_ms),
+    ).fetchone()
+    if was is not None:
+        old = _from_sql(was)
+        a = replace(
+            a,
+            order=a.order or old.order,
+            parts=a.parts or old.parts,
+            scrap=a.scrap or old.scrap,
+        )
+    conn.execute("DELETE FROM assignments WHERE machine = ? AND at_ms = ?", (a.machine, a.at_ms))
+    _insert(conn, a)
+    return a
+
+
+def _insert(conn: sqlite3.Connection, a: Assignment) -> None:
     conn.execute(
         "INSERT INTO assignments (machine, at_ms, job_id, customer, order_id, parts, scrap, "
         "made_at, made_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (a.machine, a.at_ms, a.job_id, a.customer, a.order, a.parts, a.scrap, a.made_at, a.made_by),
     )
-    return replaced
 
 
 def cuts(conn: sqlite3.Connection, machine: str, lo: int, hi: int) -> I64:

@@ -15,6 +15,7 @@ _MACHINE_KEYS = (
     "merge_gap_s",
     "max_gap_s",
     "rated_w",
+    "counter_resolution_wh",
     "cost",
 )
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from gateway.config import ShopConfig
+from gateway.config import LEDGER_FILE, ShopConfig
 from gateway.engine.localtime import (
     day_start_ms,
     iso_utc,
@@ -33,11 +33,11 @@ from gateway.ledger import assignments, customers, explicit, members, periods
 from gateway.ledger.audit import Entry, recent, record
 from gateway.ledger.chunks import Merged, ReadingStore
 from gateway.ledger.fingerprint import fingerprint
+from gateway.ledger.live import LiveState, load_state, save_state
 from gateway.ledger.recompute import Computed, Recomputer
 from gateway.ledger.rows import LedgerRow, select
 from gateway.ledger.schema import connect, transaction
 
-LEDGER_FILE = "ledger.sqlite"
 # (what was just done, machines done, machines in all): drives the CLI's progress bar.
 Progress = Callable[[str, int, int], None]
 _MONTH_MS = 31 * 86_400_000
@@ -171,12 +171,14 @@ class Ledger:
         self._clock = clock
 
     @contextmanager
-    def _open(self, *, create: bool = False) -> Iterator[sqlite3.Connection]:
+    def _open(
+        self, *, create: bool = False, readonly: bool = False
+    ) -> Iterator[sqlite3.Connection]:
         # Only the call that creates the ledger may remove it again: a reader that finds no
         # ledger must never delete one that another process (shopwatt run) creates meanwhile.
         creating = create and not self.path.exists()
         try:
-            with closing(connect(self.path, create=create)) as conn:
+            with closing(connect(self.path, create=create, readonly=readonly)) as conn:
                 yield conn
         except BaseException:
             if creating:  # a failed first run leaves no (empty) ledger behind
@@ -260,16 +262,16 @@ class Ledger:
         batches: Mapping[str, MachineReadings],
         source: str,
         jobs: Mapping[str, Sequence[Sequence[ExplicitJob]]] | None = None,
-        also: Callable[[sqlite3.Connection], None] | None = None,
+        state: LiveState | None = None,
         recompute: Mapping[str, tuple[int, int]] | None = None,
     ) -> Ingested:
         """Merge live readings (and live jobs) as replay does, in one durable transaction.
 
         `batches`: per machine, sorted readings with unique times. `jobs`: per machine,
         groups of live jobs, each group every job on the local days it covers (it replaces
-        the stored jobs of those days, as a jobs.csv does). `also(conn)` runs inside the
-        transaction, so the caller's own state (e.g. the MQTT input's dedup marks) commits
-        with the readings or not at all.
+        the stored jobs of those days, as a jobs.csv does). `state`: the service's state
+        (ledger/live.py; e.g. the MQTT input's dedup marks), committed with the readings or
+        not at all.
         `recompute`: the machines and time ranges to recompute (default: what this batch
         added). A caller that batches often may recompute less often: the rows follow as
         soon as it passes the ranges it collected from `Ingested.added_ranges`.
@@ -307,8 +309,8 @@ class Ledger:
                     adjustments=periods.refresh_adjustments(conn, changed),
                     added_ranges=added_ranges,
                 )
-                if also is not None:
-                    also(conn)
+                if state is not None:
+                    save_state(conn, state)
                 # Readings arrive every few seconds: an audit entry each time would bury the
                 # trail (and wear the SD card). Jobs and corrections of closed months are
                 # what an auditor looks for; the readings are counted in `status`.
@@ -360,7 +362,11 @@ class Ledger:
                     recomputer.save(recomputer.compute(machine, a, b))
                     store.forget()
                     a = b
-                recomputed[machine] = _days(local_date(first, tz), local_date(a, tz))
+                # The data's days, not the last piece's end (a month past the data).
+                recomputed[machine] = (
+                    local_date(first, tz).isoformat(),
+                    local_date(extent[1], tz).isoformat(),
+                )
             adjustments = periods.refresh_adjustments(conn, periods.closed_periods(conn))
             detail = {
                 "machines": todo,
@@ -469,12 +475,12 @@ class Ledger:
 
     def customer(self, text: str) -> customers.Customer:
         """The customer `text` names (id or display name); unknown: the closest ids."""
-        with self._open() as conn:
+        with self._open(readonly=True) as conn:
             return customers.require(conn, text, "--customer")
 
     def customer_list(self) -> list[customers.Customer]:
         """Every customer, merged ones included (they say where they went)."""
-        with self._open() as conn:
+        with self._open(readonly=True) as conn:
             return customers.listed(conn, merged=True)
 
     def customer_rename(self, text: str, name: str) -> customers.Customer:
@@ -571,9 +577,45 @@ class Ledger:
         changed = periods_between(computed.first_day, computed.end_day)
         return now, periods.refresh_adjustments(conn, changed)
 
+    def note(self, said: assignments.Assignment) -> assignments.Assignment:
+        """What the operator said at the machine (`shopwatt job start|stop`) about the job
+        starting at `said.at_ms`; it applies as soon as the gateway has that job."""
+        with self._open(create=True) as conn, transaction(conn):
+            self._require_current(conn)
+            said = replace(said, made_at=self._clock(), made_by=self._who)
+            said = assignments.note(conn, said)
+            t = said.at_ms
+            computed = self._recompute(conn, ReadingStore(conn), {said.machine: (t, t)})
+            changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
+            adjustments = periods.refresh_adjustments(conn, changed)
+            detail = {**asdict(said), "adjustments": adjustments}
+            record(conn, self._entry("job note", detail))
+        return said
+
+    def running_job(self, machine: str, job_id: str | None) -> tuple[str, int, str]:
+        """The gateway's job of a machine that has started and not stopped (or the one named):
+        its id, start and customer, from the job book `shopwatt run` keeps in the ledger."""
+        with self._open(readonly=True) as conn:
+            found = [
+                j
+                for j in load_state(conn).jobs
+                if j[0] == machine
+                and j[2] is not None
+                and (j[1] == job_id if job_id else j[3] is None)
+            ]
+        if not found:
+            which = f"job {job_id!r}" if job_id else "no job running"
+            raise LedgerError(
+                f"--machine = {machine!r}: {which} as far as the gateway knows (has "
+                "`shopwatt run` taken the start yet?)"
+            )
+        _, job, start, _, customer, _, _ = max(found, key=lambda j: j[2] or 0)
+        assert start is not None
+        return job, start, customer
+
     def jobs(self, first: date, end: date) -> list[LedgerRow]:
         """The jobs ending on the local dates [first, end) as computed now (open ones too)."""
-        with self._open() as conn:
+        with self._open(readonly=True) as conn:
             self._require_current(conn)
             return select(
                 conn,
@@ -586,7 +628,7 @@ class Ledger:
 
     def select(self, first: date, end: date) -> Selection:
         """Rows of the local dates [first, end): frozen for closed months, current otherwise."""
-        with self._open() as conn:
+        with self._open(readonly=True) as conn:
             self._require_current(conn)
             closed = periods.closed_periods(conn)
             # Members' jobs are charged only for what their prepaid hours do not cover.
@@ -601,9 +643,30 @@ class Ledger:
         months = {p: p in closed for p in periods_between(first, end)}
         return Selection(rows, open_jobs, names, months)
 
+    def rows_of(self, days: Mapping[str, tuple[str, str]]) -> list[LedgerRow]:
+        """The rows of some machines' local days (machine -> first and last day, as replay
+        and recompute report what they recomputed), as select() gives them."""
+        if not days:
+            return []
+        first = date.fromisoformat(min(a for a, _ in days.values()))
+        end = date.fromisoformat(max(b for _, b in days.values())) + timedelta(days=1)
+        return [r for r in self.select(first, end).rows if r.machine in days]
+
+    def live_state(self) -> LiveState:
+        """`shopwatt run`'s state as the last committed batch left it (none: no ledger)."""
+        if not self.path.exists():
+            return LiveState()
+        with self._open() as conn:
+            return load_state(conn)
+
+    def readings(self, machine: str, first_ms: int, last_ms: int) -> MachineReadings:
+        """A machine's stored readings with first_ms <= t <= last_ms."""
+        with self._open() as conn:
+            return ReadingStore(conn).load(machine, first_ms, last_ms + 1)
+
     def status(self, audit_entries: int = 5) -> Status:
         """Readings, drops and repairs per machine, closed months, the latest audit entries."""
-        with self._open() as conn:
+        with self._open(readonly=True) as conn:
             stale = set(self._stale(conn))
             machines = [
                 _machine_status(conn, m["machine"], m["machine"] not in stale)
@@ -767,8 +830,8 @@ def _days(first: date, end: date) -> tuple[str, str]:
 
 
 def _extent(data: tuple[int, int] | None, spans: list[tuple[int, int]]) -> tuple[int, int] | None:
-    """Everything a machine has: its readings and the days its jobs files govern."""
-    ends = ([data] if data else []) + spans
+    """First and last ms of a machine's readings and of the days its jobs files govern."""
+    ends = ([data] if data else []) + [(a, b - 1) for a, b in spans]  # spans end exclusive
     return (min(e[0] for e in ends), max(e[1] for e in ends)) if ends else None
 
 

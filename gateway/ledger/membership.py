@@ -90,12 +90,12 @@ class MemberLedger(Ledger):
 
     def member_list(self) -> list[Member]:
         """Every member."""
-        with self._open() as conn:
+        with self._open(readonly=True) as conn:
             return members.listed(conn)
 
     def member(self, text: str) -> Member:
         """The member `text` names (id or display name)."""
-        with self._open() as conn:
+        with self._open(readonly=True) as conn:
             return members.require(conn, text)
 
     def topup(self, text: str, hours: Decimal, price_cents: int, bought: date, until: date) -> int:
@@ -124,7 +124,7 @@ class MemberLedger(Ledger):
         return found
 
     def _walk(self, end: date) -> Walked | None:
-        with self._open() as conn:
+        with self._open(readonly=True) as conn:
             self._require_current(conn)
             return members.walk(conn, end)
 

@@ -9,11 +9,15 @@ rows of its days. Two things make a partial run equal to a full one:
   and its counter checked as in a full run) and the readings until merge_gap_s after B
   (so "open", i.e. a job that may still grow, is decided with the same data). Rows
   outside [A, B) are dropped.
+- a counter step is shared with the readings since the counter last moved (a coarse
+  meter's counter may stand for hours): the engine sees the whole flat run of the
+  counter around each cut, and new readings recompute every day of the run they close.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -23,7 +27,7 @@ from gateway.config import ShopConfig
 from gateway.engine import MachineReadings, compute_machine
 from gateway.engine.localtime import day_start_ms, local_date, midnight_ms, next_midnight_ms
 from gateway.ledger import assignments, explicit
-from gateway.ledger.chunks import ReadingStore
+from gateway.ledger.chunks import DAY_MS, ReadingStore
 from gateway.ledger.fingerprint import fingerprint
 from gateway.ledger.prices import priced
 from gateway.ledger.rows import LedgerRow, from_cost_row, insert
@@ -76,17 +80,59 @@ class Recomputer:
         before, after = t[t < cut], t[t >= cut]
         return len(before) > 0 and len(after) > 0 and int(after[0] - before[-1]) <= reach
 
+    def _days_from(self, machine_id: str, t_ms: int, forward: bool) -> Iterator[MachineReadings]:
+        """The stored readings after (or before) t_ms, a UTC day at a time, nearest first."""
+        span = self._store.span(machine_id)
+        edge = t_ms + 1 if forward else t_ms  # the next day starts (or ends) here
+        while span is not None and (edge <= span[1] if forward else edge > span[0]):
+            if forward:
+                lo, hi = edge, (edge // DAY_MS + 1) * DAY_MS
+            else:
+                lo, hi = (edge - 1) // DAY_MS * DAY_MS, edge
+            part = self._store.load(machine_id, lo, hi)
+            if len(part):
+                yield part
+            edge = hi if forward else lo
+
+    def _counter_at(self, machine_id: str, t_ms: int) -> float:
+        """The counter of the reading at t_ms (NaN: none)."""
+        return float(self._store.load(machine_id, t_ms, t_ms + 1).wh[0])
+
+    def _flat_from(self, machine_id: str, t_ms: int) -> int:
+        """The first reading of the counter's flat run that ends with the reading at t_ms."""
+        value, start = self._counter_at(machine_id, t_ms), t_ms
+        for part in [] if np.isnan(value) else self._days_from(machine_id, t_ms, False):
+            moved = np.flatnonzero(part.wh != value)  # NaN (no counter) ends the run too
+            if len(moved):
+                k = int(moved[-1]) + 1
+                return int(part.t_ms[k]) if k < len(part) else start
+            start = int(part.t_ms[0])
+        return start
+
+    def _flat_until(self, machine_id: str, t_ms: int) -> int:
+        """The first reading after t_ms whose counter moved from the one at t_ms (or the last)."""
+        value, end = self._counter_at(machine_id, t_ms), t_ms
+        for part in [] if np.isnan(value) else self._days_from(machine_id, t_ms, True):
+            moved = np.flatnonzero(part.wh != value)
+            if len(moved):
+                return int(part.t_ms[moved[0]])
+            end = int(part.t_ms[-1])
+        return end
+
     def widen(self, machine_id: str, lo_ms: int, hi_ms: int) -> tuple[int, int]:
         """Local midnights A <= lo_ms, B > hi_ms that no job crosses.
 
         The readings next to the changed ones are included too: the intervals that join
-        them to the changed readings changed as well.
+        them to the changed readings changed as well, and so did the counter's flat runs
+        they end or begin (the share of a counter step each interval of the run gets).
         """
         prev = self._store.last_before(machine_id, lo_ms)
         nxt = self._store.first_from(machine_id, hi_ms + 1)
-        a = day_start_ms(lo_ms if prev is None else prev, self._tz)
-        b = next_midnight_ms(hi_ms if nxt is None else nxt, self._tz)
-        return self.safe_cuts(machine_id, a, b)
+        lo = lo_ms if prev is None else self._flat_from(machine_id, prev)
+        hi = hi_ms if nxt is None else self._flat_until(machine_id, nxt)
+        return self.safe_cuts(
+            machine_id, day_start_ms(lo, self._tz), next_midnight_ms(hi, self._tz)
+        )
 
     def safe_cuts(self, machine_id: str, a: int, b: int) -> tuple[int, int]:
         """Move the local midnights a and b outwards until no job can cross them."""
@@ -110,14 +156,23 @@ class Recomputer:
     def compute(self, machine_id: str, a: int, b: int) -> Computed:
         """Rows and day stats of the local days [a, b) (a and b: safe local midnights)."""
         machine, tariff = self._cfg.machines[machine_id], self._cfg.tariff
-        # Two readings before a: the interval crossing a, and the one before it, which the
-        # engine needs to tell a one-reading counter glitch from a reset.
-        lo = a
+        # The counter's flat run that ends with the interval crossing a, and two readings
+        # before it: the step that began the run and the one before it, which the engine
+        # needs to tell a one-reading counter glitch from a reset.
+        prev = self._store.last_before(machine_id, a)
+        lo = a if prev is None else self._flat_from(machine_id, prev)
         for _ in range(2):
             prev = self._store.last_before(machine_id, lo)
             lo = lo if prev is None else prev
         nxt = self._store.first_from(machine_id, b + self._reach_ms(machine_id))
         hi = b + self._reach_ms(machine_id) if nxt is None else nxt + 1
+        # ... and on after b to the step that ends the flat run crossing b, and one more
+        # reading (is that step a glitch?).
+        last = self._store.last_before(machine_id, b)
+        if last is not None:
+            step = self._flat_until(machine_id, last)
+            after = self._store.first_from(machine_id, step + 1)
+            hi = max(hi, (step if after is None else after) + 1)
         window = self._store.load(machine_id, lo, hi)
         # Explicit jobs take their spans, detection runs on the rest (the engine's rule).
         jobs = explicit.jobs_in(self._conn, machine_id, lo, hi)

@@ -12,11 +12,12 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
+from decimal import Decimal
 from typing import Any, Literal
 
 from gateway.engine.localtime import period_of
 from gateway.engine.model import CostRow
-from gateway.ledger.units import cents, energy_cents, hours, kwh
+from gateway.ledger.units import cents, energy_cents, hours, kwh, money
 
 Kind = Literal["job", "overhead", "adjustment"]
 Table = Literal["rows", "adjustments", "frozen"]
@@ -79,6 +80,24 @@ class Amounts:
 
     def __sub__(self, other: Amounts) -> Amounts:
         return self + -other
+
+    def printed(self, band_names: Sequence[str]) -> dict[str, Decimal]:
+        """Every figure as the export prints it, by column name, in the export's order.
+
+        `energy_kwh` is the sum of the printed bands and `total_cost` of the printed costs,
+        so a line adds up as it is read (the export and the InfluxDB `job` points).
+        """
+        bands = {f"kwh_{b}": kwh(self.band_wh.get(b, 0.0)) for b in band_names}
+        return {
+            "duration_h": hours(self.duration_s),
+            "run_h": hours(self.run_s),
+            "energy_kwh": sum(bands.values(), Decimal("0.000")),
+            **bands,
+            "energy_cost": money(self.energy_cents),
+            "depreciation_cost": money(self.depreciation_cents),
+            "maintenance_cost": money(self.maintenance_cents),
+            "total_cost": money(self.total_cents),
+        }
 
     def prints_as_zero(self) -> bool:
         """True when every figure the export would print for these amounts is zero."""
@@ -167,27 +186,7 @@ def from_cost_row(row: CostRow, band_names: Sequence[str], rates: Sequence[float
     )
 
 
-def to_cost_row(row: LedgerRow, band_names: Sequence[str]) -> CostRow:
-    """A job or overhead row back as the engine's CostRow (money: the ledger's rounded cents)."""
-    a = row.amounts
-    return CostRow(
-        kind="job" if row.kind == "job" else "overhead",
-        job_id=row.job_id,
-        machine=row.machine,
-        customer=row.customer,
-        start_ms=row.start_ms,
-        end_ms=row.end_ms,
-        day=row.day,
-        run_s=a.run_s,
-        band_wh=tuple(a.band_wh.get(b, 0.0) for b in band_names),
-        energy_cost=a.energy_cents / 100,
-        depreciation_cost=a.depreciation_cents / 100,
-        maintenance_cost=a.maintenance_cents / 100,
-        open=row.open,
-    )
-
-
-# The columns of the first schema (schema._DDL); later steps add BILLING_COLUMNS.
+# The columns of the first schema (schema._DDL); the billing step adds BILLING_COLUMNS.
 COLUMNS_V1 = (
     "period",
     "kind",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ CREATE INDEX frozen_by_period ON frozen (period);
 CREATE INDEX frozen_by_origin ON frozen (origin_period);
 CREATE TABLE periods (
     period TEXT PRIMARY KEY, closed_at TEXT NOT NULL, closed_by TEXT NOT NULL);
--- jobs.csv: the operator's jobs, and the local-day spans whose jobs a new file replaces.
+-- jobs.csv: the operator's jobs, and the local-day spans in which they replace detection.
 CREATE TABLE explicit_spans (
     machine TEXT NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
     PRIMARY KEY (machine, start_ms));
@@ -51,77 +52,102 @@ CREATE TABLE audit (
     action TEXT NOT NULL, detail TEXT NOT NULL);
 """
 
-# Migration steps: step k takes a ledger from version k to k + 1; a new ledger runs them all
-# after _DDL. Append only: a released step never changes.
-_BILLING = """
--- Customers and the shop's own product lines: data the owner edits (`shopwatt customer`).
--- name_key: the display name case- and space-folded, so one customer is never two.
--- merged_into: a customer merged into another (its id still resolves, to the other).
-CREATE TABLE customers (
-    id TEXT PRIMARY KEY, name TEXT NOT NULL, name_key TEXT NOT NULL, vat_id TEXT NOT NULL,
-    price_list TEXT NOT NULL, internal INTEGER NOT NULL, merged_into TEXT NOT NULL);
-CREATE UNIQUE INDEX customers_by_name_key ON customers (name_key) WHERE merged_into = '';
--- Who a job was for, made after the fact (`shopwatt job assign`): keyed by an instant
--- inside the job, so it follows the job that covers that instant through recomputes.
-CREATE TABLE assignments (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, machine TEXT NOT NULL, at_ms INTEGER NOT NULL,
-    job_id TEXT NOT NULL, customer TEXT NOT NULL, order_id TEXT NOT NULL,
-    parts INTEGER NOT NULL, scrap INTEGER NOT NULL, made_at TEXT NOT NULL,
-    made_by TEXT NOT NULL);
-CREATE INDEX assignments_by_time ON assignments (machine, at_ms);
--- `shopwatt job split`: the instants where a job becomes two.
-CREATE TABLE splits (
-    machine TEXT NOT NULL, at_ms INTEGER NOT NULL, job_id TEXT NOT NULL,
-    made_at TEXT NOT NULL, made_by TEXT NOT NULL, PRIMARY KEY (machine, at_ms));
-""" + "".join(
-    f"ALTER TABLE {table} ADD COLUMN {column} {kind};\n"
-    for table in ("rows", "adjustments", "frozen")
-    for column, kind in BILLING_COLUMNS.items()
+# Each step upgrades the schema by one version, one SQL statement per string (a new ledger
+# runs them all after _DDL); steps are only ever added, so a ledger of any older shopwatt
+# opens by running the ones it lacks.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1 -> 2: `shopwatt run`'s state (gateway/ledger/live.py). Before, the service created
+    # these tables itself, with these columns: IF NOT EXISTS adopts them and their rows.
+    (
+        "CREATE TABLE IF NOT EXISTS sensor_state (sensor TEXT PRIMARY KEY, state TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS machine_view (machine TEXT PRIMARY KEY, view TEXT NOT NULL)",
+        """CREATE TABLE IF NOT EXISTS pending_recompute (
+            machine TEXT PRIMARY KEY, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS live_jobs (
+            machine TEXT NOT NULL, job TEXT NOT NULL, start_ms INTEGER, stop_ms INTEGER,
+            customer TEXT NOT NULL, parts INTEGER, src TEXT NOT NULL,
+            PRIMARY KEY (machine, job))""",
+    ),
+    # 2 -> 3: billing. Customers and the shop's own product lines (`shopwatt customer`):
+    # name_key is the display name case- and space-folded, so one customer is never two;
+    # merged_into, a customer merged into another (its id still resolves, to the other).
+    # Assignments (`shopwatt job assign`) are keyed by an instant inside the job, so they
+    # follow the job that covers it through recomputes; splits are the instants where a
+    # job becomes two. The row tables gain order, parts, scrap and price.
+    (
+        """CREATE TABLE customers (
+            id TEXT PRIMARY KEY, name TEXT NOT NULL, name_key TEXT NOT NULL,
+            vat_id TEXT NOT NULL, price_list TEXT NOT NULL, internal INTEGER NOT NULL,
+            merged_into TEXT NOT NULL)""",
+        "CREATE UNIQUE INDEX customers_by_name_key ON customers (name_key) WHERE merged_into = ''",
+        """CREATE TABLE assignments (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, machine TEXT NOT NULL, at_ms INTEGER NOT NULL,
+            job_id TEXT NOT NULL, customer TEXT NOT NULL, order_id TEXT NOT NULL,
+            parts INTEGER NOT NULL, scrap INTEGER NOT NULL, made_at TEXT NOT NULL,
+            made_by TEXT NOT NULL)""",
+        "CREATE INDEX assignments_by_time ON assignments (machine, at_ms)",
+        """CREATE TABLE splits (
+            machine TEXT NOT NULL, at_ms INTEGER NOT NULL, job_id TEXT NOT NULL,
+            made_at TEXT NOT NULL, made_by TEXT NOT NULL, PRIMARY KEY (machine, at_ms))""",
+        *(
+            f"ALTER TABLE {table} ADD COLUMN {column} {kind}"
+            for table in ("rows", "adjustments", "frozen")
+            for column, kind in BILLING_COLUMNS.items()
+        ),
+    ),
+    # 3 -> 4: members (`shopwatt member`, docs/members.md). hours: which hours of a job
+    # count (run_hours or job_hours); weights: JSON {machine or '*': credits per hour, as
+    # text}; low_below: the balance (credits, text) under which `status` warns. Blocks and
+    # subscriptions keep hours as exact decimal text; a subscription runs from `first` to
+    # `last` ('': until ended).
+    (
+        """CREATE TABLE members (
+            id TEXT PRIMARY KEY, card TEXT NOT NULL, hours TEXT NOT NULL,
+            weights TEXT NOT NULL, low_below TEXT NOT NULL, made_at TEXT NOT NULL,
+            made_by TEXT NOT NULL)""",
+        "CREATE UNIQUE INDEX members_by_card ON members (card) WHERE card != ''",
+        """CREATE TABLE blocks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, member TEXT NOT NULL, hours TEXT NOT NULL,
+            price_cents INTEGER NOT NULL, bought TEXT NOT NULL, valid_until TEXT NOT NULL,
+            made_at TEXT NOT NULL, made_by TEXT NOT NULL)""",
+        """CREATE TABLE subscriptions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, member TEXT NOT NULL, hours TEXT NOT NULL,
+            price_cents INTEGER NOT NULL, first TEXT NOT NULL, last TEXT NOT NULL,
+            carry INTEGER NOT NULL, cap TEXT NOT NULL, made_at TEXT NOT NULL,
+            made_by TEXT NOT NULL)""",
+    ),
 )
-_MEMBERS = """
--- Members: customers with a membership (`shopwatt member`). hours: which hours of a job
--- count (run_hours or job_hours); weights: JSON {machine or '*': credits per hour, as text};
--- low_below: the balance (credits, text) under which `status` and the dashboard warn.
-CREATE TABLE members (
-    id TEXT PRIMARY KEY, card TEXT NOT NULL, hours TEXT NOT NULL, weights TEXT NOT NULL,
-    low_below TEXT NOT NULL, made_at TEXT NOT NULL, made_by TEXT NOT NULL);
-CREATE UNIQUE INDEX members_by_card ON members (card) WHERE card != '';
--- Prepaid blocks (`shopwatt member topup`): hours as exact decimal text.
-CREATE TABLE blocks (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, member TEXT NOT NULL, hours TEXT NOT NULL,
-    price_cents INTEGER NOT NULL, bought TEXT NOT NULL, valid_until TEXT NOT NULL,
-    made_at TEXT NOT NULL, made_by TEXT NOT NULL);
--- Subscriptions: hours granted each month from `first` to `last` ('' : until ended).
-CREATE TABLE subscriptions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, member TEXT NOT NULL, hours TEXT NOT NULL,
-    price_cents INTEGER NOT NULL, first TEXT NOT NULL, last TEXT NOT NULL,
-    carry INTEGER NOT NULL, cap TEXT NOT NULL, made_at TEXT NOT NULL, made_by TEXT NOT NULL);
-"""
-_STEPS: tuple[str, ...] = (_BILLING, _MEMBERS)
-SCHEMA_VERSION = 1 + len(_STEPS)
+SCHEMA_VERSION = 1 + len(_MIGRATIONS)
 
 
-def connect(path: Path, *, create: bool) -> sqlite3.Connection:
-    """Open the ledger (creating it when asked); refuses a file from a newer shopwatt."""
+def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqlite3.Connection:
+    """Open the ledger (creating it when asked); refuses a file from a newer shopwatt.
+
+    `readonly`: for commands that only read (export, status): they never write, so they
+    also work on an accountant's read-only copy.
+    """
     if not create and not path.exists():
         raise LedgerError(f"{path}: no ledger yet; run `shopwatt replay` first")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Autocommit mode: transactions are explicit (see transaction()), one per operation.
-    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+    try:
+        conn = _connect_readonly(path) if readonly else _connect(path)
+    except (OSError, sqlite3.OperationalError) as err:
+        raise LedgerError(f"{path}: cannot open the ledger: {err}") from None
     conn.row_factory = sqlite3.Row
-    # A Pi's SD card: in WAL mode NORMAL syncs at checkpoints, not at every commit; a power
-    # cut can lose the last operation, never corrupt the ledger (set before the first write).
-    conn.execute("PRAGMA synchronous = NORMAL")
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0 and create:
             conn.execute("PRAGMA journal_mode = WAL")
             # One script, one transaction: a half-created ledger never exists.
-            script = _DDL + "".join(_STEPS)
-            conn.executescript(f"BEGIN; {script} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            steps = _DDL + "".join(f"{s};" for step in _MIGRATIONS for s in step)
+            conn.executescript(f"BEGIN; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
         elif version == 0:
             # Empty: being created by another process right now, or never finished.
             raise LedgerError(f"{path}: no ledger yet; run `shopwatt replay` first")
+        elif version < SCHEMA_VERSION and readonly:
+            raise LedgerError(
+                f"{path}: a ledger of an older shopwatt (schema {version}) on a read-only "
+                "copy; open it once where it can be written (any shopwatt command), then copy it"
+            )
         elif version < SCHEMA_VERSION:
             _migrate(conn)
         elif version != SCHEMA_VERSION:
@@ -137,27 +163,56 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
     return conn
 
 
-def _statements(script: str) -> list[str]:
-    """An SQL script as single statements (executescript would commit on its own)."""
-    found, pending = [], ""
-    for line in script.splitlines(keepends=True):
-        pending += line
-        if sqlite3.complete_statement(pending):
-            found.append(pending)
-            pending = ""
-    return found
+def _connect(path: Path) -> sqlite3.Connection:
+    if path.exists() and not os.access(path, os.W_OK):
+        # SQLite would open it read-only without a word and fail at the first write.
+        raise LedgerError(
+            f"{path}: the ledger is read-only; only export and status can use this copy"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Autocommit mode: transactions are explicit (see transaction()), one per operation.
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+    try:
+        # A Pi's SD card: in WAL mode NORMAL syncs at checkpoints, not at every commit; a
+        # power cut can lose the last operation, never corrupt the ledger (set before the
+        # first write).
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return conn
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """mode=ro; where SQLite cannot even create the WAL index (a read-only folder): immutable."""
+    uri = path.resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=30.0)
+    try:
+        conn.execute("PRAGMA user_version").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+        if os.access(path.parent, os.W_OK):
+            raise  # not a read-only medium: the caller reports what SQLite said
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        # immutable would ignore the -wal file and show the ledger without its last changes.
+        raise LedgerError(
+            f"{path}: read-only, and {wal.name} holds changes not yet in the file; open the "
+            "ledger once where it can be written (any shopwatt command), then copy it"
+        )
+    # Nothing can change a file on a read-only medium, and without a -wal the main file is
+    # the whole ledger: SQLite may skip locking and the WAL index.
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring a ledger of an older shopwatt up to SCHEMA_VERSION, all steps in one transaction.
-
-    The version is read again under the write lock: two processes opening an old ledger at
-    once migrate it once.
-    """
+    """Run the steps from the file's version to ours, in one transaction."""
     with transaction(conn):
+        # Read again under the write lock: another process may have just upgraded the file.
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        for step in _STEPS[version - 1 :]:
-            for statement in _statements(step):
+        for step in _MIGRATIONS[version - 1 :]:
+            for statement in step:
                 conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 

@@ -57,13 +57,25 @@ class Value(_Strict):
     kind: Literal["measurement", "counter"] = "measurement"
     # Counters only: the meter counts modulo this value (in `unit`) and restarts from 0.
     wrap: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    # Counters only: the smallest step the counter makes, in `unit`. An integer register
+    # steps by one count (`scale`, the default); a float register must say, since its
+    # encoding does not (Eastron: 0.01 kWh).
+    resolution: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Value:
         if self.scale == 0:
             raise ValueError(f"value '{self.name}': scale must not be 0")
-        if self.wrap is not None and self.kind != "counter":
-            raise ValueError(f"value '{self.name}': wrap is only meaningful for kind = 'counter'")
+        for key in ("wrap", "resolution"):
+            if getattr(self, key) is not None and self.kind != "counter":
+                raise ValueError(
+                    f"value '{self.name}': {key} is only meaningful for kind = 'counter'"
+                )
+        if self.kind == "counter" and self.type == "float32" and self.resolution is None:
+            raise ValueError(
+                f"value '{self.name}': a float32 counter needs resolution "
+                f"(its smallest step, in {self.unit or 'its unit'})"
+            )
         if self.address + self.words > 0x10000:
             raise ValueError(
                 f"value '{self.name}': {self.type} at {self.address:#06x} ends past 0xffff"
@@ -155,6 +167,12 @@ class MeterMap(_Strict):
     def wh_per_unit(self) -> float:
         """Factor from the energy value's unit to Wh (1000 for the usual kWh registers)."""
         return ENERGY_UNITS[self.values[self.energy].unit]
+
+    @property
+    def counter_resolution_wh(self) -> float:
+        """The smallest step of the energy counter, in Wh (100 for an EM24's 0.1 kWh)."""
+        v = self.values[self.energy]
+        return (abs(v.scale) if v.resolution is None else v.resolution) * self.wh_per_unit
 
 
 def available_models() -> list[str]:

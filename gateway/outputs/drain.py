@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.clock import now_ms
-from gateway.config import ShopConfig
+from gateway.config import OUTBOX_FILE, ShopConfig
 from gateway.errors import ConfigError
 from gateway.outputs.influxdb import Writer, WriteResult, open_writer
 from gateway.outputs.lineprotocol import FieldValue
@@ -239,7 +239,7 @@ def open_influx_output(cfg: ShopConfig) -> tuple[Outbox, Drainer]:
     if influx is None:
         raise ConfigError(f"{cfg.source}: [influxdb]: section missing, nothing to write to")
     writer = open_writer(influx, cfg.source.parent)
-    outbox = Outbox(cfg.storage_dir / "outbox.db", max_bytes=int(influx.outbox_max_mb * 2**20))
+    outbox = Outbox(cfg.storage_dir / OUTBOX_FILE, max_bytes=int(influx.outbox_max_mb * 2**20))
     drainer = Drainer(
         outbox, writer, batch_lines=influx.batch_lines, backoff_max_s=influx.backoff_max_s
     )

@@ -9,16 +9,16 @@ timestamp, so writing the same record twice overwrites it instead of counting it
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from gateway.config import Machine, Tariff
 from gateway.engine.drawdown import SCALE
-from gateway.engine.model import F64, I64, CostRow
+from gateway.engine.model import F64, I64, Reading, Stats
 from gateway.engine.states import IDLE, OFF, RUNNING, machine_states
-from gateway.inputs.base import Reading, Stats
 from gateway.ledger.membership import Balance
+from gateway.ledger.rows import LedgerRow
 from gateway.outputs.lineprotocol import FieldValue, float_lines, format_field, line, series_key
 
 POWER = "power"
@@ -34,8 +34,6 @@ MEMBER = "member"
 # machine_state codes are the engine's; a Grafana state timeline maps them to colours.
 STATE_NAMES = {OFF: "off", IDLE: "idle", RUNNING: "running"}
 STATE_EVERY_MS = 60_000
-
-_MS_PER_H = 3_600_000.0
 
 
 def power_lines(site: str, machine: str, sensor: str, t_ms: I64, watts: F64, wh: F64) -> list[str]:
@@ -87,35 +85,34 @@ def state_lines(
     ]
 
 
-def cost_lines(site: str, rows: Iterable[CostRow], tariff: Tariff) -> list[str]:
+def cost_lines(site: str, rows: Iterable[LedgerRow], band_names: Sequence[str]) -> list[str]:
     """`job` points (finished jobs, at their end) and `overhead` points (per local day).
 
-    Open jobs are left out: their end, hence their timestamp, is not known yet, and a
-    point written now would stay behind as a second copy once the job ends.
+    Each figure is the one the export prints for the row: kWh to the Wh, hours to four
+    decimals, money in the ledger's cents (`total_cost` is the sum of the three rounded
+    costs), so Grafana and the accountant's sheet show the same numbers, and a sum of
+    floats never reaches InfluxDB as 1.6900000000000002. Open jobs are left out: their
+    end, hence their timestamp, is not known yet, and a point written now would stay
+    behind as a second copy once the job ends.
     """
     out: list[str] = []
     for row in rows:
         if row.open:
             continue
-        fields: dict[str, FieldValue] = {"energy_kwh": row.energy_wh / 1000.0}
-        fields |= {
-            f"kwh_{band}": wh / 1000.0
-            for band, wh in zip(tariff.band_names, row.band_wh, strict=True)
+        printed = {k: float(v) for k, v in row.amounts.printed(band_names).items()}
+        # An overhead row has no costs of its own beside energy, nor hours worth a point.
+        fields: dict[str, FieldValue] = {
+            k: v for k, v in printed.items() if k == "energy_kwh" or k.startswith("kwh_")
         }
-        fields["energy_cost"] = row.energy_cost
+        fields["energy_cost"] = printed["energy_cost"]
         tags = {"site": site, "machine": row.machine}
         if row.kind == "overhead":
             fields["day"] = row.day.isoformat()
             text = line(OVERHEAD, tags, fields, row.start_ms)
         else:
-            fields |= {
+            fields |= printed | {
                 "job_id": row.job_id,
                 "customer": row.customer,
-                "depreciation_cost": row.depreciation_cost,
-                "maintenance_cost": row.maintenance_cost,
-                "total_cost": row.energy_cost + row.depreciation_cost + row.maintenance_cost,
-                "run_h": row.run_s / 3600.0,
-                "duration_h": (row.end_ms - row.start_ms) / _MS_PER_H,
                 "start_ms": row.start_ms,
             }
             text = line(JOB, tags, fields, row.end_ms)

@@ -49,6 +49,8 @@ def render_acl(site: str, gateway_user: str, sensors: Iterable[SensorGrant]) -> 
         f"topic read {ROOT}/{site}/#",
         f"topic write {sensor_topic(site, '+', '+', 'cmd')}",
         f"topic write {deadletter_topic(site)}",
+        # `shopwatt job start|stop` sends job events as the gateway's user (jobsend.py).
+        f"topic write {job_topic(site, '+')}",
     ]
     for g in sorted(sensors, key=lambda g: g.user):
         lines += [

@@ -50,7 +50,7 @@ def gateway_credentials(cfg: ShopConfig) -> tuple[str, Secret]:
             )
         if not path.exists():
             password = (new_password().reveal() + "\n").encode()
-            write_file(path, password, PRIVATE, shop_owner(cfg.source))
+            write_file(path, password, PRIVATE, shop_owner(cfg.source), cfg.own_files)
     secret = read_secret(mqtt, cfg.source.parent, "mqtt")
     assert secret is not None  # the config requires a secret source with a username
     return mqtt.username, secret

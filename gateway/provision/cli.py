@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from gateway.cligroup import config_option
+from gateway.cligroup import OnceCommand, config_option
 from gateway.config import load_config
 from gateway.errors import ProvisionError
 from gateway.provision.broker import MAX_QUEUED_MB, BrokerOptions, Endpoint, provision_broker
@@ -38,7 +38,7 @@ def _report(changed: Sequence[Path]) -> None:
         click.echo("nothing changed")
 
 
-@click.command()
+@click.command(cls=OnceCommand)
 @click.option(
     "--listen",
     multiple=True,
@@ -102,7 +102,7 @@ def broker(
         click.echo(f"a broker already running: {_RELOAD}")
 
 
-@click.command()
+@click.command(cls=OnceCommand)
 @click.option("--machine", required=True, help="The machine id in shop.toml.")
 @click.option("--sensor", "sensor_id", required=True, help="The sensor id in shop.toml.")
 @click.option("--rotate", is_flag=True, help="Give an already provisioned sensor a new password.")
@@ -172,7 +172,7 @@ def sensor(
         click.echo(_RELOAD)
 
 
-@click.command()
+@click.command(cls=OnceCommand)
 @click.option("--sensor", "sensor_id", required=True, help="The sensor to lock out.")
 def revoke(config_path: Path, sensor_id: str) -> None:
     """Remove a sensor's broker user (a lost or retired sensor): it can no longer connect."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import pwd
-import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from gateway.errors import ProvisionError
+from gateway.outfile import output_file
 
 PRIVATE = 0o600  # passwords, keys, the state, configs that hold credentials
 PUBLIC = 0o644  # certificates: anyone may read them, a client needs the CA's
@@ -25,48 +26,34 @@ def private_dir(path: Path, mode: int = 0o700, owner: int | None = None) -> Path
     return path
 
 
-def write_file(path: Path, data: bytes, mode: int = PRIVATE, owner: int | None = None) -> bool:
+def write_file(
+    path: Path,
+    data: bytes,
+    mode: int = PRIVATE,
+    owner: int | None = None,
+    protected: Iterable[Path] = (),
+) -> bool:
     """Replace `path` atomically with `data` at `mode`; False (untouched) when unchanged.
 
-    The file is written under a temporary name in the same folder with its final mode
-    already set, flushed to disk, then renamed over the old one: a reader (the broker on
-    SIGHUP, a sensor flashing tool) sees the old file or the new one, never half of one,
-    and a secret is never readable by others, not even for an instant.
+    A reader (the broker on SIGHUP, a sensor flashing tool) sees the old file or the new
+    one, never half of one (gateway/outfile.py). These files are provisioning's own, so
+    an existing one is replaced; a path shop.toml names passes its `protected` files.
     """
     try:
         if path.read_bytes() == data and _has_mode_and_owner(path, mode, owner):
             return False
     except OSError:
         pass  # missing or unreadable: write it
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        if owner is not None:
-            os.fchown(fd, owner, -1)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise ProvisionError(f"{path}: cannot write: {err.strerror}") from None
-    _sync_dir(path.parent)
+    with output_file(
+        path, protected=protected, force=True, mode=mode, owner=owner, what="writing"
+    ) as fh:
+        fh.write(data)
     return True
 
 
 def _has_mode_and_owner(path: Path, mode: int, owner: int | None) -> bool:
     info = path.stat()
     return info.st_mode & 0o7777 == mode and owner in (None, info.st_uid)
-
-
-def _sync_dir(folder: Path) -> None:
-    # The rename is durable only once the folder itself is on disk (power cut on a Pi).
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def broker_owner(user: str) -> int | None:

@@ -14,8 +14,8 @@ from agent.liverun import RunOptions
 from agent.shopplan import load_plan
 from agent.virtualshop import VirtualShop
 from gateway.config import load_config
+from gateway.engine.model import Reading
 from gateway.errors import ConfigError
-from gateway.inputs.base import Reading
 from gateway.inputs.modbus import ModbusInput
 from tests.agent.livedata import DATA
 from tests.servers import LOOPBACK, free_port
@@ -51,8 +51,9 @@ def test_the_gateways_poller_reads_the_profiles_power_and_counter(tmp_path: Path
     first, last = got[0], got[-1]
     assert first.wh is not None and last.wh is not None
     true_wh = shop.timeline.energy_wh("lathe-m", first.t_ms, last.t_ms)
-    # float32 kWh registers: about 0.3 Wh resolution at a counter of a few MWh.
-    assert last.wh - first.wh == pytest.approx(true_wh, abs=1.0)
+    # The meter shows whole steps of its counter (the map's resolution, 10 Wh on an SDM).
+    step = cfg.machines["lathe-m"].counter_resolution_wh
+    assert last.wh - first.wh == pytest.approx(true_wh, abs=step)
     assert shop.meters.requests("lathe-m") >= len(got)
 
 

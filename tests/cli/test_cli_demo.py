@@ -55,9 +55,13 @@ def test_demo_energy_per_machine_matches_the_simulated_truth(demo: tuple[Path, s
 def test_running_the_demo_again_gives_the_same_export(demo: tuple[Path, str]) -> None:
     out, _ = demo
     csv_path = next(out.glob("costs-*[0-9].csv"))
-    before = csv_path.read_text()
-    assert shopwatt("demo", "--output", out).exit_code == 0
-    assert csv_path.read_text() == before
+    xlsx_path = next(out.glob("costs-*[0-9].xlsx"))
+    before = csv_path.read_bytes(), xlsx_path.read_bytes()
+    refused = shopwatt("demo", "--output", out)
+    assert refused.exit_code == 2
+    assert "shop.toml: the file exists; use --force to replace it" in refused.stderr
+    assert shopwatt("demo", "--output", out, "--force").exit_code == 0
+    assert (csv_path.read_bytes(), xlsx_path.read_bytes()) == before
 
 
 def test_demo_jobs_have_customers_and_each_customer_a_statement(demo: tuple[Path, str]) -> None:

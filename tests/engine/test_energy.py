@@ -46,10 +46,11 @@ def test_mixed_counters_use_the_counter_only_where_both_ends_have_one() -> None:
 
 
 def test_counter_drop_to_zero_and_back_is_one_glitch() -> None:
-    # a Modbus read that returned 0 once: not a reset plus a jump
+    # a Modbus read that returned 0 once: not a reset plus a jump; the counters around it
+    # (548 -> 644) are the energy of both intervals, shared by power
     e = energy([0, 60, 120, 180], [3000] * 4, [500, 548, 0, 644])
     assert (e.counter_resets, e.implausible_jumps) == (0, 1)
-    assert e.wh.tolist() == pytest.approx([48.0, 50.0, 50.0])
+    assert e.wh.tolist() == pytest.approx([48.0, 48.0, 48.0])
 
 
 def test_reset_on_the_last_reading_uses_the_new_value() -> None:
@@ -115,3 +116,68 @@ def test_glitch_and_reset_across_the_scan_chunks_of_a_long_series() -> None:
     e = interval_energy("m", r, machine())
     assert (e.implausible_jumps, e.counter_resets) == (1, 1)
     assert e.wh.sum() == pytest.approx(n - 1 - 0.5)
+
+
+def test_a_glitch_at_a_15_minute_cadence_is_bridged_by_the_counters() -> None:
+    # a meter read every 15 min (longer than max_gap_s = 120 s), one corrupt counter: the
+    # counters around it say 1000 Wh over 30 min, shared by power (2000 W, then 4000 W
+    # at the last reading): trapezoids 500 and 750 Wh -> 400 and 600 Wh
+    e = energy([0, 900, 1800, 2700], [2000, 2000, 2000, 4000], [0, 500, 9e9, 1500])
+    assert (e.implausible_jumps, e.gaps, e.gap_s) == (1, 0, 0.0)
+    assert e.wh.tolist() == pytest.approx([500.0, 400.0, 600.0])
+
+
+def test_glitches_that_would_overlap_bridge_only_the_first() -> None:
+    # both 1e9 readings look like glitches (0 -> 50 and 1e9 -> 1e9 + 50 are plausible);
+    # bridging both would share interval 1 twice: the first is bridged, the rest is a jump
+    e = energy([0, 60, 120, 180], [3000] * 4, [0, 1e9, 50, 1e9 + 50])
+    assert (e.implausible_jumps, e.counter_resets) == (2, 0)
+    assert e.wh.tolist() == pytest.approx([25.0, 25.0, 50.0])
+
+
+def coarse(t_s: list[float], watts: list[float], wh: list[float]) -> IntervalEnergy:
+    """The energy step for a counter that moves in 100 Wh steps, on a 22 kW machine."""
+    m = machine(rated_w=22_000, counter_resolution_wh=100)
+    return interval_energy("m", readings(t_s, watts, wh), m)
+
+
+def test_a_coarse_step_is_plausible_and_shared_with_the_flat_polls_before_it() -> None:
+    # 5 s polls at 21.6 kW (30 Wh each): bound 22 kW x 1.1 x 5 s + 100 Wh = 133.6 Wh
+    e = coarse([0, 5, 10, 15, 20], [21_600] * 5, [500, 500, 500, 500, 600])
+    assert (e.implausible_jumps, e.wh.tolist()) == (0, pytest.approx([25.0] * 4))
+
+
+def test_a_coarse_step_is_shared_by_power() -> None:
+    # trapezoids 0, 10, 20 Wh (0, 0, 7200, 7200 W over 5 s): the step goes 0 : 1/3 : 2/3
+    e = coarse([0, 5, 10, 15], [0, 0, 7200, 7200], [500, 500, 500, 530])
+    assert e.wh.tolist() == pytest.approx([0.0, 10.0, 20.0])
+
+
+def test_a_coarse_step_without_power_is_shared_by_time() -> None:
+    e = coarse([0, 10, 40], [0, 0, 0], [500, 500, 600])
+    assert e.wh.tolist() == pytest.approx([25.0, 75.0])
+
+
+def test_flat_polls_the_counter_has_not_settled_yet_stay_at_zero() -> None:
+    # the data ends before the counter moves again, or a long interval (max_gap_s 120 s)
+    # ends the flat run: only the counter can say how much that was, and it has not yet
+    e = coarse([0, 5, 10, 15, 215, 220], [21_600] * 6, [500, 600, 600, 600, 700, 700])
+    assert e.wh.tolist() == pytest.approx([100.0, 0.0, 0.0, 100.0, 0.0])
+    assert e.gaps == 0
+
+
+def test_a_coarse_counter_over_an_hour_near_rated_power_is_exact() -> None:
+    # the issue's EM24: steps of 100 Wh, 21.6 kW, 5 s polls, rated 22 kW -> 21.6 kWh
+    t = np.arange(721) * 5.0
+    wh = 1_234_500 + (30 * np.arange(721)) // 100 * 100
+    e = coarse(t.tolist(), [21_600.0] * 721, wh.astype(float).tolist())
+    assert (e.implausible_jumps, e.gaps) == (0, 0)
+    assert e.wh.sum() == pytest.approx(21_600.0)
+    assert e.wh.min() == pytest.approx(25.0) and e.wh.max() == pytest.approx(100 / 3)
+
+
+def test_a_flat_interval_power_says_was_more_than_a_step_keeps_the_counters_zero() -> None:
+    # 0 W, then 3400 W: the trapezoid says 56.7 Wh before the counter first moves, but a
+    # 1 Wh counter that stood still used less than 1 Wh: the machine started at 10:00
+    e = energy([0, 120, 240], [0, 3400, 3400], [1000, 1000, 1113])
+    assert e.wh.tolist() == pytest.approx([0.0, 113.0])

@@ -21,7 +21,7 @@ def test_a_reader_that_finds_no_ledger_leaves_the_one_being_created_alone(
     mill = series("mill", "2026-11-03 08:00", "2026-11-03 12:00", [])
     readings = write_readings(tmp_path / "r.csv", mill.lines())
 
-    def service_creates_it_meanwhile(path: Path, *, create: bool) -> sqlite3.Connection:
+    def service_creates_it_meanwhile(path: Path, **_: bool) -> sqlite3.Connection:
         # The race: the reader looked (no ledger yet), then another process created it,
         # then the reader's own open failed.
         monkeypatch.undo()

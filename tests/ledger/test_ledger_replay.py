@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from tests.ledger.shop import (
     dump,
+    ledger_path,
     local_ms,
     series,
     shopwatt,
@@ -51,9 +54,12 @@ def test_replaying_the_same_file_twice_changes_nothing(tmp_path: Path) -> None:
     _replay(config, "all.csv", MILL.lines() + LATHE.lines())
     before = _state(config)
     output = _replay(config, "all.csv", MILL.lines() + LATHE.lines())
-    assert "nothing new: the ledger is unchanged" in output
+    # The message says what happened: the replay itself is in the audit trail.
+    assert "nothing new: no readings added, no rows changed (the replay is audited)" in output
     assert f"{len(MILL.t_ms) + len(LATHE.t_ms):,} rows already in the ledger" in output
     assert _state(config) == before
+    with closing(sqlite3.connect(ledger_path(config))) as conn:
+        assert conn.execute("SELECT action FROM audit").fetchall() == [("replay",), ("replay",)]
 
 
 def test_replay_in_pieces_equals_one_replay(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from gateway.config import ShopConfig, parse_config
-from gateway.inputs.base import Reading
+from gateway.engine.model import Reading
 from tests.servers import ServerProcess, find_binary
 
 WAIT_S = 30.0  # how long a test waits for an expected reading before it fails (never asserted)

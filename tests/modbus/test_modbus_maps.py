@@ -107,6 +107,7 @@ def test_max_registers_and_undefined_gaps_split_reads(tmp_path: Path) -> None:
     )
     body = 'description = "t"\npower = "v0"\nenergy = "e"\n\n' + values
     body += '[[value]]\nname = "e"\naddress = 40\nunit = "kWh"\nkind = "counter"\n'
+    body += "resolution = 0.01\n"
 
     def plan(max_registers: int, max_gap: int) -> list[tuple[int, int]]:
         path = tmp_path / f"m{max_registers}-{max_gap}.toml"
@@ -136,6 +137,7 @@ name = "e"
 address = 2
 unit = "kWh"
 kind = "counter"
+resolution = 0.01
 """
 
 
@@ -149,8 +151,17 @@ kind = "counter"
         (("address = 2\n", "address = 1\n"), "values 'p' and 'e' overlap at 0x0001"),
         (('power = "p"', 'power = "watts"'), "power = 'watts' names no [[value]]"),
         (('unit = "W"', 'unit = "A"'), "power value 'p' must be a measurement in ['W', 'kW']"),
-        (('kind = "counter"\n', ""), "energy value 'e' must be a counter"),
+        (('kind = "counter"\nresolution = 0.01\n', ""), "energy value 'e' must be a counter"),
         (('unit = "W"', 'unit = "W"\nwrap = 100'), "wrap is only meaningful for kind = 'counter'"),
+        (
+            ('unit = "W"', 'unit = "W"\nresolution = 1'),
+            "resolution is only meaningful for kind = 'counter'",
+        ),
+        (
+            ("resolution = 0.01\n", ""),
+            "value 'e': a float32 counter needs resolution (its smallest step, in kWh)",
+        ),
+        (("resolution = 0.01", "resolution = 0"), "value[1] (name=e).resolution = 0"),
         (("max_registers = 10", "max_registers = 200"), "max_registers = 200"),
         (
             ('address = 0\nunit = "W"', 'address = 0\nunit = "W"\nregister = 3'),
@@ -193,3 +204,21 @@ def test_counter_plausibility_uses_the_wrap() -> None:
     assert not energy.accepts(10_000_000.0)  # past 9999.99 kWh the module restarts at 0
     assert not energy.accepts(-1.0)
     assert not _map("sdm630").values["total_power"].accepts(float("nan"))
+
+
+@pytest.mark.parametrize(
+    ("model", "wh"),
+    [("em24", 100.0), ("pzem004t", 1.0), ("sdm120", 10.0), ("sdm630", 10.0)],
+)
+def test_each_map_states_its_energy_counters_resolution(model: str, wh: float) -> None:
+    # EM24: int32 x 0.1 kWh; PZEM: uint32 Wh; Eastron: float32 kWh counting 0.01 kWh
+    assert _map(model).counter_resolution_wh == pytest.approx(wh)
+
+
+def test_an_integer_counter_steps_by_its_scale_unless_told(tmp_path: Path) -> None:
+    path = tmp_path / "i.toml"
+    path.write_text(_GOOD.replace("resolution = 0.01", 'type = "uint32"\nscale = 0.01'))
+    assert load_map(path).counter_resolution_wh == pytest.approx(10.0)
+    told = tmp_path / "r.toml"
+    told.write_text(_GOOD.replace("resolution = 0.01", 'type = "uint32"\nresolution = 0.5'))
+    assert load_map(told).counter_resolution_wh == pytest.approx(500.0)

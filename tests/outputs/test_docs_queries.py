@@ -13,6 +13,7 @@ import pytest
 
 from gateway.config import Band, Machine, MachineCost, Tariff
 from gateway.engine.model import CostRow
+from gateway.ledger.rows import from_cost_row
 from gateway.outputs.drain import DrainStats
 from gateway.outputs.outbox import OutboxHealth
 from gateway.outputs.schema import (
@@ -70,7 +71,12 @@ def _shop_hour(now_ms: int) -> list[str]:
         *state_lines("northside", machine, t, watts),
         *energy_lines("northside", "cnc-01", minutes, band_wh, TARIFF),
         *cost_lines(
-            "northside", [job, replace(job, job_id="J-0", end_ms=now_ms - 900_000)], TARIFF
+            "northside",
+            [
+                from_cost_row(j, TARIFF.band_names, TARIFF.rates)
+                for j in (job, replace(job, job_id="J-0", end_ms=now_ms - 900_000))
+            ],
+            TARIFF.band_names,
         ),
         gateway_line("northside", now_ms, health) or "",
     ]

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pytest
 
 from gateway.config import Band, Machine, MachineCost, Tariff
-from gateway.engine.model import CostRow
+from gateway.engine.model import CostRow, Reading
 from gateway.engine.states import OFF, RUNNING
-from gateway.inputs.base import Reading
+from gateway.ledger.rows import LedgerRow, from_cost_row
 from gateway.outputs.schema import (
     cost_lines,
     energy_lines,
@@ -35,7 +36,14 @@ MACHINE = Machine(
 )
 
 
-def _job(job_id: str, end_ms: int, *, open: bool = False) -> CostRow:
+def _job(job_id: str, end_ms: int, *, open: bool = False, **changes: Any) -> LedgerRow:
+    """A job as the ledger keeps it (money in cents), from the engine's row plus changes."""
+    return from_cost_row(
+        replace(_cost_row(job_id, end_ms, open), **changes), TARIFF.band_names, TARIFF.rates
+    )
+
+
+def _cost_row(job_id: str, end_ms: int, open: bool) -> CostRow:
     return CostRow(
         kind="job",
         job_id=job_id,
@@ -104,8 +112,9 @@ def test_state_timeline_has_a_point_per_change_and_per_minute(
 def test_finished_jobs_are_points_at_their_end_with_ids_as_fields(
     influxd: Influxd, influx_db: str
 ) -> None:
-    overhead = replace(
-        _job("", T0 + 6_400_000),
+    overhead = _job(
+        "",
+        T0 + 6_400_000,
         kind="overhead",
         customer="",
         start_ms=T0 - 80_000_000,
@@ -113,10 +122,10 @@ def test_finished_jobs_are_points_at_their_end_with_ids_as_fields(
         energy_cost=0.05,
     )
     rows = [_job("J-1", T0), _job("J-2", T0 + 7_200_000), _job("J-3", T0 + 9_000_000, open=True)]
-    lines = cost_lines("shop", [*rows, overhead], TARIFF)
+    lines = cost_lines("shop", [*rows, overhead], TARIFF.band_names)
     assert len(lines) == 3  # the open job waits until it ends
     influxd.write(lines, influx_db)
-    influxd.write(cost_lines("shop", rows, TARIFF), influx_db)  # rewritten: still 2 jobs
+    influxd.write(cost_lines("shop", rows, TARIFF.band_names), influx_db)  # still 2 jobs
     jobs = influxd.rows("SELECT * FROM job", influx_db)
     assert [(j["time"], j["job_id"]) for j in jobs] == [(T0, "J-1"), (T0 + 7_200_000, "J-2")]
     assert jobs[0] | {"time": 0} == {
@@ -140,6 +149,36 @@ def test_finished_jobs_are_points_at_their_end_with_ids_as_fields(
     assert tag_keys == {"machine", "site"}
     day = influxd.rows("SELECT energy_kwh, day FROM overhead", influx_db)
     assert day == [{"time": T0 - 80_000_000, "energy_kwh": 0.2, "day": "2023-11-14"}]
+
+
+def test_job_points_carry_the_figures_the_export_prints_never_a_float_artefact() -> None:
+    # 1 + 1 + 7 cents added as floats is 0.09000000000000001; 10.1 + 20.2 Wh is not 30.3.
+    row = _job(
+        "J-9",
+        T0,
+        customer="ACME",
+        band_wh=(10.1, 20.2),
+        run_s=1000.0,
+        energy_cost=0.01,
+        depreciation_cost=0.01,
+        maintenance_cost=0.07,
+    )
+    (text,) = cost_lines("shop", [row], TARIFF.band_names)
+    fields = dict(f.split("=", 1) for f in text.split(" ")[1].split(","))
+    assert fields == {
+        "energy_kwh": "0.03",
+        "kwh_standard": "0.01",
+        "kwh_peak": "0.02",
+        "energy_cost": "0.01",
+        "depreciation_cost": "0.01",
+        "maintenance_cost": "0.07",
+        "total_cost": "0.09",
+        "run_h": "0.2778",
+        "duration_h": "1.5",
+        "job_id": '"J-9"',
+        "customer": '"ACME"',
+        "start_ms": f"{T0 - 5_400_000}i",
+    }
 
 
 def test_energy_sums_to_kwh_and_cost_per_band(influxd: Influxd, influx_db: str) -> None:

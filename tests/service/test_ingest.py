@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from datetime import date
 from pathlib import Path
 
@@ -14,11 +15,14 @@ from agent.readingsfile import write_readings_csv
 from agent.serviceshop import T0, config, ledger_readings, write_config
 from gateway.cli import main
 from gateway.config import ShopConfig
+from gateway.engine.live import LiveView, minute_energy
 from gateway.engine.model import MachineReadings
 from gateway.inputs.csvfile import read_readings
 from gateway.ledger import Ledger
+from gateway.ledger.live import LiveState
+from gateway.ledger.rows import BILLING_COLUMNS
 from gateway.outputs import publish
-from gateway.outputs.publish import MachineView, machine_lines, minute_energy
+from gateway.outputs.publish import machine_lines
 from gateway.service import Service
 from tests.servers import Influxd, Mosquitto
 
@@ -77,33 +81,71 @@ def test_rows_follow_when_the_deferred_range_is_recomputed(tmp_path: Path) -> No
 
 def test_state_that_fails_to_save_takes_the_readings_with_it(tmp_path: Path) -> None:
     cfg = _shop(tmp_path)
-
-    def broken(conn: sqlite3.Connection) -> None:
-        conn.execute("CREATE TABLE mine (x)")
-        raise OSError("disk full")
-
-    with pytest.raises(OSError):
-        Ledger(cfg).ingest({"mill": _piece(_day_of_readings(), 0, 10)}, "test", also=broken)
+    Ledger(cfg).ingest({}, "test")  # the ledger exists, empty
+    with closing(sqlite3.connect(Ledger(cfg).path)) as conn:  # a write that fails mid-batch
+        conn.execute(
+            "CREATE TRIGGER full BEFORE INSERT ON sensor_state "
+            "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+    state = LiveState(sensors=[("s1", "{}")])
+    with pytest.raises(sqlite3.IntegrityError):
+        Ledger(cfg).ingest({"mill": _piece(_day_of_readings(), 0, 10)}, "test", state=state)
     assert ledger_readings(cfg) == {}  # all or nothing: the broker will redeliver them
+
+
+def test_a_ledger_of_schema_1_gets_the_service_state_tables_with_their_content(
+    tmp_path: Path,
+) -> None:
+    cfg = _shop(tmp_path)
+    Ledger(cfg).ingest({"mill": _piece(_day_of_readings(), 0, 10)}, "test")
+    with closing(sqlite3.connect(Ledger(cfg).path)) as conn, conn:
+        # What a ledger written before version 2 holds: the service's own tables, its rows.
+        for table in ("sensor_state", "machine_view", "pending_recompute", "live_jobs"):
+            conn.execute(f"DROP TABLE {table}")
+        # ... and nothing of the later steps (billing: customers, assignments, row columns;
+        # members: memberships, blocks, subscriptions).
+        for table in ("customers", "assignments", "splits", "members", "blocks", "subscriptions"):
+            conn.execute(f"DROP TABLE {table}")
+        for table in ("rows", "adjustments", "frozen"):
+            for column in BILLING_COLUMNS:
+                conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        conn.execute("CREATE TABLE machine_view (machine TEXT PRIMARY KEY, view TEXT NOT NULL)")
+        conn.execute("""INSERT INTO machine_view VALUES ('mill', '[[5, 45.0, 1.5], 0, [1.5]]')""")
+        conn.execute("PRAGMA user_version = 1")
+    state = Ledger(cfg).live_state()
+    assert state.views == {"mill": LiveView((5, 45.0, 1.5), 0, (1.5,))}
+    assert state.pending == {} and ledger_readings(cfg) == {"mill": 10}
 
 
 def test_energy_per_minute_adds_up_and_batches_write_whole_minutes(tmp_path: Path) -> None:
     cfg = _shop(tmp_path)
     mill = cfg.machines["mill"]
     r = _piece(_day_of_readings(), 0, 100)
-    minutes, band_wh = minute_energy(mill, cfg.tariff, cfg, r)
+    minutes, band_wh = minute_energy(mill, cfg.tariff, cfg.site.tz, r)
     assert band_wh.sum() == pytest.approx(r.wh[-1] - r.wh[0])
     assert np.all(np.diff(minutes) == 60_000)
     # Two batches cut inside a minute write that minute again, whole: the last value wins.
-    view = MachineView()
-    lines = machine_lines(cfg, mill, _piece(r, 0, 33), view)
-    lines += machine_lines(cfg, mill, _piece(r, 33, 100), view)
+    lines, view = machine_lines(cfg, mill, _piece(r, 0, 33), LiveView())
+    lines += machine_lines(cfg, mill, _piece(r, 33, 100), view)[0]
     energy: dict[str, str] = {}
     for line in lines:
         if line.startswith("energy,"):
             energy[line.split(" ")[0] + line.rsplit(" ", 1)[1]] = line
     total = sum(float(v.split("kwh=")[1].split(",")[0]) for v in energy.values())
     assert total * 1000 == pytest.approx(r.wh[-1] - r.wh[0])
+
+
+def test_a_batch_after_a_reading_without_power_keeps_its_first_state_point(
+    tmp_path: Path,
+) -> None:
+    cfg = _shop(tmp_path)
+    mill = cfg.machines["mill"]
+    r = _piece(_day_of_readings(), 0, 4)
+    no_power = MachineReadings(r.t_ms[:1], np.array([np.nan]), r.wh[:1])
+    _, view = machine_lines(cfg, mill, no_power, LiveView())
+    lines, _ = machine_lines(cfg, mill, _piece(r, 1, 4), view)
+    states = [text for text in lines if text.startswith("machine_state,")]
+    assert states[0].endswith(f" {r.t_ms[1]}")  # the carried reading had no point to skip
 
 
 def test_replay_and_recompute_send_their_changes_to_influxdb(

@@ -7,6 +7,7 @@ point per reading.
 
 from __future__ import annotations
 
+import signal
 import threading
 from pathlib import Path
 
@@ -29,8 +30,15 @@ from tests.servers import Influxd, Mosquitto, ServerPool
 DAY = [45] * 20 + [1800] * 60 + [45] * 40
 
 
+def _energy_wh(influxd: Influxd, db: str) -> dict[str, float]:
+    """SUM(kwh) of the `energy` points per machine, in Wh (docs/influxdb.md: a range's kWh)."""
+    rows = influxd.rows('SELECT sum("kwh") FROM "energy" GROUP BY "machine"', db)
+    return {str(r["machine"]): float(r["sum"]) * 1000 for r in rows}
+
+
 def _exact(cfg: ShopConfig, sensor: FakeSensor, influxd: Influxd, db: str) -> None:
-    """Every reading once in the ledger and in InfluxDB; metered energy = the truth."""
+    """Every reading once in the ledger and in InfluxDB; metered energy = the truth, in the
+    ledger and in the `energy` points."""
     (status,) = Ledger(cfg).status(0).machines
     assert status.readings == sensor.published
     assert status.metered_wh == pytest.approx(sensor.truth_wh, abs=1e-6)
@@ -40,6 +48,8 @@ def _exact(cfg: ShopConfig, sensor: FakeSensor, influxd: Influxd, db: str) -> No
         lambda: (c := influxd.rows(q, db)) and c[0]["count"] == sensor.published and c,
     )
     assert count[0]["count"] == sensor.published
+    truth = {sensor.machine: sensor.truth_wh}
+    wait_for("the energy points", lambda: _energy_wh(influxd, db) == pytest.approx(truth, abs=1e-6))
 
 
 def test_sigkill_mid_stream_and_restart(
@@ -69,6 +79,42 @@ def test_sigkill_mid_stream_and_restart(
         gw.__exit__()
         publisher.close()
     _exact(cfg, sensor, influxd, influx_db)
+
+
+@pytest.mark.parametrize("point", ["taken", "queued", "committed", "acked"])
+def test_energy_points_add_up_to_the_ledger_after_a_sigkill_anywhere_in_a_batch(
+    point: str, tmp_path: Path, broker: Mosquitto, influxd: Influxd, influx_db: str
+) -> None:
+    # docs/influxdb.md: SUM(kwh) of `energy` over a range is the kWh of that range. The
+    # gateway kills itself at a named point of a batch after 150 of 240 readings.
+    path = write_config(
+        tmp_path, broker, influxd, influx_db, {"mill": "s1", "lathe": "s2"}, batch_s=0.1
+    )
+    cfg = config(path)
+    sensors = [FakeSensor("mill", "s1"), FakeSensor("lathe", "s2")]
+
+    def stream() -> list[tuple[str, bytes]]:
+        return [m for pair in zip(*(s.readings(DAY) for s in sensors), strict=True) for m in pair]
+
+    publisher = Publisher(broker)
+    gw = Gateway(path)
+    try:
+        gw.start(crash_at=f"{point}:150").ready()
+        publisher.send(stream(), 100.0)
+        assert gw.exited() == -signal.SIGKILL
+        gw.start().ready()
+        publisher.send(stream())
+        wait_for("every reading", lambda: ledger_readings(cfg) == {"mill": 240, "lathe": 240}, gw)
+        assert gw.stop() == 0
+    finally:
+        gw.__exit__()
+        publisher.close()
+    metered = {m.machine: m.metered_wh for m in Ledger(cfg).status(0).machines}
+    assert metered == pytest.approx({s.machine: s.truth_wh for s in sensors}, abs=1e-6)
+    wait_for(
+        "the energy points",
+        lambda: _energy_wh(influxd, influx_db) == pytest.approx(metered, abs=1e-6),
+    )
 
 
 def test_influxdb_down_for_a_while(tmp_path: Path, broker: Mosquitto, servers: ServerPool) -> None:

@@ -1,0 +1,65 @@
+"""`shopwatt job start|stop` through the broker and the running gateway, as a button."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.serviceshop import Gateway, config, wait_for, write_config
+from gateway.ledger import Ledger
+from tests.ledger.shop import dump, shopwatt
+from tests.servers import Mosquitto
+
+
+def _ok(*args: str | Path) -> str:
+    result = shopwatt(*args)
+    assert result.exit_code == 0, result.output + result.stderr
+    return result.stdout
+
+
+def test_a_job_started_and_stopped_on_the_command_line_reaches_the_ledger(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    path = write_config(tmp_path, broker, sensors={"mill": "s1"})
+    cfg = config(path)
+    _ok("customer", "add", "acme", "--name", "ACME GmbH", "--config", path)
+    with Gateway(path) as gw:
+        started = _ok(
+            "job",
+            "start",
+            "--machine",
+            "mill",
+            "--job",
+            "WO-9",
+            "--customer",
+            "acme gmbh",
+            "--order",
+            "PO-9",
+            "--config",
+            path,
+        )
+        assert "started WO-9 on mill for acme" in started
+
+        def running() -> bool | None:
+            return any(j[1] == "WO-9" for j in Ledger(cfg).live_state().jobs) or None
+
+        wait_for("the gateway's job book to take the start", running, gw)
+        _ok("job", "stop", "--machine", "mill", "--parts", "12", "--scrap", "1", "--config", path)
+
+        def stopped() -> tuple[object, ...] | None:
+            book = [j for j in Ledger(cfg).live_state().jobs if j[1] == "WO-9"]
+            rows = [r for r in dump(path, "rows") if r[2] == "WO-9"]
+            return rows[0] if book and book[0][3] is not None and rows else None
+
+        row = wait_for("the stopped job's row", stopped, gw)
+    # customer, order, parts, scrap: the start's and the stop's, on the one row.
+    assert (row[4], row[18], row[19], row[20]) == ("acme", "PO-9", 12, 1)
+    nothing = shopwatt("job", "stop", "--machine", "mill", "--config", path)
+    assert nothing.exit_code == 2 and "no job running as far as the gateway knows" in nothing.stderr
+
+
+def test_without_a_broker_section_job_start_says_why(tmp_path: Path) -> None:
+    path = write_config(tmp_path, None, sensors={"mill": "s1"})
+    _ok("customer", "add", "acme", "--config", path)
+    result = shopwatt("job", "start", "--machine", "mill", "--customer", "acme", "--config", path)
+    assert result.exit_code == 2
+    assert "no [mqtt] section: job events reach the gateway" in result.stderr
