@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gateway.billing_cli import columns
+from gateway.billing_cli import columns, force_option, month_option, statement_output
 from gateway.cligroup import config_option
 from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
@@ -183,13 +183,9 @@ def member_subscribe(
 @click.command("statement")
 @config_option
 @click.argument("member")
-@click.option("--month", required=True, help="The month, YYYY-MM (local calendar).")
-@click.option(
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="A .xlsx or .csv file (default: a text table on stdout).",
-)
-@click.option("--force", is_flag=True, help="Replace an existing --output file.")
+@month_option
+@statement_output
+@force_option
 def member_statement(
     config_path: Path, member: str, month: str, output: Path | None, force: bool
 ) -> None:
