@@ -173,6 +173,8 @@ def member_subscribe(
         raise click.UsageError("--cap needs --carry-over")
     first = parse_month(first)
     last = parse_month(last) if last else ""
+    if last and last < first:
+        raise click.BadParameter(f"{last!r}: before --from {first}", param_hint="--to")
     h, price_cents = exact(hours_text, "--hours"), _cents(price, "--price")
     plan = Subscription("", "", 0, price_cents, first, last, carry_over)
     limit = exact(cap, "--cap") if cap else None

@@ -19,7 +19,7 @@ opening + received - recognised = closing holds to the cent.
 from __future__ import annotations
 
 import calendar
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
@@ -184,7 +184,7 @@ def _walk(
 ) -> None:
     """One member: the days with a purchase, a use or an end of validity, in order."""
     days = {b.bought for b in m.blocks} | {uses[k].day for k in mine}
-    pending = list(mine)
+    pending = deque(mine)
     book = _Book()
     walked: date | None = None
     while True:
@@ -199,7 +199,7 @@ def _walk(
                 m.balance[j] = b.credits
                 events.append(Event(name, day, "purchase", b.key, b.credits))
         while pending and uses[pending[0]].day == day:
-            k = pending.pop(0)
+            k = pending.popleft()
             drawn[k] = _use(name, m, uses[k], k, book, events)
         _expire(name, m, day, events)
 

@@ -36,7 +36,8 @@ from gateway.ledger.units import hours
 
 HOURS = ("run_hours", "job_hours")
 ANY_MACHINE = "*"
-_CARD = re.compile(r"^[0-9A-F]{8,20}$")  # 4, 7 or 10 byte UIDs (MIFARE), as hex
+# An ISO 14443-A UID (4, 7 or 10 bytes) in upper-case hex, as the job events carry it.
+_CARD = re.compile(r"[0-9A-F]{8}|[0-9A-F]{14}|[0-9A-F]{20}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +88,8 @@ def weights(texts: Sequence[str], machines: Sequence[str]) -> dict[str, Decimal]
 def card_uid(text: str) -> str:
     """A card UID as the reader prints it ('04:a1:...' or '04A1...') -> upper-case hex."""
     uid = re.sub(r"[\s:-]", "", text).upper()
-    if uid and not _CARD.match(uid):
-        raise LedgerError(f"--card = {text!r}: expected the card's UID in hex (8 to 20 digits)")
+    if uid and not _CARD.fullmatch(uid):
+        raise LedgerError(f"--card = {text!r}: expected the card's UID in hex (8, 14 or 20 digits)")
     return uid
 
 

@@ -4,9 +4,11 @@ a closed month corrected in the next open one, and user errors as one line."""
 from __future__ import annotations
 
 import csv
+from contextlib import closing
 from pathlib import Path
 
-from tests.ledger.shop import series, shopwatt, write_readings, write_shop
+from gateway.ledger import members, schema
+from tests.ledger.shop import ledger_path, series, shopwatt, write_readings, write_shop
 
 # Job hours: the mill's job 08:00-09:00 is 1 h, the lathe's 10:00-12:00 is 2 h.
 MILL = series(
@@ -178,3 +180,18 @@ def test_the_statement_as_xlsx_has_numbers_not_text(tmp_path: Path) -> None:
     values = [[c.value for c in row] for row in sheet.iter_rows()]
     l1 = next(v for v in values if "L1" in v)
     assert (l1[6], l1[8]) == (-1, 30)  # credits and the charged 30.00, as numbers
+
+
+def test_a_card_is_one_members_and_found_by_its_uid(tmp_path: Path) -> None:
+    config = write_shop(tmp_path)
+    c = ("--weight", "*=1", "--config", config)
+    _ok("member", "add", "ada", "--card", "04:a1:b2:c3", *c)
+    assert "04A1B2C3" in _ok("member", "list", "--config", config)
+    taken = shopwatt("member", "add", "bob", "--card", "04A1B2C3", *c)
+    assert taken.exit_code == 2 and "--card = '04A1B2C3': already the card of 'ada'" in taken.stderr
+    bad = shopwatt("member", "add", "bob", "--card", "04A1B2", *c)
+    assert bad.exit_code == 2
+    assert "expected the card's UID in hex (8, 14 or 20 digits)" in bad.stderr
+    with closing(schema.connect(ledger_path(config))) as conn:
+        found = members.by_card(conn, "04 A1 B2 C3")
+    assert found is not None and found.id == "ada"
