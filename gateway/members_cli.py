@@ -237,8 +237,9 @@ def prepaid_view(cfg: ShopConfig, month: str, output: Path | None, force: bool =
     period = parse_month(month)
     ledger = MemberLedger(cfg)
     names = {m.id: m.name for m in ledger.member_list()}
-    table = prepaid_table(ledger.prepaid(period), names, cfg.site.currency)
-    closed = "closed" if period in ledger.status(0).closed else "open"
+    found, is_closed = ledger.prepaid(period)
+    table = prepaid_table(found, names, cfg.site.currency)
+    closed = "closed" if is_closed else "open"
     title = [("Prepaid hours: deferred revenue", ""), ("site", cfg.site.id)]
     title += [("month", f"{period} ({closed})"), ("to", f"{last_day(period)}")]
     write_view(table, title, output, cfg.own_files, force)

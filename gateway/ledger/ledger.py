@@ -384,8 +384,10 @@ class Ledger:
             at = self._clock()
             now_ms = utc_ms(datetime.fromisoformat(at))
             closed = periods.close(conn, period, at, self._who, now_ms, self.cfg.site.tz)
+            prepaid = members.freeze(conn, period)
             detail = {
                 "period": period,
+                "prepaid_members": prepaid,
                 "rows": closed.rows,
                 "adjustments_frozen": closed.adjustments,
                 "open_jobs_left_out": closed.open_jobs,

@@ -23,12 +23,15 @@ from gateway.engine.drawdown import (
     SCALE,
     WEIGHT_SCALE,
     Block,
+    Deferred,
     Drawdown,
     Subscription,
     Use,
+    deferred,
     draw,
+    last_day,
 )
-from gateway.engine.localtime import period_of, period_start
+from gateway.engine.localtime import next_period, period_of, period_start
 from gateway.errors import LedgerError
 from gateway.ledger import customers, periods
 from gateway.ledger.rows import LedgerRow
@@ -312,3 +315,28 @@ def charged(conn: sqlite3.Connection, rows: list[LedgerRow], end: date) -> list[
         else r
         for r in rows
     ]
+
+
+def freeze(conn: sqlite3.Connection, period: str) -> int:
+    """Store a month's prepaid view as its close leaves it (call inside the close's
+    transaction); returns the members frozen."""
+    end = period_start(next_period(period))
+    walked = walk(conn, end)
+    found = (
+        [] if walked is None else deferred(walked.drawdown, period_start(period), last_day(period))
+    )
+    conn.executemany(
+        "INSERT INTO prepaid_frozen VALUES (?, ?, ?, ?, ?, ?)",
+        [(period, d.member, d.opening, d.received, d.recognised, d.closing) for d in found],
+    )
+    return len(found)
+
+
+def frozen(conn: sqlite3.Connection, period: str) -> list[Deferred]:
+    """A closed month's prepaid view as its close froze it, by member."""
+    found = conn.execute(
+        "SELECT member, opening, received, recognised, closing FROM prepaid_frozen "
+        "WHERE period = ? ORDER BY member",
+        (period,),
+    )
+    return [Deferred(*v) for v in found]

@@ -13,7 +13,7 @@ from decimal import Decimal
 from gateway.engine.drawdown import Block, Deferred, Subscription, deferred, last_day, left
 from gateway.engine.drawdown import expiring as expiring_credits
 from gateway.engine.localtime import next_period, period_start
-from gateway.ledger import customers, members
+from gateway.ledger import customers, members, periods
 from gateway.ledger.audit import record
 from gateway.ledger.ledger import Ledger
 from gateway.ledger.members import Member, Walked, credits
@@ -142,11 +142,15 @@ class MemberLedger(Ledger):
         month = [x for x in deferred(d, first, end - timedelta(days=1)) if x.member == who.id]
         return Statement(who, period, opening, lines, closing, month[0] if month else None)
 
-    def prepaid(self, period: str) -> list[Deferred]:
-        """Every member's deferred revenue in a month (the accountant's prepaid view)."""
+    def prepaid(self, period: str) -> tuple[list[Deferred], bool]:
+        """Every member's deferred revenue in a month (the accountant's prepaid view), and
+        whether the month is closed (then: as its close froze it)."""
+        with self._open(readonly=True) as conn:
+            if period in periods.closed_periods(conn):
+                return members.frozen(conn, period), True
         first, last = period_start(period), last_day(period)
         walked = self._walk(last + timedelta(days=1))
-        return [] if walked is None else deferred(walked.drawdown, first, last)
+        return ([] if walked is None else deferred(walked.drawdown, first, last)), False
 
     def balances(self, today: date) -> list[Balance]:
         """Every member's credits left today, those expiring within EXPIRY_SOON_DAYS, and

@@ -99,7 +99,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # count (run_hours or job_hours); weights: JSON {machine or '*': credits per hour, as
     # text}; low_below: the balance (credits, text) under which `status` warns. Blocks and
     # subscriptions keep hours as exact decimal text; a subscription runs from `first` to
-    # `last` ('': until ended).
+    # `last` ('': until ended). prepaid_frozen: what `close` froze of the prepaid view.
     (
         """CREATE TABLE members (
             id TEXT PRIMARY KEY, card TEXT NOT NULL, hours TEXT NOT NULL,
@@ -115,6 +115,11 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             price_cents INTEGER NOT NULL, first TEXT NOT NULL, last TEXT NOT NULL,
             carry INTEGER NOT NULL, cap TEXT NOT NULL, made_at TEXT NOT NULL,
             made_by TEXT NOT NULL)""",
+        # The prepaid view of a closed month as `close` froze it (cents).
+        """CREATE TABLE prepaid_frozen (
+            period TEXT NOT NULL, member TEXT NOT NULL, opening INTEGER NOT NULL,
+            received INTEGER NOT NULL, recognised INTEGER NOT NULL, closing INTEGER NOT NULL,
+            PRIMARY KEY (period, member))""",
     ),
 )
 SCHEMA_VERSION = 1 + len(_MIGRATIONS)

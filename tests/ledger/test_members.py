@@ -4,6 +4,7 @@ a closed month corrected in the next open one, and user errors as one line."""
 from __future__ import annotations
 
 import csv
+import sqlite3
 from contextlib import closing
 from pathlib import Path
 
@@ -195,3 +196,17 @@ def test_a_card_is_one_members_and_found_by_its_uid(tmp_path: Path) -> None:
     with closing(schema.connect(ledger_path(config))) as conn:
         found = members.by_card(conn, "04 A1 B2 C3")
     assert found is not None and found.id == "ada"
+
+
+def test_a_closed_months_prepaid_view_is_the_one_its_close_froze(tmp_path: Path) -> None:
+    config = _shop(tmp_path)
+    c = ("--config", config)
+    _ok("close", "--month", "2026-11", "--yes", *c)
+    out = tmp_path / "nov.csv"
+    # Whatever changes afterwards (here the purchase itself, by hand in the file), the
+    # closed month's figures stay what was handed over.
+    with closing(sqlite3.connect(ledger_path(config))) as conn, conn:
+        conn.execute("UPDATE blocks SET price_cents = 99900")
+    _ok("export", "--view", "prepaid", "--month", "2026-11", "--output", out, *c)
+    ada = _csv(out)[0]
+    assert (ada["received"], ada["recognised"], ada["closing"]) == ("120.00", "120.00", "0.00")

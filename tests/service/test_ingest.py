@@ -103,8 +103,9 @@ def test_a_ledger_of_schema_1_gets_the_service_state_tables_with_their_content(
         for table in ("sensor_state", "machine_view", "pending_recompute", "live_jobs"):
             conn.execute(f"DROP TABLE {table}")
         # ... and nothing of the later steps (billing: customers, assignments, row columns;
-        # members: memberships, blocks, subscriptions).
-        for table in ("customers", "assignments", "splits", "members", "blocks", "subscriptions"):
+        # members: memberships, blocks, subscriptions, frozen prepaid views).
+        billing = ("customers", "assignments", "splits")
+        for table in (*billing, "members", "blocks", "subscriptions", "prepaid_frozen"):
             conn.execute(f"DROP TABLE {table}")
         for table in ("rows", "adjustments", "frozen"):
             for column in BILLING_COLUMNS:
