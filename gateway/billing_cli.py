@@ -3,7 +3,7 @@ and what they made (docs/accounting.md)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import click
@@ -161,7 +161,8 @@ def job_split(config_path: Path, job_id: str, machine: str | None, at_ms: int) -
     )
 
 
-def _machine(cfg: ShopConfig, machine: str) -> str:
+def known_machine(cfg: ShopConfig, machine: str) -> str:
+    """--machine, checked against shop.toml."""
     if machine not in cfg.machines:
         raise click.BadParameter(
             f"{machine!r}: not a machine in {cfg.source} (known: {', '.join(cfg.machines)})",
@@ -183,7 +184,7 @@ def job_start(
     from gateway.inputs.jobsend import send_job_event  # paho: only when a job is sent
 
     cfg = load_config(config_path)
-    _machine(cfg, machine)
+    known_machine(cfg, machine)
     ledger = Ledger(cfg)
     who = ledger.customer(customer)
     t = now_ms()
@@ -208,7 +209,7 @@ def job_stop(config_path: Path, machine: str, job_id: str | None, parts: int, sc
     from gateway.inputs.jobsend import send_job_event  # paho: only when a job is sent
 
     cfg = load_config(config_path)
-    _machine(cfg, machine)
+    known_machine(cfg, machine)
     ledger = Ledger(cfg)
     job_id, start, customer = ledger.running_job(machine, job_id)
     t = now_ms()
@@ -244,10 +245,14 @@ def jobs(config_path: Path, first: datetime, end: datetime, unassigned: bool) ->
     click.echo(jobs_text(found, cfg))
 
 
+def month_dates(period: str) -> tuple[date, date]:
+    """A month 'YYYY-MM' as the local dates [first, end) the ledger selects by."""
+    return period_start(period), period_start(next_period(period))
+
+
 def unassigned_jobs(ledger: Ledger, period: str) -> list[LedgerRow]:
     """The month's finished jobs that have no customer (what `close` asks about)."""
-    first = period_start(period)
-    found = ledger.jobs(first, period_start(next_period(period)))
+    found = ledger.jobs(*month_dates(period))
     return [j for j in found if not j.customer and not j.open]
 
 
@@ -293,7 +298,7 @@ def statement(
     ledger = Ledger(cfg)
     period = parse_month(month)
     who = ledger.customer(customer)
-    selection = ledger.select(period_start(period), period_start(next_period(period)))
+    selection = ledger.select(*month_dates(period))
     shown = build_statement(selection, who, period, cfg, internal)
     if output is None:
         title = [f"{label}: {value}" if value else label for label, value in shown.title]

@@ -13,11 +13,11 @@ from typing import Any, cast
 import click
 
 from gateway import __version__
-from gateway.billing_cli import INSTANT_HELP, instant
+from gateway.billing_cli import INSTANT_HELP, instant, known_machine, month_dates
 from gateway.cligroup import UserErrorGroup, config_option
 from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
-from gateway.engine.localtime import local_time, next_period, period_start
+from gateway.engine.localtime import local_time
 from gateway.engine.model import MachineReadings
 from gateway.errors import OutputError, ShopwattError
 from gateway.export import BY, Table, build_table, write_csv
@@ -237,7 +237,7 @@ def date_range(
         if first is not None or end is not None:
             raise click.UsageError("give --month or --from/--to, not both")
         period = parse_month(month)
-        return period_start(period), period_start(next_period(period))
+        return month_dates(period)
     if first is None or end is None:
         raise click.UsageError("give --from and --to (local dates), or --month YYYY-MM")
     if end <= first:
@@ -307,11 +307,8 @@ def export(
     cfg = load_config(config_path)
     if output:  # refused before the ledger is read, not after
         check_target(output, cfg.own_files, force, "--output")
-    if machine is not None and machine not in cfg.machines:
-        raise click.BadParameter(
-            f"{machine!r}: not a machine in {cfg.source} (known: {', '.join(cfg.machines)})",
-            param_hint="--machine",
-        )
+    if machine is not None:
+        known_machine(cfg, machine)
     ledger = Ledger(cfg)
     who = ledger.customer(customer).id if customer is not None else None
     selection = ledger.select(lo, hi).only(customer=who, machine=machine)
@@ -460,7 +457,7 @@ def _status_text(status: Status, cfg: ShopConfig) -> str:
     closed = ", ".join(f"{p} ({at} by {who})" for p, (at, who) in status.closed.items())
     lines.append(f"closed months: {closed or 'none'}")
     lines.append(f"pending adjustment rows: {status.pending_adjustments}")
-    lines += [f"assignment to check: {line}" for line in status.unsettled]
+    lines += [f"to check: {line}" for line in status.unsettled]
     lines.append("recent changes:")
     lines += [f"  {e.at} {e.who} {e.action} {_brief(e.detail)}" for e in status.audit]
     return "\n".join(lines)

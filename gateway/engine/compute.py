@@ -67,12 +67,14 @@ def compute_machine(
     energy = interval_energy(machine_id, readings, machine)
     stretches = running_stretches(readings.watts, machine.run_above_w, energy.long_iv)
     spans = given
-    if detect and n:
+    if detect and n and len(given):
         # Detection sees no running reading inside an explicit job: the job has that time.
         within, region = inside(t, given)
         free = np.where(within, -np.inf, readings.watts)
         free_stretches = running_stretches(free, machine.run_above_w, energy.long_iv)
         spans = combine(given, detect_jobs(t, free_stretches, machine, region))
+    elif detect and n:
+        spans = detect_jobs(t, stretches, machine)
     cal = None
     if n:
         cal = build_calendar(tariff, tz, local_date(int(t[0]), tz), local_date(int(t[-1]), tz))
@@ -81,7 +83,7 @@ def compute_machine(
         spans = split_jobs(spans, cuts)
     if cal is None:
         none = np.zeros((len(spans), len(tariff.band_names)))
-        rows = job_rows(machine_id, machine, tariff, spans, none, np.zeros(len(spans)), None, tz)
+        rows = job_rows(machine_id, machine, spans, none, np.zeros(len(spans)), None, tz)
         return MachineResult(rows, EnergyStats(0, 0.0, 0, 0, 0, 0.0))
 
     metered_wh = float(np.sum(energy.wh))
@@ -90,8 +92,8 @@ def compute_machine(
 
     band_wh = split_energy(t, energy.wh, cal, spans, len(tariff.band_names))
     n_jobs = len(spans)
-    rows = job_rows(machine_id, machine, tariff, spans, band_wh[:n_jobs], run_s, cal, tz)
-    rows += overhead_rows(machine_id, tariff, t, cal, band_wh[n_jobs:])
+    rows = job_rows(machine_id, machine, spans, band_wh[:n_jobs], run_s, cal, tz)
+    rows += overhead_rows(machine_id, t, cal, band_wh[n_jobs:])
     rows.sort(key=lambda r: (r.start_ms, r.kind == "job", r.job_id))
     stats = EnergyStats(
         samples=n,

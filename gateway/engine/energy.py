@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from gateway.config import Machine
 from gateway.engine.localtime import iso_utc
@@ -60,60 +62,95 @@ def _trapezoid(t: I64, w: F64, i: I64) -> F64:
 
 
 @dataclass(frozen=True, slots=True)
+class _Flat:
+    """Intervals whose counter did not move, as runs [first, end) (a machine switched off
+    makes long runs: two numbers each instead of one index per interval), and those of
+    them with power (the only ones a coarse counter's step is shared with).
+    """
+
+    first: I64
+    end: I64
+    moving: I64
+
+
+_NO_FLAT = _Flat(_NONE, _NONE, _NONE)
+
+
+@dataclass(frozen=True, slots=True)
 class _Found:
     """What the scan of one chunk found, as interval indices of the whole series."""
 
     long_iv: I64  # longer than max_gap_s
     long_by_power: I64  # ... of those, the ones without a counter: energy unknown
     suspects: I64  # counter went down, or rose faster than rated power allows
-    flat: I64  # counter on both ends, and it did not move (none longer than max_gap_s)
+    flat: _Flat  # counter on both ends, and it did not move (none longer than max_gap_s)
     shortest_ms: float  # <= 0: the times are not increasing
 
 
-def _suspects(d: F64, lowest: float, dt_ms: I64, bound: _Bound) -> I64:
+def _suspects(d: F64, lowest: float, shortest_ms: float, dt_ms: I64, bound: _Bound) -> I64:
     """Counter steps that go down or exceed the plausible bound for their interval.
 
     Normally there are none: two reductions prove it against the tightest bound (that of
     the shortest interval); otherwise the steps above it are checked one by one.
     """
-    tight = float(bound(float(dt_ms.min())))
+    tight = float(bound(shortest_ms))
     if lowest >= 0.0 and d.max() <= tight:
         return _NONE
     cand = np.flatnonzero((d < 0.0) | (d > tight))
     return cand[(d[cand] < 0.0) | (d[cand] > bound(dt_ms[cand].astype(np.float64)))]
 
 
-def _flat(d: F64, dt_ms: I64, long_iv: I64, max_gap_ms: float) -> I64:
-    """Intervals no longer than max_gap_s whose counter did not move."""
-    flat = np.flatnonzero(d == 0.0)
-    return flat[dt_ms[flat] <= max_gap_ms] if len(long_iv) else flat
+def _runs(mask: npt.NDArray[np.bool_]) -> tuple[I64, I64]:
+    """Runs of True in mask as [first, end) index pairs."""
+    edges = np.flatnonzero(mask[1:] != mask[:-1]) + 1  # bool != is an edge finder
+    if mask[0]:
+        edges = np.concatenate([[0], edges])
+    if mask[-1]:
+        edges = np.concatenate([edges, [len(mask)]])
+    return edges[0::2], edges[1::2]
 
 
-def _scan(t: I64, w: F64, wh: F64, out: F64, a: int, max_gap_ms: float, bound: _Bound) -> _Found:
+def _flat(d: F64, w: F64, long_iv: I64, a: int) -> _Flat:
+    """Intervals a, a + 1, ... no longer than max_gap_s whose counter d did not move
+    (w: the readings of the intervals d, plus one).
+    """
+    flat = d == 0.0  # NaN == 0 is False: only intervals with a counter
+    flat[long_iv] = False
+    first, end = _runs(flat)
+    if not len(first):
+        return _NO_FLAT
+    flat &= np.add(w[:-1], w[1:]) > 0.0
+    return _Flat(first + a, end + a, np.flatnonzero(flat) + a)
+
+
+def _scan(t: I64, w: F64, wh: F64, out: F64, a: int, max_gap_ms: int, bound: _Bound) -> _Found:
     """Energy of the intervals a..a+len(out)-1 into out: the counter difference where both
     ends have a counter, else the trapezoid of power (repairs come later).
     """
     b = a + len(out)
     dt = t[a + 1 : b + 1] - t[a:b]
+    shortest = float(dt.min())
     long_iv = np.flatnonzero(dt > max_gap_ms) if dt.max() > max_gap_ms else _NONE
+    # Power only (clip-on sensors without a counter): no counter difference to take. fmax
+    # skips NaN, so it is NaN only when no reading has a counter.
+    if np.isnan(wh[a]) and np.isnan(np.fmax.reduce(wh[a : b + 1])):
+        _trapezoid_into(out, w[a : b + 1], dt)
+        return _Found(long_iv + a, long_iv + a, _NONE, _NO_FLAT, shortest)
     d = np.subtract(wh[a + 1 : b + 1], wh[a:b], out=out)  # NaN where an end has no counter
     lowest = float(d.min())
     if not np.isnan(lowest):  # counters everywhere (meters)
-        flat = _flat(d, dt, long_iv, max_gap_ms) if lowest <= 0.0 else _NONE
-        suspects = _suspects(d, lowest, dt, bound)
-        return _Found(long_iv + a, _NONE, suspects + a, flat + a, float(dt.min()))
+        flat = _flat(d, w[a : b + 1], long_iv, a) if lowest <= 0.0 else _NO_FLAT
+        suspects = _suspects(d, lowest, shortest, dt, bound)
+        return _Found(long_iv + a, _NONE, suspects + a, flat, shortest)
     no_counter = np.isnan(d)
-    if no_counter.all():  # power only (clip-on sensors without a counter)
-        _trapezoid_into(out, w[a : b + 1], dt)
-        return _Found(long_iv + a, long_iv + a, _NONE, _NONE, float(dt.min()))
-    flat = _flat(d, dt, long_iv, max_gap_ms)  # NaN == 0 is False: only intervals with a counter
+    flat = _flat(d, w[a : b + 1], long_iv, a)
     d[no_counter] = 0.0  # a mix: nothing to suspect where there is no counter
-    suspects = _suspects(d, float(d.min()), dt, bound)
+    suspects = _suspects(d, float(d.min()), shortest, dt, bound)
     power = np.empty(len(out))
     _trapezoid_into(power, w[a : b + 1], dt)
     np.copyto(out, power, where=no_counter)
     by_power = long_iv[no_counter[long_iv]] + a
-    return _Found(long_iv + a, by_power, suspects + a, flat + a, float(dt.min()))
+    return _Found(long_iv + a, by_power, suspects + a, flat, shortest)
 
 
 def _trapezoid_into(out: F64, w: F64, dt_ms: I64) -> None:
@@ -151,7 +188,7 @@ def _spread(t: I64, w: F64, energy: F64, idx: I64, starts: I64, total: F64) -> N
 
 
 def _coarse_steps(
-    t: I64, w: F64, wh: F64, energy: F64, flat: I64, not_plain: I64, bound: _Bound
+    t: I64, w: F64, wh: F64, energy: F64, flat: _Flat, not_plain: I64, bound: _Bound
 ) -> None:
     """Share each counter step with the flat intervals before it, by power.
 
@@ -159,18 +196,16 @@ def _coarse_steps(
     step: the step is the truth for the span since the counter last moved, so it is spread
     over that span (exact over the span, by power inside it) instead of landing on the one
     interval where the meter happened to tick over. `flat` are the intervals no longer
-    than max_gap_s whose counter did not move; `not_plain` the intervals whose energy is
-    not a plain counter difference (repaired, or longer than max_gap_s).
+    than max_gap_s whose counter did not move (a run of them ends at the step that closes
+    it); `not_plain` the intervals whose energy is not a plain counter difference
+    (repaired, or longer than max_gap_s).
     """
-    if not len(flat):
+    first, step, moving = flat.first, flat.end, flat.moving
+    if not len(first):
         return
-    run_end = np.flatnonzero(np.diff(flat) != 1)
-    first = flat[np.concatenate([[0], run_end + 1])]
-    step = flat[np.concatenate([run_end, [len(flat) - 1]])] + 1
     step_end = np.minimum(step + 1, len(wh) - 1)
     # Few flat intervals have power (the one where a machine was switched off, or all of a
     # coarse counter's); the long flat runs of a machine that is off have none.
-    moving = flat[(w[flat] + w[flat + 1]) > 0.0]
     run_of_moving = np.searchsorted(first, moving, side="right") - 1
     held = np.bincount(run_of_moving, _trapezoid(t, w, moving), minlength=len(first))
     powered = held > 0.0
@@ -197,6 +232,20 @@ def _coarse_steps(
     _spread(t, w, energy, idx, np.searchsorted(idx, first[ok]), energy[step[ok]])
 
 
+def _flat_runs(found: list[_Found]) -> _Flat:
+    """The chunks' flat runs as one: a run that reaches the end of its chunk goes on in
+    the next chunk when that one's first run starts right there.
+    """
+    first = np.concatenate([_NONE, *(f.flat.first for f in found)])
+    end = np.concatenate([_NONE, *(f.flat.end for f in found)])
+    moving = np.concatenate([_NONE, *(f.flat.moving for f in found)])
+    joined = first[1:] == end[:-1]
+    if joined.any():
+        first = first[np.concatenate([[True], ~joined])]
+        end = end[np.concatenate([~joined, [True]])]
+    return _Flat(first, end, moving)
+
+
 def interval_energy(machine_id: str, readings: MachineReadings, machine: Machine) -> IntervalEnergy:
     """Counter difference where both ends carry a plausible counter, else trapezoid of power.
 
@@ -206,7 +255,9 @@ def interval_energy(machine_id: str, readings: MachineReadings, machine: Machine
     """
     t, w, wh = readings.t_ms, readings.watts, readings.wh
     bound = _Bound(machine.rated_w, machine.counter_resolution_wh)
-    long_ms = machine.max_gap_s * 1000.0
+    # An integer bound: the intervals are whole ms (dt > x exactly when dt > floor(x)), and
+    # int64 against a float would convert every interval length to compare it.
+    long_ms = math.floor(machine.max_gap_s * 1000.0)
     energy = np.empty(max(len(t) - 1, 0))
     found = [
         _scan(t, w, wh, energy[a : a + _CHUNK], a, long_ms, bound)
@@ -239,8 +290,7 @@ def interval_energy(machine_id: str, readings: MachineReadings, machine: Machine
     bridge = wh[glitch + 1] - wh[glitch - 1]
     _spread(t, w, energy, pairs, np.arange(0, len(pairs), 2), bridge)
     repaired = np.concatenate([long_iv, went_down, power, glitch - 1, glitch])
-    flat = np.concatenate([_NONE, *(f.flat for f in found)])
-    _coarse_steps(t, w, wh, energy, flat, repaired, bound)
+    _coarse_steps(t, w, wh, energy, _flat_runs(found), repaired, bound)
     repaired_long = long_iv[np.isin(long_iv, power)] if len(power) else _NONE
     gaps = np.union1d(by_power, repaired_long) if len(repaired_long) else by_power
     energy[gaps] = 0.0

@@ -30,11 +30,6 @@ class JobSpans:
         return len(self.start_ms)
 
 
-def _no_jobs() -> JobSpans:
-    none = np.zeros(0, dtype=np.int64)
-    return JobSpans(none, none, [], [], [])
-
-
 def detect_jobs(
     t_ms: I64, stretches: Stretches, machine: Machine, region: I64 | None = None
 ) -> JobSpans:
@@ -46,7 +41,8 @@ def detect_jobs(
     detected job never merges across an explicit one, nor grows into one.
     """
     if len(stretches) == 0:
-        return _no_jobs()
+        none = np.zeros(0, dtype=np.int64)
+        return JobSpans(none, none, [], [], [])
     begin, end = t_ms[stretches.first], t_ms[stretches.last]
     merge = begin[1:] - end[:-1] < machine.merge_gap_s * 1000.0
     if region is not None:

@@ -49,7 +49,6 @@ class CostRow:
     day: date  # local date that decides the period: a job's end date, an overhead row's day
     run_s: float  # seconds in the running state (0 for overhead rows)
     band_wh: tuple[float, ...]  # energy per tariff band, aligned with Tariff.band_names
-    energy_cost: float  # unrounded; the ledger prices the printed kWh per band in cents
     depreciation_cost: float
     maintenance_cost: float
     open: bool = False  # a job still running at the end of the data: not final yet

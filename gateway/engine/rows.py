@@ -1,4 +1,8 @@
-"""Cost rows: energy per band priced by the tariff, machine-hour costs, ids and local days."""
+"""Cost rows: energy per band, machine-hour costs, ids and local days.
+
+Energy is not priced here: the ledger prices the printed kWh of each band (one definition:
+ledger.units.energy_cents, docs/accounting.md), so a line adds up as it is read.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +12,11 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from gateway.config import Machine, Tariff
+from gateway.config import Machine
 from gateway.engine.energy import MS_PER_H
 from gateway.engine.jobs import JobSpans
 from gateway.engine.localtime import Calendar, local_date
 from gateway.engine.model import F64, I64, CostRow
-
-
-def _energy_cost(band_wh: F64, tariff: Tariff) -> list[float]:
-    """Sum of kWh per band x the band's rate, unrounded (the ledger's cents price the printed
-    kWh instead: ledger.units.energy_cents)."""
-    # Elementwise, not `@`: a BLAS call for a few rows costs more than it saves, and its
-    # threads spin against everything else on a 2-core gateway.
-    cost: list[float] = ((band_wh * np.asarray(tariff.rates)).sum(axis=1) / 1000.0).tolist()
-    return cost
 
 
 def _local_days(t_ms: I64, cal: Calendar | None, tz: ZoneInfo) -> list[date]:
@@ -60,14 +55,13 @@ def name_jobs(machine_id: str, jobs: JobSpans, cal: Calendar | None, tz: ZoneInf
 def job_rows(
     machine_id: str,
     machine: Machine,
-    tariff: Tariff,
     jobs: JobSpans,
     band_wh: F64,
     run_s: F64,
     cal: Calendar | None,
     tz: ZoneInfo,
 ) -> list[CostRow]:
-    """One row per job: energy per band, run time, and the three costs (unrounded).
+    """One row per job: energy per band, run time, and the machine-hour costs (unrounded).
 
     Jobs are named (name_jobs); the row's period day is the local end date.
     """
@@ -83,7 +77,6 @@ def job_rows(
         _local_days(jobs.end_ms, cal, tz),
         run_s.tolist(),
         band_wh.tolist(),
-        _energy_cost(band_wh, tariff),
         (dep_h * cost.depreciation_per_hour).tolist(),
         (run_h * cost.maintenance_per_run_hour).tolist(),
         jobs.open,
@@ -100,18 +93,15 @@ def job_rows(
             day=day,
             run_s=run,
             band_wh=tuple(wh),
-            energy_cost=energy,
             depreciation_cost=dep,
             maintenance_cost=maint,
             open=still_open,
         )
-        for job_id, customer, start, end, day, run, wh, energy, dep, maint, still_open in columns
+        for job_id, customer, start, end, day, run, wh, dep, maint, still_open in columns
     ]
 
 
-def overhead_rows(
-    machine_id: str, tariff: Tariff, t: I64, cal: Calendar, band_wh: F64
-) -> list[CostRow]:
+def overhead_rows(machine_id: str, t: I64, cal: Calendar, band_wh: F64) -> list[CostRow]:
     """One row per local day with readings (or with energy outside jobs, e.g. a long gap).
 
     Overhead is energy only: no run time, no depreciation, no maintenance.
@@ -119,7 +109,6 @@ def overhead_rows(
     readings_per_day = np.diff(np.searchsorted(t, cal.midnights))
     wanted = ((readings_per_day > 0) | (band_wh != 0.0).any(axis=1)).tolist()
     edges = cal.midnights.tolist()
-    energy_cost = _energy_cost(band_wh, tariff)
     return [
         CostRow(
             kind="overhead",
@@ -131,7 +120,6 @@ def overhead_rows(
             day=day,
             run_s=0.0,
             band_wh=tuple(wh),
-            energy_cost=energy_cost[d],
             depreciation_cost=0.0,
             maintenance_cost=0.0,
         )

@@ -60,6 +60,29 @@ def find(conn: sqlite3.Connection, text: str) -> Customer | None:
     return hit
 
 
+def id_of(conn: sqlite3.Connection, text: str) -> str:
+    """The id of the customer `text` names; `text` itself when nobody has that name."""
+    hit = find(conn, text) if text else None
+    return hit.id if hit else text
+
+
+def strangers(conn: sqlite3.Connection) -> list[str]:
+    """Jobs whose customer is no known customer (a job event's name nobody added): one line
+    each, for `shopwatt status`."""
+    known = {c.id for c in listed(conn, merged=True)}
+    found = conn.execute(
+        "SELECT machine, job_id, customer FROM rows WHERE kind = 'job' AND customer != '' "
+        "ORDER BY start_ms"
+    )
+    return [
+        f"{r['machine']}: job {r['job_id']} names customer {r['customer']!r}, which is not "
+        f"known (closest: {', '.join(closest(conn, r['customer'])) or 'none'}); add it or "
+        "assign the job"
+        for r in found
+        if r["customer"] not in known
+    ]
+
+
 def closest(conn: sqlite3.Connection, text: str, n: int = 3) -> list[str]:
     """Ids of the customers whose id or name is most like `text` (for error messages)."""
     names: dict[str, str] = {}

@@ -156,7 +156,8 @@ class Status:
     closed: dict[str, tuple[str, str]]
     pending_adjustments: int
     audit: list[Entry] = field(default_factory=list)
-    unsettled: list[str] = field(default_factory=list)  # assignments a person must look at
+    # Assignments and customers a person must look at (ambiguous, orphaned, unknown).
+    unsettled: list[str] = field(default_factory=list)
 
 
 class Ledger:
@@ -294,6 +295,11 @@ class Ledger:
                 touched = dict(added_ranges if recompute is None else recompute)
                 for machine, groups in (jobs or {}).items():
                     for group in groups:
+                        # A button's customer by name ("acme gmbh") is the customer's id; a
+                        # name nobody knows stays as sent, and `status` lists it.
+                        group = [
+                            replace(j, customer=customers.id_of(conn, j.customer)) for j in group
+                        ]
                         live = JobsFile(Path(source), "", {machine: tuple(group)}, _job_span(group))
                         span = explicit.store(conn, live, self.cfg.site.tz)
                         if span:
@@ -681,7 +687,7 @@ class Ledger:
                 periods.closed_periods(conn),
                 pending,
                 recent(conn, audit_entries),
-                assignments.unsettled(conn),
+                assignments.unsettled(conn) + customers.strangers(conn),
             )
 
 

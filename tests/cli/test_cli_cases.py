@@ -95,7 +95,7 @@ def _differences(got: dict[str, str], want: dict[str, Any], rates: dict[str, flo
     for cost in ("depreciation_cost", "maintenance_cost"):
         if cost in want:
             printed[cost], expected[cost] = Decimal(got[cost]), money(cents(want[cost]))
-    if "energy_cost" in want and "wh" in want:
+    if "wh" in want:  # priced by hand from the printed kWh, as the ledger does
         printed["energy_cost"], expected["energy_cost"] = (
             Decimal(got["energy_cost"]),
             _priced(want, rates),

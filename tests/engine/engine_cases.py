@@ -105,7 +105,6 @@ def row_as_dict(row: CostRow, case: Case) -> dict[str, Any]:
         "day": row.day.isoformat(),
         "run_s": row.run_s,
         "wh": dict(zip(case.config.tariff.band_names, row.band_wh, strict=True)),
-        "energy_cost": row.energy_cost,
         "depreciation_cost": row.depreciation_cost,
         "maintenance_cost": row.maintenance_cost,
         "open": row.open,

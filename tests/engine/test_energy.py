@@ -181,3 +181,18 @@ def test_a_flat_interval_power_says_was_more_than_a_step_keeps_the_counters_zero
     # 1 Wh counter that stood still used less than 1 Wh: the machine started at 10:00
     e = energy([0, 120, 240], [0, 3400, 3400], [1000, 1000, 1113])
     assert e.wh.tolist() == pytest.approx([0.0, 113.0])
+
+
+def test_a_coarse_step_whose_flat_polls_cross_a_scan_chunk_edge_is_shared_over_them_all() -> None:
+    # 1 s polls at 21.6 kW (6 Wh each), 100 Wh steps every 16-17 polls: the flat polls
+    # before one step lie either side of interval 32 768, where one internal chunk of
+    # intervals ends and the next begins; constant power shares the step equally
+    n = 40_000
+    wh = 1_234_500 + (6 * np.arange(n)) // 100 * 100
+    e = coarse(np.arange(n).tolist(), [21_600.0] * n, wh.astype(float).tolist())
+    steps = np.flatnonzero(np.diff(wh))
+    k = int(np.searchsorted(steps, 1 << 15))
+    span = e.wh[steps[k - 1] + 1 : steps[k] + 1]
+    assert steps[k - 1] + 1 < 1 << 15 <= steps[k]
+    assert span.tolist() == pytest.approx([100 / len(span)] * len(span))
+    assert e.wh[: steps[-1] + 1].min() > 0.0  # every poll before the last step has its share

@@ -92,13 +92,13 @@ def test_two_jobs_that_late_data_joins_keep_both_assignments_and_status_says_so(
     config = _shop(tmp_path, MILL.lines(hi=gap[0]) + MILL.lines(lo=gap[1]))
     _ok("job", "assign", "mill-20251129-001", "--customer", "acme", "--config", config)
     _ok("job", "assign", "mill-20251129-002", "--customer", "beta", "--config", config)
-    assert "assignment to check" not in _ok("status", "--config", config)
+    assert "to check" not in _ok("status", "--config", config)
     late = write_readings(tmp_path / "late.csv", MILL.lines(lo=gap[0], hi=gap[1]))
     _ok("replay", "--config", config, "--input", late)
     assert _jobs(config)["mill-20251129-001"][0] == "beta"  # the newest applies
     status = _ok("status", "--config", config)
     assert (
-        "assignment to check: mill: job mill-20251129-001 now covers assignments that differ "
+        "to check: mill: job mill-20251129-001 now covers assignments that differ "
         "(mill-20251129-001: acme; mill-20251129-002: beta)"
     ) in status
 
@@ -170,3 +170,21 @@ def test_reassigning_a_job_of_a_closed_month_is_a_reversal_and_a_new_row(tmp_pat
     assert Decimal(by_customer["beta"]["total_cost"]) == Decimal(job["total_cost"])
     audit = _ok("status", "--config", config)
     assert "job assign" in audit and "customer beta" in audit
+
+
+def test_merging_a_customer_corrects_a_closed_month_by_adjustment_rows(tmp_path: Path) -> None:
+    config = _shop(tmp_path)
+    _ok("job", "assign", "mill-20251129-001", "--customer", "acme", "--config", config)
+    _ok("close", "--config", config, "--month", "2025-11", "--yes")
+    moved = _ok("customer", "merge", "acme", "--into", "beta", "--config", config)
+    assert "merged acme into beta: 1 rows moved" in moved
+    adjustments = [
+        r for r in _export(config, "2025-12-01", "2026-01-01") if r["kind"] == "adjustment"
+    ]
+    assert sorted((r["customer"], r["corrects"]) for r in adjustments) == [
+        ("acme", "2025-11"),
+        ("beta", "2025-11"),
+    ]
+    # The merged id still names the customer it went to.
+    _ok("job", "assign", "mill-20251130-001", "--customer", "ACME", "--config", config)
+    assert _jobs(config)["mill-20251130-001"][0] == "beta"

@@ -61,7 +61,6 @@ def _shop_hour(now_ms: int) -> list[str]:
         date.today(),
         500.0,
         (300.0, 0.0),
-        0.08,
         1.0,
         0.1,
     )

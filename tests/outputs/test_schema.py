@@ -54,7 +54,6 @@ def _cost_row(job_id: str, end_ms: int, open: bool) -> CostRow:
         day=date(2023, 11, 14),
         run_s=3600.0,
         band_wh=(1000.0, 500.0),
-        energy_cost=0.45,
         depreciation_cost=3.0,
         maintenance_cost=0.5,
         open=open,
@@ -119,7 +118,6 @@ def test_finished_jobs_are_points_at_their_end_with_ids_as_fields(
         customer="",
         start_ms=T0 - 80_000_000,
         band_wh=(200.0, 0.0),
-        energy_cost=0.05,
     )
     rows = [_job("J-1", T0), _job("J-2", T0 + 7_200_000), _job("J-3", T0 + 9_000_000, open=True)]
     lines = cost_lines("shop", [*rows, overhead], TARIFF.band_names)
@@ -159,7 +157,6 @@ def test_job_points_carry_the_figures_the_export_prints_never_a_float_artefact()
         customer="ACME",
         band_wh=(10.1, 20.2),
         run_s=1000.0,
-        energy_cost=0.01,
         depreciation_cost=0.01,
         maintenance_cost=0.07,
     )

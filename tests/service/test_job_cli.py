@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.serviceshop import Gateway, config, wait_for, write_config
+from agent.serviceshop import Gateway, Publisher, config, job_event, wait_for, write_config
+from gateway.clock import now_ms
 from gateway.ledger import Ledger
 from tests.ledger.shop import dump, shopwatt
 from tests.servers import Mosquitto
@@ -63,3 +64,30 @@ def test_without_a_broker_section_job_start_says_why(tmp_path: Path) -> None:
     result = shopwatt("job", "start", "--machine", "mill", "--customer", "acme", "--config", path)
     assert result.exit_code == 2
     assert "no [mqtt] section: job events reach the gateway" in result.stderr
+
+
+def test_a_buttons_customer_name_is_the_customers_id_and_an_unknown_one_is_listed(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    path = write_config(tmp_path, broker, sensors={"mill": "s1"})
+    _ok("customer", "add", "acme", "--name", "ACME GmbH", "--config", path)
+    t = now_ms() - 3_600_000
+    publisher = Publisher(broker)
+    with Gateway(path) as gw:
+        publisher.send(
+            [
+                job_event("mill", "start", "B-1", t, customer="acme  GMBH", src="button-1"),
+                job_event("mill", "stop", "B-1", t + 60_000, parts=3, src="button-1"),
+                job_event("mill", "start", "B-2", t + 120_000, customer="Zeta", src="button-1"),
+            ]
+        )
+
+        def both() -> dict[str, object] | None:
+            found = {str(r[2]): r[4] for r in dump(path, "rows") if r[1] == "job"}
+            return found if {"B-1", "B-2"} <= set(found) else None
+
+        customers = wait_for("both jobs' rows", both, gw)
+    publisher.close()
+    assert customers == {"B-1": "acme", "B-2": "Zeta"}
+    status = _ok("status", "--config", path)
+    assert "to check: mill: job B-2 names customer 'Zeta', which is not known" in status
