@@ -47,7 +47,6 @@ class Statement:
     opening: int
     lines: list[Line]
     closing: int
-    deferred: Deferred | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +133,12 @@ class MemberLedger(Ledger):
         first, end = period_start(period), period_start(next_period(period))
         walked = self._walk(end)
         if walked is None:
-            return Statement(who, period, 0, [], 0, None)
+            return Statement(who, period, 0, [], 0)
         d = walked.drawdown
         lines = _lines(walked, who.id, first, end)
         opening = sum(left(d, who.id, first - timedelta(days=1)).values())
         closing = sum(left(d, who.id, end - timedelta(days=1)).values())
-        month = [x for x in deferred(d, first, end - timedelta(days=1)) if x.member == who.id]
-        return Statement(who, period, opening, lines, closing, month[0] if month else None)
+        return Statement(who, period, opening, lines, closing)
 
     def prepaid(self, period: str) -> tuple[list[Deferred], bool]:
         """Every member's deferred revenue in a month (the accountant's prepaid view), and
