@@ -296,7 +296,7 @@ def walk(conn: sqlite3.Connection, end: date) -> Walked | None:
         return None
     # Nothing is drawn before the first purchase: the lines before it need not be read.
     first = min(b.bought for b in blocks)
-    lines = uses(found, periods.booked(conn, first, end))
+    lines = uses(found, periods.booked(conn, first, end, list(found)))
     return Walked(found, lines, draw(blocks, [u for _, u in lines]))
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -45,19 +45,24 @@ def closed_periods(conn: sqlite3.Connection) -> dict[str, tuple[str, str]]:
     return {p["period"]: (p["closed_at"], p["closed_by"]) for p in found}
 
 
-def booked(conn: sqlite3.Connection, first: date, end: date) -> list[LedgerRow]:
+def booked(
+    conn: sqlite3.Connection, first: date, end: date, customers: Sequence[str] | None = None
+) -> list[LedgerRow]:
     """The lines of the local dates [first, end) as the export prints them: frozen rows of
-    closed months; pending adjustments and finished jobs and overhead of open ones."""
+    closed months; pending adjustments and finished jobs and overhead of open ones
+    (`customers`: only theirs)."""
     closed = closed_periods(conn)
     rows: list[LedgerRow] = []
     span = (first.isoformat(), end.isoformat())
+    who = "" if customers is None else f" AND customer IN ({', '.join('?' * len(customers))})"
     for period in periods_between(first, end):
-        where = "period = ? AND day >= ? AND day < ?"
+        where = "period = ? AND day >= ? AND day < ?" + who
+        params = (period, *span, *(customers or ()))
         if period in closed:
-            rows += select(conn, "frozen", where, (period, *span))
+            rows += select(conn, "frozen", where, params)
         else:
-            rows += select(conn, "adjustments", where, (period, *span))
-            rows += select(conn, "rows", where + " AND open = 0", (period, *span))
+            rows += select(conn, "adjustments", where, params)
+            rows += select(conn, "rows", where + " AND open = 0", params)
     return rows
 
 
