@@ -122,9 +122,12 @@ class MemberLedger(Ledger):
             record(conn, self._entry("member subscribe", detail))
         return found
 
-    def _walk(self, end: date) -> Walked | None:
+    def _walk(self, end: date, *, current: bool = True) -> Walked | None:
+        """The drawdown before `end`; `current`: refused while rows are stale (shop.toml
+        changed since they were computed), as every export is."""
         with self._open(readonly=True) as conn:
-            self._require_current(conn)
+            if current:
+                self._require_current(conn)
             return members.walk(conn, end)
 
     def statement(self, text: str, period: str) -> Statement:
@@ -152,8 +155,9 @@ class MemberLedger(Ledger):
 
     def balances(self, today: date) -> list[Balance]:
         """Every member's credits left today, those expiring within EXPIRY_SOON_DAYS, and
-        whether the balance is low."""
-        walked = self._walk(today + timedelta(days=1))
+        whether the balance is low. Also while shop.toml's costing changed (`status` shows
+        that, and the hours of the stored rows are the best known)."""
+        walked = self._walk(today + timedelta(days=1), current=False)
         if walked is None:
             return []
         d, until = walked.drawdown, today + timedelta(days=EXPIRY_SOON_DAYS)

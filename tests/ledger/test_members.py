@@ -210,3 +210,10 @@ def test_a_closed_months_prepaid_view_is_the_one_its_close_froze(tmp_path: Path)
     _ok("export", "--view", "prepaid", "--month", "2026-11", "--output", out, *c)
     ada = _csv(out)[0]
     assert (ada["received"], ada["recognised"], ada["closing"]) == ("120.00", "120.00", "0.00")
+
+
+def test_status_still_works_and_warns_when_shop_toml_changed(tmp_path: Path) -> None:
+    config = _shop(tmp_path)
+    config.write_text(config.read_text().replace("rate = 0.2\n", "rate = 0.3\n"), encoding="utf-8")
+    shown = _ok("status", "--config", config)
+    assert "CHANGED: run recompute" in shown and "ada: low balance" in shown
