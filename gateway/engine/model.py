@@ -34,6 +34,7 @@ class ExplicitJob:
     start_ms: int
     end_ms: int
     customer: str = ""
+    parts: int = 0  # good parts, as the stop said (0: not known); the ledger keeps them
 
 
 @dataclass(frozen=True, slots=True)

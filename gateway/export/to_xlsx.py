@@ -13,7 +13,6 @@ import io
 import zipfile
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import BinaryIO
 
 from openpyxl import Workbook
@@ -66,17 +65,11 @@ def _value(name: str, v: Cell) -> object:
 
 
 def _total(table: Table) -> list[Cell]:
-    """A total line for the rows sheet: the sums of its amount columns."""
-    names = table.header
-    first, last = names.index("duration_h"), names.index("currency")
-    summed = {*names[first:last], "parts", "scrap", "price", "margin"} & set(names)
-    line: list[Cell] = ["total", *[""] * (len(names) - 1)]
-    for k, name in enumerate(names):
-        if name in summed:
-            values = [Decimal(v[k]) for v in table.lines if v[k] != ""]
-            line[k] = sum(values, Decimal(0)) if values else ""
-    line[last] = table.currency
-    return line
+    """The rows sheet's total line: the grouped views' `total` line, the same sums (hours of
+    jobs only, price and margin of the priced lines, per part from the sums)."""
+    grouped = group(table, "machine")
+    sums = dict(zip(grouped.header[1:], grouped.lines[-1][1:], strict=True))
+    return ["total", *(sums.get(name, "") for name in table.header[1:])]
 
 
 def _append(ws: Worksheet, values: list[object]) -> None:

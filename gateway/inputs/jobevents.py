@@ -199,7 +199,10 @@ class JobBook:
             merged.append((lo, hi))
         return [
             [
-                ExplicitJob(j.job, *spans[j.job], j.customer)
+                # Parts only from a stop: a start's count is what was planned, not made.
+                ExplicitJob(
+                    j.job, *spans[j.job], j.customer, j.parts or 0 if j.stop_ms is not None else 0
+                )
                 for j in jobs
                 if spans[j.job][0] < hi and spans[j.job][1] > lo
             ]

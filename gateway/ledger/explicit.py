@@ -45,8 +45,8 @@ def store(conn: sqlite3.Connection, jobs: JobsFile, tz: ZoneInfo) -> tuple[int, 
                     "another time (outside this file's days); job ids must stay unique per machine"
                 )
             conn.execute(
-                "INSERT INTO explicit_jobs VALUES (?, ?, ?, ?, ?)",
-                (machine, job.job_id, job.start_ms, job.end_ms, job.customer),
+                "INSERT INTO explicit_jobs VALUES (?, ?, ?, ?, ?, ?)",
+                (machine, job.job_id, job.start_ms, job.end_ms, job.customer, job.parts),
             )
         _add_span(conn, machine, lo, hi)
     return span
@@ -80,8 +80,11 @@ def spans(conn: sqlite3.Connection, machine: str) -> list[tuple[int, int]]:
 def jobs_in(conn: sqlite3.Connection, machine: str, lo: int, hi: int) -> list[ExplicitJob]:
     """Stored jobs of a machine overlapping [lo, hi)."""
     found = conn.execute(
-        "SELECT job_id, start_ms, end_ms, customer FROM explicit_jobs WHERE machine = ? "
+        "SELECT job_id, start_ms, end_ms, customer, parts FROM explicit_jobs WHERE machine = ? "
         "AND start_ms < ? AND end_ms > ? ORDER BY start_ms",
         (machine, hi, lo),
     )
-    return [ExplicitJob(j["job_id"], j["start_ms"], j["end_ms"], j["customer"]) for j in found]
+    return [
+        ExplicitJob(j["job_id"], j["start_ms"], j["end_ms"], j["customer"], j["parts"])
+        for j in found
+    ]

@@ -549,7 +549,7 @@ class Ledger:
                 made_by=self._who,
             )
             replaced = assignments.store(conn, job, said)
-            now, adjustments = self._redo(conn, job, (job.start_ms + job.end_ms) // 2)
+            now, adjustments = self._redo(conn, job, said.at_ms)
             detail = {**asdict(said), "replaced": replaced, "adjustments": adjustments}
             record(conn, self._entry("job assign", detail))
         return now, adjustments
@@ -581,7 +581,9 @@ class Ledger:
         )
         spans = [(r.start_ms, r.end_ms, r.job_id) for r in computed.rows if r.kind == "job"]
         hit = assignments.covering(spans, at_ms)
-        now = next(r for r in computed.rows if hit and r.job_id == hit[2])
+        now = next((r for r in computed.rows if hit and r.job_id == hit[2]), None)
+        if now is None:  # the readings changed under it since it was listed
+            raise LedgerError(f"job {job.job_id} on {job.machine}: no job there any more")
         changed = periods_between(computed.first_day, computed.end_day)
         return now, periods.refresh_adjustments(conn, changed)
 
@@ -605,11 +607,11 @@ class Ledger:
         its id, start and customer, from the job book `shopwatt run` keeps in the ledger."""
         with self._open(readonly=True) as conn:
             found = [
-                j
-                for j in load_state(conn).jobs
-                if j[0] == machine
-                and j[2] is not None
-                and (j[1] == job_id if job_id else j[3] is None)
+                (start, job, customer)
+                for m, job, start, stop, customer, _, _ in load_state(conn).jobs
+                if m == machine
+                and start is not None
+                and (job == job_id if job_id else stop is None)
             ]
         if not found:
             which = f"job {job_id!r}" if job_id else "no job running"
@@ -617,8 +619,7 @@ class Ledger:
                 f"--machine = {machine!r}: {which} as far as the gateway knows (has "
                 "`shopwatt run` taken the start yet?)"
             )
-        _, job, start, _, customer, _, _ = max(found, key=lambda j: j[2] or 0)
-        assert start is not None
+        start, job, customer = max(found)  # the latest start
         return job, start, customer
 
     def jobs(self, first: date, end: date) -> list[LedgerRow]:

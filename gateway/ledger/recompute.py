@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 import numpy as np
@@ -180,8 +180,14 @@ class Recomputer:
         rows = compute_machine(machine_id, window, machine, tariff, self._tz, jobs, cuts=cuts).rows
         first_day, end_day = local_date(a, self._tz), local_date(b, self._tz)
         names = tariff.band_names
-        kept = [from_cost_row(r, names, tariff.rates) for r in rows if first_day <= r.day < end_day]
-        # Who each job was for (assignments), then what it costs them (their price list).
+        counted = {j.job_id: j.parts for j in jobs if j.parts}
+        kept = [
+            _with_parts(from_cost_row(r, names, tariff.rates), counted)
+            for r in rows
+            if first_day <= r.day < end_day
+        ]
+        # Who each job was for (assignments, over what its job events said), then what it
+        # costs them (their price list).
         said = assignments.within(self._conn, machine_id, lo, hi)
         return Computed(
             machine=machine_id,
@@ -246,3 +252,9 @@ class Recomputer:
             "INSERT OR REPLACE INTO machines VALUES (?, ?)",
             (computed.machine, fingerprint(self._cfg, computed.machine)),
         )
+
+
+def _with_parts(row: LedgerRow, counted: dict[str, int]) -> LedgerRow:
+    """An explicit job's row with the parts its stop event counted."""
+    parts = counted.get(row.job_id) if row.kind == "job" else None
+    return replace(row, amounts=replace(row.amounts, parts=parts)) if parts else row

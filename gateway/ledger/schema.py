@@ -94,6 +94,8 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             for table in ("rows", "adjustments", "frozen")
             for column, kind in BILLING_COLUMNS.items()
         ),
+        # The parts a job event's stop said (a button's count; 0: not known).
+        "ALTER TABLE explicit_jobs ADD COLUMN parts INTEGER NOT NULL DEFAULT 0",
     ),
     # 3 -> 4: members (`shopwatt member`, docs/members.md). hours: which hours of a job
     # count (run_hours or job_hours); weights: JSON {machine or '*': credits per hour, as

@@ -195,6 +195,10 @@ def test_xlsx_is_what_an_accountant_opens(shop: Path, tmp_path: Path) -> None:
     assert first.number_format == "yyyy-mm-dd hh:mm:ss"
     job_id = get_column_letter(header.index("job_id") + 1)
     assert rows.column_dimensions[job_id].width >= len("mill-20261103-001")
+    *lines, total = _table(rows)[1:]
+    hours = header.index("duration_h")
+    jobs = sum(Decimal(str(line[hours])) for line in lines if line[1])
+    assert total[0] == "total" and Decimal(str(total[hours])) == jobs  # no overhead days
 
 
 def test_a_bad_date_range_is_refused(shop: Path) -> None:

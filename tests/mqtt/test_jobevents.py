@@ -33,7 +33,8 @@ def test_a_stop_waits_for_its_late_start() -> None:
     book.apply("mill", ev("stop", "J-1", T0 + H))
     assert book.take({"mill": T0 + 2 * H}, ["mill"]) == {}  # not a job without its start
     book.apply("mill", ev("start", "J-1", T0))
-    assert book.take({}, []) == {"mill": [[ExplicitJob("J-1", T0, T0 + H, "ACME")]]}
+    # The stop's count of good parts goes with the job to the ledger.
+    assert book.take({}, []) == {"mill": [[ExplicitJob("J-1", T0, T0 + H, "ACME", 5)]]}
 
 
 def test_an_open_job_ends_just_after_the_newest_reading_and_blocks_overlaps() -> None:

@@ -110,6 +110,7 @@ def test_a_ledger_of_schema_1_gets_the_service_state_tables_with_their_content(
         for table in ("rows", "adjustments", "frozen"):
             for column in BILLING_COLUMNS:
                 conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        conn.execute("ALTER TABLE explicit_jobs DROP COLUMN parts")
         conn.execute("CREATE TABLE machine_view (machine TEXT PRIMARY KEY, view TEXT NOT NULL)")
         conn.execute("""INSERT INTO machine_view VALUES ('mill', '[[5, 45.0, 1.5], 0, [1.5]]')""")
         conn.execute("PRAGMA user_version = 1")

@@ -82,12 +82,13 @@ def test_a_buttons_customer_name_is_the_customers_id_and_an_unknown_one_is_liste
             ]
         )
 
-        def both() -> dict[str, object] | None:
-            found = {str(r[2]): r[4] for r in dump(path, "rows") if r[1] == "job"}
+        def both() -> dict[str, tuple[object, object]] | None:
+            found = {str(r[2]): (r[4], r[19]) for r in dump(path, "rows") if r[1] == "job"}
             return found if {"B-1", "B-2"} <= set(found) else None
 
         customers = wait_for("both jobs' rows", both, gw)
     publisher.close()
-    assert customers == {"B-1": "acme", "B-2": "Zeta"}
+    # customer and parts: the button's name is the customer's id, its count the job's parts.
+    assert customers == {"B-1": ("acme", 3), "B-2": ("Zeta", 0)}
     status = _ok("status", "--config", path)
     assert "to check: mill: job B-2 names customer 'Zeta', which is not known" in status
