@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 OUT    ?= demo-out
 
 .PHONY: demo stack-demo test lint typecheck pytest system-deps clean \
-        bench-engine bench-replay bench-outbox bench-ingest bench-soak
+        bench-engine bench-replay bench-outbox bench-ingest bench-soak bench-web
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,11 +13,11 @@ $(BIN)/python:
 
 # Reinstall only when the dependency pins change.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[agent]'
+	$(BIN)/pip install -q -e '.[agent,web]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[agent,test]'
+	$(BIN)/pip install -q -e '.[agent,web,test]'
 	touch $@ $(VENV)/.installed
 
 ## demo: a simulated shop day through replay -> engine -> ledger -> export (no servers, no root)
@@ -48,7 +48,7 @@ pytest: $(VENV)/.installed-test system-deps firmware-deps
 test: lint typecheck pytest
 
 ## bench-*: benchmarks (ratios against a floor measured in the same run; see README)
-bench-engine bench-replay: $(VENV)/.installed
+bench-engine bench-replay bench-web: $(VENV)/.installed
 	$(BIN)/python bench/$(@:bench-%=%).py
 
 bench-outbox bench-ingest bench-soak: $(VENV)/.installed-test system-deps

@@ -11,6 +11,7 @@ statement per member.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from datetime import date, timedelta
 from decimal import Decimal
@@ -18,19 +19,21 @@ from pathlib import Path
 
 import click
 
-from agent.shopday import ShopDay, simulate_shop_day
+from agent.shopday import DEMO_HEADER, ShopDay, simulate_shop_day
 from agent.shopplan import load_plan
 from gateway.cli import replay_files, replay_summary, write_table
 from gateway.config import load_config
 from gateway.engine.drawdown import Subscription
 from gateway.engine.localtime import period_of
-from gateway.errors import LedgerError
+from gateway.errors import LedgerError, OutputError
 from gateway.export import Table, build_table
 from gateway.export.prepaid import statement_table
 from gateway.export.statement import build_statement
 from gateway.export.table import group
+from gateway.export.to_bill import bill_text
 from gateway.export.to_text import render_text
 from gateway.export.to_xlsx import write_statement_xlsx
+from gateway.inputs.prices import read_prices
 from gateway.ledger import Ledger
 from gateway.ledger.assignments import Assignment, covering
 from gateway.ledger.customers import Customer
@@ -38,6 +41,7 @@ from gateway.ledger.members import Member
 from gateway.ledger.membership import MemberLedger
 from gateway.members_cli import prepaid_view, write_view
 from gateway.outfile import check_target, output_file
+from gateway.web.render import report_html
 
 
 def add_customers(ledger: Ledger) -> None:
@@ -106,8 +110,12 @@ def demo(output: Path | None, seed: int, force: bool) -> None:
     out = output or Path(tempfile.mkdtemp(prefix="shopwatt-demo-"))
     out.mkdir(parents=True, exist_ok=True)
     config_path, readings, jobs = out / "shop.toml", out / "readings.csv", out / "jobs.csv"
-    for path in (config_path, readings, jobs):  # before the simulation, not after it
+    prices, report = out / "prices.csv", out / "report.html"
+    earlier = _earlier_demo_data(config_path, out / "shopwatt-data")
+    for path in (config_path, readings, jobs, prices, report):  # before the simulation, not after
         check_target(path, (), force, "demo --output")
+    if earlier is not None:  # an earlier demo's, and --force: its readings would mix in
+        shutil.rmtree(earlier)
     click.echo(f"simulating a shop day (seed {seed}) ...", err=True)
     shop = simulate_shop_day(seed)
     with output_file(config_path, force=force, what="demo --output") as fh:
@@ -115,7 +123,10 @@ def demo(output: Path | None, seed: int, force: bool) -> None:
     shop.readings_csv(readings)
     shop.jobs_csv(jobs)
     cfg = load_config(config_path)
+    shop.prices_csv(prices)
+    parsed = read_prices(prices, "plain", cfg.site.tz, 15)
     ledger = MemberLedger(cfg)
+    ledger.import_prices("day-ahead", parsed.slots, prices, parsed.sha256)
     add_customers(ledger)
     add_members(ledger, shop.day)
     replayed = replay_files(cfg, readings, jobs, bar=True)
@@ -123,8 +134,10 @@ def demo(output: Path | None, seed: int, force: bool) -> None:
     click.echo(f"assigned {_assign_detected(ledger, shop)} detected jobs", err=True)
     first, end = shop.day, shop.day + timedelta(days=1)
     selection = ledger.select(first, end)
-    table = build_table(selection, cfg.site.tz, cfg.site.currency)
+    charges = ledger.charges(first, end)
+    table = build_table(selection, cfg.site.tz, cfg.site.currency, "job", charges)
     click.echo(render_text(table))
+    click.echo(f"\n{bill_text(ledger.bill(period_of(first)), cfg.site.tz)}")
     by_customer = group(table, "customer")
     name = f"costs-{first:%Y%m%d}"
     csv_path, xlsx_path = out / f"{name}.csv", out / f"{name}.xlsx"
@@ -146,10 +159,12 @@ def demo(output: Path | None, seed: int, force: bool) -> None:
         title, shown_member = statement_table(ledger.statement(m.id, period), cfg.site.currency)
         path = out / f"member-{m.id}-{period}.xlsx"
         write_view(shown_member, title, path, cfg.own_files, force)
+    with output_file(report, protected=cfg.own_files, force=force, what="demo --output") as fh:
+        fh.write(report_html(cfg, Ledger(cfg), f"{first:%Y-%m}").encode())
     click.echo(
         f"\nCSV:    {csv_path}\nXLSX:   {xlsx_path}\nstatements: {out}/statement-*.xlsx, "
         f"{out}/member-*.xlsx\n"
-        f"ledger: {ledger.path}"
+        f"ledger: {ledger.path}\nreport: {report} (open it in a browser)"
     )
 
 
@@ -167,3 +182,24 @@ def _per_customer(by_customer: Table) -> str:
         )
         for r in grid
     )
+
+
+def _earlier_demo_data(config_path: Path, data: Path) -> Path | None:
+    """The data folder of an earlier demo in --output; a real shop's folder is refused.
+
+    Replaying into the last demo's ledger would keep its readings (the same day and times)
+    over the new ones: a rerun with another seed would export a mix of both days.
+    """
+    if config_path.exists() and not config_path.read_text(errors="replace").startswith(DEMO_HEADER):
+        raise OutputError(
+            f"demo --output {config_path}: not a demo's shop.toml; the demo never replaces a "
+            "shop's own files, not even with --force (pick an empty folder)"
+        )
+    if not data.exists():
+        return None
+    if not config_path.exists():
+        raise OutputError(
+            f"demo --output {data}: exists, but no demo's shop.toml names it; the demo "
+            "never writes into a ledger it did not make (pick an empty folder)"
+        )
+    return data

@@ -29,6 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.localservers import LOOPBACK, Influxd, Mosquitto, ServerError, spawn
 from firmware import encode
 from gateway.config import LEDGER_FILE, ShopConfig, load_config
+from gateway.ledger.chunks import readings_per_machine
 from gateway.service import CRASH_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -299,8 +300,7 @@ def ledger_readings(cfg: ShopConfig) -> dict[str, int]:
         return {}
     with closing(sqlite3.connect(path, timeout=30.0)) as conn:
         try:
-            found = conn.execute("SELECT machine, SUM(n) FROM chunks GROUP BY machine")
-            return dict(found.fetchall())
+            return readings_per_machine(conn)
         except sqlite3.OperationalError:  # being created by the service right now
             return {}
 

@@ -26,6 +26,8 @@ from gateway.engine.model import ExplicitJob, MachineReadings
 from gateway.errors import InputError
 from gateway.inputs.csvfile import read_jobs
 
+# The first words of every simulated shop.toml: how the demo knows a folder is its own.
+DEMO_HEADER = "# shop.toml of the simulated shop day"
 DEMO_DAY = dt.date(2026, 11, 17)  # a Tuesday: the weekday peak band applies
 REBOOT_S = 20  # a sensor's restart: boot, Wi-Fi, MQTT; no readings meanwhile
 
@@ -67,6 +69,27 @@ class ShopDay:
         """Write jobs.csv with the jobs of the machines that book them; returns rows."""
         explicit = {m: t.jobs for m, t in self.truth.items() if t.explicit}
         return write_jobs_csv(path, explicit, self.tz)
+
+    def prices_csv(self, path: Path) -> int:
+        """Write a day-ahead price file (plain `start,price`, EUR/MWh per quarter hour) for
+        the day: cheap at night, dearer in the morning and evening; returns the slots."""
+        first = local_minute_to_utc_ms(self.day, 0, self.tz)
+        end = local_minute_to_utc_ms(self.day + dt.timedelta(days=1), 0, self.tz)
+        starts = np.arange(first, end, 15 * 60_000, dtype=np.int64)
+        hours = (starts - first) / 3_600_000
+        rng = np.random.default_rng(self.seed)
+        price = (
+            70.0
+            + 45.0 * np.exp(-(((hours - 8.0) / 2.0) ** 2))
+            + 60.0 * np.exp(-(((hours - 18.5) / 2.0) ** 2))
+            + rng.normal(0.0, 4.0, len(starts))
+        )
+        lines = ["start,price"] + [
+            f"{dt.datetime.fromtimestamp(t / 1000, self.tz).isoformat()},{p:.2f}"
+            for t, p in zip(starts.tolist(), price.tolist(), strict=True)
+        ]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return len(starts)
 
 
 def _check_jobs(machine: str, jobs: list[ExplicitJob], t_ms: npt.NDArray[np.int64]) -> None:
@@ -186,6 +209,6 @@ def simulate_shop_day(
             pm, profiles[pm.id], jobs, grid, rng
         )
 
-    header = f"# shop.toml of the simulated shop day {day} (seed {seed}), by agent.shopday\n\n"
+    header = f"{DEMO_HEADER} {day} (seed {seed}), by agent.shopday\n\n"
     config = shop_toml(plan, list(configured.values()), header)
     return ShopDay(config, day, seed, tz, power, sensors, truth)

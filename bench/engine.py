@@ -1,6 +1,7 @@
 """Benchmark: compute_machine over >= 10M synthetic samples vs np.sum over the same arrays.
 
     .venv/bin/python bench/engine.py [--machines 20] [--samples 10000000] [--check]
+        [--explicit-jobs N]   # N operator jobs per machine, detection around them
 
 Prints samples/s for both and the ratio engine/np.sum; goal: within 30x of that floor.
 Times are CPU time of this process (best of --repeats): on a shared machine, wall time
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from gateway.config import Machine, MachineCost, Tariff
-from gateway.engine import MachineReadings, compute_machine
+from gateway.engine import ExplicitJob, MachineReadings, compute_machine
 
 GOAL_RATIO = 30.0
 T0_MS = 1_793_487_600_000  # 2026-11-01 00:00 Europe/Berlin
@@ -49,6 +50,7 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=10_000_000, help="total, all machines")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--check", action="store_true", help="exit 1 when the goal is missed")
+    ap.add_argument("--explicit-jobs", type=int, default=0, help="operator jobs per machine")
     args = ap.parse_args()
 
     tz = ZoneInfo("Europe/Berlin")
@@ -81,10 +83,20 @@ def main() -> int:
     per = args.samples // args.machines
     data = [synthetic(rng, per, with_counter=k % 2 == 0) for k in range(args.machines)]
     total = per * args.machines
+    # 20-minute operator jobs an hour apart from each machine's first reading.
+    jobs = [
+        [
+            ExplicitJob(
+                f"J{j}", int(r.t_ms[0]) + j * 3_600_000, int(r.t_ms[0]) + j * 3_600_000 + 1_200_000
+            )
+            for j in range(args.explicit_jobs)
+        ]
+        for r in data
+    ]
 
     def engine() -> int:
         return sum(
-            len(compute_machine(f"m{k:02d}", r, machine, tariff, tz).rows)
+            len(compute_machine(f"m{k:02d}", r, machine, tariff, tz, jobs[k]).rows)
             for k, r in enumerate(data)
         )
 

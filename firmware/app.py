@@ -2,7 +2,8 @@
 
 Sampling runs in short bursts and yields between them, so the network never waits
 long and a dead network never stops the sampling: readings queue in the outbox (RAM,
-then the flash ring) and are replayed in order when the broker is back.
+then the flash ring) and are replayed in order when the broker is back. Job events of
+the optional job button and card reader wait in a ring of their own (jobs.py).
 """
 
 import asyncio
@@ -13,7 +14,10 @@ from .clock import Clock
 from .config import Config
 from .energy import Counters
 from .hal import Area, Hal
+from .jobs import JOB_SLOTS, REFUSED_TICKS, Debounce, JobSwitch, TapWatch, led_on
+from .jobs import SIZE as JOB_SIZE
 from .meters import Meter, Values
+from .mfrc522 import Mfrc522, ReaderError, uid_hex
 from .modbus import Exchange, ModbusError, read_request
 from .mqtt import Client
 from .mqtt_codec import MqttError
@@ -22,6 +26,10 @@ from .power import ChannelCal, Result, VoltageCal, finish
 from .ring import SLOT, Ring
 from .rms import Sums, burst
 from .state import SIZE, FlashStore, State, decode, newest
+
+TYPE_CHECKING = False  # MicroPython has no typing module: imports for mypy only
+if TYPE_CHECKING:
+    from typing import Any
 
 STATE_SLOTS = 8
 _BACKOFF_MAX_S = 60
@@ -73,6 +81,12 @@ class Sensor:
         self.topic_reading = base + "reading"
         self.topic_status = base + "status"
         self.topic_cmd = base + "cmd"
+        self.topic_job = f"shopwatt/v1/{cfg.site}/{cfg.machine}/job"
+        self.jobs: JobSwitch | None = None
+        if cfg.button is not None or cfg.card_reader is not None:
+            ring = Ring(hal.area("jobring.bin", SLOT * JOB_SLOTS), JOB_SLOTS)
+            self.jobs = JobSwitch(hal.area("job.bin", 2 * JOB_SIZE), ring, cfg.sensor)
+        self.refused = 0  # LED ticks still to show for a refused press or tap
         self.state = State()
         self.seq = 0
         self.cmd_bad = 0
@@ -99,6 +113,8 @@ class Sensor:
         self.state = st
         self.ring.recover(st.head)
         self.persist(True)
+        if self.jobs is not None:
+            self.jobs.load()
 
     def persist(self, to_flash: bool) -> None:
         """Store the record in RTC memory, and in flash when asked."""
@@ -231,6 +247,49 @@ class Sensor:
                 self.meter_errors += 1
             await asyncio.sleep(m["poll_ms"] / 1000)
 
+    # --- job button and card reader ------------------------------------------------------
+
+    def job_input(self, accepted: bool) -> None:
+        """After a press or tap: wake the network task, or show the refusal on the LED."""
+        if accepted:
+            self.wake.set()
+        else:
+            self.refused = REFUSED_TICKS
+
+    async def watch_button(self, jobs: JobSwitch, pin: int, debounce_ms: int) -> None:
+        """Poll the job button every 10 ms: a press starts or stops the job."""
+        pressed = self.hal.button(pin)
+        debounce = Debounce(debounce_ms)
+        clock = self.clock
+        while True:
+            await asyncio.sleep(0.01)
+            up = clock.uptime()
+            if debounce.feed(pressed(), up):
+                self.job_input(jobs.press(clock.utc(up), up))
+
+    async def watch_reader(self, jobs: JobSwitch, r: "dict[str, Any]") -> None:
+        """Poll the card reader every poll_ms: a tap starts or stops the job."""
+        reader = Mfrc522(
+            self.hal.spi_device(r["spi"], r["sck"], r["mosi"], r["miso"], r["cs"], r["rst"])
+        )
+        taps = TapWatch(3 * r["poll_ms"])
+        clock = self.clock
+        ready = False
+        while True:
+            await asyncio.sleep(r["poll_ms"] / 1000)
+            try:
+                if not ready:
+                    reader.init()  # again at every poll until it answers (a loose wire)
+                    ready = True
+                uid = reader.read_uid()
+            except (ReaderError, OSError):
+                ready = False
+                continue
+            up = clock.uptime()
+            card = taps.feed(None if uid is None else uid_hex(uid), up)
+            if card is not None:
+                self.job_input(jobs.tap(card, clock.utc(up), up))
+
     # --- network -----------------------------------------------------------------------
 
     def channels(self) -> "list[tuple[str, str, str]]":
@@ -338,6 +397,13 @@ class Sensor:
         while client.alive:
             up = self.clock.uptime()
             self.beat_net = up
+            # Job events first: a few a day, and a person is waiting to see them.
+            jobs = self.jobs
+            job = None if jobs is None else jobs.next()
+            if jobs is not None and job is not None:
+                await client.publish(self.topic_job, job, 1, False)
+                jobs.sent()
+                continue
             payload = self.outbox.next()
             if payload is not None:
                 await client.publish(self.topic_reading, payload, 1, False)
@@ -385,14 +451,11 @@ class Sensor:
             up = self.clock.uptime()
             if up - self.beat_sampler < _SAMPLER_STALL_MS and up - self.beat_net < _NET_STALL_MS:
                 hal.wdt_feed()
-            # LED: steady on = connected to the broker; slow blink = Wi-Fi up, broker not;
-            # fast blink = no Wi-Fi (docs/firmware.md).
-            if self.connected:
-                hal.led(True)
-            elif hal.wifi_ip() is None:
-                hal.led(tick % 2 == 0)
-            else:
-                hal.led(tick % 4 < 2)
+            # The LED's patterns are in jobs.led_on and docs/firmware.md.
+            link = 2 if self.connected else 0 if hal.wifi_ip() is None else 1
+            running = self.jobs is not None and self.jobs.job != ""
+            hal.led(led_on(tick, link, running, self.refused))
+            self.refused = max(0, self.refused - 1)
 
     async def run(self) -> None:
         """All tasks, forever (returns only if one of them fails)."""
@@ -400,6 +463,11 @@ class Sensor:
         tasks = [self.sample(), self.network(), self.supervise()]
         if self.meter is not None:
             tasks.append(self.poll_meter())
+        jobs, button, reader = self.jobs, self.cfg.button, self.cfg.card_reader
+        if jobs is not None and button is not None:
+            tasks.append(self.watch_button(jobs, button["pin"], button["debounce_ms"]))
+        if jobs is not None and reader is not None:
+            tasks.append(self.watch_reader(jobs, reader))
         await asyncio.gather(*tasks)
 
 

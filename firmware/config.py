@@ -13,6 +13,10 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
 ADC1_PINS = (32, 33, 34, 35, 36, 39)  # ADC2 cannot be read while Wi-Fi is on
+# GPIOs that can drive an output and have an internal pull-up: not 6-11 (the module's
+# flash), not 34-39 (input only, no pull-up).
+OUT_PINS = (0, 1, 2, 3, 4, 5, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22, 23, 25, 26, 27, 32, 33)
+IN_PINS = OUT_PINS + (34, 35, 36, 39)  # noqa: RUF005 - MicroPython has no (*a, b)
 MAX_CT = 3
 METER_TYPES = tuple(sorted(MAPS))  # the meters with a register table (meter_maps.py)
 
@@ -36,6 +40,8 @@ DEFAULTS = {
     "status_s": 600,
     "wdt_ms": 60000,
     "led_pin": 2,
+    "button": None,
+    "card_reader": None,
 }
 _CHANNEL = {
     "name": None,
@@ -57,6 +63,19 @@ _METER = {
     "baud": 9600,
     "timeout_ms": 300,
     "poll_ms": 2000,
+}
+
+_BUTTON = {"pin": None, "debounce_ms": 30}
+# VSPI's usual pins; rst null: the board's RST is tied high.
+_READER = {
+    "type": "mfrc522",
+    "spi": 2,
+    "sck": 18,
+    "mosi": 23,
+    "miso": 19,
+    "cs": 5,
+    "rst": None,
+    "poll_ms": 200,
 }
 
 
@@ -176,12 +195,49 @@ class Config:
         self.channels = self._channels(raw["channels"])
         self.voltage = None if raw["voltage"] is None else self._voltage(raw["voltage"])
         self.meter = None if raw["meter"] is None else self._meter(raw["meter"])
+        self.button = None if raw["button"] is None else _section(raw["button"], _BUTTON, "button")
+        self.card_reader = None if raw["card_reader"] is None else self._reader(raw["card_reader"])
+        self._digital_pins()
         used = [c["pin"] for c in self.channels] + ([self.voltage["pin"]] if self.voltage else [])
         for pin in used:
             if used.count(pin) > 1:
                 _fail("channels", used, f"pin {pin} is used twice")
         if not self.channels and self.meter is None:
             _fail("channels", raw["channels"], "configure at least one CT channel or a meter")
+
+    def _digital_pins(self) -> None:
+        """The button's and the reader's pins: the right kind, and each used once."""
+        taken: list[tuple[str, object]] = [("led_pin", self.led_pin)]
+        taken += [(f"channels[{i}].pin", c["pin"]) for i, c in enumerate(self.channels)]
+        if self.voltage is not None:
+            taken.append(("voltage.pin", self.voltage["pin"]))
+        if self.meter is not None:
+            taken += [("meter.tx", self.meter["tx"]), ("meter.rx", self.meter["rx"])]
+        wanted: list[tuple[str, object, tuple[int, ...]]] = []
+        if self.button is not None:
+            wanted.append(("button.pin", self.button["pin"], OUT_PINS))
+            _num(self.button, "debounce_ms", 5, 500, "button.", whole=True)
+        r = self.card_reader
+        if r is not None:
+            wanted += [("card_reader." + k, r[k], OUT_PINS) for k in ("sck", "mosi", "cs")]
+            wanted.append(("card_reader.miso", r["miso"], IN_PINS))
+            if r["rst"] is not None:
+                wanted.append(("card_reader.rst", r["rst"], OUT_PINS))
+        for key, pin, allowed in wanted:
+            if isinstance(pin, bool) or pin not in allowed:
+                _fail(key, pin, f"expected a GPIO from {allowed}")
+            for other, used in taken:
+                if used == pin:
+                    _fail(key, pin, "pin already used by " + other)
+            taken.append((key, pin))
+
+    def _reader(self, item: object) -> "dict[str, Any]":
+        r = _section(item, _READER, "card_reader")
+        if r["type"] != "mfrc522":
+            _fail("card_reader.type", r["type"], 'expected "mfrc522"')
+        _num(r, "spi", 1, 2, "card_reader.", whole=True)
+        _num(r, "poll_ms", 50, 5000, "card_reader.", whole=True)
+        return r
 
     def _channels(self, items: object) -> "list[dict[str, Any]]":
         if not isinstance(items, list) or len(items) > MAX_CT:

@@ -94,3 +94,16 @@ def status_online(
 def status_offline(boot: int) -> bytes:
     """The last will: what the broker publishes when the sensor vanishes."""
     return ('{"v":1,"state":"offline","boot":' + str(boot) + "}").encode()
+
+
+def job_event(event: str, job: str, card: str, t_ms: int, src: str) -> bytes:
+    """A job event of the job button or card reader (docs/protocol.md, "Job event").
+
+    A start without a card names no customer ("": the gateway or a person assigns one); a
+    start with a card carries the card instead, for the gateway to map. A stop has no
+    parts count: a button cannot count parts.
+    """
+    who = ',"card":' + _str(card) if card else (',"customer":""' if event == "start" else "")
+    return (
+        f'{{"v":1,"event":{_str(event)},"job":{_str(job)}{who},"t":{t_ms},"src":{_str(src)}}}'
+    ).encode()

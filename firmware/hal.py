@@ -21,6 +21,14 @@ class Port:
         raise NotImplementedError
 
 
+class SpiDevice:
+    """One chip on an SPI bus, selected (CS low) for the length of each transfer."""
+
+    def transfer(self, out: bytearray, into: bytearray) -> None:
+        """Clock out `out` while reading as many bytes into `into`."""
+        raise NotImplementedError
+
+
 class Area:
     """A fixed-size region of persistent storage (a file on littlefs)."""
 
@@ -54,6 +62,17 @@ class Hal:
 
     def uart(self, uart_id: int, tx: int, rx: int, baud: int) -> Port:
         """A serial port for the Modbus meter (8N1)."""
+        raise NotImplementedError
+
+    def button(self, pin: int) -> "Callable[[], bool]":
+        """A function returning True while the push button from pin to GND is pressed
+        (the pin's internal pull-up holds it high otherwise)."""
+        raise NotImplementedError
+
+    def spi_device(
+        self, bus: int, sck: int, mosi: int, miso: int, cs: int, rst: int | None
+    ) -> SpiDevice:
+        """A chip on SPI bus 1 or 2 at 1 MHz, mode 0, with its chip select (and reset) pin."""
         raise NotImplementedError
 
     def wifi_start(self, ssid: str, password: str, hostname: str) -> None:

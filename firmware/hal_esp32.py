@@ -11,7 +11,7 @@ import network
 
 from . import ntp
 from .area import FileArea
-from .hal import Area, Hal, Port
+from .hal import Area, Hal, Port, SpiDevice
 
 TYPE_CHECKING = False  # MicroPython has no typing module: imports for mypy only
 if TYPE_CHECKING:
@@ -44,6 +44,22 @@ class UartPort(Port):
         return self._uart.readinto(buf) or 0
 
 
+class Esp32Spi(SpiDevice):
+    """A device on a hardware SPI bus with its own chip-select pin."""
+
+    def __init__(self, spi: machine.SPI, cs: machine.Pin) -> None:
+        self._spi = spi
+        self._cs = cs
+
+    def transfer(self, out: bytearray, into: bytearray) -> None:
+        """One transaction with CS held low."""
+        self._cs.value(0)
+        try:
+            self._spi.write_readinto(out, into)
+        finally:
+            self._cs.value(1)
+
+
 class Esp32Hal(Hal):
     """machine / network on the chip."""
 
@@ -74,6 +90,28 @@ class Esp32Hal(Hal):
     def uart(self, uart_id: int, tx: int, rx: int, baud: int) -> Port:
         """8N1 at baud; timeout 0 so reads never block the event loop."""
         return UartPort(machine.UART(uart_id, baudrate=baud, tx=tx, rx=rx, timeout=0))
+
+    def button(self, pin: int) -> "Callable[[], bool]":
+        """An input with the internal pull-up: the button pulls it to GND when pressed."""
+        p = machine.Pin(pin, machine.Pin.IN, machine.Pin.PULL_UP)
+        return lambda: p.value() == 0
+
+    def spi_device(
+        self, bus: int, sck: int, mosi: int, miso: int, cs: int, rst: int | None
+    ) -> SpiDevice:
+        """Hardware SPI `bus`; the reset pin (if wired) is held high: chip running."""
+        if rst is not None:
+            machine.Pin(rst, machine.Pin.OUT, value=1)
+        spi = machine.SPI(
+            bus,
+            baudrate=1_000_000,
+            polarity=0,
+            phase=0,
+            sck=machine.Pin(sck),
+            mosi=machine.Pin(mosi),
+            miso=machine.Pin(miso),
+        )
+        return Esp32Spi(spi, machine.Pin(cs, machine.Pin.OUT, value=1))
 
     def wifi_start(self, ssid: str, password: str, hostname: str) -> None:
         """Start connecting; the driver keeps trying in the background."""

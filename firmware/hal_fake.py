@@ -10,7 +10,8 @@ import gc
 
 from . import ntp
 from .area import FileArea
-from .hal import Area, Hal, Port
+from .hal import Area, Hal, Port, SpiDevice
+from .mfrc522 import CASCADE_TAG, HLTA, SEL, WUPA, crc_a
 from .modbus import READ_HOLDING, READ_INPUT, crc16, with_crc
 
 TYPE_CHECKING = False  # MicroPython has no typing module: imports for mypy only
@@ -84,6 +85,103 @@ class MeterPort(Port):
         return n
 
 
+class FakeMfrc522(SpiDevice):
+    """An MFRC522 on SPI, register by register, with an ISO 14443-A card model in its field.
+
+    Put a UID (4, 7 or 10 bytes) in `card` to lay a card on the reader, None to take it
+    away; `cards = 2` makes two cards answer at once (a collision). The card follows the
+    standard's states closely enough for a driver to be tested: REQA wakes only an idle
+    card, WUPA a halted one too; select runs level by level with CRC_A checks.
+    """
+
+    def __init__(self) -> None:
+        self.regs = bytearray(64)
+        self.regs[0x37] = 0x92  # VersionReg: MFRC522 v2.0
+        self.fifo: list[int] = []
+        self.card: bytes | None = None
+        self.cards = 1
+        self.card_state = "idle"  # idle | ready | active | halt
+        self._level = 0  # the cascade level the card is at while ready
+
+    def transfer(self, out: bytearray, into: bytearray) -> None:
+        """A register read (address bit 7 set) or write, as the chip decodes SPI bytes."""
+        reg = (out[0] >> 1) & 0x3F
+        into[0] = 0
+        for i in range(1, len(out)):
+            if out[0] & 0x80:
+                into[i] = self.fifo.pop(0) if reg == 0x09 and self.fifo else self.regs[reg]
+                if reg == 0x0A:
+                    into[i] = len(self.fifo)
+            else:
+                self._write(reg, out[i])
+                into[i] = 0
+
+    def _write(self, reg: int, value: int) -> None:
+        if reg == 0x09:
+            self.fifo.append(value)
+        elif reg == 0x0A and value & 0x80:
+            self.fifo = []
+        elif reg == 0x04:  # ComIrqReg: bit 7 says whether the other bits are set or cleared
+            mask = value & 0x7F
+            self.regs[4] = self.regs[4] | mask if value & 0x80 else self.regs[4] & ~mask
+        elif reg == 0x0D and value & 0x80 and self.regs[1] == 0x0C:  # StartSend, Transceive
+            self.regs[0x0D] = value
+            self._air(bytes(self.fifo), value & 0x07)
+        else:
+            self.regs[reg] = value
+
+    def _air(self, frame: bytes, last_bits: int) -> None:
+        """What the card answers to one frame; the answer lands in the FIFO."""
+        self.fifo = []
+        self.regs[6] = 0
+        if self.card is None:
+            self.card_state = "idle"  # out of the field, the card has no power
+        answer = None if self.card is None else self._card(frame, last_bits)
+        if answer is None:
+            self.regs[4] |= 0x01  # TimerIRq: no answer within the timeout
+        else:
+            self.fifo.extend(answer)
+            self.regs[4] |= 0x30  # RxIRq | IdleIRq
+            if self.cards > 1:
+                self.regs[6] |= 0x08  # CollErr
+
+    def _card(self, frame: bytes, last_bits: int) -> bytes | None:
+        uid = self.card
+        assert uid is not None
+        # The UID's 4 bytes per cascade level; a cascade tag marks that more levels follow.
+        tag = bytes((CASCADE_TAG,))
+        if len(uid) == 4:
+            parts: tuple[bytes, ...] = (uid,)
+        elif len(uid) == 7:
+            parts = (tag + uid[:3], uid[3:])
+        else:
+            parts = (tag + uid[:3], tag + uid[3:6], uid[6:])
+        state = self.card_state
+        if last_bits == 7 and len(frame) == 1:
+            if frame[0] == WUPA or (frame[0] == 0x26 and state == "idle"):
+                self.card_state, self._level = "ready", 0
+                return bytes((0x44, 0x00))  # ATQA
+            return None
+        if state == "ready" and frame[:1] == bytes((SEL[self._level],)):
+            part = parts[self._level]
+            bcc = part[0] ^ part[1] ^ part[2] ^ part[3]
+            if frame[1:2] == b"\x20":
+                return part + bytes((bcc,))
+            if frame[1:2] == b"\x70" and frame[2:7] == part + bytes((bcc,)):
+                if crc_a(frame[:7]) != frame[7:]:
+                    return None
+                last = self._level == len(parts) - 1
+                self._level += 1
+                self.card_state = "active" if last else "ready"
+                sak = bytes((0x08 if last else 0x04,))
+                return sak + crc_a(sak)
+        if frame[:2] == bytes((HLTA, 0)) and state == "active":
+            self.card_state = "halt"
+            return None
+        self.card_state = "halt" if state == "halt" else "idle"
+        return None
+
+
 class MemArea(Area):
     """A storage area in RAM (for platforms or tests without a file system)."""
 
@@ -123,6 +221,8 @@ class FakeHal(Hal):
         self.wdt_timeout_ms = 0
         self.wdt_feeds = 0
         self.led_on = False
+        self.button_down = False  # the job button, as a test holds it
+        self.reader = FakeMfrc522()
         self.areas: dict[str, Area] = {}
         self.resets = 0
         self.ntp_queries = 0
@@ -158,6 +258,16 @@ class FakeHal(Hal):
         if self.meter is None:
             raise OSError("no meter attached to the fake UART")
         return self.meter
+
+    def button(self, pin: int) -> "Callable[[], bool]":
+        """Reads self.button_down."""
+        return lambda: self.button_down
+
+    def spi_device(
+        self, bus: int, sck: int, mosi: int, miso: int, cs: int, rst: int | None
+    ) -> SpiDevice:
+        """The simulated card reader (self.reader)."""
+        return self.reader
 
     def wifi_start(self, ssid: str, password: str, hostname: str) -> None:
         """Nothing to do: self.wifi says whether we are connected."""

@@ -11,7 +11,7 @@ import click
 from gateway.cligroup import config_option
 from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
-from gateway.engine.localtime import local_time, next_period, period_start
+from gateway.engine.localtime import FIRST_MS, LAST_MS, local_time, next_period, period_start
 from gateway.export.to_csv import write_csv_binary
 from gateway.ledger import Ledger
 from gateway.ledger.assignments import Assignment
@@ -90,9 +90,13 @@ def instant(_ctx: click.Context, param: click.Parameter, text: str | None) -> in
     from gateway.inputs.csvfile import parse_time_ms  # the parser: not for `shopwatt run`
 
     try:
-        return parse_time_ms(text)
+        t_ms = parse_time_ms(text)
     except ValueError as err:
         raise click.BadParameter(f"{text!r}: {err}", param=param) from None
+    if not FIRST_MS <= t_ms <= LAST_MS:  # an offset can carry year 1 or 9999 past UTC's
+        edge = "before 0001-01-01" if t_ms < FIRST_MS else "after 9999-12-31"
+        raise click.BadParameter(f"{text!r}: {edge} in UTC", param=param)
+    return t_ms
 
 
 def _job_line(job: LedgerRow, cfg: ShopConfig) -> list[str]:
@@ -247,7 +251,9 @@ def jobs(config_path: Path, first: datetime, end: datetime, unassigned: bool) ->
 
 def month_dates(period: str) -> tuple[date, date]:
     """A month 'YYYY-MM' as the local dates [first, end) the ledger selects by."""
-    return period_start(period), period_start(next_period(period))
+    after = next_period(period)
+    # 9999-12 has no month after it ('10000-01'): its last day is the last date there is.
+    return period_start(period), period_start(after) if len(after) == 7 else date.max
 
 
 def unassigned_jobs(ledger: Ledger, period: str) -> list[LedgerRow]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -22,19 +22,25 @@ from gateway.engine.model import MachineReadings
 from gateway.errors import OutputError, ShopwattError
 from gateway.export import BY, Table, build_table, write_csv
 from gateway.export.table import By
+from gateway.export.to_bill import bill_text
 from gateway.export.to_csv import DIALECTS, Dialect, write_csv_binary
+from gateway.inputs.prices import FORMATS as PRICE_FORMATS
+from gateway.inputs.prices import Format as PriceFormat
+from gateway.inputs.prices import read_prices
 from gateway.ledger import Dropped, Ledger, Replayed, Selection, Status
 from gateway.ledger.periods import parse_month
+from gateway.ledger.prices import co2_series, spot_series
 from gateway.outfile import check_target, output_file
 
 _BIG_FILE = 20_000_000  # bytes: from here on replay shows a progress bar
 
 
 PLUGINS = "shopwatt.commands"  # entry points through which other packages add commands
-# Commands that load heavy modules (provision: cryptography) are imported only when named,
-# so `shopwatt run` on a Pi never pays for them.
+# Commands that load heavy modules (provision: cryptography; web: starlette, argon2) are
+# imported only when named, so `shopwatt run` on a Pi never pays for them.
 _LAZY = {
     "provision": "gateway.provision.cli:provision",
+    "web": "gateway.web.cli:web",
     "customer": "gateway.billing_cli:customer",
     "job": "gateway.billing_cli:job",
     "jobs": "gateway.billing_cli:jobs",
@@ -101,13 +107,13 @@ def replay_files(
     # Imported here: the parser (pyarrow) and tqdm are for replay, not for `shopwatt run`.
     from tqdm import tqdm
 
-    from gateway.inputs.csvfile import read_jobs, read_readings
+    from gateway.inputs.csvfile import ReadingsCsv, read_jobs
 
     # disable=None: tqdm draws only on a terminal, never into a log file or pipe.
     with tqdm(desc="replay", unit="step", disable=None if bar else True, leave=False) as progress:
         progress.set_postfix_str(f"reading {readings or jobs}")
         now = now_ms()  # no reading may be dated a day after this
-        parsed = read_readings(readings, cfg.machines, now) if readings else None
+        parsed = ReadingsCsv(readings, cfg.metered, now) if readings else None
         explicit = read_jobs(jobs, cfg.machines, now) if jobs else None
 
         def step(what: str, done: int, total: int) -> None:
@@ -115,22 +121,27 @@ def replay_files(
             progress.set_postfix_str(what)
             progress.update(done - progress.n)
 
-        replayed = Ledger(cfg).replay(parsed, explicit, step, create_customers)
-    publish(cfg, replayed.recomputed, parsed.machines if parsed else None)
+        ledger = Ledger(cfg)
+        replayed = ledger.replay(parsed, explicit, step, create_customers)
+    # The replayed days' readings come back from the ledger, one machine at a time.
+    publish(cfg, replayed.recomputed, ledger.stored(replayed.recomputed) if parsed else None)
     return replayed
 
 
 def publish(
     cfg: ShopConfig,
     recomputed: dict[str, tuple[str, str]],
-    readings: dict[str, MachineReadings] | None = None,
+    readings: Mapping[str, MachineReadings] | None = None,
 ) -> None:
     """With [influxdb]: queue what changed for Grafana (docs/gateway.md) and try to send it."""
     if cfg.influxdb is None:
         return
     from gateway.outputs.publish import queue_ledger_changes  # the outbox: only with [influxdb]
 
-    queued, waiting = queue_ledger_changes(cfg, Ledger(cfg).rows_of(recomputed), readings)
+    ledger = Ledger(cfg)
+    queued, waiting = queue_ledger_changes(
+        cfg, ledger.rows_of(recomputed), readings, ledger.price_slots
+    )
     if queued:
         note = f", {waiting:,} still waiting for `shopwatt run`" if waiting else ", all sent"
         click.echo(f"InfluxDB: queued {queued:,} points{note}", err=True)
@@ -312,9 +323,10 @@ def export(
     ledger = Ledger(cfg)
     who = ledger.customer(customer).id if customer is not None else None
     selection = ledger.select(lo, hi).only(customer=who, machine=machine)
+    charges = ledger.charges(lo, hi)
     # The XLSX always holds every view (rows, by machine, customer, order): --by is for CSV.
     view = cast(By, "job" if fmt == "xlsx" else by)
-    table = build_table(selection, cfg.site.tz, cfg.site.currency, view)
+    table = build_table(selection, cfg.site.tz, cfg.site.currency, view, charges)
     title = export_title(cfg, selection, lo, hi)
     write_table(table, fmt, output, cfg.own_files, force, dialect, title)
     if selection.open_jobs:
@@ -359,6 +371,15 @@ def close(config_path: Path, month: str, yes: bool) -> None:
 
 @main.command()
 @config_option
+@click.option("--month", required=True, help="The month, YYYY-MM (local calendar).")
+def bill(config_path: Path, month: str) -> None:
+    """The month as the utility bills it: kWh per band, demand peak and charge, fixed, VAT."""
+    cfg = load_config(config_path)
+    click.echo(bill_text(Ledger(cfg).bill(parse_month(month)), cfg.site.tz))
+
+
+@main.command()
+@config_option
 @click.option("--all", "everything", is_flag=True, help="Every machine, not only changed ones.")
 def recompute(config_path: Path, everything: bool) -> None:
     """Recompute after a shop.toml change (tariff, machine settings, time zone)."""
@@ -369,6 +390,52 @@ def recompute(config_path: Path, everything: bool) -> None:
         click.echo(f"recomputed {machine}: {first} .. {last}")
     if not recomputed:
         click.echo("nothing to recompute: every machine matches shop.toml (use --all to force)")
+
+
+@main.group()
+def prices() -> None:
+    """Price series for [tariff.spot] and carbon-intensity series (docs/tariffs.md)."""
+
+
+@prices.command("import")
+@config_option
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--series", required=True, help="The series name a [tariff.spot] or co2_series refers to."
+)
+@click.option("--format", "fmt", type=click.Choice(PRICE_FORMATS), default="plain")
+@click.option(
+    "--minutes",
+    type=click.Choice(["15", "60"]),
+    default="60",
+    show_default=True,
+    help="plain: the length of each slot.",
+)
+def prices_import(config_path: Path, file: Path, series: str, fmt: str, minutes: str) -> None:
+    """Import a price file into the ledger and recompute the days it prices."""
+    cfg = load_config(config_path)
+    parsed = read_prices(file, cast(PriceFormat, fmt), cfg.site.tz, int(minutes))
+    ledger = Ledger(cfg)
+    done = ledger.import_prices(series, parsed.slots, file, parsed.sha256)
+    if done.recomputed:
+        # The days' `energy` points are rewritten too: their cost has the new prices.
+        publish(cfg, done.recomputed, ledger.stored(done.recomputed))
+    first, end = (
+        f"{local_time(t, cfg.site.tz):%Y-%m-%d %H:%M%z}" for t in (done.first_ms, done.end_ms)
+    )
+    click.echo(
+        f"imported {done.slots} slots of {series} from {first} to {end} "
+        f"({done.replaced} stored slots replaced)"
+    )
+    for machine, (a, b) in done.recomputed.items():
+        click.echo(f"recomputed {machine}: {a} .. {b}")
+    if series not in spot_series(cfg.tariff) + co2_series(cfg.tariff):
+        click.echo(
+            f"note: no [tariff.spot] or co2_series in {cfg.source} uses series {series!r}",
+            err=True,
+        )
+    if done.adjustments:
+        click.echo(f"{done.adjustments} adjustment rows pending for closed months")
 
 
 @main.group()
@@ -392,28 +459,35 @@ def readings_drop(config_path: Path, machine: str, lo: int, hi: int, yes: bool) 
     if not shown.readings:
         click.echo(f"no readings of {machine} in that range: nothing dropped")
         return
-    click.echo(_dropped_text(shown, cfg, "would drop"))
+    click.echo(_dropped_text(shown, cfg, preview=True))
     if not yes:
         click.confirm("drop them?", abort=True)
     dropped = ledger.drop_readings(machine, lo, hi, expect=shown.sha256)
     if dropped.recomputed:
         publish(cfg, {machine: dropped.recomputed})
-    click.echo(_dropped_text(dropped, cfg, "dropped"))
+    click.echo(_dropped_text(dropped, cfg, preview=False))
 
 
-def _dropped_text(d: Dropped, cfg: ShopConfig, verb: str) -> str:
+def _dropped_text(d: Dropped, cfg: ShopConfig, preview: bool) -> str:
     assert d.first_ms is not None and d.last_ms is not None
     first, last = (
         f"{local_time(t, cfg.site.tz):%Y-%m-%d %H:%M:%S%z}" for t in (d.first_ms, d.last_ms)
     )
+    # The preview is computed in a transaction that is rolled back: it must read as a plan,
+    # or a user who answers "n" is told the days were already recomputed.
+    drop, recompute, pending = (
+        ("would drop", "would recompute", "would be pending")
+        if preview
+        else ("dropped", "recomputed", "pending")
+    )
     lines = [
-        f"{verb} {d.readings:,} readings of {d.machine} from {first} to {last}, "
+        f"{drop} {d.readings:,} readings of {d.machine} from {first} to {last}, "
         f"{d.metered_wh / 1000:.3f} kWh metered with them (sha256 {d.sha256})"
     ]
     if d.recomputed:
-        lines.append(f"recomputed {d.machine}: {d.recomputed[0]} .. {d.recomputed[1]}")
+        lines.append(f"{recompute} {d.machine}: {d.recomputed[0]} .. {d.recomputed[1]}")
     if d.adjustments:
-        lines.append(f"{d.adjustments} adjustment rows pending for closed months")
+        lines.append(f"{d.adjustments} adjustment rows {pending} for closed months")
     return "\n".join(lines)
 
 
@@ -444,7 +518,7 @@ def _status_text(status: Status, cfg: ShopConfig) -> str:
                 str(c["implausible_jumps"]),
                 str(c["gaps"]),
                 f"{c['gap_s'] / 3600:.2f}",
-                "current" if m.config_current else "CHANGED: run recompute",
+                "current" if m.config_current else _changed(m.changed_from),
             ]
         )
     widths = [max(len(r[k]) for r in rows) for k in range(len(head))]
@@ -457,10 +531,20 @@ def _status_text(status: Status, cfg: ShopConfig) -> str:
     closed = ", ".join(f"{p} ({at} by {who})" for p, (at, who) in status.closed.items())
     lines.append(f"closed months: {closed or 'none'}")
     lines.append(f"pending adjustment rows: {status.pending_adjustments}")
+    lines.append("tariff versions (local days of the rows each priced):")
+    froms = ["the beginning", *(v.valid_from.isoformat() for v in cfg.tariff.version)]
+    for vid, valid in zip(cfg.tariff.version_ids, froms, strict=True):
+        priced = " .. ".join(status.tariff_versions.get(vid, [])) or "no rows"
+        lines.append(f"  {vid}: valid from {valid}; priced {priced}")
     lines += [f"to check: {line}" for line in status.unsettled]
     lines.append("recent changes:")
     lines += [f"  {e.at} {e.who} {e.action} {_brief(e.detail)}" for e in status.audit]
     return "\n".join(lines)
+
+
+def _changed(day: date | None) -> str:
+    since = "" if day is None or day == date.min else f" from {day}"
+    return f"CHANGED{since}: run recompute"
 
 
 def _brief(detail: dict[str, Any]) -> str:

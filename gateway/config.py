@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from datetime import date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -119,12 +121,50 @@ class Band(_Section):
         return hhmm_minutes(self.end)
 
 
-class Tariff(_Section):
-    """[tariff]: a standard rate and bands; earlier bands win where bands overlap."""
+# Keys that change no stored row (bill-level charges, CO2): outside the rows' fingerprint.
+BILL_KEYS = frozenset(
+    {
+        "demand_per_kw",
+        "fixed_per_day",
+        "fixed_per_month",
+        "vat",
+        "co2_g_per_kwh",
+        "co2_series",
+        "feed_in_per_kwh",
+    }
+)
 
-    id: Ident
+
+class Spot(_Section):
+    """[tariff.spot]: energy priced per slot of a series from `shopwatt prices import`."""
+
+    series: Ident
+    factor: Positive = 1.0  # the file's price x factor = currency per kWh (EUR/MWh: 0.001)
+    fallback: NonNeg  # currency per kWh in place of a slot the series lacks (counted)
+
+
+class TariffRates(_Section):
+    """A standard rate and time-of-use bands: what one version of the tariff charges.
+
+    With `spot`, the rates are what the shop pays on top of the spot price (grid fee,
+    levies, supplier markup), per band.
+    """
+
     rate: NonNeg
     band: list[Band] = []
+    spot: Spot | None = None
+    # The parts of the bill that are not per kWh (docs/tariffs.md, `shopwatt bill`): they
+    # price the month, not a row, so they are BILL_KEYS, outside the rows' fingerprint.
+    demand_per_kw: NonNeg = 0.0  # per kW of the month's highest 15-minute average
+    fixed_per_day: NonNeg = 0.0  # standing charge per local day
+    fixed_per_month: NonNeg = 0.0
+    vat: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0  # 0.19 = 19 %
+    co2_g_per_kwh: NonNeg = 0.0  # grid carbon intensity: the export's co2_kg
+    # An imported carbon-intensity series (g/kWh per slot, `shopwatt prices import`); then
+    # co2_g_per_kwh is what a moment without a slot counts.
+    co2_series: Ident | None = None
+    # What the utility pays per kWh fed in: own solar used by a machine did not earn it.
+    feed_in_per_kwh: NonNeg = 0.0
 
     @field_validator("band")
     @classmethod
@@ -136,14 +176,125 @@ class Tariff(_Section):
         return v
 
     @property
-    def band_names(self) -> list[str]:
-        """'standard' then the bands in config order: the export's kwh_<band> columns."""
+    def own_bands(self) -> list[str]:
+        """'standard' then this version's bands in config order."""
         return [STANDARD_BAND, *(b.name for b in self.band)]
 
     @property
-    def rates(self) -> list[float]:
-        """Rates per currency unit and kWh, aligned with band_names."""
+    def own_rates(self) -> list[float]:
+        """This version's rates per currency unit and kWh, aligned with own_bands."""
         return [self.rate, *(b.rate for b in self.band)]
+
+
+class TariffVersion(TariffRates):
+    """[[tariff.version]]: the tariff in force from valid_from (local) until the next one."""
+
+    id: Ident
+    # A TOML local date (midnight) or local date-time, in [site] timezone.
+    valid_from: date | datetime
+
+    @field_validator("valid_from", mode="before")
+    @classmethod
+    def _local(cls, v: object) -> object:
+        # Before parsing: a zero-time string with an offset would otherwise pass as a date.
+        try:
+            aware = datetime.fromisoformat(v) if isinstance(v, str) else v
+        except ValueError:
+            return v  # pydantic names what is wrong with it
+        if isinstance(aware, datetime) and aware.tzinfo is not None:
+            raise ValueError("a local date or date-time without offset ([site] timezone applies)")
+        return v
+
+    @property
+    def valid_from_wall(self) -> datetime:
+        """valid_from as a naive local wall-clock time (a date means its midnight)."""
+        v = self.valid_from
+        return v if isinstance(v, datetime) else datetime(v.year, v.month, v.day)
+
+
+class Tariff(TariffRates):
+    """[tariff]: the first version (valid from the beginning), then [[tariff.version]]s.
+
+    Each instant is priced by the version in force then; earlier bands win where bands
+    of one version overlap.
+    """
+
+    id: Ident
+    version: list[TariffVersion] = []
+
+    @field_validator("version")
+    @classmethod
+    def _ordered(cls, v: list[TariffVersion]) -> list[TariffVersion]:
+        for before, after in itertools.pairwise(v):
+            if after.valid_from_wall <= before.valid_from_wall:
+                raise ValueError(
+                    f"versions must be in valid_from order: {after.id!r} "
+                    f"(valid_from = {after.valid_from.isoformat()}) is not after {before.id!r} "
+                    f"(valid_from = {before.valid_from.isoformat()})"
+                )
+        return v
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Tariff:
+        ids = [self.id, *(v.id for v in self.version)]
+        dup = {i for i in ids if ids.count(i) > 1}
+        if dup:
+            raise ValueError(f"tariff and version ids must be unique, repeated: {sorted(dup)}")
+        return self
+
+    @property
+    def versions(self) -> list[TariffRates]:
+        """Every version in time order; the first is [tariff] itself."""
+        return [self, *self.version]
+
+    @property
+    def version_ids(self) -> list[str]:
+        """Ids of the versions, aligned with versions."""
+        return [self.id, *(v.id for v in self.version)]
+
+    @property
+    def version_days(self) -> list[tuple[str, date, date]]:
+        """(id, first, last local day) of each version; the first from date.min, the last to
+        date.max. A version taking over at a date-time shares that day with the one before."""
+        starts = [date.min, *(v.valid_from_wall.date() for v in self.version)]
+        ends = [(v.valid_from_wall - timedelta(microseconds=1)).date() for v in self.version]
+        return list(zip(self.version_ids, starts, [*ends, date.max], strict=True))
+
+    @property
+    def band_names(self) -> list[str]:
+        """'standard', then every version's bands by first appearance: the kwh_<band> columns."""
+        names: list[str] = []
+        for v in self.versions:
+            names += [b for b in v.own_bands if b not in names]
+        return names
+
+    @property
+    def columns(self) -> list[tuple[int, str]]:
+        """Priced columns, (version index, band name): the engine splits energy over these."""
+        return [(k, b) for k, v in enumerate(self.versions) for b in v.own_bands]
+
+    @property
+    def rates(self) -> list[float]:
+        """Rates per currency unit and kWh, aligned with columns (without versions: with
+        band_names)."""
+        return [r for v in self.versions for r in v.own_rates]
+
+    @property
+    def rate_table(self) -> list[list[float]]:
+        """Rate per version (rows) and band name (columns, band_names); a band that a
+        version lacks never holds energy in it and shows that version's standard rate."""
+        names = self.band_names
+        table = []
+        for v in self.versions:
+            own = dict(zip(v.own_bands, v.own_rates, strict=True))
+            table.append([own.get(b, v.rate) for b in names])
+        return table
+
+    @property
+    def column_band(self) -> list[int]:
+        """Index into band_names of each column's band."""
+        names = self.band_names
+        return [names.index(b) for _, b in self.columns]
 
 
 class MachineCost(_Section):
@@ -312,6 +463,24 @@ class Machine(_Section):
         return self
 
 
+class SiteMeter(_Section):
+    """[[site_meter]]: a meter that belongs to no machine (docs/tariffs.md, "Site meter")."""
+
+    id: Ident  # the machine column of its readings in a replayed CSV; its ReadingStore key
+    # grid: the utility's connection point, whose 15-minute averages set the demand peak;
+    # production: the shop's own solar (an inverter or its meter), used by the machines first.
+    role: Literal["grid", "production"]
+    # Its counter is checked like a machine's: a step above rated_w x elapsed time (plus one
+    # counter step) is an implausible jump, and no power is integrated across a longer gap.
+    rated_w: Positive
+    max_gap_s: Positive = 120.0
+    counter_resolution_wh: Positive = 1.0
+
+
+# What a reading's id can name: each has rated_w, max_gap_s and counter_resolution_wh.
+Metered = Machine | SiteMeter
+
+
 class InfluxDB(_Section):
     """[influxdb]: where the outbox drains to (docs/influxdb.md).
 
@@ -333,6 +502,9 @@ class InfluxDB(_Section):
     batch_lines: Annotated[int, Field(ge=1, le=100_000)] = 5000
     outbox_max_mb: Annotated[float, Field(ge=1, allow_inf_nan=False)] = 512.0
     backoff_max_s: Annotated[float, Field(ge=1, le=3600, allow_inf_nan=False)] = 60.0
+    # A `demand_warning` point when the running 15-minute average site power reaches this
+    # share of the month's peak so far (docs/tariffs.md); 0 writes none.
+    demand_warning: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.9
 
     @model_validator(mode="after")
     def _target_and_secret(self) -> InfluxDB:
@@ -400,6 +572,7 @@ class ShopConfig(_Section):
     storage: Storage = Storage()
     tariff: Tariff
     machine: Annotated[list[Machine], Field(min_length=1)]
+    site_meter: list[SiteMeter] = []
     influxdb: InfluxDB | None = None
     mqtt: Mqtt | None = None
     pricing: Pricing = Pricing()
@@ -433,6 +606,39 @@ class ShopConfig(_Section):
             if unknown:
                 raise ValueError(f"{where}.{unknown[0]}: not a machine id (known: {sorted(ids)})")
         return self
+
+    @model_validator(mode="after")
+    def _site_meter_ids(self) -> ShopConfig:
+        # A site meter's id shares the readings' id space with machines (CSV, ReadingStore).
+        # (Not self.machines: a cached_property computed here would survive model_copy.)
+        taken = {m.id for m in self.machine} | {s.id for m in self.machine for s in m.sensor}
+        taken |= {s.id for m in self.machine for s in m.meter}
+        for i, meter in enumerate(self.site_meter):
+            if meter.id in taken:
+                raise ValueError(
+                    f"site_meter[{i}].id = {meter.id!r}: already a machine, sensor or meter id"
+                )
+            taken.add(meter.id)
+        roles = [m.role for m in self.site_meter]
+        for role in set(roles):
+            if roles.count(role) > 1:
+                raise ValueError(f"site_meter: {roles.count(role)} meters with role = {role!r}")
+        return self
+
+    @property
+    def grid_meter(self) -> SiteMeter | None:
+        """The [[site_meter]] with role "grid", if any."""
+        return next((m for m in self.site_meter if m.role == "grid"), None)
+
+    @property
+    def production_meter(self) -> SiteMeter | None:
+        """The [[site_meter]] with role "production", if any."""
+        return next((m for m in self.site_meter if m.role == "production"), None)
+
+    @property
+    def metered(self) -> dict[str, Metered]:
+        """Everything a reading can belong to by id: machines, then site meters."""
+        return {**self.machines, **{m.id: m for m in self.site_meter}}
 
     @property
     def source(self) -> Path:

@@ -39,7 +39,7 @@ import numpy as np
 from gateway.clock import now_ms
 from gateway.config import ShopConfig
 from gateway.engine.live import LiveView
-from gateway.engine.model import ExplicitJob, MachineReadings, Reading
+from gateway.engine.model import ExplicitJob, MachineReadings, Reading, first_of_times
 from gateway.errors import ConfigError, ShopwattError
 from gateway.inputs.jobevents import JobBook
 from gateway.inputs.modbus import ModbusInput
@@ -47,6 +47,7 @@ from gateway.inputs.mqtt import Inbox, MqttInput, sensor_specs
 from gateway.inputs.protocol import StatusReport
 from gateway.inputs.tracker import DUPLICATE, READING, Tracker
 from gateway.ledger import Ledger
+from gateway.ledger.bill import PeakWatch
 from gateway.ledger.live import LiveState
 from gateway.ledger.rows import LedgerRow
 from gateway.outputs.drain import Drainer, open_influx_output
@@ -54,6 +55,7 @@ from gateway.outputs.lineprotocol import FieldValue
 from gateway.outputs.outbox import Outbox
 from gateway.outputs.publish import RowLines, machine_lines, member_points
 from gateway.outputs.schema import (
+    demand_lines,
     gateway_line,
     power_lines,
     reading_lines,
@@ -81,14 +83,11 @@ def _per_machine(readings: list[Reading]) -> tuple[dict[str, MachineReadings], d
         by.setdefault(r.machine, []).append(r)
     out = {}
     for machine, rs in by.items():
-        t = np.array([r.t_ms for r in rs], dtype=np.int64)
-        watts = np.array([r.watts for r in rs], dtype=np.float64)
-        wh = np.array([r.wh for r in rs], dtype=np.float64)
-        order = np.argsort(t, kind="stable")
-        t, watts, wh = t[order], watts[order], wh[order]
-        keep = np.ones(len(t), dtype=bool)
-        keep[1:] = t[1:] != t[:-1]
-        out[machine] = MachineReadings(t[keep], watts[keep], wh[keep])
+        out[machine] = first_of_times(
+            np.array([r.t_ms for r in rs], dtype=np.int64),
+            np.array([r.watts for r in rs], dtype=np.float64),
+            np.array([r.wh for r in rs], dtype=np.float64),
+        ).readings
     return out, {machine: rs[0].sensor for machine, rs in by.items()}
 
 
@@ -96,15 +95,11 @@ def _concat(parts: list[MachineReadings]) -> MachineReadings:
     """Batches of one machine as one series, sorted, the first of equal times kept."""
     if len(parts) == 1:
         return parts[0]
-    t = np.concatenate([p.t_ms for p in parts])
-    order = np.argsort(t, kind="stable")
-    t = t[order]
-    keep = np.ones(len(t), dtype=bool)
-    keep[1:] = t[1:] != t[:-1]
-    pick = order[keep]
-    watts = np.concatenate([p.watts for p in parts])[pick]
-    wh = np.concatenate([p.wh for p in parts])[pick]
-    return MachineReadings(t[keep], watts, wh)
+    return first_of_times(
+        np.concatenate([p.t_ms for p in parts]),
+        np.concatenate([p.watts for p in parts]),
+        np.concatenate([p.wh for p in parts]),
+    ).readings
 
 
 class CrashPoint:
@@ -181,6 +176,7 @@ class Service:
         self.jobs = JobBook(cfg.site.tz)
         self.views: dict[str, LiveView] = {}
         self.rows = RowLines(cfg.site.id, cfg.tariff)
+        self.peak = PeakWatch(cfg)
         self.health = Health()
         self._crash = CrashPoint(os.environ.get(CRASH_ENV, ""))
         self.batch_s = cfg.mqtt.batch_s if cfg.mqtt else 2.0
@@ -259,6 +255,7 @@ class Service:
                 time.sleep(0.05)
             self.drainer.stop()
             self.outbox.close()
+        self.ledger.disconnect()
         log.info("shopwatt run: stopped")
 
     def _poll_sink(self, reading: Reading) -> None:
@@ -341,7 +338,7 @@ class Service:
                 continue
             view = self.views.get(machine, LiveView())
             shown, self.views[machine] = machine_lines(
-                self.cfg, self.cfg.machines[machine], _concat(parts), view
+                self.cfg, self.cfg.machines[machine], _concat(parts), view, self.ledger.price_slots
             )
             lines += shown
             self._dirty_views.add(machine)
@@ -427,9 +424,19 @@ class Service:
             stats |= self.mqtt.stats()
         stats["jobs"] = dict(self.jobs.counts)
         self._put([text for text in lines if text] + source_lines(site, now, stats))
+        self._put(self._demand_lines())
         if time.monotonic() >= self._members_due and self.ledger.path.exists():
             self._members_due = time.monotonic() + MEMBERS_EVERY_S
             self._put(member_points(self.cfg, now))
+
+    def _demand_lines(self) -> list[str]:
+        """The month's demand at the newest reading shown live (its time, not the clock's:
+        readings from a meter with a wrong clock stay in their own month)."""
+        shown = [v.last[0] for v in self.views.values() if v.last is not None]
+        if not shown or self.cfg.influxdb is None:
+            return []
+        demand = self.ledger.demand(self.peak, max(shown))
+        return demand_lines(self.cfg.site.id, demand, self.cfg.influxdb.demand_warning)
 
     def log_summary(self) -> None:
         """One line with the counters that matter."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from gateway.engine.states import IDLE, OFF, RUNNING
-from gateway.outputs.schema import ENERGY, JOB, MACHINE_STATE, POWER
+from gateway.outputs.schema import DEMAND, ENERGY, JOB, MACHINE_STATE, POWER
 
 SITE = '"site" =~ /^$site$/'
 MACHINE = '"machine" =~ /^$machine$/'
@@ -111,6 +111,13 @@ def demand_kw(*conditions: str) -> str:
 def peak_demand_kw(*conditions: str) -> str:
     """The highest 15-minute demand in the range."""
     return select({"peak": 'max("kW")'}, f"({demand_kw(*conditions)})", [])
+
+
+def live_demand_kw(*conditions: str) -> str:
+    """The gateway's own `demand` points: the running 15-minute average and the month's
+    peak so far, as `shopwatt run` writes them."""
+    columns = {"running": 'last("running_kw")', "peak so far": 'last("peak_kw")'}
+    return select(columns, DEMAND, conditions, [BUCKET])
 
 
 def job_events(*conditions: str) -> str:

@@ -43,6 +43,24 @@ def test_documented_example_loads() -> None:
         (lambda d: d["machine"][0].pop("rated_w"), "machine[0] (id=cnc-01).rated_w: required"),
         (lambda d: d["machine"][0].update(off_below_w=-5), "off_below_w = -5"),
         (lambda d: d["machine"][1].update(id="cnc-01"), "machine ids must be unique"),
+        (
+            lambda d: d.update(site_meter=[{"id": "cnc-01", "role": "grid", "rated_w": 1e4}]),
+            "site_meter[0].id = 'cnc-01': already a machine, sensor or meter id",
+        ),
+        (
+            lambda d: d.update(
+                site_meter=[{"id": f"g{i}", "role": "grid", "rated_w": 1} for i in (1, 2)]
+            ),
+            "site_meter: 2 meters with role = 'grid'",
+        ),
+        (
+            lambda d: d.update(site_meter=[{"id": "pv", "role": "solar", "rated_w": 1e4}]),
+            "site_meter[0] (id=pv).role = 'solar'",
+        ),
+        (
+            lambda d: d.update(site_meter=[{"id": "grid", "role": "grid"}]),
+            "site_meter[0] (id=grid).rated_w: required",
+        ),
         (lambda d: d["tariff"]["band"][1].update(name="standard"), "'standard' is the tariff"),
         (lambda d: d["tariff"]["band"][1].update(days=["monday"]), "days"),
         (
@@ -58,6 +76,27 @@ def test_documented_example_loads() -> None:
             "pricing.lists.member.saw: not a machine id",
         ),
         (lambda d: d["pricing"].update(vat_rate=19), "pricing.vat_rate = 19"),
+        (
+            lambda d: d["tariff"].update(
+                version=[
+                    {"id": "b", "valid_from": "2026-12-01", "rate": 0.3},
+                    {"id": "c", "valid_from": "2026-11-01", "rate": 0.3},
+                ]
+            ),
+            "tariff.version: versions must be in valid_from order: 'c' (valid_from = 2026-11-01)",
+        ),
+        (
+            lambda d: d["tariff"].update(
+                version=[{"id": "v", "valid_from": "2026-12-01T00:00:00+01:00", "rate": 0.3}]
+            ),
+            "tariff.version[0] (id=v).valid_from = '2026-12-01T00:00:00+01:00'",
+        ),
+        (
+            lambda d: d["tariff"].update(
+                version=[{"id": d["tariff"]["id"], "valid_from": "2026-12-01", "rate": 0.3}]
+            ),
+            "tariff and version ids must be unique",
+        ),
     ],
 )
 def test_bad_values_name_file_key_and_value(edit: Any, expected: str) -> None:

@@ -49,14 +49,7 @@ def shopwatt_without(missing: str, *args: str | Path) -> subprocess.CompletedPro
     "missing",
     [
         NOT_INSTALLED,
-        pytest.param(
-            f"{NOT_INSTALLED},pyarrow",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the ledger (csvfile, chunks) still imports pyarrow: remove this mark "
-                "when replay's stdlib parser and the zstandard codec have landed",
-            ),
-        ),
+        f"{NOT_INSTALLED},pyarrow",
     ],
 )
 def test_replay_and_export_work_without_the_optional_packages(tmp_path: Path, missing: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -17,9 +17,10 @@ from gateway.engine.model import (
     ExplicitJob,
     MachineReadings,
     MachineResult,
+    PriceSlots,
 )
 from gateway.engine.rows import job_rows, name_jobs, overhead_rows
-from gateway.engine.split import split_energy
+from gateway.engine.split import by_band, split_energy, spot_split, version_spots
 from gateway.engine.states import run_time, running_stretches
 from gateway.errors import InputError
 
@@ -49,6 +50,7 @@ def compute_machine(
     tariff: Tariff,
     tz: ZoneInfo,
     jobs: Sequence[ExplicitJob] | None = None,
+    prices: Mapping[str, PriceSlots] | None = None,
     detect: bool = True,
     cuts: I64 | None = None,
 ) -> MachineResult:
@@ -57,7 +59,9 @@ def compute_machine(
     Explicit jobs (overlaps are an InputError) take their spans; with `detect`, jobs are
     detected from the running state on the rest of the time, never across an explicit
     job. `cuts` (sorted): instants where the job around them becomes two (split_jobs).
-    Every Wh between the first and the last reading lands in exactly one row.
+    Every Wh between the first and the last reading lands in exactly one row. prices: the
+    slots of each series a [tariff.spot] names (a series not given has no slots: its
+    energy is priced at the fallback).
     """
     _check_lengths(machine_id, readings)
     t = readings.t_ms
@@ -71,7 +75,10 @@ def compute_machine(
         # Detection sees no running reading inside an explicit job: the job has that time.
         within, region = inside(t, given)
         free = np.where(within, -np.inf, readings.watts)
-        free_stretches = running_stretches(free, machine.run_above_w, energy.long_iv)
+        # Two running readings with an explicit job between them (even one that holds no
+        # reading) are never one stretch: cut there as at a long gap.
+        apart = np.union1d(energy.long_iv, np.flatnonzero(np.diff(region)))
+        free_stretches = running_stretches(free, machine.run_above_w, apart)
         spans = combine(given, detect_jobs(t, free_stretches, machine, region))
     elif detect and n:
         spans = detect_jobs(t, stretches, machine)
@@ -82,18 +89,38 @@ def compute_machine(
     if cuts is not None:
         spans = split_jobs(spans, cuts)
     if cal is None:
-        none = np.zeros((len(spans), len(tariff.band_names)))
-        rows = job_rows(machine_id, machine, spans, none, np.zeros(len(spans)), None, tz)
+        n_jobs = len(spans)
+        none = np.zeros((n_jobs, len(tariff.band_names)))
+        priced_none = np.zeros((n_jobs, len(tariff.columns)))
+        spot_none = np.zeros((n_jobs, 2))
+        rows = job_rows(
+            machine_id, machine, spans, none, priced_none, spot_none, np.zeros(n_jobs), None, tz
+        )
         return MachineResult(rows, EnergyStats(0, 0.0, 0, 0, 0, 0.0))
 
     metered_wh = float(np.sum(energy.wh))
     _check_total(machine_id, readings, metered_wh)
     run_s = run_time(t, stretches, energy.long_iv).between_s(spans.start_ms, spans.end_ms)
 
-    band_wh = split_energy(t, energy.wh, cal, spans, len(tariff.band_names))
+    priced_wh = split_energy(t, energy.wh, cal, spans, len(tariff.columns))
     n_jobs = len(spans)
-    rows = job_rows(machine_id, machine, spans, band_wh[:n_jobs], run_s, cal, tz)
-    rows += overhead_rows(machine_id, t, cal, band_wh[n_jobs:])
+    band_wh = by_band(priced_wh, cal.column_band, len(tariff.band_names))
+    spot = np.zeros((len(priced_wh), 2))
+    if any(v.spot for v in tariff.versions):
+        spots = version_spots(tariff, prices or {})
+        spot = np.column_stack(spot_split(t, energy.wh, cal, spans, spots))
+    rows = job_rows(
+        machine_id,
+        machine,
+        spans,
+        band_wh[:n_jobs],
+        priced_wh[:n_jobs],
+        spot[:n_jobs],
+        run_s,
+        cal,
+        tz,
+    )
+    rows += overhead_rows(machine_id, t, cal, band_wh[n_jobs:], priced_wh[n_jobs:], spot[n_jobs:])
     rows.sort(key=lambda r: (r.start_ms, r.kind == "job", r.job_id))
     stats = EnergyStats(
         samples=n,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from gateway.config import Machine
+from gateway.config import Metered
 from gateway.engine.localtime import iso_utc
 from gateway.engine.model import F64, I64, MachineReadings
 from gateway.errors import InputError
@@ -246,7 +246,7 @@ def _flat_runs(found: list[_Found]) -> _Flat:
     return _Flat(first, end, moving)
 
 
-def interval_energy(machine_id: str, readings: MachineReadings, machine: Machine) -> IntervalEnergy:
+def interval_energy(machine_id: str, readings: MachineReadings, machine: Metered) -> IntervalEnergy:
     """Counter difference where both ends carry a plausible counter, else trapezoid of power.
 
     Power is never integrated across an interval longer than max_gap_s: that energy is

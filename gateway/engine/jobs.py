@@ -64,12 +64,19 @@ def detect_jobs(
 
 def inside(t_ms: I64, jobs: JobSpans) -> tuple[npt.NDArray[np.bool_], I64]:
     """Per reading: inside one of the (sorted, disjoint) jobs [start, end)? And its region:
-    the number of jobs begun by then, the same for readings with no job between them."""
-    region = np.searchsorted(jobs.start_ms, t_ms, side="right").astype(np.int64)
-    within = (
-        (region > 0) & (t_ms < jobs.end_ms[np.maximum(region - 1, 0)]) if len(jobs) else region > 0
-    )
-    return within, region
+    the number of jobs begun by then, the same for readings with no job between them.
+
+    The few job edges are looked up among the readings (not each reading among the jobs);
+    the answers are then runs between those edges, filled in one pass.
+    """
+    n = len(t_ms)
+    begin = np.searchsorted(t_ms, jobs.start_ms)
+    end = np.searchsorted(t_ms, jobs.end_ms)
+    # Disjoint and sorted: outside, inside job 0, outside, inside job 1, ... outside.
+    edges = np.concatenate([[0], np.column_stack([begin, end]).ravel(), [n]])
+    within = np.repeat(np.arange(len(edges) - 1) % 2 == 1, np.diff(edges))
+    region = np.repeat(np.arange(len(begin) + 1), np.diff(np.concatenate([[0], begin, [n]])))
+    return within, region.astype(np.int64, copy=False)
 
 
 def combine(given: JobSpans, detected: JobSpans) -> JobSpans:

@@ -11,11 +11,16 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from gateway.config import DAYS, Tariff
+from gateway.config import DAYS, Tariff, TariffRates
 from gateway.engine.model import I64
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
+# The instants a UTC date can name: years 1 to 9999 (Python's dates), in UTC ms.
+FIRST_MS, LAST_MS = ((m.replace(tzinfo=UTC) - _EPOCH) // _MS for m in (datetime.min, datetime.max))
+# 2020-01-01 UTC: no reading or job event is earlier (the protocol's lower bound); a sensor
+# whose clock never synced says 1970 (docs/protocol.md, Time).
+PLAUSIBLE_FIRST_MS = 1_577_836_800_000
 _DAY_MIN = 24 * 60
 
 
@@ -124,12 +129,15 @@ def periods_between(start: date, end: date) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class Calendar:
-    """Local days first_day..last_day of one time zone, and which band holds each instant."""
+    """Local days first_day..last_day of one time zone, and which tariff version and band
+    prices each instant (a priced column: an index into Tariff.columns)."""
 
     first_day: date
     midnights: I64  # local midnight starting each day, plus the one ending the last day
-    band_edges: I64  # sorted instants where the band may change
-    band_labels: I64  # band index (0 = standard) from band_edges[k] to band_edges[k + 1]
+    band_edges: I64  # sorted instants where the version or band may change
+    column_labels: I64  # column in force from band_edges[k] to band_edges[k + 1]
+    column_band: I64  # index into Tariff.band_names of each column
+    column_version: I64  # index into Tariff.versions of each column
 
     @property
     def days(self) -> list[date]:
@@ -140,15 +148,20 @@ class Calendar:
         """Index of the local day holding each instant."""
         return np.searchsorted(self.midnights, t_ms, side="right") - 1
 
+    def column_index(self, t_ms: I64) -> I64:
+        """Priced column (index into Tariff.columns: version and band) at each instant."""
+        k = np.searchsorted(self.band_edges, t_ms, side="right") - 1
+        # k == -1 (before any edge) is the first version's standard rate.
+        labels = np.append(self.column_labels, 0)
+        return labels[k]
+
     def band_index(self, t_ms: I64) -> I64:
         """Tariff band (index into Tariff.band_names) in force at each instant."""
-        k = np.searchsorted(self.band_edges, t_ms, side="right") - 1
-        labels = np.append(self.band_labels, 0)  # k == -1 (before any edge) is standard
-        return labels[k]
+        return self.column_band[self.column_index(t_ms)]
 
 
 def build_calendar(tariff: Tariff, tz: ZoneInfo, first_day: date, last_day: date) -> Calendar:
-    """Midnights and band windows covering the local days first_day..last_day (inclusive).
+    """Midnights, and band windows of the versions in force, covering first_day..last_day.
 
     Every machine of a site asks for the same calendar, and building one costs a few
     zoneinfo conversions per day: it is memoised on the tariff's content.
@@ -156,22 +169,27 @@ def build_calendar(tariff: Tariff, tz: ZoneInfo, first_day: date, last_day: date
     return _build(tariff.model_dump_json(), tz, first_day, last_day)
 
 
-@lru_cache(maxsize=64)
-def _build(tariff_json: str, tz: ZoneInfo, first_day: date, last_day: date) -> Calendar:
-    tariff = Tariff.model_validate_json(tariff_json)
-    n_days = (last_day - first_day).days + 1
-    days = [first_day + timedelta(days=k) for k in range(-1, n_days + 1)]
-    midnights = np.array([local_minute_to_utc_ms(d, 0, tz) for d in days[1:]], dtype=np.int64)
+def version_starts_ms(tariff: Tariff, tz: ZoneInfo) -> I64:
+    """UTC instants where each [[tariff.version]] takes over (the first version has none)."""
+    return np.array([wall_to_utc_ms(v.valid_from_wall, tz) for v in tariff.version], np.int64)
 
+
+def version_index(tariff: Tariff, tz: ZoneInfo, t_ms: I64) -> I64:
+    """Index into Tariff.versions of the version in force at each instant."""
+    return np.searchsorted(version_starts_ms(tariff, tz), t_ms, side="right")
+
+
+def _band_timeline(version: TariffRates, tz: ZoneInfo, days: list[date]) -> tuple[I64, I64]:
+    """Edges and the band (index into version.own_bands) from each edge to the next."""
     # One window per band per local day it applies to; a window that crosses midnight
-    # belongs to the day it starts, so the day before first_day is included.
+    # belongs to the day it starts, so the day before the first day is included.
     starts: list[int] = []
     ends: list[int] = []
     owner: list[int] = []
-    for b, band in enumerate(tariff.band, start=1):
+    for b, band in enumerate(version.band, start=1):
         active = {DAYS.index(d) for d in band.days}
         end_min = band.end_min if band.end_min > band.start_min else band.end_min + _DAY_MIN
-        for day in days[:-1]:
+        for day in days:
             if day.weekday() in active:
                 starts.append(local_minute_to_utc_ms(day, band.start_min, tz))
                 ends.append(local_minute_to_utc_ms(day, end_min, tz))
@@ -182,12 +200,45 @@ def _build(tariff_json: str, tz: ZoneInfo, first_day: date, last_day: date) -> C
     edges = np.unique(np.concatenate([s, e]))
     labels = np.zeros(len(edges), dtype=np.int64)
     # Paint the later bands first so that earlier bands (config order) win overlaps.
-    for b in range(len(tariff.band), 0, -1):
+    for b in range(len(version.band), 0, -1):
         mine = who == b
         cover = np.zeros(len(edges) + 1, dtype=np.int64)
         np.add.at(cover, np.searchsorted(edges, s[mine]), 1)
         np.add.at(cover, np.searchsorted(edges, e[mine]), -1)
         labels[np.cumsum(cover)[:-1] > 0] = b
-    for shared in (midnights, edges, labels):
+    return edges, labels
+
+
+@lru_cache(maxsize=64)
+def _build(tariff_json: str, tz: ZoneInfo, first_day: date, last_day: date) -> Calendar:
+    tariff = Tariff.model_validate_json(tariff_json)
+    n_days = (last_day - first_day).days + 1
+    days = [first_day + timedelta(days=k) for k in range(-1, n_days + 1)]
+    midnights = np.array([local_minute_to_utc_ms(d, 0, tz) for d in days[1:]], dtype=np.int64)
+
+    # Versions are more edges: each version's own band timeline, kept only from its
+    # valid_from to the next version's, with an edge at valid_from carrying the band
+    # that version has in force at that instant.
+    bounds = [np.iinfo(np.int64).min, *version_starts_ms(tariff, tz), np.iinfo(np.int64).max]
+    offsets = np.cumsum([0, *(len(v.own_bands) for v in tariff.versions)])
+    edge_parts: list[I64] = []
+    label_parts: list[I64] = []
+    for k, version in enumerate(tariff.versions):
+        lo, hi = bounds[k], bounds[k + 1]
+        if hi <= midnights[0] or lo >= midnights[-1]:
+            continue  # not in force on these days: no windows to build
+        edges, labels = _band_timeline(version, tz, days[:-1])
+        if k:
+            at = np.searchsorted(edges, lo, side="right") - 1
+            edge_parts.append(np.array([lo], dtype=np.int64))
+            label_parts.append(np.array([labels[at] if at >= 0 else 0]) + offsets[k])
+        inside = (edges > lo) & (edges < hi)
+        edge_parts.append(edges[inside])
+        label_parts.append(labels[inside] + offsets[k])
+    edges = np.concatenate(edge_parts)
+    labels = np.concatenate(label_parts)
+    column_band = np.array(tariff.column_band, dtype=np.int64)
+    column_version = np.array([k for k, _ in tariff.columns], dtype=np.int64)
+    for shared in (midnights, edges, labels, column_band, column_version):
         shared.setflags(write=False)  # one cached instance serves every caller
-    return Calendar(first_day, midnights, edges, labels)
+    return Calendar(first_day, midnights, edges, labels, column_band, column_version)

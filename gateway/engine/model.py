@@ -27,6 +27,47 @@ class MachineReadings:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadingRows:
+    """Readings of several machines in the order they were read: any time order, repeats."""
+
+    machine: I64  # index into the shop's machines, in shop.toml order
+    t_ms: I64
+    watts: F64
+    wh: F64
+
+    def __len__(self) -> int:
+        return len(self.t_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class FirstOfTimes:
+    """Readings sorted by time with the first of equal times kept, and what was dropped."""
+
+    readings: MachineReadings
+    dropped: int  # rows repeating an earlier row's time
+    conflicts: int  # of those, rows whose watts or wh differ from the kept row
+
+
+def first_of_times(t_ms: I64, watts: F64, wh: F64) -> FirstOfTimes:
+    """Sort rows by time, keep the first row (in the given order) of equal times.
+
+    The one rule for a reading seen twice: files, live batches and the ledger's blocks all
+    keep what came first, and count the repeats whose values differ (conflicts).
+    """
+    order = np.argsort(t_ms, kind="stable")  # stable: the earlier row wins a tie
+    t, watts, wh = t_ms[order], watts[order], wh[order]
+    dup = np.zeros(len(t), dtype=bool)
+    dup[1:] = t[1:] == t[:-1]
+    conflicts = 0
+    if dup.any():  # the common case (no repeats) skips the work below
+        kept_at = np.maximum.accumulate(np.where(dup, 0, np.arange(len(dup))))
+        same_wh = (wh == wh[kept_at]) | (np.isnan(wh) & np.isnan(wh[kept_at]))
+        conflicts = int((dup & ((watts != watts[kept_at]) | ~same_wh)).sum())
+    keep = ~dup
+    return FirstOfTimes(MachineReadings(t[keep], watts[keep], wh[keep]), int(dup.sum()), conflicts)
+
+
+@dataclass(frozen=True, slots=True)
 class ExplicitJob:
     """A job given by the operator (jobs.csv or the MQTT job topic); it takes its span."""
 
@@ -35,6 +76,19 @@ class ExplicitJob:
     end_ms: int
     customer: str = ""
     parts: int = 0  # good parts, as the stop said (0: not known); the ledger keeps them
+
+
+@dataclass(frozen=True, slots=True)
+class PriceSlots:
+    """A price series: sorted, non-overlapping slots [start_ms, end_ms), price per slot in
+    the unit of the file it came from (Spot.factor converts)."""
+
+    start_ms: I64
+    end_ms: I64
+    price: F64
+
+
+NO_SLOTS = PriceSlots(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +104,21 @@ class CostRow:
     day: date  # local date that decides the period: a job's end date, an overhead row's day
     run_s: float  # seconds in the running state (0 for overhead rows)
     band_wh: tuple[float, ...]  # energy per tariff band, aligned with Tariff.band_names
-    depreciation_cost: float
-    maintenance_cost: float
+    # Machine-hour rates per hour (0 on overhead rows). Not priced here: the ledger prices
+    # the printed hours (ledger.units.hour_cents), as it does the printed kWh.
+    depreciation_per_h: float
+    maintenance_per_h: float
     open: bool = False  # a job still running at the end of the data: not final yet
+    # Which hours depreciation is charged on: run_s, or the job's duration (end - start).
+    depreciation_basis: Literal["run_hours", "job_hours"] = "run_hours"
+    # Energy per priced column (tariff version x band), aligned with Tariff.columns: what
+    # the energy cost is priced from. Empty on rows read back from the ledger (and on rows
+    # built by hand for a tariff without versions, where the columns are the bands).
+    priced_wh: tuple[float, ...] = ()
+    # With a spot price ([tariff.spot]): the spot part of the energy cost (unrounded, added
+    # to the priced columns' cost by the ledger) and the energy priced at its fallback.
+    spot_cost: float = 0.0
+    fallback_wh: float = 0.0
 
     @property
     def energy_wh(self) -> float:

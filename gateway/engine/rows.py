@@ -1,7 +1,8 @@
-"""Cost rows: energy per band, machine-hour costs, ids and local days.
+"""Cost rows: energy per band, machine-hour rates, ids and local days.
 
-Energy is not priced here: the ledger prices the printed kWh of each band (one definition:
-ledger.units.energy_cents, docs/accounting.md), so a line adds up as it is read.
+Nothing is priced here: the ledger prices the printed kWh of each priced column (tariff
+version x band; ledger.units.energy_cents) and the printed hours at the machine-hour rates
+(ledger.units.hour_cents, docs/accounting.md), so a line adds up as it is read.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from gateway.config import Machine
-from gateway.engine.energy import MS_PER_H
 from gateway.engine.jobs import JobSpans
 from gateway.engine.localtime import Calendar, local_date
 from gateway.engine.model import F64, I64, CostRow
@@ -57,18 +57,18 @@ def job_rows(
     machine: Machine,
     jobs: JobSpans,
     band_wh: F64,
+    priced_wh: F64,
+    spot: F64,
     run_s: F64,
     cal: Calendar | None,
     tz: ZoneInfo,
 ) -> list[CostRow]:
-    """One row per job: energy per band, run time, and the machine-hour costs (unrounded).
+    """One row per job: energy per band and per priced column (tariff version x band), run
+    time, and the machine-hour rates.
 
     Jobs are named (name_jobs); the row's period day is the local end date.
     """
     cost = machine.cost
-    run_h = run_s / 3600.0
-    job_h = (jobs.end_ms - jobs.start_ms) / MS_PER_H
-    dep_h = job_h if cost.depreciation_basis == "job_hours" else run_h
     columns = zip(
         jobs.ids,
         jobs.customers,
@@ -77,8 +77,8 @@ def job_rows(
         _local_days(jobs.end_ms, cal, tz),
         run_s.tolist(),
         band_wh.tolist(),
-        (dep_h * cost.depreciation_per_hour).tolist(),
-        (run_h * cost.maintenance_per_run_hour).tolist(),
+        priced_wh.tolist(),
+        spot.tolist(),
         jobs.open,
         strict=True,
     )
@@ -93,15 +93,32 @@ def job_rows(
             day=day,
             run_s=run,
             band_wh=tuple(wh),
-            depreciation_cost=dep,
-            maintenance_cost=maint,
+            depreciation_per_h=cost.depreciation_per_hour,
+            maintenance_per_h=cost.maintenance_per_run_hour,
             open=still_open,
+            depreciation_basis=cost.depreciation_basis,
+            priced_wh=tuple(priced),
+            spot_cost=spot_cost,
+            fallback_wh=fallback_wh,
         )
-        for job_id, customer, start, end, day, run, wh, dep, maint, still_open in columns
+        for (
+            job_id,
+            customer,
+            start,
+            end,
+            day,
+            run,
+            wh,
+            priced,
+            (spot_cost, fallback_wh),
+            still_open,
+        ) in columns
     ]
 
 
-def overhead_rows(machine_id: str, t: I64, cal: Calendar, band_wh: F64) -> list[CostRow]:
+def overhead_rows(
+    machine_id: str, t: I64, cal: Calendar, band_wh: F64, priced_wh: F64, spot: F64
+) -> list[CostRow]:
     """One row per local day with readings (or with energy outside jobs, e.g. a long gap).
 
     Overhead is energy only: no run time, no depreciation, no maintenance.
@@ -120,9 +137,14 @@ def overhead_rows(machine_id: str, t: I64, cal: Calendar, band_wh: F64) -> list[
             day=day,
             run_s=0.0,
             band_wh=tuple(wh),
-            depreciation_cost=0.0,
-            maintenance_cost=0.0,
+            depreciation_per_h=0.0,
+            maintenance_per_h=0.0,
+            priced_wh=tuple(priced),
+            spot_cost=spot_cost,
+            fallback_wh=fallback_wh,
         )
-        for d, (day, wh) in enumerate(zip(cal.days, band_wh.tolist(), strict=True))
+        for d, (day, wh, priced, (spot_cost, fallback_wh)) in enumerate(
+            zip(cal.days, band_wh.tolist(), priced_wh.tolist(), spot.tolist(), strict=True)
+        )
         if wanted[d]
     ]

@@ -16,6 +16,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from gateway.ledger import Selection
+from gateway.ledger.bill import Charges, RowCharges
 from gateway.ledger.rows import ZERO, LedgerRow
 from gateway.ledger.units import money
 
@@ -56,13 +57,32 @@ def _plain(d: Decimal) -> Decimal:
     return abs(d) if d == 0 else d  # no '-0.000' in a spreadsheet
 
 
+# The month's demand charge and fixed charges as shared out to rows, and the CO2 of the
+# row's energy, then the own solar it used and what that changes in its energy cost
+# (docs/tariffs.md): added after total_cost, which stays energy + depreciation +
+# maintenance.
+CHARGES = ("demand_cost", "fixed_cost", "co2_kg", "solar_kwh", "solar_cost")
+
+
 def numbers_header(band_names: Sequence[str]) -> list[str]:
     """The numeric columns, in the export's order."""
-    return list(ZERO.printed(band_names))
+    return [*ZERO.printed(band_names), *CHARGES]
 
 
-def _numbers(row: LedgerRow, band_names: Sequence[str]) -> list[Decimal]:
-    return [_plain(d) for d in row.amounts.printed(band_names).values()]
+def _numbers(row: LedgerRow, band_names: Sequence[str], charges: Charges) -> list[Decimal]:
+    # Adjustment rows correct energy and hours; a month's charges are shared once, at
+    # its close (or now, while it is open), so they carry none.
+    c = RowCharges() if row.kind == "adjustment" else charges.get(row.origin_key(), RowCharges())
+    co2_kg = Decimal(c.co2_g).scaleb(-3)
+    printed = [
+        *row.amounts.printed(band_names).values(),
+        money(c.demand_cents),
+        money(c.fixed_cents),
+        co2_kg,
+        Decimal(c.solar_wh).scaleb(-3),
+        money(c.solar_cents),
+    ]
+    return [_plain(d) for d in printed]
 
 
 def per_part(name: str, value: Decimal, parts: Decimal) -> Cell:
@@ -93,17 +113,28 @@ def _billing(row: LedgerRow, energy: Decimal, total: Decimal) -> list[Cell]:
     ]
 
 
-def build_table(selection: Selection, tz: ZoneInfo, currency: str, by: By = "job") -> Table:
-    """One line per row (by='job'), or the lines summed per customer or per machine."""
+def build_table(
+    selection: Selection,
+    tz: ZoneInfo,
+    currency: str,
+    by: By = "job",
+    charges: Charges | None = None,
+) -> Table:
+    """One line per row (by='job'), or the lines summed per customer, machine or order.
+
+    charges: each row's demand and fixed cents and CO2 (Ledger.charges); none: zero.
+    """
     names = selection.band_names
+    header = [*ROW_TEXT, *numbers_header(names), "currency", *BILLING]
+    energy_k, total_k = (header.index(n) - len(ROW_TEXT) for n in ("energy_kwh", "total_cost"))
     lines: list[list[Cell]] = []
     for row in selection.rows:
-        numbers = _numbers(row, names)
-        energy, total = numbers[2], numbers[-1]
+        numbers = _numbers(row, names, charges or {})
         text = [row.kind, row.job_id, row.machine, row.customer]
         times = [_local(row.start_ms, tz), _local(row.end_ms, tz)]
-        lines.append([*text, *times, *numbers, currency, *_billing(row, energy, total)])
-    table = Table([*ROW_TEXT, *numbers_header(names), "currency", *BILLING], lines, currency)
+        billing = _billing(row, numbers[energy_k], numbers[total_k])
+        lines.append([*text, *times, *numbers, currency, *billing])
+    table = Table(header, lines, currency)
     return table if by == "job" else group(table, by)
 
 

@@ -1,13 +1,17 @@
-"""readings.csv and jobs.csv: parsed and checked vectorised; the first bad row stops the run.
+"""readings.csv and jobs.csv: read in blocks, checked vectorised; the first bad row stops the run.
 
 readings.csv: `time,machine,watts[,wh]`, one reading per row, rows in any order. `time` is
 ISO 8601 with a UTC offset or `Z` (kept to the millisecond), `watts` the mean power of the
-reading, `wh` an optional cumulative energy counter (empty: the reading has none).
+reading, `wh` an optional cumulative energy counter (empty: the reading has none; `nan` is
+refused).
 jobs.csv: `job_id,machine,start,end[,customer]`, the operator's own job list.
 
-The fast path parses the whole file with pyarrow and checks every rule on whole columns.
-Only when something is wrong does a slow exact pass with the csv module walk the rows to
-name the FIRST bad one by its line number, column and text.
+A file is read in blocks of whole lines (a few MB), so a file of any length needs the
+memory of one block. The csv module is the reference parser; pyarrow (the `fast-replay`
+extra), when installed, parses a block several times faster and is trusted only when it
+reads the whole block and every row passes the rules. Any other block goes through the
+csv module, which then names the first bad row by line, column and text; both parsers
+therefore accept the same files with the same values and report the same errors.
 """
 
 from __future__ import annotations
@@ -16,36 +20,44 @@ import csv
 import hashlib
 import io
 import math
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import islice, pairwise
+from itertools import chain, islice, pairwise
 from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
-import pyarrow.csv as pacsv
 
-from gateway.config import Machine
+from gateway.config import Machine, Metered
 from gateway.engine.localtime import iso_utc, utc_ms
-from gateway.engine.model import F64, I64, ExplicitJob, MachineReadings
+from gateway.engine.model import ExplicitJob, MachineReadings, ReadingRows, first_of_times
 from gateway.errors import InputError
 from gateway.inputs.protocol import plausible_window
+
+try:  # the `fast-replay` extra; the csv module does the same job without it
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+except ImportError:  # pragma: no cover - exercised on installs without the extra
+    pa = None
 
 READINGS_COLUMNS = ("time", "machine", "watts")
 READINGS_OPTIONAL = ("wh",)
 JOBS_COLUMNS = ("job_id", "machine", "start", "end")
 JOBS_OPTIONAL = ("customer",)
+HAVE_PYARROW = pa is not None
 
 _BOM = b"\xef\xbb\xbf"  # Excel's "CSV UTF-8" starts with one
-_SLOW_BLOCK = 8192  # rows parsed in Python per vectorised rule check on the slow path
+_AHEAD = 2  # blocks parsed ahead, each on its own thread
+_BLOCK = 2 << 20  # bytes read at a time: ~45k readings, ~20 MB while parsed and staged
 
 
 @dataclass(frozen=True, slots=True)
 class ReadingsFile:
-    """A checked readings.csv: per-machine sorted readings and what was dropped on the way."""
+    """A whole readings.csv in memory: per-machine sorted readings and what was dropped."""
 
     path: Path
     sha256: str
@@ -62,7 +74,6 @@ class JobsFile:
     path: Path
     sha256: str
     jobs: dict[str, tuple[ExplicitJob, ...]]
-    span_ms: tuple[int, int] | None  # earliest start and latest end; None for an empty file
     lines: dict[tuple[str, str], int] = field(default_factory=dict)  # (machine, job) -> line
 
 
@@ -77,28 +88,75 @@ def parse_time_ms(text: str) -> int:
     return utc_ms(ts)
 
 
-def _read(path: Path) -> tuple[bytes, str]:
-    """The file's bytes without a BOM, and the sha256 of the file as stored (for the audit)."""
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise InputError(f"{path}: cannot read: {err.strerror}") from None
-    digest = hashlib.sha256(data).hexdigest()
-    data = data.removeprefix(_BOM)
-    if b"\r" in data and b"\n" not in data:
-        # Classic Mac line ends (bare CR): same lines, same line numbers, once normalised.
-        data = data.replace(b"\r", b"\n")
-    if data and not data.endswith(b"\n"):
-        # pyarrow cannot skip a header that has no line end after it.
-        data += b"\n"
-    return data, digest
+def _line_ends(block: bytes) -> int:
+    """Lines in a block as the csv module counts them (LF, CRLF and a lone CR each end one)."""
+    if b"\r" not in block:  # the common case; numpy counts ~4x faster than bytes.count
+        return int(np.count_nonzero(np.frombuffer(block, np.uint8) == ord("\n")))
+    return block.count(b"\n") + block.count(b"\r") - block.count(b"\r\n")
 
 
-def _header(data: bytes, path: Path, required: Sequence[str], optional: Sequence[str]) -> list[str]:
+class _CsvFile:
+    """A CSV file as its header and blocks of whole lines, hashed as it is read."""
+
+    def __init__(self, path: Path, required: Sequence[str], optional: Sequence[str]) -> None:
+        self.path = path
+        self._digest = hashlib.sha256()
+        self._blocks = self._read()
+        first = next(self._blocks, b"")
+        end = first.find(b"\n") + 1
+        self.names = _header(first[:end], path, required, optional)
+        self._first = first[end:]
+
+    @property
+    def sha256(self) -> str:
+        """sha256 of the file as stored (for the audit); complete once every block was read."""
+        return self._digest.hexdigest()
+
+    def _read(self) -> Iterator[bytes]:
+        try:
+            with self.path.open("rb") as fh:
+                rest, first, mac = b"", True, False
+                while data := fh.read(_BLOCK):
+                    self._digest.update(data)
+                    if first:
+                        first = False
+                        data = data.removeprefix(_BOM)
+                        # Classic Mac line ends (bare CR): same lines, same line numbers.
+                        mac = b"\r" in data and b"\n" not in data
+                    data = rest + (data.replace(b"\r", b"\n") if mac else data)
+                    cut = data.rfind(b"\n") + 1
+                    rest = data[cut:]
+                    if cut:
+                        yield data[:cut]
+                if rest:
+                    yield rest + b"\n"  # a last line without a line end
+        except OSError as err:
+            raise InputError(f"{self.path}: cannot read: {err.strerror}") from None
+
+    def blocks(self) -> Iterator[tuple[int, bytes]]:
+        """(lines before the block, block) of the data lines; each block ends at a line end."""
+        line = 1  # the header
+        for block in chain([self._first] if self._first else [], self._blocks):
+            yield line, block
+            line += _line_ends(block)
+
+    def records(self, line: int, block: bytes) -> Iterator[tuple[int, list[str]]]:
+        """(line number, fields) of a block's rows; empty lines are skipped, as pyarrow does."""
+        reader = csv.reader(io.StringIO(block.decode("utf-8", errors="replace"), newline=""))
+        try:
+            for fields in reader:
+                if fields:
+                    yield line + reader.line_num, fields
+        except csv.Error as err:
+            raise InputError(
+                f"{self.path} line {line + reader.line_num + 1}: not valid CSV: {err}"
+            ) from None
+
+
+def _header(line: bytes, path: Path, required: Sequence[str], optional: Sequence[str]) -> list[str]:
     """Column names from line 1; unknown, repeated or missing names are an error."""
-    end = data.find(b"\n")
-    line = data[: end if end >= 0 else len(data)].decode("utf-8", errors="replace")
-    names = [n.strip() for n in next(csv.reader([line.rstrip("\r")]), [])]
+    text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+    names = [n.strip() for n in next(csv.reader([text]), [])]
     expected = ",".join(required) + "".join(f"[,{o}]" for o in optional)
     if not any(names):
         raise InputError(f"{path} line 1: no header; expected {expected}")
@@ -111,18 +169,6 @@ def _header(data: bytes, path: Path, required: Sequence[str], optional: Sequence
     if missing:
         raise InputError(f"{path} line 1: missing column {missing[0]!r}; expected {expected}")
     return names
-
-
-def _records(data: bytes, path: Path) -> Iterator[tuple[int, list[str]]]:
-    """(line number, fields) of every data row; empty lines are skipped, as pyarrow does."""
-    reader = csv.reader(io.StringIO(data.decode("utf-8", errors="replace"), newline=""))
-    try:
-        next(reader, None)
-        for fields in reader:
-            if fields:
-                yield reader.line_num, fields
-    except csv.Error as err:
-        raise InputError(f"{path} line {reader.line_num + 1}: not valid CSV: {err}") from None
 
 
 def _fail(path: Path, line: int, column: str, text: str, reason: str) -> NoReturn:
@@ -141,46 +187,25 @@ def _outside(window: tuple[int, int]) -> str:
 # ---------------------------------------------------------------- readings.csv
 
 
-@dataclass(frozen=True, slots=True)
-class _Columns:
-    """Parsed readings as arrays, in file order."""
-
-    t_ms: I64
-    machine: I64  # index into the config's machines; -1: not in shop.toml
-    watts: F64
-    wh: F64  # NaN: no counter in this reading
-
-    @classmethod
-    def from_rows(cls, rows: list[tuple[int, int, float, float]]) -> _Columns:
-        """Columns from rows parsed one by one (the slow path)."""
-        return cls(
-            t_ms=np.array([r[0] for r in rows], dtype=np.int64),
-            machine=np.array([r[1] for r in rows], dtype=np.int64),
-            watts=np.array([r[2] for r in rows], dtype=np.float64),
-            wh=np.array([r[3] for r in rows], dtype=np.float64),
-        )
-
-
 class _Rules:
-    """The checks every reading must pass, run on whole columns (both paths use them)."""
+    """The checks every reading must pass, run on whole columns (both parsers use them)."""
 
-    def __init__(self, machines: Mapping[str, Machine], window: tuple[int, int]) -> None:
+    def __init__(self, machines: Mapping[str, Metered], window: tuple[int, int]) -> None:
         self.ids = list(machines)
         self.window = window  # the first and last plausible time
         # One extra slot: index -1 (unknown machine) reads +inf, so no power bound fires there.
         self.rated = np.array([m.rated_w for m in machines.values()] + [math.inf])
 
-    def first_violation(self, cols: _Columns) -> tuple[int, str, str] | None:
+    def first_violation(self, rows: ReadingRows) -> tuple[int, str, str] | None:
         """(row index, column, reason) of the first row that breaks a rule, or None."""
-        rated = self.rated[cols.machine]
+        rated = self.rated[rows.machine]
         checks: list[tuple[str, npt.NDArray[np.bool_]]] = [
-            ("machine", cols.machine < 0),
-            ("watts", np.isnan(cols.watts)),
-            ("watts", cols.watts < 0),
-            ("watts", cols.watts > rated),
-            ("wh", cols.wh < 0),
-            ("wh", np.isinf(cols.wh)),
-            ("time", (cols.t_ms < self.window[0]) | (cols.t_ms > self.window[1])),
+            ("machine", rows.machine < 0),
+            ("watts", np.isnan(rows.watts)),
+            ("watts", rows.watts < 0),
+            ("watts", rows.watts > rated),
+            ("wh", rows.wh < 0),
+            ("time", (rows.t_ms < self.window[0]) | (rows.t_ms > self.window[1])),
         ]
         best: tuple[int, int] | None = None  # (row, check number): earliest row, then rule order
         for k, (_, mask) in enumerate(checks):
@@ -191,13 +216,13 @@ class _Rules:
         if best is None:
             return None
         row, k = best
-        return row, checks[k][0], self._reason(k, cols, row)
+        return row, checks[k][0], self._reason(k, rows, row)
 
-    def _reason(self, check: int, cols: _Columns, row: int) -> str:
+    def _reason(self, check: int, rows: ReadingRows, row: int) -> str:
         if check == 0:
-            return f"not a machine in shop.toml (known: {', '.join(self.ids)})"
+            return f"not a machine or site meter in shop.toml (known: {', '.join(self.ids)})"
         if check == 3:
-            machine = int(cols.machine[row])
+            machine = int(rows.machine[row])
             return f"above rated_w = {self.rated[machine]:g} W of {self.ids[machine]}"
         return (
             "",
@@ -205,113 +230,143 @@ class _Rules:
             "negative power",
             "",
             "negative energy counter",
-            "not a finite number",
             _outside(self.window),
         )[check]
 
 
-def read_readings(
-    path: str | Path, machines: Mapping[str, Machine], now_ms: int | None = None
-) -> ReadingsFile:
-    """Parse and check readings.csv; InputError names the first bad row (line, column, text).
+class ReadingsCsv:
+    """readings.csv as checked batches of rows in file order; memory: one block at a time.
 
     now_ms: this computer's clock; no reading may be dated more than a day after it.
     """
-    path = Path(path)
-    data, digest = _read(path)
-    names = _header(data, path, READINGS_COLUMNS, READINGS_OPTIONAL)
-    rules = _Rules(machines, plausible_window(now_ms))
-    try:
-        cols = _fast_columns(data, names, rules.ids)
-    except pa.ArrowInvalid as err:
-        _slow_check(data, names, path, rules, f"cannot read as CSV: {err}")
-    violation = rules.first_violation(cols)
-    if violation is not None:
-        _slow_check(data, names, path, rules, f"row {violation[0] + 1}: {violation[2]}")
-    return _group(path, digest, cols, rules.ids)
 
+    def __init__(
+        self,
+        path: str | Path,
+        machines: Mapping[str, Metered],
+        now_ms: int | None = None,
+        *,
+        fast: bool = HAVE_PYARROW,
+    ) -> None:
+        self._file = _CsvFile(Path(path), READINGS_COLUMNS, READINGS_OPTIONAL)
+        self.path = self._file.path
+        self._rules = _Rules(machines, plausible_window(now_ms))
+        self._fast = fast
+        self._index = {name: i for i, name in enumerate(self._file.names)}
+        self._lookup = {name: i for i, name in enumerate(self._rules.ids)}
 
-def _fast_columns(data: bytes, names: list[str], ids: list[str]) -> _Columns:
-    """The whole file through pyarrow's multi-threaded CSV reader; raises ArrowInvalid."""
-    types = {
-        # Parsed at microseconds so that '.123456' is accepted, then floored to ms below.
-        "time": pa.timestamp("us", tz="UTC"),
-        "machine": pa.dictionary(pa.int32(), pa.string()),
-        "watts": pa.float64(),
-        "wh": pa.float64(),
-    }
-    # The reader's threads get a copy in Arrow's own memory, not the Python bytes: a thread
-    # of its pool may drop the last reference to its input after read_csv has returned
-    # (read-ahead), and releasing a Python object takes the GIL; once the interpreter is
-    # exiting (a bad row: exit 2 right away) CPython ends such a thread with pthread_exit,
-    # which unwinds through Arrow's C++ frames: "terminate called without an active
-    # exception", exit 134. Arrow's own memory is released without Python.
-    source = pa.allocate_buffer(len(data))
-    memoryview(source).cast("B")[:] = data
-    table = pacsv.read_csv(
-        source,
-        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
-        convert_options=pacsv.ConvertOptions(
-            column_types={n: types[n] for n in names},
-            null_values=[""],  # only an empty cell is "nothing"; 'NA' is not a number
-            strings_can_be_null=False,
-        ),
-    ).unify_dictionaries()
-    machine = table.column("machine")
-    lookup = {name: i for i, name in enumerate(ids)}
-    dictionary = machine.chunk(0).dictionary.to_pylist() if machine.num_chunks else []
-    to_config = np.array([lookup.get(name, -1) for name in dictionary] + [-1], dtype=np.int64)
-    codes = np.concatenate(
-        [np.zeros(0, np.int64), *(c.indices.to_numpy(zero_copy_only=False) for c in machine.chunks)]
-    )
-    n = table.num_rows
-    time = table.column("time")
-    if time.null_count:  # an empty cell: the slow pass names its line
-        raise pa.ArrowInvalid("empty time")
-    return _Columns(
-        # datetime64[us] viewed as integers: no pyarrow.compute (0.3 s to import).
-        t_ms=time.to_numpy().view(np.int64) // 1000,
-        machine=to_config[codes],
-        watts=table.column("watts").to_numpy().astype(np.float64, copy=False),
-        wh=table.column("wh").to_numpy().astype(np.float64, copy=False)
-        if "wh" in names
-        else np.full(n, np.nan),
-    )
+    @property
+    def sha256(self) -> str:
+        """sha256 of the file as stored; complete once batches() has been read to the end."""
+        return self._file.sha256
 
+    def batches(self) -> Iterator[ReadingRows]:
+        """Every data row, block by block; InputError names the first bad row."""
+        if not self._fast:
+            for line, block in self._file.blocks():
+                yield self._exact(line, block)
+            return
+        # pyarrow lets go of the GIL: the next block is parsed on the other core while the
+        # caller stores this one (on a Python thread, not pyarrow's pool: see _pyarrow).
+        with ThreadPoolExecutor(max_workers=_AHEAD) as pool:
+            parsing = ((n, b, pool.submit(self._pyarrow, b)) for n, b in self._file.blocks())
+            ahead = deque(islice(parsing, _AHEAD))
+            while ahead:
+                ahead.extend(islice(parsing, 1))  # its parse starts before this one is handed on
+                yield self._checked(*ahead.popleft())
 
-def _slow_check(
-    data: bytes, names: list[str], path: Path, rules: _Rules, fallback: str
-) -> NoReturn:
-    """Walk the rows in Python, in blocks checked by the same rules; raise at the first bad row."""
-    index = {name: i for i, name in enumerate(names)}
-    lookup = {name: i for i, name in enumerate(rules.ids)}
-    records = _records(data, path)
-    while block := list(islice(records, _SLOW_BLOCK)):
+    def _checked(self, line: int, block: bytes, parsed: Future[ReadingRows | None]) -> ReadingRows:
+        """pyarrow's rows when it read the whole block and every row passes the rules."""
+        rows = parsed.result()
+        if rows is None or self._rules.first_violation(rows) is not None:
+            rows = self._exact(line, block)  # raises at the first bad row
+        return rows
+
+    def _pyarrow(self, block: bytes) -> ReadingRows | None:
+        """One block through pyarrow's CSV reader; None when it cannot read all of it."""
+        names = self._file.names
+        types = {
+            # Parsed at microseconds so that '.123456' is accepted, then floored to ms below.
+            "time": pa.timestamp("us", tz="UTC"),
+            "machine": pa.dictionary(pa.int32(), pa.string()),
+            "watts": pa.float64(),
+            "wh": pa.float64(),
+        }
+        # Arrow's own copy of the block, not the Python bytes: a reader thread may drop the
+        # last reference to its input after read_csv has returned, and releasing a Python
+        # object takes the GIL; at interpreter exit (a bad row: exit 2 at once) CPython ends
+        # such a thread with pthread_exit through Arrow's C++ frames: "terminate called
+        # without an active exception", exit 134. Arrow's memory is released without Python.
+        source = pa.allocate_buffer(len(block))
+        memoryview(source).cast("B")[:] = block
+        try:
+            table = pacsv.read_csv(
+                source,
+                # pyarrow's own thread pool is never started (nor left running at exit).
+                read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={n: types[n] for n in names},
+                    null_values=[""],  # only an empty cell is "nothing"; 'NA' is not a number
+                    strings_can_be_null=False,
+                ),
+            ).unify_dictionaries()
+        except pa.ArrowInvalid:
+            return None
+        time = table.column("time")
+        if time.null_count:  # an empty cell: the exact pass names its line
+            return None
+        wh = np.full(table.num_rows, np.nan)
+        if "wh" in names:
+            counter = table.column("wh")
+            wh = counter.to_numpy().astype(np.float64, copy=False)
+            # Only an empty cell (null) is "no counter"; a 'nan' or 'inf' text: the exact
+            # pass names its line.
+            if np.count_nonzero(~np.isfinite(wh)) != counter.null_count:
+                return None
+        machine = table.column("machine")
+        dictionary = machine.chunk(0).dictionary.to_pylist() if machine.num_chunks else []
+        to_config = np.array([self._lookup.get(n, -1) for n in dictionary] + [-1], np.int64)
+        indices = (c.indices.to_numpy(zero_copy_only=False) for c in machine.chunks)
+        codes = np.concatenate([np.zeros(0, np.int64), *indices])
+        return ReadingRows(
+            machine=to_config[codes],
+            # datetime64[us] viewed as integers: no pyarrow.compute (0.3 s to import).
+            t_ms=time.to_numpy().view(np.int64) // 1000,
+            watts=table.column("watts").to_numpy().astype(np.float64, copy=False),
+            wh=wh,
+        )
+
+    def _exact(self, line: int, block: bytes) -> ReadingRows:
+        """One block through the csv module: its rows, or InputError at its first bad row."""
         parsed: list[tuple[int, int, float, float]] = []
-        bad: tuple[int, str, str, str] | None = None
-        for line, fields in block:
+        bad: tuple[int, list[str], _BadField] | None = None
+        last: tuple[str, int] = ("", 0)  # the time text repeats for every machine of a second
+        for number, fields in self._file.records(line, block):
             try:
-                parsed.append(_parse_reading(fields, index, lookup))
+                parsed.append(_parse_reading(fields, self._index, self._lookup, last))
             except _BadField as err:
-                bad = (
-                    line,
-                    err.column,
-                    fields[index[err.column]] if err.column else "",
-                    err.reason,
-                )
+                bad = (number, fields, err)
                 break
-        cols = _Columns.from_rows(parsed)
-        violation = rules.first_violation(cols)
-        if violation is not None:
-            row, column, reason = violation
-            line, fields = block[row]
-            _fail(path, line, column, fields[index[column]], reason)
+            last = (fields[self._index["time"]], parsed[-1][0])
+        # One float64 table: exact for these ints (ms since the epoch stay far below 2**53).
+        table = np.array(parsed, dtype=np.float64).reshape(-1, 4)
+        rows = ReadingRows(
+            machine=table[:, 1].astype(np.int64),
+            t_ms=table[:, 0].astype(np.int64),
+            watts=table[:, 2].copy(),
+            wh=table[:, 3].copy(),
+        )
+        violation = self._rules.first_violation(rows)
+        if violation is not None:  # before the unreadable row, if any: the first bad row wins
+            k, column, reason = violation
+            number, fields = next(islice(self._file.records(line, block), k, None))
+            _fail(self.path, number, column, fields[self._index[column]], reason)
         if bad is not None:
-            line, column, text, reason = bad
-            if not column:
-                raise InputError(f"{path} line {line}: {reason}")
-            _fail(path, line, column, text, reason)
-    raise InputError(f"{path}: {fallback}")
+            number, fields, field = bad
+            if not field.column:
+                raise InputError(f"{self.path} line {number}: {field.reason}")
+            _fail(self.path, number, field.column, fields[self._index[field.column]], field.reason)
+        return rows
 
 
 class _BadField(Exception):
@@ -321,74 +376,71 @@ class _BadField(Exception):
         self.reason = reason
 
 
-def _number(fields: list[str], index: Mapping[str, int], column: str, empty: float) -> float:
+def _number(
+    fields: list[str], index: Mapping[str, int], column: str, empty: float, finite: bool = False
+) -> float:
     text = fields[index[column]].strip() if column in index else ""
     if not text:
         return empty
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise _BadField(column, "not a number") from None
+    # finite: an empty cell is the only way to say "none" (wh: the reading has no counter);
+    # a 'nan' taken for it would hide a logger's error value.
+    if finite and not math.isfinite(value):
+        raise _BadField(column, "not a finite number (leave the cell empty for none)")
+    return value
 
 
 def _parse_reading(
-    fields: list[str], index: Mapping[str, int], lookup: Mapping[str, int]
+    fields: list[str], index: Mapping[str, int], lookup: Mapping[str, int], last: tuple[str, int]
 ) -> tuple[int, int, float, float]:
-    """One row -> (t_ms, machine index, watts, wh), exactly as the fast path reads it."""
+    """One row -> (t_ms, machine index, watts, wh); `last`: the previous row's time text, ms."""
     if len(fields) != len(index):
         raise _BadField("", f"expected {len(index)} fields ({','.join(index)}), got {len(fields)}")
-    try:
-        t_ms = parse_time_ms(fields[index["time"]])
-    except ValueError as err:
-        raise _BadField("time", str(err)) from None
+    text = fields[index["time"]]
+    if text == last[0]:
+        t_ms = last[1]
+    else:
+        try:
+            t_ms = parse_time_ms(text)
+        except ValueError as err:
+            raise _BadField("time", str(err)) from None
     return (
         t_ms,
         lookup.get(fields[index["machine"]], -1),
         _number(fields, index, "watts", math.nan),
-        _number(fields, index, "wh", math.nan),
+        _number(fields, index, "wh", math.nan, finite=True),
     )
 
 
-def conflicting(dup: npt.NDArray[np.bool_], watts: F64, wh: F64) -> npt.NDArray[np.bool_]:
-    """Of the repeated rows (dup: same key as the row before), those whose values differ
-    from the first row of their run, which is the one kept."""
-    if not dup.any():  # the common case: skip the work below
-        return dup
-    kept_at = np.maximum.accumulate(np.where(dup, 0, np.arange(len(dup))))
-    same_wh = (wh == wh[kept_at]) | (np.isnan(wh) & np.isnan(wh[kept_at]))
-    differs: npt.NDArray[np.bool_] = dup & ((watts != watts[kept_at]) | ~same_wh)
-    return differs
+def read_readings(
+    path: str | Path,
+    machines: Mapping[str, Metered],
+    now_ms: int | None = None,
+    *,
+    fast: bool = HAVE_PYARROW,
+) -> ReadingsFile:
+    """The whole readings.csv checked and grouped per machine (replay streams it instead)."""
+    source = ReadingsCsv(path, machines, now_ms, fast=fast)
+    batches = list(source.batches())
 
+    def column(name: str, dtype: type[np.generic]) -> npt.NDArray[np.generic]:
+        return np.concatenate([np.zeros(0, dtype), *(getattr(b, name) for b in batches)])
 
-def _group(path: Path, digest: str, cols: _Columns, ids: list[str]) -> ReadingsFile:
-    """Sort by (machine, time), drop repeated (machine, time) rows keeping the first, split."""
-    order = np.lexsort((cols.t_ms, cols.machine))  # stable: the first row in the file wins
-    m, t = cols.machine[order], cols.t_ms[order]
-    watts, wh = cols.watts[order], cols.wh[order]
-    dup = np.zeros(len(m), dtype=bool)
-    dup[1:] = (m[1:] == m[:-1]) & (t[1:] == t[:-1])
-    conflict = conflicting(dup, watts, wh)
-    n_dup = np.bincount(m[dup], minlength=len(ids))
-    n_conflict = np.bincount(m[conflict], minlength=len(ids))
-    keep = ~dup
-    m, t, watts, wh = m[keep], t[keep], watts[keep], wh[keep]
-    bounds = np.searchsorted(m, np.arange(len(ids) + 1))
-    present = [i for i in range(len(ids)) if bounds[i] < bounds[i + 1]]
-    return ReadingsFile(
-        path=path,
-        sha256=digest,
-        rows=len(cols.t_ms),
-        machines={
-            ids[i]: MachineReadings(
-                t[bounds[i] : bounds[i + 1]],
-                watts[bounds[i] : bounds[i + 1]],
-                wh[bounds[i] : bounds[i + 1]],
-            )
-            for i in present
-        },
-        duplicates={ids[i]: int(n_dup[i]) for i in present},
-        conflicts={ids[i]: int(n_conflict[i]) for i in present},
-    )
+    machine, t_ms = column("machine", np.int64), column("t_ms", np.int64)
+    watts, wh = column("watts", np.float64), column("wh", np.float64)
+    out: dict[str, MachineReadings] = {}
+    duplicates: dict[str, int] = {}
+    conflicts: dict[str, int] = {}
+    for i, name in enumerate(machines):
+        mine = machine == i
+        if mine.any():
+            kept = first_of_times(t_ms[mine], watts[mine], wh[mine])
+            out[name] = kept.readings
+            duplicates[name], conflicts[name] = kept.dropped, kept.conflicts
+    return ReadingsFile(source.path, source.sha256, len(t_ms), out, duplicates, conflicts)
 
 
 # ---------------------------------------------------------------- jobs.csv
@@ -398,15 +450,15 @@ def read_jobs(
     path: str | Path, machines: Mapping[str, Machine], now_ms: int | None = None
 ) -> JobsFile:
     """Parse and check jobs.csv: known machines, times in the plausible window (see
-    read_readings), end after start, no overlaps per machine."""
+    ReadingsCsv), end after start, no overlaps per machine."""
     window = plausible_window(now_ms)
-    path = Path(path)
-    data, digest = _read(path)
-    names = _header(data, path, JOBS_COLUMNS, JOBS_OPTIONAL)
+    file = _CsvFile(Path(path), JOBS_COLUMNS, JOBS_OPTIONAL)
+    path, names = file.path, file.names
     index = {name: i for i, name in enumerate(names)}
     seen: dict[tuple[str, str], int] = {}  # (machine, job_id) -> line
     rows: dict[str, list[tuple[ExplicitJob, int]]] = {}
-    for line, fields in _records(data, path):
+    records = (r for line, block in file.blocks() for r in file.records(line, block))
+    for line, fields in records:
         if len(fields) != len(names):
             raise InputError(
                 f"{path} line {line}: expected {len(names)} fields ({','.join(names)}), "
@@ -441,13 +493,7 @@ def read_jobs(
                     f"(line {line_a}) on machine {machine}"
                 )
         jobs[machine] = tuple(job for job, _ in listed)
-    everything = [job for listed in jobs.values() for job in listed]
-    span = (
-        (min(j.start_ms for j in everything), max(j.end_ms for j in everything))
-        if everything
-        else None
-    )
-    return JobsFile(path=path, sha256=digest, jobs=jobs, span_ms=span, lines=seen)
+    return JobsFile(path=path, sha256=file.sha256, jobs=jobs, lines=seen)
 
 
 def _job_time(

@@ -48,6 +48,7 @@ class LiveJob:
     customer: str = ""
     parts: int | None = None  # good parts (from the stop; planned parts from the start)
     src: str = ""
+    card: str = ""  # UID of the card that started (else stopped) it: the key to a customer
 
     def span(self, open_end: int) -> tuple[int, int]:
         """[start, end); an open job ends at open_end (never before just after its start)."""
@@ -58,7 +59,7 @@ class LiveJob:
     def row(self) -> JobRow:
         """The live_jobs row."""
         j = self
-        return (j.machine, j.job, j.start_ms, j.stop_ms, j.customer, j.parts, j.src)
+        return (j.machine, j.job, j.start_ms, j.stop_ms, j.customer, j.parts, j.src, j.card)
 
 
 class JobBook:
@@ -74,8 +75,8 @@ class JobBook:
 
     def load(self, rows: Iterable[JobRow]) -> None:
         """Restore the book from live_jobs rows."""
-        for machine, job, start, stop, customer, parts, src in rows:
-            live = LiveJob(machine, job, start, stop, customer, parts, src)
+        for machine, job, start, stop, customer, parts, src, card in rows:
+            live = LiveJob(machine, job, start, stop, customer, parts, src, card)
             self._jobs.setdefault(machine, {})[job] = live
             self._newest = max(self._newest, start or 0, stop or 0)
         self._forget_old()
@@ -109,9 +110,11 @@ class JobBook:
         if ev.event == "start":
             job.start_ms, job.customer = ev.t, ev.customer or ""
             job.parts = job.parts if job.parts is not None else ev.parts
+            job.card = ev.card or job.card
         else:
             job.stop_ms, job.parts = ev.t, ev.parts
             job.customer = job.customer or ev.customer or ""
+            job.card = job.card or ev.card
         job.src = job.src or ev.src
         jobs[ev.job] = job
         self._dirty[machine, ev.job] = job.row()

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, NamedTuple, cast
 
+from gateway.engine.localtime import PLAUSIBLE_FIRST_MS
+
 Kind = Literal["reading", "status", "job", "cmd"]
 
 # Reject reasons in the order the checks run (docs/protocol.md, "What the gateway rejects").
@@ -55,7 +57,7 @@ SIZE_LIMIT: dict[Kind, int] = {"reading": 512, "job": 512, "status": 1024, "cmd"
 _MAX_CHANNELS = 4  # ch of a reading or a status: 3 CTs and a meter
 
 _I32 = 2_147_483_647
-_T_MIN, _T_MAX = 1_577_836_800_000, 4_102_444_799_999  # 2020-01-01 .. 2099-12-31, UTC ms
+_T_MIN, _T_MAX = PLAUSIBLE_FIRST_MS, 4_102_444_799_999  # 2020-01-01 .. 2099-12-31, UTC ms
 # How far a time may run ahead of the clock of the computer that takes it in: a day covers
 # any time-zone or drift confusion; beyond it the time is wrong, not early (docs/protocol.md).
 AHEAD_MS = 86_400_000
@@ -69,6 +71,8 @@ _TOPIC = re.compile(
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _IPV4 = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 _CHANNEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+# An ISO 14443-A card UID (single, double or triple size) in uppercase hex.
+_CARD = re.compile(r"[0-9A-F]{8}|[0-9A-F]{14}|[0-9A-F]{20}")
 
 
 def plausible_window(now_ms: int | None) -> tuple[int, int]:
@@ -155,6 +159,7 @@ class JobEvent:
     customer: str | None
     parts: int | None
     src: str
+    card: str = ""  # the UID of the card that started or stopped it, for the gateway to map
 
 
 CommandName = Literal["status", "persist", "reboot"]
@@ -217,7 +222,7 @@ _JOB: dict[str, _Field] = {
     "t": ("int", False, _T_MIN, _T_MAX),
     "parts": ("int", False, 0, 1_000_000_000),
 }
-_JOB_KEYS = frozenset({"v", "event", "job", "customer", "src", *_JOB})
+_JOB_KEYS = frozenset({"v", "event", "job", "customer", "src", "card", *_JOB})
 _JOB_REQUIRED = frozenset({"v", "event", "job", "t"})
 
 
@@ -442,13 +447,18 @@ def decode_job(payload: bytes) -> JobEvent:
     doc = _document("job", payload)
     check = _Check()
     event = check.choice("event", doc.get("event"), frozenset({"start", "stop"}))
-    # JSON Schema's if/then: customer is required on a start, parts on a stop.
-    extra = {"start": {"customer"}, "stop": {"parts"}}.get(event, set())
+    # JSON Schema's if/then: a start names its customer, or carries a card to map to one.
+    extra = {"customer"} if event == "start" and "card" not in doc else set()
     check.keys(doc, _JOB_KEYS, _JOB_REQUIRED | extra)
     f = {key: check.value(key, doc[key], spec) for key, spec in _JOB.items() if key in doc}
     job = check.text("job", doc.get("job"), 64, min_len=1) if "job" in doc else ""
     customer = check.text("customer", doc["customer"], 128) if "customer" in doc else None
     src = check.text("src", doc["src"], 64) if "src" in doc else ""
+    card = doc.get("card", "")
+    if type(card) is not str:
+        check.fault(BAD_TYPE, f"card = {card!r:.40}")
+    elif "card" in doc and not _CARD.fullmatch(card):
+        check.fault(BAD_VALUE, f"card = {card!r:.40}")
     check.verdict(doc)
     return JobEvent(
         event=cast(Literal["start", "stop"], event),
@@ -457,6 +467,7 @@ def decode_job(payload: bytes) -> JobEvent:
         customer=customer,
         parts=f.get("parts"),
         src=src,
+        card=card,
     )
 
 

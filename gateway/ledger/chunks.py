@@ -1,41 +1,65 @@
-"""Readings at rest: one compressed block per machine and UTC day.
+"""Readings at rest: compressed blocks per machine and UTC day, at three levels.
 
-A 1-million-row replay becomes about a hundred blocks, not a million SQL rows. Merging a
-batch loads the blocks it touches, takes the union, drops times already stored (the
-ledger keeps what it saw first) and writes the blocks back.
+- `chunks`: one block per machine and UTC day. Replay writes here (a 1-million-row
+  replay becomes about a hundred blocks, not a million SQL rows), and so does compaction
+  once a day is over.
+- `segments`: live batches, one small block per machine and batch, appended in arrival
+  order (rowid), so that a batch writes the table's last page, not a page per machine and
+  never the day it falls in: a Pi's SD card wears with every byte written.
+- `parts`: segments compacted per machine and UTC day while the day is not over, merged
+  FANOUT at a time into the next level, so a day has a few dozen parts at most and each
+  reading is rewritten a few times per day, however late in the day it arrives.
+
+No time is stored twice for a machine (every merge drops the times already stored, at
+any level), so reading a day is concatenating its blocks and sorting.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
-import pyarrow as pa
+import zstandard
 
-from gateway.engine.model import I64, MachineReadings
-from gateway.inputs.csvfile import conflicting
+from gateway.engine.model import I64, MachineReadings, first_of_times
 
 DAY_MS = 86_400_000
 _EMPTY = MachineReadings(np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+# Live segments are compacted into parts once this many are stored: the readings of
+# about 80 batches of 50 machines. A larger bound writes less (a compaction writes a
+# page per machine) but makes every read of the open day scan more segments.
+SEGMENTS_MAX = 4096
+FANOUT = 8  # parts of one level merged into one of the next level
 
 
-# zstd level 1 (bundled with pyarrow): about zlib's size at a third of its time.
-_CODEC = pa.Codec("zstd", compression_level=1)
+# zstd level 1: about zlib's size at a third of its time. Frames as pyarrow's zstd codec
+# wrote them before (ledgers of older versions read unchanged). One context per thread:
+# zstandard's compressors are not thread-safe and cost more to create than to use.
+_ZSTD = threading.local()
 _BYTES_PER_READING = 24  # int64 time delta, float64 watts, float64 wh
+
+
+def _codec() -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
+    if not hasattr(_ZSTD, "pair"):
+        _ZSTD.pair = (zstandard.ZstdCompressor(level=1), zstandard.ZstdDecompressor())
+    pair: tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor] = _ZSTD.pair
+    return pair
 
 
 def encode(r: MachineReadings) -> bytes:
     """Times as deltas (small repeating numbers compress well), then watts, then wh."""
     dt = np.diff(r.t_ms, prepend=np.int64(0)).astype("<i8")
     raw = dt.tobytes() + r.watts.astype("<f8").tobytes() + r.wh.astype("<f8").tobytes()
-    return bytes(_CODEC.compress(raw, asbytes=True))
+    return _codec()[0].compress(raw)
 
 
 def decode(blob: bytes, n: int) -> MachineReadings:
     """The inverse of encode()."""
-    raw = _CODEC.decompress(blob, decompressed_size=_BYTES_PER_READING * n, asbytes=True)
+    raw = _codec()[1].decompress(blob, max_output_size=_BYTES_PER_READING * n)
     t = np.cumsum(np.frombuffer(raw, "<i8", count=n)).astype(np.int64)
     watts = np.frombuffer(raw, "<f8", count=n, offset=8 * n).astype(np.float64)
     wh = np.frombuffer(raw, "<f8", count=n, offset=16 * n).astype(np.float64)
@@ -53,10 +77,27 @@ def concat(parts: list[MachineReadings]) -> MachineReadings:
     )
 
 
+def _sorted(blocks: list[MachineReadings]) -> MachineReadings:
+    """Blocks of one machine with disjoint times (any order) as one sorted series."""
+    if len(blocks) == 1:
+        return blocks[0]
+    both = concat(blocks)
+    order = np.argsort(both.t_ms, kind="stable")
+    return MachineReadings(both.t_ms[order], both.watts[order], both.wh[order])
+
+
+def _decoded(found: Iterable[sqlite3.Row]) -> MachineReadings:
+    return _sorted([decode(b["data"], b["n"]) for b in found])
+
+
 def take(r: MachineReadings, lo: int, hi: int) -> MachineReadings:
     """The readings with lo <= t < hi."""
     a, b = np.searchsorted(r.t_ms, [lo, hi])
     return MachineReadings(r.t_ms[a:b], r.watts[a:b], r.wh[a:b])
+
+
+def _pick(r: MachineReadings, keep: np.ndarray) -> MachineReadings:
+    return MachineReadings(r.t_ms[keep], r.watts[keep], r.wh[keep])
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,39 +116,57 @@ def _union(stored: MachineReadings, part: MachineReadings) -> tuple[MachineReadi
     and how many of part's repeats carry other values."""
     if not len(stored):  # a day never seen: nothing to merge with
         return part, part.t_ms, 0
-    both = concat([stored, part])
-    order = np.argsort(both.t_ms, kind="stable")  # stored first: it wins a tie
-    t, watts, wh = both.t_ms[order], both.watts[order], both.wh[order]
-    dup = np.zeros(len(t), dtype=bool)
-    dup[1:] = t[1:] == t[:-1]
-    keep = ~dup
-    merged = MachineReadings(t[keep], watts[keep], wh[keep])
+    both = concat([stored, part])  # stored first: it wins a tie
+    kept = first_of_times(both.t_ms, both.watts, both.wh)
     new_times = np.setdiff1d(part.t_ms, stored.t_ms, assume_unique=True)
-    return merged, new_times, int(conflicting(dup, watts, wh).sum())
+    return kept.readings, new_times, kept.conflicts
+
+
+def _by_day(new: MachineReadings) -> list[tuple[int, MachineReadings]]:
+    """A sorted series cut at UTC midnights."""
+    days = new.t_ms // DAY_MS
+    bounds = [0, *(np.flatnonzero(np.diff(days)) + 1).tolist(), len(days)]
+    return [
+        (int(days[a]), MachineReadings(new.t_ms[a:b], new.watts[a:b], new.wh[a:b]))
+        for a, b in pairwise(bounds)
+    ]
+
+
+# Every level of a machine's UTC day (or of its blocks overlapping a time range).
+_LEVELS = ("chunks", "parts", "segments")
+_ALL = " UNION ALL ".join(f"SELECT n, data FROM {t} WHERE machine = ? AND day = ?" for t in _LEVELS)
+# Segments have no index: see ReadingStore._segment_spans.
+_OVERLAPPING = " UNION ALL ".join(
+    f"SELECT n, data FROM {t} WHERE machine = ? AND day = ? AND t_last >= ? AND t_first <= ?"
+    for t in ("chunks", "parts")
+)
 
 
 class ReadingStore:
-    """Readings per machine in the `chunks` table, with the blocks of this operation cached."""
+    """Readings per machine in the ledger, with the days of this operation cached."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._cache: dict[tuple[str, int], MachineReadings] = {}
+        self._segments: dict[tuple[str, int], list[tuple[int, int, int]]] | None = None
 
     def forget(self) -> None:
-        """Drop cached blocks (a long recompute walks month by month)."""
+        """Drop cached days (a long recompute walks month by month)."""
         self._cache.clear()
 
-    def _chunk(self, machine: str, day: int) -> MachineReadings:
+    def _day(self, machine: str, day: int) -> MachineReadings:
+        """Every stored reading of a machine's UTC day, at any level."""
         key = (machine, day)
         if key not in self._cache:
-            found = self._conn.execute(
-                "SELECT n, data FROM chunks WHERE machine = ? AND day = ?", key
-            ).fetchone()
-            self._cache[key] = decode(found["data"], found["n"]) if found else _EMPTY
+            self._cache[key] = _decoded(self._conn.execute(_ALL, key * len(_LEVELS)))
         return self._cache[key]
 
-    def _write(self, machine: str, day: int, r: MachineReadings) -> None:
+    def _write_day(self, machine: str, day: int, r: MachineReadings) -> None:
+        """Replace every level of a machine's UTC day by one block."""
         self._cache[machine, day] = r
+        for table in ("parts", "segments"):
+            self._conn.execute(f"DELETE FROM {table} WHERE machine = ? AND day = ?", (machine, day))
+        self._segments = None
         self._conn.execute(
             "INSERT OR REPLACE INTO chunks (machine, day, n, t_first, t_last, data) "
             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -115,63 +174,159 @@ class ReadingStore:
         )
 
     def drop(self, machine: str, lo: int, hi: int) -> MachineReadings:
-        """Remove the readings with lo <= t < hi; returns what was removed, sorted."""
+        """Remove the readings with lo <= t < hi (at every level); returns them, sorted."""
         removed = []
         for day in self._days(machine, lo, hi):
-            block = self._chunk(machine, day)
-            inside = (block.t_ms >= lo) & (block.t_ms < hi)
+            stored = self._day(machine, day)
+            inside = (stored.t_ms >= lo) & (stored.t_ms < hi)
             if not inside.any():
                 continue
-            removed.append(
-                MachineReadings(block.t_ms[inside], block.watts[inside], block.wh[inside])
-            )
-            kept = MachineReadings(block.t_ms[~inside], block.watts[~inside], block.wh[~inside])
+            removed.append(_pick(stored, inside))
+            kept = _pick(stored, ~inside)
             if len(kept):
-                self._write(machine, day, kept)
-            else:
-                self._cache[machine, day] = _EMPTY
+                self._write_day(machine, day, kept)
+                continue
+            self._cache[machine, day] = _EMPTY
+            for table in _LEVELS:
                 self._conn.execute(
-                    "DELETE FROM chunks WHERE machine = ? AND day = ?", (machine, day)
+                    f"DELETE FROM {table} WHERE machine = ? AND day = ?", (machine, day)
                 )
+            self._segments = None
         return concat(removed)
 
     def _days(self, machine: str, lo: int, hi: int) -> list[int]:
-        """The stored blocks that may hold readings with lo <= t < hi."""
+        """The UTC days of a machine that may hold readings with lo <= t < hi."""
+        query = " UNION ".join(
+            f"SELECT day FROM {t} WHERE machine = ? AND day BETWEEN ? AND ?" for t in _LEVELS
+        )
         found = self._conn.execute(
-            "SELECT day FROM chunks WHERE machine = ? AND day BETWEEN ? AND ? ORDER BY day",
-            (machine, lo // DAY_MS, (hi - 1) // DAY_MS),
+            query + " ORDER BY day", (machine, lo // DAY_MS, (hi - 1) // DAY_MS) * len(_LEVELS)
         )
         return [d["day"] for d in found]
 
     def merge(self, machine: str, new: MachineReadings) -> Merged:
-        """Add a sorted, duplicate-free batch; times already stored keep their stored values."""
-        days = new.t_ms // DAY_MS
-        bounds = [0, *(np.flatnonzero(np.diff(days)) + 1).tolist(), len(days)]
+        """Add a sorted, duplicate-free batch into day blocks (replay: many readings a day);
+        times already stored keep their stored values."""
+        return self._add(machine, new, live=False)
+
+    def append(self, machine: str, new: MachineReadings) -> Merged:
+        """Add a sorted, duplicate-free live batch as segments: the write is the batch's
+        size, not its day's; times already stored keep their stored values."""
+        return self._add(machine, new, live=True)
+
+    def _add(self, machine: str, new: MachineReadings, *, live: bool) -> Merged:
         conflicts = 0
         fresh: list[I64] = []
-        for a, b in pairwise(bounds):
-            day = int(days[a])
-            part = MachineReadings(new.t_ms[a:b], new.watts[a:b], new.wh[a:b])
-            merged, new_times, n_conflicts = _union(self._chunk(machine, day), part)
+        for day, part in _by_day(new):
+            if live and (machine, day) not in self._cache:
+                # Only the blocks the batch overlaps: a live batch is newer than all of them.
+                stored = self._overlapping(machine, day, int(part.t_ms[0]), int(part.t_ms[-1]))
+            else:
+                stored = self._day(machine, day)
+            merged, new_times, n_conflicts = _union(stored, part)
             conflicts += n_conflicts
-            if len(new_times):
-                self._write(machine, day, merged)
-                fresh.append(new_times)
-        added = sum(len(f) for f in fresh)
+            if not len(new_times):
+                continue
+            fresh.append(new_times)
+            if not live:
+                self._write_day(machine, day, merged)
+                continue
+            if (machine, day) in self._cache:
+                self._cache[machine, day] = merged
+            self._append(machine, day, _pick(part, np.isin(part.t_ms, new_times)))
+        n_added = sum(len(f) for f in fresh)
         return Merged(
-            added=added,
-            repeated=len(new) - added,
+            added=n_added,
+            repeated=len(new) - n_added,
             conflicts=conflicts,
             first_ms=int(fresh[0][0]) if fresh else None,
             last_ms=int(fresh[-1][-1]) if fresh else None,
         )
 
+    def _segment_spans(self) -> dict[tuple[str, int], list[tuple[int, int, int]]]:
+        """(machine, day) -> (t_first, t_last, id) of its segments: one scan per operation,
+        as the segments have no index (an index would write a page per machine)."""
+        if self._segments is None:
+            self._segments = {}
+            for s in self._conn.execute("SELECT id, machine, day, t_first, t_last FROM segments"):
+                key = (s["machine"], s["day"])
+                self._segments.setdefault(key, []).append((s["t_first"], s["t_last"], s["id"]))
+        return self._segments
+
+    def _overlapping(self, machine: str, day: int, lo: int, hi: int) -> MachineReadings:
+        """The readings of the blocks of a machine's UTC day that overlap [lo, hi]."""
+        blocks = self._conn.execute(_OVERLAPPING, (machine, day, lo, hi) * 2).fetchall()
+        for t_first, t_last, rowid in self._segment_spans().get((machine, day), []):
+            if t_last >= lo and t_first <= hi:
+                blocks += self._conn.execute(
+                    "SELECT n, data FROM segments WHERE id = ?", (rowid,)
+                ).fetchall()
+        return _decoded(blocks)
+
+    def _append(self, machine: str, day: int, r: MachineReadings) -> None:
+        """Store live readings new to the ledger as one segment."""
+        t_first, t_last = int(r.t_ms[0]), int(r.t_ms[-1])
+        cursor = self._conn.execute(
+            "INSERT INTO segments (machine, day, n, t_first, t_last, data) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (machine, day, len(r), t_first, t_last, encode(r)),
+        )
+        assert cursor.lastrowid is not None
+        self._segment_spans().setdefault((machine, day), []).append(
+            (t_first, t_last, cursor.lastrowid)
+        )
+
+    def compact(self) -> None:
+        """Move the segments into parts once there are SEGMENTS_MAX of them.
+
+        A machine's days before its newest one are over: their parts and segments become
+        the day's block (the only time a day is rewritten whole: once, when it is done).
+        """
+        span = self._conn.execute("SELECT MIN(id), MAX(id) FROM segments").fetchone()
+        # Ids count the segments (compaction deletes them all; only replay leaves holes).
+        if span[0] is None or span[1] - span[0] + 1 < SEGMENTS_MAX:
+            return
+        found: dict[tuple[str, int], list[MachineReadings]] = {}
+        for s in self._conn.execute("SELECT machine, day, n, data FROM segments ORDER BY id"):
+            found.setdefault((s["machine"], s["day"]), []).append(decode(s["data"], s["n"]))
+        self._conn.execute("DELETE FROM segments")
+        self._segments = None
+        newest: dict[str, int] = {}
+        for machine, day in found:
+            newest[machine] = max(day, newest.get(machine, day))
+        for (machine, day), blocks in found.items():
+            if day == newest[machine]:
+                self._add_part(machine, day, 1, _sorted(blocks))
+        for machine, last in newest.items():
+            done = self._conn.execute(
+                "SELECT DISTINCT day FROM parts WHERE machine = ? AND day < ?", (machine, last)
+            ).fetchall()
+            days = {d["day"] for d in done} | {d for m, d in found if m == machine and d < last}
+            for day in sorted(days):
+                self._cache.pop((machine, day), None)
+                blocks = [self._day(machine, day), *found.get((machine, day), [])]
+                self._write_day(machine, day, _sorted(blocks))
+
+    def _add_part(self, machine: str, day: int, level: int, r: MachineReadings) -> None:
+        """Store a part; FANOUT parts of one level become one part of the next."""
+        self._conn.execute(
+            "INSERT INTO parts (machine, day, level, t_first, n, t_last, data) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (machine, day, level, int(r.t_ms[0]), len(r), int(r.t_ms[-1]), encode(r)),
+        )
+        key = (machine, day, level)
+        same = self._conn.execute(
+            "SELECT n, data FROM parts WHERE machine = ? AND day = ? AND level = ?", key
+        ).fetchall()
+        if len(same) >= FANOUT:
+            self._conn.execute("DELETE FROM parts WHERE machine = ? AND day = ? AND level = ?", key)
+            self._add_part(machine, day, level + 1, _decoded(same))
+
     def load(self, machine: str, lo: int, hi: int) -> MachineReadings:
         """Readings with lo <= t < hi, sorted."""
         if hi <= lo:
             return _EMPTY
-        days = self._days(machine, lo, hi)
-        return take(concat([self._chunk(machine, d) for d in days]), lo, hi)
+        return take(concat([self._day(machine, d) for d in self._days(machine, lo, hi)]), lo, hi)
 
     def last_before(self, machine: str, t_ms: int) -> int | None:
         """Time of the last stored reading before t_ms."""
@@ -182,22 +337,45 @@ class ReadingStore:
         return self._nearest(machine, t_ms, before=False)
 
     def _nearest(self, machine: str, t_ms: int, *, before: bool) -> int | None:
-        # The block holding the neighbour, found by its first/last time (days may be empty).
-        query = (
-            "SELECT day FROM chunks WHERE machine = ? AND t_first < ? ORDER BY day DESC LIMIT 1"
+        # The day holding the neighbour, found by its blocks' first/last times (days may be
+        # empty): the latest day with a reading before t_ms, or the earliest one after.
+        query = " UNION ALL ".join(
+            f"SELECT MAX(day) AS day FROM {t} WHERE machine = ? AND t_first < ?"
             if before
-            else "SELECT day FROM chunks WHERE machine = ? AND t_last >= ? ORDER BY day LIMIT 1"
+            else f"SELECT MIN(day) AS day FROM {t} WHERE machine = ? AND t_last >= ?"
+            for t in _LEVELS
         )
-        found = self._conn.execute(query, (machine, t_ms)).fetchone()
-        if found is None:
+        days = [d["day"] for d in self._conn.execute(query, (machine, t_ms) * len(_LEVELS))]
+        found = [d for d in days if d is not None]
+        if not found:
             return None
-        t = self._chunk(machine, found["day"]).t_ms
+        t = self._day(machine, max(found) if before else min(found)).t_ms
         k = int(np.searchsorted(t, t_ms))
         return int(t[k - 1] if before else t[k])
 
     def span(self, machine: str) -> tuple[int, int] | None:
         """First and last stored reading of a machine."""
-        found = self._conn.execute(
-            "SELECT MIN(t_first) AS a, MAX(t_last) AS b FROM chunks WHERE machine = ?", (machine,)
-        ).fetchone()
-        return None if found["a"] is None else (int(found["a"]), int(found["b"]))
+        _, first, last = self.summary(machine)
+        return None if first is None or last is None else (first, last)
+
+    def summary(self, machine: str) -> tuple[int, int | None, int | None]:
+        """How many readings a machine has, its first and last."""
+        query = " UNION ALL ".join(
+            f"SELECT SUM(n) AS n, MIN(t_first) AS a, MAX(t_last) AS b FROM {t} WHERE machine = ?"
+            for t in _LEVELS
+        )
+        found = self._conn.execute(query, (machine,) * len(_LEVELS)).fetchall()
+        firsts = [f["a"] for f in found if f["a"] is not None]
+        lasts = [f["b"] for f in found if f["b"] is not None]
+        return (
+            sum(f["n"] or 0 for f in found),
+            min(firsts) if firsts else None,
+            max(lasts) if lasts else None,
+        )
+
+
+def readings_per_machine(conn: sqlite3.Connection) -> dict[str, int]:
+    """How many readings each machine has stored, at every level."""
+    query = " UNION ALL ".join(f"SELECT machine, n FROM {t}" for t in _LEVELS)
+    found = conn.execute(f"SELECT machine, SUM(n) FROM ({query}) GROUP BY machine").fetchall()
+    return {m: int(n) for m, n in found}

@@ -7,29 +7,35 @@ are detected. A new file replaces every stored job of that machine overlapping i
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from gateway.engine.localtime import day_start_ms, next_midnight_ms
 from gateway.engine.model import ExplicitJob
 from gateway.errors import InputError
-from gateway.inputs.csvfile import JobsFile
 
 
-def file_span(jobs: JobsFile, tz: ZoneInfo) -> tuple[int, int] | None:
-    """Whole local days from the file's earliest start to its latest end (UTC ms)."""
-    if jobs.span_ms is None:
+def span(jobs: Mapping[str, Sequence[ExplicitJob]], tz: ZoneInfo) -> tuple[int, int] | None:
+    """Whole local days from the earliest start to the latest end (UTC ms); None: no jobs."""
+    listed = [job for machine_jobs in jobs.values() for job in machine_jobs]
+    if not listed:
         return None
-    first, last = jobs.span_ms
+    first, last = min(j.start_ms for j in listed), max(j.end_ms for j in listed)
     return day_start_ms(first, tz), next_midnight_ms(last - 1, tz)
 
 
-def store(conn: sqlite3.Connection, jobs: JobsFile, tz: ZoneInfo) -> tuple[int, int] | None:
-    """Store the file's jobs, replacing those they supersede; returns the span they govern."""
-    span = file_span(jobs, tz)
-    if span is None:
+def store(
+    conn: sqlite3.Connection, jobs: Mapping[str, Sequence[ExplicitJob]], source: str, tz: ZoneInfo
+) -> tuple[int, int] | None:
+    """Store one job list (machine -> jobs), replacing the stored jobs it supersedes.
+
+    Returns the span it governs; `source` names the list (a file, the MQTT input) in errors.
+    """
+    governed = span(jobs, tz)
+    if governed is None:
         return None
-    lo, hi = span
-    for machine, listed in jobs.jobs.items():
+    lo, hi = governed
+    for machine, listed in jobs.items():
         conn.execute(
             "DELETE FROM explicit_jobs WHERE machine = ? AND start_ms < ? AND end_ms > ?",
             (machine, hi, lo),
@@ -41,7 +47,7 @@ def store(conn: sqlite3.Connection, jobs: JobsFile, tz: ZoneInfo) -> tuple[int, 
             ).fetchone()
             if clash is not None:
                 raise InputError(
-                    f"{jobs.path}: job_id {job.job_id!r} on {machine} is already stored for "
+                    f"{source}: job_id {job.job_id!r} on {machine} is already stored for "
                     "another time (outside this file's days); job ids must stay unique per machine"
                 )
             conn.execute(
@@ -49,7 +55,7 @@ def store(conn: sqlite3.Connection, jobs: JobsFile, tz: ZoneInfo) -> tuple[int, 
                 (machine, job.job_id, job.start_ms, job.end_ms, job.customer, job.parts),
             )
         _add_span(conn, machine, lo, hi)
-    return span
+    return governed
 
 
 def _add_span(conn: sqlite3.Connection, machine: str, lo: int, hi: int) -> None:

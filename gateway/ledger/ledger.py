@@ -11,39 +11,95 @@ import getpass
 import hashlib
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from gateway.config import LEDGER_FILE, ShopConfig
+from gateway.engine.demand import LiveDemand
 from gateway.engine.localtime import (
+    FIRST_MS,
+    LAST_MS,
     day_start_ms,
     iso_utc,
     local_date,
+    midnight_ms,
     next_midnight_ms,
+    next_period,
+    period_of,
+    period_start,
     periods_between,
     utc_ms,
 )
-from gateway.engine.model import ExplicitJob, MachineReadings
+from gateway.engine.model import ExplicitJob, MachineReadings, PriceSlots, ReadingRows
 from gateway.errors import LedgerError
-from gateway.inputs.csvfile import JobsFile, ReadingsFile
-from gateway.ledger import assignments, customers, explicit, members, periods
+from gateway.ledger import assignments, customers, explicit, members, periods, prices
 from gateway.ledger.audit import Entry, recent, record
-from gateway.ledger.chunks import Merged, ReadingStore
-from gateway.ledger.fingerprint import fingerprint
+from gateway.ledger.bill import (
+    Bill,
+    Charges,
+    PeakWatch,
+    RowCharges,
+    compute_bill,
+    frozen_bill,
+    frozen_figures,
+)
+from gateway.ledger.chunks import DAY_MS, Merged, ReadingStore
+from gateway.ledger.fingerprint import changed_from, fingerprint
 from gateway.ledger.live import LiveState, load_state, save_state
 from gateway.ledger.recompute import Computed, Recomputer
 from gateway.ledger.rows import LedgerRow, select
 from gateway.ledger.schema import connect, transaction
+from gateway.ledger.staging import Staged, merge_staged, stage
 
 # (what was just done, machines done, machines in all): drives the CLI's progress bar.
 Progress = Callable[[str, int, int], None]
-_MONTH_MS = 31 * 86_400_000
 
 
-def _os_user() -> str:
+_CACHED_MS = 7 * 86_400_000  # decoded blocks a recompute keeps while it walks day by day
+
+
+class ReadingsSource(Protocol):
+    """A readings file read batch by batch, in file order (a bad row raises mid-way)."""
+
+    @property
+    def path(self) -> Path:
+        """The file, for the audit trail."""
+
+    @property
+    def sha256(self) -> str:
+        """Of the file as stored; complete once batches() has been read to the end."""
+
+    def batches(self) -> Iterator[ReadingRows]:
+        """Every row; `machine` indexes the shop's machines in shop.toml order."""
+
+
+class JobsSource(Protocol):
+    """An operator's job list: jobs per machine, sorted by start, and the file it came from."""
+
+    @property
+    def path(self) -> Path:
+        """The file, for messages and the audit trail."""
+
+    @property
+    def sha256(self) -> str:
+        """Of the file as stored."""
+
+    @property
+    def jobs(self) -> Mapping[str, Sequence[ExplicitJob]]:
+        """Machine -> its jobs."""
+
+    @property
+    def lines(self) -> Mapping[tuple[str, str], int]:
+        """(machine, job id) -> the file's line, for messages."""
+
+
+def os_user() -> str:
+    """The OS user running this command (the audit trail's `who` of a CLI change)."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # a container user without a passwd entry
@@ -66,6 +122,19 @@ class Replayed:
     jobs: int  # jobs read from jobs.csv
     recomputed: dict[str, tuple[str, str]]  # machine -> first and last local day recomputed
     adjustments: int  # pending adjustment rows of closed periods after the replay
+
+
+@dataclass(frozen=True, slots=True)
+class PricesImported:
+    """What one `shopwatt prices import` did."""
+
+    series: str
+    slots: int
+    replaced: int  # stored slots of the series in the new slots' span, now replaced
+    first_ms: int  # start of the first slot, end of the last
+    end_ms: int
+    recomputed: dict[str, tuple[str, str]]  # machine -> first and last local day recomputed
+    adjustments: int  # pending adjustment rows of closed periods afterwards
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +214,7 @@ class MachineStatus:
     counters: dict[str, int]  # replay counters and the engine's repairs
     open_jobs: int
     config_current: bool  # rows were computed with the shop.toml as it is now
+    changed_from: date | None = None  # not current: first local day that may differ
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +226,8 @@ class Status:
     closed: dict[str, tuple[str, str]]
     pending_adjustments: int
     audit: list[Entry] = field(default_factory=list)
+    # Tariff version id -> first and last local day of the ledger's rows it priced.
+    tariff_versions: dict[str, list[str]] = field(default_factory=dict)
     # Assignments and customers a person must look at (ambiguous, orphaned, unknown).
     unsettled: list[str] = field(default_factory=list)
 
@@ -168,8 +240,28 @@ class Ledger:
     ) -> None:
         self.cfg = cfg
         self.path = cfg.storage_dir / LEDGER_FILE
-        self._who = who or _os_user()
+        self._who = who or os_user()
         self._clock = clock
+        self._held: sqlite3.Connection | None = None
+
+    def disconnect(self) -> None:
+        """Close the connection that ingest() keeps open (if any)."""
+        if self._held is not None:
+            self._held.close()
+            self._held = None
+
+    def _held_conn(self) -> sqlite3.Connection:
+        """ingest()'s connection, kept open from one batch to the next: closing a ledger's
+        last connection copies the write-ahead log into the file, so every page a batch
+        touched would be written twice, every batch; open, the WAL is checkpointed every
+        thousand pages, each page once however often it changed in between."""
+        if self._held is None:
+            conn = connect(self.path, create=True)
+            # The caller acknowledges the readings to the broker once ingest() returns, so
+            # the commit must survive a power cut too (NORMAL in WAL mode may lose the last).
+            conn.execute("PRAGMA synchronous = FULL")
+            self._held = conn
+        return self._held
 
     @contextmanager
     def _open(
@@ -190,25 +282,28 @@ class Ledger:
     def _entry(self, action: str, detail: Mapping[str, object]) -> Entry:
         return Entry(self._clock(), self._who, action, dict(detail))
 
-    def _stale(self, conn: sqlite3.Connection) -> list[str]:
-        """Machines whose rows were computed with other costing settings than shop.toml's."""
+    def _stale(self, conn: sqlite3.Connection) -> dict[str, date]:
+        """Machines whose rows were computed with other costing settings than shop.toml's,
+        each with the first local day that may differ (date.min: every day)."""
         stored = conn.execute("SELECT machine, fingerprint FROM machines ORDER BY machine")
-        stale = []
+        stale = {}
         for m in stored:
             if m["machine"] not in self.cfg.machines:
                 raise LedgerError(
                     f"{self.path}: machine {m['machine']!r} has data in the ledger but is not "
                     f"in {self.cfg.source}; put its [[machine]] back (the ledger keeps readings)"
                 )
-            if m["fingerprint"] != fingerprint(self.cfg, m["machine"]):
-                stale.append(m["machine"])
+            since = changed_from(m["fingerprint"], fingerprint(self.cfg, m["machine"]))
+            if since is not None:
+                stale[m["machine"]] = since
         return stale
 
     def _require_current(self, conn: sqlite3.Connection) -> None:
         stale = self._stale(conn)
         if stale:
+            which = ", ".join(m if d == date.min else f"{m} (from {d})" for m, d in stale.items())
             raise LedgerError(
-                f"{self.path}: rows of {', '.join(stale)} were computed with other costing "
+                f"{self.path}: rows of {which} were computed with other costing "
                 f"settings than {self.cfg.source} now has (tariff, time zone, currency or "
                 "machine); run `shopwatt recompute` first (closed months get adjustment rows)"
             )
@@ -217,45 +312,89 @@ class Ledger:
 
     def replay(
         self,
-        readings: ReadingsFile | None,
-        jobs: JobsFile | None = None,
+        readings: ReadingsSource | None,
+        jobs: JobsSource | None = None,
         progress: Progress | None = None,
         create_customers: bool = False,
     ) -> Replayed:
         """Merge readings and explicit jobs, recompute what they touch, adjust closed periods.
 
-        A job's customer must be known (create_customers: unknown names are added).
+        The readings are staged on disk while they are read, so a bad row anywhere leaves
+        the ledger as it was and a file of any length needs the memory of one batch. A job's
+        customer must be known (create_customers: unknown names are added).
         """
         with self._open(create=True) as conn, transaction(conn):
             self._require_current(conn)
-            if jobs:
-                jobs = _own_customers(conn, jobs, create_customers, self._entry)
+            owned = _own_customers(conn, jobs, create_customers, self._entry) if jobs else {}
             store = ReadingStore(conn)
-            merged = _merge(conn, store, readings) if readings else {}
-            touched = _touched(merged)
-            span = explicit.store(conn, jobs, self.cfg.site.tz) if jobs else None
+            # A replay writes and reads back blocks of many days in one transaction: with
+            # SQLite's default 2 MB page cache it spilled and re-read pages all the time
+            # (a 12M-row replay took twice as long); 32 MB is bounded and enough.
+            conn.execute("PRAGMA cache_size = -32768")
+            rows = stage(conn, readings.batches()) if readings else 0
+            staged = dict(merge_staged(conn, store, list(self.cfg.metered))) if readings else {}
+            for machine, s in staged.items():
+                counts = {
+                    "duplicate_rows": s.duplicates,
+                    "repeated_rows": s.merged.repeated,
+                    "conflicting_rows": _conflicts(s),
+                }
+                _count(conn, machine, counts)
+            # A site meter's readings are stored, never turned into rows.
+            touched = _touched({m: s.merged for m, s in staged.items() if m in self.cfg.machines})
+            tz = self.cfg.site.tz
+            span = explicit.store(conn, owned, str(jobs.path), tz) if jobs else None
             if jobs and span:
-                _widen(touched, jobs.jobs, span)
+                _widen(touched, owned, span)
             computed = self._recompute(conn, store, touched, progress)
-            recomputed = {c.machine: _days(c.first_day, c.end_day) for c in computed}
             changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
-            added = sum(x.added for x in merged.values())
             result = Replayed(
-                rows=readings.rows if readings else 0,
-                added=added,
-                duplicates=sum(readings.duplicates.values()) if readings else 0,
-                repeated=sum(x.repeated for x in merged.values()),
-                conflicts=sum(x.conflicts for x in merged.values()),
+                rows=rows,
+                added=sum(s.merged.added for s in staged.values()),
+                duplicates=sum(s.duplicates for s in staged.values()),
+                repeated=sum(s.merged.repeated for s in staged.values()),
+                conflicts=sum(_conflicts(s) for s in staged.values()),
                 jobs=sum(len(j) for j in jobs.jobs.values()) if jobs else 0,
-                recomputed=recomputed,
+                recomputed=_spans(computed),
                 adjustments=periods.refresh_adjustments(conn, changed),
             )
             detail = {
                 "input": _file(readings.path, readings.sha256) if readings else None,
                 "jobs_file": _file(jobs.path, jobs.sha256) if jobs else None,
                 **asdict(result),
+                "priced_by": priced_by(self.cfg, result.recomputed.values()),
             }
             record(conn, self._entry("replay", detail))
+        return result
+
+    def import_prices(
+        self, series: str, slots: PriceSlots, path: Path, sha256: str
+    ) -> PricesImported:
+        """Store a price series' slots and recompute the days they price (docs/tariffs.md)."""
+        lo, hi = int(slots.start_ms[0]), int(slots.end_ms[-1])
+        with self._open(create=True) as conn, transaction(conn):
+            self._require_current(conn)
+            replaced = prices.store(conn, series, slots)
+            store = ReadingStore(conn)
+            touched: dict[str, tuple[int, int]] = {}
+            if series in prices.spot_series(self.cfg.tariff):
+                for machine in self.cfg.machines:
+                    span = store.span(machine)
+                    if span is not None and span[0] < hi and span[1] >= lo:
+                        touched[machine] = (max(lo, span[0]), min(hi - 1, span[1]))
+            computed = self._recompute(conn, store, touched)
+            changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
+            result = PricesImported(
+                series=series,
+                slots=len(slots.start_ms),
+                replaced=replaced,
+                first_ms=lo,
+                end_ms=hi,
+                recomputed=_spans(computed),
+                adjustments=periods.refresh_adjustments(conn, changed),
+            )
+            detail = {"input": _file(path, sha256), **asdict(result)}
+            record(conn, self._entry("prices", detail))
         return result
 
     def ingest(
@@ -277,54 +416,48 @@ class Ledger:
         added). A caller that batches often may recompute less often: the rows follow as
         soon as it passes the ranges it collected from `Ingested.added_ranges`.
         """
-        with self._open(create=True) as conn:
-            # The caller acknowledges the readings to the broker once this returns, so the
-            # commit must survive a power cut too (NORMAL in WAL mode may lose the last one).
-            conn.execute("PRAGMA synchronous = FULL")
-            with transaction(conn):
-                self._require_current(conn)
-                store = ReadingStore(conn)
-                merged = {m: store.merge(m, r) for m, r in batches.items() if len(r)}
-                for machine, m in merged.items():
-                    _count(
-                        conn,
-                        machine,
-                        {"repeated_rows": m.repeated, "conflicting_rows": m.conflicts},
-                    )
-                added_ranges = _touched(merged)
-                touched = dict(added_ranges if recompute is None else recompute)
-                for machine, groups in (jobs or {}).items():
-                    for group in groups:
-                        # A button's customer by name ("acme gmbh") is the customer's id; a
-                        # name nobody knows stays as sent, and `status` lists it.
-                        group = [
-                            replace(j, customer=customers.id_of(conn, j.customer)) for j in group
-                        ]
-                        live = JobsFile(Path(source), "", {machine: tuple(group)}, _job_span(group))
-                        span = explicit.store(conn, live, self.cfg.site.tz)
-                        if span:
-                            _widen(touched, live.jobs, span)
-                computed = self._recompute(conn, store, touched)
-                changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
-                result = Ingested(
-                    added=sum(m.added for m in merged.values()),
-                    repeated=sum(m.repeated for m in merged.values()),
-                    conflicts=sum(m.conflicts for m in merged.values()),
-                    jobs=sum(len(g) for groups in (jobs or {}).values() for g in groups),
-                    rows=[r for c in computed for r in c.rows],
-                    adjustments=periods.refresh_adjustments(conn, changed),
-                    added_ranges=added_ranges,
+        conn = self._held_conn()
+        with transaction(conn):
+            self._require_current(conn)
+            store = ReadingStore(conn)
+            merged = {m: store.append(m, r) for m, r in batches.items() if len(r)}
+            for machine, m in merged.items():
+                _count(
+                    conn,
+                    machine,
+                    {"repeated_rows": m.repeated, "conflicting_rows": m.conflicts},
                 )
-                if state is not None:
-                    save_state(conn, state)
-                # Readings arrive every few seconds: an audit entry each time would bury the
-                # trail (and wear the SD card). Jobs and corrections of closed months are
-                # what an auditor looks for; the readings are counted in `status`.
-                if result.jobs or result.adjustments:
-                    detail = {"source": source, "jobs": result.jobs, "added": result.added}
-                    record(
-                        conn, self._entry("ingest", detail | {"adjustments": result.adjustments})
-                    )
+            added_ranges = _touched(merged)
+            touched = dict(added_ranges if recompute is None else recompute)
+            for machine, groups in (jobs or {}).items():
+                for group in groups:
+                    # A button's customer by name ("acme gmbh") is the customer's id; a name
+                    # nobody knows stays as sent, and `status` lists it.
+                    named = [replace(j, customer=customers.id_of(conn, j.customer)) for j in group]
+                    live = {machine: named}
+                    span = explicit.store(conn, live, source, self.cfg.site.tz)
+                    if span:
+                        _widen(touched, live, span)
+            computed = self._recompute(conn, store, touched)
+            changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
+            result = Ingested(
+                added=sum(m.added for m in merged.values()),
+                repeated=sum(m.repeated for m in merged.values()),
+                conflicts=sum(m.conflicts for m in merged.values()),
+                jobs=sum(len(g) for groups in (jobs or {}).values() for g in groups),
+                rows=[r for c in computed for r in c.rows],
+                adjustments=periods.refresh_adjustments(conn, changed),
+                added_ranges=added_ranges,
+            )
+            store.compact()
+            if state is not None:
+                save_state(conn, state)
+            # Readings arrive every few seconds: an audit entry each time would bury the
+            # trail (and wear the SD card). Jobs and corrections of closed months are
+            # what an auditor looks for; the readings are counted in `status`.
+            if result.jobs or result.adjustments:
+                detail = {"source": source, "jobs": result.jobs, "added": result.added}
+                record(conn, self._entry("ingest", detail | {"adjustments": result.adjustments}))
         return result
 
     def _recompute(
@@ -338,46 +471,56 @@ class Ledger:
         recomputer = Recomputer(conn, store, self.cfg)
         computed = []
         for k, (machine, (lo, hi)) in enumerate(touched.items(), start=1):
-            computed.append(recomputer.compute(machine, *recomputer.widen(machine, lo, hi)))
-            recomputer.save(computed[-1])
+            a, b = recomputer.widen(machine, lo, hi)
+            computed += _in_pieces(recomputer, store, machine, a, b, self.cfg.site.tz)
+            store.forget()  # one machine's days in memory at a time, not every touched one's
             if progress:
                 progress(f"computed {machine}", k, len(touched))
         return computed
 
     def recompute(self, everything: bool = False) -> dict[str, tuple[str, str]]:
-        """Recompute machines whose costing settings changed (or all); adjust closed periods."""
+        """Recompute machines whose costing settings changed (or all); adjust closed periods.
+
+        A new or changed [[tariff.version]] recomputes only the days from its valid_from on:
+        earlier days keep the prices they had.
+        """
         tz = self.cfg.site.tz
         with self._open() as conn, transaction(conn):
             stale = self._stale(conn)
             known = [m["machine"] for m in conn.execute("SELECT machine FROM machines")]
             todo = sorted(known if everything else stale)
+            if not todo:  # nothing changes, so nothing is audited (a change of nothing)
+                return {}
             store = ReadingStore(conn)
             recomputer = Recomputer(conn, store, self.cfg)
-            recomputed: dict[str, tuple[str, str]] = {}
+            computed: list[Computed] = []
             for machine in todo:
-                # Days may shift (another time zone): nothing of the old rows may survive.
-                conn.execute("DELETE FROM rows WHERE machine = ?", (machine,))
-                conn.execute("DELETE FROM day_stats WHERE machine = ?", (machine,))
+                since = date.min if everything else stale[machine]
                 extent = _extent(store.span(machine), explicit.spans(conn, machine))
-                if extent is None:
-                    continue
-                first = a = day_start_ms(extent[0], tz)
-                while a <= extent[1]:
-                    # Month-sized pieces keep memory flat on a Pi with years of readings.
-                    _, b = recomputer.safe_cuts(machine, a, next_midnight_ms(a + _MONTH_MS, tz))
-                    recomputer.save(recomputer.compute(machine, a, b))
-                    store.forget()
-                    a = b
-                # The data's days, not the last piece's end (a month past the data).
-                recomputed[machine] = (
-                    local_date(first, tz).isoformat(),
-                    local_date(extent[1], tz).isoformat(),
-                )
+                if since == date.min:
+                    # Days may shift (another time zone): nothing of the old rows may survive.
+                    drop_from, a = since, day_start_ms(extent[0], tz) if extent else 0
+                else:
+                    a = recomputer.safe_start(machine, midnight_ms(since, tz))
+                    drop_from = local_date(a, tz)
+                where = (machine, drop_from.isoformat())
+                conn.execute("DELETE FROM rows WHERE machine = ? AND day >= ?", where)
+                conn.execute("DELETE FROM day_stats WHERE machine = ? AND day >= ?", where)
+                recomputer.mark_current(machine)
+                if extent is not None and a <= extent[1]:
+                    # Pieces end at the data's last day (not a month past it, as they did).
+                    a, b = max(a, day_start_ms(extent[0], tz)), next_midnight_ms(extent[1], tz)
+                    computed += _in_pieces(recomputer, store, machine, a, b, tz)
+            recomputed = _spans(computed)
             adjustments = periods.refresh_adjustments(conn, periods.closed_periods(conn))
             detail = {
                 "machines": todo,
                 "reason": "all requested" if everything else "costing settings changed",
+                "from": {
+                    m: d.isoformat() for m, d in stale.items() if d != date.min and not everything
+                },
                 "recomputed": recomputed,
+                "priced_by": priced_by(self.cfg, recomputed.values()),
                 "adjustments": adjustments,
             }
             record(conn, self._entry("recompute", detail))
@@ -390,6 +533,29 @@ class Ledger:
             at = self._clock()
             now_ms = utc_ms(datetime.fromisoformat(at))
             closed = periods.close(conn, period, at, self._who, now_ms, self.cfg.site.tz)
+            # The month's demand and fixed charges and CO2 freeze with its rows.
+            frozen = select(conn, "frozen", "period = ?", (period,))
+            names = self.cfg.tariff.band_names
+            series = self._series(conn, period)
+            bill = compute_bill(self.cfg, ReadingStore(conn), frozen, names, period, series)
+            conn.executemany(
+                "INSERT INTO frozen_charges (period, kind, machine, job_id, customer, order_id, "
+                "day, demand_cents, fixed_cents, co2_g) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (period, *key, c.demand_cents, c.fixed_cents, c.co2_g)
+                    for key, c in bill.charges.items()
+                ],
+            )
+            conn.executemany(
+                "INSERT INTO frozen_solar (period, kind, machine, job_id, customer, order_id, "
+                "day, solar_wh, solar_cents) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (period, *key, c.solar_wh, c.solar_cents)
+                    for key, c in bill.charges.items()
+                    if c.solar_wh
+                ],
+            )
+            conn.execute("INSERT INTO frozen_bills VALUES (?, ?)", (period, frozen_figures(bill)))
             prepaid = members.freeze(conn, period)
             detail = {
                 "period": period,
@@ -399,6 +565,8 @@ class Ledger:
                 "open_jobs_left_out": closed.open_jobs,
                 "energy_kwh": str(closed.energy_kwh),
                 "total_cents": closed.total_cents,
+                "demand_cents": bill.demand_cents,
+                "fixed_cents": bill.fixed_day_cents + bill.fixed_month_cents,
             }
             record(conn, self._entry("close", detail))
         return closed
@@ -420,11 +588,14 @@ class Ledger:
             )
         if hi <= lo:
             raise LedgerError(f"--to = {iso_utc(hi)}: not after --from = {iso_utc(lo)}")
-        touched = periods_between(local_date(lo, tz), local_date(hi - 1, tz) + timedelta(days=1))
         try:
             with self._open() as conn, transaction(conn):
                 self._require_current(conn)
-                closed = sorted(set(touched) & set(periods.closed_periods(conn)))
+                # --from/--to may be years 1 and 9999 (drop everything), whose local dates a
+                # time zone away do not exist: a day inside those ends changes no month.
+                first = period_of(local_date(max(lo, FIRST_MS + DAY_MS), tz))
+                last = period_of(local_date(min(hi - 1, LAST_MS - DAY_MS), tz))
+                closed = [p for p in periods.closed_periods(conn) if first <= p <= last]
                 if closed:
                     raise LedgerError(
                         f"--from/--to reach into {', '.join(closed)}, a closed month: its "
@@ -453,8 +624,9 @@ class Ledger:
         if not len(gone):
             return Dropped(machine, 0, None, None, 0.0, readings_sha256(gone), None, 0)
         first, last = int(gone.t_ms[0]), int(gone.t_ms[-1])
-        (computed,) = self._recompute(conn, store, {machine: (first, last)})
-        changed = periods_between(computed.first_day, computed.end_day)
+        pieces = self._recompute(conn, store, {machine: (first, last)})
+        first_day, end_day = pieces[0].first_day, pieces[-1].end_day
+        changed = periods_between(first_day, end_day)
         return Dropped(
             machine=machine,
             readings=len(gone),
@@ -462,7 +634,7 @@ class Ledger:
             last_ms=last,
             metered_wh=round(before - _metered_wh(conn, machine), 3),  # Wh: finer is noise
             sha256=readings_sha256(gone),
-            recomputed=_days(computed.first_day, computed.end_day),
+            recomputed=_days(first_day, end_day),
             adjustments=periods.refresh_adjustments(conn, changed),
         )
 
@@ -608,7 +780,7 @@ class Ledger:
         with self._open(readonly=True) as conn:
             found = [
                 (start, job, customer)
-                for m, job, start, stop, customer, _, _ in load_state(conn).jobs
+                for m, job, start, stop, customer, *_ in load_state(conn).jobs
                 if m == machine
                 and start is not None
                 and (job == job_id if job_id else stop is None)
@@ -623,8 +795,11 @@ class Ledger:
         return job, start, customer
 
     def jobs(self, first: date, end: date) -> list[LedgerRow]:
-        """The jobs ending on the local dates [first, end) as computed now (open ones too)."""
-        with self._open(readonly=True) as conn:
+        """The jobs ending on the local dates [first, end) as computed now (open ones too).
+
+        Opened for writing (not read-only like export): `close` asks about these first, and
+        an older ledger is upgraded then, as by the close itself."""
+        with self._open() as conn:
             self._require_current(conn)
             return select(
                 conn,
@@ -652,6 +827,57 @@ class Ledger:
         months = {p: p in closed for p in periods_between(first, end)}
         return Selection(rows, open_jobs, names, months)
 
+    def bill(self, period: str) -> Bill:
+        """The month as the utility bills it, from the rows its export prints (docs/tariffs.md)."""
+        first = period_start(period)
+        selection = self.select(first, period_start(next_period(period)))
+        with self._open(readonly=True) as conn:
+            series = self._series(conn, period)
+            now = compute_bill(
+                self.cfg, ReadingStore(conn), selection.rows, selection.band_names, period, series
+            )
+            saved = conn.execute(
+                "SELECT figures FROM frozen_bills WHERE period = ?", (period,)
+            ).fetchone()
+            if saved is None:  # open, or closed by a shopwatt that kept no figures
+                return now
+            return frozen_bill(now, saved[0], _frozen_charges(conn, period, period))
+
+    def demand(self, watch: PeakWatch, at_ms: int) -> LiveDemand:
+        """The month's peak so far and the running 15-minute average up to at_ms."""
+        with self._open(readonly=True) as conn:
+            return watch.update(ReadingStore(conn), at_ms)
+
+    def _series(self, conn: sqlite3.Connection, period: str) -> dict[str, PriceSlots]:
+        """The slots of the price series the tariff uses, over one local month."""
+        tz = self.cfg.site.tz
+        lo = midnight_ms(period_start(period), tz)
+        hi = midnight_ms(period_start(next_period(period)), tz)
+        co2 = {s: prices.load(conn, s, lo, hi) for s in prices.co2_series(self.cfg.tariff)}
+        return prices.tariff_slots(conn, self.cfg.tariff, lo, hi) | co2
+
+    def price_slots(self, first_ms: int, last_ms: int) -> dict[str, PriceSlots]:
+        """The slots overlapping [first_ms, last_ms] of the series the tariff uses."""
+        if not prices.spot_series(self.cfg.tariff):
+            return {}  # no spot price: no need to open the ledger
+        with self._open(readonly=True) as conn:
+            return prices.tariff_slots(conn, self.cfg.tariff, first_ms, last_ms + 1)
+
+    def charges(self, first: date, end: date) -> Charges:
+        """Demand and fixed cents and CO2 per row of the months touching [first, end): as
+        put on rows at the close for closed months, as `bill` puts them now for open ones."""
+        with self._open(readonly=True) as conn:
+            closed = periods.closed_periods(conn)
+            found = _frozen_charges(conn, period_of(first), period_of(end))
+        for period in periods_between(first, end):
+            if period not in closed:
+                found |= self.bill(period).charges
+        return found
+
+    def stored(self, days: Mapping[str, tuple[str, str]]) -> Mapping[str, MachineReadings]:
+        """Readings of machine -> (first, last local day), each read only when asked for."""
+        return _Stored(self, days)
+
     def rows_of(self, days: Mapping[str, tuple[str, str]]) -> list[LedgerRow]:
         """The rows of some machines' local days (machine -> first and last day, as replay
         and recompute report what they recomputed), as select() gives them."""
@@ -676,11 +902,16 @@ class Ledger:
     def status(self, audit_entries: int = 5) -> Status:
         """Readings, drops and repairs per machine, closed months, the latest audit entries."""
         with self._open(readonly=True) as conn:
-            stale = set(self._stale(conn))
+            stale = self._stale(conn)
+            store = ReadingStore(conn)
             machines = [
-                _machine_status(conn, m["machine"], m["machine"] not in stale)
+                replace(
+                    _machine_status(conn, store, m["machine"], m["machine"] not in stale),
+                    changed_from=stale.get(m["machine"]),
+                )
                 for m in conn.execute("SELECT machine FROM machines ORDER BY machine")
             ]
+            extent = conn.execute("SELECT MIN(day), MAX(day) FROM rows").fetchone()
             pending = conn.execute("SELECT COUNT(*) FROM adjustments").fetchone()[0]
             return Status(
                 self.path,
@@ -688,16 +919,17 @@ class Ledger:
                 periods.closed_periods(conn),
                 pending,
                 recent(conn, audit_entries),
+                priced_by(self.cfg, [tuple(extent)] if extent[0] else []),
                 assignments.unsettled(conn) + customers.strangers(conn),
             )
 
 
 def _own_customers(
     conn: sqlite3.Connection,
-    jobs: JobsFile,
+    jobs: JobsSource,
     create: bool,
     entry: Callable[[str, Mapping[str, object]], Entry],
-) -> JobsFile:
+) -> dict[str, tuple[ExplicitJob, ...]]:
     """The jobs with each customer as its id; an unknown name is refused with its line and
     the closest known ids, or added when `create`."""
     owned: dict[str, tuple[ExplicitJob, ...]] = {}
@@ -713,7 +945,7 @@ def _own_customers(
                 record(conn, entry("customer add", {**asdict(who), "from": where}))
             mine.append(replace(job, customer=who.id) if who else job)
         owned[machine] = tuple(mine)
-    return replace(jobs, jobs=owned)
+    return owned
 
 
 def _find_job(conn: sqlite3.Connection, job_id: str, machine: str | None) -> LedgerRow:
@@ -732,21 +964,80 @@ def _find_job(conn: sqlite3.Connection, job_id: str, machine: str | None) -> Led
     raise LedgerError(f"job {job_id!r}{on} is not in the ledger ({hint})")
 
 
-def _merge(
-    conn: sqlite3.Connection, store: ReadingStore, readings: ReadingsFile
-) -> dict[str, Merged]:
-    """Store a file's readings; count what was dropped per machine (conflicts: file + ledger)."""
-    merged = {}
-    for machine, r in readings.machines.items():
-        into = store.merge(machine, r)
-        merged[machine] = replace(into, conflicts=into.conflicts + readings.conflicts[machine])
-        counts = {
-            "duplicate_rows": readings.duplicates[machine],
-            "repeated_rows": into.repeated,
-            "conflicting_rows": merged[machine].conflicts,
-        }
-        _count(conn, machine, counts)
-    return merged
+class _Stored(Mapping[str, MachineReadings]):
+    """Ledger.stored(): one machine's readings in memory at a time, however many days."""
+
+    def __init__(self, ledger: Ledger, days: Mapping[str, tuple[str, str]]) -> None:
+        self._ledger = ledger
+        self._days = days
+
+    def __getitem__(self, machine: str) -> MachineReadings:
+        tz, (first, last) = self._ledger.cfg.site.tz, self._days[machine]
+        lo = midnight_ms(date.fromisoformat(first), tz)
+        end = midnight_ms(date.fromisoformat(last) + timedelta(days=1), tz)
+        return self._ledger.readings(machine, lo, end - 1)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._days)
+
+    def __len__(self) -> int:
+        return len(self._days)
+
+
+def _conflicts(s: Staged) -> int:
+    """Dropped rows with other values than the kept one: in the file, then against the ledger."""
+    return s.conflicts + s.merged.conflicts
+
+
+def _in_pieces(
+    recomputer: Recomputer, store: ReadingStore, machine: str, a: int, b: int, tz: ZoneInfo
+) -> list[Computed]:
+    """Recompute and save the safe local days [a, b) a day (or the days a job spans) at a time.
+
+    The engine needs a few hundred bytes per reading: at 1 Hz a day is ~20 MB, so memory
+    stays flat however long the data runs. Days without readings go with the next day
+    that has some (a 1970 reading is one piece with the day after it, not 20,000).
+    """
+    done = []
+    cached_from = a
+    while a < b:
+        nxt = store.first_from(machine, a)
+        day = next_midnight_ms(a if nxt is None else max(a, nxt), tz)
+        _, cut = recomputer.safe_cuts(machine, a, min(day, b))
+        done.append(recomputer.compute(machine, a, cut))
+        recomputer.save(done[-1])
+        # Keep a week of decoded blocks (~15 MB at 1 Hz): the next piece looks back into
+        # them, and decoding each block once per piece would cost more than the piece.
+        if cut - cached_from > _CACHED_MS:
+            store.forget()
+            cached_from = cut
+        a = cut
+    return done
+
+
+def _spans(computed: Sequence[Computed]) -> dict[str, tuple[str, str]]:
+    """Machine -> first and last local day recomputed (pieces of a machine come in order)."""
+    first = {c.machine: c.first_day for c in reversed(computed)}
+    return {c.machine: _days(first[c.machine], c.end_day) for c in computed}
+
+
+def _frozen_charges(conn: sqlite3.Connection, first: str, last: str) -> Charges:
+    """The charges put on the rows of the closed months first..last at their close."""
+    # A row without solar (or of a month closed before frozen_solar existed) has none there.
+    frozen = conn.execute(
+        """SELECT c.*, coalesce(s.solar_wh, 0) AS solar_wh,
+            coalesce(s.solar_cents, 0) AS solar_cents
+        FROM frozen_charges c LEFT JOIN frozen_solar s
+            USING (period, kind, machine, job_id, customer, order_id, day)
+        WHERE c.period >= ? AND c.period <= ?""",
+        (first, last),
+    )
+    return {
+        (f["kind"], f["machine"], f["job_id"], f["customer"], f["order_id"], f["day"]): RowCharges(
+            f["demand_cents"], f["fixed_cents"], f["co2_g"], f["solar_wh"], f["solar_cents"]
+        )
+        for f in frozen
+    }
 
 
 def readings_sha256(r: MachineReadings) -> str:
@@ -767,7 +1058,8 @@ def _count(conn: sqlite3.Connection, machine: str, counts: Mapping[str, int]) ->
     conn.executemany(
         "INSERT INTO counters VALUES (?, ?, ?) "
         "ON CONFLICT (machine, name) DO UPDATE SET value = value + excluded.value",
-        [(machine, name, n) for name, n in counts.items()],
+        # Adding nothing would still write the page (every live batch, every machine).
+        [(machine, name, n) for name, n in counts.items() if n],
     )
 
 
@@ -790,18 +1082,10 @@ def _widen(
         touched[machine] = (min(lo, first), max(hi, last))
 
 
-def _job_span(jobs: Sequence[ExplicitJob]) -> tuple[int, int] | None:
-    """Earliest start and latest end of some jobs (as JobsFile.span_ms)."""
-    if not jobs:
-        return None
-    return min(j.start_ms for j in jobs), max(j.end_ms for j in jobs)
-
-
-def _machine_status(conn: sqlite3.Connection, machine: str, current: bool) -> MachineStatus:
-    chunk = conn.execute(
-        "SELECT SUM(n) AS n, MIN(t_first) AS a, MAX(t_last) AS b FROM chunks WHERE machine = ?",
-        (machine,),
-    ).fetchone()
+def _machine_status(
+    conn: sqlite3.Connection, store: ReadingStore, machine: str, current: bool
+) -> MachineStatus:
+    readings, first_ms, last_ms = store.summary(machine)
     stats = conn.execute(
         "SELECT SUM(metered_wh) AS wh, SUM(counter_resets) AS resets, "
         "SUM(implausible_jumps) AS jumps, SUM(gaps) AS gaps, SUM(gap_s) AS gap_s "
@@ -823,14 +1107,28 @@ def _machine_status(conn: sqlite3.Connection, machine: str, current: bool) -> Ma
     ).fetchone()[0]
     return MachineStatus(
         machine,
-        chunk["n"] or 0,
-        chunk["a"],
-        chunk["b"],
+        readings,
+        first_ms,
+        last_ms,
         stats["wh"] or 0.0,
         counters,
         open_jobs,
         current,
     )
+
+
+def priced_by(cfg: ShopConfig, ranges: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """Tariff version id -> first and last local day it priced among recomputed day ranges
+    (a version valid from a date-time shares its first day with the one before)."""
+    days = [d for r in ranges for d in r]
+    if not days:
+        return {}
+    first, last = date.fromisoformat(min(days)), date.fromisoformat(max(days))
+    return {
+        vid: [max(a, first).isoformat(), min(b, last).isoformat()]
+        for vid, a, b in cfg.tariff.version_days
+        if a <= last and b >= first
+    }
 
 
 def _days(first: date, end: date) -> tuple[str, str]:

@@ -19,7 +19,13 @@ from datetime import date
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from gateway.engine.localtime import midnight_ms, next_period, period_start, periods_between
+from gateway.engine.localtime import (
+    PLAUSIBLE_FIRST_MS,
+    midnight_ms,
+    next_period,
+    period_start,
+    periods_between,
+)
 from gateway.errors import LedgerError
 from gateway.ledger.rows import ZERO, Amounts, LedgerRow, OriginKey, insert, select
 from gateway.ledger.units import kwh
@@ -95,12 +101,20 @@ def close(
 
     now_ms: the wall clock of the caller; a period closes only after it has ended.
     """
-    if now_ms < end_ms(period, tz):
+    # 9999-12 never ends: no date comes after it (Python's dates stop at year 9999).
+    ends = "never" if period == "9999-12" else f"at {period_start(next_period(period))} 00:00"
+    if period == "9999-12" or now_ms < end_ms(period, tz):
         # Its last day is not over: readings of it are still to come, and a snapshot taken
         # now would turn all of them into adjustment rows.
         raise LedgerError(
-            f"--month = {period!r}: the month has not ended yet in {tz.key} (it ends at "
-            f"{period_start(next_period(period))} 00:00); close a month only after it is over"
+            f"--month = {period!r}: the month has not ended yet in {tz.key} (it ends "
+            f"{ends}); close a month only after it is over"
+        )
+    if end_ms(period, tz) <= PLAUSIBLE_FIRST_MS:
+        # Only bad data can be in it; frozen, that data could never be dropped.
+        raise LedgerError(
+            f"--month = {period!r}: before 2020-01, where no reading can be (a sensor clock "
+            "that never synced says 1970): remove such readings with `shopwatt readings drop`"
         )
     closed = closed_periods(conn)
     if period in closed:

@@ -26,11 +26,11 @@ import numpy as np
 from gateway.config import ShopConfig
 from gateway.engine import MachineReadings, compute_machine
 from gateway.engine.localtime import day_start_ms, local_date, midnight_ms, next_midnight_ms
-from gateway.ledger import assignments, explicit
+from gateway.ledger import assignments, explicit, prices
 from gateway.ledger.chunks import DAY_MS, ReadingStore
 from gateway.ledger.fingerprint import fingerprint
-from gateway.ledger.prices import priced
-from gateway.ledger.rows import LedgerRow, from_cost_row, insert
+from gateway.ledger.jobprices import priced
+from gateway.ledger.rows import LedgerRow, from_cost_row, replace_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,22 +136,29 @@ class Recomputer:
 
     def safe_cuts(self, machine_id: str, a: int, b: int) -> tuple[int, int]:
         """Move the local midnights a and b outwards until no job can cross them."""
+        return self.safe_start(machine_id, a), self._safe_end(machine_id, b)
+
+    def safe_start(self, machine_id: str, a: int) -> int:
+        """The local midnight a, or an earlier one, that no job crosses."""
         spans = explicit.spans(self._conn, machine_id)
         while True:
             wider = min([s for s, e in spans if s < a < e], default=a)
             if wider == a and self._joined(machine_id, a):
                 wider = day_start_ms(a - 1, self._tz)
             if wider == a:
-                break
+                return a
             a = wider
+
+    def _safe_end(self, machine_id: str, b: int) -> int:
+        """The local midnight b, or a later one, that no job crosses."""
+        spans = explicit.spans(self._conn, machine_id)
         while True:
             wider = max([e for s, e in spans if s < b < e], default=b)
             if wider == b and self._joined(machine_id, b):
                 wider = next_midnight_ms(b, self._tz)
             if wider == b:
-                break
+                return b
             b = wider
-        return a, b
 
     def compute(self, machine_id: str, a: int, b: int) -> Computed:
         """Rows and day stats of the local days [a, b) (a and b: safe local midnights)."""
@@ -174,10 +181,13 @@ class Recomputer:
             after = self._store.first_from(machine_id, step + 1)
             hi = max(hi, (step if after is None else after) + 1)
         window = self._store.load(machine_id, lo, hi)
+        series = prices.tariff_slots(self._conn, tariff, lo, hi)
         # Explicit jobs take their spans, detection runs on the rest (the engine's rule).
         jobs = explicit.jobs_in(self._conn, machine_id, lo, hi)
         cuts = assignments.cuts(self._conn, machine_id, lo, hi)
-        rows = compute_machine(machine_id, window, machine, tariff, self._tz, jobs, cuts=cuts).rows
+        rows = compute_machine(
+            machine_id, window, machine, tariff, self._tz, jobs, series, cuts=cuts
+        ).rows
         first_day, end_day = local_date(a, self._tz), local_date(b, self._tz)
         names = tariff.band_names
         counted = {j.job_id: j.parts for j in jobs if j.parts}
@@ -227,30 +237,50 @@ class Recomputer:
         return found
 
     def save(self, computed: Computed) -> None:
-        """Replace the stored rows and stats of the computed days; record the config used."""
+        """Replace the stored rows and stats of the computed days; record the config used.
+
+        Only what changed is written (see rows.replace_rows): a machine's day is saved
+        again every few seconds while it runs.
+        """
         days = (computed.machine, computed.first_day.isoformat(), computed.end_day.isoformat())
-        self._conn.execute("DELETE FROM rows WHERE machine = ? AND day >= ? AND day < ?", days)
-        insert(self._conn, "rows", computed.rows)
-        self._conn.execute("DELETE FROM day_stats WHERE machine = ? AND day >= ? AND day < ?", days)
+        replace_rows(self._conn, "machine = ? AND day >= ? AND day < ?", days, computed.rows)
+        stored = {
+            found["day"]: tuple(found)
+            for found in self._conn.execute(
+                "SELECT * FROM day_stats WHERE machine = ? AND day >= ? AND day < ?", days
+            )
+        }
+        new = [
+            (
+                computed.machine,
+                s.day.isoformat(),
+                s.samples,
+                s.metered_wh,
+                s.counter_resets,
+                s.implausible_jumps,
+                s.gaps,
+                s.gap_s,
+            )
+            for s in computed.stats
+        ]
+        gone = stored.keys() - {s[1] for s in new}
         self._conn.executemany(
-            "INSERT INTO day_stats VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    computed.machine,
-                    s.day.isoformat(),
-                    s.samples,
-                    s.metered_wh,
-                    s.counter_resets,
-                    s.implausible_jumps,
-                    s.gaps,
-                    s.gap_s,
-                )
-                for s in computed.stats
-            ],
+            "DELETE FROM day_stats WHERE machine = ? AND day = ?",
+            [(computed.machine, day) for day in gone],
         )
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO day_stats VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [s for s in new if stored.get(s[1]) != s],
+        )
+        self.mark_current(computed.machine)
+
+    def mark_current(self, machine_id: str) -> None:
+        """Record that the machine's rows follow shop.toml's costing settings as they are."""
         self._conn.execute(
-            "INSERT OR REPLACE INTO machines VALUES (?, ?)",
-            (computed.machine, fingerprint(self._cfg, computed.machine)),
+            # Unchanged (every live recompute): no write at all, the page stays clean.
+            "INSERT INTO machines VALUES (?, ?) ON CONFLICT (machine) DO UPDATE SET "
+            "fingerprint = excluded.fingerprint WHERE fingerprint != excluded.fingerprint",
+            (machine_id, fingerprint(self._cfg, machine_id)),
         )
 
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from gateway.engine.localtime import period_of
 from gateway.engine.model import CostRow
-from gateway.ledger.units import cents, energy_cents, hours, kwh, money
+from gateway.ledger.units import energy_cents, hour_cents, hours, kwh, money
 
 Kind = Literal["job", "overhead", "adjustment"]
 Table = Literal["rows", "adjustments", "frozen"]
@@ -80,6 +80,10 @@ class Amounts:
 
     def __sub__(self, other: Amounts) -> Amounts:
         return self + -other
+
+    def printed_kwh(self) -> Decimal:
+        """All energy as the export prints it: the sum of the printed bands."""
+        return sum((kwh(wh) for wh in self.band_wh.values()), Decimal("0.000"))
 
     def printed(self, band_names: Sequence[str]) -> dict[str, Decimal]:
         """Every figure as the export prints it, by column name, in the export's order.
@@ -164,7 +168,11 @@ class LedgerRow:
 
 def from_cost_row(row: CostRow, band_names: Sequence[str], rates: Sequence[float]) -> LedgerRow:
     """The engine's row with money in cents, one rounding per cost per row; the energy cost
-    is the printed kWh of each band priced at its rate (units.energy_cents)."""
+    is the printed kWh of each priced column (tariff version x band) at its rate
+    (units.energy_cents, rates aligned with Tariff.columns), the machine-hour costs are the
+    printed hours (run_h, or duration_h for depreciation on job hours) at their rates."""
+    duration_s = (row.end_ms - row.start_ms) / 1000.0
+    depreciation_s = duration_s if row.depreciation_basis == "job_hours" else row.run_s
     return LedgerRow(
         period=period_of(row.day),
         kind=row.kind,
@@ -175,12 +183,12 @@ def from_cost_row(row: CostRow, band_names: Sequence[str], rates: Sequence[float
         end_ms=row.end_ms,
         day=row.day,
         amounts=Amounts(
-            duration_s=(row.end_ms - row.start_ms) / 1000.0,
+            duration_s=duration_s,
             run_s=row.run_s,
             band_wh=dict(zip(band_names, row.band_wh, strict=True)),
-            energy_cents=energy_cents(row.band_wh, rates),
-            depreciation_cents=cents(row.depreciation_cost),
-            maintenance_cents=cents(row.maintenance_cost),
+            energy_cents=energy_cents(row.priced_wh or row.band_wh, rates, row.spot_cost),
+            depreciation_cents=hour_cents(depreciation_s, row.depreciation_per_h),
+            maintenance_cents=hour_cents(row.run_s, row.maintenance_per_h),
         ),
         open=row.open,
     )
@@ -248,6 +256,10 @@ def _to_sql(r: LedgerRow) -> tuple[Any, ...]:
 
 
 def _from_sql(v: sqlite3.Row) -> LedgerRow:
+    # A read-only copy of an older ledger has no billing columns: their defaults.
+    present = set(v.keys())  # a Row's `in` looks at its values, not its column names
+    billing: dict[str, Any] = {"order_id": "", "parts": 0, "scrap": 0, "price_cents": None}
+    billing |= {k: v[k] for k in BILLING_COLUMNS if k in present}
     return LedgerRow(
         period=v["period"],
         kind=v["kind"],
@@ -264,15 +276,15 @@ def _from_sql(v: sqlite3.Row) -> LedgerRow:
             v["energy_cents"],
             v["depreciation_cents"],
             v["maintenance_cents"],
-            v["parts"],
-            v["scrap"],
-            v["price_cents"],
+            billing["parts"],
+            billing["scrap"],
+            billing["price_cents"],
         ),
         open=bool(v["open"]),
         origin_period=v["origin_period"],
         origin_kind=v["origin_kind"],
         origin_day=v["origin_day"],
-        order=v["order_id"],
+        order=billing["order_id"],
     )
 
 
@@ -282,6 +294,53 @@ def insert(conn: sqlite3.Connection, table: Table, rows: Iterable[LedgerRow]) ->
     conn.executemany(
         f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES ({marks})", map(_to_sql, rows)
     )
+
+
+# What a recompute may change in a row of the latest computation; the other columns say
+# which row it is (and are the indexed ones: an update in place leaves the indexes alone).
+_VALUES = (
+    "end_ms",
+    "duration_s",
+    "run_s",
+    "band_wh",
+    "energy_cents",
+    "depreciation_cents",
+    "maintenance_cents",
+    "open",
+)
+_KEY = [k for k, c in enumerate(COLUMNS) if c not in _VALUES]
+_VAL = [k for k, c in enumerate(COLUMNS) if c in _VALUES]
+
+
+def replace_rows(
+    conn: sqlite3.Connection, where: str, params: Sequence[Any], rows: Iterable[LedgerRow]
+) -> None:
+    """Make the `rows` table's rows matching `where` equal to `rows`, writing only what
+    differs: a live recompute of a day changes a row or two of it (the open job, the day's
+    overhead), and an SD card wears with every page written."""
+    stored: dict[tuple[Any, ...], list[tuple[int, tuple[Any, ...]]]] = {}
+    query = f"SELECT rowid, {', '.join(COLUMNS)} FROM rows WHERE {where}"
+    for found in conn.execute(query, params):
+        key = tuple(found[k + 1] for k in _KEY)
+        stored.setdefault(key, []).append((found[0], tuple(found[k + 1] for k in _VAL)))
+    updates, inserts = [], []
+    for row in rows:
+        values = _to_sql(row)
+        same = stored.get(tuple(values[k] for k in _KEY))
+        if not same:
+            inserts.append(values)
+            continue
+        rowid, old = same.pop()
+        new = tuple(values[k] for k in _VAL)
+        if new != old:
+            updates.append((*new, rowid))
+    conn.executemany(
+        "DELETE FROM rows WHERE rowid = ?", [(r,) for left in stored.values() for r, _ in left]
+    )
+    assignments = ", ".join(f"{c} = ?" for c in _VALUES)
+    conn.executemany(f"UPDATE rows SET {assignments} WHERE rowid = ?", updates)
+    marks = ", ".join("?" * len(COLUMNS))
+    conn.executemany(f"INSERT INTO rows ({', '.join(COLUMNS)}) VALUES ({marks})", inserts)
 
 
 def select(

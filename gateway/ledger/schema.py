@@ -54,7 +54,7 @@ CREATE TABLE audit (
 
 # Each step upgrades the schema by one version, one SQL statement per string (a new ledger
 # runs them all after _DDL); steps are only ever added, so a ledger of any older shopwatt
-# opens by running the ones it lacks.
+# opens by running the ones it lacks. Steps only create tables (see connect(): readonly).
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1 -> 2: `shopwatt run`'s state (gateway/ledger/live.py). Before, the service created
     # these tables itself, with these columns: IF NOT EXISTS adopts them and their rows.
@@ -68,7 +68,55 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             customer TEXT NOT NULL, parts INTEGER, src TEXT NOT NULL,
             PRIMARY KEY (machine, job))""",
     ),
-    # 2 -> 3: billing. Customers and the shop's own product lines (`shopwatt customer`):
+    # 2 -> 3: the demand and fixed charges and the CO2 of closed months as they were put on
+    # rows at the close (gateway/ledger/bill.py): the export's demand_cost, fixed_cost, co2_kg.
+    (
+        """CREATE TABLE IF NOT EXISTS frozen_charges (
+            period TEXT NOT NULL, kind TEXT NOT NULL, machine TEXT NOT NULL,
+            job_id TEXT NOT NULL, customer TEXT NOT NULL, day TEXT NOT NULL,
+            demand_cents INTEGER NOT NULL, fixed_cents INTEGER NOT NULL, co2_g INTEGER NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS frozen_charges_by_period ON frozen_charges (period)",
+    ),
+    # 3 -> 4: price series from `shopwatt prices import` (gateway/ledger/prices.py).
+    (
+        """CREATE TABLE IF NOT EXISTS prices (
+            series TEXT NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
+            price REAL NOT NULL, PRIMARY KEY (series, start_ms)) WITHOUT ROWID""",
+    ),
+    # 4 -> 5: live readings as append-only segments, compacted into parts, then chunks
+    # (gateway/ledger/chunks.py), so that storing a batch costs the batch, not its day.
+    (
+        """CREATE TABLE IF NOT EXISTS segments (
+            id INTEGER PRIMARY KEY, machine TEXT NOT NULL, day INTEGER NOT NULL,
+            n INTEGER NOT NULL, t_first INTEGER NOT NULL, t_last INTEGER NOT NULL,
+            data BLOB NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS parts (
+            machine TEXT NOT NULL, day INTEGER NOT NULL, level INTEGER NOT NULL,
+            t_first INTEGER NOT NULL, n INTEGER NOT NULL, t_last INTEGER NOT NULL,
+            data BLOB NOT NULL, PRIMARY KEY (machine, day, level, t_first)) WITHOUT ROWID""",
+    ),
+    # 5 -> 6: the month's bill figures beside its rows' charges as they were at the close
+    # (peak, demand charge and its shares, fixed charges, VAT; JSON, gateway/ledger/bill.py),
+    # so `bill` for a closed month prints what its export carries.
+    (
+        """CREATE TABLE IF NOT EXISTS frozen_bills (
+            period TEXT PRIMARY KEY, figures TEXT NOT NULL)""",
+    ),
+    # 6 -> 7: the card UID of a job started or stopped at a sensor's card reader, beside
+    # its live_jobs row: a table of its own, as steps only add tables (see the reader below).
+    (
+        """CREATE TABLE IF NOT EXISTS live_job_cards (
+            machine TEXT NOT NULL, job TEXT NOT NULL, card TEXT NOT NULL,
+            PRIMARY KEY (machine, job)) WITHOUT ROWID""",
+    ),
+    # 7 -> 8: the people who may use the shop's web page (gateway/ledger/users.py); only
+    # argon2id hashes, never a password.
+    (
+        """CREATE TABLE IF NOT EXISTS users (
+            name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL, created_by TEXT NOT NULL)""",
+    ),
+    # 8 -> 9: billing. Customers and the shop's own product lines (`shopwatt customer`):
     # name_key is the display name case- and space-folded, so one customer is never two;
     # merged_into, a customer merged into another (its id still resolves, to the other).
     # Assignments (`shopwatt job assign`) are keyed by an instant inside the job, so they
@@ -96,35 +144,48 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ),
         # The parts a job event's stop said (a button's count; 0: not known).
         "ALTER TABLE explicit_jobs ADD COLUMN parts INTEGER NOT NULL DEFAULT 0",
+        # A row's charges are keyed like the row, and a row's key has its order now.
+        "ALTER TABLE frozen_charges ADD COLUMN order_id TEXT NOT NULL DEFAULT ''",
     ),
-    # 3 -> 4: members (`shopwatt member`, docs/members.md). hours: which hours of a job
+    # 9 -> 10: own solar on the rows of closed months (the export's solar_kwh, solar_cost),
+    # beside frozen_charges (a table of its own: migrations may run again, ALTER may not).
+    (
+        """CREATE TABLE IF NOT EXISTS frozen_solar (
+            period TEXT NOT NULL, kind TEXT NOT NULL, machine TEXT NOT NULL,
+            job_id TEXT NOT NULL, customer TEXT NOT NULL, order_id TEXT NOT NULL,
+            day TEXT NOT NULL, solar_wh INTEGER NOT NULL, solar_cents INTEGER NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS frozen_solar_by_period ON frozen_solar (period)",
+    ),
+    # 10 -> 11: members (`shopwatt member`, docs/members.md). hours: which hours of a job
     # count (run_hours or job_hours); weights: JSON {machine or '*': credits per hour, as
     # text}; low_below: the balance (credits, text) under which `status` warns. Blocks and
     # subscriptions keep hours as exact decimal text; a subscription runs from `first` to
     # `last` ('': until ended). prepaid_frozen: what `close` froze of the prepaid view.
+    # IF NOT EXISTS: a ledger whose version was set back runs the step again.
     (
-        """CREATE TABLE members (
+        """CREATE TABLE IF NOT EXISTS members (
             id TEXT PRIMARY KEY, card TEXT NOT NULL, hours TEXT NOT NULL,
             weights TEXT NOT NULL, low_below TEXT NOT NULL, made_at TEXT NOT NULL,
             made_by TEXT NOT NULL)""",
-        "CREATE UNIQUE INDEX members_by_card ON members (card) WHERE card != ''",
-        """CREATE TABLE blocks (
+        "CREATE UNIQUE INDEX IF NOT EXISTS members_by_card ON members (card) WHERE card != ''",
+        """CREATE TABLE IF NOT EXISTS blocks (
             id INTEGER PRIMARY KEY AUTOINCREMENT, member TEXT NOT NULL, hours TEXT NOT NULL,
             price_cents INTEGER NOT NULL, bought TEXT NOT NULL, valid_until TEXT NOT NULL,
             made_at TEXT NOT NULL, made_by TEXT NOT NULL)""",
-        """CREATE TABLE subscriptions (
+        """CREATE TABLE IF NOT EXISTS subscriptions (
             id INTEGER PRIMARY KEY AUTOINCREMENT, member TEXT NOT NULL, hours TEXT NOT NULL,
             price_cents INTEGER NOT NULL, first TEXT NOT NULL, last TEXT NOT NULL,
             carry INTEGER NOT NULL, cap TEXT NOT NULL, made_at TEXT NOT NULL,
             made_by TEXT NOT NULL)""",
         # The prepaid view of a closed month as `close` froze it (cents).
-        """CREATE TABLE prepaid_frozen (
+        """CREATE TABLE IF NOT EXISTS prepaid_frozen (
             period TEXT NOT NULL, member TEXT NOT NULL, opening INTEGER NOT NULL,
             received INTEGER NOT NULL, recognised INTEGER NOT NULL, closing INTEGER NOT NULL,
             PRIMARY KEY (period, member))""",
     ),
 )
 SCHEMA_VERSION = 1 + len(_MIGRATIONS)
+PAGE_SIZE = 1024
 
 
 def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqlite3.Connection:
@@ -143,6 +204,10 @@ def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqli
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0 and create:
+            # Small pages: a live batch changes a few rows in several tables, and every page
+            # it touches is written whole (twice: the WAL, then the checkpoint). Only a new,
+            # empty file takes it; an older ledger keeps its 4 KiB pages.
+            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
             conn.execute("PRAGMA journal_mode = WAL")
             # One script, one transaction: a half-created ledger never exists.
             steps = _DDL + "".join(f"{s};" for step in _MIGRATIONS for s in step)
@@ -150,11 +215,21 @@ def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqli
         elif version == 0:
             # Empty: being created by another process right now, or never finished.
             raise LedgerError(f"{path}: no ledger yet; run `shopwatt replay` first")
+        elif version < SCHEMA_VERSION and readonly and _writable(path):
+            # An older ledger where it can be written (shopwatt was updated): upgrade it as
+            # a command that writes would, then read it; else export fails after an update.
+            conn.close()
+            connect(path).close()
+            return connect(path, readonly=True)
         elif version < SCHEMA_VERSION and readonly:
-            raise LedgerError(
-                f"{path}: a ledger of an older shopwatt (schema {version}) on a read-only "
-                "copy; open it once where it can be written (any shopwatt command), then copy it"
-            )
+            # A reader must not upgrade the file (it may be an accountant's read-only copy).
+            # The steps it lacks only add tables, which an older shopwatt never filled: the
+            # reader sees them as empty temporary tables (its own, gone when it closes).
+            for step in _MIGRATIONS[version - 1 :]:
+                for statement in step:
+                    if statement.startswith("ALTER TABLE"):
+                        continue  # a column the file lacks reads as its default (rows.py)
+                    conn.execute(statement.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
         elif version < SCHEMA_VERSION:
             _migrate(conn)
         elif version != SCHEMA_VERSION:
@@ -168,6 +243,11 @@ def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqli
         conn.close()
         raise
     return conn
+
+
+def _writable(path: Path) -> bool:
+    """The file and its folder (SQLite's -wal and -shm) can be written."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -30,14 +30,24 @@ def cents(amount: float) -> int:
     return _cents(_decimal(amount))
 
 
-def energy_cents(band_wh: Iterable[float], rates: Iterable[float]) -> int:
-    """The energy cost of a line in cents: each band's printed kWh x its rate, then rounded.
+def energy_cents(band_wh: Iterable[float], rates: Iterable[float], spot: float = 0.0) -> int:
+    """The energy cost of a line in cents: each band's printed kWh x its rate, plus the spot
+    part (priced per price slot, docs/tariffs.md), then rounded once.
 
     Pricing the printed kWh (not the unrounded energy) lets anyone check a line with a
     calculator: 3.396 kWh x 0.24 = 0.81504 -> 0.82.
     """
     priced = (kwh(wh) * _decimal(rate) for wh, rate in zip(band_wh, rates, strict=True))
-    return _cents(sum(priced, Decimal(0)))
+    return _cents(sum(priced, _decimal(spot)))
+
+
+def hour_cents(seconds: float, rate: float) -> int:
+    """A machine-hour cost in cents: the printed hours x the rate per hour, rounded once.
+
+    As for energy, the printed hours (not the unrounded run time) are priced, so a line
+    checks with a calculator: 1.3208 h x 1.20 = 1.58496 -> 1.58.
+    """
+    return _cents(hours(seconds) * _decimal(rate))
 
 
 def kwh(wh: float) -> Decimal:

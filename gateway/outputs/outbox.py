@@ -119,6 +119,9 @@ class Outbox:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per batch.
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            # Small pages (a new file only): every put and every settle rewrites the queue's
+            # last pages whole, and each byte of those is SD-card wear.
+            self._db.execute("PRAGMA page_size=1024")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.executescript(_SCHEMA)

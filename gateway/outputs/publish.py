@@ -4,9 +4,10 @@ Shared by the service (`shopwatt run`, batch by batch) and by `shopwatt replay` 
 `shopwatt recompute` (history), so Grafana shows the same picture either way:
 
 - `power`: every reading (live: per sensor; replayed: per machine, no sensor tag);
-- `machine_state` and `energy` (kWh and cost per minute and tariff band), from the
-  machine's readings as the engine's live view adds them up (engine/live.py), so a minute
-  split over two batches is written whole;
+- `machine_state` and `energy` (kWh and cost per minute and tariff band, the spot price
+  included), from the machine's readings and the ledger's price slots as the engine's
+  live view adds them up (engine/live.py), so a minute split over two batches is written
+  whole;
 - `job` and `overhead`, from the ledger's rows (money in the ledger's cents).
 
 The arithmetic is the engine's and the reading the ledger's: this module only formats.
@@ -19,13 +20,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from gateway.clock import now_ms
 from gateway.config import Machine, ShopConfig, Tariff
 from gateway.engine.live import LiveView, advance
 from gateway.engine.localtime import local_date
-from gateway.engine.model import MachineReadings
+from gateway.engine.model import MachineReadings, PriceSlots
 from gateway.ledger.membership import MemberLedger
 from gateway.ledger.rows import LedgerRow
 from gateway.outputs.drain import open_influx_output
@@ -43,6 +44,9 @@ _ROW_CACHE_MAX = 20_000  # job/overhead lines remembered to skip rewriting uncha
 _DRAIN_BUDGET_S = 30.0  # replay/recompute send what they queued for at most this long
 HISTORY_CHUNK = 100_000  # replayed readings turned into lines at a time
 
+# The ledger's reader of price slots between two instants (Ledger.price_slots).
+PriceReader = Callable[[int, int], Mapping[str, PriceSlots]]
+
 
 def row_lines(site: str, tariff: Tariff, rows: Iterable[LedgerRow]) -> list[str]:
     """`job` points of finished jobs and `overhead` points (adjustment rows are the
@@ -52,10 +56,15 @@ def row_lines(site: str, tariff: Tariff, rows: Iterable[LedgerRow]) -> list[str]
 
 
 def machine_lines(
-    cfg: ShopConfig, machine: Machine, r: MachineReadings, view: LiveView
+    cfg: ShopConfig, machine: Machine, r: MachineReadings, view: LiveView, prices: PriceReader
 ) -> tuple[list[str], LiveView]:
     """`machine_state` and `energy` lines for readings newer than view.last; the next view."""
-    step = advance(machine, cfg.tariff, cfg.site.tz, r, view)
+    if len(r) == 0:
+        return [], view
+    # The pieces run from the carried reading (if any) to the newest one.
+    first = int(r.t_ms[0]) if view.last is None else view.last[0]
+    slots = prices(first, int(r.t_ms[-1]))
+    step = advance(machine, cfg.tariff, cfg.site.tz, r, view, slots)
     if step is None:
         return [], view
     site, s = cfg.site.id, step.readings
@@ -63,7 +72,7 @@ def machine_lines(
     # power: a reading without power has no state point to skip).
     skip = int(step.fresh == 1 and not math.isnan(s.watts[0]))
     lines = state_lines(site, machine, s.t_ms, s.watts)[skip:]
-    lines += energy_lines(site, machine.id, step.minutes, step.band_wh, cfg.tariff)
+    lines += energy_lines(site, machine.id, step.minutes, step.band_wh, step.band_cost, cfg.tariff)
     return lines, step.view
 
 
@@ -92,7 +101,9 @@ class RowLines:
         return out
 
 
-def history_lines(cfg: ShopConfig, readings: Mapping[str, MachineReadings]) -> Iterator[list[str]]:
+def history_lines(
+    cfg: ShopConfig, readings: Mapping[str, MachineReadings], prices: PriceReader
+) -> Iterator[list[str]]:
     """`power`, `machine_state` and `energy` lines of replayed readings, in chunks.
 
     A year of a machine is a few million lines: chunks of HISTORY_CHUNK readings keep the
@@ -107,7 +118,7 @@ def history_lines(cfg: ShopConfig, readings: Mapping[str, MachineReadings]) -> I
                 r.wh[a : a + HISTORY_CHUNK],
             )
             lines = power_lines(cfg.site.id, machine_id, "", part.t_ms, part.watts, part.wh)
-            shown, view = machine_lines(cfg, cfg.machines[machine_id], part, view)
+            shown, view = machine_lines(cfg, cfg.machines[machine_id], part, view, prices)
             yield lines + shown
 
 
@@ -120,11 +131,13 @@ def member_points(cfg: ShopConfig, t_ms: int) -> list[str]:
 def queue_ledger_changes(
     cfg: ShopConfig,
     rows: Sequence[LedgerRow],
-    readings: Mapping[str, MachineReadings] | None = None,
+    readings: Mapping[str, MachineReadings] | None,
+    prices: PriceReader,
 ) -> tuple[int, int]:
     """Put what replay/recompute changed into the outbox and send it for a short while.
 
-    rows: the ledger's rows of the recomputed days (Ledger.rows_of).
+    rows: the ledger's rows of the recomputed days (Ledger.rows_of); prices: the ledger's
+    price slots for the readings' `energy` cost (Ledger.price_slots).
     Returns (lines queued, lines still waiting); a running `shopwatt run` sends the rest.
     Does nothing (0, 0) without an [influxdb] section.
     """
@@ -133,7 +146,7 @@ def queue_ledger_changes(
     outbox, drainer = open_influx_output(cfg)
     try:
         queued = 0
-        for lines in history_lines(cfg, readings or {}):
+        for lines in history_lines(cfg, readings or {}, prices):
             queued += outbox.put(lines)
         queued += outbox.put(row_lines(cfg.site.id, cfg.tariff, rows))
         queued += outbox.put(member_points(cfg, now_ms()))

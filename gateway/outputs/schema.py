@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from gateway.config import Machine, Tariff
+from gateway.engine.demand import LiveDemand
 from gateway.engine.drawdown import SCALE
 from gateway.engine.model import F64, I64, Reading, Stats
 from gateway.engine.states import IDLE, OFF, RUNNING, machine_states
@@ -30,6 +31,8 @@ GATEWAY = "gateway"
 SENSOR = "sensor"
 SOURCE = "source"
 MEMBER = "member"
+DEMAND = "demand"
+DEMAND_WARNING = "demand_warning"
 
 # machine_state codes are the engine's; a Grafana state timeline maps them to colours.
 STATE_NAMES = {OFF: "off", IDLE: "idle", RUNNING: "running"}
@@ -121,19 +124,22 @@ def cost_lines(site: str, rows: Iterable[LedgerRow], band_names: Sequence[str]) 
     return out
 
 
-def energy_lines(site: str, machine: str, t_ms: I64, band_wh: F64, tariff: Tariff) -> list[str]:
+def energy_lines(
+    site: str, machine: str, t_ms: I64, band_wh: F64, band_cost: F64, tariff: Tariff
+) -> list[str]:
     """`energy` points: kWh and cost per tariff band per interval (t_ms: interval starts).
 
-    band_wh has one row per interval and one column per Tariff.band_names. A band is
-    written where it has energy, and each interval writes at least its main band (zero
-    when the machine was off), so SUM() over any time range gives kWh and cost directly.
+    band_wh and band_cost (the engine's, engine/live.py) have one row per interval and one
+    column per Tariff.band_names. A band is written where it has energy, and each interval
+    writes at least its main band (zero when the machine was off), so SUM() over any time
+    range gives kWh and cost directly.
     """
     main = np.argmax(band_wh, axis=1)
     emit = band_wh != 0.0
     emit[np.arange(len(main)), main] = True
     rows, bands = np.nonzero(emit)
     kwh = band_wh[rows, bands] / 1000.0
-    cost = kwh * np.asarray(tariff.rates)[bands]
+    cost = band_cost[rows, bands]
     keys = [
         series_key(ENERGY, {"site": site, "machine": machine, "band": b}) for b in tariff.band_names
     ]
@@ -178,4 +184,20 @@ def member_lines(site: str, t_ms: int, balances: Iterable[Balance]) -> list[str]
         )
         for b in balances
     )
+    return [text for text in out if text is not None]
+
+
+def demand_lines(site: str, d: LiveDemand, warn_at: float) -> list[str]:
+    """The `demand` point (the month's peak so far, the running 15-minute average) and,
+    when the running average reaches warn_at of the peak, a `demand_warning` point."""
+    fields: dict[str, FieldValue] = {
+        "peak_kw": float(d.peak_kw),
+        "running_kw": float(d.running_kw),
+    }
+    if d.peak_start_ms is not None:
+        fields["peak_start_ms"] = d.peak_start_ms
+    out = [line(DEMAND, {"site": site}, fields, d.at_ms)]
+    if d.warns(warn_at):
+        share = {"share": round(d.running_wh / d.peak_wh, 3)}
+        out.append(line(DEMAND_WARNING, {"site": site}, fields | share, d.at_ms))
     return [text for text in out if text is not None]

@@ -11,6 +11,7 @@ from grafana.influxql import Query
 from grafana.queries import (
     SITE,
     demand_kw,
+    live_demand_kw,
     peak_demand_kw,
     power_now_kw,
     select,
@@ -91,6 +92,17 @@ def build(currency: str) -> dash.Dashboard:
             Query(demand_kw(SITE)).alias("demand"),
             p.KW,
             w=16,
+        )
+    )
+    board.with_panel(
+        p.time_series(
+            "Demand now and this month's peak",
+            "The running 15-minute average of site power and the month's highest quarter hour "
+            "so far, as the gateway computes them; when the running line nears the peak, a new "
+            "peak (and a higher demand charge) is minutes away.",
+            Query(live_demand_kw(SITE)),
+            p.KW,
+            w=8,
         )
     )
     board.with_panel(

@@ -105,12 +105,17 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
         pool.close()
 
 
-def test_every_window_arrives_once_in_order_with_the_counter_rule(recorded: Recorded) -> None:
+def test_every_window_arrives_in_order_with_the_counter_rule(recorded: Recorded) -> None:
     for machine, sent in recorded.report.machines.items():
-        readings = recorded.heard.readings[machine]
+        # QoS 1 is at-least-once: a message whose PUBACK was lost to a reconnect may come
+        # again (the gateway drops it by sensor, boot and seq); only its first arrival counts.
+        firsts: dict[tuple[int, int], SensorReading] = {}
+        for r in recorded.heard.readings[machine]:
+            firsts.setdefault((r.b, r.s), r)
+        readings = list(firsts.values())
         assert len(readings) == sent.readings, machine
-        ids = [(r.b, r.s) for r in readings]
-        assert ids == sorted(set(ids)), machine  # one in flight: replays keep the order
+        ids = list(firsts)
+        assert ids == sorted(ids), machine  # one in flight: replays keep the order
         for before, after in itertools.pairwise(readings):
             if before.b != after.b:
                 assert after.s == 0

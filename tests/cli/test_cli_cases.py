@@ -21,6 +21,7 @@ from gateway.config import load_config
 from gateway.engine.localtime import local_date
 from gateway.inputs.csvfile import read_readings
 from gateway.ledger.units import cents, hours, kwh, money
+from tests.engine.engine_cases import column_names
 from tests.ledger.shop import shopwatt
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
@@ -72,9 +73,11 @@ def _engine_order(lines: list[dict[str, str]], machines: list[str]) -> list[dict
 
 
 def _priced(want: dict[str, Any], rates: dict[str, float]) -> Decimal:
-    """The energy cost of the printed kWh of each band (docs/accounting.md, Rounding)."""
+    """The energy cost of the printed kWh of each priced column (docs/accounting.md,
+    Rounding): the bands, or with tariff versions the case's '<version>/<band>' columns."""
+    wh = want.get("priced_wh", want["wh"])
     cost = sum(
-        (kwh(want["wh"].get(band, 0.0)) * Decimal(str(rate)) for band, rate in rates.items()),
+        (kwh(wh.get(column, 0.0)) * Decimal(str(rate)) for column, rate in rates.items()),
         Decimal(0),
     )
     return cost.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
@@ -117,7 +120,8 @@ def test_golden_case_through_replay_and_export(folder: Path, tmp_path: Path) -> 
     expected, lines = _replay_and_export(folder, tmp_path)
     final = [r for r in expected if not r.get("open", False)]
     cfg = load_config(folder / "shop.toml")
-    rates = dict(zip(cfg.tariff.band_names, cfg.tariff.rates, strict=True))
+    names = column_names(cfg.tariff) if cfg.tariff.version else cfg.tariff.band_names
+    rates = dict(zip(names, cfg.tariff.rates, strict=True))
     lines = _engine_order(lines, list(cfg.machines))
     assert len(lines) == len(final), [line["job_id"] or line["kind"] for line in lines]
     problems = [

@@ -17,8 +17,9 @@ from tests.ledger.shop import series, shopwatt, write_readings, write_shop
 
 COLUMNS = (
     "kind,job_id,machine,customer,start,end,duration_h,run_h,energy_kwh,kwh_standard,kwh_peak,"
-    "energy_cost,depreciation_cost,maintenance_cost,total_cost,currency,"
-    "order,parts,scrap,kwh_per_part,cost_per_part,price,margin,corrects"
+    "energy_cost,depreciation_cost,maintenance_cost,total_cost,demand_cost,fixed_cost,co2_kg,"
+    "solar_kwh,solar_cost,currency,order,parts,scrap,kwh_per_part,cost_per_part,price,margin,"
+    "corrects"
 )
 MONEY = ("energy_cost", "depreciation_cost", "maintenance_cost")
 NUMBERS = ("duration_h", "run_h", "energy_kwh", "kwh_standard", "kwh_peak", *MONEY, "total_cost")
@@ -101,8 +102,9 @@ def test_a_job_still_running_at_the_end_of_the_data_is_left_out_with_a_note(shop
     assert "1 job(s) still running at the end of the data are not exported" in note
 
 
-GROUPED = [*COLUMNS.split(",")[6:16], "parts", "scrap", "kwh_per_part", "cost_per_part"]
-GROUPED += ["price", "margin"]
+_ALL = COLUMNS.split(",")
+GROUPED = [*_ALL[_ALL.index("duration_h") : _ALL.index("currency") + 1], "parts", "scrap"]
+GROUPED += ["kwh_per_part", "cost_per_part", "price", "margin"]
 
 
 def _members(rows: list[dict[str, str]], by: str, name: str) -> list[dict[str, str]]:

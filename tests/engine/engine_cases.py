@@ -17,8 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from gateway.config import ShopConfig, load_config
+from gateway.config import ShopConfig, Tariff, load_config
 from gateway.engine import CostRow, EnergyStats, ExplicitJob, MachineReadings, compute_machine
+from gateway.ledger.rows import from_cost_row
+from gateway.ledger.units import money
 
 CASES = Path(__file__).parent.parent / "cases"
 
@@ -88,12 +90,21 @@ def run_case(case: Case) -> tuple[list[CostRow], dict[str, EnergyStats]]:
     return rows, stats
 
 
+def column_names(tariff: Tariff) -> list[str]:
+    """expected.json's names of the priced columns: '<version id>/<band>'."""
+    return [f"{tariff.version_ids[k]}/{band}" for k, band in tariff.columns]
+
+
 def row_as_dict(row: CostRow, case: Case) -> dict[str, Any]:
     """A row in expected.json's terms: local ISO times, energy per band name."""
     tz = case.config.site.tz
 
     def local(ms: int) -> str:
         return datetime.fromtimestamp(ms / 1000, tz).isoformat()
+
+    # The machine-hour costs as the ledger prices them: the printed hours x the rate.
+    tariff = case.config.tariff
+    amounts = from_cost_row(row, tariff.band_names, tariff.rates).amounts
 
     return {
         "kind": row.kind,
@@ -105,8 +116,9 @@ def row_as_dict(row: CostRow, case: Case) -> dict[str, Any]:
         "day": row.day.isoformat(),
         "run_s": row.run_s,
         "wh": dict(zip(case.config.tariff.band_names, row.band_wh, strict=True)),
-        "depreciation_cost": row.depreciation_cost,
-        "maintenance_cost": row.maintenance_cost,
+        "priced_wh": dict(zip(column_names(case.config.tariff), row.priced_wh, strict=True)),
+        "depreciation_cost": float(money(amounts.depreciation_cents)),
+        "maintenance_cost": float(money(amounts.maintenance_cents)),
         "open": row.open,
     }
 

@@ -12,6 +12,7 @@ from engine_build import T0_MS, flat_tariff, machine, readings
 
 from gateway.engine import ExplicitJob, MachineReadings, compute_machine
 from gateway.errors import InputError
+from gateway.ledger.rows import from_cost_row
 
 BERLIN = ZoneInfo("Europe/Berlin")
 DAY_S = 86_400
@@ -25,7 +26,9 @@ def test_no_readings_no_rows_unless_explicit_jobs_were_given() -> None:
     m = machine(cost={"purchase": 3600, "life_hours": 3600, "depreciation_basis": "job_hours"})
     (row,) = compute_machine("m", empty, m, flat_tariff(), BERLIN, [job]).rows
     # no energy known yet, but the machine was booked for an hour; more data may come
-    assert (row.job_id, row.energy_wh, row.depreciation_cost, row.open) == ("J", 0.0, 1.0, True)
+    assert (row.job_id, row.energy_wh, row.open) == ("J", 0.0, True)
+    tariff = flat_tariff()
+    assert from_cost_row(row, tariff.band_names, tariff.rates).amounts.depreciation_cents == 100
 
 
 def test_one_reading_gives_an_empty_overhead_row_for_its_day() -> None:

@@ -150,3 +150,14 @@ def test_a_cut_splits_the_job_around_it_into_two_that_share_its_energy() -> None
     assert (first.open, second.open) == (False, job.open)
     assert first.energy_wh + second.energy_wh == pytest.approx(job.energy_wh)
     assert first.energy_wh == pytest.approx(4 * 2000 / 60)
+
+
+def test_no_detected_job_runs_across_an_explicit_job_between_two_readings() -> None:
+    # Running readings at 0, 60, 180, 240 s; the operator's job 100-170 s holds no reading.
+    r = readings([0, 60, 180, 240], [2000.0] * 4)
+    job = ExplicitJob("WO-1", T0_MS + 100_000, T0_MS + 170_000)
+    rows = compute_machine("m", r, machine(), flat_tariff(), BERLIN, [job]).rows
+    spans = [
+        ((x.start_ms - T0_MS) // 1000, (x.end_ms - T0_MS) // 1000) for x in rows if x.kind == "job"
+    ]
+    assert spans == [(0, 60), (100, 170), (180, 240)]

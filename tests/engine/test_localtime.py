@@ -79,3 +79,74 @@ def test_earlier_band_wins_and_crossing_band_belongs_to_its_start_day() -> None:
     assert band_at("2026-11-07T05:59:00+01:00") == "night"  # Friday's band, on Saturday
     assert band_at("2026-11-07T06:00:00+01:00") == "standard"
     assert band_at("2026-11-07T23:00:00+01:00") == "late"  # Saturday has no night band
+
+
+def test_each_instant_is_priced_by_the_version_in_force() -> None:
+    # A Friday night band of the first version runs into Saturday; the second version takes
+    # over at Saturday 02:00 with other bands: the night band ends there, priced columns
+    # (version, band) say which rate applies.
+    tariff = Tariff.model_validate(
+        {
+            "id": "v1",
+            "rate": 0.2,
+            "band": [{"name": "night", "rate": 0.1, "start": "22:00", "end": "06:00"}],
+            "version": [
+                {
+                    "id": "v2",
+                    "valid_from": datetime(2026, 11, 7, 2, 0),
+                    "rate": 0.3,
+                    "band": [{"name": "peak", "rate": 0.5, "start": "08:00", "end": "12:00"}],
+                }
+            ],
+        }
+    )
+    assert tariff.band_names == ["standard", "night", "peak"]
+    assert tariff.columns == [(0, "standard"), (0, "night"), (1, "standard"), (1, "peak")]
+    cal = build_calendar(tariff, BERLIN, date(2026, 11, 6), date(2026, 11, 7))
+
+    def column_at(local: str) -> tuple[int, str]:
+        t = int(datetime.fromisoformat(local).timestamp() * 1000)
+        return tariff.columns[int(cal.column_index(np.array([t]))[0])]
+
+    assert column_at("2026-11-06T21:00:00+01:00") == (0, "standard")
+    assert column_at("2026-11-07T01:59:59+01:00") == (0, "night")
+    assert column_at("2026-11-07T02:00:00+01:00") == (1, "standard")
+    assert column_at("2026-11-07T09:00:00+01:00") == (1, "peak")
+    assert column_at("2026-11-07T23:00:00+01:00") == (1, "standard")  # v2 has no night band
+
+
+def test_a_version_from_a_skipped_wall_time_takes_over_when_the_clock_jumps() -> None:
+    tariff = Tariff.model_validate(
+        {
+            "id": "v1",
+            "rate": 0.2,
+            "version": [{"id": "v2", "valid_from": "2026-03-29T02:30:00", "rate": 0.3}],
+        }
+    )
+    cal = build_calendar(tariff, BERLIN, date(2026, 3, 29), date(2026, 3, 29))
+    assert [iso_utc(int(e)) for e in cal.band_edges] == ["2026-03-29T01:00:00.000Z"]  # 03:00 CEST
+
+
+def test_a_calendar_after_a_version_change_holds_only_the_version_in_force() -> None:
+    tariff = Tariff.model_validate(
+        {
+            "id": "v1",
+            "rate": 0.2,
+            "band": [{"name": "peak", "rate": 0.4, "start": "16:00", "end": "20:00"}],
+            "version": [
+                {
+                    "id": "v2",
+                    "valid_from": "2026-11-01",
+                    "rate": 0.3,
+                    "band": [{"name": "peak", "rate": 0.5, "start": "17:00", "end": "21:00"}],
+                }
+            ],
+        }
+    )
+    cal = build_calendar(tariff, BERLIN, date(2026, 12, 10), date(2026, 12, 10))
+    t = int(datetime.fromisoformat("2026-12-10T16:30:00+01:00").timestamp() * 1000)
+    u = int(datetime.fromisoformat("2026-12-10T20:30:00+01:00").timestamp() * 1000)
+    assert [tariff.columns[int(c)] for c in cal.column_index(np.array([t, u]))] == [
+        (1, "standard"),
+        (1, "peak"),
+    ]

@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator
 
 from firmware.app import Sensor
 from firmware.hal_fake import FakeHal, FakeReset
+from firmware.jobs import HOLDOFF_MS
 from firmware.mqtt import Client
 from firmware.mqtt_codec import MqttError
 from tests.servers import Mosquitto
@@ -258,3 +259,74 @@ def test_sensor_commands_persist_status_and_reboot(
         "state": "offline",
         "boot": sensor.state.boot,
     }
+
+
+def test_job_button_and_card_events_wait_out_an_outage_and_arrive_in_order(
+    mosquitto: Mosquitto, listen: Any, tmp_path: Path
+) -> None:
+    jobs = listen("shopwatt/v1/demo/cnc-01/job")
+    hal = FakeHal(folder=str(tmp_path), clock_ms=lambda: int(time.monotonic() * 1000))
+    hal.set_samples(34, wave(2017, 2017.0, 400.0, noise_counts=1.0))
+    sensor = make_sensor(
+        hal,
+        window_ms=1000,
+        burst=50,
+        mqtt={"host": "127.0.0.1", "port": mosquitto.port, "keepalive_s": 10},
+        button={"pin": 4},
+        card_reader={"poll_ms": 50},
+    )
+    switch = sensor.jobs
+    assert switch is not None
+    card = "04A1B2C3D4E5F6"
+
+    async def hold_off() -> None:
+        await asyncio.sleep(HOLDOFF_MS / 1000 + 0.1)  # people press twice; see jobs.py
+
+    async def push() -> None:
+        # A bouncing push: the contacts chatter, then stay closed until the job flips.
+        running = switch.job
+        for level in (True, False, True, False):
+            hal.button_down = level
+            await asyncio.sleep(0.003)
+        hal.button_down = True
+        await until(lambda: switch.job != running, "the press to take")
+        hal.button_down = False
+
+    async def tap() -> None:
+        running = switch.job
+        hal.reader.card = bytes.fromhex(card)
+        await until(lambda: switch.job != running, "the tap to take")
+        hal.reader.card = None
+
+    async def scenario() -> None:
+        task = asyncio.create_task(sensor.run())
+        await until(lambda: sensor.connected and sensor.clock.syncs > 0, "online, clock synced")
+        mosquitto.stop()
+        await push()  # start
+        await hold_off()
+        hal.reader.card = bytes.fromhex("DEADBEEF")  # another card: refused
+        await until(lambda: sensor.refused > 0, "the refusal")
+        hal.reader.card = None
+        await hold_off()
+        await push()  # stop
+        await hold_off()
+        await tap()  # start with the card
+        await hold_off()
+        await tap()  # the same card stops it
+        assert len(switch.ring) == 4  # all waiting in flash
+        mosquitto.start()
+        await until(lambda: len(switch.ring) == 0 and len(jobs.payloads("job")) >= 4, "replay")
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(scenario())
+    events = [json.loads(p) for p in jobs.payloads("job")]
+    assert [(e["event"], e.get("card")) for e in events] == [
+        ("start", None),
+        ("stop", None),
+        ("start", card),
+        ("stop", card),
+    ]
+    assert events[0]["job"] == events[1]["job"] != events[2]["job"] == events[3]["job"]
+    assert [e["t"] for e in events] == sorted(e["t"] for e in events)
+    assert all(_valid("job", p) for p in jobs.payloads("job"))

@@ -30,17 +30,19 @@ from gateway.inputs.modbus import COUNTERS
 from gateway.inputs.protocol import StatusReport
 from gateway.inputs.tracker import DUPLICATE, READING
 from gateway.ledger import Ledger
+from gateway.ledger.bill import PeakWatch
 from gateway.ledger.membership import MemberLedger
 from gateway.ledger.rows import LedgerRow
 from gateway.outputs.drain import Drainer, open_influx_output
 from gateway.outputs.lineprotocol import FieldValue
 from gateway.outputs.outbox import Outbox
 from gateway.outputs.publish import member_points
-from gateway.outputs.schema import gateway_line, sensor_line, source_lines
+from gateway.outputs.schema import demand_lines, gateway_line, sensor_line, source_lines
 from gateway.service import Health
 
 SEED = 7
 HEALTH_EVERY_MS = 15 * 60_000
+DEMAND_WARNING = 0.9  # [influxdb] demand_warning's default
 MODBUS_SOURCE = "modbus:tcp:127.0.0.1:5020/1"  # the Modbus input's source naming
 
 
@@ -126,8 +128,10 @@ def write_shop_day(folder: Path, influx_url: str, database: str) -> ShopInflux:
             "readings_deduplicated": replayed.duplicates + replayed.repeated,
         }
         gateway |= outbox.health().fields() | drainer.stats.fields()
+        ledger, watch = Ledger(cfg), PeakWatch(cfg)
         for t in np.arange(first, now + 1, HEALTH_EVERY_MS).tolist():
             outbox.put(_health_lines(cfg, readings, t, gateway))
+            outbox.put(demand_lines(cfg.site.id, ledger.demand(watch, t), DEMAND_WARNING))
         outbox.put(member_points(cfg, now))  # the members' balances at the end of the day
         _drain(drainer, outbox)
     finally:

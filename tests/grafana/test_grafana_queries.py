@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from gateway.engine.drawdown import SCALE
-from gateway.engine.localtime import local_date
+from gateway.engine.localtime import local_date, period_of
 from gateway.engine.states import RUNNING, machine_states
+from gateway.ledger import Ledger
 from gateway.ledger.membership import MemberLedger
 from grafana.influxql import DATASOURCE_UID
 from tests.grafana.grafana_support import (
@@ -194,6 +195,14 @@ def test_the_months_peak_demand_is_the_highest_quarter_hour(shop: Shop) -> None:
     highest = max(r["kW"] for r in demand if r["kW"] is not None)
     assert peak["peak"] == pytest.approx(highest)
     assert not math.isclose(peak["peak"], min(r["kW"] for r in demand if r["kW"] is not None))
+
+
+def test_the_live_peak_so_far_ends_at_the_bills_peak(shop: Shop) -> None:
+    rows = shop.rows(shop.panel("shopwatt-overview", "Demand now and this month's peak"))
+    peaks = [r["peak so far"] for r in rows if r["peak so far"] is not None]
+    bill = Ledger(shop.data.cfg).bill(period_of(local_date(shop.data.now_ms, shop.data.tz)))
+    assert peaks == sorted(peaks)  # the peak so far never falls within a month
+    assert peaks[-1] == float(bill.peak_kw) > 0
 
 
 def test_power_now_shows_every_reporting_machine(shop: Shop) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -15,6 +17,7 @@ import numpy as np
 from click.testing import CliRunner, Result
 
 from gateway.cli import main
+from gateway.ledger.rows import BILLING_COLUMNS
 
 TZ = ZoneInfo("Europe/Berlin")
 
@@ -135,6 +138,19 @@ def shopwatt(*args: str | Path) -> Result:
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
+def ok(*args: str | Path) -> str:
+    """Run the CLI, which must succeed; its stdout."""
+    result = shopwatt(*args)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def export_rows(config: Path, first: str, end: str) -> list[dict[str, str]]:
+    """`shopwatt export` of the local dates [first, end) as CSV dicts."""
+    text = ok("export", "--config", config, "--from", first, "--to", end)
+    return list(csv.DictReader(io.StringIO(text)))
+
+
 def ledger_path(config: Path) -> Path:
     """Where write_shop's ledger lives."""
     return config.parent / "data" / "ledger.sqlite"
@@ -166,3 +182,14 @@ def dump(config: Path, table: str, digits: int = 6) -> list[tuple[object, ...]]:
 def days_after(day: str, n: int) -> str:
     """'2026-11-03' + n days."""
     return (datetime.fromisoformat(day) + timedelta(days=n)).date().isoformat()
+
+
+def drop_billing_step(conn: sqlite3.Connection) -> None:
+    """Undo the billing migration step (schema.py), to make a ledger of an earlier version."""
+    for table in ("customers", "assignments", "splits"):
+        conn.execute(f"DROP TABLE {table}")
+    for table in ("rows", "adjustments", "frozen"):
+        for column in BILLING_COLUMNS:
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    conn.execute("ALTER TABLE explicit_jobs DROP COLUMN parts")
+    conn.execute("ALTER TABLE frozen_charges DROP COLUMN order_id")

@@ -12,7 +12,7 @@ import pytest
 from gateway.config import load_config
 from gateway.engine import ExplicitJob
 from gateway.errors import InputError
-from gateway.inputs.csvfile import JobsFile, read_jobs, read_readings
+from gateway.inputs.csvfile import JobsFile, ReadingsCsv, read_jobs, read_readings
 from gateway.ledger import Ledger
 from tests.ledger.shop import (
     ledger_path,
@@ -151,7 +151,7 @@ MILL = series(
     ("what", "expected"),
     [
         ("naive time", "line 3: time = '2026-11-03T13:00:00': no UTC offset"),
-        ("unknown machine", "line 3: machine = 'drill': not a machine in shop.toml"),
+        ("unknown machine", "line 3: machine = 'drill': not a machine or site meter in shop.toml"),
         ("negative watts", "line 3: watts = '-3.0': negative power"),
         ("malformed csv", "line 3: expected 4 fields"),
         ("malformed toml", "shop.toml: not valid TOML"),
@@ -209,9 +209,8 @@ def test_a_first_run_that_fails_inside_the_ledger_leaves_no_ledger_file(tmp_path
                 ExplicitJob("B", start, start + 60_000),
             )
         },
-        (start, start + 3_600_000),
     )
-    readings = read_readings(write_readings(tmp_path / "r.csv", MILL.lines()), cfg.machines)
+    readings = ReadingsCsv(write_readings(tmp_path / "r.csv", MILL.lines()), cfg.machines)
     with pytest.raises(InputError, match="overlap"):
         Ledger(cfg).replay(readings, jobs)
     assert list(ledger_path(tmp_path / "shop.toml").parent.iterdir()) == []

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import pytest
 from gateway.config import load_config
 from gateway.errors import LedgerError
 from gateway.ledger import Ledger
-from tests.ledger.shop import dump, series, shopwatt, write_readings, write_shop
+from tests.ledger.shop import dump, export_rows, ok, series, shopwatt, write_readings, write_shop
 
 MILL = series(
     "mill",
@@ -27,17 +25,6 @@ MILL = series(
 LATE = ("2025-11-30 12:00", "2025-12-01 00:00")
 
 
-def _ok(*args: str | Path) -> str:
-    result = shopwatt(*args)
-    assert result.exit_code == 0, result.output
-    return result.stdout
-
-
-def _export(config: Path, first: str, end: str) -> list[dict[str, str]]:
-    text = _ok("export", "--config", config, "--from", first, "--to", end)
-    return list(csv.DictReader(io.StringIO(text)))
-
-
 def _kwh(rows: list[dict[str, str]]) -> Decimal:
     return sum((Decimal(r["energy_kwh"]) for r in rows), Decimal(0))
 
@@ -45,27 +32,27 @@ def _kwh(rows: list[dict[str, str]]) -> Decimal:
 def _setup(tmp_path: Path) -> Path:
     config = write_shop(tmp_path)
     early = MILL.lines(hi=LATE[0]) + MILL.lines(lo=LATE[1])
-    _ok("replay", "--config", config, "--input", write_readings(tmp_path / "early.csv", early))
-    _ok("close", "--config", config, "--month", "2025-11", "--yes")
+    ok("replay", "--config", config, "--input", write_readings(tmp_path / "early.csv", early))
+    ok("close", "--config", config, "--month", "2025-11", "--yes")
     return config
 
 
 def _replay_late(config: Path) -> str:
     late = write_readings(config.parent / "late.csv", MILL.lines(lo=LATE[0], hi=LATE[1]))
-    return _ok("replay", "--config", config, "--input", late)
+    return ok("replay", "--config", config, "--input", late)
 
 
 def test_late_data_for_a_closed_month_becomes_adjustments_in_the_next(tmp_path: Path) -> None:
     config = _setup(tmp_path)
-    november = _export(config, "2025-11-01", "2025-12-01")
+    november = export_rows(config, "2025-11-01", "2025-12-01")
     frozen = dump(config, "frozen")
     assert {r["kind"] for r in november} == {"job", "overhead"}
 
     assert "adjustment rows pending for closed months" in _replay_late(config)
 
     assert dump(config, "frozen") == frozen
-    assert _export(config, "2025-11-01", "2025-12-01") == november
-    december = _export(config, "2025-12-01", "2026-01-01")
+    assert export_rows(config, "2025-11-01", "2025-12-01") == november
+    december = export_rows(config, "2025-12-01", "2026-01-01")
     adjustments = [r for r in december if r["kind"] == "adjustment"]
     # The late job appears whole; the overhead of Nov 30 is corrected by the difference.
     late_job = next(r for r in adjustments if r["job_id"] == "mill-20251130-001")
@@ -82,8 +69,8 @@ def test_recomputing_and_replaying_again_never_doubles_an_adjustment(tmp_path: P
     _replay_late(config)
     pending = dump(config, "adjustments")
     assert pending
-    _ok("recompute", "--config", config, "--all")
-    _ok("recompute", "--config", config, "--all")
+    ok("recompute", "--config", config, "--all")
+    ok("recompute", "--config", config, "--all")
     _replay_late(config)
     assert dump(config, "adjustments") == pending
 
@@ -91,27 +78,27 @@ def test_recomputing_and_replaying_again_never_doubles_an_adjustment(tmp_path: P
 def test_closing_the_next_month_freezes_its_adjustments_for_good(tmp_path: Path) -> None:
     config = _setup(tmp_path)
     _replay_late(config)
-    december = _export(config, "2025-12-01", "2026-01-01")
-    _ok("close", "--config", config, "--month", "2025-12", "--yes")
+    december = export_rows(config, "2025-12-01", "2026-01-01")
+    ok("close", "--config", config, "--month", "2025-12", "--yes")
     assert dump(config, "adjustments") == []
-    _ok("recompute", "--config", config, "--all")
+    ok("recompute", "--config", config, "--all")
     assert dump(config, "adjustments") == []
-    assert _export(config, "2025-12-01", "2026-01-01") == december
+    assert export_rows(config, "2025-12-01", "2026-01-01") == december
 
 
 def test_a_tariff_change_needs_recompute_and_corrects_closed_months(tmp_path: Path) -> None:
     config = _setup(tmp_path)
-    _ok("close", "--config", config, "--month", "2025-12", "--yes")
-    before = _export(config, "2025-11-01", "2026-01-01")
+    ok("close", "--config", config, "--month", "2025-12", "--yes")
+    before = export_rows(config, "2025-11-01", "2026-01-01")
     write_shop(tmp_path, rate=0.30)
 
     refused = shopwatt("export", "--config", config, "--from", "2025-11-01", "--to", "2026-01-01")
     assert refused.exit_code == 2
     assert "run `shopwatt recompute` first" in refused.stderr
 
-    _ok("recompute", "--config", config)
-    assert _export(config, "2025-11-01", "2026-01-01") == before  # closed: unchanged
-    january = _export(config, "2026-01-01", "2026-02-01")
+    ok("recompute", "--config", config)
+    assert export_rows(config, "2025-11-01", "2026-01-01") == before  # closed: unchanged
+    january = export_rows(config, "2026-01-01", "2026-02-01")
     assert {r["kind"] for r in january} == {"adjustment"}
     assert _kwh(january) == 0  # same energy, other price
     standard = sum(Decimal(r["kwh_standard"]) for r in before)
@@ -126,7 +113,9 @@ def test_a_month_closes_once_and_the_audit_trail_says_who_did_what(tmp_path: Pat
     assert "2025-11 is already closed" in again.stderr
     bad = shopwatt("close", "--config", config, "--month", "2025-13", "--yes")
     assert "--month = '2025-13': expected a month as YYYY-MM" in bad.stderr
-    status = _ok("status", "--config", config)
+    last = shopwatt("close", "--config", config, "--month", "9999-12")  # no month after it
+    assert last.exit_code == 2 and "--month = '9999-12': the month has not ended" in last.stderr
+    status = ok("status", "--config", config)
     assert "closed months: 2025-11 (" in status
     trail = status.split("recent changes:")[1]
     assert " close 2025-11: " in trail
@@ -137,7 +126,7 @@ def test_months_close_in_order_so_corrections_never_land_in_a_closed_month(
     tmp_path: Path,
 ) -> None:
     config = write_shop(tmp_path)
-    _ok("replay", "--config", config, "--input", write_readings(tmp_path / "r.csv", MILL.lines()))
+    ok("replay", "--config", config, "--input", write_readings(tmp_path / "r.csv", MILL.lines()))
     before = dump(config, "frozen")
     refused = shopwatt("close", "--config", config, "--month", "2025-12", "--yes")
     assert refused.exit_code == 2
@@ -145,13 +134,13 @@ def test_months_close_in_order_so_corrections_never_land_in_a_closed_month(
         refused.stderr
     )
     assert dump(config, "frozen") == before
-    _ok("close", "--config", config, "--month", "2025-11", "--yes")
-    _ok("close", "--config", config, "--month", "2025-12", "--yes")
+    ok("close", "--config", config, "--month", "2025-11", "--yes")
+    ok("close", "--config", config, "--month", "2025-12", "--yes")
 
 
 def test_a_month_closes_only_after_it_has_ended_in_the_sites_time_zone(tmp_path: Path) -> None:
     config = write_shop(tmp_path)
-    _ok("replay", "--config", config, "--input", write_readings(tmp_path / "r.csv", MILL.lines()))
+    ok("replay", "--config", config, "--input", write_readings(tmp_path / "r.csv", MILL.lines()))
     ledger = Ledger(load_config(config), clock=lambda: "2025-11-30T22:59:59+00:00")
     with pytest.raises(
         LedgerError, match=r"'2025-11': the month has not ended yet in Europe/Berlin"

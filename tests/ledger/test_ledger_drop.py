@@ -62,6 +62,10 @@ def test_a_1970_reading_that_got_in_is_dropped_and_the_months_close_again(
     Ledger(load_config(config)).ingest({"mill": bad}, source="old gateway")
     blocked = shopwatt("close", "--config", config, "--month", "2025-11", "--yes")
     assert "1970-01 is still open: close months in order" in blocked.stderr
+    # Closing 1970-01 instead would freeze the bad reading for good: no drop reaches it then.
+    frozen = shopwatt("close", "--config", config, "--month", "1970-01")
+    assert frozen.exit_code == 2
+    assert "--month = '1970-01': before 2020-01, where no reading can be" in frozen.stderr
 
     args: list[str | Path] = ["readings", "drop", "--config", config, "--machine", "mill"]
     args += ["--from", "1970-01-01T00:00:00Z", "--to", "2020-01-01T00:00:00Z"]
@@ -69,6 +73,9 @@ def test_a_1970_reading_that_got_in_is_dropped_and_the_months_close_again(
     declined = _answering("n\n", *args)
     assert declined.exit_code == 1
     assert "would drop 1 readings of mill from 1970-01-01 01:00:07+0100" in declined.stdout
+    # Declined: nothing was recomputed, and the question must not say it was.
+    assert "would recompute mill: 1970-01-01 .. 2025-11-27" in declined.stdout
+    assert "recomputed" not in declined.stdout
     assert dump(config, "rows") == kept and _audit(config, "drop") == []
 
     done = _answering("y\n", *args)
@@ -126,3 +133,14 @@ def test_drop_names_a_bad_machine_or_time(tmp_path: Path) -> None:
     naive = shopwatt(*base, "--machine", "mill", "--from", "2025-11-28T00:00:00", "--to",
                      "2025-11-29T00:00:00Z")  # fmt: skip
     assert naive.exit_code == 2 and "'2025-11-28T00:00:00': no UTC offset" in naive.stderr
+
+
+def test_drop_from_the_first_to_the_last_instant_there_is(tmp_path: Path) -> None:
+    config = _shop(tmp_path)
+    base = ["readings", "drop", "--config", config, "--machine", "mill", "--yes"]
+    everything = shopwatt(*base, "--from", "0001-01-01T00:00:00Z", "--to", "9999-12-31T23:59:59Z")
+    assert everything.exit_code == 0, everything.output
+    assert f"dropped {len(MILL.t_ms):,} readings of mill" in everything.stdout
+    beyond = shopwatt(*base, "--from", "2025-11-28T00:00:00Z", "--to", "9999-12-31T23:59:59-12:00")
+    assert beyond.exit_code == 2
+    assert "'9999-12-31T23:59:59-12:00': after 9999-12-31 in UTC" in beyond.stderr

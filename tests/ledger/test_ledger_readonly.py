@@ -16,7 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.ledger.shop import ledger_path, series, shopwatt, write_readings, write_shop
+from gateway.ledger.schema import SCHEMA_VERSION
+from tests.ledger.shop import (
+    drop_billing_step,
+    ledger_path,
+    series,
+    shopwatt,
+    write_readings,
+    write_shop,
+)
 
 RANGE = ("--from", "2026-11-03", "--to", "2026-11-05")
 
@@ -116,3 +124,18 @@ def test_a_readonly_copy_with_unmerged_changes_is_refused_not_read_stale(
         subprocess.run(["umount", "--lazy", str(target)], check=True)
     assert result.exit_code == 2
     assert "ledger.sqlite-wal holds changes not yet in the file" in result.stderr
+
+
+def test_export_and_status_upgrade_an_older_ledger_that_can_be_written(shop: Path) -> None:
+    # The ledger of the shopwatt before price series (schema 3): what an update finds.
+    with closing(sqlite3.connect(ledger_path(shop))) as conn:
+        drop_billing_step(conn)  # a later step's
+        conn.execute("DROP TABLE prices")
+        conn.execute("PRAGMA user_version = 3")
+        conn.commit()
+    for command in (["export", *RANGE], ["status"]):
+        result = shopwatt(*command, "--config", shop)
+        assert result.exit_code == 0, result.output
+        assert "mill" in result.stdout
+    with closing(sqlite3.connect(ledger_path(shop))) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

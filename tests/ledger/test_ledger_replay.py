@@ -45,6 +45,11 @@ def _replay(config: Path, name: str, lines: list[str], *extra: str | Path) -> st
     return result.output
 
 
+def _audit_actions(config: Path) -> list[str]:
+    with closing(sqlite3.connect(ledger_path(config))) as conn:
+        return [a for (a,) in conn.execute("SELECT action FROM audit ORDER BY rowid")]
+
+
 def _state(config: Path) -> dict[str, list[tuple[object, ...]]]:
     return {table: dump(config, table) for table in TABLES}
 
@@ -60,6 +65,17 @@ def test_replaying_the_same_file_twice_changes_nothing(tmp_path: Path) -> None:
     assert _state(config) == before
     with closing(sqlite3.connect(ledger_path(config))) as conn:
         assert conn.execute("SELECT action FROM audit").fetchall() == [("replay",), ("replay",)]
+
+
+def test_a_recompute_with_nothing_to_do_leaves_no_audit_entry(tmp_path: Path) -> None:
+    config = write_shop(tmp_path)
+    _replay(config, "all.csv", MILL.lines())
+    audit = _audit_actions(config)
+    result = shopwatt("recompute", "--config", config)
+    assert result.exit_code == 0, result.output
+    assert "nothing to recompute" in result.output
+    # An entry would claim "costing settings changed" for a ledger that did not change.
+    assert _audit_actions(config) == audit == ["replay"]
 
 
 def test_replay_in_pieces_equals_one_replay(tmp_path: Path) -> None:

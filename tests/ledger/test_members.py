@@ -217,3 +217,14 @@ def test_status_still_works_and_warns_when_shop_toml_changed(tmp_path: Path) -> 
     config.write_text(config.read_text().replace("rate = 0.2\n", "rate = 0.3\n"), encoding="utf-8")
     shown = _ok("status", "--config", config)
     assert "CHANGED: run recompute" in shown and "ada: low balance" in shown
+
+
+def test_a_ledger_set_back_before_the_members_step_runs_it_again(tmp_path: Path) -> None:
+    config = _shop(tmp_path)
+    with closing(sqlite3.connect(ledger_path(config))) as conn, conn:
+        conn.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION - 1}")
+    # The step runs again over its own tables: the members and their purchases are kept.
+    shown = _ok("member", "show", "ada", "--on", "2026-11-02", "--config", config)
+    assert "balance on 2026-11-02: 3.0000 credits" in shown
+    with closing(sqlite3.connect(ledger_path(config))) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION

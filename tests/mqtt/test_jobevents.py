@@ -110,3 +110,30 @@ def test_events_older_than_two_months_are_refused_and_old_jobs_forgotten() -> No
     # J-old is forgotten: a redelivery of its start would be refused, never re-created.
     assert book.apply("mill", ev("start", "J-old", T0)) == "job_too_old"
     assert book.counts["job_too_old"] == 2
+
+
+def _card(event: str, job: str, t: int, uid: str) -> JobEvent:
+    """A job event of the sensor's card reader (uid) or job button (uid "")."""
+    customer = "" if event == "start" and not uid else None
+    return JobEvent(event, job, t, customer, None, "s1", uid)  # type: ignore[arg-type]
+
+
+def test_the_card_of_a_job_is_kept_and_survives_a_restart() -> None:
+    book = JobBook(TZ)
+    book.apply("mill", _card("start", "J-1", T0, "04A1B2C3"))
+    book.apply("mill", _card("stop", "J-1", T0 + H, ""))  # stopped with the button
+    book.apply("mill", _card("stop", "J-2", T0 + 3 * H, "DEADBEEF"))  # its start comes late
+    book.apply("mill", _card("start", "J-2", T0 + 2 * H, ""))
+    book.apply("mill", _card("start", "J-3", T0 + 4 * H, "04A1B2C3D4E5F6"))
+    rows = book.dump()
+    assert {row[1]: row[7] for row in rows} == {
+        "J-1": "04A1B2C3",
+        "J-2": "DEADBEEF",
+        "J-3": "04A1B2C3D4E5F6",
+    }
+    again = JobBook(TZ)
+    again.load(rows)
+    again.apply("mill", _card("stop", "J-3", T0 + 5 * H, ""))
+    assert [(row[1], row[3], row[7]) for row in again.dump()] == [
+        ("J-3", T0 + 5 * H, "04A1B2C3D4E5F6")
+    ]

@@ -68,7 +68,7 @@ def _shop_hour(now_ms: int) -> list[str]:
     return [
         *power_lines("northside", "cnc-01", "ct-1", t, watts, wh),
         *state_lines("northside", machine, t, watts),
-        *energy_lines("northside", "cnc-01", minutes, band_wh, TARIFF),
+        *energy_lines("northside", "cnc-01", minutes, band_wh, band_wh * 0.00025, TARIFF),
         *cost_lines(
             "northside",
             [

@@ -54,8 +54,8 @@ def _cost_row(job_id: str, end_ms: int, open: bool) -> CostRow:
         day=date(2023, 11, 14),
         run_s=3600.0,
         band_wh=(1000.0, 500.0),
-        depreciation_cost=3.0,
-        maintenance_cost=0.5,
+        depreciation_per_h=3.0,
+        maintenance_per_h=0.5,
         open=open,
     )
 
@@ -156,9 +156,9 @@ def test_job_points_carry_the_figures_the_export_prints_never_a_float_artefact()
         T0,
         customer="ACME",
         band_wh=(10.1, 20.2),
-        run_s=1000.0,
-        depreciation_cost=0.01,
-        maintenance_cost=0.07,
+        run_s=1000.0,  # 0.2778 h: x 0.036 = 0.0100008 -> 0.01, x 0.252 = 0.0700056 -> 0.07
+        depreciation_per_h=0.036,
+        maintenance_per_h=0.252,
     )
     (text,) = cost_lines("shop", [row], TARIFF.band_names)
     fields = dict(f.split("=", 1) for f in text.split(" ")[1].split(","))
@@ -183,7 +183,8 @@ def test_energy_sums_to_kwh_and_cost_per_band(influxd: Influxd, influx_db: str) 
     t0 = T0 - T0 % 900_000  # GROUP BY time(15m) buckets start at multiples of 15 min
     t = t0 + np.arange(3, dtype=np.int64) * 900_000
     band_wh = np.array([[300.0, 0.0], [100.0, 200.0], [0.0, 0.0]])
-    lines = energy_lines("shop", "cnc-01", t, band_wh, TARIFF)
+    band_cost = np.array([[0.075, 0.0], [0.025, 0.08], [0.0, 0.0]])  # the engine's figures
+    lines = energy_lines("shop", "cnc-01", t, band_wh, band_cost, TARIFF)
     assert len(lines) == 4  # one per band with energy, and a zero for the idle interval
     influxd.write(lines, influx_db)
     by_band = influxd.rows("SELECT sum(kwh), sum(cost) FROM energy GROUP BY band", influx_db)

@@ -17,13 +17,13 @@ from gateway.cli import main
 from gateway.config import ShopConfig
 from gateway.engine.live import LiveView, minute_energy
 from gateway.engine.model import MachineReadings
-from gateway.inputs.csvfile import read_readings
+from gateway.inputs.csvfile import ReadingsCsv
 from gateway.ledger import Ledger
 from gateway.ledger.live import LiveState
-from gateway.ledger.rows import BILLING_COLUMNS
 from gateway.outputs import publish
 from gateway.outputs.publish import machine_lines
 from gateway.service import Service
+from tests.ledger.shop import drop_billing_step
 from tests.servers import Influxd, Mosquitto
 
 DAY = (date(2026, 11, 3), date(2026, 11, 4))
@@ -60,7 +60,7 @@ def test_batches_ingested_live_give_the_rows_of_one_replay(tmp_path: Path) -> No
     replayed = _shop(tmp_path / "replay")
     csv = tmp_path / "readings.csv"
     write_readings_csv(csv, {"mill": r})
-    Ledger(replayed).replay(read_readings(csv, replayed.machines))
+    Ledger(replayed).replay(ReadingsCsv(csv, replayed.machines))
     assert _rows(live) == _rows(replayed)
     assert len([row for row in _rows(live) if row[0] == "job"]) == 10
 
@@ -102,20 +102,15 @@ def test_a_ledger_of_schema_1_gets_the_service_state_tables_with_their_content(
         # What a ledger written before version 2 holds: the service's own tables, its rows.
         for table in ("sensor_state", "machine_view", "pending_recompute", "live_jobs"):
             conn.execute(f"DROP TABLE {table}")
-        # ... and nothing of the later steps (billing: customers, assignments, row columns;
-        # members: memberships, blocks, subscriptions, frozen prepaid views).
-        billing = ("customers", "assignments", "splits")
-        for table in (*billing, "members", "blocks", "subscriptions", "prepaid_frozen"):
+        drop_billing_step(conn)  # ... and nothing of the later steps: billing, members
+        for table in ("members", "blocks", "subscriptions", "prepaid_frozen"):
             conn.execute(f"DROP TABLE {table}")
-        for table in ("rows", "adjustments", "frozen"):
-            for column in BILLING_COLUMNS:
-                conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-        conn.execute("ALTER TABLE explicit_jobs DROP COLUMN parts")
         conn.execute("CREATE TABLE machine_view (machine TEXT PRIMARY KEY, view TEXT NOT NULL)")
         conn.execute("""INSERT INTO machine_view VALUES ('mill', '[[5, 45.0, 1.5], 0, [1.5]]')""")
         conn.execute("PRAGMA user_version = 1")
     state = Ledger(cfg).live_state()
-    assert state.views == {"mill": LiveView((5, 45.0, 1.5), 0, (1.5,))}
+    # Saved before the minute's cost was carried: that part of the minute costs nothing.
+    assert state.views == {"mill": LiveView((5, 45.0, 1.5), 0, (1.5,), (0.0,))}
     assert state.pending == {} and ledger_readings(cfg) == {"mill": 10}
 
 
@@ -123,12 +118,12 @@ def test_energy_per_minute_adds_up_and_batches_write_whole_minutes(tmp_path: Pat
     cfg = _shop(tmp_path)
     mill = cfg.machines["mill"]
     r = _piece(_day_of_readings(), 0, 100)
-    minutes, band_wh = minute_energy(mill, cfg.tariff, cfg.site.tz, r)
+    minutes, band_wh, _ = minute_energy(mill, cfg.tariff, cfg.site.tz, r, {})
     assert band_wh.sum() == pytest.approx(r.wh[-1] - r.wh[0])
     assert np.all(np.diff(minutes) == 60_000)
     # Two batches cut inside a minute write that minute again, whole: the last value wins.
-    lines, view = machine_lines(cfg, mill, _piece(r, 0, 33), LiveView())
-    lines += machine_lines(cfg, mill, _piece(r, 33, 100), view)[0]
+    lines, view = machine_lines(cfg, mill, _piece(r, 0, 33), LiveView(), Ledger(cfg).price_slots)
+    lines += machine_lines(cfg, mill, _piece(r, 33, 100), view, Ledger(cfg).price_slots)[0]
     energy: dict[str, str] = {}
     for line in lines:
         if line.startswith("energy,"):
@@ -144,8 +139,8 @@ def test_a_batch_after_a_reading_without_power_keeps_its_first_state_point(
     mill = cfg.machines["mill"]
     r = _piece(_day_of_readings(), 0, 4)
     no_power = MachineReadings(r.t_ms[:1], np.array([np.nan]), r.wh[:1])
-    _, view = machine_lines(cfg, mill, no_power, LiveView())
-    lines, _ = machine_lines(cfg, mill, _piece(r, 1, 4), view)
+    _, view = machine_lines(cfg, mill, no_power, LiveView(), Ledger(cfg).price_slots)
+    lines, _ = machine_lines(cfg, mill, _piece(r, 1, 4), view, Ledger(cfg).price_slots)
     states = [text for text in lines if text.startswith("machine_state,")]
     assert states[0].endswith(f" {r.t_ms[1]}")  # the carried reading had no point to skip
 

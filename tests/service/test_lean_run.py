@@ -21,17 +21,11 @@ from agent.serviceshop import (
 )
 from tests.servers import Influxd, ServerPool
 
-# What the service must never pay for: export (openpyxl), replay's progress bar (tqdm),
-# provisioning (cryptography), a client library for InfluxDB, the virtual shop.
-NEVER = ["openpyxl", "tqdm", "cryptography", "influxdb_client", "agent", "firmware"]
-PYARROW = pytest.param(
-    "pyarrow",
-    marks=pytest.mark.xfail(
-        strict=True,
-        reason="the ledger still imports pyarrow (chunks' zstd, csvfile): remove this mark "
-        "when the zstandard codec and replay's optional pyarrow have landed",
-    ),
-)
+# What the service must never pay for: export (openpyxl), replay's progress bar (tqdm) and
+# fast parser (pyarrow), provisioning (cryptography), a client library for InfluxDB, the
+# virtual shop, the web page (starlette, uvicorn, jinja2, argon2).
+NEVER = ["openpyxl", "tqdm", "pyarrow", "cryptography", "influxdb_client", "agent", "firmware"]
+NEVER += ["starlette", "uvicorn", "jinja2", "argon2"]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +54,7 @@ def imported(tmp_path_factory: pytest.TempPathFactory, influxd: Influxd) -> set[
     return {name.partition(".")[0] for name in names}
 
 
-@pytest.mark.parametrize("module", [*NEVER, PYARROW])
+@pytest.mark.parametrize("module", NEVER)
 def test_shopwatt_run_never_imports(imported: set[str], module: str) -> None:
     assert "gateway" in imported  # the log is there
     assert module not in imported

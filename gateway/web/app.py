@@ -1,0 +1,431 @@
+"""The web page's routes (Starlette): every page checks the session and the role, every
+form its CSRF token; every change goes through the same ledger code as the CLI."""
+
+from __future__ import annotations
+
+import io
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from gateway.clock import now_ms
+from gateway.config import ShopConfig
+from gateway.engine.localtime import local_time, next_period, period_start
+from gateway.errors import ShopwattError
+from gateway.export import build_table, write_csv
+from gateway.export.to_bill import bill_text
+from gateway.ledger import Ledger
+from gateway.ledger.audit import Entry, note
+from gateway.ledger.periods import parse_month
+from gateway.ledger.schema import connect
+from gateway.ledger.users import ROLES, Role, User, check_role, get_user, list_users, put_user
+from gateway.web import views
+from gateway.web.auth import Limiter, Session, Sessions, hash_password, same, verify_password
+from gateway.web.jobsend import send_job_event
+from gateway.web.render import TEMPLATES, month_pictures, render
+
+COOKIE = "shopwatt_session"
+LOGIN_COOKIE = "shopwatt_login"  # the login form's CSRF token (double submit: no session yet)
+# Which roles open which page (docs/web.md); owner opens everything.
+PAGES: dict[str, frozenset[Role]] = {
+    "floor": frozenset({"operator", "owner"}),
+    "jobs": frozenset({"accountant", "owner"}),
+    "month": frozenset({"accountant", "owner"}),
+    "health": frozenset({"owner"}),
+    "users": frozenset({"owner"}),
+}
+HOME: dict[Role, str] = {"operator": "/floor", "accountant": "/month", "owner": "/floor"}
+_HEADERS = {
+    # No script, no frames, no other origin: the page is plain HTML and inline SVG.
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
+
+
+@dataclass
+class WebState:
+    """What the app shares between requests."""
+
+    cfg: ShopConfig
+    https: bool
+    sessions: Sessions = field(default_factory=Sessions)
+    limiter: Limiter = field(default_factory=Limiter)
+    newest: views.Newest = field(default_factory=dict)  # the floor's decoded newest readings
+    clock: Callable[[], int] = now_ms
+
+    def ledger(self, who: str | None = None) -> Ledger:
+        """The shop's ledger; `who` names the user in the audit trail of a change."""
+        return Ledger(self.cfg, who=f"{who} (web)" if who else None)
+
+
+def _render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    return HTMLResponse(render(name, **context), status, headers=_HEADERS)
+
+
+def _page(
+    state: WebState,
+    request: Request,
+    template: str,
+    session: Session,
+    status: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """A page of the app: the navigation shows what the user's role may open."""
+    nav = [p for p, roles in PAGES.items() if session.role in roles]
+    return _render(
+        template,
+        status,
+        site=state.cfg.site.id,
+        currency=state.cfg.site.currency,
+        session=session,
+        nav=nav,
+        here=request.url.path,
+        **context,
+    )
+
+
+# A page's work: blocking (SQLite, argon2, the broker), so it runs in a worker thread and
+# the server keeps answering the other tablets meanwhile. The form is None on a GET.
+Handler = Callable[[Request, Session, FormData | None], Response]
+
+
+def _guarded(
+    state: WebState, page: str, handler: Handler
+) -> Callable[[Request], Awaitable[Response]]:
+    """Log in first, the right role, and on a POST the session's CSRF token."""
+
+    async def endpoint(request: Request) -> Response:
+        session = state.sessions.get(request.cookies.get(COOKIE))
+        if session is None:
+            return RedirectResponse("/login", 303, headers=_HEADERS)
+        if session.role not in PAGES[page]:
+            return _page(
+                state,
+                request,
+                "refused.html",
+                session,
+                403,
+                why=f"The {page} page is not open to the role {session.role}.",
+            )
+        form = await request.form() if request.method == "POST" else None
+        if form is not None and not same(str(form.get("csrf", "")), session.csrf):
+            return _page(
+                state,
+                request,
+                "refused.html",
+                session,
+                403,
+                why="This form is stale or did not come from this page (no valid CSRF "
+                "token). Reload the page and try again.",
+            )
+        return await run_in_threadpool(handler, request, session, form)
+
+    return endpoint
+
+
+def _download(text: str, name: str, media_type: str) -> Response:
+    """A file the browser saves rather than shows."""
+    headers = _HEADERS | {"Content-Disposition": f'attachment; filename="{name}"'}
+    return Response(text, media_type=f"{media_type}; charset=utf-8", headers=headers)
+
+
+def _field(form: FormData, name: str) -> str:
+    return str(form.get(name, "")).strip()
+
+
+def build_app(state: WebState) -> Starlette:
+    """The ASGI app of one shop.toml."""
+    cfg = state.cfg
+    path = state.ledger().path
+    if path.exists():
+        # The pages read the ledger read-only, which never upgrades its schema: upgrade an
+        # older ledger once, now.
+        with closing(connect(path)):
+            pass
+
+    async def login_form(request: Request, error: str = "", status: int = 200) -> Response:
+        token = secrets.token_urlsafe(32)
+        response = _render("login.html", status, site=cfg.site.id, csrf=token, error=error)
+        response.set_cookie(
+            LOGIN_COOKIE,
+            token,
+            max_age=900,
+            httponly=True,
+            samesite="strict",
+            secure=state.https,
+            path="/login",
+        )
+        return response
+
+    async def login(request: Request) -> Response:
+        if request.method == "GET":
+            return await login_form(request)
+        form = await request.form()
+        if not same(str(form.get("csrf", "")), request.cookies.get(LOGIN_COOKIE, "-")):
+            return await login_form(request, "The login form had expired: please try again.", 403)
+        name, password = _field(form, "name"), str(form.get("password", ""))
+        keys = (f"user:{name.lower()}", f"addr:{request.client.host if request.client else ''}")
+        wait = state.limiter.wait_s(*keys)
+        if wait > 0:
+            return await login_form(
+                request, f"Too many failed logins: try again in {wait:.0f} s.", 429
+            )
+        user = await run_in_threadpool(get_user, state.ledger().path, name) if name else None
+        # An unknown name is verified against a dummy hash: it takes as long as a wrong password.
+        stored = user.password_hash if user else None
+        if not await run_in_threadpool(verify_password, stored, password) or user is None:
+            state.limiter.failed(*keys)
+            return await login_form(request, "Wrong user name or password.", 401)
+        state.limiter.succeeded(*keys)
+        response = RedirectResponse(HOME[user.role], 303, headers=_HEADERS)
+        response.set_cookie(
+            COOKIE,
+            state.sessions.open(user.name, user.role),
+            httponly=True,
+            samesite="strict",
+            secure=state.https,
+            path="/",
+        )
+        response.delete_cookie(LOGIN_COOKIE, path="/login")
+        return response
+
+    async def logout(request: Request) -> Response:
+        session = state.sessions.get(request.cookies.get(COOKIE))
+        form = await request.form()
+        if session is not None and same(str(form.get("csrf", "")), session.csrf):
+            state.sessions.close(request.cookies.get(COOKIE))
+        response = RedirectResponse("/login", 303, headers=_HEADERS)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    async def home(request: Request) -> Response:
+        session = state.sessions.get(request.cookies.get(COOKIE))
+        target = HOME[session.role] if session else "/login"
+        return RedirectResponse(target, 303, headers=_HEADERS)
+
+    async def style(_request: Request) -> Response:
+        css = (TEMPLATES / "style.css").read_text()
+        return Response(
+            css, media_type="text/css", headers=_HEADERS | {"Cache-Control": "max-age=3600"}
+        )
+
+    # -- floor ------------------------------------------------------------------------
+    def floor(
+        request: Request,
+        session: Session,
+        _form: FormData | None,
+        message: str = "",
+        status: int = 200,
+    ) -> Response:
+        machines = views.floor(cfg, state.ledger(), state.newest)
+        return _page(
+            state,
+            request,
+            "floor.html",
+            session,
+            status,
+            machines=machines,
+            message=message,
+            can_send=cfg.mqtt is not None,
+            now=f"{local_time(state.clock(), cfg.site.tz):%H:%M:%S}",
+        )
+
+    def floor_job(request: Request, session: Session, form: FormData | None) -> Response:
+        assert form is not None
+        event, machine, job = _field(form, "event"), _field(form, "machine"), _field(form, "job")
+        try:
+            if event not in ("start", "stop"):
+                raise ShopwattError(f"event = {event!r}: expected start or stop")
+            if not _JOB_ID.match(job):
+                raise ShopwattError(f"job = {job!r}: 1 to 64 letters, digits, '.', '_', '/', '-'")
+            parts_text = _field(form, "parts")
+            parts = int(parts_text) if parts_text.isdigit() else None
+            if parts_text and parts is None:
+                raise ShopwattError(f"parts = {parts_text!r}: a whole number of good parts")
+            customer = _field(form, "customer")
+            t = state.clock()
+            send_job_event(cfg, machine, event, job, t, session.user, customer, parts)
+            detail = {"machine": machine, "job": job, "t_ms": t, "customer": customer}
+            if parts is not None:
+                detail["parts"] = parts
+            when = datetime.now(UTC).isoformat(timespec="seconds")
+            note(state.ledger().path, Entry(when, f"{session.user} (web)", f"job {event}", detail))
+        except ShopwattError as err:
+            return floor(request, session, None, f"Not sent: {err}", 400)
+        return floor(request, session, None, f"Job {job} {event} sent for {machine}.")
+
+    # -- jobs -------------------------------------------------------------------------
+    def jobs(request: Request, session: Session, _form: FormData | None) -> Response:
+        q = request.query_params
+        ledger = state.ledger()
+        period = views.latest_period(ledger, state.clock(), cfg.site.tz)
+        try:
+            day = date.fromisoformat(q["day"]) if q.get("day") else None
+        except ValueError:
+            day = None
+        first = day or period_start(period)
+        end = first + timedelta(days=1) if day else period_start(next_period(period))
+        machine, customer = q.get("machine", ""), q.get("customer", "")
+        rows = views.jobs(ledger, first, end, machine, customer) if ledger.path.exists() else []
+        audit = ledger.status(15).audit if ledger.path.exists() else []
+        return _page(
+            state,
+            request,
+            "jobs.html",
+            session,
+            rows=rows,
+            day=q.get("day", ""),
+            machine=machine,
+            customer=customer,
+            machines=list(cfg.machines),
+            first=first,
+            end=end,
+            tz=cfg.site.tz,
+            local_time=local_time,
+            audit=audit,
+        )
+
+    # -- month ------------------------------------------------------------------------
+    def month(request: Request, session: Session, _form: FormData | None) -> Response:
+        return month_page(request, session, request.query_params.get("period", ""))
+
+    def month_page(
+        request: Request, session: Session, asked: str, message: str = "", status: int = 200
+    ) -> Response:
+        ledger = state.ledger()
+        try:
+            period = parse_month(asked)
+        except ShopwattError:  # none or a typo: the newest month with data
+            period = views.latest_period(ledger, state.clock(), cfg.site.tz)
+        if not ledger.path.exists():
+            return _page(
+                state,
+                request,
+                "month.html",
+                session,
+                status,
+                period=period,
+                m=None,
+                message=message,
+            )
+        m = views.month(cfg, ledger, period)
+        return _page(
+            state,
+            request,
+            "month.html",
+            session,
+            status,
+            period=period,
+            m=m,
+            message=message,
+            pictures=month_pictures(m, cfg),
+        )
+
+    def month_close(request: Request, session: Session, form: FormData | None) -> Response:
+        assert form is not None
+        period = _field(form, "period")
+        try:
+            closed = state.ledger(session.user).close(parse_month(period))
+        except ShopwattError as err:
+            return month_page(request, session, period, f"Not closed: {err}", 400)
+        return month_page(
+            request,
+            session,
+            period,
+            f"Closed {closed.period}: {closed.rows} rows and {closed.adjustments} adjustment rows "
+            f"frozen, {closed.energy_kwh} kWh, "
+            f"{closed.total_cents / 100:,.2f} {cfg.site.currency}.",
+        )
+
+    def month_export(request: Request, session: Session, _form: FormData | None) -> Response:
+        try:
+            period = parse_month(request.query_params.get("period", ""))
+        except ShopwattError as err:
+            return Response(str(err), 400, headers=_HEADERS)
+        by = request.query_params.get("by", "job")
+        by = by if by in ("job", "customer", "machine") else "job"
+        first, end = period_start(period), period_start(next_period(period))
+        ledger = state.ledger()
+        selection, charges = ledger.select(first, end), ledger.charges(first, end)
+        out = io.StringIO(newline="")
+        table = build_table(selection, cfg.site.tz, cfg.site.currency, by, charges)  # type: ignore[arg-type]
+        write_csv(table, out)
+        return _download(out.getvalue(), f"shopwatt-{cfg.site.id}-{period}-{by}.csv", "text/csv")
+
+    def month_bill(request: Request, session: Session, _form: FormData | None) -> Response:
+        try:
+            period = parse_month(request.query_params.get("period", ""))
+        except ShopwattError as err:
+            return Response(str(err), 400, headers=_HEADERS)
+        text = bill_text(state.ledger().bill(period), cfg.site.tz)  # as `shopwatt bill` prints
+        return _download(text + "\n", f"shopwatt-{cfg.site.id}-{period}-bill.txt", "text/plain")
+
+    # -- health and users -------------------------------------------------------------
+    def health(request: Request, session: Session, _form: FormData | None) -> Response:
+        h = views.health(cfg, state.ledger(), state.clock())
+        return _page(state, request, "health.html", session, h=h)
+
+    def users(
+        request: Request,
+        session: Session,
+        _form: FormData | None,
+        message: str = "",
+        status: int = 200,
+    ) -> Response:
+        found = list_users(state.ledger().path)
+        return _page(
+            state, request, "users.html", session, status, users=found, roles=ROLES, message=message
+        )
+
+    def users_add(request: Request, session: Session, form: FormData | None) -> Response:
+        assert form is not None
+        name, password = _field(form, "name"), str(form.get("password", ""))
+        try:
+            role = check_role(_field(form, "role"))
+            pw_hash = hash_password(password)
+        except (ShopwattError, ValueError) as err:
+            return users(request, session, None, f"Not saved: {err}", 400)
+        when = datetime.now(UTC).isoformat(timespec="seconds")
+        try:
+            new = put_user(
+                state.ledger().path, User(name, role, pw_hash), when, f"{session.user} (web)"
+            )
+        except ShopwattError as err:
+            return users(request, session, None, f"Not saved: {err}", 400)
+        return users(request, session, None, f"{'Added' if new else 'Changed'} {name} ({role}).")
+
+    def guard(page: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        return _guarded(state, page, handler)
+
+    routes = [
+        Route("/", home),
+        Route("/style.css", style),
+        Route("/login", login, methods=["GET", "POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/floor", guard("floor", floor)),
+        Route("/floor/job", guard("floor", floor_job), methods=["POST"]),
+        Route("/jobs", guard("jobs", jobs)),
+        Route("/month", guard("month", month)),
+        Route("/month/close", guard("month", month_close), methods=["POST"]),
+        Route("/month/export.csv", guard("month", month_export)),
+        Route("/month/bill.txt", guard("month", month_bill)),
+        Route("/health", guard("health", health)),
+        Route("/users", guard("users", users)),
+        Route("/users", guard("users", users_add), methods=["POST"]),
+    ]
+    return Starlette(routes=routes)

@@ -1,0 +1,197 @@
+"""The web page driven by a real browser: each role's day's work, and what it must refuse."""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+
+from agent.localservers import Mosquitto
+from agent.serviceshop import WAIT_S, FakeSensor, Gateway, Publisher, wait_for, write_config
+from agent.shopday import DEMO_DAY, simulate_shop_day
+from gateway.cli import replay_files
+from gateway.clock import now_ms
+from gateway.config import load_config
+from gateway.engine.localtime import local_date
+from gateway.ledger import Ledger
+from tests.web.conftest import WebServer, add_users, login, screenshot, submit
+
+MONTH = f"{DEMO_DAY:%Y-%m}"
+
+
+@pytest.fixture
+def demo_shop(tmp_path: Path) -> Iterator[WebServer]:
+    """The demo's shop day in a real ledger, three users, `shopwatt web` serving it."""
+    shop = simulate_shop_day(7)
+    config = tmp_path / "shop.toml"
+    config.write_text(shop.config_toml)
+    shop.readings_csv(tmp_path / "readings.csv")
+    shop.jobs_csv(tmp_path / "jobs.csv")
+    jobs = tmp_path / "jobs.csv"
+    replay_files(load_config(config), tmp_path / "readings.csv", jobs, create_customers=True)
+    add_users(config)
+    server = WebServer(config).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _cli(config: Path, *argv: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", argv[0], "--config", str(config), *argv[1:]],
+        capture_output=True, text=True, check=True, timeout=WAIT_S,
+    )  # fmt: skip
+    return done.stdout
+
+
+def _export_cli(config: Path, first: str, end: str) -> str:
+    return _cli(config, "export", "--from", first, "--to", end)
+
+
+def _downloaded(folder: Path, suffix: str) -> Path:
+    """The file ending in `suffix` the browser downloaded, once it is complete (chromium
+    writes a .crdownload first and renames it; the size must also hold still)."""
+    sizes: list[int] = []
+
+    def done() -> Path | None:
+        files = [f for f in folder.iterdir() if f.name.endswith(suffix)]
+        if len(files) != 1 or any(f.name.endswith(".crdownload") for f in folder.iterdir()):
+            return None
+        sizes.append(files[0].stat().st_size)
+        return files[0] if len(sizes) > 1 and sizes[-1] == sizes[-2] > 0 else None
+
+    return wait_for("the browser's download", done)
+
+
+def test_accountant_closes_the_month_and_downloads_its_export(
+    demo_shop: WebServer, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    login(browser, demo_shop, "anna")
+    assert browser.current_url.endswith("/month")
+    assert f"Month {MONTH}" in browser.find_element(By.TAG_NAME, "h1").text
+    screenshot(browser, "month", tmp_path)
+    browser.get(f"{demo_shop.url}/jobs")
+    screenshot(browser, "jobs", tmp_path)
+    browser.get(f"{demo_shop.url}/month")
+    submit(browser, browser.find_element(By.ID, "close"))
+    assert f"Closed {MONTH}" in browser.find_element(By.ID, "message").text
+    assert "closed" in browser.find_element(By.CSS_SELECTOR, ".badge").text
+    browser.find_element(By.ID, "export").click()
+    got = _downloaded(tmp_path / "downloads", ".csv").read_text(encoding="utf-8")
+    first, end = f"{MONTH}-01", f"{DEMO_DAY.replace(day=28) + timedelta(days=4):%Y-%m}-01"
+    assert got == _export_cli(demo_shop.config, first, end)  # the CLI's export, byte for byte
+    assert len(list(csv.DictReader(io.StringIO(got)))) > 5
+    browser.find_element(By.ID, "bill").click()
+    bill = _downloaded(tmp_path / "downloads", ".txt").read_text(encoding="utf-8")
+    assert bill == _cli(demo_shop.config, "bill", "--month", MONTH)  # as `shopwatt bill` prints
+    # The close is in the audit trail under the accountant's name.
+    browser.get(f"{demo_shop.url}/jobs")
+    assert "anna (web)" in browser.find_element(By.CSS_SELECTOR, "table.audit").text
+
+
+def test_operator_cannot_open_the_month_page(
+    demo_shop: WebServer, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    login(browser, demo_shop, "olga")
+    assert browser.current_url.endswith("/floor")
+    assert "Month" not in browser.find_element(By.TAG_NAME, "nav").text
+    screenshot(browser, "floor", tmp_path)
+    browser.get(f"{demo_shop.url}/month")
+    assert "not open to the role operator" in browser.find_element(By.ID, "refused").text
+    browser.get(f"{demo_shop.url}/month/export.csv?period={MONTH}")
+    assert "not open to the role operator" in browser.find_element(By.ID, "refused").text
+
+
+def test_a_form_without_its_csrf_token_is_refused(
+    demo_shop: WebServer, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    login(browser, demo_shop, "owen")
+    browser.get(f"{demo_shop.url}/health")
+    screenshot(browser, "health", tmp_path)
+    browser.get(f"{demo_shop.url}/users")
+    screenshot(browser, "users", tmp_path)
+    form = browser.find_element(By.CSS_SELECTOR, "form[action='/users']")
+    form.find_element(By.NAME, "name").send_keys("mallory")
+    form.find_element(By.NAME, "password").send_keys("mallory-pass-1")
+    browser.execute_script("arguments[0].remove()", form.find_element(By.NAME, "csrf"))
+    submit(browser, form.find_element(By.CSS_SELECTOR, "button"))
+    assert "no valid CSRF token" in browser.find_element(By.ID, "refused").text
+    browser.get(f"{demo_shop.url}/users")
+    assert "mallory" not in browser.find_element(By.TAG_NAME, "table").text
+
+
+def test_five_wrong_passwords_slow_the_next_login_down(
+    demo_shop: WebServer, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    for _ in range(5):
+        login(browser, demo_shop, "anna", "not-the-password")
+        assert "Wrong user name or password" in browser.find_element(By.ID, "error").text
+    login(browser, demo_shop, "anna")  # the right password, but too soon
+    assert "Too many failed logins: try again in" in browser.find_element(By.ID, "error").text
+    screenshot(browser, "login", tmp_path)
+    browser.get(f"{demo_shop.url}/month")
+    assert browser.current_url.endswith("/login")
+
+
+def test_operator_starts_and_stops_a_job_and_it_is_in_the_export(
+    mosquitto: Mosquitto, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, mosquitto, sensors={"mill": "s-mill"})
+    add_users(config)
+    server = WebServer(config)
+    with Gateway(config):
+        publisher = Publisher(mosquitto)
+        server.start()
+        try:
+            _start_and_stop(server, browser, publisher, tmp_path)
+        finally:
+            server.stop()
+            publisher.close()
+    day = local_date(now_ms(), load_config(config).site.tz)
+    export = _export_cli(config, f"{day - timedelta(days=1)}", f"{day + timedelta(days=2)}")
+    job = next(r for r in csv.DictReader(io.StringIO(export)) if r["job_id"] == "W-1")
+    assert (job["machine"], job["customer"]) == ("mill", "ACME")
+    # Who pressed the buttons is in the audit trail.
+    pressed = [(e.who, e.action) for e in Ledger(load_config(config)).status(50).audit]
+    assert {("olga (web)", "job start"), ("olga (web)", "job stop")} <= set(pressed)
+
+
+def _start_and_stop(
+    server: WebServer, browser: webdriver.Chrome, publisher: Publisher, tmp_path: Path
+) -> None:
+    sensor = FakeSensor("mill", "s-mill", t_ms=now_ms() - 300_000)
+    publisher.send(sensor.readings([909] * 30))  # the mill runs, up to now
+    login(browser, server, "olga")
+    tile = browser.find_element(By.ID, "machine-mill")
+    tile.find_element(By.NAME, "job").send_keys("W-1")
+    tile.find_element(By.NAME, "customer").send_keys("ACME")
+    submit(browser, tile.find_element(By.CSS_SELECTOR, "button.go"))
+    assert "Job W-1 start sent" in browser.find_element(By.ID, "message").text
+    publisher.send(sensor.readings([909] * 6))
+
+    def running() -> bool:
+        browser.get(f"{server.url}/floor")
+        return "Stop W-1" in browser.find_element(By.ID, "machine-mill").text
+
+    wait_for("the running job on the floor page", running)
+    screenshot(browser, "floor-running", tmp_path)
+    tile = browser.find_element(By.ID, "machine-mill")
+    tile.find_element(By.NAME, "parts").send_keys("12")
+    submit(browser, tile.find_element(By.CSS_SELECTOR, "button.stop"))
+    assert "Job W-1 stop sent" in browser.find_element(By.ID, "message").text
+    publisher.send(sensor.readings([909] * 6))
+
+    def stopped() -> bool:
+        browser.get(f"{server.url}/floor")
+        return "Stop W-1" not in browser.find_element(By.ID, "machine-mill").text
+
+    wait_for("the stopped job", stopped)
