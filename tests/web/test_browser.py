@@ -242,6 +242,7 @@ def _start_and_stop(
     tile.find_element(By.NAME, "job").send_keys("W-1")
     tile.find_element(By.NAME, "customer").send_keys("ACME GmbH")
     tile.find_element(By.NAME, "order").send_keys("PO-7")
+    screenshot(browser, "floor-start", tmp_path)
     submit(browser, tile.find_element(By.CSS_SELECTOR, "button.go"))
     assert "Job W-1 start sent" in browser.find_element(By.ID, "message").text
     publisher.send(sensor.readings([909] * 6))
