@@ -345,43 +345,29 @@ def build_app(state: WebState) -> Starlette:
     def job_assign(request: Request, session: Session, form: FormData | None) -> Response:
         assert form is not None
         job, machine = _field(form, "job"), _field(form, "machine") or None
+        customer, order = _field(form, "customer"), _field(form, "order")
         try:
-            said = Assignment(
-                "",
-                0,
-                job,
-                _field(form, "customer"),
-                _field(form, "order"),
-                _count(form, "parts"),
-                _count(form, "scrap"),
-            )
-            now, adjustments = state.ledger(session.user).assign(job, machine, said)
+            parts, scrap = _count(form, "parts"), _count(form, "scrap")
+            said = Assignment("", 0, job, customer, order, parts, scrap)
+            now, pending = state.ledger(session.user).assign(job, machine, said)
         except ShopwattError as err:
             return job_page(request, session, None, f"Not assigned: {err}", 400)
-        return jobs(
-            request,
-            session,
-            None,
-            f"Assigned {now.job_id} on {now.machine} to {now.customer}" + _pending(adjustments),
-        )
+        done = f"Assigned {now.job_id} on {now.machine} to {now.customer}"
+        return jobs(request, session, None, done + _pending(pending))
 
     def job_split(request: Request, session: Session, form: FormData | None) -> Response:
         assert form is not None
         job, machine, at = _field(form, "job"), _field(form, "machine") or None, _field(form, "at")
         try:
-            try:
+            try:  # the form's datetime-local: the site's wall clock, no offset
                 at_ms = wall_to_utc_ms(datetime.fromisoformat(at), cfg.site.tz)
             except ValueError:
                 raise ShopwattError(f"at = {at!r}: a local date and time") from None
-            second, adjustments = state.ledger(session.user).split(job, machine, at_ms)
+            second, pending = state.ledger(session.user).split(job, machine, at_ms)
         except ShopwattError as err:
             return job_page(request, session, None, f"Not split: {err}", 400)
-        return jobs(
-            request,
-            session,
-            None,
-            f"Split {job}: the part from {at} on is {second.job_id}" + _pending(adjustments),
-        )
+        done = f"Split {job}: the part from {at} on is {second.job_id}"
+        return jobs(request, session, None, done + _pending(pending))
 
     # -- month ------------------------------------------------------------------------
     def month(request: Request, session: Session, _form: FormData | None) -> Response:
