@@ -252,16 +252,22 @@ def jobs_text(found: list[LedgerRow], cfg: ShopConfig) -> str:
     return columns([JOB_HEAD, *(_job_line(j, cfg) for j in found)])
 
 
-@click.command("statement")
-@config_option
-@click.option("--customer", required=True, help="Customer id or display name.")
-@click.option("--month", required=True, help="The month, YYYY-MM (local calendar).")
-@click.option(
+# What every statement takes (customers' here, members' in members_cli).
+month_option = click.option("--month", required=True, help="The month, YYYY-MM (local calendar).")
+statement_output = click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     help="A .xlsx or .csv file (default: a text table on stdout).",
 )
-@click.option("--force", is_flag=True, help="Replace an existing --output file.")
+force_option = click.option("--force", is_flag=True, help="Replace an existing --output file.")
+
+
+@click.command("statement")
+@config_option
+@click.option("--customer", required=True, help="Customer id or display name.")
+@month_option
+@statement_output
+@force_option
 @click.option("--internal", is_flag=True, help="Add the shop's costs and margin per job.")
 def statement(
     config_path: Path,

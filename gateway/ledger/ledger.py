@@ -37,7 +37,7 @@ from gateway.engine.localtime import (
 )
 from gateway.engine.model import ExplicitJob, MachineReadings, PriceSlots, ReadingRows
 from gateway.errors import LedgerError
-from gateway.ledger import assignments, customers, explicit, periods, prices
+from gateway.ledger import assignments, customers, explicit, members, periods, prices
 from gateway.ledger.audit import Entry, recent, record
 from gateway.ledger.bill import (
     Bill,
@@ -562,8 +562,10 @@ class Ledger:
                 ],
             )
             conn.execute("INSERT INTO frozen_bills VALUES (?, ?)", (period, frozen_figures(bill)))
+            prepaid = members.freeze(conn, period)
             detail = {
                 "period": period,
+                "prepaid_members": prepaid,
                 "rows": closed.rows,
                 "adjustments_frozen": closed.adjustments,
                 "open_jobs_left_out": closed.open_jobs,
@@ -824,15 +826,9 @@ class Ledger:
         with self._open(readonly=True) as conn:
             self._require_current(conn)
             closed = periods.closed_periods(conn)
-            rows: list[LedgerRow] = []
+            # Members' jobs are charged only for what their prepaid hours do not cover.
+            rows = members.charged(conn, periods.booked(conn, first, end), end)
             span = (first.isoformat(), end.isoformat())
-            for period in periods_between(first, end):
-                where = "period = ? AND day >= ? AND day < ?"
-                if period in closed:
-                    rows += select(conn, "frozen", where, (period, *span))
-                else:
-                    rows += select(conn, "adjustments", where, (period, *span))
-                    rows += select(conn, "rows", where + " AND open = 0", (period, *span))
             open_jobs = conn.execute(
                 "SELECT COUNT(*) FROM rows WHERE open = 1 AND day >= ? AND day < ?", span
             ).fetchone()[0]
