@@ -282,6 +282,12 @@ class Ledger:
     def _entry(self, action: str, detail: Mapping[str, object]) -> Entry:
         return Entry(self._clock(), self._who, action, dict(detail))
 
+    def record(self, action: str, detail: Mapping[str, object]) -> None:
+        """An audit entry on its own, under this ledger's user (a change made elsewhere,
+        e.g. a job event sent to the broker: the trail says who pressed the button)."""
+        with self._open(create=True) as conn, transaction(conn):
+            record(conn, self._entry(action, detail))
+
     def _stale(self, conn: sqlite3.Connection) -> dict[str, date]:
         """Machines whose rows were computed with other costing settings than shop.toml's,
         each with the first local day that may differ (date.min: every day)."""
@@ -725,6 +731,11 @@ class Ledger:
             detail = {**asdict(said), "replaced": replaced, "adjustments": adjustments}
             record(conn, self._entry("job assign", detail))
         return now, adjustments
+
+    def job(self, job_id: str, machine: str | None) -> LedgerRow:
+        """The job row of this id (on this machine), as `assign` and `split` find it."""
+        with self._open(readonly=True) as conn:
+            return _find_job(conn, job_id, machine)
 
     def split(self, job_id: str, machine: str | None, at_ms: int) -> tuple[LedgerRow, int]:
         """Cut a job in two at an instant inside it (a detected job that was two orders);
