@@ -4,14 +4,17 @@ day through the gateway's own replay -> engine -> ledger -> export, no servers.
 The plan's customers go into the ledger first; the booked machines' jobs.csv names them;
 the detected jobs get theirs after the fact (`shopwatt job assign`), the way an owner
 sorts out the day's detected jobs. Then the export, the sums per customer, and a
-statement per customer of the month.
+statement per customer of the month. The plan's members buy their prepaid hours on the
+first of the month; the demo prints the month's deferred revenue and writes a prepaid
+statement per member.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from datetime import timedelta
+from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import click
@@ -20,9 +23,11 @@ from agent.shopday import DEMO_HEADER, ShopDay, simulate_shop_day
 from agent.shopplan import load_plan
 from gateway.cli import replay_files, replay_summary, write_table
 from gateway.config import load_config
+from gateway.engine.drawdown import Subscription
 from gateway.engine.localtime import period_of
 from gateway.errors import LedgerError, OutputError
 from gateway.export import Table, build_table
+from gateway.export.prepaid import statement_table
 from gateway.export.statement import build_statement
 from gateway.export.table import group
 from gateway.export.to_bill import bill_text
@@ -32,17 +37,48 @@ from gateway.inputs.prices import read_prices
 from gateway.ledger import Ledger
 from gateway.ledger.assignments import Assignment, covering
 from gateway.ledger.customers import Customer
+from gateway.ledger.members import Member
+from gateway.ledger.membership import MemberLedger
+from gateway.members_cli import prepaid_view, write_view
 from gateway.outfile import check_target, output_file
 from gateway.web.render import report_html
 
 
-def _add_customers(ledger: Ledger) -> None:
+def add_customers(ledger: Ledger) -> None:
     """The plan's customers, those the ledger does not know yet (a second run adds none)."""
     for c in load_plan().customer:
         try:
             ledger.customer(c.id)
         except LedgerError:
             ledger.customer_add(Customer(c.id, c.name, c.vat_id, c.price_list, c.internal))
+
+
+def add_members(ledger: MemberLedger, day: date) -> None:
+    """The plan's members and what they bought on the first of `day`'s month (once)."""
+    known = {m.id for m in ledger.member_list()}
+    first = day.replace(day=1)
+    for m in load_plan().member:
+        if m.id in known:
+            continue
+        weights = {k: _exact(w) for k, w in m.weights.items()}
+        ledger.member_add(Member(m.id, "", "", m.hours, weights))
+        for b in m.block:
+            until = first + timedelta(days=b.valid_days - 1)
+            ledger.topup(m.id, _exact(b.hours), _cents(b.price), first, until)
+        if m.subscription is not None:
+            s = m.subscription
+            plan = Subscription("", "", 0, _cents(s.price), period_of(first), carry=s.carry_over)
+            cap = None if s.cap is None else _exact(s.cap)
+            ledger.subscribe(m.id, plan, _exact(s.hours), cap)
+
+
+def _exact(x: float) -> Decimal:
+    """A plan's number as the decimal its author wrote."""
+    return Decimal(repr(x))
+
+
+def _cents(x: float) -> int:
+    return int(_exact(x) * 100)
 
 
 def _assign_detected(ledger: Ledger, shop: ShopDay) -> int:
@@ -89,9 +125,10 @@ def demo(output: Path | None, seed: int, force: bool) -> None:
     cfg = load_config(config_path)
     shop.prices_csv(prices)
     parsed = read_prices(prices, "plain", cfg.site.tz, 15)
-    ledger = Ledger(cfg)
+    ledger = MemberLedger(cfg)
     ledger.import_prices("day-ahead", parsed.slots, prices, parsed.sha256)
-    _add_customers(ledger)
+    add_customers(ledger)
+    add_members(ledger, shop.day)
     replayed = replay_files(cfg, readings, jobs, bar=True)
     click.echo(replay_summary(replayed, readings, jobs), err=True)
     click.echo(f"assigned {_assign_detected(ledger, shop)} detected jobs", err=True)
@@ -115,10 +152,18 @@ def demo(output: Path | None, seed: int, force: bool) -> None:
             path = out / f"statement-{c.id}-{period}.xlsx"
             with output_file(path, protected=cfg.own_files, force=force) as fh:
                 write_statement_xlsx(shown, fh)
+    click.echo("")
+    prepaid_view(cfg, period, None)
+    prepaid_view(cfg, period, out / f"prepaid-{period}.xlsx", force)
+    for m in ledger.member_list():
+        title, shown_member = statement_table(ledger.statement(m.id, period), cfg.site.currency)
+        path = out / f"member-{m.id}-{period}.xlsx"
+        write_view(shown_member, title, path, cfg.own_files, force)
     with output_file(report, protected=cfg.own_files, force=force, what="demo --output") as fh:
         fh.write(report_html(cfg, Ledger(cfg), f"{first:%Y-%m}").encode())
     click.echo(
-        f"\nCSV:    {csv_path}\nXLSX:   {xlsx_path}\nstatements: {out}/statement-*.xlsx\n"
+        f"\nCSV:    {csv_path}\nXLSX:   {xlsx_path}\nstatements: {out}/statement-*.xlsx, "
+        f"{out}/member-*.xlsx\n"
         f"ledger: {ledger.path}\nreport: {report} (open it in a browser)"
     )
 

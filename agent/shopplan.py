@@ -83,6 +83,33 @@ class PlannedCustomer(Strict):
     internal: bool = False
 
 
+class PlannedBlock(Strict):
+    """A member's block of prepaid hours, bought on the first of the simulated day's month."""
+
+    hours: Annotated[float, Field(gt=0)]
+    price: Annotated[float, Field(ge=0)]
+    valid_days: Annotated[int, Field(gt=0)] = 365
+
+
+class PlannedSubscription(Strict):
+    """A member's monthly hours, from the simulated day's month on."""
+
+    hours: Annotated[float, Field(gt=0)]
+    price: Annotated[float, Field(ge=0)]
+    carry_over: bool = False
+    cap: Annotated[float, Field(gt=0)] | None = None
+
+
+class PlannedMember(Strict):
+    """[[member]] of a shop plan: a customer with prepaid hours (docs/members.md)."""
+
+    id: Ident  # a [[customer]] id
+    weights: dict[str, Annotated[float, Field(ge=0)]]  # machine (or '*') -> credits per hour
+    hours: Literal["run_hours", "job_hours"] = "job_hours"
+    block: list[PlannedBlock] = Field(default_factory=list)
+    subscription: PlannedSubscription | None = None
+
+
 class ShopPlan(Strict):
     """A whole plan file."""
 
@@ -91,11 +118,23 @@ class ShopPlan(Strict):
     customer: Annotated[list[PlannedCustomer], Field(min_length=1)]
     machine: Annotated[list[PlannedMachine], Field(min_length=1)]
     pricing: Pricing | None = None  # written into the shop.toml as it is
+    member: list[PlannedMember] = Field(default_factory=list)
 
     @property
     def customers(self) -> list[str]:
         """The display names generated jobs draw from (what a jobs.csv names)."""
         return [c.name for c in self.customer]
+
+    @model_validator(mode="after")
+    def _members_are_customers(self) -> ShopPlan:
+        ids, machines = {c.id for c in self.customer}, {m.id for m in self.machine}
+        for m in self.member:
+            if m.id not in ids:
+                raise ValueError(f"member {m.id!r} is not a [[customer]] id")
+            unknown = sorted(set(m.weights) - machines - {"*"})
+            if unknown:
+                raise ValueError(f"member {m.id!r}: weights of unknown machines {unknown}")
+        return self
 
     @field_validator("machine")
     @classmethod

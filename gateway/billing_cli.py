@@ -185,21 +185,12 @@ def job_start(
     config_path: Path, machine: str, job_id: str | None, customer: str, order: str
 ) -> None:
     """Start a job now, as the machine's job button does (a job event to the gateway)."""
-    from gateway.inputs.jobsend import send_job_event  # paho: only when a job is sent
+    from gateway.inputs.jobsend import start_job  # paho: only when a job is sent
 
     cfg = load_config(config_path)
-    known_machine(cfg, machine)
-    ledger = Ledger(cfg)
-    who = ledger.customer(customer)
     t = now_ms()
-    job_id = job_id or f"{machine}-{local_time(t, cfg.site.tz):%Y%m%d-%H%M%S}"
-    doc = {"v": 1, "event": "start", "job": job_id, "customer": who.id, "t": t, "src": "cli"}
-    send_job_event(cfg, machine, doc)
-    if order.strip():
-        ledger.note(Assignment(machine, t, job_id, who.id, order.strip()))
-    click.echo(
-        f"started {job_id} on {machine} for {who.id} at {local_time(t, cfg.site.tz):%H:%M:%S}"
-    )
+    job_id, who = start_job(Ledger(cfg), machine, job_id, customer, order, "cli", t)
+    click.echo(f"started {job_id} on {machine} for {who} at {local_time(t, cfg.site.tz):%H:%M:%S}")
 
 
 @click.command("stop")
@@ -210,17 +201,11 @@ def job_start(
 @click.option("--scrap", type=_count, default=0, help="Parts made and thrown away.")
 def job_stop(config_path: Path, machine: str, job_id: str | None, parts: int, scrap: int) -> None:
     """Stop a job now, as the machine's job button does, with the parts it made."""
-    from gateway.inputs.jobsend import send_job_event  # paho: only when a job is sent
+    from gateway.inputs.jobsend import stop_job  # paho: only when a job is sent
 
     cfg = load_config(config_path)
-    known_machine(cfg, machine)
-    ledger = Ledger(cfg)
-    job_id, start, customer = ledger.running_job(machine, job_id)
     t = now_ms()
-    doc = {"v": 1, "event": "stop", "job": job_id, "parts": parts, "t": t, "src": "cli"}
-    send_job_event(cfg, machine, doc)
-    if parts or scrap:
-        ledger.note(Assignment(machine, start, job_id, customer, "", parts, scrap))
+    job_id = stop_job(Ledger(cfg), machine, job_id, parts, scrap, "cli", t)
     click.echo(f"stopped {job_id} on {machine} at {local_time(t, cfg.site.tz):%H:%M:%S}")
 
 
@@ -267,16 +252,22 @@ def jobs_text(found: list[LedgerRow], cfg: ShopConfig) -> str:
     return columns([JOB_HEAD, *(_job_line(j, cfg) for j in found)])
 
 
-@click.command("statement")
-@config_option
-@click.option("--customer", required=True, help="Customer id or display name.")
-@click.option("--month", required=True, help="The month, YYYY-MM (local calendar).")
-@click.option(
+# What every statement takes (customers' here, members' in members_cli).
+month_option = click.option("--month", required=True, help="The month, YYYY-MM (local calendar).")
+statement_output = click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     help="A .xlsx or .csv file (default: a text table on stdout).",
 )
-@click.option("--force", is_flag=True, help="Replace an existing --output file.")
+force_option = click.option("--force", is_flag=True, help="Replace an existing --output file.")
+
+
+@click.command("statement")
+@config_option
+@click.option("--customer", required=True, help="Customer id or display name.")
+@month_option
+@statement_output
+@force_option
 @click.option("--internal", is_flag=True, help="Add the shop's costs and margin per job.")
 def statement(
     config_path: Path,

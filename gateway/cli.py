@@ -44,6 +44,7 @@ _LAZY = {
     "customer": "gateway.billing_cli:customer",
     "job": "gateway.billing_cli:job",
     "jobs": "gateway.billing_cli:jobs",
+    "member": "gateway.members_cli:member",
     "statement": "gateway.billing_cli:statement",
 }
 
@@ -282,6 +283,14 @@ _force = click.option("--force", is_flag=True, help="Replace an existing --outpu
     show_default=True,
     help="CSV: excel-eu is ';', decimal comma and a UTF-8 BOM (Excel in Europe).",
 )
+@click.option(
+    "--view",
+    "view_name",
+    type=click.Choice(["rows", "prepaid"]),
+    default="rows",
+    show_default=True,
+    help="prepaid: members' deferred revenue for --month (docs/members.md).",
+)
 def export(
     config_path: Path,
     first: datetime | None,
@@ -294,8 +303,16 @@ def export(
     force: bool,
     by: str,
     dialect: Dialect,
+    view_name: str,
 ) -> None:
     """Export the rows of the local dates [--from, --to) (or --month) for the accountant."""
+    if view_name == "prepaid":
+        if month is None:
+            raise click.UsageError("--view prepaid needs --month YYYY-MM")
+        from gateway.members_cli import prepaid_view  # members: only when asked for
+
+        prepaid_view(load_config(config_path), month, output, force)
+        return
     lo, hi = date_range(first, end, month)
     fmt = output_format(fmt, output)
     cfg = load_config(config_path)
@@ -556,6 +573,11 @@ def status(config_path: Path) -> None:
     """Readings per machine, what was dropped or repaired, closed months, recent changes."""
     cfg = load_config(config_path)
     click.echo(_status_text(Ledger(cfg).status(), cfg))
+    from gateway.members_cli import alerts_text  # members: loaded with their command
+
+    members = alerts_text(cfg)
+    if members:
+        click.echo(members)
 
 
 @main.command()

@@ -53,7 +53,7 @@ from gateway.ledger.rows import LedgerRow
 from gateway.outputs.drain import Drainer, open_influx_output
 from gateway.outputs.lineprotocol import FieldValue
 from gateway.outputs.outbox import Outbox
-from gateway.outputs.publish import RowLines, machine_lines
+from gateway.outputs.publish import RowLines, machine_lines, member_points
 from gateway.outputs.schema import (
     demand_lines,
     gateway_line,
@@ -69,6 +69,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("shopwatt.service")
 
 HEALTH_EVERY_S = 10.0  # health points to InfluxDB
+MEMBERS_EVERY_S = 300.0  # members' balances: they change with jobs, a few times an hour
 LIVE_EVERY_S = 10.0  # a machine's state/energy lines and its jobs and costs follow this often
 LOG_EVERY_S = 300.0  # a one-line summary in the log
 DRAIN_AT_STOP_S = 5.0  # how long a clean stop lets the outbox drain
@@ -194,6 +195,7 @@ class Service:
         self._live: dict[str, list[MachineReadings]] = {}  # readings awaiting live lines
         self._pending: dict[str, tuple[int, int]] = {}  # stored, rows not recomputed yet
         self._due_at: dict[str, float] = {}  # when each machine's live lines and rows are due
+        self._members_due = 0.0  # when the members' balances are written next (monotonic)
 
     # -- start and stop -----------------------------------------------------------------
     def start(self) -> None:
@@ -431,6 +433,9 @@ class Service:
         stats["jobs"] = dict(self.jobs.counts)
         self._put([text for text in lines if text] + source_lines(site, now, stats))
         self._put(self._demand_lines())
+        if time.monotonic() >= self._members_due and self.ledger.path.exists():
+            self._members_due = time.monotonic() + MEMBERS_EVERY_S
+            self._put(member_points(self.cfg, now))
 
     def _demand_lines(self) -> list[str]:
         """The month's demand at the newest reading shown live (its time, not the clock's:

@@ -57,7 +57,7 @@ def test_replay_and_export_work_without_the_optional_packages(tmp_path: Path, mi
     config = case / "shop.toml"
     replayed = shopwatt_without(
         missing, "replay", "--config", config, "--input", case / "readings.csv", "--jobs",
-        case / "jobs.csv",
+        case / "jobs.csv", "--create-customers",
     )  # fmt: skip
     assert replayed.returncode == 0, replayed.stderr
     exported = shopwatt_without(

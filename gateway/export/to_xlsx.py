@@ -22,6 +22,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.writer.excel import ExcelWriter
 
+from gateway.export.prepaid import MONEY
 from gateway.export.statement import Statement
 from gateway.export.table import FORMULA_START, Cell, Table, group
 
@@ -38,8 +39,10 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 def _format(name: str) -> str:
     if name == "cost_per_part":
         return "0.0000"
-    if name.endswith("_cost") or name in ("price", "margin", "net", "vat", "gross"):
+    if name.endswith("_cost") or name in ("price", "margin", "net", "vat", "gross", *MONEY):
         return "#,##0.00"
+    if name.endswith("credits"):
+        return "0.0000"
     if name.startswith("kwh_") or name in ("energy_kwh", "kwh_per_part"):
         return "0.000"
     if name.endswith("_h") or name == "hours":
@@ -142,6 +145,15 @@ def write_xlsx(table: Table, out: BinaryIO, title: Title = ()) -> None:
         view = [(f"{heading[0][0]}: by {by}", heading[0][1]), *heading[1:]]
         write_sheet(wb.create_sheet(f"by {by}"), view, group(table, by), total=True)
     _save(wb, out)
+
+
+def write_one_sheet(table: Table, title: Title, out: BinaryIO) -> None:
+    """One table on one sheet under its title block, its last line bold (a total)."""
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    write_sheet(ws, title, table, total=True)
+    wb.save(out)
 
 
 def write_statement_xlsx(statement: Statement, out: BinaryIO) -> None:

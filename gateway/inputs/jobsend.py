@@ -1,6 +1,6 @@
 """Job events sent to the site's broker as a button sends them (docs/protocol.md, Job event).
 
-`shopwatt job start|stop` (and the shop's web page, later) take this path: the running
+`shopwatt job start|stop` and the web page's floor call `start_job` / `stop_job`: the running
 gateway (`shopwatt run`) takes a start from the command line exactly as one from a button,
 through the one rule for job events (inputs/jobevents.py). Writing the job into the ledger
 directly instead would race with the gateway's own job book.
@@ -16,9 +16,12 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.config import ShopConfig
+from gateway.engine.localtime import local_time
 from gateway.errors import InputError
 from gateway.inputs.mqtt_tls import tls_context
 from gateway.inputs.protocol import JobEvent, Rejected, decode_job
+from gateway.ledger import Ledger
+from gateway.ledger.assignments import Assignment
 from gateway.secrets import read_secret
 
 ACK_WAIT_S = 10.0  # how long to wait for the broker to take the event (QoS 1)
@@ -69,3 +72,48 @@ def send_job_event(cfg: ShopConfig, machine: str, doc: dict[str, Any]) -> JobEve
         client.disconnect()
         client.loop_stop()
     return event
+
+
+def _known(cfg: ShopConfig, machine: str) -> None:
+    if machine not in cfg.machines:
+        raise InputError(
+            f"machine = {machine!r}: not a machine in {cfg.source} "
+            f"(known: {', '.join(cfg.machines)})"
+        )
+
+
+def start_job(
+    ledger: Ledger, machine: str, job_id: str | None, customer: str, order: str, src: str, t_ms: int
+) -> tuple[str, str]:
+    """Start a job for a customer (id or display name) with its order, as the machine's
+    button does; returns the job id (default: <machine>-<local date-time>) and customer id."""
+    cfg = ledger.cfg
+    _known(cfg, machine)
+    who = ledger.customer(customer)
+    job_id = job_id or f"{machine}-{local_time(t_ms, cfg.site.tz):%Y%m%d-%H%M%S}"
+    doc = {"v": 1, "event": "start", "job": job_id, "customer": who.id, "t": t_ms, "src": src}
+    send_job_event(cfg, machine, doc)
+    # The order is no field of the job event: stored beside it for the job starting then.
+    if order.strip():
+        ledger.note(Assignment(machine, t_ms, job_id, who.id, order.strip()))
+    detail = {"machine": machine, "job": job_id, "t_ms": t_ms, "customer": who.id}
+    ledger.record("job start", detail | {"order": order.strip()})
+    return job_id, who.id
+
+
+def stop_job(
+    ledger: Ledger, machine: str, job_id: str | None, parts: int, scrap: int, src: str, t_ms: int
+) -> str:
+    """Stop the machine's running job (or the one named) with the parts it made, as the
+    machine's button does; returns the job id."""
+    cfg = ledger.cfg
+    _known(cfg, machine)
+    job_id, start, customer = ledger.running_job(machine, job_id)
+    doc = {"v": 1, "event": "stop", "job": job_id, "parts": parts, "t": t_ms, "src": src}
+    send_job_event(cfg, machine, doc)
+    # Scrap is no field of the job event either: both stored for the job that started then.
+    if parts or scrap:
+        ledger.note(Assignment(machine, start, job_id, customer, "", parts, scrap))
+    detail = {"machine": machine, "job": job_id, "t_ms": t_ms, "parts": parts, "scrap": scrap}
+    ledger.record("job stop", detail)
+    return job_id

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from contextlib import closing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-from gateway.ledger.schema import connect, transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +32,3 @@ def recent(conn: sqlite3.Connection, limit: int) -> list[Entry]:
         "SELECT at, who, action, detail FROM audit ORDER BY id DESC LIMIT ?", (limit,)
     )
     return [Entry(e["at"], e["who"], e["action"], json.loads(e["detail"])) for e in found]
-
-
-def note(path: Path, entry: Entry) -> None:
-    """Record an entry on its own (a change made elsewhere, e.g. a job event the web page
-    sent to the broker): the trail says who pressed the button."""
-    with closing(connect(path)) as conn, transaction(conn):
-        record(conn, entry)

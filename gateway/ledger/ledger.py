@@ -37,7 +37,7 @@ from gateway.engine.localtime import (
 )
 from gateway.engine.model import ExplicitJob, MachineReadings, PriceSlots, ReadingRows
 from gateway.errors import LedgerError
-from gateway.ledger import assignments, customers, explicit, periods, prices
+from gateway.ledger import assignments, customers, explicit, members, periods, prices
 from gateway.ledger.audit import Entry, recent, record
 from gateway.ledger.bill import (
     Bill,
@@ -281,6 +281,12 @@ class Ledger:
 
     def _entry(self, action: str, detail: Mapping[str, object]) -> Entry:
         return Entry(self._clock(), self._who, action, dict(detail))
+
+    def record(self, action: str, detail: Mapping[str, object]) -> None:
+        """An audit entry on its own, under this ledger's user (a change made elsewhere,
+        e.g. a job event sent to the broker: the trail says who pressed the button)."""
+        with self._open(create=True) as conn, transaction(conn):
+            record(conn, self._entry(action, detail))
 
     def _stale(self, conn: sqlite3.Connection) -> dict[str, date]:
         """Machines whose rows were computed with other costing settings than shop.toml's,
@@ -556,8 +562,10 @@ class Ledger:
                 ],
             )
             conn.execute("INSERT INTO frozen_bills VALUES (?, ?)", (period, frozen_figures(bill)))
+            prepaid = members.freeze(conn, period)
             detail = {
                 "period": period,
+                "prepaid_members": prepaid,
                 "rows": closed.rows,
                 "adjustments_frozen": closed.adjustments,
                 "open_jobs_left_out": closed.open_jobs,
@@ -724,6 +732,11 @@ class Ledger:
             record(conn, self._entry("job assign", detail))
         return now, adjustments
 
+    def job(self, job_id: str, machine: str | None) -> LedgerRow:
+        """The job row of this id (on this machine), as `assign` and `split` find it."""
+        with self._open(readonly=True) as conn:
+            return _find_job(conn, job_id, machine)
+
     def split(self, job_id: str, machine: str | None, at_ms: int) -> tuple[LedgerRow, int]:
         """Cut a job in two at an instant inside it (a detected job that was two orders);
         returns the second piece and the pending adjustment rows."""
@@ -813,15 +826,9 @@ class Ledger:
         with self._open(readonly=True) as conn:
             self._require_current(conn)
             closed = periods.closed_periods(conn)
-            rows: list[LedgerRow] = []
+            # Members' jobs are charged only for what their prepaid hours do not cover.
+            rows = members.charged(conn, periods.booked(conn, first, end), end)
             span = (first.isoformat(), end.isoformat())
-            for period in periods_between(first, end):
-                where = "period = ? AND day >= ? AND day < ?"
-                if period in closed:
-                    rows += select(conn, "frozen", where, (period, *span))
-                else:
-                    rows += select(conn, "adjustments", where, (period, *span))
-                    rows += select(conn, "rows", where + " AND open = 0", (period, *span))
             open_jobs = conn.execute(
                 "SELECT COUNT(*) FROM rows WHERE open = 1 AND day >= ? AND day < ?", span
             ).fetchone()[0]

@@ -13,12 +13,19 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from gateway.engine.localtime import PLAUSIBLE_FIRST_MS, midnight_ms, next_period, period_start
+from gateway.engine.localtime import (
+    PLAUSIBLE_FIRST_MS,
+    midnight_ms,
+    next_period,
+    period_start,
+    periods_between,
+)
 from gateway.errors import LedgerError
 from gateway.ledger.rows import ZERO, Amounts, LedgerRow, OriginKey, insert, select
 from gateway.ledger.units import kwh
@@ -42,6 +49,27 @@ def closed_periods(conn: sqlite3.Connection) -> dict[str, tuple[str, str]]:
     """Closed periods -> (closed at, closed by)."""
     found = conn.execute("SELECT period, closed_at, closed_by FROM periods ORDER BY period")
     return {p["period"]: (p["closed_at"], p["closed_by"]) for p in found}
+
+
+def booked(
+    conn: sqlite3.Connection, first: date, end: date, customers: Sequence[str] | None = None
+) -> list[LedgerRow]:
+    """The lines of the local dates [first, end) as the export prints them: frozen rows of
+    closed months; pending adjustments and finished jobs and overhead of open ones
+    (`customers`: only theirs)."""
+    closed = closed_periods(conn)
+    rows: list[LedgerRow] = []
+    span = (first.isoformat(), end.isoformat())
+    who = "" if customers is None else f" AND customer IN ({', '.join('?' * len(customers))})"
+    for period in periods_between(first, end):
+        where = "period = ? AND day >= ? AND day < ?" + who
+        params = (period, *span, *(customers or ()))
+        if period in closed:
+            rows += select(conn, "frozen", where, params)
+        else:
+            rows += select(conn, "adjustments", where, params)
+            rows += select(conn, "rows", where + " AND open = 0", params)
+    return rows
 
 
 def parse_month(text: str) -> str:

@@ -156,6 +156,33 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             day TEXT NOT NULL, solar_wh INTEGER NOT NULL, solar_cents INTEGER NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS frozen_solar_by_period ON frozen_solar (period)",
     ),
+    # 10 -> 11: members (`shopwatt member`, docs/members.md). hours: which hours of a job
+    # count (run_hours or job_hours); weights: JSON {machine or '*': credits per hour, as
+    # text}; low_below: the balance (credits, text) under which `status` warns. Blocks and
+    # subscriptions keep hours as exact decimal text; a subscription runs from `first` to
+    # `last` ('': until ended). prepaid_frozen: what `close` froze of the prepaid view.
+    # IF NOT EXISTS: a ledger whose version was set back runs the step again.
+    (
+        """CREATE TABLE IF NOT EXISTS members (
+            id TEXT PRIMARY KEY, card TEXT NOT NULL, hours TEXT NOT NULL,
+            weights TEXT NOT NULL, low_below TEXT NOT NULL, made_at TEXT NOT NULL,
+            made_by TEXT NOT NULL)""",
+        "CREATE UNIQUE INDEX IF NOT EXISTS members_by_card ON members (card) WHERE card != ''",
+        """CREATE TABLE IF NOT EXISTS blocks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, member TEXT NOT NULL, hours TEXT NOT NULL,
+            price_cents INTEGER NOT NULL, bought TEXT NOT NULL, valid_until TEXT NOT NULL,
+            made_at TEXT NOT NULL, made_by TEXT NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS subscriptions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, member TEXT NOT NULL, hours TEXT NOT NULL,
+            price_cents INTEGER NOT NULL, first TEXT NOT NULL, last TEXT NOT NULL,
+            carry INTEGER NOT NULL, cap TEXT NOT NULL, made_at TEXT NOT NULL,
+            made_by TEXT NOT NULL)""",
+        # The prepaid view of a closed month as `close` froze it (cents).
+        """CREATE TABLE IF NOT EXISTS prepaid_frozen (
+            period TEXT NOT NULL, member TEXT NOT NULL, opening INTEGER NOT NULL,
+            received INTEGER NOT NULL, recognised INTEGER NOT NULL, closing INTEGER NOT NULL,
+            PRIMARY KEY (period, member))""",
+    ),
 )
 SCHEMA_VERSION = 1 + len(_MIGRATIONS)
 PAGE_SIZE = 1024

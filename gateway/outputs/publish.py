@@ -22,12 +22,21 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
+from gateway.clock import now_ms
 from gateway.config import Machine, ShopConfig, Tariff
 from gateway.engine.live import LiveView, advance
+from gateway.engine.localtime import local_date
 from gateway.engine.model import MachineReadings, PriceSlots
+from gateway.ledger.membership import MemberLedger
 from gateway.ledger.rows import LedgerRow
 from gateway.outputs.drain import open_influx_output
-from gateway.outputs.schema import cost_lines, energy_lines, power_lines, state_lines
+from gateway.outputs.schema import (
+    cost_lines,
+    energy_lines,
+    member_lines,
+    power_lines,
+    state_lines,
+)
 
 log = logging.getLogger("shopwatt.publish")
 
@@ -113,6 +122,12 @@ def history_lines(
             yield lines + shown
 
 
+def member_points(cfg: ShopConfig, t_ms: int) -> list[str]:
+    """`member` points: every member's prepaid balance on the local day of t_ms."""
+    balances = MemberLedger(cfg).balances(local_date(t_ms, cfg.site.tz))
+    return member_lines(cfg.site.id, t_ms, balances)
+
+
 def queue_ledger_changes(
     cfg: ShopConfig,
     rows: Sequence[LedgerRow],
@@ -134,6 +149,7 @@ def queue_ledger_changes(
         for lines in history_lines(cfg, readings or {}, prices):
             queued += outbox.put(lines)
         queued += outbox.put(row_lines(cfg.site.id, cfg.tariff, rows))
+        queued += outbox.put(member_points(cfg, now_ms()))
         deadline = time.monotonic() + _DRAIN_BUDGET_S
         while outbox.depth and time.monotonic() < deadline and drainer.drain_once() == 0.0:
             pass

@@ -1,10 +1,10 @@
 """The InfluxDB schema (docs/influxdb.md): what each gateway record becomes in line protocol.
 
 Pure functions, arrays and records in, lines out. Every point carries the `site` tag;
-`machine`, `sensor`, `band` and `source` are the only other tags (bounded by the shop's
-config), and ids that grow without bound (job ids, customers) are fields. A point is
-identified by its series and its millisecond timestamp, so writing the same record twice
-overwrites it instead of counting it twice.
+`machine`, `sensor`, `band`, `source` and `member` are the only other tags (bounded by
+the shop's config and its member list), and ids that grow without bound (job ids,
+customers) are fields. A point is identified by its series and its millisecond
+timestamp, so writing the same record twice overwrites it instead of counting it twice.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import numpy as np
 
 from gateway.config import Machine, Tariff
 from gateway.engine.demand import LiveDemand
+from gateway.engine.drawdown import SCALE
 from gateway.engine.model import F64, I64, Reading, Stats
 from gateway.engine.states import IDLE, OFF, RUNNING, machine_states
+from gateway.ledger.membership import Balance
 from gateway.ledger.rows import LedgerRow
 from gateway.outputs.lineprotocol import FieldValue, float_lines, format_field, line, series_key
 
@@ -28,6 +30,7 @@ ENERGY = "energy"
 GATEWAY = "gateway"
 SENSOR = "sensor"
 SOURCE = "source"
+MEMBER = "member"
 DEMAND = "demand"
 DEMAND_WARNING = "demand_warning"
 
@@ -163,6 +166,24 @@ def sensor_line(
 def source_lines(site: str, t_ms: int, stats: Stats) -> list[str]:
     """`source` health points: each input source's counters (Input.stats())."""
     out = (line(SOURCE, {"site": site, "source": s}, dict(c), t_ms) for s, c in stats.items())
+    return [text for text in out if text is not None]
+
+
+def member_lines(site: str, t_ms: int, balances: Iterable[Balance]) -> list[str]:
+    """`member` points: each member's prepaid credits left, those expiring soon, low or not."""
+    out = (
+        line(
+            MEMBER,
+            {"site": site, "member": b.member},
+            {
+                "balance_credits": b.balance / SCALE,
+                "expiring_credits": b.expiring / SCALE,
+                "low": b.low,
+            },
+            t_ms,
+        )
+        for b in balances
+    )
     return [text for text in out if text is not None]
 
 

@@ -4,7 +4,6 @@ form its CSRF token; every change goes through the same ledger code as the CLI."
 from __future__ import annotations
 
 import io
-import re
 import secrets
 from collections.abc import Awaitable, Callable
 from contextlib import closing
@@ -21,18 +20,18 @@ from starlette.routing import Route
 
 from gateway.clock import now_ms
 from gateway.config import ShopConfig
-from gateway.engine.localtime import local_time, next_period, period_start
+from gateway.engine.localtime import local_time, next_period, period_start, wall_to_utc_ms
 from gateway.errors import ShopwattError
 from gateway.export import build_table, write_csv
 from gateway.export.to_bill import bill_text
+from gateway.inputs.jobsend import start_job, stop_job
 from gateway.ledger import Ledger
-from gateway.ledger.audit import Entry, note
+from gateway.ledger.assignments import Assignment
 from gateway.ledger.periods import parse_month
 from gateway.ledger.schema import connect
 from gateway.ledger.users import ROLES, Role, User, check_role, get_user, list_users, put_user
 from gateway.web import views
 from gateway.web.auth import Limiter, Session, Sessions, hash_password, same, verify_password
-from gateway.web.jobsend import send_job_event
 from gateway.web.render import TEMPLATES, month_pictures, render
 
 COOKIE = "shopwatt_session"
@@ -54,7 +53,7 @@ _HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
+SRC = "web"  # the job event's `src`: the page, with the user's name after it
 
 
 @dataclass
@@ -146,6 +145,21 @@ def _download(text: str, name: str, media_type: str) -> Response:
 
 def _field(form: FormData, name: str) -> str:
     return str(form.get(name, "")).strip()
+
+
+def _count(form: FormData, name: str) -> int:
+    """A part count from a form: empty is 0, anything but a whole number is refused."""
+    text = _field(form, name)
+    if not text.isdigit():
+        if text:
+            raise ShopwattError(f"{name} = {text!r}: a whole number of parts")
+        return 0
+    return int(text)
+
+
+def _pending(adjustments: int) -> str:
+    """What an assign or split left for closed months (as the CLI says it)."""
+    return f"; {adjustments} adjustment rows pending for closed months" if adjustments else "."
 
 
 def build_app(state: WebState) -> Starlette:
@@ -248,29 +262,28 @@ def build_app(state: WebState) -> Starlette:
     def floor_job(request: Request, session: Session, form: FormData | None) -> Response:
         assert form is not None
         event, machine, job = _field(form, "event"), _field(form, "machine"), _field(form, "job")
+        ledger, src, t = state.ledger(session.user), f"{SRC}:{session.user}", state.clock()
         try:
-            if event not in ("start", "stop"):
+            if event == "start":
+                customer, order = _field(form, "customer"), _field(form, "order")
+                job = start_job(ledger, machine, job or None, customer, order, src, t)[0]
+            elif event == "stop":
+                parts, scrap = _count(form, "parts"), _count(form, "scrap")
+                job = stop_job(ledger, machine, job or None, parts, scrap, src, t)
+            else:
                 raise ShopwattError(f"event = {event!r}: expected start or stop")
-            if not _JOB_ID.match(job):
-                raise ShopwattError(f"job = {job!r}: 1 to 64 letters, digits, '.', '_', '/', '-'")
-            parts_text = _field(form, "parts")
-            parts = int(parts_text) if parts_text.isdigit() else None
-            if parts_text and parts is None:
-                raise ShopwattError(f"parts = {parts_text!r}: a whole number of good parts")
-            customer = _field(form, "customer")
-            t = state.clock()
-            send_job_event(cfg, machine, event, job, t, session.user, customer, parts)
-            detail = {"machine": machine, "job": job, "t_ms": t, "customer": customer}
-            if parts is not None:
-                detail["parts"] = parts
-            when = datetime.now(UTC).isoformat(timespec="seconds")
-            note(state.ledger().path, Entry(when, f"{session.user} (web)", f"job {event}", detail))
         except ShopwattError as err:
             return floor(request, session, None, f"Not sent: {err}", 400)
         return floor(request, session, None, f"Job {job} {event} sent for {machine}.")
 
     # -- jobs -------------------------------------------------------------------------
-    def jobs(request: Request, session: Session, _form: FormData | None) -> Response:
+    def jobs(
+        request: Request,
+        session: Session,
+        _form: FormData | None,
+        message: str = "",
+        status: int = 200,
+    ) -> Response:
         q = request.query_params
         ledger = state.ledger()
         period = views.latest_period(ledger, state.clock(), cfg.site.tz)
@@ -288,6 +301,7 @@ def build_app(state: WebState) -> Starlette:
             request,
             "jobs.html",
             session,
+            status,
             rows=rows,
             day=q.get("day", ""),
             machine=machine,
@@ -298,7 +312,62 @@ def build_app(state: WebState) -> Starlette:
             tz=cfg.site.tz,
             local_time=local_time,
             audit=audit,
+            message=message,
         )
+
+    def job_page(
+        request: Request,
+        session: Session,
+        _form: FormData | None,
+        message: str = "",
+        status: int = 200,
+    ) -> Response:
+        """One job with its assign and split forms (the unassigned queue links here)."""
+        q = request.query_params
+        try:
+            found = state.ledger().job(q.get("job", ""), q.get("machine") or None)
+        except ShopwattError as err:
+            return jobs(request, session, None, f"Not found: {err}", 404)
+        middle = local_time((found.start_ms + found.end_ms) // 2, cfg.site.tz)
+        return _page(
+            state,
+            request,
+            "job.html",
+            session,
+            status,
+            job=found,
+            tz=cfg.site.tz,
+            local_time=local_time,
+            middle=f"{middle:%Y-%m-%dT%H:%M:%S}",
+            message=message,
+        )
+
+    def job_assign(request: Request, session: Session, form: FormData | None) -> Response:
+        assert form is not None
+        job, machine = _field(form, "job"), _field(form, "machine") or None
+        customer, order = _field(form, "customer"), _field(form, "order")
+        try:
+            parts, scrap = _count(form, "parts"), _count(form, "scrap")
+            said = Assignment("", 0, job, customer, order, parts, scrap)
+            now, pending = state.ledger(session.user).assign(job, machine, said)
+        except ShopwattError as err:
+            return job_page(request, session, None, f"Not assigned: {err}", 400)
+        done = f"Assigned {now.job_id} on {now.machine} to {now.customer}"
+        return jobs(request, session, None, done + _pending(pending))
+
+    def job_split(request: Request, session: Session, form: FormData | None) -> Response:
+        assert form is not None
+        job, machine, at = _field(form, "job"), _field(form, "machine") or None, _field(form, "at")
+        try:
+            try:  # the form's datetime-local: the site's wall clock, no offset
+                at_ms = wall_to_utc_ms(datetime.fromisoformat(at), cfg.site.tz)
+            except ValueError:
+                raise ShopwattError(f"at = {at!r}: a local date and time") from None
+            second, pending = state.ledger(session.user).split(job, machine, at_ms)
+        except ShopwattError as err:
+            return job_page(request, session, None, f"Not split: {err}", 400)
+        done = f"Split {job}: the part from {at} on is {second.job_id}"
+        return jobs(request, session, None, done + _pending(pending))
 
     # -- month ------------------------------------------------------------------------
     def month(request: Request, session: Session, _form: FormData | None) -> Response:
@@ -420,6 +489,9 @@ def build_app(state: WebState) -> Starlette:
         Route("/floor", guard("floor", floor)),
         Route("/floor/job", guard("floor", floor_job), methods=["POST"]),
         Route("/jobs", guard("jobs", jobs)),
+        Route("/jobs/job", guard("jobs", job_page)),
+        Route("/jobs/assign", guard("jobs", job_assign), methods=["POST"]),
+        Route("/jobs/split", guard("jobs", job_split), methods=["POST"]),
         Route("/month", guard("month", month)),
         Route("/month/close", guard("month", month_close), methods=["POST"]),
         Route("/month/export.csv", guard("month", month_export)),

@@ -1,10 +1,12 @@
-"""Jobs and costs: every finished job with its costs, per customer, per machine, per band."""
+"""Jobs and costs: every finished job with its costs, per customer, per machine, per band;
+members' prepaid hours."""
 
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import table
 
-from gateway.outputs.schema import ENERGY, JOB, OVERHEAD
+from gateway.outputs.schema import ENERGY, JOB, MEMBER, OVERHEAD
 from grafana import panels as p
 from grafana.board import machine_variable, new_board, site_variable
 from grafana.influxql import Query
@@ -111,4 +113,25 @@ def build(currency: str) -> dash.Dashboard:
         w=8,
     )
     board.with_panel(p.unit_override(outside, "cost", money))
+    board.with_panel(members_panel())
     return board
+
+
+MEMBER_COLUMNS = {
+    "balance_credits": "Credits left",
+    "expiring_credits": "Expiring within 14 days",
+    "low": "Low balance",
+}
+
+
+def members_panel() -> table.Panel:
+    """Each member's prepaid credits as last written: balance, expiring soon, low or not."""
+    last = select(calls("last", MEMBER_COLUMNS), MEMBER, [SITE], ["member"])
+    panel = p.rows_table(
+        "Members' prepaid hours",
+        "Per member (docs/members.md): credits left, credits that expire within 14 days "
+        "unless drawn first, and whether the balance is below the member's low mark.",
+        Query(last),
+        h=8,
+    )
+    return panel.with_transformation(p.organize({"member": "Member"}))

@@ -105,6 +105,33 @@ def test_demo_jobs_have_customers_and_each_customer_a_statement(demo: tuple[Path
     assert "revenue" in printed and "margin" in printed
 
 
+def test_demo_members_draw_their_jobs_and_the_prepaid_view_reconciles(
+    demo: tuple[Path, str],
+) -> None:
+    out, printed = demo
+    rows = list(csv.DictReader(next(out.glob("costs-*[0-9].csv")).open()))
+    # Members' jobs on the demo day fit their prepaid hours: nothing is charged on top.
+    assert {r["price"] for r in rows if r["kind"] == "job" and r["customer"] == "fablab"} == {
+        "0.00"
+    }
+    sheet = openpyxl.load_workbook(next(out.glob("prepaid-*.xlsx"))).active
+    assert sheet is not None
+    lines = [[c.value for c in row] for row in sheet.iter_rows() if row[0].value]
+    header = lines.index(
+        ["member", "name", "opening", "received", "recognised", "closing", "currency"]
+    )
+    figures = {line[0]: line[2:6] for line in lines[header + 1 :]}
+    assert set(figures) == {"fablab", "nowak", "total"}
+    for opening, received, recognised, closing in figures.values():
+        assert round(opening + received - recognised, 2) == closing  # cells hold floats
+    assert figures["total"][1] == 240 + 700 + 280  # two blocks and a month's subscription
+    assert "Prepaid hours: deferred revenue" in printed
+    assert {p.name for p in out.glob("member-*.xlsx")} == {
+        "member-fablab-2026-11.xlsx",
+        "member-nowak-2026-11.xlsx",
+    }
+
+
 def test_the_demo_never_replays_into_a_real_shops_folder(tmp_path: Path) -> None:
     shop = tmp_path / "shop.toml"
     shop.write_text("# my workshop\n[site]\nid = 'real'\n")

@@ -3,8 +3,9 @@
 The agent simulates the day (readings.csv, jobs.csv); `replay_files` does what
 `shopwatt replay` does: replay into the ledger, then queue the readings (power, states,
 per-minute energy) and the ledger's job and overhead rows for InfluxDB through the
-outbox and send them with the writer (gateway/outputs/publish.py). The health points
-(`gateway`, `sensor`, `source`) carry the real outbox and writer counters and the
+outbox and send them with the writer (gateway/outputs/publish.py). The demo plan's
+customers and members are added first; the members' balances are written at the end.
+The health points (`gateway`, `sensor`, `source`) carry the real outbox and writer counters and the
 service's own `sensor` fields; they are written every 15 minutes of the day, as the
 running service would have.
 """
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from agent.demo import add_customers, add_members
 from agent.shopday import simulate_shop_day
 from gateway.cli import replay_files
 from gateway.config import ShopConfig, load_config
@@ -29,10 +31,12 @@ from gateway.inputs.protocol import StatusReport
 from gateway.inputs.tracker import DUPLICATE, READING
 from gateway.ledger import Ledger
 from gateway.ledger.bill import PeakWatch
+from gateway.ledger.membership import MemberLedger
 from gateway.ledger.rows import LedgerRow
 from gateway.outputs.drain import Drainer, open_influx_output
 from gateway.outputs.lineprotocol import FieldValue
 from gateway.outputs.outbox import Outbox
+from gateway.outputs.publish import member_points
 from gateway.outputs.schema import demand_lines, gateway_line, sensor_line, source_lines
 from gateway.service import Health
 
@@ -106,6 +110,9 @@ def write_shop_day(folder: Path, influx_url: str, database: str) -> ShopInflux:
     cfg = load_config(config)
     shop.readings_csv(folder / "readings.csv")
     shop.jobs_csv(folder / "jobs.csv")
+    members = MemberLedger(cfg)
+    add_customers(members)
+    add_members(members, shop.day)
     replayed = replay_files(cfg, folder / "readings.csv", folder / "jobs.csv")
     rows = Ledger(cfg).select(shop.day, shop.day + timedelta(days=1)).rows
     readings = read_readings(folder / "readings.csv", cfg.machines).machines
@@ -125,6 +132,7 @@ def write_shop_day(folder: Path, influx_url: str, database: str) -> ShopInflux:
         for t in np.arange(first, now + 1, HEALTH_EVERY_MS).tolist():
             outbox.put(_health_lines(cfg, readings, t, gateway))
             outbox.put(demand_lines(cfg.site.id, ledger.demand(watch, t), DEMAND_WARNING))
+        outbox.put(member_points(cfg, now))  # the members' balances at the end of the day
         _drain(drainer, outbox)
     finally:
         drainer.stop()

@@ -16,9 +16,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from gateway.engine.drawdown import SCALE
 from gateway.engine.localtime import local_date, period_of
 from gateway.engine.states import RUNNING, machine_states
 from gateway.ledger import Ledger
+from gateway.ledger.membership import MemberLedger
 from grafana.influxql import DATASOURCE_UID
 from tests.grafana.grafana_support import (
     DATASOURCES,
@@ -206,3 +208,13 @@ def test_the_live_peak_so_far_ends_at_the_bills_peak(shop: Shop) -> None:
 def test_power_now_shows_every_reporting_machine(shop: Shop) -> None:
     rows = shop.rows(shop.panel("shopwatt-overview", "Power now"))
     assert {r["machine"] for r in rows} == set(shop.data.readings)
+
+
+def test_members_panel_shows_each_members_balance_as_the_ledger_has_it(shop: Shop) -> None:
+    table = shop.rows(shop.panel("shopwatt-jobs", "Members' prepaid hours"))
+    got = {r["member"]: (r["Credits left"], r["Low balance"]) for r in table}
+    today = local_date(shop.data.now_ms, shop.data.tz)
+    expected = {
+        b.member: (b.balance / SCALE, b.low) for b in MemberLedger(shop.data.cfg).balances(today)
+    }
+    assert got == expected and set(got) == {"fablab", "nowak"}

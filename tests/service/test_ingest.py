@@ -22,8 +22,9 @@ from gateway.ledger import Ledger
 from gateway.ledger.live import LiveState
 from gateway.outputs import publish
 from gateway.outputs.publish import machine_lines
+from gateway.service import Service
 from tests.ledger.shop import drop_billing_step
-from tests.servers import Influxd
+from tests.servers import Influxd, Mosquitto
 
 DAY = (date(2026, 11, 3), date(2026, 11, 4))
 
@@ -101,7 +102,9 @@ def test_a_ledger_of_schema_1_gets_the_service_state_tables_with_their_content(
         # What a ledger written before version 2 holds: the service's own tables, its rows.
         for table in ("sensor_state", "machine_view", "pending_recompute", "live_jobs"):
             conn.execute(f"DROP TABLE {table}")
-        drop_billing_step(conn)  # ... and nothing of the later steps
+        drop_billing_step(conn)  # ... and nothing of the later steps: billing, members
+        for table in ("members", "blocks", "subscriptions", "prepaid_frozen"):
+            conn.execute(f"DROP TABLE {table}")
         conn.execute("CREATE TABLE machine_view (machine TEXT PRIMARY KEY, view TEXT NOT NULL)")
         conn.execute("""INSERT INTO machine_view VALUES ('mill', '[[5, 45.0, 1.5], 0, [1.5]]')""")
         conn.execute("PRAGMA user_version = 1")
@@ -171,3 +174,28 @@ def test_replay_and_recompute_send_their_changes_to_influxdb(
     for job_id, j in again.items():  # the standard band's kWh now cost 0.25 more each
         extra = before[job_id]["kwh_standard"] * 0.25
         assert j["energy_cost"] == pytest.approx(before[job_id]["energy_cost"] + extra, abs=0.011)
+
+
+def test_the_service_writes_the_members_balances_with_its_health_points(
+    tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, influx_db: str
+) -> None:
+    path = write_config(tmp_path, mosquitto, influxd, influx_db, sensors={"mill": "s1"})
+    runner = CliRunner()
+    for args in (
+        ["member", "add", "ada", "--weight", "mill=2", "--low-below", "5"],
+        ["member", "topup", "ada", "--hours", "3", "--price", "90", "--date", "2026-11-01"],
+    ):
+        done = runner.invoke(main, [*args, "--config", str(path)])
+        assert done.exit_code == 0, done.output
+    service = Service(config(path))  # not started: no broker connection is needed here
+    assert service.outbox is not None and service.drainer is not None
+    try:
+        service.write_health()
+        while service.outbox.depth:
+            assert service.drainer.drain_once() == 0.0
+    finally:
+        service.drainer.stop()
+        service.outbox.close()
+    found = influxd.rows('SELECT "balance_credits", "low", "member" FROM "member"', influx_db)
+    # Nothing drawn yet: 3 credits, below the low mark of 5.
+    assert [(r["member"], r["balance_credits"], r["low"]) for r in found] == [("ada", 3.0, True)]

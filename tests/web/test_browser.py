@@ -22,6 +22,7 @@ from gateway.clock import now_ms
 from gateway.config import load_config
 from gateway.engine.localtime import local_date
 from gateway.ledger import Ledger
+from gateway.ledger.customers import Customer
 from tests.web.conftest import WebServer, add_users, login, screenshot, submit
 
 MONTH = f"{DEMO_DAY:%Y-%m}"
@@ -98,6 +99,64 @@ def test_accountant_closes_the_month_and_downloads_its_export(
     assert "anna (web)" in browser.find_element(By.CSS_SELECTOR, "table.audit").text
 
 
+def _export_rows(config: Path) -> list[dict[str, str]]:
+    first, end = f"{MONTH}-01", f"{DEMO_DAY.replace(day=28) + timedelta(days=4):%Y-%m}-01"
+    return list(csv.DictReader(io.StringIO(_export_cli(config, first, end))))
+
+
+def _open_first_unassigned(browser: webdriver.Chrome, server: WebServer) -> tuple[str, str]:
+    """From the unassigned queue to a job's page: its machine and id."""
+    browser.get(f"{server.url}/jobs")
+    submit(browser, browser.find_element(By.LINK_TEXT, "Unassigned queue"))
+    row = browser.find_element(By.CSS_SELECTOR, "#jobs tr.unassigned")
+    machine, job = (row.find_elements(By.TAG_NAME, "td")[i].text for i in (1, 0))
+    submit(browser, row.find_element(By.CSS_SELECTOR, "a.assign"))
+    assert f"Job {job}" in browser.find_element(By.TAG_NAME, "h1").text
+    return machine, job
+
+
+def test_accountant_assigns_an_unassigned_job_and_the_export_shows_it(
+    demo_shop: WebServer, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    customer = Ledger(load_config(demo_shop.config)).customer_list()[0]
+    login(browser, demo_shop, "anna")
+    machine, job = _open_first_unassigned(browser, demo_shop)
+    screenshot(browser, "job", tmp_path)
+    form = browser.find_element(By.ID, "assign")
+    form.find_element(By.NAME, "customer").send_keys(customer.name)  # a display name will do
+    form.find_element(By.NAME, "order").send_keys("PO-7")
+    form.find_element(By.NAME, "parts").send_keys("40")
+    form.find_element(By.NAME, "scrap").send_keys("2")
+    submit(browser, form.find_element(By.CSS_SELECTOR, "button"))
+    assert (
+        f"Assigned {job} on {machine} to {customer.id}"
+        in browser.find_element(By.ID, "message").text
+    )
+    row = next(r for r in _export_rows(demo_shop.config) if r["job_id"] == job)
+    assert (row["customer"], row["order"], row["parts"], row["scrap"]) == (
+        customer.id, "PO-7", "40", "2"
+    )  # fmt: skip
+    audit = browser.find_element(By.CSS_SELECTOR, "table.audit").text
+    assert "anna (web) job assign" in audit
+
+
+def test_accountant_splits_a_job_into_two_rows(
+    demo_shop: WebServer, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    login(browser, demo_shop, "anna")
+    machine, job = _open_first_unassigned(browser, demo_shop)
+    before = [r for r in _export_rows(demo_shop.config) if r["machine"] == machine]
+    form = browser.find_element(By.ID, "split")  # at the job's middle, as the form offers
+    submit(browser, form.find_element(By.CSS_SELECTOR, "button"))
+    message = browser.find_element(By.ID, "message").text
+    assert message.startswith(f"Split {job}: the part from ")
+    second = message.rsplit(" is ", 1)[1].rstrip(".")
+    after = [r for r in _export_rows(demo_shop.config) if r["machine"] == machine]
+    assert len(after) == len(before) + 1
+    assert {job, second} <= {r["job_id"] for r in after}
+    assert "anna (web) job split" in browser.find_element(By.CSS_SELECTOR, "table.audit").text
+
+
 def test_operator_cannot_open_the_month_page(
     demo_shop: WebServer, browser: webdriver.Chrome, tmp_path: Path
 ) -> None:
@@ -147,6 +206,7 @@ def test_operator_starts_and_stops_a_job_and_it_is_in_the_export(
 ) -> None:
     config = write_config(tmp_path, mosquitto, sensors={"mill": "s-mill"})
     add_users(config)
+    Ledger(load_config(config)).customer_add(Customer("ACME", "ACME GmbH"))
     server = WebServer(config)
     with Gateway(config):
         publisher = Publisher(mosquitto)
@@ -159,7 +219,9 @@ def test_operator_starts_and_stops_a_job_and_it_is_in_the_export(
     day = local_date(now_ms(), load_config(config).site.tz)
     export = _export_cli(config, f"{day - timedelta(days=1)}", f"{day + timedelta(days=2)}")
     job = next(r for r in csv.DictReader(io.StringIO(export)) if r["job_id"] == "W-1")
-    assert (job["machine"], job["customer"]) == ("mill", "ACME")
+    # The customer by its display name, the order and the stop's parts and scrap: as the CLI.
+    got = (job["machine"], job["customer"], job["order"], job["parts"], job["scrap"])
+    assert got == ("mill", "ACME", "PO-7", "12", "1")
     # Who pressed the buttons is in the audit trail.
     pressed = [(e.who, e.action) for e in Ledger(load_config(config)).status(50).audit]
     assert {("olga (web)", "job start"), ("olga (web)", "job stop")} <= set(pressed)
@@ -172,8 +234,15 @@ def _start_and_stop(
     publisher.send(sensor.readings([909] * 30))  # the mill runs, up to now
     login(browser, server, "olga")
     tile = browser.find_element(By.ID, "machine-mill")
+    tile.find_element(By.NAME, "customer").send_keys("ACMEE")  # a typo: refused, not sent
+    submit(browser, tile.find_element(By.CSS_SELECTOR, "button.go"))
+    refused = browser.find_element(By.ID, "message").text
+    assert refused.startswith("Not sent: ") and "(closest: ACME)" in refused
+    tile = browser.find_element(By.ID, "machine-mill")
     tile.find_element(By.NAME, "job").send_keys("W-1")
-    tile.find_element(By.NAME, "customer").send_keys("ACME")
+    tile.find_element(By.NAME, "customer").send_keys("ACME GmbH")
+    tile.find_element(By.NAME, "order").send_keys("PO-7")
+    screenshot(browser, "floor-start", tmp_path)
     submit(browser, tile.find_element(By.CSS_SELECTOR, "button.go"))
     assert "Job W-1 start sent" in browser.find_element(By.ID, "message").text
     publisher.send(sensor.readings([909] * 6))
@@ -186,6 +255,7 @@ def _start_and_stop(
     screenshot(browser, "floor-running", tmp_path)
     tile = browser.find_element(By.ID, "machine-mill")
     tile.find_element(By.NAME, "parts").send_keys("12")
+    tile.find_element(By.NAME, "scrap").send_keys("1")
     submit(browser, tile.find_element(By.CSS_SELECTOR, "button.stop"))
     assert "Job W-1 stop sent" in browser.find_element(By.ID, "message").text
     publisher.send(sensor.readings([909] * 6))
