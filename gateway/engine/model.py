@@ -76,6 +76,7 @@ class ExplicitJob:
     end_ms: int
     customer: str = ""
     parts: int = 0  # good parts, as the stop said (0: not known); the ledger keeps them
+    card: str = ""  # the UID of the card a sensor's reader started it with (a member's)
 
 
 @dataclass(frozen=True, slots=True)

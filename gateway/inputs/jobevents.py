@@ -204,7 +204,11 @@ class JobBook:
             [
                 # Parts only from a stop: a start's count is what was planned, not made.
                 ExplicitJob(
-                    j.job, *spans[j.job], j.customer, j.parts or 0 if j.stop_ms is not None else 0
+                    j.job,
+                    *spans[j.job],
+                    j.customer,
+                    j.parts or 0 if j.stop_ms is not None else 0,
+                    j.card,
                 )
                 for j in jobs
                 if spans[j.job][0] < hi and spans[j.job][1] > lo

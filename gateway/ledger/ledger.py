@@ -437,9 +437,7 @@ class Ledger:
             touched = dict(added_ranges if recompute is None else recompute)
             for machine, groups in (jobs or {}).items():
                 for group in groups:
-                    # A button's customer by name ("acme gmbh") is the customer's id; a name
-                    # nobody knows stays as sent, and `status` lists it.
-                    named = [replace(j, customer=customers.id_of(conn, j.customer)) for j in group]
+                    named = [replace(j, customer=_job_customer(conn, j)) for j in group]
                     live = {machine: named}
                     span = explicit.store(conn, live, source, self.cfg.site.tz)
                     if span:
@@ -1030,6 +1028,17 @@ def _spans(computed: Sequence[Computed]) -> dict[str, tuple[str, str]]:
     """Machine -> first and last local day recomputed (pieces of a machine come in order)."""
     first = {c.machine: c.first_day for c in reversed(computed)}
     return {c.machine: _days(first[c.machine], c.end_day) for c in computed}
+
+
+def _job_customer(conn: sqlite3.Connection, job: ExplicitJob) -> str:
+    """Who a live job is for: the member whose card started it (when no customer was sent),
+    else the customer it names, by id or name ("acme gmbh"); a name or card nobody knows
+    stays as sent (empty for a card), and `status` or the unassigned jobs show it."""
+    if not job.customer and job.card:
+        holder = members.by_card(conn, job.card)
+        if holder is not None:
+            return holder.id
+    return customers.id_of(conn, job.customer)
 
 
 def _frozen_charges(conn: sqlite3.Connection, first: str, last: str) -> Charges:

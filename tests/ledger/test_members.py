@@ -8,8 +8,18 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from gateway.ledger import members, schema
-from tests.ledger.shop import ledger_path, series, shopwatt, write_readings, write_shop
+from gateway.config import load_config
+from gateway.engine.model import ExplicitJob, MachineReadings
+from gateway.ledger import Ledger, members, schema
+from tests.ledger.shop import (
+    export_rows,
+    ledger_path,
+    local_ms,
+    series,
+    shopwatt,
+    write_readings,
+    write_shop,
+)
 
 # Job hours: the mill's job 08:00-09:00 is 1 h, the lathe's 10:00-12:00 is 2 h.
 MILL = series(
@@ -228,3 +238,39 @@ def test_a_ledger_set_back_before_the_members_step_runs_it_again(tmp_path: Path)
     assert "balance on 2026-11-02: 3.0000 credits" in shown
     with closing(sqlite3.connect(ledger_path(config))) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
+
+
+def test_a_job_started_with_a_members_card_is_the_members(tmp_path: Path) -> None:
+    config = write_shop(tmp_path)
+    c = ("--config", config)
+    _ok(
+        "member",
+        "add",
+        "ada",
+        "--name",
+        "Ada Lab",
+        "--card",
+        "04a1b2c3d4e5f6",
+        "--weight",
+        "*=1",
+        *c,
+    )
+    mill = series("mill", "2026-11-03 07:00", "2026-11-03 13:00", [
+        ("2026-11-03 08:00", "2026-11-03 09:00", 3000.0),
+        ("2026-11-03 10:00", "2026-11-03 11:00", 3000.0),
+    ])  # fmt: skip
+    ledger = Ledger(load_config(config))
+    batch = MachineReadings(mill.t_ms, mill.watts, mill.wh)
+    tapped = [
+        # The sensor's card reader sends the UID and no customer; an unknown card stays so.
+        ExplicitJob("T-1", local_ms("2026-11-03 08:00"), local_ms("2026-11-03 09:00"), "", 0,
+                    "04A1B2C3D4E5F6"),
+        ExplicitJob("T-2", local_ms("2026-11-03 10:00"), local_ms("2026-11-03 11:00"), "", 0,
+                    "0A0B0C0D"),
+    ]  # fmt: skip
+    ledger.ingest({"mill": batch}, "live", jobs={"mill": [tapped]})
+    rows = export_rows(config, "2026-11-03", "2026-11-04")
+    assert {r["job_id"]: r["customer"] for r in rows if r["kind"] == "job"} == {
+        "T-1": "ada",
+        "T-2": "",
+    }
