@@ -235,6 +235,7 @@ def _start_and_stop(
     sensor = FakeSensor("mill", "s-mill", t_ms=now_ms() - 300_000)
     publisher.send(sensor.readings([909] * 30))  # the mill runs, up to now
     login(browser, server, "olga")
+    screenshot(browser, "floor-live", tmp_path)
     _open_form(browser, "start")
     form = browser.find_element(By.ID, "start")
     typed = {"job": "W-1", "customer": "ACMEE", "order": "PO-7"}  # a typo: refused, not sent
