@@ -259,6 +259,38 @@ def build_app(state: WebState) -> Starlette:
             now=f"{local_time(state.clock(), cfg.site.tz):%H:%M:%S}",
         )
 
+    def machine_form(
+        request: Request,
+        session: Session,
+        machine: str,
+        event: str,
+        values: FormData | None = None,
+        message: str = "",
+        status: int = 200,
+    ) -> Response:
+        """A machine's start or stop form on a page of its own, which never refreshes: the
+        floor's refresh would wipe what the operator is typing."""
+        tiles = [m for m in views.floor(cfg, state.ledger(), state.newest) if m.id == machine]
+        if not tiles or event not in ("start", "stop"):
+            # A refused POST keeps its own message (an unknown machine, a bad event).
+            why = f"Not found: /floor/{machine}/{event} (machine {machine!r}, start or stop)"
+            return floor(request, session, None, message or why, status if message else 404)
+        return _page(
+            state,
+            request,
+            "floor_job.html",
+            session,
+            status,
+            m=tiles[0],
+            event=event,
+            values=values or {},
+            message=message,
+        )
+
+    def floor_form(request: Request, session: Session, _form: FormData | None) -> Response:
+        params = request.path_params
+        return machine_form(request, session, params["machine"], params["event"])
+
     def floor_job(request: Request, session: Session, form: FormData | None) -> Response:
         assert form is not None
         event, machine, job = _field(form, "event"), _field(form, "machine"), _field(form, "job")
@@ -273,7 +305,8 @@ def build_app(state: WebState) -> Starlette:
             else:
                 raise ShopwattError(f"event = {event!r}: expected start or stop")
         except ShopwattError as err:
-            return floor(request, session, None, f"Not sent: {err}", 400)
+            # Back to the same form with what was typed, to correct rather than retype.
+            return machine_form(request, session, machine, event, form, f"Not sent: {err}", 400)
         return floor(request, session, None, f"Job {job} {event} sent for {machine}.")
 
     # -- jobs -------------------------------------------------------------------------
@@ -488,6 +521,7 @@ def build_app(state: WebState) -> Starlette:
         Route("/logout", logout, methods=["POST"]),
         Route("/floor", guard("floor", floor)),
         Route("/floor/job", guard("floor", floor_job), methods=["POST"]),
+        Route("/floor/{machine}/{event}", guard("floor", floor_form)),
         Route("/jobs", guard("jobs", jobs)),
         Route("/jobs/job", guard("jobs", job_page)),
         Route("/jobs/assign", guard("jobs", job_assign), methods=["POST"]),

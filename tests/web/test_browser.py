@@ -164,6 +164,8 @@ def test_operator_cannot_open_the_month_page(
     assert browser.current_url.endswith("/floor")
     assert "Month" not in browser.find_element(By.TAG_NAME, "nav").text
     screenshot(browser, "floor", tmp_path)
+    browser.get(f"{demo_shop.url}/floor/no-such-machine/start")
+    assert "Not found: /floor/no-such-machine/start" in browser.find_element(By.ID, "message").text
     browser.get(f"{demo_shop.url}/month")
     assert "not open to the role operator" in browser.find_element(By.ID, "refused").text
     browser.get(f"{demo_shop.url}/month/export.csv?period={MONTH}")
@@ -233,17 +235,22 @@ def _start_and_stop(
     sensor = FakeSensor("mill", "s-mill", t_ms=now_ms() - 300_000)
     publisher.send(sensor.readings([909] * 30))  # the mill runs, up to now
     login(browser, server, "olga")
-    tile = browser.find_element(By.ID, "machine-mill")
-    tile.find_element(By.NAME, "customer").send_keys("ACMEE")  # a typo: refused, not sent
-    submit(browser, tile.find_element(By.CSS_SELECTOR, "button.go"))
+    screenshot(browser, "floor-live", tmp_path)
+    _open_form(browser, "start")
+    form = browser.find_element(By.ID, "start")
+    typed = {"job": "W-1", "customer": "ACMEE", "order": "PO-7"}  # a typo: refused, not sent
+    for name, text in typed.items():
+        form.find_element(By.NAME, name).send_keys(text)
+    submit(browser, form.find_element(By.CSS_SELECTOR, "button.go"))
     refused = browser.find_element(By.ID, "message").text
     assert refused.startswith("Not sent: ") and "(closest: ACME)" in refused
-    tile = browser.find_element(By.ID, "machine-mill")
-    tile.find_element(By.NAME, "job").send_keys("W-1")
-    tile.find_element(By.NAME, "customer").send_keys("ACME GmbH")
-    tile.find_element(By.NAME, "order").send_keys("PO-7")
+    form = browser.find_element(By.ID, "start")  # the same form, with what she typed
+    assert {n: form.find_element(By.NAME, n).get_attribute("value") for n in typed} == typed
+    form.find_element(By.NAME, "customer").clear()
+    form.find_element(By.NAME, "customer").send_keys("ACME GmbH")
     screenshot(browser, "floor-start", tmp_path)
-    submit(browser, tile.find_element(By.CSS_SELECTOR, "button.go"))
+    submit(browser, form.find_element(By.CSS_SELECTOR, "button.go"))
+    assert browser.current_url.endswith("/floor/job")  # back on the floor, with the message
     assert "Job W-1 start sent" in browser.find_element(By.ID, "message").text
     publisher.send(sensor.readings([909] * 6))
 
@@ -253,10 +260,13 @@ def _start_and_stop(
 
     wait_for("the running job on the floor page", running)
     screenshot(browser, "floor-running", tmp_path)
-    tile = browser.find_element(By.ID, "machine-mill")
-    tile.find_element(By.NAME, "parts").send_keys("12")
-    tile.find_element(By.NAME, "scrap").send_keys("1")
-    submit(browser, tile.find_element(By.CSS_SELECTOR, "button.stop"))
+    _open_form(browser, "stop")
+    form = browser.find_element(By.ID, "stop")
+    assert "Job W-1 for ACME" in form.text
+    form.find_element(By.NAME, "parts").send_keys("12")
+    form.find_element(By.NAME, "scrap").send_keys("1")
+    screenshot(browser, "floor-stop", tmp_path)
+    submit(browser, form.find_element(By.CSS_SELECTOR, "button.stop"))
     assert "Job W-1 stop sent" in browser.find_element(By.ID, "message").text
     publisher.send(sensor.readings([909] * 6))
 
@@ -265,3 +275,12 @@ def _start_and_stop(
         return "Stop W-1" not in browser.find_element(By.ID, "machine-mill").text
 
     wait_for("the stopped job", stopped)
+
+
+def _open_form(browser: webdriver.Chrome, event: str) -> None:
+    """From the mill's tile to its start or stop page, which never reloads under the typing
+    (the floor itself refreshes every 15 s)."""
+    tile = browser.find_element(By.ID, "machine-mill")
+    submit(browser, tile.find_element(By.CSS_SELECTOR, f"a.{'go' if event == 'start' else 'stop'}"))
+    assert browser.current_url.endswith(f"/floor/mill/{event}")
+    assert not browser.find_elements(By.CSS_SELECTOR, "meta[http-equiv='refresh']")
