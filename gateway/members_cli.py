@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 import click
@@ -16,7 +16,7 @@ from gateway.engine.localtime import local_date
 from gateway.export import Table
 from gateway.export.prepaid import credits, prepaid_table, statement_table, write_view_file
 from gateway.ledger.members import HOURS, Member, card_uid, cents, exact, weights
-from gateway.ledger.membership import EXPIRY_SOON_DAYS, VALID_DAYS, Balance, MemberLedger
+from gateway.ledger.membership import EXPIRY_SOON_DAYS, Balance, MemberLedger, default_until
 from gateway.ledger.periods import parse_month
 from gateway.outfile import check_target, output_file
 
@@ -136,7 +136,7 @@ def member_topup(
     """Record a block of prepaid hours bought."""
     cfg = load_config(config_path)
     day = bought.date() if bought else _today(cfg)
-    until = valid_until.date() if valid_until else day + timedelta(days=VALID_DAYS - 1)
+    until = valid_until.date() if valid_until else default_until(day)
     h = exact(hours_text, "--hours")
     found = MemberLedger(cfg).topup(member, h, cents(price, "--price"), day, until)
     click.echo(f"block b{found}: {h} hours for {price}, {day} .. {until}")

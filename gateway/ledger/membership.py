@@ -20,7 +20,12 @@ from gateway.ledger.members import Member, Walked, credits
 from gateway.ledger.schema import transaction
 
 EXPIRY_SOON_DAYS = 14  # `status` and the dashboard warn this long before hours expire
-VALID_DAYS = 365  # a block bought without a last valid day: one year, the day bought included
+_VALID_DAYS = 365  # a block bought without a last valid day: one year, the day bought included
+
+
+def default_until(bought: date) -> date:
+    """The last valid day of a block bought on `bought` when none is given."""
+    return bought + timedelta(days=_VALID_DAYS - 1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from gateway.export.to_bill import bill_text
 from gateway.inputs.jobsend import start_job, stop_job
 from gateway.ledger.assignments import Assignment
 from gateway.ledger.members import cents, exact
-from gateway.ledger.membership import EXPIRY_SOON_DAYS, VALID_DAYS, MemberLedger
+from gateway.ledger.membership import EXPIRY_SOON_DAYS, MemberLedger, default_until
 from gateway.ledger.periods import parse_month
 from gateway.ledger.schema import connect
 from gateway.ledger.users import ROLES, Role, User, check_role, get_user, list_users, put_user
@@ -478,7 +478,7 @@ def build_app(state: WebState) -> Starlette:
             balances=balances,
             credits=credits,
             today=today,
-            until=today + timedelta(days=VALID_DAYS - 1),
+            until=default_until(today),
             soon=EXPIRY_SOON_DAYS,
             period=f"{today:%Y-%m}",
             message=message,
@@ -491,7 +491,7 @@ def build_app(state: WebState) -> Starlette:
         until, today = _field(form, "valid_until"), local_date(state.clock(), cfg.site.tz)
         try:
             try:
-                last = date.fromisoformat(until) if until else today + timedelta(VALID_DAYS - 1)
+                last = date.fromisoformat(until) if until else default_until(today)
             except ValueError:
                 raise ShopwattError(f"valid_until = {until!r}: a date YYYY-MM-DD") from None
             h, paid = exact(hours, "hours"), cents(price, "price")
