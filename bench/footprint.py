@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -187,6 +188,13 @@ def install_mb() -> tuple[float, int]:
     return total / 1e6, len(names) - 1
 
 
+def _unit_env() -> dict[str, str]:
+    """The Environment= settings of examples/shopwatt.service (MALLOC_ARENA_MAX)."""
+    lines = (ROOT / "examples" / "shopwatt.service").read_text().splitlines()
+    found = [line.removeprefix("Environment=") for line in lines if line.startswith("Environment=")]
+    return {k: v for k, _, v in (item.partition("=") for item in found)}
+
+
 def main() -> None:
     """Measure and print every figure beside its goal."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -200,6 +208,7 @@ def main() -> None:
     if args.subscriber:
         _subscriber(args.subscriber)
         return
+    os.environ.update(_unit_env())  # the gateway runs as systemd runs it on a Pi
     pool = ServerPool()
     rows = []
     try:

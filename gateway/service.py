@@ -33,6 +33,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -42,7 +43,6 @@ from gateway.engine.live import LiveView
 from gateway.engine.model import ExplicitJob, MachineReadings, Reading, first_of_times
 from gateway.errors import ConfigError, ShopwattError
 from gateway.inputs.jobevents import JobBook
-from gateway.inputs.modbus import ModbusInput
 from gateway.inputs.mqtt import Inbox, MqttInput, sensor_specs
 from gateway.inputs.protocol import StatusReport
 from gateway.inputs.tracker import DUPLICATE, READING, Tracker
@@ -62,6 +62,9 @@ from gateway.outputs.schema import (
     sensor_line,
     source_lines,
 )
+
+if TYPE_CHECKING:
+    from gateway.inputs.modbus import ModbusInput
 
 log = logging.getLogger("shopwatt.service")
 
@@ -167,7 +170,12 @@ class Service:
         self.ledger = Ledger(cfg, who="shopwatt run")
         self.batch_ready = threading.Event()
         self.mqtt = MqttInput(cfg, self.batch_ready) if cfg.mqtt else None
-        self.modbus = ModbusInput.from_config(cfg) if any(m.meter for m in cfg.machine) else None
+        self.modbus: ModbusInput | None = None
+        if any(m.meter for m in cfg.machine):
+            # pymodbus (~5 MB of a Pi's memory) loads only for a shop with Modbus meters.
+            from gateway.inputs.modbus import ModbusInput
+
+            self.modbus = ModbusInput.from_config(cfg)
         self.outbox: Outbox | None = None
         self.drainer: Drainer | None = None
         if cfg.influxdb is not None:

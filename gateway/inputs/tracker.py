@@ -84,11 +84,11 @@ class SensorState:
             [
                 self.boot,
                 self.seq,
-                f"{self.seen:x}",
+                _mask_text(self.seen),
                 self.x,
                 self.prev_boot,
                 self.prev_seq,
-                f"{self.prev_seen:x}",
+                _mask_text(self.prev_seen),
                 self.anchor,
                 self.channels,
                 self.parked,
@@ -100,7 +100,22 @@ class SensorState:
     def loads(cls, text: str) -> SensorState:
         """The inverse of dumps()."""
         b, s, seen, x, pb, ps, pseen, anchor, channels, parked = json.loads(text)
-        return cls(b, s, int(seen, 16), x, pb, ps, int(pseen, 16), anchor, channels, parked)
+        return cls(b, s, _mask(seen), x, pb, ps, _mask(pseen), anchor, channels, parked)
+
+
+def _mask_text(mask: int) -> str:
+    """Hex, or "~" and the hex of the unseen bits when shorter.
+
+    A sensor that sends in order has all WINDOW bits set: "~0" instead of 256 digits,
+    written with every batch (SD-card wear).
+    """
+    plain, unseen = f"{mask:x}", f"~{~mask & _MASK:x}"
+    return unseen if len(unseen) < len(plain) else plain
+
+
+def _mask(text: str) -> int:
+    """The inverse of _mask_text (plain hex: the format of earlier versions)."""
+    return ~int(text[1:], 16) & _MASK if text.startswith("~") else int(text, 16)
 
 
 class Tracker:

@@ -11,6 +11,11 @@ until the queue is back to 90 % of the bound, as Telegraf's metric buffer does. 
 data is what the live dashboards need after an outage, and the ledger, not InfluxDB,
 keeps the accounting record (jobs and costs can be written again from it). While the
 queue is within 10 % of its bound `full` is True, and every drop is logged.
+
+SD-card wear: every commit costs whole pages and an fsync, whatever it holds, so the
+outbox commits once per put(). Acknowledged lines that are the oldest in the queue are
+only marked (in memory) and deleted by one statement in the next put's transaction (or at
+close): a crash before then re-sends them, which InfluxDB overwrites.
 """
 
 from __future__ import annotations
@@ -124,6 +129,9 @@ class Outbox:
             self._db.execute("PRAGMA page_size=1024")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=10000")
+            # Debian builds SQLite with secure_delete on: it would zero (and so write) every
+            # page the delivered lines leave, and they are no secret once in InfluxDB.
+            self._db.execute("PRAGMA secure_delete=OFF")
             self._db.executescript(_SCHEMA)
             count, nbytes = self._db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(LENGTH(line)), 0) FROM outbox"
@@ -132,6 +140,10 @@ class Outbox:
             raise OutboxError(f"{self.path}: cannot open the outbox: {err}") from None
         self._count: int = count
         self._bytes: int = nbytes
+        # Every line with id <= _acked_to is acknowledged; _unsaved of them are still in the
+        # file (their delete and `delivered` count ride in the next commit).
+        self._acked_to = 0
+        self._unsaved = 0
         if count:
             self._queued.set()
 
@@ -149,6 +161,7 @@ class Outbox:
             at = self._clock_ms()
             # synchronous=FULL: once put() returns, the lines survive a power cut.
             with self._transaction("FULL"):
+                self._delete_acknowledged()
                 self._db.executemany(
                     "INSERT INTO outbox (at_ms, line) VALUES (?, ?)", ((at, d) for d in data)
                 )
@@ -156,7 +169,7 @@ class Outbox:
                 count, nbytes = self._count + len(data), self._bytes + size
                 if nbytes > self.max_bytes:
                     count, nbytes = self._drop_oldest(count, nbytes, at)
-            self._count, self._bytes = count, nbytes
+            self._count, self._bytes, self._unsaved = count, nbytes, 0
             self._queued.set()
         return len(data)
 
@@ -166,7 +179,9 @@ class Outbox:
         freed = dropped = 0
         cut_id: int | None = None
         oldest_ms = now_ms
-        rows = self._db.execute("SELECT id, at_ms, LENGTH(line) FROM outbox ORDER BY id")
+        rows = self._db.execute(
+            "SELECT id, at_ms, LENGTH(line) FROM outbox WHERE id > ? ORDER BY id", (self._acked_to,)
+        )
         for row_id, at_ms, size in rows:
             oldest_ms = min(oldest_ms, at_ms)
             cut_id = row_id
@@ -197,7 +212,7 @@ class Outbox:
         with self._lock:
             rows: list[tuple[int, bytes]] = self._db.execute(
                 "SELECT id, line FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
-                (after_id, max_lines),
+                (max(after_id, self._acked_to), max_lines),
             ).fetchall()
             if not rows:
                 self._queued.clear()
@@ -208,14 +223,21 @@ class Outbox:
         return self._queued.wait(timeout_s)
 
     def settle(self, acked: Sequence[tuple[int, int]], dead: Sequence[DeadLine] = ()) -> None:
-        """Remove acknowledged id ranges (inclusive) and move rejected lines to dead_letter."""
+        """Remove acknowledged id ranges (inclusive) and move rejected lines to dead_letter.
+
+        Ranges that settle the oldest lines (the usual case) are only marked here and
+        deleted with the next put; others (after a failed pass) and rejected lines commit now.
+        """
         if not acked and not dead:
             return
         with self._lock:
+            if not dead and self._mark_acknowledged(acked):
+                return
             count, nbytes = self._count, self._bytes
             # synchronous=NORMAL: losing this commit to a power cut only re-sends lines,
             # which InfluxDB overwrites, and an fsync per batch is slow on an SD card.
             with self._transaction("NORMAL"):
+                self._delete_acknowledged()
                 delivered = 0
                 for lo, hi in acked:
                     n, size = self._delete(lo, hi)
@@ -238,15 +260,42 @@ class Outbox:
                         (DEAD_LETTER_KEEP,),
                     )
                 self._bump("dead_lettered", rejected)
-            self._count, self._bytes = count, nbytes
+            self._count, self._bytes, self._unsaved = count, nbytes, 0
+
+    def _mark_acknowledged(self, acked: Sequence[tuple[int, int]]) -> bool:
+        """Mark the ranges acknowledged if they hold every queued line up to their end."""
+        end = max(hi for _, hi in acked)
+        sizes = [self._size(max(lo, self._acked_to + 1), hi) for lo, hi in acked]
+        n, size = sum(s[0] for s in sizes), sum(s[1] for s in sizes)
+        if n != self._size(self._acked_to + 1, end)[0]:
+            return False  # a gap of unsent lines: delete these ranges one by one now
+        if n:
+            self._acked_to = max(self._acked_to, end)
+            self._unsaved += n
+            self._count, self._bytes = self._count - n, self._bytes - size
+        return True
+
+    def _delete_acknowledged(self) -> None:
+        """Delete the lines marked acknowledged (inside the caller's transaction)."""
+        if self._unsaved:
+            self._db.execute("DELETE FROM outbox WHERE id <= ?", (self._acked_to,))
+            self._bump("delivered", self._unsaved)
+
+    def _size(self, lo: int, hi: int) -> tuple[int, int]:
+        """How many queued lines have an id in lo..hi, and their bytes."""
+        n, size = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(line)), 0) FROM outbox"
+            " WHERE id BETWEEN ? AND ? AND id > ?",
+            (lo, hi, self._acked_to),
+        ).fetchone()
+        return int(n), int(size)
 
     def _delete(self, lo: int, hi: int) -> tuple[int, int]:
-        n, size = self._db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(line)), 0) FROM outbox WHERE id BETWEEN ? AND ?",
-            (lo, hi),
-        ).fetchone()
-        self._db.execute("DELETE FROM outbox WHERE id BETWEEN ? AND ?", (lo, hi))
-        return int(n), int(size)
+        n, size = self._size(lo, hi)
+        self._db.execute(
+            "DELETE FROM outbox WHERE id BETWEEN ? AND ? AND id > ?", (lo, hi, self._acked_to)
+        )
+        return n, size
 
     # -- inspection ---------------------------------------------------------------------
     @property
@@ -258,7 +307,9 @@ class Outbox:
         """Depth, size, age of the oldest line and the lifetime counters."""
         with self._lock:
             # The first id is the oldest put (ids only grow): an index lookup, not a scan.
-            first = self._db.execute("SELECT at_ms FROM outbox ORDER BY id LIMIT 1").fetchone()
+            first = self._db.execute(
+                "SELECT at_ms FROM outbox WHERE id > ? ORDER BY id LIMIT 1", (self._acked_to,)
+            ).fetchone()
             oldest = first[0] if first else None
             counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
             now = self._clock_ms()
@@ -269,7 +320,7 @@ class Outbox:
                 oldest_age_s=max(0.0, (now - oldest) / 1000.0) if oldest is not None else 0.0,
                 full=self._bytes >= self.max_bytes * LOW_WATER,
                 put=counters["put"],
-                delivered=counters["delivered"],
+                delivered=counters["delivered"] + self._unsaved,
                 dead_lettered=counters["dead_lettered"],
                 dropped=counters["dropped"],
             )
@@ -284,9 +335,15 @@ class Outbox:
         return [DeadLine(*row) for row in rows]
 
     def close(self) -> None:
-        """Close the file (a WAL checkpoint folds the log back into it)."""
+        """Delete what is acknowledged, then close the file (a WAL checkpoint folds the log in)."""
         with self._lock:
-            self._db.close()
+            try:
+                if self._unsaved:
+                    with self._transaction("NORMAL"):
+                        self._delete_acknowledged()
+                    self._unsaved = 0
+            finally:
+                self._db.close()
 
     def __enter__(self) -> Outbox:
         return self

@@ -128,6 +128,20 @@ def test_state_survives_a_restart_through_dump_and_load() -> None:
     assert got == expected and second.counts["s1"]["duplicates"] == 5
 
 
+def test_a_sensor_sending_in_order_keeps_a_small_state() -> None:
+    # Its state is written with every batch: a full window must not cost 256 hex digits.
+    tr = Tracker(SPEC)
+    run(tr, *(rd(1, s) for s in range(2000)))
+    [(_, text)] = tr.dump()
+    assert len(text) < 100
+    again = Tracker(SPEC)
+    again.load([("s1", text)])
+    assert run(again, rd(1, 999), rd(1, 1999), rd(1, 2000)) == run(
+        tr, rd(1, 999), rd(1, 1999), rd(1, 2000)
+    )
+    assert again.counts["s1"]["duplicates"] == 2
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     boots=st.lists(st.integers(1, 12), min_size=1, max_size=4),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,36 @@ def test_an_old_acknowledgement_never_deletes_newer_lines(tmp_path: Path) -> Non
         box.put(_lines(5, 5))
         box.settle([(first[0][0], first[-1][0])])  # the same acknowledgement, again
         assert box.depth == 5 and _accounted(box)
+
+
+def test_settling_the_oldest_lines_rides_in_the_next_put(tmp_path: Path) -> None:
+    # SD-card wear: one commit per batch. Delivered lines leave with the next put.
+    path = tmp_path / "o.db"
+    with Outbox(path) as box, sqlite3.connect(path) as other:
+        box.put(_lines(0, 5))
+        sent = box.peek(5)
+        seen = other.execute("PRAGMA data_version").fetchone()
+        box.settle([(sent[0][0], sent[-1][0])])
+        assert other.execute("PRAGMA data_version").fetchone() == seen  # nothing committed
+        assert box.peek(10) == [] and box.depth == 0 and _accounted(box)
+        assert box.health().delivered == 5
+        box.put(_lines(5, 2))
+        assert other.execute("SELECT COUNT(*) FROM outbox").fetchone() == (2,)
+        assert other.execute("SELECT value FROM counters WHERE name = 'delivered'").fetchone() == (
+            5,
+        )
+
+
+def test_a_crash_before_the_next_put_sends_the_acknowledged_lines_again(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    box = Outbox(path)
+    box.put(_lines(0, 5))
+    sent = box.peek(5)
+    box.settle([(sent[0][0], sent[2][0])])
+    box._db.close()  # as a kill would: no close(), nothing more committed
+    with Outbox(path) as box:
+        assert [line for _, line in box.peek(10)] == [s.encode() for s in _lines(0, 5)]
+        assert box.health().delivered == 0 and _accounted(box)
 
 
 def test_full_outbox_drops_the_oldest_lines_counts_and_logs_them(

@@ -77,6 +77,7 @@ def test_the_systemd_unit_verifies(tmp_path: Path) -> None:
     text = UNIT.read_text()
     assert "ExecStart=/opt/shopwatt/venv/bin/shopwatt run --config /etc/shopwatt/shop.toml" in text
     assert "KillSignal=SIGTERM" in text
+    assert "Environment=MALLOC_ARENA_MAX=2" in text  # the memory bench/footprint.py measures
     # Point it at this checkout's entry point: systemd checks that the program exists.
     shopwatt = Path(sys.executable).parent / "shopwatt"
     unit = tmp_path / "shopwatt.service"

@@ -23,9 +23,10 @@ from tests.servers import Influxd, ServerPool
 
 # What the service must never pay for: export (openpyxl), replay's progress bar (tqdm) and
 # fast parser (pyarrow), provisioning (cryptography), a client library for InfluxDB, the
-# virtual shop, the web page (starlette, uvicorn, jinja2, argon2).
+# virtual shop, the web page (starlette, uvicorn, jinja2, argon2); Modbus (pymodbus) in a
+# shop without meters.
 NEVER = ["openpyxl", "tqdm", "pyarrow", "cryptography", "influxdb_client", "agent", "firmware"]
-NEVER += ["starlette", "uvicorn", "jinja2", "argon2"]
+NEVER += ["starlette", "uvicorn", "jinja2", "argon2", "pymodbus"]
 
 
 @pytest.fixture(scope="module")
