@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 import click
@@ -14,24 +14,17 @@ from gateway.config import ShopConfig, load_config
 from gateway.engine.drawdown import Subscription, last_day
 from gateway.engine.localtime import local_date
 from gateway.export import Table
-from gateway.export.prepaid import credits, prepaid_table, statement_table
-from gateway.export.to_csv import write_csv_binary
-from gateway.ledger.members import HOURS, Member, card_uid, exact, weights
-from gateway.ledger.membership import EXPIRY_SOON_DAYS, Balance, MemberLedger
+from gateway.export.prepaid import credits, prepaid_table, statement_table, write_view_file
+from gateway.ledger.members import HOURS, Member, card_uid, cents, exact, weights
+from gateway.ledger.membership import EXPIRY_SOON_DAYS, Balance, MemberLedger, default_until
 from gateway.ledger.periods import parse_month
 from gateway.outfile import check_target, output_file
 
 _day = click.DateTime(formats=["%Y-%m-%d"])
-_VALID_DAYS = 365  # a block without --valid-until: one year, the day it was bought included
 
 
 def _today(cfg: ShopConfig) -> date:
     return local_date(now_ms(), cfg.site.tz)
-
-
-def _cents(text: str, option: str) -> int:
-    """A price such as 400 or 400.00 as integer cents (at most two decimals)."""
-    return int(exact(text, option, places=2) * 100)
 
 
 @click.command("add")
@@ -143,9 +136,9 @@ def member_topup(
     """Record a block of prepaid hours bought."""
     cfg = load_config(config_path)
     day = bought.date() if bought else _today(cfg)
-    until = valid_until.date() if valid_until else day + timedelta(days=_VALID_DAYS - 1)
+    until = valid_until.date() if valid_until else default_until(day)
     h = exact(hours_text, "--hours")
-    found = MemberLedger(cfg).topup(member, h, _cents(price, "--price"), day, until)
+    found = MemberLedger(cfg).topup(member, h, cents(price, "--price"), day, until)
     click.echo(f"block b{found}: {h} hours for {price}, {day} .. {until}")
 
 
@@ -175,7 +168,7 @@ def member_subscribe(
     last = parse_month(last) if last else ""
     if last and last < first:
         raise click.BadParameter(f"{last!r}: before --from {first}", param_hint="--to")
-    h, price_cents = exact(hours_text, "--hours"), _cents(price, "--price")
+    h, price_cents = exact(hours_text, "--hours"), cents(price, "--price")
     plan = Subscription("", "", 0, price_cents, first, last, carry_over)
     limit = exact(cap, "--cap") if cap else None
     found = MemberLedger(load_config(config_path)).subscribe(member, plan, h, limit)
@@ -213,12 +206,7 @@ def write_view(
         click.echo("\n".join([*head, "", columns(text)]))
         return
     with output_file(output, protected=protected or [], force=force) as fh:
-        if output.suffix.lower() == ".xlsx":
-            from gateway.export.to_xlsx import write_one_sheet  # openpyxl: only for an XLSX
-
-            write_one_sheet(table, title, fh)
-        else:
-            write_csv_binary(table, fh)
+        write_view_file(table, title, fh, xlsx=output.suffix.lower() == ".xlsx")
     click.echo(f"wrote {output}", err=True)
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from typing import BinaryIO
 
 from gateway.engine.drawdown import SCALE, Deferred
 from gateway.export.table import Cell, Table
+from gateway.export.to_csv import write_csv_binary
 from gateway.ledger.membership import Statement
 from gateway.ledger.units import money
 
@@ -70,3 +72,16 @@ def statement_table(shown: Statement, currency: str) -> tuple[list[tuple[str, st
     weights = ", ".join(f"{k} {w}" for k, w in (m.weights or {}).items())
     title.append(("credits per hour", weights))
     return title, Table(list(STATEMENT_HEADER), lines, currency)
+
+
+def write_view_file(
+    table: Table, title: Sequence[tuple[str, str]], out: BinaryIO, *, xlsx: bool
+) -> None:
+    """A member view (statement, prepaid) as CSV or a one-sheet XLSX: the CLI's file and
+    the web page's download, byte for byte."""
+    if xlsx:
+        from gateway.export.to_xlsx import write_one_sheet  # openpyxl: only for an XLSX
+
+        write_one_sheet(table, title, out)
+    else:
+        write_csv_binary(table, out)

@@ -73,6 +73,11 @@ def exact(text: str, option: str, places: int = 4) -> Decimal:
     return value
 
 
+def cents(text: str, option: str) -> int:
+    """A price such as 400 or 400.00 as integer cents (at most two decimals)."""
+    return int(exact(text, option, places=2) * 100)
+
+
 def weights(texts: Sequence[str], machines: Sequence[str]) -> dict[str, Decimal]:
     """`--weight mill=2.0` options as machine -> credits per hour (`*=1`: any other)."""
     out: dict[str, Decimal] = {}

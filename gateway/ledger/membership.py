@@ -20,6 +20,12 @@ from gateway.ledger.members import Member, Walked, credits
 from gateway.ledger.schema import transaction
 
 EXPIRY_SOON_DAYS = 14  # `status` and the dashboard warn this long before hours expire
+_VALID_DAYS = 365  # a block bought without a last valid day: one year, the day bought included
+
+
+def default_until(bought: date) -> date:
+    """The last valid day of a block bought on `bought` when none is given."""
+    return bought + timedelta(days=_VALID_DAYS - 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +56,15 @@ class Statement:
 
 
 @dataclass(frozen=True, slots=True)
+class Held:
+    """A block with credits left today (the web page's members list)."""
+
+    block: str
+    valid_until: date
+    credits: int  # 1e-8 credits left
+
+
+@dataclass(frozen=True, slots=True)
 class Balance:
     """A member's prepaid hours today: what `status` and the dashboard warn about."""
 
@@ -57,6 +72,7 @@ class Balance:
     balance: int  # credits left today
     expiring: int  # credits that expire within EXPIRY_SOON_DAYS
     low: bool
+    blocks: tuple[Held, ...] = ()  # where the balance is, earliest expiry first
 
     @property
     def alert(self) -> bool:
@@ -163,9 +179,14 @@ class MemberLedger(Ledger):
         d, until = walked.drawdown, today + timedelta(days=EXPIRY_SOON_DAYS)
         found = []
         for m in walked.members.values():
-            now = sum(left(d, m.id, today).values())
+            held = left(d, m.id, today)
+            now = sum(held.values())
             soon = expiring_credits(d, m.id, today, until)
-            found.append(Balance(m.id, now, soon, now < credits(m.low_below)))
+            blocks = sorted(
+                (Held(b.key, b.valid_until, held[b.key]) for b in d.blocks if held.get(b.key)),
+                key=lambda h: (h.valid_until, h.block),
+            )
+            found.append(Balance(m.id, now, soon, now < credits(m.low_below), tuple(blocks)))
         return found
 
 

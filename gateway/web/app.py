@@ -20,13 +20,21 @@ from starlette.routing import Route
 
 from gateway.clock import now_ms
 from gateway.config import ShopConfig
-from gateway.engine.localtime import local_time, next_period, period_start, wall_to_utc_ms
+from gateway.engine.localtime import (
+    local_date,
+    local_time,
+    next_period,
+    period_start,
+    wall_to_utc_ms,
+)
 from gateway.errors import ShopwattError
 from gateway.export import build_table, write_csv
+from gateway.export.prepaid import credits, statement_table, write_view_file
 from gateway.export.to_bill import bill_text
 from gateway.inputs.jobsend import start_job, stop_job
-from gateway.ledger import Ledger
 from gateway.ledger.assignments import Assignment
+from gateway.ledger.members import cents, exact
+from gateway.ledger.membership import EXPIRY_SOON_DAYS, MemberLedger, default_until
 from gateway.ledger.periods import parse_month
 from gateway.ledger.schema import connect
 from gateway.ledger.users import ROLES, Role, User, check_role, get_user, list_users, put_user
@@ -40,6 +48,7 @@ LOGIN_COOKIE = "shopwatt_login"  # the login form's CSRF token (double submit: n
 PAGES: dict[str, frozenset[Role]] = {
     "floor": frozenset({"operator", "owner"}),
     "jobs": frozenset({"accountant", "owner"}),
+    "members": frozenset({"accountant", "owner"}),
     "month": frozenset({"accountant", "owner"}),
     "health": frozenset({"owner"}),
     "users": frozenset({"owner"}),
@@ -53,6 +62,7 @@ _HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SRC = "web"  # the job event's `src`: the page, with the user's name after it
 
 
@@ -67,9 +77,10 @@ class WebState:
     newest: views.Newest = field(default_factory=dict)  # the floor's decoded newest readings
     clock: Callable[[], int] = now_ms
 
-    def ledger(self, who: str | None = None) -> Ledger:
-        """The shop's ledger; `who` names the user in the audit trail of a change."""
-        return Ledger(self.cfg, who=f"{who} (web)" if who else None)
+    def ledger(self, who: str | None = None) -> MemberLedger:
+        """The shop's ledger (with its members); `who` names the user in the audit trail of
+        a change."""
+        return MemberLedger(self.cfg, who=f"{who} (web)" if who else None)
 
 
 def _render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -137,10 +148,11 @@ def _guarded(
     return endpoint
 
 
-def _download(text: str, name: str, media_type: str) -> Response:
-    """A file the browser saves rather than shows."""
+def _download(body: str | bytes, name: str, media_type: str) -> Response:
+    """A file the browser saves rather than shows (text: UTF-8)."""
     headers = _HEADERS | {"Content-Disposition": f'attachment; filename="{name}"'}
-    return Response(text, media_type=f"{media_type}; charset=utf-8", headers=headers)
+    kind = f"{media_type}; charset=utf-8" if isinstance(body, str) else media_type
+    return Response(body, media_type=kind, headers=headers)
 
 
 def _field(form: FormData, name: str) -> str:
@@ -477,6 +489,67 @@ def build_app(state: WebState) -> Starlette:
         text = bill_text(state.ledger().bill(period), cfg.site.tz)  # as `shopwatt bill` prints
         return _download(text + "\n", f"shopwatt-{cfg.site.id}-{period}-bill.txt", "text/plain")
 
+    # -- members ----------------------------------------------------------------------
+    def members(
+        request: Request,
+        session: Session,
+        _form: FormData | None,
+        message: str = "",
+        status: int = 200,
+    ) -> Response:
+        """Every member's balance per block, flagged as `status` flags it (the same code)."""
+        ledger, today = state.ledger(), local_date(state.clock(), cfg.site.tz)
+        found = ledger.member_list() if ledger.path.exists() else []
+        balances = {b.member: b for b in ledger.balances(today)} if found else {}
+        return _page(
+            state,
+            request,
+            "members.html",
+            session,
+            status,
+            members=found,
+            balances=balances,
+            credits=credits,
+            today=today,
+            until=default_until(today),
+            soon=EXPIRY_SOON_DAYS,
+            period=f"{today:%Y-%m}",
+            message=message,
+        )
+
+    def members_topup(request: Request, session: Session, form: FormData | None) -> Response:
+        """A block of hours bought today: `shopwatt member topup`'s ledger call."""
+        assert form is not None
+        member, hours, price = _field(form, "member"), _field(form, "hours"), _field(form, "price")
+        until, today = _field(form, "valid_until"), local_date(state.clock(), cfg.site.tz)
+        try:
+            try:
+                last = date.fromisoformat(until) if until else default_until(today)
+            except ValueError:
+                raise ShopwattError(f"valid_until = {until!r}: a date YYYY-MM-DD") from None
+            h, paid = exact(hours, "hours"), cents(price, "price")
+            block = state.ledger(session.user).topup(member, h, paid, today, last)
+        except ShopwattError as err:
+            return members(request, session, None, f"Not topped up: {err}", 400)
+        done = f"Block b{block}: {h} hours for {member} at {price}, {today} .. {last}."
+        return members(request, session, None, done)
+
+    def members_statement(request: Request, session: Session, _form: FormData | None) -> Response:
+        """A member's month as `shopwatt member statement --output` writes it, byte for byte."""
+        q = request.query_params
+        xlsx = q.get("format") == "xlsx"
+        try:
+            period = parse_month(q.get("month", ""))
+            shown = state.ledger().statement(q.get("member", ""), period)
+        except ShopwattError as err:
+            return Response(str(err), 400, headers=_HEADERS)
+        title, table = statement_table(shown, cfg.site.currency)
+        out = io.BytesIO()
+        write_view_file(table, title, out, xlsx=xlsx)
+        name = f"shopwatt-{cfg.site.id}-{shown.member.id}-{period}.{'xlsx' if xlsx else 'csv'}"
+        media = XLSX if xlsx else "text/csv"
+        return _download(out.getvalue(), name, media)
+
     # -- health and users -------------------------------------------------------------
     def health(request: Request, session: Session, _form: FormData | None) -> Response:
         h = views.health(cfg, state.ledger(), state.clock())
@@ -530,6 +603,9 @@ def build_app(state: WebState) -> Starlette:
         Route("/month/close", guard("month", month_close), methods=["POST"]),
         Route("/month/export.csv", guard("month", month_export)),
         Route("/month/bill.txt", guard("month", month_bill)),
+        Route("/members", guard("members", members)),
+        Route("/members", guard("members", members_topup), methods=["POST"]),
+        Route("/members/statement", guard("members", members_statement)),
         Route("/health", guard("health", health)),
         Route("/users", guard("users", users)),
         Route("/users", guard("users", users_add), methods=["POST"]),
