@@ -13,6 +13,7 @@ from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
 from gateway.engine.localtime import FIRST_MS, LAST_MS, local_time, next_period, period_start
 from gateway.export.to_csv import write_csv_binary
+from gateway.export.to_text import columns
 from gateway.ledger import Ledger
 from gateway.ledger.assignments import Assignment
 from gateway.ledger.customers import Customer
@@ -49,14 +50,6 @@ def customer_list(config_path: Path) -> None:
         for c in found
     ]
     click.echo(columns(table))
-
-
-def columns(table: list[list[str]]) -> str:
-    """Rows of text as aligned columns (the first row: the header)."""
-    widths = [max(len(r[k]) for r in table) for k in range(len(table[0]))]
-    return "\n".join(
-        "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in table
-    )
 
 
 @click.command("rename")

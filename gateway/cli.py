@@ -24,6 +24,7 @@ from gateway.export import BY, Table, build_table, write_csv
 from gateway.export.table import By
 from gateway.export.to_bill import bill_text
 from gateway.export.to_csv import DIALECTS, Dialect, write_csv_binary
+from gateway.export.to_text import columns
 from gateway.inputs.prices import FORMATS as PRICE_FORMATS
 from gateway.inputs.prices import Format as PriceFormat
 from gateway.inputs.prices import read_prices
@@ -521,8 +522,7 @@ def _status_text(status: Status, cfg: ShopConfig) -> str:
                 "current" if m.config_current else _changed(m.changed_from),
             ]
         )
-    widths = [max(len(r[k]) for r in rows) for k in range(len(head))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+    lines.append(columns(rows))
     lines.append(
         "dup: duplicate rows in a file; again: rows already in the ledger; diff: of those, "
         "rows with other values (first kept); resets/jumps/gaps: counter repairs and "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gateway.billing_cli import columns, force_option, month_option, statement_output
+from gateway.billing_cli import force_option, month_option, statement_output
 from gateway.cligroup import config_option
 from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
@@ -15,6 +15,7 @@ from gateway.engine.drawdown import Subscription, last_day
 from gateway.engine.localtime import local_date
 from gateway.export import Table
 from gateway.export.prepaid import credits, prepaid_table, statement_table, write_view_file
+from gateway.export.to_text import columns
 from gateway.ledger.members import HOURS, Member, card_uid, cents, exact, weights
 from gateway.ledger.membership import EXPIRY_SOON_DAYS, Balance, MemberLedger, default_until
 from gateway.ledger.periods import parse_month

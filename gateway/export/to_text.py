@@ -27,6 +27,14 @@ def _cell(name: str, value: str | Decimal) -> str:
     return str(value)
 
 
+def columns(rows: list[list[str]]) -> str:
+    """Rows of text as aligned columns (the first row: the header)."""
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
 def render_text(table: Table) -> str:
     """Jobs first, then overhead and adjustments, then the totals; amounts right-aligned."""
     kinds = table.column("kind")

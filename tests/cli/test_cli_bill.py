@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import re
-import shutil
 import sqlite3
 from contextlib import closing
 from decimal import Decimal
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ledger.shop import drop_billing_step, ok
+from tests.ledger.shop import drop_billing_step, ok, replay_case
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 CASE = CASES / "demand_peak"
@@ -32,21 +31,7 @@ def _amount(text: str, label: str) -> str:
 
 def _replayed(tmp_path: Path, folder: Path = CASE) -> Path:
     """The case copied to tmp_path and replayed; its shop.toml."""
-    case = tmp_path / "case"
-    shutil.copytree(folder, case)
-    config = case / "shop.toml"
-    jobs = case / "jobs.csv"
-    ok(
-        "replay",
-        "--config",
-        config,
-        "--input",
-        case / "readings.csv",
-        "--jobs",
-        jobs,
-        "--create-customers",
-    )
-    return config
+    return replay_case(folder, tmp_path)
 
 
 @pytest.mark.parametrize("folder", [CASE, GRID, SOLAR], ids=lambda p: p.name)

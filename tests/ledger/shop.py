@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import shutil
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -131,6 +132,16 @@ def write_readings(path: Path, lines: Sequence[str], counter: bool = True) -> Pa
     header = "time,machine,watts,wh" if counter else "time,machine,watts"
     path.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
     return path
+
+
+def replay_case(folder: Path, into: Path) -> Path:
+    """A golden case (tests/cases/...) copied to into/case and replayed; its shop.toml."""
+    case = into / "case"
+    shutil.copytree(folder, case)
+    config = case / "shop.toml"
+    ok("replay", "--config", config, "--input", case / "readings.csv", "--jobs",
+       case / "jobs.csv", "--create-customers")  # fmt: skip
+    return config
 
 
 def shopwatt(*args: str | Path) -> Result:

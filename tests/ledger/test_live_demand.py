@@ -3,7 +3,6 @@ on the hand-computed case tests/cases/demand_peak (its README has the quarter ho
 
 from __future__ import annotations
 
-import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from gateway.config import load_config
 from gateway.engine.localtime import local_date
 from gateway.ledger import Ledger
 from gateway.ledger.bill import PeakWatch
-from tests.ledger.shop import TZ, ok
+from tests.ledger.shop import TZ, replay_case
 
 CASE = Path(__file__).resolve().parents[1] / "cases" / "demand_peak"
 
@@ -25,21 +24,7 @@ def _hhmm(t_ms: int | None) -> str:
 
 
 def _replayed(tmp_path: Path) -> Ledger:
-    case = tmp_path / "case"
-    shutil.copytree(CASE, case)
-    config = case / "shop.toml"
-    jobs = case / "jobs.csv"
-    ok(
-        "replay",
-        "--config",
-        config,
-        "--input",
-        case / "readings.csv",
-        "--jobs",
-        jobs,
-        "--create-customers",
-    )
-    return Ledger(load_config(config))
+    return Ledger(load_config(replay_case(CASE, tmp_path)))
 
 
 def test_the_peak_so_far_grows_with_the_month_and_ends_at_the_bills_peak(tmp_path: Path) -> None:
