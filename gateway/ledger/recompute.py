@@ -65,6 +65,9 @@ class Recomputer:
         self._store = store
         self._cfg = cfg
         self._tz = cfg.site.tz
+        # mark_current runs after every saved piece (every live batch): hash shop.toml's
+        # settings once per machine, not once per piece.
+        self._prints: dict[str, str] = {}
 
     def _reach_ms(self, machine_id: str) -> int:
         """How far apart two running readings can be and still be joined by the engine."""
@@ -280,8 +283,13 @@ class Recomputer:
             # Unchanged (every live recompute): no write at all, the page stays clean.
             "INSERT INTO machines VALUES (?, ?) ON CONFLICT (machine) DO UPDATE SET "
             "fingerprint = excluded.fingerprint WHERE fingerprint != excluded.fingerprint",
-            (machine_id, fingerprint(self._cfg, machine_id)),
+            (machine_id, self._fingerprint(machine_id)),
         )
+
+    def _fingerprint(self, machine_id: str) -> str:
+        if machine_id not in self._prints:
+            self._prints[machine_id] = fingerprint(self._cfg, machine_id)
+        return self._prints[machine_id]
 
 
 def _with_parts(row: LedgerRow, counted: dict[str, int]) -> LedgerRow:
