@@ -1,6 +1,6 @@
 """The costing engine (numpy, pure): readings + config in, cost rows and energy stats out."""
 
-from gateway.engine.compute import compute_machine
+from gateway.engine.compute import compute_machine, energy_stats
 from gateway.engine.model import (
     CostRow,
     EnergyStats,
@@ -16,4 +16,5 @@ __all__ = [
     "MachineReadings",
     "MachineResult",
     "compute_machine",
+    "energy_stats",
 ]

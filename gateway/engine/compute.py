@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from gateway.config import Machine, Tariff
-from gateway.engine.energy import interval_energy
+from gateway.engine.energy import IntervalEnergy, interval_energy
 from gateway.engine.jobs import combine, detect_jobs, explicit_jobs, inside, split_jobs
 from gateway.engine.localtime import build_calendar, iso_utc, local_date
 from gateway.engine.model import (
@@ -122,7 +122,22 @@ def compute_machine(
     )
     rows += overhead_rows(machine_id, t, cal, band_wh[n_jobs:], priced_wh[n_jobs:], spot[n_jobs:])
     rows.sort(key=lambda r: (r.start_ms, r.kind == "job", r.job_id))
-    stats = EnergyStats(
+    return MachineResult(rows, _stats(n, metered_wh, energy))
+
+
+def energy_stats(machine_id: str, readings: MachineReadings, machine: Machine) -> EnergyStats:
+    """compute_machine's stats alone: the energy step, without detecting or costing jobs."""
+    _check_lengths(machine_id, readings)
+    energy = interval_energy(machine_id, readings, machine)
+    if not len(readings.t_ms):
+        return EnergyStats(0, 0.0, 0, 0, 0, 0.0)
+    metered_wh = float(np.sum(energy.wh))
+    _check_total(machine_id, readings, metered_wh)
+    return _stats(len(readings.t_ms), metered_wh, energy)
+
+
+def _stats(n: int, metered_wh: float, energy: IntervalEnergy) -> EnergyStats:
+    return EnergyStats(
         samples=n,
         metered_wh=metered_wh,
         counter_resets=energy.counter_resets,
@@ -130,4 +145,3 @@ def compute_machine(
         gaps=energy.gaps,
         gap_s=energy.gap_s,
     )
-    return MachineResult(rows, stats)

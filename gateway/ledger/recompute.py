@@ -24,7 +24,7 @@ from datetime import date, timedelta
 import numpy as np
 
 from gateway.config import ShopConfig
-from gateway.engine import MachineReadings, compute_machine
+from gateway.engine import MachineReadings, compute_machine, energy_stats
 from gateway.engine.localtime import day_start_ms, local_date, midnight_ms, next_midnight_ms
 from gateway.ledger import assignments, explicit, prices
 from gateway.ledger.chunks import DAY_MS, ReadingStore
@@ -214,7 +214,7 @@ class Recomputer:
         self, machine_id: str, window: MachineReadings, first_day: date, end_day: date
     ) -> list[DayStats]:
         """The engine's stats per local day, each day's intervals counted on the day they end."""
-        machine, tariff = self._cfg.machines[machine_id], self._cfg.tariff
+        machine = self._cfg.machines[machine_id]
         days = [first_day + timedelta(days=k) for k in range((end_day - first_day).days)]
         edges = [midnight_ms(d, self._tz) for d in [*days, end_day]]
         idx = np.searchsorted(window.t_ms, edges)
@@ -225,7 +225,8 @@ class Recomputer:
                 continue
             start = max(a - 1, 0)  # the reading before the day opens its first interval
             part = MachineReadings(window.t_ms[start:b], window.watts[start:b], window.wh[start:b])
-            s = compute_machine(machine_id, part, machine, tariff, self._tz, detect=False).stats
+            # The stats come from the energy step alone: no jobs, calendar or prices needed.
+            s = energy_stats(machine_id, part, machine)
             found.append(
                 DayStats(
                     day,
