@@ -60,7 +60,7 @@ from gateway.ledger.staging import Staged, merge_staged, stage
 Progress = Callable[[str, int, int], None]
 
 
-_CACHED_MS = 7 * 86_400_000  # decoded blocks a recompute keeps while it walks day by day
+_CACHED_MS = 7 * DAY_MS  # decoded blocks a recompute keeps while it walks day by day
 
 
 class ReadingsSource(Protocol):
