@@ -221,14 +221,9 @@ def jobs(
     ledger: Ledger, first: date, end: date, machine: str = "", customer: str = ""
 ) -> list[LedgerRow]:
     """Job rows of [first, end), filtered by machine and customer ('-' = unassigned)."""
-    rows = [r for r in ledger.select(first, end).rows if r.kind == "job"]
-    if machine:
-        rows = [r for r in rows if r.machine == machine]
-    if customer == "-":
-        rows = [r for r in rows if not r.customer]
-    elif customer:
-        rows = [r for r in rows if r.customer == customer]
-    return rows
+    who = "" if customer == "-" else customer or None
+    shown = ledger.select(first, end).only(customer=who, machine=machine or None)
+    return [r for r in shown.rows if r.kind == "job"]
 
 
 def latest_period(ledger: Ledger, now_ms: int, tz: ZoneInfo) -> str:
