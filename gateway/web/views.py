@@ -19,14 +19,13 @@ from gateway.engine.localtime import (
     period_of,
     period_start,
 )
-from gateway.engine.states import IDLE, OFF, RUNNING, machine_states
+from gateway.engine.states import machine_states
 from gateway.ledger import Ledger
 from gateway.ledger.chunks import ReadingStore
 from gateway.ledger.live import load_state
 from gateway.ledger.rows import LedgerRow
 from gateway.ledger.schema import connect
-
-STATE_NAMES = {OFF: "off", IDLE: "idle", RUNNING: "running"}
+from gateway.outputs.schema import STATE_NAMES
 
 
 @dataclass(frozen=True, slots=True)
