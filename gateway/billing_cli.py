@@ -211,13 +211,14 @@ for _command in (job_start, job_stop, job_assign, job_split):
     job.add_command(_command)
 
 
-_day = click.DateTime(formats=["%Y-%m-%d"])
+# A local date option (--from, --to, --on, ...), for every command that takes one.
+local_day = click.DateTime(formats=["%Y-%m-%d"])
 
 
 @click.command("jobs")
 @config_option
-@click.option("--from", "first", type=_day, required=True, help="First local date.")
-@click.option("--to", "end", type=_day, required=True, help="Local date after the last one.")
+@click.option("--from", "first", type=local_day, required=True, help="First local date.")
+@click.option("--to", "end", type=local_day, required=True, help="Local date after the last one.")
 @click.option("--unassigned", is_flag=True, help="Only jobs with no customer.")
 def jobs(config_path: Path, first: datetime, end: datetime, unassigned: bool) -> None:
     """The jobs ending on the local dates [--from, --to), with who they were for."""

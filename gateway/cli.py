@@ -13,7 +13,14 @@ from typing import Any, cast
 import click
 
 from gateway import __version__
-from gateway.billing_cli import INSTANT_HELP, instant, known_machine, month_dates
+from gateway.billing_cli import (
+    INSTANT_HELP,
+    force_option,
+    instant,
+    known_machine,
+    local_day,
+    month_dates,
+)
 from gateway.cligroup import UserErrorGroup, config_option
 from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
@@ -92,9 +99,6 @@ class _Shopwatt(UserErrorGroup):
 @click.version_option(__version__, prog_name="shopwatt")
 def main() -> None:
     """shopwatt: per-job energy and machine costs for micro-factories."""
-
-
-_day = click.DateTime(formats=["%Y-%m-%d"])
 
 
 def replay_files(
@@ -257,19 +261,16 @@ def date_range(
     return first.date(), end.date()
 
 
-_force = click.option("--force", is_flag=True, help="Replace an existing --output file.")
-
-
 @main.command()
 @config_option
-@click.option("--from", "first", type=_day, help="First local date.")
-@click.option("--to", "end", type=_day, help="Local date after the last one.")
+@click.option("--from", "first", type=local_day, help="First local date.")
+@click.option("--to", "end", type=local_day, help="Local date after the last one.")
 @click.option("--month", help="A local calendar month, YYYY-MM: --from/--to in one.")
 @click.option("--customer", help="Only this customer's rows (id or display name).")
 @click.option("--machine", help="Only this machine's rows.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), help="Default: by --output.")
 @click.option("--output", type=click.Path(path_type=Path), help="Default: stdout.")
-@_force
+@force_option
 @click.option(
     "--by",
     type=click.Choice(BY),

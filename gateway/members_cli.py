@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gateway.billing_cli import force_option, month_option, statement_output
+from gateway.billing_cli import force_option, local_day, month_option, statement_output
 from gateway.cligroup import config_option
 from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
@@ -20,8 +20,6 @@ from gateway.ledger.members import HOURS, Member, card_uid, cents, exact, weight
 from gateway.ledger.membership import EXPIRY_SOON_DAYS, Balance, MemberLedger, default_until
 from gateway.ledger.periods import parse_month
 from gateway.outfile import check_target, output_file
-
-_day = click.DateTime(formats=["%Y-%m-%d"])
 
 
 def _today(cfg: ShopConfig) -> date:
@@ -89,7 +87,7 @@ def member_list(config_path: Path) -> None:
 @click.command("show")
 @config_option
 @click.argument("member")
-@click.option("--on", "day", type=_day, help="Local date (default: today).")
+@click.option("--on", "day", type=local_day, help="Local date (default: today).")
 def member_show(config_path: Path, member: str, day: datetime | None) -> None:
     """One member: plan, balance, low balance and hours expiring soon."""
     cfg = load_config(config_path)
@@ -124,8 +122,8 @@ def alert_text(a: Balance) -> str:
 @click.argument("member")
 @click.option("--hours", "hours_text", required=True, help="Credits bought (hours at weight 1).")
 @click.option("--price", required=True, help="Price paid, in the site currency, e.g. 400.00.")
-@click.option("--date", "bought", type=_day, help="Local date bought (default: today).")
-@click.option("--valid-until", type=_day, help="Last valid local date (default: a year).")
+@click.option("--date", "bought", type=local_day, help="Local date bought (default: today).")
+@click.option("--valid-until", type=local_day, help="Last valid local date (default: a year).")
 def member_topup(
     config_path: Path,
     member: str,

@@ -244,8 +244,9 @@ def build_app(state: WebState) -> Starlette:
         target = HOME[session.role] if session else "/login"
         return RedirectResponse(target, 303, headers=_HEADERS)
 
+    css = (TEMPLATES / "style.css").read_text()  # read once per server, not per request
+
     async def style(_request: Request) -> Response:
-        css = (TEMPLATES / "style.css").read_text()
         return Response(
             css, media_type="text/css", headers=_HEADERS | {"Cache-Control": "max-age=3600"}
         )

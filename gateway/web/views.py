@@ -19,14 +19,13 @@ from gateway.engine.localtime import (
     period_of,
     period_start,
 )
-from gateway.engine.states import IDLE, OFF, RUNNING, machine_states
+from gateway.engine.states import machine_states
 from gateway.ledger import Ledger
 from gateway.ledger.chunks import ReadingStore
 from gateway.ledger.live import load_state
 from gateway.ledger.rows import LedgerRow
 from gateway.ledger.schema import connect
-
-STATE_NAMES = {OFF: "off", IDLE: "idle", RUNNING: "running"}
+from gateway.outputs.schema import STATE_NAMES
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,14 +220,9 @@ def jobs(
     ledger: Ledger, first: date, end: date, machine: str = "", customer: str = ""
 ) -> list[LedgerRow]:
     """Job rows of [first, end), filtered by machine and customer ('-' = unassigned)."""
-    rows = [r for r in ledger.select(first, end).rows if r.kind == "job"]
-    if machine:
-        rows = [r for r in rows if r.machine == machine]
-    if customer == "-":
-        rows = [r for r in rows if not r.customer]
-    elif customer:
-        rows = [r for r in rows if r.customer == customer]
-    return rows
+    who = "" if customer == "-" else customer or None
+    shown = ledger.select(first, end).only(customer=who, machine=machine or None)
+    return [r for r in shown.rows if r.kind == "job"]
 
 
 def latest_period(ledger: Ledger, now_ms: int, tz: ZoneInfo) -> str:
