@@ -13,9 +13,12 @@ keeps the accounting record (jobs and costs can be written again from it). While
 queue is within 10 % of its bound `full` is True, and every drop is logged.
 
 SD-card wear: every commit costs whole pages and an fsync, whatever it holds, so the
-outbox commits once per put(). Acknowledged lines that are the oldest in the queue are
-only marked (in memory) and deleted by one statement in the next put's transaction (or at
-close): a crash before then re-sends them, which InfluxDB overwrites.
+outbox commits once per put(), and a put's lines are one zstd-compressed row of the
+`queue` table (line protocol shrinks about 7x; a row per line wrote every byte whole).
+Lines keep ids of their own (a row holds the ids first_id .. first_id + n - 1); settling
+part of a row writes the rest of it back as a row of its own. Acknowledged lines that are
+the oldest in the queue are only marked (in memory) and deleted in the next put's
+transaction (or at close): a crash before then re-sends them, which InfluxDB overwrites.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import zstandard
 
 from gateway.clock import now_ms
 from gateway.errors import ShopwattError
@@ -37,15 +42,21 @@ log = logging.getLogger("shopwatt.outbox")
 # Drop down to this share of the bound, so a full outbox drops in chunks, not per put.
 LOW_WATER = 0.9
 DEAD_LETTER_KEEP = 10_000  # newest rejected lines kept for inspection; all are counted
+# Lines per row at most: a drainer's peek decompresses whole rows, so a huge put (a
+# `shopwatt publish` of a year) must not become one row read again for every batch sent.
+ROW_LINES = 1024
 _LOG_EVERY_MS = 60_000
 
 _SCHEMA = """
--- AUTOINCREMENT: ids are never reused, even after the queue was empty, so an
--- acknowledgement for ids a drainer sent earlier can never delete newer lines.
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+-- One row per put (ROW_LINES lines at most). Ids are never reused, even after the queue
+-- was empty (they continue the `put` counter), so an acknowledgement for ids a drainer
+-- sent earlier can never delete newer lines.
+CREATE TABLE IF NOT EXISTS queue (
+    first_id INTEGER PRIMARY KEY, -- its lines' ids: first_id .. first_id + n - 1
+    n INTEGER NOT NULL,
+    size INTEGER NOT NULL,        -- bytes of its lines in line protocol (UTF-8)
     at_ms INTEGER NOT NULL,       -- when it was put (UTC ms): the age in health
-    line BLOB NOT NULL            -- one line of line protocol, UTF-8
+    lines BLOB NOT NULL           -- the lines joined by newlines, zstd-compressed
 );
 CREATE TABLE IF NOT EXISTS dead_letter (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -61,6 +72,12 @@ CREATE TABLE IF NOT EXISTS counters (
 INSERT OR IGNORE INTO counters VALUES ('put', 0), ('delivered', 0), ('dropped', 0),
     ('dead_lettered', 0);
 """
+# {} of the rows holding ids in ?..?, oldest first: the row that holds the first id (or
+# the row before it) and every row that starts inside. first_id is the rowid: no scan.
+_OVERLAPPING = """SELECT {} FROM queue WHERE first_id BETWEEN
+    COALESCE((SELECT MAX(first_id) FROM queue WHERE first_id <= ?1), 0) AND ?2
+    ORDER BY first_id"""
+_NO_END = 2**63 - 1
 
 
 class OutboxError(ShopwattError):
@@ -120,6 +137,9 @@ class Outbox:
         self._queued = threading.Event()
         self._last_drop_log_ms = -_LOG_EVERY_MS
         self._drops_unlogged = 0
+        # Used under self._lock only: zstandard's contexts are not thread-safe.
+        self._compress = zstandard.ZstdCompressor(level=1).compress
+        self._decompress = zstandard.ZstdDecompressor().decompress
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per batch.
@@ -133,19 +153,46 @@ class Outbox:
             # page the delivered lines leave, and they are no secret once in InfluxDB.
             self._db.execute("PRAGMA secure_delete=OFF")
             self._db.executescript(_SCHEMA)
-            count, nbytes = self._db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(LENGTH(line)), 0) FROM outbox"
+            self._adopt_line_table()
+            count, nbytes, last = self._db.execute(
+                "SELECT COALESCE(SUM(n), 0), COALESCE(SUM(size), 0),"
+                " COALESCE(MAX(first_id + n - 1), 0) FROM queue"
             ).fetchone()
+            (put,) = self._db.execute("SELECT value FROM counters WHERE name = 'put'").fetchone()
         except (sqlite3.Error, OSError) as err:
             raise OutboxError(f"{self.path}: cannot open the outbox: {err}") from None
         self._count: int = count
         self._bytes: int = nbytes
+        # A line's id is the `put` count when it came in; `last` covers a file whose ids an
+        # older shopwatt gave (AUTOINCREMENT, which only ever ran alongside the counter).
+        self._next_id: int = max(put, last) + 1
         # Every line with id <= _acked_to is acknowledged; _unsaved of them are still in the
         # file (their delete and `delivered` count ride in the next commit).
         self._acked_to = 0
         self._unsaved = 0
         if count:
             self._queued.set()
+
+    def _adopt_line_table(self) -> None:
+        """Move the lines of an older shopwatt's `outbox` table (a row per line) into the
+        queue, ids and times kept, then drop that table: once, in one transaction."""
+        if not self._db.execute("SELECT 1 FROM sqlite_schema WHERE name = 'outbox'").fetchone():
+            return
+        with self._transaction("FULL"):
+            run: list[bytes] = []
+            first = at = 0
+            for row_id, at_ms, line in self._db.execute(
+                "SELECT id, at_ms, line FROM outbox ORDER BY id"
+            ):
+                if run and (row_id != first + len(run) or len(run) == ROW_LINES):
+                    self._insert(first, at, run)
+                    run = []
+                if not run:
+                    first, at = row_id, at_ms
+                run.append(bytes(line))
+            if run:
+                self._insert(first, at, run)
+            self._db.execute("DROP TABLE outbox")
 
     # -- writing ------------------------------------------------------------------------
     def put(self, lines: Iterable[str]) -> int:
@@ -162,35 +209,52 @@ class Outbox:
             # synchronous=FULL: once put() returns, the lines survive a power cut.
             with self._transaction("FULL"):
                 self._delete_acknowledged()
-                self._db.executemany(
-                    "INSERT INTO outbox (at_ms, line) VALUES (?, ?)", ((at, d) for d in data)
-                )
+                self._insert(self._next_id, at, data)
                 self._bump("put", len(data))
                 count, nbytes = self._count + len(data), self._bytes + size
                 if nbytes > self.max_bytes:
                     count, nbytes = self._drop_oldest(count, nbytes, at)
+            self._next_id += len(data)
             self._count, self._bytes, self._unsaved = count, nbytes, 0
             self._queued.set()
         return len(data)
 
+    def _insert(self, first_id: int, at_ms: int, lines: list[bytes]) -> None:
+        """Store lines with ids from first_id on, ROW_LINES to a row."""
+        for k in range(0, len(lines), ROW_LINES):
+            part = lines[k : k + ROW_LINES]
+            self._db.execute(
+                "INSERT INTO queue (first_id, n, size, at_ms, lines) VALUES (?, ?, ?, ?, ?)",
+                (
+                    first_id + k,
+                    len(part),
+                    sum(map(len, part)),
+                    at_ms,
+                    self._compress(b"\n".join(part)),
+                ),
+            )
+
     def _drop_oldest(self, count: int, nbytes: int, now_ms: int) -> tuple[int, int]:
         """Delete the oldest lines down to LOW_WATER of the bound (inside put's transaction)."""
         target = nbytes - int(self.max_bytes * LOW_WATER)
-        freed = dropped = 0
-        cut_id: int | None = None
+        freed = 0
+        cut_id = self._acked_to
         oldest_ms = now_ms
         rows = self._db.execute(
-            "SELECT id, at_ms, LENGTH(line) FROM outbox WHERE id > ? ORDER BY id", (self._acked_to,)
+            _OVERLAPPING.format("first_id, n, size, at_ms, lines"), (cut_id + 1, _NO_END)
         )
-        for row_id, at_ms, size in rows:
+        for first_id, n, size, at_ms, blob in rows:
             oldest_ms = min(oldest_ms, at_ms)
-            cut_id = row_id
-            freed += size
-            dropped += 1
-            if freed >= target:
-                break
+            if first_id > cut_id and freed + size < target:  # the whole row goes
+                cut_id, freed = first_id + n - 1, freed + size
+                continue
+            for row_id, line in self._numbered(first_id, blob, cut_id + 1):
+                cut_id, freed = row_id, freed + len(line)
+                if freed >= target:
+                    break
+            break
         rows.close()
-        self._db.execute("DELETE FROM outbox WHERE id <= ?", (cut_id,))
+        dropped, freed = self._delete(self._acked_to + 1, cut_id)
         self._bump("dropped", dropped)
         self._drops_unlogged += dropped
         if now_ms - self._last_drop_log_ms >= _LOG_EVERY_MS:
@@ -210,13 +274,17 @@ class Outbox:
     def peek(self, max_lines: int, after_id: int = 0) -> list[tuple[int, bytes]]:
         """The oldest lines (id, line) with id > after_id; they stay until settle()."""
         with self._lock:
-            rows: list[tuple[int, bytes]] = self._db.execute(
-                "SELECT id, line FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
-                (max(after_id, self._acked_to), max_lines),
-            ).fetchall()
-            if not rows:
+            start = max(after_id, self._acked_to) + 1
+            found: list[tuple[int, bytes]] = []
+            rows = self._db.execute(_OVERLAPPING.format("first_id, lines"), (start, _NO_END))
+            for first_id, blob in rows:
+                found += self._numbered(first_id, blob, start)[: max_lines - len(found)]
+                if len(found) >= max_lines:
+                    break
+            rows.close()
+            if not found:
                 self._queued.clear()
-            return rows
+            return found
 
     def wait(self, timeout_s: float) -> bool:
         """Block until lines are queued (or timeout_s passes); True if there are some."""
@@ -265,7 +333,7 @@ class Outbox:
     def _mark_acknowledged(self, acked: Sequence[tuple[int, int]]) -> bool:
         """Mark the ranges acknowledged if they hold every queued line up to their end."""
         end = max(hi for _, hi in acked)
-        sizes = [self._size(max(lo, self._acked_to + 1), hi) for lo, hi in acked]
+        sizes = [self._size(lo, hi) for lo, hi in acked]
         n, size = sum(s[0] for s in sizes), sum(s[1] for s in sizes)
         if n != self._size(self._acked_to + 1, end)[0]:
             return False  # a gap of unsent lines: delete these ranges one by one now
@@ -278,24 +346,72 @@ class Outbox:
     def _delete_acknowledged(self) -> None:
         """Delete the lines marked acknowledged (inside the caller's transaction)."""
         if self._unsaved:
-            self._db.execute("DELETE FROM outbox WHERE id <= ?", (self._acked_to,))
+            self._cut(0, self._acked_to)
             self._bump("delivered", self._unsaved)
 
     def _size(self, lo: int, hi: int) -> tuple[int, int]:
         """How many queued lines have an id in lo..hi, and their bytes."""
-        n, size = self._db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(line)), 0) FROM outbox"
-            " WHERE id BETWEEN ? AND ? AND id > ?",
-            (lo, hi, self._acked_to),
-        ).fetchone()
-        return int(n), int(size)
+        lo = max(lo, self._acked_to + 1)
+        n = size = 0
+        for first_id, row_n, row_size, part in self._overlapping(lo, hi):
+            if part is None:
+                n, size = n + row_n, size + row_size
+                continue
+            inside = part[1][max(lo - first_id, 0) : hi + 1 - first_id]
+            n, size = n + len(inside), size + sum(map(len, inside))
+        return n, size
 
     def _delete(self, lo: int, hi: int) -> tuple[int, int]:
-        n, size = self._size(lo, hi)
-        self._db.execute(
-            "DELETE FROM outbox WHERE id BETWEEN ? AND ? AND id > ?", (lo, hi, self._acked_to)
-        )
+        """Delete the queued lines with an id in lo..hi: how many, and their bytes."""
+        return self._cut(max(lo, self._acked_to + 1), hi)
+
+    def _cut(self, lo: int, hi: int) -> tuple[int, int]:
+        """Delete the lines with an id in lo..hi, acknowledged or not; a row partly inside
+        is written back without them. How many went, and their bytes."""
+        n = size = 0
+        for first_id, row_n, row_size, part in self._overlapping(lo, hi):
+            self._db.execute("DELETE FROM queue WHERE first_id = ?", (first_id,))
+            if part is None:
+                n, size = n + row_n, size + row_size
+                continue
+            at_ms, lines = part
+            a, b = max(lo - first_id, 0), hi + 1 - first_id
+            n, size = n + len(lines[a:b]), size + sum(map(len, lines[a:b]))
+            if a:
+                self._insert(first_id, at_ms, lines[:a])
+            if b < len(lines):
+                self._insert(first_id + b, at_ms, lines[b:])
         return n, size
+
+    def _overlapping(
+        self, lo: int, hi: int
+    ) -> list[tuple[int, int, int, tuple[int, list[bytes]] | None]]:
+        """The rows holding ids in lo..hi: first_id, n, size, and for a row only partly
+        inside, its time and lines (None: wholly inside)."""
+        if lo > hi:
+            return []
+        found: list[tuple[int, int, int, tuple[int, list[bytes]] | None]] = []
+        rows = self._db.execute(_OVERLAPPING.format("first_id, n, size"), (lo, hi)).fetchall()
+        for first_id, n, size in rows:
+            if first_id + n - 1 < lo:
+                continue  # the row before lo, ending before it
+            if lo <= first_id and first_id + n - 1 <= hi:
+                found.append((first_id, n, size, None))
+                continue
+            at_ms, blob = self._db.execute(
+                "SELECT at_ms, lines FROM queue WHERE first_id = ?", (first_id,)
+            ).fetchone()
+            found.append((first_id, n, size, (at_ms, self._lines(blob))))
+        return found
+
+    def _lines(self, blob: bytes) -> list[bytes]:
+        lines: list[bytes] = self._decompress(blob).split(b"\n")
+        return lines
+
+    def _numbered(self, first_id: int, blob: bytes, start: int) -> list[tuple[int, bytes]]:
+        """A row's lines with their ids, from id `start` on."""
+        skip = max(start - first_id, 0)
+        return list(enumerate(self._lines(blob)[skip:], first_id + skip))
 
     # -- inspection ---------------------------------------------------------------------
     @property
@@ -306,9 +422,10 @@ class Outbox:
     def health(self) -> OutboxHealth:
         """Depth, size, age of the oldest line and the lifetime counters."""
         with self._lock:
-            # The first id is the oldest put (ids only grow): an index lookup, not a scan.
+            # Rows in id order are in put order; only the few acknowledged rows are skipped.
             first = self._db.execute(
-                "SELECT at_ms FROM outbox WHERE id > ? ORDER BY id LIMIT 1", (self._acked_to,)
+                "SELECT at_ms FROM queue WHERE first_id + n - 1 > ? ORDER BY first_id LIMIT 1",
+                (self._acked_to,),
             ).fetchone()
             oldest = first[0] if first else None
             counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
@@ -370,3 +487,13 @@ class Outbox:
                     self._db.execute("ROLLBACK")
         except sqlite3.Error as err:
             raise OutboxError(f"{self.path}: cannot write the outbox: {err}") from None
+
+
+def waiting(path: Path) -> int:
+    """Lines in an outbox file, read without writing to it (acknowledged lines not yet
+    deleted count too)."""
+    with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_schema")}
+        if "queue" not in tables:  # a file the running shopwatt has not opened since its update
+            return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        return int(conn.execute("SELECT COALESCE(SUM(n), 0) FROM queue").fetchone()[0])

@@ -25,6 +25,7 @@ from gateway.ledger.chunks import ReadingStore
 from gateway.ledger.live import load_state
 from gateway.ledger.rows import LedgerRow
 from gateway.ledger.schema import connect
+from gateway.outputs.outbox import waiting
 from gateway.outputs.schema import STATE_NAMES
 
 
@@ -166,8 +167,7 @@ def _outbox(cfg: ShopConfig) -> int | None:
     path = cfg.storage_dir / OUTBOX_FILE
     if not path.exists():
         return 0
-    with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
-        return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+    return waiting(path)
 
 
 @dataclass(slots=True)

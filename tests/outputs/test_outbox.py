@@ -8,11 +8,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from gateway.outputs.outbox import DeadLine, Outbox, OutboxError
+from gateway.outputs.outbox import DeadLine, Outbox, OutboxError, waiting
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,7 +72,7 @@ def test_settling_the_oldest_lines_rides_in_the_next_put(tmp_path: Path) -> None
         assert box.peek(10) == [] and box.depth == 0 and _accounted(box)
         assert box.health().delivered == 5
         box.put(_lines(5, 2))
-        assert other.execute("SELECT COUNT(*) FROM outbox").fetchone() == (2,)
+        assert waiting(path) == 2
         assert other.execute("SELECT value FROM counters WHERE name = 'delivered'").fetchone() == (
             5,
         )
@@ -156,3 +157,59 @@ def test_a_process_killed_while_writing_loses_no_committed_batch(tmp_path: Path)
     assert set(confirmed) <= set(batches)  # every batch put() returned for is there
     assert sorted(batches) == list(range(len(batches)))  # in order, no hole
     assert set(batches.values()) == {200}  # and no batch is there in part
+
+
+def _power_batch(k: int) -> list[str]:
+    """A batch of `shopwatt run`: two seconds of 50 sensors' `power` points."""
+    return [
+        f"power,machine=m{s:03d},sensor=s{s:03d},site=test-shop "
+        f"watts={9 * ((7 * s + 13 * t) % 400)}.0,wh={1000 * s + 0.37 * t:.4f} "
+        f"{1_700_000_000_000 + 1000 * t}"
+        for t in (2 * k, 2 * k + 1)
+        for s in range(50)
+    ]
+
+
+def test_a_batch_writes_fewer_bytes_to_disk_than_its_lines_hold(tmp_path: Path) -> None:
+    # SD-card wear (docs/deploy.md): a put's lines are one compressed row, so the pages a
+    # batch writes to the WAL are fewer than the line protocol it holds.
+    path = tmp_path / "o.db"
+    wal = tmp_path / "o.db-wal"
+    with Outbox(path) as box:
+        for k in range(20):
+            lines = _power_batch(k)
+            before = wal.stat().st_size if wal.exists() else 0
+            box.put(lines)
+            sent = box.peek(1000)
+            box.settle([(sent[0][0], sent[-1][0])])
+            written = wal.stat().st_size - before
+        assert written < sum(len(line) for line in lines)
+        assert _accounted(box) and box.health().delivered == 2000
+
+
+# The outbox of shopwatt before compressed rows: a row per line.
+_LINE_TABLE = """
+CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,
+    line BLOB NOT NULL);
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT INTO counters VALUES ('put', 3000), ('delivered', 1990), ('dropped', 0),
+    ('dead_lettered', 1);
+"""
+
+
+def test_an_outbox_of_the_version_before_is_drained_with_its_ids(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    old = [(k, 1_000 + k, line.encode()) for k, line in enumerate(_lines(0, 1010), 1991)]
+    del old[5]  # a dead-lettered line left a hole
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(_LINE_TABLE)
+        conn.executemany("INSERT INTO outbox VALUES (?, ?, ?)", old)
+        conn.commit()
+    now = [old[0][1] + 60_000]
+    with Outbox(path, clock_ms=lambda: now[0]) as box:
+        assert box.peek(2000) == [(k, line) for k, _, line in old]
+        h = box.health()
+        assert (h.depth, h.put, h.oldest_age_s) == (1009, 3000, 60.0) and _accounted(box)
+        box.put(_lines(5000, 2))
+        assert [k for k, _ in box.peek(2000)[-3:]] == [3000, 3001, 3002]
+    assert waiting(path) == 1011
