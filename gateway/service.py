@@ -5,13 +5,16 @@ inputs delivered and commits it as one batch:
 
 1. MQTT readings go through the tracker (dedup, placement, gateway counter); Modbus
    readings are used as polled; job events update the job book;
-2. `power` lines (and, for the machines due, `machine_state` and `energy` lines) go into
-   the outbox (durable): a crash after this step re-sends them, InfluxDB overwrites them;
-3. the ledger stores the batch in one durable transaction, together with the tracker's,
+2. the ledger stores the batch in one durable transaction, together with the tracker's,
    job book's and live views' state and the readings not shown live yet (ledger/live.py;
    docs/gateway.md: why this makes a restart exact),
    and recomputes the jobs and costs of the machines due (every LIVE_EVERY_S each);
-4. the recomputed rows' `job`/`overhead` lines go into the outbox;
+3. before that transaction commits, the outbox takes, in one durable commit of its own,
+   the batch's `power` lines, the due machines' `machine_state` and `energy` lines, the
+   recomputed rows' `job`/`overhead` lines and the health points made since the last
+   batch: a crash after this step re-sends them (the batch is not acknowledged), InfluxDB
+   overwrites them; one commit, not three, as every commit wears an SD card;
+4. the ledger commits;
 5. only now are the MQTT messages acknowledged to the broker.
 
 SIGTERM (or stop()) ends it cleanly: Modbus polling stops, the last batch is committed and
@@ -31,7 +34,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -41,7 +44,7 @@ from gateway.clock import now_ms
 from gateway.config import ShopConfig
 from gateway.engine.live import LiveView
 from gateway.engine.model import ExplicitJob, MachineReadings, Reading, first_of_times
-from gateway.errors import ConfigError, ShopwattError
+from gateway.errors import ConfigError, InputError, LedgerError
 from gateway.inputs.jobevents import JobBook
 from gateway.inputs.mqtt import Inbox, MqttInput, sensor_specs
 from gateway.inputs.protocol import StatusReport
@@ -191,6 +194,7 @@ class Service:
         self._polled: list[Reading] = []
         self._polled_lock = threading.Lock()
         self._stopping = threading.Event()
+        self._unsent: list[str] = []  # lines for the outbox's next commit (see _send)
         self._dirty_views: set[str] = set()
         self._live: dict[str, list[MachineReadings]] = {}  # readings awaiting live lines
         self._pending: dict[str, tuple[int, int]] = {}  # stored, rows not recomputed yet
@@ -233,11 +237,11 @@ class Service:
         try:
             while not self._stopping.is_set():
                 self.batch_ready.wait(self.batch_s)
-                self.flush()
                 now = time.monotonic()
-                if now >= next_health:
+                if now >= next_health:  # its points go into the outbox with the batch
                     self.write_health()
                     next_health = now + HEALTH_EVERY_S
+                self.flush()
                 if now >= next_log:
                     self.log_summary()
                     next_log = now + LOG_EVERY_S
@@ -254,6 +258,7 @@ class Service:
         if final_batch:
             self.flush(final=True)  # the last readings, acknowledged before we disconnect
             self.write_health()
+            self._send()
             self.log_summary()
         if self.mqtt is not None:
             self.mqtt.stop()
@@ -300,15 +305,15 @@ class Service:
         lines += self._live_lines(due)
         n = sum(len(r) for r in batches.values())
         self._crash.passed("taken", n)
-        self._put(lines)  # before the commit: a crash re-sends them, InfluxDB overwrites
-        self._crash.passed("queued", n)
+        self._put(lines)
         newest = {m: v.last[0] for m, v in self.views.items() if v.last is not None}
         jobs = self.jobs.take(newest, due)
         recompute = {m: self._pending.pop(m) for m in due if m in self._pending}
         if batches or jobs or recompute or self.tracker.dirty or self._dirty_views or len(box):
-            rows = self._ingest(batches, jobs, recompute)
+            self._ingest(batches, jobs, recompute, lambda rows: self._send(rows, n))
             self._crash.passed("committed", n)
-            self._put(self.rows.changed(rows))
+        else:
+            self._send()
         if self.mqtt is not None:
             self.mqtt.ack(box)
         self._crash.passed("acked", n)
@@ -357,22 +362,32 @@ class Service:
         batches: dict[str, MachineReadings],
         jobs: dict[str, list[list[ExplicitJob]]],
         recompute: dict[str, tuple[int, int]],
-    ) -> list[LedgerRow]:
+        before_commit: Callable[[list[LedgerRow]], None],
+    ) -> None:
         state = self._changed_state()
         try:
-            return self.ledger.ingest(batches, SOURCE, jobs, state, recompute).rows
-        except ShopwattError as err:
+            self.ledger.ingest(batches, SOURCE, jobs, state, recompute, before_commit)
+        except (InputError, LedgerError) as err:
             if not jobs:
                 raise
             # A job the ledger refuses (e.g. its id is taken by a jobs.csv job on another
             # day) must not hold the readings back: store them without the jobs.
             log.error("ledger refused live jobs of %s: %s", ", ".join(jobs), err)
             self.health.counts["jobs_refused"] += sum(len(g) for gs in jobs.values() for g in gs)
-            return self.ledger.ingest(batches, SOURCE, None, state, recompute).rows
+            self.ledger.ingest(batches, SOURCE, None, state, recompute, before_commit)
 
     def _put(self, lines: list[str]) -> None:
-        if self.outbox is not None and lines:
-            self.outbox.put(lines)
+        """Queue lines for the outbox's next commit (the batch's)."""
+        if self.outbox is not None:
+            self._unsent += lines
+
+    def _send(self, rows: Sequence[LedgerRow] = (), readings: int = 0) -> None:
+        """Put the queued lines and the changed rows' lines into the outbox, one commit."""
+        self._put(self.rows.changed(rows))
+        if self.outbox is not None and self._unsent:
+            self.outbox.put(self._unsent)
+        self._unsent = []
+        self._crash.passed("queued", readings)
 
     # -- state in the ledger ----------------------------------------------------------
     def _changed_state(self) -> LiveState:

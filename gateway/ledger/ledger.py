@@ -410,6 +410,7 @@ class Ledger:
         jobs: Mapping[str, Sequence[Sequence[ExplicitJob]]] | None = None,
         state: LiveState | None = None,
         recompute: Mapping[str, tuple[int, int]] | None = None,
+        before_commit: Callable[[list[LedgerRow]], None] | None = None,
     ) -> Ingested:
         """Merge live readings (and live jobs) as replay does, in one durable transaction.
 
@@ -421,6 +422,8 @@ class Ledger:
         `recompute`: the machines and time ranges to recompute (default: what this batch
         added). A caller that batches often may recompute less often: the rows follow as
         soon as it passes the ranges it collected from `Ingested.added_ranges`.
+        `before_commit`: called with the recomputed rows once all is written, before the
+        commit (the service puts them in its outbox then: docs/gateway.md).
         """
         conn = self._held_conn()
         with transaction(conn):
@@ -462,6 +465,8 @@ class Ledger:
             if result.jobs or result.adjustments:
                 detail = {"source": source, "jobs": result.jobs, "added": result.added}
                 record(conn, self._entry("ingest", detail | {"adjustments": result.adjustments}))
+            if before_commit is not None:
+                before_commit(result.rows)
         return result
 
     def _recompute(
