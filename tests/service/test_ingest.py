@@ -20,6 +20,7 @@ from gateway.engine.model import MachineReadings
 from gateway.inputs.csvfile import ReadingsCsv
 from gateway.ledger import Ledger
 from gateway.ledger.live import LiveState
+from gateway.ledger.rows import LedgerRow
 from gateway.outputs import publish
 from gateway.outputs.publish import machine_lines
 from gateway.service import Service
@@ -199,3 +200,26 @@ def test_the_service_writes_the_members_balances_with_its_health_points(
     found = influxd.rows('SELECT "balance_credits", "low", "member" FROM "member"', influx_db)
     # Nothing drawn yet: 3 credits, below the low mark of 5.
     assert [(r["member"], r["balance_credits"], r["low"]) for r in found] == [("ada", 3.0, True)]
+
+
+def test_what_runs_before_the_commit_sees_the_rows_and_failing_stores_nothing(
+    tmp_path: Path,
+) -> None:
+    # The service puts a batch's lines into the outbox between the ledger's work and its
+    # commit (docs/gateway.md): the hook gets the recomputed rows, and if it fails (the
+    # outbox's disk is full), the ledger keeps nothing of the batch.
+    cfg = _shop(tmp_path)
+    r = _day_of_readings()
+    seen: list[int] = []
+
+    def fail(rows: list[LedgerRow]) -> None:
+        seen.append(len(rows))
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        Ledger(cfg).ingest({"mill": _piece(r, 0, 360)}, "test", before_commit=fail)
+    assert seen and seen[0] > 0
+    assert ledger_readings(cfg) == {}
+    got: list[object] = []
+    done = Ledger(cfg).ingest({"mill": _piece(r, 0, 360)}, "test", before_commit=got.extend)
+    assert got == done.rows and ledger_readings(cfg) == {"mill": 360}
