@@ -3,10 +3,12 @@
 - `chunks`: one block per machine and UTC day. Replay writes here (a 1-million-row
   replay becomes about a hundred blocks, not a million SQL rows), and so does compaction
   once a day is over.
-- `segments`: live batches, one small block per machine and batch, appended in arrival
-  order (rowid), so that a batch writes the table's last page, not a page per machine and
-  never the day it falls in: a Pi's SD card wears with every byte written.
-- `parts`: segments compacted per machine and UTC day while the day is not over, merged
+- `batches`: live batches, one block per batch holding every machine's readings of it,
+  appended in arrival order (rowid), so that a batch writes the table's last pages, never
+  the days it falls in: a Pi's SD card wears with every byte written (a block per machine
+  and batch, the `segments` of ledgers before, wrote three times the pages; they are read
+  as this level until the next compaction moves them).
+- `parts`: batches compacted per machine and UTC day while the day is not over, merged
   FANOUT at a time into the next level, so a day has a few dozen parts at most and each
   reading is rewritten a few times per day, however late in the day it arrives.
 
@@ -16,11 +18,12 @@ any level), so reading a day is concatenating its blocks and sorting.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import accumulate, pairwise
 
 import numpy as np
 import zstandard
@@ -29,9 +32,10 @@ from gateway.engine.model import I64, MachineReadings, first_of_times
 
 DAY_MS = 86_400_000
 _EMPTY = MachineReadings(np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
-# Live segments are compacted into parts once this many are stored: the readings of
-# about 80 batches of 50 machines. A larger bound writes less (a compaction writes a
-# page per machine) but makes every read of the open day scan more segments.
+Block = tuple[str, int, MachineReadings]  # machine, UTC day, readings
+# Live batches are compacted into parts once they hold this many machine blocks: about
+# 80 batches of 50 machines. A larger bound writes less (a compaction writes a page per
+# machine) but makes every read of the open day decode more batches.
 SEGMENTS_MAX = 4096
 FANOUT = 8  # parts of one level merged into one of the next level
 
@@ -64,6 +68,38 @@ def decode(blob: bytes, n: int) -> MachineReadings:
     watts = np.frombuffer(raw, "<f8", count=n, offset=8 * n).astype(np.float64)
     wh = np.frombuffer(raw, "<f8", count=n, offset=16 * n).astype(np.float64)
     return MachineReadings(t, watts, wh)
+
+
+def encode_batch(parts: list[Block]) -> bytes:
+    """Blocks of (machine, UTC day, readings) as one: a JSON line of who and how many, then
+    every block's time deltas, then watts, then wh (alike values side by side compress)."""
+    head = json.dumps([[m, day, len(r)] for m, day, r in parts], separators=(",", ":"))
+    every = concat([r for _, _, r in parts])
+    dt = np.diff(every.t_ms, prepend=np.int64(0)).astype("<i8")
+    raw = dt.tobytes() + every.watts.astype("<f8").tobytes() + every.wh.astype("<f8").tobytes()
+    return _codec()[0].compress(head.encode() + b"\n" + raw)
+
+
+def decode_batch(blob: bytes) -> list[Block]:
+    """The inverse of encode_batch()."""
+    head, _, raw = _codec()[1].decompress(blob).partition(b"\n")
+    who = json.loads(head)
+    n = sum(k for _, _, k in who)
+    t = np.cumsum(np.frombuffer(raw, "<i8", count=n)).astype(np.int64)
+    watts = np.frombuffer(raw, "<f8", count=n, offset=8 * n).astype(np.float64)
+    wh = np.frombuffer(raw, "<f8", count=n, offset=16 * n).astype(np.float64)
+    ends = list(accumulate(k for _, _, k in who))
+    return [
+        (m, day, MachineReadings(t[b - k : b], watts[b - k : b], wh[b - k : b]))
+        for (m, day, k), b in zip(who, ends, strict=True)
+    ]
+
+
+def _batch_columns(blocks: list[Block]) -> tuple[int, int, int, bytes]:
+    """A live batch's row: how many blocks, its first and last time, the data."""
+    first = min(int(r.t_ms[0]) for _, _, r in blocks)
+    last = max(int(r.t_ms[-1]) for _, _, r in blocks)
+    return len(blocks), first, last, encode_batch(blocks)
 
 
 def concat(parts: list[MachineReadings]) -> MachineReadings:
@@ -132,14 +168,28 @@ def _by_day(new: MachineReadings) -> list[tuple[int, MachineReadings]]:
     ]
 
 
-# Every level of a machine's UTC day (or of its blocks overlapping a time range).
-_LEVELS = ("chunks", "parts", "segments")
+# The levels kept per machine and UTC day (or their blocks overlapping a time range); the
+# live level (batches of every machine) is read through ReadingStore._live_rows.
+_LEVELS = ("chunks", "parts")
 _ALL = " UNION ALL ".join(f"SELECT n, data FROM {t} WHERE machine = ? AND day = ?" for t in _LEVELS)
-# Segments have no index: see ReadingStore._segment_spans.
 _OVERLAPPING = " UNION ALL ".join(
     f"SELECT n, data FROM {t} WHERE machine = ? AND day = ? AND t_last >= ? AND t_first <= ?"
-    for t in ("chunks", "parts")
+    for t in _LEVELS
 )
+# Rows of the live level: live_batches, and the `segments` of older ledgers (negative ids,
+# one block each). {} and {}: conditions on each.
+_LIVE = """SELECT id, NULL AS machine, 0 AS day, 0 AS n, data FROM live_batches{}
+    UNION ALL SELECT -id, machine, day, n, data FROM segments{}"""
+_LIVE_IN_RANGE = (
+    " WHERE t_last >= ?1 AND t_first <= ?2",
+    " WHERE machine = ?3 AND day = ?4 AND t_last >= ?1 AND t_first <= ?2",
+)
+
+
+def _blocks(row: sqlite3.Row) -> list[Block]:
+    if row["machine"] is None:
+        return decode_batch(row["data"])
+    return [(row["machine"], row["day"], decode(row["data"], row["n"]))]
 
 
 class ReadingStore:
@@ -148,30 +198,74 @@ class ReadingStore:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._cache: dict[tuple[str, int], MachineReadings] = {}
-        self._segments: dict[tuple[str, int], list[tuple[int, int, int]]] | None = None
+        # Rows of the live level read so far, by id: a batch appended needs only the rows
+        # its times overlap; a day read needs them all (_live_whole).
+        self._live: dict[int, list[Block]] = {}
+        self._live_whole = False
 
     def forget(self) -> None:
         """Drop cached days (a long recompute walks month by month)."""
         self._cache.clear()
 
+    def _live_rows(
+        self, where: tuple[str, str] = ("", ""), params: tuple[object, ...] = ()
+    ) -> dict[int, list[Block]]:
+        """The rows of the live level (those matching `where`), decoded once per operation."""
+        if self._live_whole:
+            return self._live
+        found = {}
+        for row in self._conn.execute(_LIVE.format(*where), params):
+            if row["id"] not in self._live:
+                self._live[row["id"]] = _blocks(row)
+            found[row["id"]] = self._live[row["id"]]
+        self._live_whole = not where[0]
+        return found
+
+    def _live_blocks(self, machine: str) -> list[Block]:
+        """Every block of a machine in the live level."""
+        return [b for blocks in self._live_rows().values() for b in blocks if b[0] == machine]
+
     def _day(self, machine: str, day: int) -> MachineReadings:
         """Every stored reading of a machine's UTC day, at any level."""
         key = (machine, day)
         if key not in self._cache:
-            self._cache[key] = _decoded(self._conn.execute(_ALL, key * len(_LEVELS)))
+            stored = [decode(b["data"], b["n"]) for b in self._conn.execute(_ALL, key * 2)]
+            live = [r for _, d, r in self._live_blocks(machine) if d == day]
+            self._cache[key] = _sorted(stored + live)
         return self._cache[key]
 
     def _write_day(self, machine: str, day: int, r: MachineReadings) -> None:
         """Replace every level of a machine's UTC day by one block."""
         self._cache[machine, day] = r
-        for table in ("parts", "segments"):
-            self._conn.execute(f"DELETE FROM {table} WHERE machine = ? AND day = ?", (machine, day))
-        self._segments = None
+        self._conn.execute("DELETE FROM parts WHERE machine = ? AND day = ?", (machine, day))
+        self._drop_live(machine, day)
         self._conn.execute(
             "INSERT OR REPLACE INTO chunks (machine, day, n, t_first, t_last, data) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (machine, day, len(r), int(r.t_ms[0]), int(r.t_ms[-1]), encode(r)),
         )
+
+    def _drop_live(self, machine: str, day: int) -> None:
+        """Remove a machine's UTC day from the live level (the batches holding it are
+        written again without it: replay, drop and the end of a day, not live batches)."""
+        for key, blocks in list(self._live_rows().items()):
+            kept = [b for b in blocks if (b[0], b[1]) != (machine, day)]
+            if len(kept) == len(blocks):
+                continue
+            if key < 0:
+                self._conn.execute("DELETE FROM segments WHERE id = ?", (-key,))
+            elif kept:
+                self._conn.execute(
+                    "UPDATE live_batches SET parts = ?, t_first = ?, t_last = ?, data = ? "
+                    "WHERE id = ?",
+                    (*_batch_columns(kept), key),
+                )
+            else:
+                self._conn.execute("DELETE FROM live_batches WHERE id = ?", (key,))
+            if kept:
+                self._live[key] = kept
+            else:
+                del self._live[key]
 
     def drop(self, machine: str, lo: int, hi: int) -> MachineReadings:
         """Remove the readings with lo <= t < hi (at every level); returns them, sorted."""
@@ -191,7 +285,7 @@ class ReadingStore:
                 self._conn.execute(
                     f"DELETE FROM {table} WHERE machine = ? AND day = ?", (machine, day)
                 )
-            self._segments = None
+            self._drop_live(machine, day)
         return concat(removed)
 
     def _days(self, machine: str, lo: int, hi: int) -> list[int]:
@@ -199,26 +293,37 @@ class ReadingStore:
         query = " UNION ".join(
             f"SELECT day FROM {t} WHERE machine = ? AND day BETWEEN ? AND ?" for t in _LEVELS
         )
-        found = self._conn.execute(
-            query + " ORDER BY day", (machine, lo // DAY_MS, (hi - 1) // DAY_MS) * len(_LEVELS)
-        )
-        return [d["day"] for d in found]
+        first, last = lo // DAY_MS, (hi - 1) // DAY_MS
+        found = {d["day"] for d in self._conn.execute(query, (machine, first, last) * 2)}
+        found |= {d for _, d, _ in self._live_blocks(machine) if first <= d <= last}
+        return sorted(found)
 
     def merge(self, machine: str, new: MachineReadings) -> Merged:
         """Add a sorted, duplicate-free batch into day blocks (replay: many readings a day);
         times already stored keep their stored values."""
-        return self._add(machine, new, live=False)
+        return self._add(machine, new, None)
 
-    def append(self, machine: str, new: MachineReadings) -> Merged:
-        """Add a sorted, duplicate-free live batch as segments: the write is the batch's
-        size, not its day's; times already stored keep their stored values."""
-        return self._add(machine, new, live=True)
+    def append(self, batches: Mapping[str, MachineReadings]) -> dict[str, Merged]:
+        """Add sorted, duplicate-free live batches of machines as one block of the live
+        level: the write is the batch's size, not its days'; times already stored keep
+        their stored values."""
+        fresh: list[Block] = []
+        merged = {m: self._add(m, r, fresh) for m, r in batches.items() if len(r)}
+        if fresh:
+            cursor = self._conn.execute(
+                "INSERT INTO live_batches (parts, t_first, t_last, data) VALUES (?, ?, ?, ?)",
+                _batch_columns(fresh),
+            )
+            assert cursor.lastrowid is not None
+            self._live[cursor.lastrowid] = fresh
+        return merged
 
-    def _add(self, machine: str, new: MachineReadings, *, live: bool) -> Merged:
+    def _add(self, machine: str, new: MachineReadings, live: list[Block] | None) -> Merged:
+        """Add to day blocks (live None) or to the live blocks of the batch being stored."""
         conflicts = 0
         fresh: list[I64] = []
         for day, part in _by_day(new):
-            if live and (machine, day) not in self._cache:
+            if live is not None and (machine, day) not in self._cache:
                 # Only the blocks the batch overlaps: a live batch is newer than all of them.
                 stored = self._overlapping(machine, day, int(part.t_ms[0]), int(part.t_ms[-1]))
             else:
@@ -228,12 +333,12 @@ class ReadingStore:
             if not len(new_times):
                 continue
             fresh.append(new_times)
-            if not live:
+            if live is None:
                 self._write_day(machine, day, merged)
                 continue
             if (machine, day) in self._cache:
                 self._cache[machine, day] = merged
-            self._append(machine, day, _pick(part, np.isin(part.t_ms, new_times)))
+            live.append((machine, day, _pick(part, np.isin(part.t_ms, new_times))))
         n_added = sum(len(f) for f in fresh)
         return Merged(
             added=n_added,
@@ -243,54 +348,37 @@ class ReadingStore:
             last_ms=int(fresh[-1][-1]) if fresh else None,
         )
 
-    def _segment_spans(self) -> dict[tuple[str, int], list[tuple[int, int, int]]]:
-        """(machine, day) -> (t_first, t_last, id) of its segments: one scan per operation,
-        as the segments have no index (an index would write a page per machine)."""
-        if self._segments is None:
-            self._segments = {}
-            for s in self._conn.execute("SELECT id, machine, day, t_first, t_last FROM segments"):
-                key = (s["machine"], s["day"])
-                self._segments.setdefault(key, []).append((s["t_first"], s["t_last"], s["id"]))
-        return self._segments
-
     def _overlapping(self, machine: str, day: int, lo: int, hi: int) -> MachineReadings:
         """The readings of the blocks of a machine's UTC day that overlap [lo, hi]."""
-        blocks = self._conn.execute(_OVERLAPPING, (machine, day, lo, hi) * 2).fetchall()
-        for t_first, t_last, rowid in self._segment_spans().get((machine, day), []):
-            if t_last >= lo and t_first <= hi:
-                blocks += self._conn.execute(
-                    "SELECT n, data FROM segments WHERE id = ?", (rowid,)
-                ).fetchall()
-        return _decoded(blocks)
-
-    def _append(self, machine: str, day: int, r: MachineReadings) -> None:
-        """Store live readings new to the ledger as one segment."""
-        t_first, t_last = int(r.t_ms[0]), int(r.t_ms[-1])
-        cursor = self._conn.execute(
-            "INSERT INTO segments (machine, day, n, t_first, t_last, data) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (machine, day, len(r), t_first, t_last, encode(r)),
-        )
-        assert cursor.lastrowid is not None
-        self._segment_spans().setdefault((machine, day), []).append(
-            (t_first, t_last, cursor.lastrowid)
-        )
+        blocks = [
+            decode(b["data"], b["n"])
+            for b in self._conn.execute(_OVERLAPPING, (machine, day, lo, hi) * 2)
+        ]
+        rows = self._live_rows(_LIVE_IN_RANGE, (lo, hi, machine, day))
+        for m, d, r in (b for bs in rows.values() for b in bs):
+            if (m, d) == (machine, day) and r.t_ms[-1] >= lo and r.t_ms[0] <= hi:
+                blocks.append(r)
+        return _sorted(blocks)
 
     def compact(self) -> None:
-        """Move the segments into parts once there are SEGMENTS_MAX of them.
+        """Move the live level into parts once it holds SEGMENTS_MAX machine blocks.
 
-        A machine's days before its newest one are over: their parts and segments become
+        A machine's days before its newest one are over: their parts and live blocks become
         the day's block (the only time a day is rewritten whole: once, when it is done).
         """
-        span = self._conn.execute("SELECT MIN(id), MAX(id) FROM segments").fetchone()
-        # Ids count the segments (compaction deletes them all; only replay leaves holes).
-        if span[0] is None or span[1] - span[0] + 1 < SEGMENTS_MAX:
+        (held,) = self._conn.execute(
+            "SELECT (SELECT COALESCE(SUM(parts), 0) FROM live_batches)"
+            " + (SELECT COUNT(*) FROM segments)"
+        ).fetchone()
+        if held < SEGMENTS_MAX:
             return
         found: dict[tuple[str, int], list[MachineReadings]] = {}
-        for s in self._conn.execute("SELECT machine, day, n, data FROM segments ORDER BY id"):
-            found.setdefault((s["machine"], s["day"]), []).append(decode(s["data"], s["n"]))
+        for key in sorted(self._live_rows()):
+            for machine, day, r in self._live[key]:
+                found.setdefault((machine, day), []).append(r)
         self._conn.execute("DELETE FROM segments")
-        self._segments = None
+        self._conn.execute("DELETE FROM live_batches")
+        self._live.clear()
         newest: dict[str, int] = {}
         for machine, day in found:
             newest[machine] = max(day, newest.get(machine, day))
@@ -346,6 +434,11 @@ class ReadingStore:
             for t in _LEVELS
         )
         days = [d["day"] for d in self._conn.execute(query, (machine, t_ms) * len(_LEVELS))]
+        days += [
+            d
+            for _, d, r in self._live_blocks(machine)
+            if (r.t_ms[0] < t_ms if before else r.t_ms[-1] >= t_ms)
+        ]
         found = [d for d in days if d is not None]
         if not found:
             return None
@@ -365,17 +458,26 @@ class ReadingStore:
             for t in _LEVELS
         )
         found = self._conn.execute(query, (machine,) * len(_LEVELS)).fetchall()
-        firsts = [f["a"] for f in found if f["a"] is not None]
-        lasts = [f["b"] for f in found if f["b"] is not None]
+        live = [r for _, _, r in self._live_blocks(machine)]
+        firsts = [f["a"] for f in found if f["a"] is not None] + [int(r.t_ms[0]) for r in live]
+        lasts = [f["b"] for f in found if f["b"] is not None] + [int(r.t_ms[-1]) for r in live]
         return (
-            sum(f["n"] or 0 for f in found),
+            sum(f["n"] or 0 for f in found) + sum(len(r) for r in live),
             min(firsts) if firsts else None,
             max(lasts) if lasts else None,
         )
 
+    def per_machine(self) -> dict[str, int]:
+        """How many readings each machine has stored, at every level."""
+        query = " UNION ALL ".join(f"SELECT machine, n FROM {t}" for t in _LEVELS)
+        found = self._conn.execute(f"SELECT machine, SUM(n) FROM ({query}) GROUP BY machine")
+        counts = {m: int(n) for m, n in found}
+        for blocks in self._live_rows().values():
+            for machine, _, r in blocks:
+                counts[machine] = counts.get(machine, 0) + len(r)
+        return counts
+
 
 def readings_per_machine(conn: sqlite3.Connection) -> dict[str, int]:
     """How many readings each machine has stored, at every level."""
-    query = " UNION ALL ".join(f"SELECT machine, n FROM {t}" for t in _LEVELS)
-    found = conn.execute(f"SELECT machine, SUM(n) FROM ({query}) GROUP BY machine").fetchall()
-    return {m: int(n) for m, n in found}
+    return ReadingStore(conn).per_machine()

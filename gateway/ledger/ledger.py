@@ -429,7 +429,7 @@ class Ledger:
         with transaction(conn):
             self._require_current(conn)
             store = ReadingStore(conn)
-            merged = {m: store.append(m, r) for m, r in batches.items() if len(r)}
+            merged = store.append(batches)
             for machine, m in merged.items():
                 _count(
                     conn,

@@ -183,6 +183,14 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             received INTEGER NOT NULL, recognised INTEGER NOT NULL, closing INTEGER NOT NULL,
             PRIMARY KEY (period, member))""",
     ),
+    # 11 -> 12: a live batch's readings as one block for all its machines (ledger/chunks.py):
+    # a `segments` row per machine and batch wrote three times the pages. Older ledgers'
+    # segments are read beside it until the next compaction moves them into parts.
+    (
+        """CREATE TABLE IF NOT EXISTS live_batches (
+            id INTEGER PRIMARY KEY, parts INTEGER NOT NULL, t_first INTEGER NOT NULL,
+            t_last INTEGER NOT NULL, data BLOB NOT NULL)""",
+    ),
 )
 SCHEMA_VERSION = 1 + len(_MIGRATIONS)
 PAGE_SIZE = 1024

@@ -177,3 +177,67 @@ def test_dropping_readings_removes_them_at_every_level(
         _stored(config, "mill"),
         MachineReadings(mill.t_ms[~inside], mill.watts[~inside], mill.wh[~inside]),
     )
+
+
+def test_a_live_batch_of_many_machines_writes_a_few_pages_not_one_per_machine(
+    tmp_path: Path,
+) -> None:
+    # SD-card wear (docs/deploy.md): `shopwatt run`'s batch of 50 machines, two readings
+    # each, is one block of the live level.
+    config = write_shop(tmp_path)
+    cfg = load_config(config)
+    ledger = Ledger(cfg)
+    t = local_ms("2026-11-03 08:00") + np.arange(40, dtype=np.int64) * 1000
+    rng = np.random.default_rng(3)
+    machines = [f"m{k:02d}" for k in range(50)]
+
+    def batch(k: int) -> dict[str, MachineReadings]:
+        part = t[2 * k : 2 * k + 2]
+        watts = 9.0 * rng.integers(5, 400, (len(machines), 2))
+        return {
+            m: MachineReadings(part, w, 1000.0 * j + np.cumsum(w) / 3600 + k)
+            for j, (m, w) in enumerate(zip(machines, watts, strict=True))
+        }
+
+    store_only: dict[str, tuple[int, int]] = {}  # no recompute: the readings' pages alone
+    ledger.ingest(batch(0), "live", recompute=store_only)
+    with closing(sqlite3.connect(ledger_path(config))) as conn:  # keeps the WAL
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        written = []
+        for k in range(1, 20):
+            before = _wal_bytes(ledger_path(config))
+            ledger.ingest(batch(k), "live", recompute=store_only)
+            written.append(_wal_bytes(ledger_path(config)) - before)
+        ledger.disconnect()
+    # 100 readings of 24 bytes: 2.4 kB raw; about 3 pages of 1 kB (a row per machine: 7).
+    assert sum(written) / len(written) <= 4 * 1048, written
+
+
+def test_live_segments_of_the_version_before_are_read_and_compacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(chunks, "SEGMENTS_MAX", 4)
+    config = write_shop(tmp_path)
+    mill = _readings(series("mill", "2026-11-03 08:00", "2026-11-03 10:00", [], step_s=60))
+    batches = _batches(mill, 30)
+    ledger = Ledger(load_config(config))
+    ledger.ingest({"mill": batches[0]}, "live")
+    ledger.disconnect()
+    with closing(connect(ledger_path(config))) as conn, transaction(conn):
+        # As shopwatt before live_batches stored a live batch: a segment per machine.
+        r = batches[1]
+        conn.execute(
+            "INSERT INTO segments (machine, day, n, t_first, t_last, data) VALUES (?,?,?,?,?,?)",
+            ("mill", int(r.t_ms[0]) // chunks.DAY_MS, len(r), int(r.t_ms[0]), int(r.t_ms[-1]),
+             chunks.encode(r)),
+        )  # fmt: skip
+    _same(_stored(config, "mill"), chunks.concat(batches[:2]))
+    again = ledger.ingest({"mill": batches[1]}, "live")  # redelivered: already stored
+    assert (again.added, again.repeated) == (0, 30)
+    for b in batches[2:]:
+        ledger.ingest({"mill": b}, "live")
+    ledger.disconnect()
+    _same(_stored(config, "mill"), mill)
+    with closing(sqlite3.connect(ledger_path(config))) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM segments").fetchone() == (0,)
+    assert Ledger(load_config(config)).status().machines[0].readings == len(mill.t_ms)
