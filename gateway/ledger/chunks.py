@@ -186,10 +186,10 @@ _LIVE_IN_RANGE = (
 )
 
 
-def _blocks(row: sqlite3.Row) -> list[Block]:
-    if row["machine"] is None:
-        return decode_batch(row["data"])
-    return [(row["machine"], row["day"], decode(row["data"], row["n"]))]
+def _blocks(machine: str | None, day: int, n: int, data: bytes) -> list[Block]:
+    if machine is None:
+        return decode_batch(data)
+    return [(machine, day, decode(data, n))]
 
 
 class ReadingStore:
@@ -214,10 +214,11 @@ class ReadingStore:
         if self._live_whole:
             return self._live
         found = {}
-        for row in self._conn.execute(_LIVE.format(*where), params):
-            if row["id"] not in self._live:
-                self._live[row["id"]] = _blocks(row)
-            found[row["id"]] = self._live[row["id"]]
+        # By position: readings_per_machine() may be given a connection without sqlite3.Row.
+        for key, *row in self._conn.execute(_LIVE.format(*where), params):
+            if key not in self._live:
+                self._live[key] = _blocks(*row)
+            found[key] = self._live[key]
         self._live_whole = not where[0]
         return found
 

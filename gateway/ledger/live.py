@@ -35,7 +35,13 @@ class LiveState:
 
 def save_state(conn: sqlite3.Connection, state: LiveState) -> None:
     """Upsert the state inside the caller's transaction; `pending` replaces what was."""
-    conn.executemany("INSERT OR REPLACE INTO sensor_state VALUES (?, ?)", state.sensors)
+    # An upsert, not INSERT OR REPLACE: that deletes the row and inserts it at a new rowid,
+    # so every batch rewrote the table's pages and its key index (SD-card wear).
+    conn.executemany(
+        "INSERT INTO sensor_state VALUES (?, ?)"
+        " ON CONFLICT (sensor) DO UPDATE SET state = excluded.state",
+        state.sensors,
+    )
     conn.executemany(
         "INSERT OR REPLACE INTO live_jobs VALUES (?, ?, ?, ?, ?, ?, ?)",
         [job[:7] for job in state.jobs],
@@ -43,7 +49,11 @@ def save_state(conn: sqlite3.Connection, state: LiveState) -> None:
     cards = [(job[0], job[1], job[7]) for job in state.jobs if job[7]]
     conn.executemany("INSERT OR REPLACE INTO live_job_cards VALUES (?, ?, ?)", cards)
     views = [(m, _dumps(v)) for m, v in sorted(state.views.items())]
-    conn.executemany("INSERT OR REPLACE INTO machine_view VALUES (?, ?)", views)
+    conn.executemany(
+        "INSERT INTO machine_view VALUES (?, ?)"
+        " ON CONFLICT (machine) DO UPDATE SET view = excluded.view",
+        views,
+    )
     conn.execute("DELETE FROM pending_recompute")
     pending = [(m, a, b) for m, (a, b) in state.pending.items()]
     conn.executemany("INSERT INTO pending_recompute VALUES (?, ?, ?)", pending)

@@ -14,6 +14,7 @@ from gateway.config import load_config
 from gateway.engine.model import MachineReadings
 from gateway.ledger import Ledger, chunks
 from gateway.ledger.chunks import ReadingStore
+from gateway.ledger.live import LiveState
 from gateway.ledger.schema import SCHEMA_VERSION, connect, transaction
 from tests.ledger.shop import (
     Series,
@@ -183,10 +184,9 @@ def test_a_live_batch_of_many_machines_writes_a_few_pages_not_one_per_machine(
     tmp_path: Path,
 ) -> None:
     # SD-card wear (docs/deploy.md): `shopwatt run`'s batch of 50 machines, two readings
-    # each, is one block of the live level.
+    # each, is one block of the live level; its sensors' state is updated in place.
     config = write_shop(tmp_path)
-    cfg = load_config(config)
-    ledger = Ledger(cfg)
+    ledger = Ledger(load_config(config))
     t = local_ms("2026-11-03 08:00") + np.arange(40, dtype=np.int64) * 1000
     rng = np.random.default_rng(3)
     machines = [f"m{k:02d}" for k in range(50)]
@@ -199,18 +199,29 @@ def test_a_live_batch_of_many_machines_writes_a_few_pages_not_one_per_machine(
             for j, (m, w) in enumerate(zip(machines, watts, strict=True))
         }
 
-    store_only: dict[str, tuple[int, int]] = {}  # no recompute: the readings' pages alone
-    ledger.ingest(batch(0), "live", recompute=store_only)
+    def state(k: int) -> LiveState:
+        # The tracker's JSON of a sensor sending in order (gateway/inputs/tracker.py).
+        sensors = [f"s{j:02d}" for j in range(len(machines))]
+        return LiveState(
+            [
+                (s, f'[1,{2 * k},"~0",0,0,-1,"0",0,[[{k + j}.5,0,1]],[]]')
+                for j, s in enumerate(sensors)
+            ]
+        )
+
+    store_only: dict[str, tuple[int, int]] = {}  # no recompute: what storing costs alone
+    ledger.ingest(batch(0), "live", state=state(0), recompute=store_only)
     with closing(sqlite3.connect(ledger_path(config))) as conn:  # keeps the WAL
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         written = []
         for k in range(1, 20):
             before = _wal_bytes(ledger_path(config))
-            ledger.ingest(batch(k), "live", recompute=store_only)
+            ledger.ingest(batch(k), "live", state=state(k), recompute=store_only)
             written.append(_wal_bytes(ledger_path(config)) - before)
         ledger.disconnect()
-    # 100 readings of 24 bytes: 2.4 kB raw; about 3 pages of 1 kB (a row per machine: 7).
-    assert sum(written) / len(written) <= 4 * 1048, written
+    # 100 readings of 24 bytes (2.4 kB raw) and 50 states of 45 bytes: about 8 pages of
+    # 1 kB. A row per machine and a state moved to a new rowid each time: 15.
+    assert sum(written) / len(written) <= 10 * 1048, written
 
 
 def test_live_segments_of_the_version_before_are_read_and_compacted(

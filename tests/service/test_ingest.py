@@ -192,6 +192,7 @@ def test_the_service_writes_the_members_balances_with_its_health_points(
     assert service.outbox is not None and service.drainer is not None
     try:
         service.write_health()
+        service.flush()  # health points go into the outbox with the next batch
         while service.outbox.depth:
             assert service.drainer.drain_once() == 0.0
     finally:
