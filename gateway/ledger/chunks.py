@@ -33,6 +33,16 @@ from gateway.engine.model import I64, MachineReadings, first_of_times
 DAY_MS = 86_400_000
 _EMPTY = MachineReadings(np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
 Block = tuple[str, int, MachineReadings]  # machine, UTC day, readings
+
+
+@dataclass(frozen=True, slots=True)
+class _Appending:
+    """A live batch being stored: its blocks so far, and the stored live blocks near it."""
+
+    fresh: list[Block]
+    near: dict[tuple[str, int], list[MachineReadings]]
+
+
 # Live batches are compacted into parts once they hold this many machine blocks: about
 # 80 batches of 50 machines. A larger bound writes less (a compaction writes a page per
 # machine) but makes every read of the open day decode more batches.
@@ -177,13 +187,10 @@ _OVERLAPPING = " UNION ALL ".join(
     for t in _LEVELS
 )
 # Rows of the live level: live_batches, and the `segments` of older ledgers (negative ids,
-# one block each). {} and {}: conditions on each.
-_LIVE = """SELECT id, NULL AS machine, 0 AS day, 0 AS n, data FROM live_batches{}
-    UNION ALL SELECT -id, machine, day, n, data FROM segments{}"""
-_LIVE_IN_RANGE = (
-    " WHERE t_last >= ?1 AND t_first <= ?2",
-    " WHERE machine = ?3 AND day = ?4 AND t_last >= ?1 AND t_first <= ?2",
-)
+# one block each), all or those matching a condition ({0}).
+_LIVE = """SELECT id, NULL AS machine, 0 AS day, 0 AS n, data FROM live_batches{0}
+    UNION ALL SELECT -id, machine, day, n, data FROM segments{0}"""
+_IN_RANGE = " WHERE t_last >= ?1 AND t_first <= ?2"
 
 
 def _blocks(machine: str | None, day: int, n: int, data: bytes) -> list[Block]:
@@ -202,29 +209,35 @@ class ReadingStore:
         # its times overlap; a day read needs them all (_live_whole).
         self._live: dict[int, list[Block]] = {}
         self._live_whole = False
+        self._by_machine: dict[str, list[Block]] | None = None  # all of _live, by machine
 
     def forget(self) -> None:
         """Drop cached days (a long recompute walks month by month)."""
         self._cache.clear()
 
     def _live_rows(
-        self, where: tuple[str, str] = ("", ""), params: tuple[object, ...] = ()
+        self, where: str = "", params: tuple[object, ...] = ()
     ) -> dict[int, list[Block]]:
         """The rows of the live level (those matching `where`), decoded once per operation."""
         if self._live_whole:
             return self._live
         found = {}
         # By position: readings_per_machine() may be given a connection without sqlite3.Row.
-        for key, *row in self._conn.execute(_LIVE.format(*where), params):
+        for key, *row in self._conn.execute(_LIVE.format(where), params):
             if key not in self._live:
                 self._live[key] = _blocks(*row)
             found[key] = self._live[key]
-        self._live_whole = not where[0]
+        self._live_whole = not where
         return found
 
     def _live_blocks(self, machine: str) -> list[Block]:
         """Every block of a machine in the live level."""
-        return [b for blocks in self._live_rows().values() for b in blocks if b[0] == machine]
+        if self._by_machine is None:
+            self._by_machine = {}
+            for key in sorted(self._live_rows()):
+                for block in self._live[key]:
+                    self._by_machine.setdefault(block[0], []).append(block)
+        return self._by_machine.get(machine, [])
 
     def _day(self, machine: str, day: int) -> MachineReadings:
         """Every stored reading of a machine's UTC day, at any level."""
@@ -267,6 +280,7 @@ class ReadingStore:
                 self._live[key] = kept
             else:
                 del self._live[key]
+            self._by_machine = None
 
     def drop(self, machine: str, lo: int, hi: int) -> MachineReadings:
         """Remove the readings with lo <= t < hi (at every level); returns them, sorted."""
@@ -308,8 +322,18 @@ class ReadingStore:
         """Add sorted, duplicate-free live batches of machines as one block of the live
         level: the write is the batch's size, not its days'; times already stored keep
         their stored values."""
+        batches = {m: r for m, r in batches.items() if len(r)}
+        if not batches:
+            return {}
+        # The live blocks the batch's times overlap (a redelivery, a late sensor): read once.
+        lo = min(int(r.t_ms[0]) for r in batches.values())
+        hi = max(int(r.t_ms[-1]) for r in batches.values())
+        near: dict[tuple[str, int], list[MachineReadings]] = {}
+        for blocks in self._live_rows(_IN_RANGE, (lo, hi)).values():
+            for machine, day, r in blocks:
+                near.setdefault((machine, day), []).append(r)
         fresh: list[Block] = []
-        merged = {m: self._add(m, r, fresh) for m, r in batches.items() if len(r)}
+        merged = {m: self._add(m, r, _Appending(fresh, near)) for m, r in batches.items()}
         if fresh:
             cursor = self._conn.execute(
                 "INSERT INTO live_batches (parts, t_first, t_last, data) VALUES (?, ?, ?, ?)",
@@ -317,16 +341,20 @@ class ReadingStore:
             )
             assert cursor.lastrowid is not None
             self._live[cursor.lastrowid] = fresh
+            if self._by_machine is not None:
+                for block in fresh:
+                    self._by_machine.setdefault(block[0], []).append(block)
         return merged
 
-    def _add(self, machine: str, new: MachineReadings, live: list[Block] | None) -> Merged:
+    def _add(self, machine: str, new: MachineReadings, live: _Appending | None) -> Merged:
         """Add to day blocks (live None) or to the live blocks of the batch being stored."""
         conflicts = 0
         fresh: list[I64] = []
         for day, part in _by_day(new):
             if live is not None and (machine, day) not in self._cache:
                 # Only the blocks the batch overlaps: a live batch is newer than all of them.
-                stored = self._overlapping(machine, day, int(part.t_ms[0]), int(part.t_ms[-1]))
+                lo, hi = int(part.t_ms[0]), int(part.t_ms[-1])
+                stored = self._overlapping(machine, day, lo, hi, live.near.get((machine, day), []))
             else:
                 stored = self._day(machine, day)
             merged, new_times, n_conflicts = _union(stored, part)
@@ -339,7 +367,7 @@ class ReadingStore:
                 continue
             if (machine, day) in self._cache:
                 self._cache[machine, day] = merged
-            live.append((machine, day, _pick(part, np.isin(part.t_ms, new_times))))
+            live.fresh.append((machine, day, _pick(part, np.isin(part.t_ms, new_times))))
         n_added = sum(len(f) for f in fresh)
         return Merged(
             added=n_added,
@@ -349,16 +377,16 @@ class ReadingStore:
             last_ms=int(fresh[-1][-1]) if fresh else None,
         )
 
-    def _overlapping(self, machine: str, day: int, lo: int, hi: int) -> MachineReadings:
-        """The readings of the blocks of a machine's UTC day that overlap [lo, hi]."""
+    def _overlapping(
+        self, machine: str, day: int, lo: int, hi: int, live: list[MachineReadings]
+    ) -> MachineReadings:
+        """The readings of the blocks of a machine's UTC day that overlap [lo, hi] (`live`:
+        its live blocks near that range)."""
         blocks = [
             decode(b["data"], b["n"])
             for b in self._conn.execute(_OVERLAPPING, (machine, day, lo, hi) * 2)
         ]
-        rows = self._live_rows(_LIVE_IN_RANGE, (lo, hi, machine, day))
-        for m, d, r in (b for bs in rows.values() for b in bs):
-            if (m, d) == (machine, day) and r.t_ms[-1] >= lo and r.t_ms[0] <= hi:
-                blocks.append(r)
+        blocks += [r for r in live if r.t_ms[-1] >= lo and r.t_ms[0] <= hi]
         return _sorted(blocks)
 
     def compact(self) -> None:
@@ -380,6 +408,7 @@ class ReadingStore:
         self._conn.execute("DELETE FROM segments")
         self._conn.execute("DELETE FROM live_batches")
         self._live.clear()
+        self._by_machine = None
         newest: dict[str, int] = {}
         for machine, day in found:
             newest[machine] = max(day, newest.get(machine, day))
