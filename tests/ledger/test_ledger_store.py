@@ -111,14 +111,21 @@ def test_live_batches_store_and_cost_what_one_replay_does(
     assert days == [(mill.t_ms[0] // chunks.DAY_MS,), (mill.t_ms[0] // chunks.DAY_MS + 1,)]
 
 
+def _live_morning(
+    tmp_path: Path, until: str
+) -> tuple[Path, Ledger, MachineReadings, list[MachineReadings]]:
+    """A shop, its ledger, and the mill's readings from 08:00 to `until`, once a minute,
+    whole and in batches of 30."""
+    config = write_shop(tmp_path)
+    mill = _readings(series("mill", "2026-11-03 08:00", f"2026-11-03 {until}", [], step_s=60))
+    return config, Ledger(load_config(config)), mill, _batches(mill, 30)
+
+
 def test_a_live_batch_already_stored_at_any_level_is_counted_not_stored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(chunks, "SEGMENTS_MAX", 2)
-    config = write_shop(tmp_path)
-    mill = _readings(series("mill", "2026-11-03 08:00", "2026-11-03 12:00", [], step_s=60))
-    ledger = Ledger(load_config(config))
-    batches = _batches(mill, 30)
+    config, ledger, _, batches = _live_morning(tmp_path, "12:00")
     for batch in batches:
         ledger.ingest({"mill": batch}, "live")
     before = _stored(config, "mill")
@@ -228,10 +235,7 @@ def test_live_segments_of_the_version_before_are_read_and_compacted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(chunks, "SEGMENTS_MAX", 4)
-    config = write_shop(tmp_path)
-    mill = _readings(series("mill", "2026-11-03 08:00", "2026-11-03 10:00", [], step_s=60))
-    batches = _batches(mill, 30)
-    ledger = Ledger(load_config(config))
+    config, ledger, mill, batches = _live_morning(tmp_path, "10:00")
     ledger.ingest({"mill": batches[0]}, "live")
     ledger.disconnect()
     with closing(connect(ledger_path(config))) as conn, transaction(conn):
