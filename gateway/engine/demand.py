@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
+import numpy.typing as npt
 
 from gateway.engine.model import F64, I64
 from gateway.engine.split import energy_before
+from gateway.engine.states import IDLE, OFF, RUNNING
 
 QUARTER_MS = 15 * 60 * 1000  # utilities meter demand as 15-minute average power
 _KW_PLACES = Decimal("0.001")
@@ -41,6 +43,35 @@ def energy_between(t: I64, interval_wh: F64, a_ms: I64, b_ms: I64) -> F64:
 def quarter_hour_wh(t: I64, interval_wh: F64, starts: I64) -> F64:
     """Energy of one machine in each quarter hour starting at `starts`."""
     return energy_between(t, interval_wh, starts, starts + QUARTER_MS)
+
+
+NO_DATA = 3  # a quarter hour mostly without readings (after OFF, IDLE, RUNNING)
+
+
+def quarter_states(
+    t: I64, states: npt.NDArray[np.int8], max_gap_ms: float, starts: I64
+) -> npt.NDArray[np.int8]:
+    """The state a machine spent most of each quarter hour in, NO_DATA where its readings
+    cover less than half of it.
+
+    Each interval takes the state of the reading that ends it (a reading's power is the
+    mean since the one before); an interval longer than max_gap_ms is no data, as it is
+    for the engine's power integration.
+    """
+    if len(t) < 2:
+        return np.full(len(starts), NO_DATA, dtype=np.int8)
+    dt = np.diff(t).astype(np.float64)
+    dt[dt > max_gap_ms] = 0.0
+    ends = starts + QUARTER_MS
+    spent = np.stack(
+        [
+            energy_between(t, np.where(states[1:] == s, dt, 0.0), starts, ends)
+            for s in (OFF, IDLE, RUNNING)
+        ]
+    )
+    found: npt.NDArray[np.int8] = np.argmax(spent, axis=0).astype(np.int8)
+    found[spent.sum(axis=0) < QUARTER_MS / 2] = NO_DATA
+    return found
 
 
 def site_quarter_wh(energy: Iterable[tuple[I64, F64]], starts: I64) -> F64:

@@ -37,7 +37,7 @@ from gateway.engine.localtime import (
 )
 from gateway.engine.model import ExplicitJob, MachineReadings, PriceSlots, ReadingRows
 from gateway.errors import LedgerError
-from gateway.ledger import assignments, customers, explicit, members, periods, prices
+from gateway.ledger import assignments, customers, explicit, members, periods, prices, quarters
 from gateway.ledger.audit import Entry, recent, record
 from gateway.ledger.bill import (
     Bill,
@@ -47,6 +47,7 @@ from gateway.ledger.bill import (
     compute_bill,
     frozen_bill,
     frozen_figures,
+    month_energy,
 )
 from gateway.ledger.chunks import DAY_MS, Merged, ReadingStore
 from gateway.ledger.fingerprint import changed_from, fingerprint
@@ -510,6 +511,7 @@ class Ledger:
                 where = (machine, drop_from.isoformat())
                 conn.execute("DELETE FROM rows WHERE machine = ? AND day >= ?", where)
                 conn.execute("DELETE FROM day_stats WHERE machine = ? AND day >= ?", where)
+                conn.execute("DELETE FROM quarters WHERE machine = ? AND day >= ?", where)
                 recomputer.mark_current(machine)
                 if extent is not None and a <= extent[1]:
                     # Pieces end at the data's last day (not a month past it, as they did).
@@ -541,7 +543,8 @@ class Ledger:
             frozen = select(conn, "frozen", "period = ?", (period,))
             names = self.cfg.tariff.band_names
             series = self._series(conn, period)
-            bill = compute_bill(self.cfg, ReadingStore(conn), frozen, names, period, series)
+            energy = month_energy(self.cfg, ReadingStore(conn), period)
+            bill = compute_bill(self.cfg, energy, frozen, names, period, series)
             conn.executemany(
                 "INSERT INTO frozen_charges (period, kind, machine, job_id, customer, order_id, "
                 "day, demand_cents, fixed_cents, co2_g) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -836,14 +839,26 @@ class Ledger:
         months = {p: p in closed for p in periods_between(first, end)}
         return Selection(rows, open_jobs, names, months)
 
-    def bill(self, period: str) -> Bill:
-        """The month as the utility bills it, from the rows its export prints (docs/tariffs.md)."""
-        first = period_start(period)
-        selection = self.select(first, period_start(next_period(period)))
+    def bill(
+        self, period: str, selection: Selection | None = None, kept: quarters.Kept | None = None
+    ) -> Bill:
+        """The month as the utility bills it, from the rows its export prints (docs/tariffs.md).
+
+        `selection`: the month's rows when the caller has them already. `kept`: the month's
+        quarter hours as kept_quarters gives them: the demand peak is found from those
+        instead of a month of readings (the same figures, for the month page).
+        """
+        first, end = period_start(period), period_start(next_period(period))
+        selection = selection or self.select(first, end)
         with self._open(readonly=True) as conn:
             series = self._series(conn, period)
+            store = ReadingStore(conn)
+            energy = month_energy(self.cfg, store, period)
+            if kept is not None:
+                bounds = Recomputer(conn, store, self.cfg).bounds
+                energy = quarters.KeptEnergy(self.cfg, store, energy.lo, energy.hi, kept, bounds)
             now = compute_bill(
-                self.cfg, ReadingStore(conn), selection.rows, selection.band_names, period, series
+                self.cfg, energy, selection.rows, selection.band_names, period, series
             )
             saved = conn.execute(
                 "SELECT figures FROM frozen_bills WHERE period = ?", (period,)
@@ -851,6 +866,17 @@ class Ledger:
             if saved is None:  # open, or closed by a shopwatt that kept no figures
                 return now
             return frozen_bill(now, saved[0], _frozen_charges(conn, period, period))
+
+    def kept_quarters(self, first: date, end: date) -> quarters.Kept:
+        """Each machine's energy and state per quarter hour of the local days [first, end),
+        as kept with its rows (machines with days not kept are left out)."""
+        with self._open(readonly=True) as conn:
+            return quarters.load(conn, self.cfg, first, end)
+
+    def closed(self, period: str) -> tuple[str, str] | None:
+        """When and by whom the month was closed; None while it is open."""
+        with self._open(readonly=True) as conn:
+            return periods.closed_periods(conn).get(period)
 
     def demand(self, watch: PeakWatch, at_ms: int) -> LiveDemand:
         """The month's peak so far and the running 15-minute average up to at_ms."""

@@ -417,10 +417,16 @@ def build_app(state: WebState) -> Starlette:
 
     # -- month ------------------------------------------------------------------------
     def month(request: Request, session: Session, _form: FormData | None) -> Response:
-        return month_page(request, session, request.query_params.get("period", ""))
+        q = request.query_params
+        return month_page(request, session, q.get("period", ""), day=q.get("day", ""))
 
     def month_page(
-        request: Request, session: Session, asked: str, message: str = "", status: int = 200
+        request: Request,
+        session: Session,
+        asked: str,
+        message: str = "",
+        status: int = 200,
+        day: str = "",
     ) -> Response:
         ledger = state.ledger()
         try:
@@ -439,6 +445,11 @@ def build_app(state: WebState) -> Starlette:
                 message=message,
             )
         m = views.month(cfg, ledger, period)
+        try:  # a day of the month to show by quarter hour; anything else: the whole month
+            shown: date | None = date.fromisoformat(day)
+        except ValueError:
+            shown = None
+        link = f"/month?period={period}"
         return _page(
             state,
             request,
@@ -448,7 +459,10 @@ def build_app(state: WebState) -> Starlette:
             period=period,
             m=m,
             message=message,
-            pictures=month_pictures(m, cfg),
+            pictures=month_pictures(
+                m, cfg, shown if shown and m.first <= shown < m.end else None, link
+            ),
+            month_link=link,
         )
 
     def month_close(request: Request, session: Session, form: FormData | None) -> Response:
