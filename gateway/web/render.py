@@ -25,6 +25,12 @@ _env.filters["money"] = lambda cents: f"{cents / 100:,.2f}"
 _env.filters["kwh"] = lambda wh: f"{wh / 1000:,.2f}"
 
 
+def compile_templates() -> None:
+    """Compile every template now (a server's start), not in its first request."""
+    for path in TEMPLATES.glob("*.html"):
+        _env.get_template(path.name)
+
+
 def render(name: str, **context: Any) -> str:
     """A template rendered (autoescaped)."""
     return _env.get_template(name).render(**context)
