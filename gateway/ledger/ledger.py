@@ -532,6 +532,39 @@ class Ledger:
             record(conn, self._entry("recompute", detail))
         return recomputed
 
+    def keep_quarters(self) -> int:
+        """Keep the quarter hours (ledger/quarters.py) of the days that have readings but
+        none kept, a ledger older than them, computed as a recompute would; rows stay as
+        they are. Returns how many machine-days were missing."""
+        tz = self.cfg.site.tz
+        with self._open() as conn, transaction(conn):
+            try:
+                stale = self._stale(conn)
+            except LedgerError:
+                return 0  # needs shop.toml fixed and `shopwatt recompute`, which keeps them
+            missing = conn.execute(
+                "SELECT machine, MIN(day), MAX(day), COUNT(*) FROM day_stats s "
+                "WHERE NOT EXISTS (SELECT 1 FROM quarters q WHERE q.machine = s.machine "
+                "AND q.day = s.day) GROUP BY machine"
+            ).fetchall()
+            store = ReadingStore(conn)
+            recomputer = Recomputer(conn, store, self.cfg)
+
+            def keep(c: Computed) -> None:
+                days = (c.first_day.isoformat(), c.end_day.isoformat())
+                quarters.save(conn, c.machine, *days, c.quarters)
+
+            for machine, first, last, _ in missing:
+                if machine in stale:
+                    continue  # `shopwatt recompute` computes its days again, and keeps them
+                end = date.fromisoformat(last) + timedelta(days=1)
+                a, b = recomputer.safe_cuts(
+                    machine, midnight_ms(date.fromisoformat(first), tz), midnight_ms(end, tz)
+                )
+                _in_pieces(recomputer, store, machine, a, b, tz, keep)
+                store.forget()
+        return sum(int(n) for *_, n in missing)
+
     def close(self, period: str) -> periods.Closed:
         """Freeze a month; later changes to it become adjustment rows in an open month."""
         with self._open() as conn, transaction(conn):
@@ -1025,9 +1058,16 @@ def _conflicts(s: Staged) -> int:
 
 
 def _in_pieces(
-    recomputer: Recomputer, store: ReadingStore, machine: str, a: int, b: int, tz: ZoneInfo
+    recomputer: Recomputer,
+    store: ReadingStore,
+    machine: str,
+    a: int,
+    b: int,
+    tz: ZoneInfo,
+    save: Callable[[Computed], None] | None = None,
 ) -> list[Computed]:
-    """Recompute and save the safe local days [a, b) a day (or the days a job spans) at a time.
+    """Recompute and save the safe local days [a, b) a day (or the days a job spans) at a time
+    (`save`: what of each piece to save; default: all of it, Recomputer.save).
 
     The engine needs a few hundred bytes per reading: at 1 Hz a day is ~20 MB, so memory
     stays flat however long the data runs. Days without readings go with the next day
@@ -1040,7 +1080,7 @@ def _in_pieces(
         day = next_midnight_ms(a if nxt is None else max(a, nxt), tz)
         _, cut = recomputer.safe_cuts(machine, a, min(day, b))
         done.append(recomputer.compute(machine, a, cut))
-        recomputer.save(done[-1])
+        (save or recomputer.save)(done[-1])
         # Keep a week of decoded blocks (~15 MB at 1 Hz): the next piece looks back into
         # them, and decoding each block once per piece would cost more than the piece.
         if cut - cached_from > _CACHED_MS:

@@ -197,9 +197,10 @@ def build_app(state: WebState) -> Starlette:
     path = state.ledger().path
     if path.exists():
         # The pages read the ledger read-only, which never upgrades its schema: upgrade an
-        # older ledger once, now.
+        # older ledger once, now, and keep the quarter hours its month pages sum.
         with closing(connect(path)):
             pass
+        state.ledger().keep_quarters()
     _warm(state)
 
     async def login_form(request: Request, error: str = "", status: int = 200) -> Response:
