@@ -145,6 +145,8 @@ def timeline(
             'fill="#eef1f4"/>' + _strip((states or {}).get(machine, ()), y, x_of)
         )
         for start, end, customer, text in jobs:
+            if end <= lo or start >= hi:
+                continue  # another day's job (the timeline of one day)
             x = x_of(start)
             w = max(x_of(end) - x, 1.5)  # a short job stays visible
             body.append(
