@@ -10,17 +10,19 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 from agent.localservers import Mosquitto
-from agent.serviceshop import WAIT_S, FakeSensor, Gateway, Publisher, wait_for, write_config
+from agent.serviceshop import T0, WAIT_S, FakeSensor, Gateway, Publisher, wait_for, write_config
 from agent.shopday import DEMO_DAY, simulate_shop_day
 from gateway.cli import replay_files
 from gateway.clock import now_ms
 from gateway.config import load_config
 from gateway.engine.localtime import local_date
+from gateway.engine.model import MachineReadings
 from gateway.ledger import Ledger
 from gateway.ledger.customers import Customer
 from gateway.web.charts import STATE_COLOURS
@@ -143,6 +145,44 @@ def test_accountant_sees_the_months_states_demand_peak_and_margins(
     assert any(peak_job in " ".join(jobs) for peak_job in ("WO-261117-003",))
     screenshot(browser, "month", tmp_path)
     screenshot(browser, "month-tablet", tmp_path, width=820)  # a tablet held upright
+
+
+def test_accountant_opens_a_day_of_the_month_by_quarter_hour(
+    tmp_path: Path, browser: webdriver.Chrome
+) -> None:
+    machines = {"mill": "s-mill", "lathe": "s-lathe", "laser": "s-laser"}
+    config = write_config(tmp_path, None, sensors=machines)
+    ledger = Ledger(load_config(config))
+    rng = np.random.default_rng(3)
+    for day in range(6):  # a working week: idle from 09:00, jobs of 30-90 minutes
+        for k, machine in enumerate(machines):
+            t = T0 + day * 86_400_000 + np.arange(8 * 360, dtype=np.int64) * 10_000
+            watts = np.full(len(t), 90.0)
+            for start in rng.integers(0, len(t) - 540, 3):
+                watts[start : start + rng.integers(180, 540)] = 900.0 + 300 * k
+            ledger.ingest({machine: MachineReadings(t, watts, np.full(len(t), np.nan))}, "test")
+    add_users(config)
+    server = WebServer(config).start()
+    try:
+        login(browser, server, "anna")
+        strips = browser.find_elements(By.CSS_SELECTOR, "#timeline svg a")
+        assert len(strips) == 6 * len(machines)  # each machine's day opens the day
+        screenshot(browser, "month-days", tmp_path)
+        submit(browser, strips[1])  # the mill's second day (a lane is a machine's days)
+        assert "2026-11-04" in browser.find_element(By.CSS_SELECTOR, "#timeline h2").text
+        timeline = browser.find_element(By.CSS_SELECTOR, "#timeline svg")
+        assert not timeline.find_elements(By.TAG_NAME, "a")  # quarter hours, no more days
+        hovers = [
+            t.get_attribute("textContent") for t in timeline.find_elements(By.TAG_NAME, "title")
+        ]
+        assert any(h.endswith("h running") for h in hovers)
+        assert any(h.startswith("mill-20261104") for h in hovers)  # the day's jobs only
+        assert not any(h.startswith("mill-20261103") for h in hovers)
+        screenshot(browser, "month-day", tmp_path)
+        submit(browser, browser.find_element(By.ID, "whole-month"))
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#timeline svg a")) == len(strips)
+    finally:
+        server.stop()
 
 
 def _export_rows(config: Path) -> list[dict[str, str]]:
