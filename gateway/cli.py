@@ -19,12 +19,11 @@ from gateway.billing_cli import (
     instant,
     known_machine,
     local_day,
-    month_dates,
 )
 from gateway.cligroup import UserErrorGroup, config_option
 from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
-from gateway.engine.localtime import local_time
+from gateway.engine.localtime import local_time, period_dates
 from gateway.engine.model import MachineReadings
 from gateway.errors import OutputError, ShopwattError
 from gateway.export import BY, Table, build_table, write_csv
@@ -253,7 +252,7 @@ def date_range(
         if first is not None or end is not None:
             raise click.UsageError("give --month or --from/--to, not both")
         period = parse_month(month)
-        return month_dates(period)
+        return period_dates(period)
     if first is None or end is None:
         raise click.UsageError("give --from and --to (local dates), or --month YYYY-MM")
     if end <= first:

@@ -4,6 +4,7 @@ local days with the tariff's band timeline."""
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -114,6 +115,25 @@ def next_period(period: str) -> str:
     """The period after this one."""
     day = period_start(period)
     return f"{day.year + day.month // 12:04d}-{day.month % 12 + 1:02d}"
+
+
+def last_day(period: str) -> date:
+    """The last local date of a period."""
+    year, month = int(period[:4]), int(period[5:7])
+    return date(year, month, calendar.monthrange(year, month)[1])
+
+
+def period_dates(period: str) -> tuple[date, date]:
+    """A period as the local dates [first, end) the ledger selects by."""
+    # 9999-12 has no date after it (Python's dates stop at year 9999): it ends at date.max.
+    end = date.max if period == "9999-12" else period_start(next_period(period))
+    return period_start(period), end
+
+
+def period_ms(period: str, tz: ZoneInfo) -> tuple[int, int]:
+    """A period as the local midnights [first, end) that bound it, in UTC ms."""
+    first, end = period_dates(period)
+    return midnight_ms(first, tz), midnight_ms(end, tz)
 
 
 def periods_between(start: date, end: date) -> list[str]:

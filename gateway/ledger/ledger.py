@@ -29,9 +29,9 @@ from gateway.engine.localtime import (
     local_date,
     midnight_ms,
     next_midnight_ms,
-    next_period,
+    period_dates,
+    period_ms,
     period_of,
-    period_start,
     periods_between,
     utc_ms,
 )
@@ -838,8 +838,7 @@ class Ledger:
 
     def bill(self, period: str) -> Bill:
         """The month as the utility bills it, from the rows its export prints (docs/tariffs.md)."""
-        first = period_start(period)
-        selection = self.select(first, period_start(next_period(period)))
+        selection = self.select(*period_dates(period))
         with self._open(readonly=True) as conn:
             series = self._series(conn, period)
             now = compute_bill(
@@ -859,9 +858,7 @@ class Ledger:
 
     def _series(self, conn: sqlite3.Connection, period: str) -> dict[str, PriceSlots]:
         """The slots of the price series the tariff uses, over one local month."""
-        tz = self.cfg.site.tz
-        lo = midnight_ms(period_start(period), tz)
-        hi = midnight_ms(period_start(next_period(period)), tz)
+        lo, hi = period_ms(period, self.cfg.site.tz)
         co2 = {s: prices.load(conn, s, lo, hi) for s in prices.co2_series(self.cfg.tariff)}
         return prices.tariff_slots(conn, self.cfg.tariff, lo, hi) | co2
 
