@@ -158,16 +158,6 @@ def job_split(config_path: Path, job_id: str, machine: str | None, at_ms: int) -
     )
 
 
-def known_machine(cfg: ShopConfig, machine: str) -> str:
-    """--machine, checked against shop.toml."""
-    if machine not in cfg.machines:
-        raise click.BadParameter(
-            f"{machine!r}: not a machine in {cfg.source} (known: {', '.join(cfg.machines)})",
-            param_hint="--machine",
-        )
-    return machine
-
-
 @click.command("start")
 @config_option
 @click.option("--machine", required=True, help="The machine the job runs on.")

@@ -17,7 +17,6 @@ from gateway.billing_cli import (
     INSTANT_HELP,
     force_option,
     instant,
-    known_machine,
     local_day,
 )
 from gateway.cligroup import UserErrorGroup, config_option
@@ -319,9 +318,9 @@ def export(
     cfg = load_config(config_path)
     if output:  # refused before the ledger is read, not after
         check_target(output, cfg.own_files, force, "--output")
-    if machine is not None:
-        known_machine(cfg, machine)
     ledger = Ledger(cfg)
+    if machine is not None:
+        ledger.machine(machine)
     who = ledger.customer(customer).id if customer is not None else None
     selection = ledger.select(lo, hi).only(customer=who, machine=machine)
     charges = ledger.charges(lo, hi)

@@ -585,11 +585,7 @@ class Ledger:
         Refused when any part of the range lies in a closed month.
         """
         tz = self.cfg.site.tz
-        if machine not in self.cfg.machines:
-            raise LedgerError(
-                f"--machine = {machine!r}: not a machine in {self.cfg.source} "
-                f"(known: {', '.join(self.cfg.machines)})"
-            )
+        self.machine(machine)
         if hi <= lo:
             raise LedgerError(f"--to = {iso_utc(hi)}: not after --from = {iso_utc(lo)}")
         try:
@@ -661,6 +657,15 @@ class Ledger:
         """The customer `text` names (id or display name); unknown: the closest ids."""
         with self._open(readonly=True) as conn:
             return customers.require(conn, text, "--customer")
+
+    def machine(self, name: str) -> str:
+        """The machine --machine names, if shop.toml has it; else a LedgerError listing them."""
+        if name not in self.cfg.machines:
+            raise LedgerError(
+                f"--machine = {name!r}: not a machine in {self.cfg.source} "
+                f"(known: {', '.join(self.cfg.machines)})"
+            )
+        return name
 
     def customer_list(self) -> list[customers.Customer]:
         """Every customer, merged ones included (they say where they went)."""

@@ -66,6 +66,15 @@ def test_without_a_broker_section_job_start_says_why(tmp_path: Path) -> None:
     assert "no [mqtt] section: job events reach the gateway" in result.stderr
 
 
+def test_job_start_and_stop_name_an_unknown_machine_as_the_option_given(tmp_path: Path) -> None:
+    path = write_config(tmp_path, None, sensors={"mill": "s1"})
+    _ok("customer", "add", "acme", "--config", path)
+    for args in (("start", "--customer", "acme"), ("stop",)):
+        result = shopwatt("job", args[0], "--machine", "saw", *args[1:], "--config", path)
+        assert result.exit_code == 2
+        assert f"--machine = 'saw': not a machine in {path} (known: mill)" in result.stderr
+
+
 def test_a_buttons_customer_name_is_the_customers_id_and_an_unknown_one_is_listed(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
