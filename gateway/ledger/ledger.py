@@ -512,7 +512,7 @@ class Ledger:
                 conn.execute("DELETE FROM day_stats WHERE machine = ? AND day >= ?", where)
                 recomputer.mark_current(machine)
                 if extent is not None and a <= extent[1]:
-                    # Pieces end at the data's last day (not a month past it, as they did).
+                    # Pieces end at the data's last day: no later day has anything to cost.
                     a, b = max(a, day_start_ms(extent[0], tz)), next_midnight_ms(extent[1], tz)
                     computed += _in_pieces(recomputer, store, machine, a, b, tz)
             recomputed = _spans(computed)
