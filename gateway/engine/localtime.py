@@ -175,10 +175,6 @@ class Calendar:
         labels = np.append(self.column_labels, 0)
         return labels[k]
 
-    def band_index(self, t_ms: I64) -> I64:
-        """Tariff band (index into Tariff.band_names) in force at each instant."""
-        return self.column_band[self.column_index(t_ms)]
-
 
 def build_calendar(tariff: Tariff, tz: ZoneInfo, first_day: date, last_day: date) -> Calendar:
     """Midnights, and band windows of the versions in force, covering first_day..last_day.

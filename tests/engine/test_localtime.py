@@ -102,7 +102,8 @@ def test_earlier_band_wins_and_crossing_band_belongs_to_its_start_day() -> None:
 
     def band_at(local: str) -> str:
         t = int(datetime.fromisoformat(local).timestamp() * 1000)
-        return tariff.band_names[int(cal.band_index(np.array([t]))[0])]
+        column = cal.column_index(np.array([t]))[0]  # as the engine prices an instant
+        return tariff.band_names[int(cal.column_band[column])]
 
     assert band_at("2026-11-06T21:00:00+01:00") == "late"
     assert band_at("2026-11-06T23:00:00+01:00") == "night"  # night listed first: it wins
