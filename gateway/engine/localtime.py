@@ -125,7 +125,8 @@ def last_day(period: str) -> date:
 
 def period_dates(period: str) -> tuple[date, date]:
     """A period as the local dates [first, end) the ledger selects by."""
-    # 9999-12 has no date after it (Python's dates stop at year 9999): it ends at date.max.
+    # 9999-12 has no date after it (Python's dates stop at year 9999): it ends at date.max,
+    # its last day, which no reading can reach (none is dated a day past the clock).
     end = date.max if period == "9999-12" else period_start(next_period(period))
     return period_start(period), end
 

@@ -163,6 +163,14 @@ def test_a_weight_for_an_unknown_machine_names_the_value(tmp_path: Path) -> None
     assert "--weight mill = '1.00001': expected a number >= 0 with at most 4 decimals" in bad.stderr
 
 
+def test_the_last_month_there_is_has_a_statement_and_a_prepaid_view(tmp_path: Path) -> None:
+    # No date follows 9999-12: its end was computed as a month that cannot exist (a crash).
+    config = _shop(tmp_path)
+    c = ("--month", "9999-12", "--config", config)
+    assert "9999-12  closing balance" in ok("member", "statement", "ada", *c)
+    assert "to: 9999-12-31" in ok("export", "--view", "prepaid", *c)
+
+
 def test_status_and_member_show_warn_of_a_low_balance(tmp_path: Path) -> None:
     config = _shop(tmp_path)
     shown = ok("member", "show", "ada", "--on", "2026-11-02", "--config", config)
