@@ -3,12 +3,19 @@ corrected by adjustment rows; close asks about jobs without a customer."""
 
 from __future__ import annotations
 
-import csv
-import io
 from decimal import Decimal
 from pathlib import Path
 
-from tests.ledger.shop import dump, local_ms, ok, series, shopwatt, write_readings, write_shop
+from tests.ledger.shop import (
+    dump,
+    export_rows,
+    local_ms,
+    ok,
+    series,
+    shopwatt,
+    write_readings,
+    write_shop,
+)
 
 MILL = series(
     "mill",
@@ -38,11 +45,6 @@ def _jobs(config: Path) -> dict[str, tuple[object, ...]]:
         for r in dump(config, "rows")
         if r[1] == "job"
     }
-
-
-def _export(config: Path, first: str, end: str) -> list[dict[str, str]]:
-    text = ok("export", "--config", config, "--from", first, "--to", end)
-    return list(csv.DictReader(io.StringIO(text)))
 
 
 def test_an_assignment_sets_customer_order_and_parts_and_survives_late_data(tmp_path: Path) -> None:
@@ -140,7 +142,7 @@ def test_reassigning_a_job_of_a_closed_month_is_a_reversal_and_a_new_row(tmp_pat
     config = _shop(tmp_path)
     ok("job", "assign", "mill-20251129-001", "--customer", "acme", "--config", config)
     ok("close", "--config", config, "--month", "2025-11", "--yes")
-    november = _export(config, "2025-11-01", "2025-12-01")
+    november = export_rows(config, "2025-11-01", "2025-12-01")
     printed = ok(
         "job",
         "assign",
@@ -153,9 +155,9 @@ def test_reassigning_a_job_of_a_closed_month_is_a_reversal_and_a_new_row(tmp_pat
         config,
     )
     assert "2 adjustment rows pending for closed months" in printed
-    assert _export(config, "2025-11-01", "2025-12-01") == november  # frozen stays
+    assert export_rows(config, "2025-11-01", "2025-12-01") == november  # frozen stays
     adjustments = [
-        r for r in _export(config, "2025-12-01", "2026-01-01") if r["kind"] == "adjustment"
+        r for r in export_rows(config, "2025-12-01", "2026-01-01") if r["kind"] == "adjustment"
     ]
     by_customer = {r["customer"]: r for r in adjustments}
     assert set(by_customer) == {"acme", "beta"}
@@ -173,7 +175,7 @@ def test_merging_a_customer_corrects_a_closed_month_by_adjustment_rows(tmp_path:
     moved = ok("customer", "merge", "acme", "--into", "beta", "--config", config)
     assert "merged acme into beta: 1 rows moved" in moved
     adjustments = [
-        r for r in _export(config, "2025-12-01", "2026-01-01") if r["kind"] == "adjustment"
+        r for r in export_rows(config, "2025-12-01", "2026-01-01") if r["kind"] == "adjustment"
     ]
     assert sorted((r["customer"], r["corrects"]) for r in adjustments) == [
         ("acme", "2025-11"),
