@@ -353,7 +353,6 @@ class Ledger:
             if jobs and span:
                 _widen(touched, owned, span)
             computed = self._recompute(conn, store, touched, progress)
-            changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
             result = Replayed(
                 rows=rows,
                 added=sum(s.merged.added for s in staged.values()),
@@ -362,7 +361,7 @@ class Ledger:
                 conflicts=sum(_conflicts(s) for s in staged.values()),
                 jobs=sum(len(j) for j in jobs.jobs.values()) if jobs else 0,
                 recomputed=_spans(computed),
-                adjustments=periods.refresh_adjustments(conn, changed),
+                adjustments=_adjust(conn, computed),
             )
             detail = {
                 "input": _file(readings.path, readings.sha256) if readings else None,
@@ -389,7 +388,6 @@ class Ledger:
                     if span is not None and span[0] < hi and span[1] >= lo:
                         touched[machine] = (max(lo, span[0]), min(hi - 1, span[1]))
             computed = self._recompute(conn, store, touched)
-            changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
             result = PricesImported(
                 series=series,
                 slots=len(slots.start_ms),
@@ -397,7 +395,7 @@ class Ledger:
                 first_ms=lo,
                 end_ms=hi,
                 recomputed=_spans(computed),
-                adjustments=periods.refresh_adjustments(conn, changed),
+                adjustments=_adjust(conn, computed),
             )
             detail = {"input": _file(path, sha256), **asdict(result)}
             record(conn, self._entry("prices", detail))
@@ -626,7 +624,6 @@ class Ledger:
         first, last = int(gone.t_ms[0]), int(gone.t_ms[-1])
         pieces = self._recompute(conn, store, {machine: (first, last)})
         first_day, end_day = pieces[0].first_day, pieces[-1].end_day
-        changed = periods_between(first_day, end_day)
         return Dropped(
             machine=machine,
             readings=len(gone),
@@ -635,7 +632,7 @@ class Ledger:
             metered_wh=round(before - _metered_wh(conn, machine), 3),  # Wh: finer is noise
             sha256=readings_sha256(gone),
             recomputed=_days(first_day, end_day),
-            adjustments=periods.refresh_adjustments(conn, changed),
+            adjustments=_adjust(conn, pieces),
         )
 
     # ------------------------------------------------------------------ customers
@@ -702,9 +699,8 @@ class Ledger:
             # Recomputed, not renamed in place: the kept customer may have another price list.
             touched = {s["machine"]: (s["lo"], s["hi"]) for s in spans}
             computed = self._recompute(conn, ReadingStore(conn), touched)
-            changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
             moved = int(sum(s["n"] for s in spans))
-            adjustments = periods.refresh_adjustments(conn, changed)
+            adjustments = _adjust(conn, computed)
             detail = {"id": gone.id, "into": kept.id, "rows": moved, "adjustments": adjustments}
             record(conn, self._entry("customer merge", detail))
         return moved
@@ -770,8 +766,7 @@ class Ledger:
         now = next((r for r in computed.rows if hit and r.job_id == hit[2]), None)
         if now is None:  # the readings changed under it since it was listed
             raise LedgerError(f"job {job.job_id} on {job.machine}: no job there any more")
-        changed = periods_between(computed.first_day, computed.end_day)
-        return now, periods.refresh_adjustments(conn, changed)
+        return now, _adjust(conn, [computed])
 
     def note(self, said: assignments.Assignment) -> assignments.Assignment:
         """What the operator said at the machine (`shopwatt job start|stop`) about the job
@@ -782,8 +777,7 @@ class Ledger:
             said = assignments.note(conn, said)
             t = said.at_ms
             computed = self._recompute(conn, ReadingStore(conn), {said.machine: (t, t)})
-            changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
-            adjustments = periods.refresh_adjustments(conn, changed)
+            adjustments = _adjust(conn, computed)
             detail = {**asdict(said), "adjustments": adjustments}
             record(conn, self._entry("job note", detail))
         return said
@@ -1030,6 +1024,12 @@ def _spans(computed: Sequence[Computed]) -> dict[str, tuple[str, str]]:
     """Machine -> first and last local day recomputed (pieces of a machine come in order)."""
     first = {c.machine: c.first_day for c in reversed(computed)}
     return {c.machine: _days(first[c.machine], c.end_day) for c in computed}
+
+
+def _adjust(conn: sqlite3.Connection, computed: Sequence[Computed]) -> int:
+    """Refresh the pending adjustments of the closed months the recomputed days fall in."""
+    changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
+    return periods.refresh_adjustments(conn, changed)
 
 
 def _job_customer(conn: sqlite3.Connection, job: ExplicitJob) -> str:
