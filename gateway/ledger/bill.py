@@ -29,6 +29,7 @@ from gateway.engine.localtime import (
     local_date,
     midnight_ms,
     next_period,
+    period_ms,
     period_of,
     period_start,
     version_index,
@@ -330,9 +331,7 @@ def _unpriced(
 
 def month_energy(cfg: ShopConfig, store: ReadingStore, period: str) -> MonthEnergy:
     """The month's energy from its stored readings."""
-    tz = cfg.site.tz
-    lo = midnight_ms(period_start(period), tz)
-    return MonthEnergy(cfg, store, lo, midnight_ms(period_start(next_period(period)), tz))
+    return MonthEnergy(cfg, store, *period_ms(period, cfg.site.tz))
 
 
 def compute_bill(

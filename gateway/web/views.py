@@ -17,9 +17,8 @@ from gateway.engine.localtime import (
     local_date,
     local_time,
     midnight_ms,
-    next_period,
+    period_dates,
     period_of,
-    period_start,
 )
 from gateway.engine.states import machine_states
 from gateway.export.table import Table, build_table
@@ -204,7 +203,7 @@ class Month:
 def month(cfg: ShopConfig, ledger: Ledger, period: str) -> Month:
     """The month's rows (frozen when closed), its bill from the quarter hours the ledger
     keeps, and their sums per machine, band, customer."""
-    first, end = period_start(period), period_start(next_period(period))
+    first, end = period_dates(period)
     selection = ledger.select(first, end)
     kept = ledger.kept_quarters(first, end)
     bill = ledger.bill(period, selection, kept)

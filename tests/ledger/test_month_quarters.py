@@ -15,7 +15,7 @@ from agent.shopday import DEMO_DAY, simulate_shop_day
 from gateway.cli import replay_files
 from gateway.config import load_config
 from gateway.engine.demand import NO_DATA
-from gateway.engine.localtime import next_period, period_start
+from gateway.engine.localtime import period_dates
 from gateway.engine.model import MachineReadings
 from gateway.engine.states import IDLE, RUNNING
 from gateway.ledger import Ledger
@@ -68,7 +68,7 @@ def _figures(bill: Bill) -> tuple[object, ...]:
 
 def _kept_equals_read(config: Path, period: str = "2026-11") -> Bill:
     ledger = Ledger(load_config(config))
-    kept = ledger.kept_quarters(period_start(period), period_start(next_period(period)))
+    kept = ledger.kept_quarters(*period_dates(period))
     assert set(kept) == set(ledger.cfg.machines)  # every machine's days kept: no readings read
     read = ledger.bill(period)
     assert read.peak_start_ms is not None and read.shares
