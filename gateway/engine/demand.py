@@ -44,9 +44,9 @@ def quarter_hour_wh(t: I64, interval_wh: F64, starts: I64) -> F64:
     return energy_between(t, interval_wh, starts, starts + QUARTER_MS)
 
 
-NO_DATA = (
-    3  # a quarter hour mostly without readings (engine/states.py: OFF, IDLE, RUNNING = 0, 1, 2)
-)
+# A quarter hour mostly without readings: the state after engine/states.py's OFF, IDLE,
+# RUNNING (0, 1, 2), which quarter_states counts by their values.
+NO_DATA = 3
 
 
 def quarter_states(

@@ -532,8 +532,8 @@ class Ledger:
 
     def keep_quarters(self) -> int:
         """Keep the quarter hours (ledger/quarters.py) of the days that have readings but
-        none kept, a ledger older than them, computed as a recompute would; rows stay as
-        they are. Returns how many machine-days were missing."""
+        none kept (a ledger older than the table), computed as a recompute would; the rows
+        stay as they are. Returns how many machine-days were missing."""
         tz = self.cfg.site.tz
         with self._open() as conn, transaction(conn):
             try:

@@ -1,7 +1,7 @@
 """Each machine's energy and state per quarter hour, kept per local day with its rows.
 
-The month page finds the demand peak by summing these (a few hundred bytes per machine
-and day) instead of reading a month of readings, and draws its state strips from them.
+The month page finds the demand peak by summing these (about 900 bytes per machine and
+day) instead of reading a month of readings, and draws its state strips from them.
 They are written where the rows are (Recomputer.save), from the same engine run, so
 they follow every change of the readings, jobs or settings as the rows do.
 """

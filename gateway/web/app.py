@@ -181,7 +181,7 @@ def _nothing() -> None:
 
 
 def _warm(state: WebState) -> None:
-    """Do now what the first request would otherwise wait for: 50-120 ms here, where the
+    """Do now what the first request would otherwise wait for: 40-260 ms here, where the
     floor then takes 3 ms (docs/web.md): compiling the templates, importing the thread
     pool's event loop backend (anyio's, on the first run_in_threadpool), and for a
     replayed ledger the floor's newest readings, decoded from each machine's newest day."""
