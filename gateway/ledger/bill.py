@@ -28,10 +28,9 @@ from gateway.engine.energy import interval_energy
 from gateway.engine.localtime import (
     local_date,
     midnight_ms,
-    next_period,
+    period_dates,
     period_ms,
     period_of,
-    period_start,
     version_index,
 )
 from gateway.engine.model import F64, I64, NO_SLOTS, PriceSlots
@@ -345,7 +344,7 @@ def compute_bill(
     """The bill of `period` from its export rows, the month's energy and the price series
     a [tariff.spot] uses."""
     tz, tariff = cfg.site.tz, cfg.tariff
-    first, end = period_start(period), period_start(next_period(period))
+    first, end = period_dates(period)
     lo, starts = energy.lo, energy.starts
     site = np.zeros(len(starts))
     for source in _site_ids(cfg):
@@ -421,8 +420,7 @@ def compute_bill(
 
 def _month_ms(tz: ZoneInfo, t_ms: int) -> tuple[int, int]:
     """The local month holding t_ms, as [first midnight, next month's first midnight)."""
-    period = period_of(local_date(t_ms, tz))
-    return midnight_ms(period_start(period), tz), midnight_ms(period_start(next_period(period)), tz)
+    return period_ms(period_of(local_date(t_ms, tz)), tz)
 
 
 class PeakWatch:

@@ -52,3 +52,12 @@ def test_the_month_timeline_draws_each_days_states_and_links_the_day_by_quarter_
     assert "href" not in day and shown["by_quarter"]
     # By quarter hour: one block idle 09:00-10:00, one running 10:00-11:00 (local).
     assert day.count("<title>1.0 h idle</title>") == day.count("<title>1.0 h running</title>") == 1
+
+
+def test_the_month_page_of_the_last_month_there_is(tmp_path: Path) -> None:
+    cfg = load_config(write_config(tmp_path, None, sensors={"mill": "s-mill"}))
+    ledger = Ledger(cfg)
+    ledger.ingest({"mill": _readings(T0, 900.0)}, "test")
+    m = views.month(cfg, ledger, "9999-12")  # no month after it to end it
+    assert m.bill.peak_start_ms is None and not m.rows
+    assert "<svg" in month_pictures(m, cfg, None, "/month?period=9999-12")["timeline"]
