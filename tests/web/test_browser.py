@@ -226,6 +226,19 @@ def test_accountant_assigns_an_unassigned_job_and_the_export_shows_it(
     assert "anna (web) job assign" in audit
 
 
+def test_a_refused_assign_stays_on_the_job_page_and_says_why(
+    demo_shop: WebServer, browser: webdriver.Chrome
+) -> None:
+    login(browser, demo_shop, "anna")
+    _machine, job = _open_first_unassigned(browser, demo_shop)
+    form = browser.find_element(By.ID, "assign")
+    form.find_element(By.NAME, "customer").send_keys("no-such-customer")
+    submit(browser, form.find_element(By.CSS_SELECTOR, "button"))
+    assert browser.find_element(By.ID, "message").text.startswith("Not assigned: ")
+    assert f"Job {job}" in browser.find_element(By.TAG_NAME, "h1").text  # to correct it here
+    assert browser.find_element(By.ID, "assign")
+
+
 def test_accountant_splits_a_job_into_two_rows(
     demo_shop: WebServer, browser: webdriver.Chrome, tmp_path: Path
 ) -> None:
