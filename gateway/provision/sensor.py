@@ -12,6 +12,7 @@ from typing import Any
 
 from gateway.config import ShopConfig
 from gateway.errors import ProvisionError
+from gateway.ledger.machines import check_machine
 from gateway.provision.auth import new_password, sync_auth
 from gateway.provision.files import PRIVATE, broker_owner, private_dir, write_file
 from gateway.provision.passwd import hash_password
@@ -159,10 +160,7 @@ def _sync(cfg: ShopConfig, layout: Layout, state: State) -> list[Path]:
 
 
 def _check_declared(cfg: ShopConfig, machine: str, sensor: str) -> None:
-    if machine not in cfg.machines:
-        raise ProvisionError(
-            f"--machine {machine!r}: not in {cfg.source} (machines: {', '.join(cfg.machines)})"
-        )
+    check_machine(cfg, machine, ProvisionError)
     for m in cfg.machine:
         if any(s.id == sensor for s in m.sensor):
             if m.id != machine:
