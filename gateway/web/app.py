@@ -89,6 +89,11 @@ def _who(user: str) -> str:
     return f"{user} (web)"
 
 
+def _see_other(path: str) -> RedirectResponse:
+    """Where the browser goes next, with a GET (after a login, a logout, to the login)."""
+    return RedirectResponse(path, 303, headers=_HEADERS)
+
+
 def _render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(render(name, **context), status, headers=_HEADERS)
 
@@ -162,7 +167,7 @@ def _guarded(state: WebState, page: str, handler: Page) -> Callable[[Request], A
     async def endpoint(request: Request) -> Response:
         session = state.sessions.get(request.cookies.get(COOKIE))
         if session is None:
-            return RedirectResponse("/login", 303, headers=_HEADERS)
+            return _see_other("/login")
         refused = Ask(request, session, status=403)
         if session.role not in PAGES[page]:
             why = f"The {page} page is not open to the role {session.role}."
@@ -252,18 +257,25 @@ def build_app(state: WebState) -> Starlette:
         state.ledger().keep_quarters()
     _warm(state)
 
-    async def login_form(request: Request, error: str = "", status: int = 200) -> Response:
-        token = secrets.token_urlsafe(32)
-        response = _render("login.html", status, site=cfg.site.id, csrf=token, error=error)
+    def set_cookie(
+        response: Response, name: str, value: str, path: str, max_age: int | None = None
+    ) -> None:
+        """A cookie no script reads, never sent along from another site, and under HTTPS
+        only over HTTPS."""
         response.set_cookie(
-            LOGIN_COOKIE,
-            token,
-            max_age=900,
+            name,
+            value,
+            max_age=max_age,
             httponly=True,
             samesite="strict",
             secure=state.https,
-            path="/login",
+            path=path,
         )
+
+    async def login_form(request: Request, error: str = "", status: int = 200) -> Response:
+        token = secrets.token_urlsafe(32)
+        response = _render("login.html", status, site=cfg.site.id, csrf=token, error=error)
+        set_cookie(response, LOGIN_COOKIE, token, "/login", max_age=900)
         return response
 
     async def login(request: Request) -> Response:
@@ -286,15 +298,8 @@ def build_app(state: WebState) -> Starlette:
             state.limiter.failed(*keys)
             return await login_form(request, "Wrong user name or password.", 401)
         state.limiter.succeeded(*keys)
-        response = RedirectResponse(HOME[user.role], 303, headers=_HEADERS)
-        response.set_cookie(
-            COOKIE,
-            state.sessions.open(user.name, user.role),
-            httponly=True,
-            samesite="strict",
-            secure=state.https,
-            path="/",
-        )
+        response = _see_other(HOME[user.role])
+        set_cookie(response, COOKIE, state.sessions.open(user.name, user.role), "/")
         response.delete_cookie(LOGIN_COOKIE, path="/login")
         return response
 
@@ -303,14 +308,14 @@ def build_app(state: WebState) -> Starlette:
         form = await request.form()
         if session is not None and same(_typed(form, "csrf"), session.csrf):
             state.sessions.close(request.cookies.get(COOKIE))
-        response = RedirectResponse("/login", 303, headers=_HEADERS)
+        response = _see_other("/login")
         response.delete_cookie(COOKIE, path="/")
         return response
 
     async def home(request: Request) -> Response:
         session = state.sessions.get(request.cookies.get(COOKIE))
         target = HOME[session.role] if session else "/login"
-        return RedirectResponse(target, 303, headers=_HEADERS)
+        return _see_other(target)
 
     css = (TEMPLATES / "style.css").read_text()  # read once per server, not per request
 
