@@ -17,6 +17,7 @@ from gateway.provision.auth import new_password, sync_auth
 from gateway.provision.files import PRIVATE, broker_owner, private_dir, write_file
 from gateway.provision.passwd import hash_password
 from gateway.provision.state import Layout, SensorRecord, State, load_state, save_state
+from gateway.provision.tls import is_host_name
 from gateway.secrets import Secret
 
 # Keys of the firmware's config.json that provisioning owns; a --hardware file describes
@@ -184,7 +185,7 @@ def _broker_host(cfg: ShopConfig, opts: SensorOptions, old: SensorRecord | None)
                 "a sensor cannot reach: give the gateway's address on the workshop network, "
                 "e.g. --broker-host 192.168.1.10"
             )
-    if any(c.isspace() for c in host) or "/" in host or ":" in host:
+    if not is_host_name(host):  # an IPv4 address passes too
         raise ProvisionError(f"--broker-host {host!r}: expected an IP address (or a host name)")
     return host
 

@@ -130,6 +130,10 @@ def test_the_wifi_password_comes_from_a_private_file_or_the_environment(shop: Pa
             ("--machine", "cnc-01", "--sensor", "s1", "--broker-host", "a b"),
             "--broker-host 'a b': expected an IP address",
         ),
+        (
+            ("--machine", "cnc-01", "--sensor", "s1", "--broker-host", "gw@192.168.1.10"),
+            "--broker-host 'gw@192.168.1.10': expected an IP address",
+        ),
     ],
 )
 def test_sensor_mistakes_are_one_clear_line(
