@@ -139,6 +139,10 @@ class Ask:
         """The same request, with a message for the page shown next."""
         return replace(self, message=message, status=status)
 
+    def or_told(self, message: str, status: int) -> Ask:
+        """Told `message`, unless a refused form already says why (its reason stays)."""
+        return self if self.message else self.told(message, status)
+
 
 def _page(state: WebState, ask: Ask, template: str, **context: Any) -> HTMLResponse:
     """A page of the app: the navigation shows what the user's role may open."""
@@ -341,9 +345,8 @@ def build_app(state: WebState) -> Starlette:
         machine, event = ask.param("machine"), ask.param("event")
         tiles = [m for m in views.floor(cfg, state.ledger(), state.newest) if m.id == machine]
         if not tiles or event not in ("start", "stop"):
-            # A refused POST keeps its own message (an unknown machine, a bad event).
             why = f"Not found: /floor/{machine}/{event} (machine {machine!r}, start or stop)"
-            return floor(ask if ask.message else ask.told(why, 404))
+            return floor(ask.or_told(why, 404))
         # A refused form comes back with what was typed, to correct rather than retype.
         return _page(state, ask, "floor_job.html", m=tiles[0], event=event, values=ask.form or {})
 
@@ -394,7 +397,7 @@ def build_app(state: WebState) -> Starlette:
         try:
             found = state.ledger().job(ask.param("job"), ask.param("machine") or None)
         except ShopwattError as err:
-            return jobs(ask.told(f"Not found: {err}", 404))
+            return jobs(ask.or_told(f"Not found: {err}", 404))
         middle = local_time((found.start_ms + found.end_ms) // 2, cfg.site.tz)
         return _page(
             state,
