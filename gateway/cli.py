@@ -549,23 +549,29 @@ def _changed(day: date | None) -> str:
 
 
 def _brief(detail: dict[str, Any]) -> str:
-    if "input" in detail or "jobs_file" in detail:
-        files = [
-            f"{f['path']} (sha256 {f['sha256'][:12]})"
-            for f in (detail["input"], detail["jobs_file"])
-            if f
-        ]
+    """One audit entry's details on one line, the files, rows and machines first."""
+    if "added" in detail and "input" in detail:  # replay
+        files = [f"{f['path']} (sha256 {f['sha256'][:12]})" for f in _files(detail) if f]
         return f"{', '.join(files)}: +{detail['added']} readings, {detail['jobs']} jobs"
+    if "slots" in detail and "input" in detail:  # prices import
+        (file,) = _files(detail)
+        sha = file["sha256"][:12]
+        return f"{detail['series']}: {detail['slots']} slots from {file['path']} (sha256 {sha})"
     if "period" in detail:
         return f"{detail['period']}: {detail['rows']} rows frozen"
-    if "id" in detail:  # customers and job assignments: every field, briefly
-        return ", ".join(f"{k} {v}" for k, v in detail.items() if v not in ("", None, False))
     if "sha256" in detail:
         return (
             f"{detail['machine']}: -{detail['readings']} readings, "
             f"{detail['metered_wh'] / 1000:.3f} kWh (sha256 {detail['sha256'][:12]})"
         )
-    return f"{', '.join(detail.get('machines', [])) or 'nothing'} ({detail.get('reason', '')})"
+    if "machines" in detail and "reason" in detail:  # recompute
+        return f"{', '.join(detail['machines']) or 'nothing'} ({detail['reason']})"
+    # Customers, assignments, job events, members, users, live ingest: every field, briefly.
+    return ", ".join(f"{k} {v}" for k, v in detail.items() if v not in ("", None, False, {}))
+
+
+def _files(detail: dict[str, Any]) -> list[dict[str, str] | None]:
+    return [detail["input"], *([detail["jobs_file"]] if "jobs_file" in detail else [])]
 
 
 @main.command()
