@@ -551,12 +551,12 @@ def _changed(day: date | None) -> str:
 def _brief(detail: dict[str, Any]) -> str:
     """One audit entry's details on one line, the files, rows and machines first."""
     if "added" in detail and "input" in detail:  # replay
-        files = [f"{f['path']} (sha256 {f['sha256'][:12]})" for f in _files(detail) if f]
+        given = (detail["input"], detail.get("jobs_file"))
+        files = [f"{f['path']} (sha256 {f['sha256'][:12]})" for f in given if f]
         return f"{', '.join(files)}: +{detail['added']} readings, {detail['jobs']} jobs"
     if "slots" in detail and "input" in detail:  # prices import
-        (file,) = _files(detail)
-        sha = file["sha256"][:12]
-        return f"{detail['series']}: {detail['slots']} slots from {file['path']} (sha256 {sha})"
+        file, sha = detail["input"]["path"], detail["input"]["sha256"][:12]
+        return f"{detail['series']}: {detail['slots']} slots from {file} (sha256 {sha})"
     if "period" in detail:
         return f"{detail['period']}: {detail['rows']} rows frozen"
     if "sha256" in detail:
@@ -568,10 +568,6 @@ def _brief(detail: dict[str, Any]) -> str:
         return f"{', '.join(detail['machines']) or 'nothing'} ({detail['reason']})"
     # Customers, assignments, job events, members, users, live ingest: every field, briefly.
     return ", ".join(f"{k} {v}" for k, v in detail.items() if v not in ("", None, False, {}))
-
-
-def _files(detail: dict[str, Any]) -> list[dict[str, str] | None]:
-    return [detail["input"], *([detail["jobs_file"]] if "jobs_file" in detail else [])]
 
 
 @main.command()
