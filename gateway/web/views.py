@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from gateway.config import OUTBOX_FILE, ShopConfig
+from gateway.engine.live import LiveView
 from gateway.engine.localtime import (
     local_date,
     local_time,
@@ -58,15 +59,20 @@ def floor(cfg: ShopConfig, ledger: Ledger, decoded: Newest | None = None) -> lis
         ]
     out = []
     with closing(connect(ledger.path, readonly=True)) as conn:
+        live = load_state(conn)
         newest = _newest_readings(
-            conn, [m.id for m in cfg.machine], {} if decoded is None else decoded
+            conn, live.views, [m.id for m in cfg.machine], {} if decoded is None else decoded
         )
+        # A row stays open until readings pass its end; a job the gateway has stopped (its
+        # sensor offline, say) is no longer running, and its Stop button would be refused.
+        stopped = {(j[0], j[1]) for j in live.jobs if j[3] is not None}
         open_rows = {
             r["machine"]: r
             for r in conn.execute(
                 "SELECT machine, job_id, customer, energy_cents + depreciation_cents"
                 " + maintenance_cents AS cents FROM rows WHERE open = 1 ORDER BY start_ms"
             )
+            if (r["machine"], r["job_id"]) not in stopped
         }
     for m in cfg.machine:
         state, watts, seen = "no data", None, ""
@@ -90,7 +96,9 @@ def floor(cfg: ShopConfig, ledger: Ledger, decoded: Newest | None = None) -> lis
     return out
 
 
-def _newest_readings(conn: sqlite3.Connection, machines: list[str], decoded: Newest) -> Newest:
+def _newest_readings(
+    conn: sqlite3.Connection, views: dict[str, LiveView], machines: list[str], decoded: Newest
+) -> Newest:
     """Machine -> (t_ms, watts) of its newest reading.
 
     `shopwatt run` keeps each machine's newest reading in machine_view (its live picture):
@@ -100,7 +108,7 @@ def _newest_readings(conn: sqlite3.Connection, machines: list[str], decoded: New
     """
     found = {
         machine: (int(view.last[0]), float(view.last[1]))
-        for machine, view in load_state(conn).views.items()
+        for machine, view in views.items()
         if view.last is not None
     }
     store = ReadingStore(conn)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
 
 from agent.serviceshop import T0, write_config
 from gateway.config import load_config
-from gateway.engine.model import MachineReadings
+from gateway.engine.model import ExplicitJob, MachineReadings
 from gateway.ledger import Ledger
+from gateway.ledger.live import JobRow, LiveState
 from gateway.web import views
 
 
@@ -29,3 +32,28 @@ def test_the_floor_follows_new_readings_of_a_replayed_ledger(tmp_path: Path) -> 
     (tile,) = views.floor(cfg, ledger, remembered)  # a newer reading: not the remembered one
     assert (tile.state, tile.watts) == ("idle", 90.0)
     assert tile.seen.endswith(":19:50")  # T0 is 09:00 local; the newest reading 09:19:50
+
+
+def test_a_job_the_gateway_has_stopped_leaves_the_floor_before_its_row_is_final(
+    tmp_path: Path,
+) -> None:
+    cfg = load_config(write_config(tmp_path, None, sensors={"mill": "s-mill"}))
+    ledger = Ledger(cfg)
+    start, stop = T0 + 60_000, T0 + 1_200_000  # stopped after the newest reading (T0 + 590 s)
+    running = ExplicitJob("WO-1", start, stop, "acme")
+    book: JobRow = ("mill", "WO-1", start, None, "acme", None, "web:otto", "")
+    ledger.ingest(
+        {"mill": _readings(T0, 900.0)}, "test", {"mill": [[running]]}, LiveState(jobs=[book])
+    )
+    (tile,) = views.floor(cfg, ledger)
+    assert (tile.job, tile.customer) == ("WO-1", "acme")
+    # The stop is in the job book; the row stays open until readings pass it (a sensor
+    # offline), but the operator must not see a Stop button for a job already stopped.
+    stopped: JobRow = ("mill", "WO-1", start, stop, "acme", 3, "web:otto", "")
+    ledger.ingest({}, "test", None, LiveState(jobs=[stopped]))
+    with closing(sqlite3.connect(ledger.path)) as conn:
+        assert conn.execute("SELECT job_id, open FROM rows WHERE kind = 'job'").fetchall() == [
+            ("WO-1", 1)
+        ]
+    (tile,) = views.floor(cfg, ledger)
+    assert tile.job == ""
