@@ -354,7 +354,7 @@ def build_app(state: WebState) -> Starlette:
             customer=customer,
             machines=list(cfg.machines),
             first=first,
-            end=end,
+            last=end - timedelta(days=1),  # the heading names the days shown, not the end
             tz=cfg.site.tz,
             local_time=local_time,
             audit=audit,

@@ -82,6 +82,10 @@ def test_accountant_closes_the_month_and_downloads_its_export(
     screenshot(browser, "month", tmp_path)
     browser.get(f"{demo_shop.url}/jobs")
     screenshot(browser, "jobs", tmp_path)
+    # The heading names the days shown: the month's first and last, or the one day.
+    assert browser.find_element(By.TAG_NAME, "h1").text == f"Jobs {MONTH}-01 – {MONTH}-30"
+    browser.get(f"{demo_shop.url}/jobs?day={DEMO_DAY}")
+    assert browser.find_element(By.TAG_NAME, "h1").text == f"Jobs {DEMO_DAY}"
     browser.get(f"{demo_shop.url}/month")
     submit(browser, browser.find_element(By.ID, "close"))
     assert f"Closed {MONTH}" in browser.find_element(By.ID, "message").text
