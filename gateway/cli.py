@@ -341,6 +341,14 @@ def export(
         click.echo(f"wrote {output}", err=True)
 
 
+def _agreed(question: str) -> bool:
+    """Yes to a question on the terminal; no, end of input or Ctrl-C is no."""
+    try:
+        return click.confirm(question)
+    except click.Abort:
+        return False
+
+
 @main.command()
 @config_option
 @click.option("--month", required=True, help="The month to close, YYYY-MM (local calendar).")
@@ -356,8 +364,13 @@ def close(config_path: Path, month: str, yes: bool) -> None:
     if unassigned:
         click.echo(f"{len(unassigned)} job(s) of {period} have no customer:")
         click.echo(jobs_text(unassigned, cfg))
-        if not yes:
-            click.confirm("close the month with them as they are?", abort=True)
+        if not yes and not _agreed("close the month with them as they are?"):
+            click.echo(
+                f"{period} not closed: assign them (`shopwatt job assign JOB --customer C`) and "
+                "close again, or close with --yes",
+                err=True,
+            )
+            raise SystemExit(1)  # declined: nothing changed; 1 as click gives an aborted prompt
     closed = ledger.close(period)
     click.echo(
         f"closed {closed.period}: {closed.rows} rows and {closed.adjustments} adjustment rows "
