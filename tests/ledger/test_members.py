@@ -170,6 +170,23 @@ def test_a_weight_for_an_unknown_machine_names_the_value(tmp_path: Path) -> None
     assert "--weight mill = '1.00001': expected a number >= 0 with at most 4 decimals" in bad.stderr
 
 
+def test_topping_up_someone_who_is_no_member_points_to_member_add(tmp_path: Path) -> None:
+    config = write_shop(tmp_path)
+    assert shopwatt("customer", "add", "acme", "--config", config).exit_code == 0
+    args = ("--hours", "5", "--price", "100", "--config", config)
+    stranger = shopwatt("member", "topup", "ada", *args)
+    assert stranger.exit_code == 2
+    # `member add` adds the customer too: `customer add` alone would not make a member.
+    assert stranger.stderr == (
+        "shopwatt: error: member = 'ada': no member or customer has that name (members: none "
+        "yet); add one with `shopwatt member add`\n"
+    )
+    customer = shopwatt("member", "topup", "acme", *args)
+    assert "member = 'acme': customer 'acme' has no membership (members: none yet)" in (
+        customer.stderr
+    )
+
+
 def test_status_and_member_show_warn_of_a_low_balance(tmp_path: Path) -> None:
     config = _shop(tmp_path)
     shown = _ok("member", "show", "ada", "--on", "2026-11-02", "--config", config)
