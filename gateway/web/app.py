@@ -320,7 +320,9 @@ def build_app(state: WebState) -> Starlette:
         except ShopwattError as err:
             # Back to the same form with what was typed, to correct rather than retype.
             return machine_form(request, session, machine, event, form, f"Not sent: {err}", 400)
-        return floor(request, session, None, f"Job {job} {event} sent for {machine}.")
+        # The gateway takes the event a moment later: say so, or a second press follows.
+        said = f"Job {job} {event} sent for {machine}; its tile follows once the gateway has it."
+        return floor(request, session, None, said)
 
     # -- jobs -------------------------------------------------------------------------
     def jobs(

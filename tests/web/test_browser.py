@@ -255,7 +255,8 @@ def _start_and_stop(
     screenshot(browser, "floor-start", tmp_path)
     submit(browser, form.find_element(By.CSS_SELECTOR, "button.go"))
     assert browser.current_url.endswith("/floor/job")  # back on the floor, with the message
-    assert "Job W-1 start sent" in browser.find_element(By.ID, "message").text
+    sent = browser.find_element(By.ID, "message").text
+    assert "Job W-1 start sent" in sent and "its tile follows once the gateway has it" in sent
     publisher.send(sensor.readings([909] * 6))
 
     def running() -> bool:
