@@ -34,7 +34,7 @@ def web(
     tls_cert: Path | None,
     tls_key: Path | None,
 ) -> None:
-    """The shop's web page: floor, jobs, month, health (docs/web.md)."""
+    """The shop's web page: floor, jobs, members, month, health, users (docs/web.md)."""
     if ctx.invoked_subcommand is not None:
         return
     if (tls_cert is None) != (tls_key is None):
