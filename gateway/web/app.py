@@ -366,14 +366,16 @@ def build_app(state: WebState) -> Starlette:
     def job_page(
         request: Request,
         session: Session,
-        _form: FormData | None,
+        form: FormData | None,
         message: str = "",
         status: int = 200,
     ) -> Response:
-        """One job with its assign and split forms (the unassigned queue links here)."""
-        q = request.query_params
+        """One job with its assign and split forms (the unassigned queue links here); a
+        refused form comes back to it with the job its fields name."""
+        fields = request.query_params if form is None else form
+        job, machine = str(fields.get("job", "")), str(fields.get("machine", ""))
         try:
-            found = state.ledger().job(q.get("job", ""), q.get("machine") or None)
+            found = state.ledger().job(job, machine or None)
         except ShopwattError as err:
             return jobs(request, session, None, f"Not found: {err}", 404)
         middle = local_time((found.start_ms + found.end_ms) // 2, cfg.site.tz)
@@ -399,7 +401,7 @@ def build_app(state: WebState) -> Starlette:
             said = Assignment("", 0, job, customer, order, parts, scrap)
             now, pending = state.ledger(session.user).assign(job, machine, said)
         except ShopwattError as err:
-            return job_page(request, session, None, f"Not assigned: {err}", 400)
+            return job_page(request, session, form, f"Not assigned: {err}", 400)
         done = f"Assigned {now.job_id} on {now.machine} to {now.customer}"
         return jobs(request, session, None, done + _pending(pending))
 
@@ -413,7 +415,7 @@ def build_app(state: WebState) -> Starlette:
                 raise ShopwattError(f"at = {at!r}: a local date and time") from None
             second, pending = state.ledger(session.user).split(job, machine, at_ms)
         except ShopwattError as err:
-            return job_page(request, session, None, f"Not split: {err}", 400)
+            return job_page(request, session, form, f"Not split: {err}", 400)
         done = f"Split {job}: the part from {at} on is {second.job_id}"
         return jobs(request, session, None, done + _pending(pending))
 

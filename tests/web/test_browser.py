@@ -127,6 +127,13 @@ def test_accountant_assigns_an_unassigned_job_and_the_export_shows_it(
     machine, job = _open_first_unassigned(browser, demo_shop)
     screenshot(browser, "job", tmp_path)
     form = browser.find_element(By.ID, "assign")
+    form.find_element(By.NAME, "customer").send_keys(f"{customer.id}x")  # a typo: refused
+    submit(browser, form.find_element(By.CSS_SELECTOR, "button"))
+    refused = browser.find_element(By.ID, "message").text  # on the same job's page
+    assert refused.startswith(f"Not assigned: --customer: customer '{customer.id}x' is not known")
+    assert f"Job {job}" in browser.find_element(By.TAG_NAME, "h1").text
+    form = browser.find_element(By.ID, "assign")
+    form.find_element(By.NAME, "customer").clear()
     form.find_element(By.NAME, "customer").send_keys(customer.name)  # a display name will do
     form.find_element(By.NAME, "order").send_keys("PO-7")
     form.find_element(By.NAME, "parts").send_keys("40")
