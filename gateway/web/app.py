@@ -259,7 +259,7 @@ def build_app(state: WebState) -> Starlette:
         message: str = "",
         status: int = 200,
     ) -> Response:
-        machines = views.floor(cfg, state.ledger(), state.newest)
+        machines = views.floor(cfg, state.ledger(), state.clock(), state.newest)
         return _page(
             state,
             request,
@@ -283,7 +283,11 @@ def build_app(state: WebState) -> Starlette:
     ) -> Response:
         """A machine's start or stop form on a page of its own, which never refreshes: the
         floor's refresh would wipe what the operator is typing."""
-        tiles = [m for m in views.floor(cfg, state.ledger(), state.newest) if m.id == machine]
+        tiles = [
+            m
+            for m in views.floor(cfg, state.ledger(), state.clock(), state.newest)
+            if m.id == machine
+        ]
         if not tiles or event not in ("start", "stop"):
             # A refused POST keeps its own message (an unknown machine, a bad event).
             why = f"Not found: /floor/{machine}/{event} (machine {machine!r}, start or stop)"

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from gateway.config import OUTBOX_FILE, ShopConfig
+from gateway.config import OUTBOX_FILE, Machine, ShopConfig
 from gateway.engine.live import LiveView
 from gateway.engine.localtime import (
     local_date,
@@ -35,7 +35,7 @@ class FloorMachine:
 
     id: str
     name: str
-    state: str  # off / idle / running / no data
+    state: str  # off / idle / running / offline (newest reading too old) / no data
     watts: float | None
     seen: str  # local time of the newest reading, "" when none
     job: str  # the open job's id, "" when none
@@ -47,8 +47,13 @@ class FloorMachine:
 Newest = dict[str, tuple[int, float]]
 
 
-def floor(cfg: ShopConfig, ledger: Ledger, decoded: Newest | None = None) -> list[FloorMachine]:
+def floor(
+    cfg: ShopConfig, ledger: Ledger, now_ms: int, decoded: Newest | None = None
+) -> list[FloorMachine]:
     """Every machine's newest reading, its state and its open job with the cost so far.
+
+    A machine whose newest reading is too old for its sensor to be online (as on Health) is
+    `offline`: its last power is no state of now, say a sensor that died while running.
 
     `decoded`: the server's memory of newest readings found in the stored readings; the
     floor refreshes every few seconds and a replayed ledger's newest reading rarely moves.
@@ -79,6 +84,7 @@ def floor(cfg: ShopConfig, ledger: Ledger, decoded: Newest | None = None) -> lis
         if m.id in newest:
             t_ms, watts = newest[m.id]
             state = STATE_NAMES[int(machine_states(np.array([watts]), m)[0])]
+            state = state if _online(m, t_ms, now_ms) else "offline"
             seen = f"{local_time(t_ms, cfg.site.tz):%Y-%m-%d %H:%M:%S}"
         job = open_rows.get(m.id)
         out.append(
@@ -138,8 +144,7 @@ class Health:
 def health(cfg: ShopConfig, ledger: Ledger, now_ms: int) -> Health:
     """From what the ledger, the service's state tables and the outbox file already store.
 
-    A sensor counts as online while its machine's newest reading is younger than twice the
-    machine's max_gap_s: the longest silence the engine still bridges.
+    A sensor counts as online while its machine's newest reading is young enough (`_online`).
     """
     dropped: dict[str, int] = defaultdict(int)
     newest: dict[str, int] = {}
@@ -160,11 +165,16 @@ def health(cfg: ShopConfig, ledger: Ledger, now_ms: int) -> Health:
     sensors = []
     for m in cfg.machine:
         last = newest.get(m.id)
-        online = last is not None and now_ms - last < 2_000 * m.max_gap_s
+        online = last is not None and _online(m, last, now_ms)
         seen = f"{local_time(last, cfg.site.tz):%Y-%m-%d %H:%M}" if last else "never"
         for source in [s.id for s in m.sensor] + [meter.id for meter in m.meter]:
             sensors.append((source, m.id, "online" if online else "offline", seen))
     return Health(sensors, dict(sorted(dropped.items())), pending, live, adjustments, _outbox(cfg))
+
+
+def _online(machine: Machine, newest_ms: int, now_ms: int) -> bool:
+    """Newer than twice max_gap_s: the longest silence the engine still bridges."""
+    return now_ms - newest_ms < 2_000 * machine.max_gap_s
 
 
 def _outbox(cfg: ShopConfig) -> int | None:

@@ -26,12 +26,25 @@ def test_the_floor_follows_new_readings_of_a_replayed_ledger(tmp_path: Path) -> 
     ledger = Ledger(cfg)
     ledger.ingest({"mill": _readings(T0, 900.0)}, "test")
     remembered: views.Newest = {}
-    (tile,) = views.floor(cfg, ledger, remembered)
+    (tile,) = views.floor(cfg, ledger, T0 + 600_000, remembered)
     assert (tile.state, tile.watts) == ("running", 900.0)
     ledger.ingest({"mill": _readings(T0 + 600_000, 90.0)}, "test")
-    (tile,) = views.floor(cfg, ledger, remembered)  # a newer reading: not the remembered one
+    # A newer reading: not the remembered one.
+    (tile,) = views.floor(cfg, ledger, T0 + 1_200_000, remembered)
     assert (tile.state, tile.watts) == ("idle", 90.0)
     assert tile.seen.endswith(":19:50")  # T0 is 09:00 local; the newest reading 09:19:50
+
+
+def test_a_machine_whose_sensor_went_silent_is_offline_not_running(tmp_path: Path) -> None:
+    cfg = load_config(write_config(tmp_path, None, sensors={"mill": "s-mill"}))
+    ledger = Ledger(cfg)
+    ledger.ingest({"mill": _readings(T0, 900.0)}, "test")  # the newest at T0 + 590 s
+    silent = int(2_000 * cfg.machines["mill"].max_gap_s)  # as long as Health still says online
+    (tile,) = views.floor(cfg, ledger, T0 + 590_000 + silent - 1)
+    assert tile.state == "running"
+    (tile,) = views.floor(cfg, ledger, T0 + 590_000 + silent)
+    # Its last power stays on the tile with its time, but it is no state of now.
+    assert (tile.state, tile.watts, tile.seen[-8:]) == ("offline", 900.0, "09:09:50")
 
 
 def test_a_job_the_gateway_has_stopped_leaves_the_floor_before_its_row_is_final(
@@ -45,7 +58,7 @@ def test_a_job_the_gateway_has_stopped_leaves_the_floor_before_its_row_is_final(
     ledger.ingest(
         {"mill": _readings(T0, 900.0)}, "test", {"mill": [[running]]}, LiveState(jobs=[book])
     )
-    (tile,) = views.floor(cfg, ledger)
+    (tile,) = views.floor(cfg, ledger, T0 + 600_000)
     assert (tile.job, tile.customer) == ("WO-1", "acme")
     # The stop is in the job book; the row stays open until readings pass it (a sensor
     # offline), but the operator must not see a Stop button for a job already stopped.
@@ -55,5 +68,5 @@ def test_a_job_the_gateway_has_stopped_leaves_the_floor_before_its_row_is_final(
         assert conn.execute("SELECT job_id, open FROM rows WHERE kind = 'job'").fetchall() == [
             ("WO-1", 1)
         ]
-    (tile,) = views.floor(cfg, ledger)
+    (tile,) = views.floor(cfg, ledger, T0 + 600_000)
     assert tile.job == ""
