@@ -161,6 +161,15 @@ def test_a_purchase_dated_in_a_closed_month_is_refused(tmp_path: Path) -> None:
     assert "--date = 2026-11-20: 2026-11 is closed" in bad.stderr
 
 
+def test_a_bad_subscription_month_names_its_option(tmp_path: Path) -> None:
+    config = _shop(tmp_path)
+    args = ("member", "subscribe", "ada", "--hours", "2", "--price", "10", "--config", config)
+    bad = shopwatt(*args, "--from", "2026-13")
+    assert bad.exit_code == 2 and "--from = '2026-13': expected a month as YYYY-MM" in bad.stderr
+    bad = shopwatt(*args, "--from", "2026-11", "--to", "27-01")
+    assert bad.exit_code == 2 and "--to = '27-01': expected a month as YYYY-MM" in bad.stderr
+
+
 def test_a_weight_for_an_unknown_machine_names_the_value(tmp_path: Path) -> None:
     config = write_shop(tmp_path)
     bad = shopwatt("member", "add", "ada", "--weight", "laser=1.0", "--config", config)
