@@ -475,8 +475,9 @@ def readings_drop(config_path: Path, machine: str, lo: int, hi: int, yes: bool) 
         click.echo(f"no readings of {machine} in that range: nothing dropped")
         return
     click.echo(_dropped_text(shown, cfg, preview=True))
-    if not yes:
-        click.confirm("drop them?", abort=True)
+    if not yes and not _agreed("drop them?"):
+        click.echo("nothing dropped", err=True)
+        raise SystemExit(1)
     dropped = ledger.drop_readings(machine, lo, hi, expect=shown.sha256)
     if dropped.recomputed:
         publish(cfg, {machine: dropped.recomputed})
