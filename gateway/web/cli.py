@@ -40,9 +40,13 @@ def web(
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
     # Imported here: `shopwatt web user add` and every other command run without them.
-    import uvicorn
+    try:
+        import uvicorn
 
-    from gateway.web.app import WebState, build_app
+        from gateway.web.app import WebState, build_app
+    except ImportError as err:  # a Pi installed without the extra (docs/deploy.md)
+        why = "needs the web page's packages: pip install 'shopwatt[web]'"
+        raise ShopwattError(f"`shopwatt web` {why} ({err})") from None
 
     cfg = load_config(config_path)
     app = build_app(WebState(cfg, https=tls_cert is not None))
