@@ -92,3 +92,8 @@ def test_web_without_its_packages_says_what_to_install(tmp_path: Path) -> None:
         "shopwatt: error: `shopwatt web` needs the web page's packages: pip install "
         "'shopwatt[web]' (No module named 'uvicorn')"
     ]
+    user = shopwatt_without("argon2", "web", "user", "add", "owen", "--role", "owner")
+    assert user.returncode == 2 and user.stderr.splitlines() == [
+        "shopwatt: error: `shopwatt web` needs the web page's packages: pip install "
+        "'shopwatt[web]' (No module named 'argon2')"
+    ]
