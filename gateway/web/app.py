@@ -283,15 +283,17 @@ def build_app(state: WebState) -> Starlette:
     ) -> Response:
         """A machine's start or stop form on a page of its own, which never refreshes: the
         floor's refresh would wipe what the operator is typing."""
+        ledger = state.ledger()
         tiles = [
-            m
-            for m in views.floor(cfg, state.ledger(), state.clock(), state.newest)
-            if m.id == machine
+            m for m in views.floor(cfg, ledger, state.clock(), state.newest) if m.id == machine
         ]
         if not tiles or event not in ("start", "stop"):
             # A refused POST keeps its own message (an unknown machine, a bad event).
             why = f"Not found: /floor/{machine}/{event} (machine {machine!r}, start or stop)"
             return floor(request, session, None, message or why, status if message else 404)
+        # The customer field offers the known ones as the operator types (no script: a
+        # datalist), so a tablet user picks a name instead of guessing its spelling.
+        known = ledger.customer_list() if event == "start" and ledger.path.exists() else []
         return _page(
             state,
             request,
@@ -301,6 +303,7 @@ def build_app(state: WebState) -> Starlette:
             m=tiles[0],
             event=event,
             values=values or {},
+            customers=[c for c in known if not c.merged_into],
             message=message,
         )
 

@@ -249,6 +249,11 @@ def _start_and_stop(
     screenshot(browser, "floor-live", tmp_path)
     _open_form(browser, "start")
     form = browser.find_element(By.ID, "start")
+    # The known customers are offered as she types (a datalist: id, and the name beside it).
+    offered = browser.find_elements(By.CSS_SELECTOR, "#customers option")
+    assert [(o.get_attribute("value"), o.get_attribute("textContent")) for o in offered] == [
+        ("ACME", "ACME GmbH")
+    ]
     typed = {"job": "W-1", "customer": "ACMEE", "order": "PO-7"}  # a typo: refused, not sent
     for name, text in typed.items():
         form.find_element(By.NAME, name).send_keys(text)
