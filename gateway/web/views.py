@@ -41,6 +41,9 @@ class FloorMachine:
     job: str  # the open job's id, "" when none
     customer: str
     cost_cents: int  # the open job's cost so far
+    # The open job was detected from power, not started by a job event: it ends when the
+    # machine stops, and the gateway's job book has no start a Stop could end.
+    detected: bool = False
 
 
 # Machine -> its newest stored reading (t_ms, watts), found by decoding its newest day.
@@ -70,14 +73,14 @@ def floor(
         )
         # A row stays open until readings pass its end; a job the gateway has stopped (its
         # sensor offline, say) is no longer running, and its Stop button would be refused.
-        stopped = {(j[0], j[1]) for j in live.jobs if j[3] is not None}
+        booked = {(j[0], j[1]): j[3] is not None for j in live.jobs}  # -> stopped
         open_rows = {
             r["machine"]: r
             for r in conn.execute(
                 "SELECT machine, job_id, customer, energy_cents + depreciation_cents"
                 " + maintenance_cents AS cents FROM rows WHERE open = 1 ORDER BY start_ms"
             )
-            if (r["machine"], r["job_id"]) not in stopped
+            if not booked.get((r["machine"], r["job_id"]), False)
         }
     for m in cfg.machine:
         state, watts, seen = "no data", None, ""
@@ -97,6 +100,7 @@ def floor(
                 job["job_id"] if job else "",
                 job["customer"] if job else "",
                 int(job["cents"]) if job else 0,
+                job is not None and (m.id, job["job_id"]) not in booked,
             )
         )
     return out

@@ -59,7 +59,7 @@ def test_a_job_the_gateway_has_stopped_leaves_the_floor_before_its_row_is_final(
         {"mill": _readings(T0, 900.0)}, "test", {"mill": [[running]]}, LiveState(jobs=[book])
     )
     (tile,) = views.floor(cfg, ledger, T0 + 600_000)
-    assert (tile.job, tile.customer) == ("WO-1", "acme")
+    assert (tile.job, tile.customer, tile.detected) == ("WO-1", "acme", False)
     # The stop is in the job book; the row stays open until readings pass it (a sensor
     # offline), but the operator must not see a Stop button for a job already stopped.
     stopped: JobRow = ("mill", "WO-1", start, stop, "acme", 3, "web:otto", "")
@@ -70,3 +70,14 @@ def test_a_job_the_gateway_has_stopped_leaves_the_floor_before_its_row_is_final(
         ]
     (tile,) = views.floor(cfg, ledger, T0 + 600_000)
     assert tile.job == ""
+
+
+def test_a_job_detected_from_power_is_shown_without_a_stop_it_cannot_take(
+    tmp_path: Path,
+) -> None:
+    cfg = load_config(write_config(tmp_path, None, sensors={"mill": "s-mill"}))
+    ledger = Ledger(cfg)
+    ledger.ingest({"mill": _readings(T0, 900.0)}, "test")  # running, no job event
+    (tile,) = views.floor(cfg, ledger, T0 + 600_000)
+    # The running stretch is an open job, but none the gateway's job book could stop.
+    assert (tile.state, tile.job.startswith("mill-"), tile.detected) == ("running", True, True)
