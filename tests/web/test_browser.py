@@ -86,6 +86,13 @@ def test_accountant_closes_the_month_and_downloads_its_export(
     assert browser.find_element(By.TAG_NAME, "h1").text == f"Jobs {MONTH}-01 – {MONTH}-30"
     browser.get(f"{demo_shop.url}/jobs?day={DEMO_DAY}")
     assert browser.find_element(By.TAG_NAME, "h1").text == f"Jobs {DEMO_DAY}"
+    # Each job's kWh as the export prints it (3 decimals, half up), not a second rounding.
+    shown = {}
+    for tr in browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr"):
+        cells = [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+        shown[cells[0]] = cells[5]
+    exported = _export_rows(demo_shop.config)
+    assert shown == {r["job_id"]: r["energy_kwh"] for r in exported if r["kind"] == "job"}
     browser.get(f"{demo_shop.url}/month")
     submit(browser, browser.find_element(By.ID, "close"))
     assert f"Closed {MONTH}" in browser.find_element(By.ID, "message").text
