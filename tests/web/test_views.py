@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import closing
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from gateway.engine.model import ExplicitJob, MachineReadings
 from gateway.ledger import Ledger
 from gateway.ledger.live import JobRow, LiveState
 from gateway.web import views
+from gateway.web.render import month_pictures
 
 
 def _readings(first_ms: int, watts: float, n: int = 60) -> MachineReadings:
@@ -81,3 +83,33 @@ def test_a_job_detected_from_power_is_shown_without_a_stop_it_cannot_take(
     (tile,) = views.floor(cfg, ledger, T0 + 600_000)
     # The running stretch is an open job, but none the gateway's job book could stop.
     assert (tile.state, tile.job.startswith("mill-"), tile.detected) == ("running", True, True)
+
+
+def test_the_month_timeline_draws_each_days_states_and_links_the_day_by_quarter_hour(
+    tmp_path: Path,
+) -> None:
+    cfg = load_config(write_config(tmp_path, None, sensors={"mill": "s-mill"}))
+    ledger = Ledger(cfg)
+    for day in range(3):  # idle 09:00-10:00, running 10:00-11:00, each day from T0 on
+        first = T0 + day * 86_400_000
+        ledger.ingest({"mill": _readings(first, 90.0, 360)}, "test")
+        ledger.ingest({"mill": _readings(first + 3_600_000, 900.0, 361)}, "test")
+    m = views.month(cfg, ledger, "2026-11")
+    month = str(month_pictures(m, cfg, None, "/month?period=2026-11")["timeline"])
+    for day in ("2026-11-03", "2026-11-04", "2026-11-05"):  # each day's strip opens the day
+        assert f'href="/month?period=2026-11&amp;day={day}"' in month
+    assert month.count("<title>1.0 h idle, 1.0 h running</title>") == 3
+    shown = month_pictures(m, cfg, date(2026, 11, 4), "/month?period=2026-11")
+    day = str(shown["timeline"])
+    assert "href" not in day and shown["by_quarter"]
+    # By quarter hour: one block idle 09:00-10:00, one running 10:00-11:00 (local).
+    assert day.count("<title>1.0 h idle</title>") == day.count("<title>1.0 h running</title>") == 1
+
+
+def test_the_month_page_of_the_last_month_there_is(tmp_path: Path) -> None:
+    cfg = load_config(write_config(tmp_path, None, sensors={"mill": "s-mill"}))
+    ledger = Ledger(cfg)
+    ledger.ingest({"mill": _readings(T0, 900.0)}, "test")
+    m = views.month(cfg, ledger, "9999-12")  # no month after it to end it
+    assert m.bill.peak_start_ms is None and not m.rows
+    assert "<svg" in month_pictures(m, cfg, None, "/month?period=9999-12")["timeline"]
