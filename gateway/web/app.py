@@ -246,7 +246,7 @@ def _warm(state: WebState) -> None:
     compile_templates()
     anyio.run(anyio.to_thread.run_sync, _nothing)
     if state.ledger().path.exists():
-        views.floor(state.cfg, state.ledger(), state.newest)
+        views.floor(state.cfg, state.ledger(), state.clock(), state.newest)
 
 
 def build_app(state: WebState) -> Starlette:
@@ -334,7 +334,7 @@ def build_app(state: WebState) -> Starlette:
             state,
             ask,
             "floor.html",
-            machines=views.floor(cfg, state.ledger(), state.newest),
+            machines=views.floor(cfg, state.ledger(), state.clock(), state.newest),
             can_send=cfg.mqtt is not None,
             now=f"{local_time(state.clock(), cfg.site.tz):%H:%M:%S}",
         )
@@ -343,12 +343,25 @@ def build_app(state: WebState) -> Starlette:
         """A machine's start or stop form on a page of its own, which never refreshes: the
         floor's refresh would wipe what the operator is typing."""
         machine, event = ask.param("machine"), ask.param("event")
-        tiles = [m for m in views.floor(cfg, state.ledger(), state.newest) if m.id == machine]
+        ledger = state.ledger()
+        tiles = [
+            m for m in views.floor(cfg, ledger, state.clock(), state.newest) if m.id == machine
+        ]
         if not tiles or event not in ("start", "stop"):
             why = f"Not found: /floor/{machine}/{event} (machine {machine!r}, start or stop)"
             return floor(ask.or_told(why, 404))
-        # A refused form comes back with what was typed, to correct rather than retype.
-        return _page(state, ask, "floor_job.html", m=tiles[0], event=event, values=ask.form or {})
+        # The customer field offers the known ones as the operator types (no script: a
+        # datalist), so a tablet user picks a name instead of guessing its spelling.
+        known = ledger.customer_list() if event == "start" and ledger.path.exists() else []
+        return _page(
+            state,
+            ask,
+            "floor_job.html",
+            m=tiles[0],
+            event=event,
+            values=ask.form or {},  # a refused form: what was typed, to correct, not retype
+            customers=[c for c in known if not c.merged_into],
+        )
 
     def send_job(ask: Ask) -> str:
         event, machine, job = ask.param("event"), ask.param("machine"), ask.param("job")
@@ -362,7 +375,8 @@ def build_app(state: WebState) -> Starlette:
             job = stop_job(ledger, machine, job or None, parts, scrap, src, t)
         else:
             raise ShopwattError(f"event = {event!r}: expected start or stop")
-        return f"Job {job} {event} sent for {machine}."
+        # The gateway takes the event a moment later: say so, or a second press follows.
+        return f"Job {job} {event} sent for {machine}; its tile follows once the gateway has it."
 
     # -- jobs -------------------------------------------------------------------------
     def jobs(ask: Ask) -> Response:
@@ -386,7 +400,7 @@ def build_app(state: WebState) -> Starlette:
             customer=customer,
             machines=list(cfg.machines),
             first=first,
-            end=end,
+            last=end - timedelta(days=1),  # the heading names the days shown, not the end
             tz=cfg.site.tz,
             local_time=local_time,
             audit=audit,
