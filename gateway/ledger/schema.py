@@ -183,7 +183,16 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             received INTEGER NOT NULL, recognised INTEGER NOT NULL, closing INTEGER NOT NULL,
             PRIMARY KEY (period, member))""",
     ),
-    # 11 -> 12: a live batch's readings as one block for all its machines (ledger/chunks.py):
+    # 11 -> 12: each machine's energy (float64 Wh) and state (int8) per quarter hour of a
+    # local day, kept with its rows (ledger/quarters.py): the month page's demand peak and
+    # state strips. An older ledger's days are kept when `shopwatt web` starts
+    # (Ledger.keep_quarters); until then the page reads their readings.
+    (
+        """CREATE TABLE IF NOT EXISTS quarters (
+            machine TEXT NOT NULL, day TEXT NOT NULL, wh BLOB NOT NULL, states BLOB NOT NULL,
+            PRIMARY KEY (machine, day))""",
+    ),
+    # 12 -> 13: a live batch's readings as one block for all its machines (ledger/chunks.py):
     # a `segments` row per machine and batch wrote three times the pages. Older ledgers'
     # segments are read beside it until the next compaction moves them into parts.
     (
