@@ -90,8 +90,11 @@ def save(
         "DELETE FROM quarters WHERE machine = ? AND day = ?",
         [(machine, day) for day in stored.keys() - new.keys()],
     )
+    # An upsert: INSERT OR REPLACE would move the row to a new rowid, rewriting its key
+    # index and twice the table's pages with every batch (SD-card wear).
     conn.executemany(
-        "INSERT OR REPLACE INTO quarters VALUES (?, ?, ?, ?)",
+        "INSERT INTO quarters VALUES (?, ?, ?, ?) ON CONFLICT (machine, day)"
+        " DO UPDATE SET wh = excluded.wh, states = excluded.states",
         [(machine, day, *blobs) for day, blobs in new.items() if stored.get(day) != blobs],
     )
 

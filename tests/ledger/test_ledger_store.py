@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import shutil
 import sqlite3
 from contextlib import closing
@@ -12,9 +13,10 @@ import pytest
 
 from gateway.config import load_config
 from gateway.engine.model import MachineReadings
-from gateway.ledger import Ledger, chunks
+from gateway.ledger import Ledger, chunks, quarters
 from gateway.ledger.chunks import ReadingStore
 from gateway.ledger.live import LiveState
+from gateway.ledger.quarters import DayQuarters
 from gateway.ledger.schema import SCHEMA_VERSION, connect, transaction
 from tests.ledger.shop import (
     Series,
@@ -256,3 +258,28 @@ def test_live_segments_of_the_version_before_are_read_and_compacted(
     with closing(sqlite3.connect(ledger_path(config))) as conn:
         assert conn.execute("SELECT COUNT(*) FROM segments").fetchone() == (0,)
     assert Ledger(load_config(config)).status().machines[0].readings == len(mill.t_ms)
+
+
+def test_a_running_machines_quarter_hours_are_written_in_place(tmp_path: Path) -> None:
+    # Each recompute keeps its machine's day of quarter hours (ledger/quarters.py): five
+    # machines' days saved again write their own pages, not the table and its index.
+    config = write_shop(tmp_path)
+    ledger = Ledger(load_config(config))
+    ledger.ingest({"mill": _readings(OLD_MILL)}, "live")  # creates the ledger
+    ledger.disconnect()
+    day = datetime.date(2026, 11, 3)
+
+    def days(k: int) -> list[DayQuarters]:
+        wh = np.random.default_rng(k).uniform(0.0, 500.0, 96)
+        return [DayQuarters(day, wh, np.zeros(96, np.int8))]
+
+    path = ledger_path(config)
+    with closing(connect(path)) as conn, closing(sqlite3.connect(path)) as other:
+        with transaction(conn):
+            for m in range(50):
+                quarters.save(conn, f"m{m:02d}", "2026-11-03", "2026-11-04", days(m))
+        other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        with transaction(conn):
+            for m in range(5):
+                quarters.save(conn, f"m{m:02d}", "2026-11-03", "2026-11-04", days(100 + m))
+        assert _wal_bytes(path) <= 7 * 1048  # 5 pages; INSERT OR REPLACE: 10
