@@ -47,6 +47,7 @@ from agent.serviceshop import (
     Gateway,
     Publisher,
     config,
+    unit_env,
     write_config,
 )
 from bench.ingest import WAIT_S, peak_rss_mb
@@ -65,6 +66,7 @@ DAY = datetime(2026, 11, 3, tzinfo=UTC)  # a past day: every reading is plausibl
 TOPIC = "shopwatt/v1/+/+/+/reading"
 PRELOAD_H = 20
 BATCH_S = Mqtt.model_fields["batch_s"].default
+BARE_ENV = dict(os.environ)  # the floor's: main() gives the gateway the unit's settings
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,9 @@ def live(
         _preload(cfg.storage_dir / "ledger.sqlite", [f.machine for f in fakes], start_ms)
     msgs = _noisy(fakes, warmup + seconds, seed=int(late))
     floor = subprocess.Popen(
-        [sys.executable, __file__, "--subscriber", str(broker.port)], stdout=subprocess.PIPE
+        [sys.executable, __file__, "--subscriber", str(broker.port)],
+        stdout=subprocess.PIPE,
+        env=BARE_ENV,
     )
     gw = Gateway(path)
     try:
@@ -189,7 +193,7 @@ def install_mb() -> tuple[float, int]:
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
              "--quiet", "--report", str(report), str(ROOT)],
-            check=True, capture_output=True,
+            check=True, capture_output=True, env=BARE_ENV,
         )  # fmt: skip
         names = [d["metadata"]["name"] for d in json.loads(report.read_text())["install"]]
     total = 0
@@ -201,11 +205,13 @@ def install_mb() -> tuple[float, int]:
     return total / 1e6, len(names) - 1
 
 
-def _unit_env() -> dict[str, str]:
-    """The Environment= settings of examples/shopwatt.service (MALLOC_ARENA_MAX)."""
-    lines = (ROOT / "examples" / "shopwatt.service").read_text().splitlines()
-    found = [line.removeprefix("Environment=") for line in lines if line.startswith("Environment=")]
-    return {k: v for k, _, v in (item.partition("=") for item in found)}
+def _as_the_unit_runs() -> None:
+    """The environment of examples/shopwatt.service for every process started from here on,
+    with its modules compiled once beforehand, as at every start on a Pi but the first."""
+    cache = Path(tempfile.gettempdir()) / "shopwatt-bench-cache"
+    os.environ.update(unit_env(cache))
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # systemd sets no such thing
+    subprocess.run([sys.executable, "-c", "import gateway.cli, gateway.service"], check=True)
 
 
 def main() -> None:
@@ -221,7 +227,7 @@ def main() -> None:
     if args.subscriber:
         _subscriber(args.subscriber)
         return
-    os.environ.update(_unit_env())  # the gateway runs as systemd runs it on a Pi
+    _as_the_unit_runs()
     pool = ServerPool()
     rows = []
     try:

@@ -27,11 +27,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
+from contextlib import closing
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -73,7 +75,8 @@ MEMBERS_EVERY_S = 300.0  # members' balances: they change with jobs, a few times
 LIVE_EVERY_S = 10.0  # a machine's state/energy lines and its jobs and costs follow this often
 LOG_EVERY_S = 300.0  # a one-line summary in the log
 DRAIN_AT_STOP_S = 5.0  # how long a clean stop lets the outbox drain
-SWITCH_INTERVAL_S = 0.0005  # see run_service
+SWITCH_INTERVAL_S = 0.0005  # see tune_process
+SQLITE_HEAP_BYTES = 1_000_000  # see tune_process
 SOURCE = "live"  # the ledger's audit name for what the service stores
 CRASH_ENV = "SHOPWATT_CRASH_AT"  # tests of crash safety only: see CrashPoint
 
@@ -460,6 +463,20 @@ class Service:
         )
 
 
+def tune_process() -> None:
+    """Process-wide settings for the service: thread switches and SQLite's memory."""
+    # Three threads (MQTT network, batches, InfluxDB writer) hand the interpreter lock to
+    # each other at every socket and SQLite call; with the default 5 ms switch interval the
+    # network thread waits behind a batch, and the broker's queue drains at half speed.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    # SQLite gives each connection a 2 MB page cache: the ledger's, the outbox's and every
+    # short reader's (live demand, prices) fill theirs late in the day, and what a reader
+    # frees stays in the heap. The ledger reads each block once per operation and the OS
+    # caches the file anyway: one soft limit for all of them (docs/deploy.md).
+    with closing(sqlite3.connect(":memory:")) as conn:
+        conn.execute(f"PRAGMA soft_heap_limit = {SQLITE_HEAP_BYTES}")
+
+
 def run_service(cfg: ShopConfig) -> None:
     """Run until SIGTERM or SIGINT (the CLI's `shopwatt run`)."""
     service = Service(cfg)
@@ -470,9 +487,6 @@ def run_service(cfg: ShopConfig) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    # Three threads (MQTT network, batches, InfluxDB writer) hand the interpreter lock to
-    # each other at every socket and SQLite call; with the default 5 ms switch interval the
-    # network thread waits behind a batch, and the broker's queue drains at half speed.
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    tune_process()
     service.start()
     service.run()
