@@ -205,13 +205,23 @@ def install_mb() -> tuple[float, int]:
     return total / 1e6, len(names) - 1
 
 
+# Every package the service loads, whole: some of their modules it imports only later, and
+# compiling one at run time leaves the compiler's memory behind (7 MB more RSS early).
+_COMPILE = """
+import compileall, sys, gateway.cli, gateway.service
+for name, module in list(sys.modules.items()):
+    if "." not in name and hasattr(module, "__path__"):
+        compileall.compile_dir(module.__path__[0], quiet=1)
+"""
+
+
 def _as_the_unit_runs() -> None:
     """The environment of examples/shopwatt.service for every process started from here on,
     with its modules compiled once beforehand, as at every start on a Pi but the first."""
     cache = Path(tempfile.gettempdir()) / "shopwatt-bench-cache"
     os.environ.update(unit_env(cache))
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # systemd sets no such thing
-    subprocess.run([sys.executable, "-c", "import gateway.cli, gateway.service"], check=True)
+    subprocess.run([sys.executable, "-c", _COMPILE], check=True)
 
 
 def main() -> None:
