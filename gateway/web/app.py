@@ -43,6 +43,7 @@ from gateway.ledger.users import ROLES, Role, User, check_role, get_user, list_u
 from gateway.web import views
 from gateway.web.auth import Limiter, Session, Sessions, hash_password, same, verify_password
 from gateway.web.render import TEMPLATES, compile_templates, month_pictures, render
+from gateway.web.words import in_form_words
 
 COOKIE = "shopwatt_session"
 LOGIN_COOKIE = "shopwatt_login"  # the login form's CSRF token (double submit: no session yet)
@@ -99,6 +100,8 @@ def _page(
 ) -> HTMLResponse:
     """A page of the app: the navigation shows what the user's role may open."""
     nav = [p for p, roles in PAGES.items() if session.role in roles]
+    if context.get("message"):  # worded by the code shared with the CLI: in the form's words
+        context["message"] = in_form_words(context["message"])
     return _render(
         template,
         status,

@@ -38,6 +38,14 @@ def test_a_job_started_and_stopped_on_the_command_line_reaches_the_ledger(
             return any(j[1] == "WO-9" for j in Ledger(cfg).live_state().jobs) or None
 
         wait_for("the gateway's job book to take the start", running, gw)
+        # A second start while WO-9 runs would be the gateway's job_overlap, dropped: refused.
+        second = ("job", "start", "--machine", "mill", "--job", "WO-10", "--customer", "acme")
+        refused = shopwatt(*second, "--config", path)
+        assert refused.exit_code == 2 and refused.stderr.count("\n") == 1
+        assert "--machine = 'mill': job 'WO-9' (customer acme) is still running since " in (
+            refused.stderr
+        )
+        assert "stop it first (`shopwatt job stop --machine mill`)" in refused.stderr
         ok("job", "stop", "--machine", "mill", "--parts", "12", "--scrap", "1", "--config", path)
 
         def stopped() -> tuple[object, ...] | None:
