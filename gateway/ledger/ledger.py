@@ -864,6 +864,10 @@ class Ledger:
                 (first.isoformat(), end.isoformat()),
             )
 
+    def unassigned(self, period: str) -> list[LedgerRow]:
+        """The month's finished jobs that have no customer (what a close asks about first)."""
+        return [j for j in self.jobs(*period_dates(period)) if not j.customer and not j.open]
+
     # ------------------------------------------------------------------ reads
 
     def select(self, first: date, end: date) -> Selection:

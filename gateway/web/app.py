@@ -363,7 +363,10 @@ def build_app(state: WebState) -> Starlette:
     ) -> Response:
         q = request.query_params
         ledger = state.ledger()
-        period = views.latest_period(ledger, state.clock(), cfg.site.tz)
+        try:  # the month asked (the month page's unassigned queue), else the newest
+            period = parse_month(q.get("period", ""))
+        except ShopwattError:
+            period = views.latest_period(ledger, state.clock(), cfg.site.tz)
         try:
             day = date.fromisoformat(q["day"]) if q.get("day") else None
         except ValueError:
@@ -492,6 +495,8 @@ def build_app(state: WebState) -> Starlette:
             period=period,
             m=m,
             message=message,
+            tz=cfg.site.tz,
+            local_time=local_time,
             pictures=month_pictures(
                 m, cfg, shown if shown and m.first <= shown < m.end else None, link
             ),

@@ -96,6 +96,21 @@ def test_accountant_closes_the_month_and_downloads_its_export(
     exported = _export_rows(demo_shop.config)
     assert shown == {r["job_id"]: r["energy_kwh"] for r in exported if r["kind"] == "job"}
     browser.get(f"{demo_shop.url}/month")
+    # Before the close button: the jobs without a customer that `shopwatt close` lists.
+    listed = [row[0] for row in _cells(browser, "unassigned")]
+    assert listed and sorted(listed) == sorted(
+        r["job_id"] for r in exported if r["kind"] == "job" and not r["customer"]
+    )
+    assert (
+        f"{len(listed)} jobs of {MONTH} have no customer"
+        in browser.find_element(By.ID, "unassigned").text
+    )
+    screenshot(browser, "month-close", tmp_path)
+    submit(browser, browser.find_element(By.LINK_TEXT, "Jobs page's unassigned queue"))
+    assert sorted(row[0] for row in _cells(browser, "jobs")) == sorted(listed)
+    browser.get(f"{demo_shop.url}/month?period=2026-10")  # nothing in it: said, not blank
+    assert browser.find_element(By.ID, "no-jobs").text == "No jobs in this month."
+    browser.get(f"{demo_shop.url}/month")
     submit(browser, browser.find_element(By.ID, "close"))
     assert f"Closed {MONTH}" in browser.find_element(By.ID, "message").text
     assert "closed" in browser.find_element(By.CSS_SELECTOR, ".badge").text
