@@ -109,3 +109,19 @@ def test_a_buttons_customer_name_is_the_customers_id_and_an_unknown_one_is_liste
     assert customers == {"B-1": ("acme", 3), "B-2": ("Zeta", 0)}
     status = ok("status", "--config", path)
     assert "to check: mill: job B-2 names customer 'Zeta', which is not known" in status
+
+
+def test_a_job_id_over_64_characters_is_refused_naming_the_limit(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    path = write_config(tmp_path, broker, sensors={"mill": "s1"})
+    ok("customer", "add", "acme", "--config", path)
+    job = "J" * 65
+    result = shopwatt(
+        "job", "start", "--machine", "mill", "--job", job, "--customer", "acme", "--config", path
+    )
+    assert result.exit_code == 2
+    assert (
+        f"job event for mill: bad_value: job = '{job[:40]}'...: longer than 64 characters"
+        in result.stderr
+    )
