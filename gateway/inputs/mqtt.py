@@ -64,6 +64,11 @@ IN_FUTURE = "in_future"  # a reading or job event dated more than a day after th
 DEADLETTER_PER_S = 50  # dead letters published per second at most; the rest only counted
 DEADLETTER_MAX_BYTES = 2048  # payload bytes copied into a dead letter
 _LOG_EVERY_S = 60.0
+# Connections the broker closes this soon after they were made, this many times in a row:
+# another client with the same client id takes the session over each time it reconnects
+# (MQTT allows one connection per client id), and the two knock each other off for ever.
+SHORT_SESSION_S = 10.0
+TAKEOVER_STREAK = 3
 COUNTERS = (
     *("received", "accepted", "rejected", "ignored", "internal_errors"),
     *("deadletters", "deadletters_skipped", "acks_skipped", "connects", "disconnects"),
@@ -130,6 +135,8 @@ class MqttInput:
         self._inbox = Inbox()
         self._session = 0  # +1 per connection: a mid only means something in its session
         self._stopping = False
+        self._connected_at: float | None = None  # monotonic time of the current connection
+        self._short_sessions = 0  # connections in a row that lasted under SHORT_SESSION_S
         self.connected = threading.Event()
         self.subscribed = threading.Event()  # the broker granted every subscription
         # Every message received is accepted, rejected, ignored or an internal error; every
@@ -191,6 +198,7 @@ class MqttInput:
             return
         with self._lock:
             self._session += 1
+        self._connected_at = time.monotonic()
         self.counts["connects"] += 1
         client.subscribe([(f, 1) for f in subscriptions(self.site)])
         log.info(
@@ -206,6 +214,7 @@ class MqttInput:
         # paho calls this from inside its `except OSError` around the connect attempt and
         # passes no error: the one being handled is the reason (TLS refusal, refused port).
         log.error("MQTT: %s; retrying", describe_connect_failure(sys.exc_info()[1], self._cfg))
+        self._short_sessions = 0  # the broker was away: its restarts are no second client
 
     def _on_subscribe(self, _c: paho.Client, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
         refused = [str(c) for c in codes if c.is_failure]
@@ -222,6 +231,26 @@ class MqttInput:
             return
         self.counts["disconnects"] += 1
         log.warning("MQTT disconnected from %s:%d (%s); reconnecting", *self._where(), reason)
+        self._note_session_length()
+
+    def _note_session_length(self) -> None:
+        """Warn once per streak when connections keep ending right after they were made:
+        paho reports only "Unspecified error" when the broker hands the session over."""
+        began, self._connected_at = self._connected_at, None
+        if began is None:  # a connect that failed: says nothing about a second client
+            return
+        short = time.monotonic() - began < SHORT_SESSION_S
+        self._short_sessions = self._short_sessions + 1 if short else 0
+        if self._short_sessions == TAKEOVER_STREAK:
+            log.warning(
+                "MQTT broker %s:%d closed the connection %d times in a row within %g s of "
+                "connecting: probably another client uses the same client id %r (two "
+                "gateways with one [mqtt] client_id?); give each gateway its own client_id",
+                *self._where(),
+                TAKEOVER_STREAK,
+                SHORT_SESSION_S,
+                self._cfg.client_id,
+            )
 
     def _where(self) -> tuple[str, int]:
         return self._cfg.host, self._cfg.port
