@@ -640,6 +640,15 @@ def build_app(state: WebState) -> Starlette:
     def guard(page: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         return _guarded(state, page, handler)
 
+    async def not_found(request: Request, _exc: Exception) -> Response:
+        """An address the app does not have: a page like the others, with the user's nav."""
+        session = state.sessions.get(request.cookies.get(COOKIE))
+        why = f"There is no page {request.url.path} here."
+        if session is None:
+            why += " Log in to see the pages open to you."
+            return _render("refused.html", 404, site=cfg.site.id, heading="Not found", why=why)
+        return _page(state, request, "refused.html", session, 404, heading="Not found", why=why)
+
     routes = [
         Route("/", home),
         Route("/style.css", style),
@@ -663,4 +672,4 @@ def build_app(state: WebState) -> Starlette:
         Route("/users", guard("users", users)),
         Route("/users", guard("users", users_add), methods=["POST"]),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={404: not_found})

@@ -289,6 +289,13 @@ def test_operator_cannot_open_the_month_page(
     assert "not open to the role operator" in browser.find_element(By.ID, "refused").text
     browser.get(f"{demo_shop.url}/month/export.csv?period={MONTH}")
     assert "not open to the role operator" in browser.find_element(By.ID, "refused").text
+    # An unknown address: a page like the others, with her navigation, not a bare "Not Found".
+    browser.get(f"{demo_shop.url}/flor")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Not found"
+    assert browser.find_element(By.ID, "refused").text == "There is no page /flor here."
+    assert browser.find_element(By.TAG_NAME, "nav").text == "Floor"
+    assert browser.find_elements(By.CSS_SELECTOR, "link[href='/style.css']")
+    screenshot(browser, "not-found", tmp_path)
 
 
 def test_a_form_without_its_csrf_token_is_refused(
