@@ -39,6 +39,7 @@ import numpy as np
 
 from gateway.clock import now_ms
 from gateway.config import ShopConfig
+from gateway.counted import counted
 from gateway.engine.live import LiveView
 from gateway.engine.model import ExplicitJob, MachineReadings, Reading, first_of_times
 from gateway.errors import ConfigError, ShopwattError
@@ -214,11 +215,11 @@ class Service:
         if self.mqtt is not None:
             self.mqtt.start()
         log.info(
-            "shopwatt run: site %s, %d machines, %d sensors, %d meters, InfluxDB %s",
+            "shopwatt run: site %s, %s, %s, %s, InfluxDB %s",
             self.cfg.site.id,
-            len(self.cfg.machine),
-            len(self.tracker.sensors),
-            sum(len(m.meter) for m in self.cfg.machine),
+            counted(len(self.cfg.machine), "machine"),
+            counted(len(self.tracker.sensors), "sensor"),
+            counted(sum(len(m.meter) for m in self.cfg.machine), "meter"),
             self.cfg.influxdb.url if self.cfg.influxdb else "off",
         )
 
@@ -451,12 +452,12 @@ class Service:
         c = self.counters()
         depth = self.outbox.depth if self.outbox else 0
         log.info(
-            "readings in %d, rejected %d, duplicates %d, job events %d; outbox %d lines",
+            "readings in %d, rejected %d, duplicates %d, job events %d; outbox %s",
             c["readings_in"],
             c["readings_rejected"],
             c["readings_deduplicated"],
             c["job_events"],
-            depth,
+            counted(depth, "line"),
         )
 
 

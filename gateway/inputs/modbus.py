@@ -23,6 +23,7 @@ from pymodbus.pdu import ModbusPDU
 
 from gateway.clock import now_ms
 from gateway.config import Meter, ShopConfig
+from gateway.counted import counted
 from gateway.engine.model import Reading, Stats
 from gateway.errors import ConfigError
 from gateway.inputs.base import Sink
@@ -216,9 +217,9 @@ class _Bus:
         if answered:
             if c["consecutive_failures"]:
                 log.warning(
-                    "modbus meter %s answers again after %d failed polls",
+                    "modbus meter %s answers again after %s",
                     meter,
-                    c["consecutive_failures"],
+                    counted(c["consecutive_failures"], "failed poll"),
                 )
             c["consecutive_failures"] = 0
             c["last_ok_ms"] = reading.t_ms

@@ -35,6 +35,7 @@ from paho.mqtt.properties import Properties
 
 from gateway.clock import now_ms
 from gateway.config import Mqtt, ShopConfig
+from gateway.counted import counted
 from gateway.engine.localtime import iso_utc
 from gateway.engine.model import Stats
 from gateway.inputs.mqtt_tls import describe_connect_failure, tls_context
@@ -335,8 +336,8 @@ class MqttInput:
         self._unlogged[reason] += 1
         if now - self._last_log.get(reason, -_LOG_EVERY_S) >= _LOG_EVERY_S:
             log.warning(
-                "MQTT: rejected %d message(s) as %s, e.g. on %s: %s",
-                self._unlogged[reason],
+                "MQTT: rejected %s as %s, e.g. on %s: %s",
+                counted(self._unlogged[reason], "message"),
                 reason,
                 topic[:120],
                 rejected.detail or reason,

@@ -18,6 +18,10 @@ def test_a_job_started_and_stopped_on_the_command_line_reaches_the_ledger(
     cfg = config(path)
     ok("customer", "add", "acme", "--name", "ACME GmbH", "--config", path)
     with Gateway(path) as gw:
+        # Counts in the right number: "1 sensor", not "1 sensors".
+        assert "shopwatt run: site test-shop, 1 machine, 1 sensor, 0 meters, InfluxDB off" in (
+            gw.log()
+        )
         started = ok(
             "job",
             "start",
