@@ -384,6 +384,7 @@ def build_app(state: WebState) -> Starlette:
             status,
             rows=rows,
             day=q.get("day", ""),
+            period=q.get("period", ""),
             machine=machine,
             customer=customer,
             machines=list(cfg.machines),
