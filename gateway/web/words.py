@@ -30,6 +30,7 @@ LABELS = {
 COMMANDS = (
     (re.compile(r"`shopwatt job stop --machine ([^`\s]+)`"), r"the Stop button of \1 on the floor"),
     (re.compile(r"`shopwatt jobs`"), "the Jobs page"),
+    (re.compile(r"add it with `shopwatt customer add`"), "new customers are added on the gateway"),
     (re.compile(r"`shopwatt run`"), "the gateway"),
 )
 # `--option` anywhere; a bare field name only where a message names a value (`job = ...`).

@@ -238,7 +238,7 @@ def test_accountant_assigns_an_unassigned_job_and_the_export_shows_it(
     form.find_element(By.NAME, "customer").send_keys(f"{customer.id}x")  # a typo: refused
     submit(browser, form.find_element(By.CSS_SELECTOR, "button"))
     refused = browser.find_element(By.ID, "message").text  # on the same job's page
-    assert refused.startswith(f"Not assigned: --customer: customer '{customer.id}x' is not known")
+    assert refused.startswith(f"Not assigned: Customer: customer '{customer.id}x' is not known")
     assert f"Job {job}" in browser.find_element(By.TAG_NAME, "h1").text
     form = browser.find_element(By.ID, "assign")
     form.find_element(By.NAME, "customer").clear()
