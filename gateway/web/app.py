@@ -67,6 +67,7 @@ _HEADERS = {
 }
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SRC = "web"  # the job event's `src`: the page, with the user's name after it
+UNASSIGNED_SHOWN = 30  # jobs listed above Close; the Jobs page's queue has them all
 
 
 @dataclass
@@ -465,6 +466,7 @@ def build_app(state: WebState) -> Starlette:
             m=m,
             tz=cfg.site.tz,
             local_time=local_time,
+            shown=UNASSIGNED_SHOWN,
             pictures=month_pictures(
                 m, cfg, shown if shown and m.first <= shown < m.end else None, link
             ),
