@@ -1,8 +1,8 @@
 """The InfluxDB schema (docs/influxdb.md): what each gateway record becomes in line protocol.
 
 Pure functions, arrays and records in, lines out. Every point carries the `site` tag;
-`machine`, `sensor`, `band`, `source`, `member` and `role` are the only other tags (bounded by
-the shop's config and its member list), and ids that grow without bound (job ids,
+`machine`, `sensor`, `band`, `source`, `member` and `role` are the only other tags (bounded
+by the shop's config and its member list), and ids that grow without bound (job ids,
 customers) are fields. A point is identified by its series and its millisecond
 timestamp, so writing the same record twice overwrites it instead of counting it twice.
 """
