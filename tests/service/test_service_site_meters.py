@@ -10,7 +10,6 @@ from pathlib import Path
 
 from agent.modbus_meter import MeterServer, SimulatedMeter, SteadyLoad, Tcp
 from agent.serviceshop import (
-    MACHINE,
     ROOT,
     WINDOW_MS,
     FakeSensor,
@@ -85,11 +84,12 @@ def test_live_site_meters_give_the_bill_and_solar_a_replay_gives(
     # now too: q is the quarter hour holding it.
     q = now_ms() // QUARTER_MS * QUARTER_MS
     # Grid: 9 kW over the quarter hour q - 30 min (the month's peak, while the mill is off),
-    # then 2.7 kW until q + 15 min. The mill: off, then a 20-minute job around q, then off.
+    # then 2.7 kW until q + 15 min. The mill: off, then a job from q - 10 min to q + 20 min
+    # (the inverter's readings, a few seconds from now, fall inside it), then off.
     grid = FakeSensor("grid", "ct-grid", t_ms=q - 2 * QUARTER_MS - WINDOW_MS)
     grid_profile = [9000] * 91 + [2700] * 180
     mill = FakeSensor("mill", "s1", t_ms=q - QUARTER_MS - WINDOW_MS)
-    mill_profile = [45] * 31 + [1800] * 120 + [45] * 30
+    mill_profile = [45] * 31 + [1800] * 180 + [45] * 30
     with MeterServer([inverter], Tcp(LOOPBACK, port)), Gateway(path) as gw:
         mosquitto_pub(broker, grid.topic, [grid.reading(w) for w in grid_profile])
         mosquitto_pub(broker, mill.topic, [mill.reading(w) for w in mill_profile])
@@ -105,6 +105,8 @@ def test_live_site_meters_give_the_bill_and_solar_a_replay_gives(
         assert gw.stop() == 0
     stored = ledger_readings(cfg)
     live = Ledger(cfg)
+    r = live.readings("grid", 0, 2**62)
+    assert float(r.wh[-1] - r.wh[0]) == grid.truth_wh  # the sensor's energy, to the mWh
 
     # The same readings replayed into a ledger of its own, with the same shop.toml.
     again = tmp_path / "replay"
@@ -118,7 +120,7 @@ def test_live_site_meters_give_the_bill_and_solar_a_replay_gives(
 
     tz = cfg.site.tz
     peak_month = period_of(local_date(q - 2 * QUARTER_MS, tz))
-    job_month = period_of(local_date(q, tz))
+    job_month = period_of(local_date(q - 2 * QUARTER_MS // 3, tz))  # the job's start
     for period in {peak_month, job_month}:
         assert live.bill(period) == replayed.bill(period)
     # The peak is the grid meter's (the machines alone never pass 1.8 kW).
@@ -154,25 +156,3 @@ def test_live_site_meters_give_the_bill_and_solar_a_replay_gives(
         influx_db,
     )
     assert [(h["machine"], h["last"]) for h in health] == [("grid", len(grid_profile))]
-
-
-def test_a_site_meter_sensor_reads_like_a_machine_sensor_into_the_store(
-    tmp_path: Path, broker: Mosquitto
-) -> None:
-    """A grid meter alone (no machine sensor) is enough to run, and is stored exactly."""
-    site_meter = '[[site_meter]]\nid = "grid"\nrole = "grid"\nrated_w = 20000\n'
-    path = write_config(
-        tmp_path,
-        broker,
-        meters=MACHINE.format(id="mill", source="")
-        + site_meter
-        + '[[site_meter.sensor]]\nid = "ct-grid"\n',
-    )
-    cfg = config(path)
-    grid = FakeSensor("grid", "ct-grid")
-    with Gateway(path) as gw:
-        mosquitto_pub(broker, grid.topic, [grid.reading(w) for w in [900] * 10])
-        wait_for("the grid readings", lambda: ledger_readings(cfg).get("grid") == 10, gw)
-        assert gw.stop() == 0
-    r = Ledger(cfg).readings("grid", 0, 2**62)
-    assert float(r.wh[-1] - r.wh[0]) == grid.truth_wh  # 9 windows of 900 W x 10 s
