@@ -160,7 +160,7 @@ class Service:
         if cfg.mqtt is None and not meters:
             raise ConfigError(
                 f"{cfg.source}: nothing to run: add an [mqtt] section (sensors, job events) "
-                "or a [[machine.meter]]"
+                "or a Modbus meter ([[machine.meter]], [[site_meter.meter]])"
             )
         sensors = sensor_specs(cfg)
         if sensors and cfg.mqtt is None:
@@ -185,7 +185,7 @@ class Service:
         self.rows = RowLines(cfg.site.id, cfg.tariff)
         self.peak = PeakWatch(cfg)
         # A site meter's readings are stored and shown as `site_power`, never costed.
-        self.site_roles = {m.id: m.role for m in cfg.site_meter}
+        self._roles = {m.id: m.role for m in cfg.site_meter}
         self._grid_newest = 0  # the grid meter's newest stored reading (ms; 0: none yet)
         self.health = Health()
         self._crash = CrashPoint(os.environ.get(CRASH_ENV, ""))
@@ -287,7 +287,7 @@ class Service:
             self.jobs.apply(machine, event)
         usable = placed + [r for r in polled if r.watts is not None and r.wh is not None]
         batches, sources = _per_machine(usable)
-        roles = self.site_roles
+        roles = self._roles
         lines = [
             line
             for machine, r in batches.items()
