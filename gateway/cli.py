@@ -17,14 +17,12 @@ from gateway.billing_cli import (
     INSTANT_HELP,
     force_option,
     instant,
-    known_machine,
     local_day,
-    month_dates,
 )
 from gateway.cligroup import UserErrorGroup, config_option
 from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
-from gateway.engine.localtime import local_time
+from gateway.engine.localtime import local_time, period_dates
 from gateway.engine.model import MachineReadings
 from gateway.errors import OutputError, ShopwattError
 from gateway.export import BY, Table, build_table, write_csv
@@ -129,21 +127,21 @@ def replay_files(
         ledger = Ledger(cfg)
         replayed = ledger.replay(parsed, explicit, step, create_customers)
     # The replayed days' readings come back from the ledger, one machine at a time.
-    publish(cfg, replayed.recomputed, ledger.stored(replayed.recomputed) if parsed else None)
+    publish(ledger, replayed.recomputed, ledger.stored(replayed.recomputed) if parsed else None)
     return replayed
 
 
 def publish(
-    cfg: ShopConfig,
+    ledger: Ledger,
     recomputed: dict[str, tuple[str, str]],
     readings: Mapping[str, MachineReadings] | None = None,
 ) -> None:
     """With [influxdb]: queue what changed for Grafana (docs/gateway.md) and try to send it."""
+    cfg = ledger.cfg
     if cfg.influxdb is None:
         return
     from gateway.outputs.publish import queue_ledger_changes  # the outbox: only with [influxdb]
 
-    ledger = Ledger(cfg)
     queued, waiting = queue_ledger_changes(
         cfg, ledger.rows_of(recomputed), readings, ledger.price_slots
     )
@@ -253,7 +251,7 @@ def date_range(
         if first is not None or end is not None:
             raise click.UsageError("give --month or --from/--to, not both")
         period = parse_month(month)
-        return month_dates(period)
+        return period_dates(period)
     if first is None or end is None:
         raise click.UsageError("give --from and --to (local dates), or --month YYYY-MM")
     if end <= first:
@@ -320,9 +318,9 @@ def export(
     cfg = load_config(config_path)
     if output:  # refused before the ledger is read, not after
         check_target(output, cfg.own_files, force, "--output")
-    if machine is not None:
-        known_machine(cfg, machine)
     ledger = Ledger(cfg)
+    if machine is not None:
+        ledger.machine(machine)
     who = ledger.customer(customer).id if customer is not None else None
     selection = ledger.select(lo, hi).only(customer=who, machine=machine)
     charges = ledger.charges(lo, hi)
@@ -386,8 +384,9 @@ def bill(config_path: Path, month: str) -> None:
 def recompute(config_path: Path, everything: bool) -> None:
     """Recompute after a shop.toml change (tariff, machine settings, time zone)."""
     cfg = load_config(config_path)
-    recomputed = Ledger(cfg).recompute(everything)
-    publish(cfg, recomputed)
+    ledger = Ledger(cfg)
+    recomputed = ledger.recompute(everything)
+    publish(ledger, recomputed)
     for machine, (first, last) in recomputed.items():
         click.echo(f"recomputed {machine}: {first} .. {last}")
     if not recomputed:
@@ -421,7 +420,7 @@ def prices_import(config_path: Path, file: Path, series: str, fmt: str, minutes:
     done = ledger.import_prices(series, parsed.slots, file, parsed.sha256)
     if done.recomputed:
         # The days' `energy` points are rewritten too: their cost has the new prices.
-        publish(cfg, done.recomputed, ledger.stored(done.recomputed))
+        publish(ledger, done.recomputed, ledger.stored(done.recomputed))
     first, end = (
         f"{local_time(t, cfg.site.tz):%Y-%m-%d %H:%M%z}" for t in (done.first_ms, done.end_ms)
     )
@@ -466,7 +465,7 @@ def readings_drop(config_path: Path, machine: str, lo: int, hi: int, yes: bool) 
         click.confirm("drop them?", abort=True)
     dropped = ledger.drop_readings(machine, lo, hi, expect=shown.sha256)
     if dropped.recomputed:
-        publish(cfg, {machine: dropped.recomputed})
+        publish(ledger, {machine: dropped.recomputed})
     click.echo(_dropped_text(dropped, cfg, preview=False))
 
 

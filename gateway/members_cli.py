@@ -11,8 +11,8 @@ from gateway.billing_cli import force_option, local_day, month_option, statement
 from gateway.cligroup import config_option
 from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
-from gateway.engine.drawdown import Subscription, last_day
-from gateway.engine.localtime import local_date
+from gateway.engine.drawdown import Subscription
+from gateway.engine.localtime import last_day, local_date
 from gateway.export import Table
 from gateway.export.prepaid import credits, prepaid_table, statement_table, write_view_file
 from gateway.export.to_text import columns

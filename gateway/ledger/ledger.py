@@ -29,9 +29,9 @@ from gateway.engine.localtime import (
     local_date,
     midnight_ms,
     next_midnight_ms,
-    next_period,
+    period_dates,
+    period_ms,
     period_of,
-    period_start,
     periods_between,
     utc_ms,
 )
@@ -353,7 +353,6 @@ class Ledger:
             if jobs and span:
                 _widen(touched, owned, span)
             computed = self._recompute(conn, store, touched, progress)
-            changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
             result = Replayed(
                 rows=rows,
                 added=sum(s.merged.added for s in staged.values()),
@@ -362,7 +361,7 @@ class Ledger:
                 conflicts=sum(_conflicts(s) for s in staged.values()),
                 jobs=sum(len(j) for j in jobs.jobs.values()) if jobs else 0,
                 recomputed=_spans(computed),
-                adjustments=periods.refresh_adjustments(conn, changed),
+                adjustments=_adjust(conn, computed),
             )
             detail = {
                 "input": _file(readings.path, readings.sha256) if readings else None,
@@ -389,7 +388,6 @@ class Ledger:
                     if span is not None and span[0] < hi and span[1] >= lo:
                         touched[machine] = (max(lo, span[0]), min(hi - 1, span[1]))
             computed = self._recompute(conn, store, touched)
-            changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
             result = PricesImported(
                 series=series,
                 slots=len(slots.start_ms),
@@ -397,7 +395,7 @@ class Ledger:
                 first_ms=lo,
                 end_ms=hi,
                 recomputed=_spans(computed),
-                adjustments=periods.refresh_adjustments(conn, changed),
+                adjustments=_adjust(conn, computed),
             )
             detail = {"input": _file(path, sha256), **asdict(result)}
             record(conn, self._entry("prices", detail))
@@ -513,7 +511,7 @@ class Ledger:
                 conn.execute("DELETE FROM day_stats WHERE machine = ? AND day >= ?", where)
                 recomputer.mark_current(machine)
                 if extent is not None and a <= extent[1]:
-                    # Pieces end at the data's last day (not a month past it, as they did).
+                    # Pieces end at the data's last day: no later day has anything to cost.
                     a, b = max(a, day_start_ms(extent[0], tz)), next_midnight_ms(extent[1], tz)
                     computed += _in_pieces(recomputer, store, machine, a, b, tz)
             recomputed = _spans(computed)
@@ -586,11 +584,7 @@ class Ledger:
         Refused when any part of the range lies in a closed month.
         """
         tz = self.cfg.site.tz
-        if machine not in self.cfg.machines:
-            raise LedgerError(
-                f"--machine = {machine!r}: not a machine in {self.cfg.source} "
-                f"(known: {', '.join(self.cfg.machines)})"
-            )
+        self.machine(machine)
         if hi <= lo:
             raise LedgerError(f"--to = {iso_utc(hi)}: not after --from = {iso_utc(lo)}")
         try:
@@ -631,7 +625,6 @@ class Ledger:
         first, last = int(gone.t_ms[0]), int(gone.t_ms[-1])
         pieces = self._recompute(conn, store, {machine: (first, last)})
         first_day, end_day = pieces[0].first_day, pieces[-1].end_day
-        changed = periods_between(first_day, end_day)
         return Dropped(
             machine=machine,
             readings=len(gone),
@@ -640,7 +633,7 @@ class Ledger:
             metered_wh=round(before - _metered_wh(conn, machine), 3),  # Wh: finer is noise
             sha256=readings_sha256(gone),
             recomputed=_days(first_day, end_day),
-            adjustments=periods.refresh_adjustments(conn, changed),
+            adjustments=_adjust(conn, pieces),
         )
 
     # ------------------------------------------------------------------ customers
@@ -662,6 +655,15 @@ class Ledger:
         """The customer `text` names (id or display name); unknown: the closest ids."""
         with self._open(readonly=True) as conn:
             return customers.require(conn, text, "--customer")
+
+    def machine(self, name: str) -> str:
+        """The machine --machine names, if shop.toml has it; else a LedgerError listing them."""
+        if name not in self.cfg.machines:
+            raise LedgerError(
+                f"--machine = {name!r}: not a machine in {self.cfg.source} "
+                f"(known: {', '.join(self.cfg.machines)})"
+            )
+        return name
 
     def customer_list(self) -> list[customers.Customer]:
         """Every customer, merged ones included (they say where they went)."""
@@ -698,9 +700,8 @@ class Ledger:
             # Recomputed, not renamed in place: the kept customer may have another price list.
             touched = {s["machine"]: (s["lo"], s["hi"]) for s in spans}
             computed = self._recompute(conn, ReadingStore(conn), touched)
-            changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
             moved = int(sum(s["n"] for s in spans))
-            adjustments = periods.refresh_adjustments(conn, changed)
+            adjustments = _adjust(conn, computed)
             detail = {"id": gone.id, "into": kept.id, "rows": moved, "adjustments": adjustments}
             record(conn, self._entry("customer merge", detail))
         return moved
@@ -766,8 +767,7 @@ class Ledger:
         now = next((r for r in computed.rows if hit and r.job_id == hit[2]), None)
         if now is None:  # the readings changed under it since it was listed
             raise LedgerError(f"job {job.job_id} on {job.machine}: no job there any more")
-        changed = periods_between(computed.first_day, computed.end_day)
-        return now, periods.refresh_adjustments(conn, changed)
+        return now, _adjust(conn, [computed])
 
     def note(self, said: assignments.Assignment) -> assignments.Assignment:
         """What the operator said at the machine (`shopwatt job start|stop`) about the job
@@ -778,8 +778,7 @@ class Ledger:
             said = assignments.note(conn, said)
             t = said.at_ms
             computed = self._recompute(conn, ReadingStore(conn), {said.machine: (t, t)})
-            changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
-            adjustments = periods.refresh_adjustments(conn, changed)
+            adjustments = _adjust(conn, computed)
             detail = {**asdict(said), "adjustments": adjustments}
             record(conn, self._entry("job note", detail))
         return said
@@ -839,8 +838,7 @@ class Ledger:
 
     def bill(self, period: str) -> Bill:
         """The month as the utility bills it, from the rows its export prints (docs/tariffs.md)."""
-        first = period_start(period)
-        selection = self.select(first, period_start(next_period(period)))
+        selection = self.select(*period_dates(period))
         with self._open(readonly=True) as conn:
             series = self._series(conn, period)
             now = compute_bill(
@@ -860,9 +858,7 @@ class Ledger:
 
     def _series(self, conn: sqlite3.Connection, period: str) -> dict[str, PriceSlots]:
         """The slots of the price series the tariff uses, over one local month."""
-        tz = self.cfg.site.tz
-        lo = midnight_ms(period_start(period), tz)
-        hi = midnight_ms(period_start(next_period(period)), tz)
+        lo, hi = period_ms(period, self.cfg.site.tz)
         co2 = {s: prices.load(conn, s, lo, hi) for s in prices.co2_series(self.cfg.tariff)}
         return prices.tariff_slots(conn, self.cfg.tariff, lo, hi) | co2
 
@@ -1029,6 +1025,12 @@ def _spans(computed: Sequence[Computed]) -> dict[str, tuple[str, str]]:
     """Machine -> first and last local day recomputed (pieces of a machine come in order)."""
     first = {c.machine: c.first_day for c in reversed(computed)}
     return {c.machine: _days(first[c.machine], c.end_day) for c in computed}
+
+
+def _adjust(conn: sqlite3.Connection, computed: Sequence[Computed]) -> int:
+    """Refresh the pending adjustments of the closed months the recomputed days fall in."""
+    changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
+    return periods.refresh_adjustments(conn, changed)
 
 
 def _job_customer(conn: sqlite3.Connection, job: ExplicitJob) -> str:

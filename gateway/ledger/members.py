@@ -29,9 +29,8 @@ from gateway.engine.drawdown import (
     Use,
     deferred,
     draw,
-    last_day,
 )
-from gateway.engine.localtime import next_period, period_of, period_start
+from gateway.engine.localtime import last_day, period_dates, period_of, period_start
 from gateway.errors import LedgerError
 from gateway.ledger import customers, periods
 from gateway.ledger.rows import LedgerRow
@@ -325,11 +324,9 @@ def charged(conn: sqlite3.Connection, rows: list[LedgerRow], end: date) -> list[
 def freeze(conn: sqlite3.Connection, period: str) -> int:
     """Store a month's prepaid view as its close leaves it (call inside the close's
     transaction); returns the members frozen."""
-    end = period_start(next_period(period))
+    first, end = period_dates(period)
     walked = walk(conn, end)
-    found = (
-        [] if walked is None else deferred(walked.drawdown, period_start(period), last_day(period))
-    )
+    found = [] if walked is None else deferred(walked.drawdown, first, last_day(period))
     conn.executemany(
         "INSERT INTO prepaid_frozen VALUES (?, ?, ?, ?, ?, ?)",
         [(period, d.member, d.opening, d.received, d.recognised, d.closing) for d in found],
