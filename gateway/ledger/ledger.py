@@ -37,7 +37,7 @@ from gateway.engine.localtime import (
 )
 from gateway.engine.model import ExplicitJob, MachineReadings, PriceSlots, ReadingRows
 from gateway.errors import LedgerError
-from gateway.ledger import assignments, customers, explicit, members, periods, prices
+from gateway.ledger import assignments, customers, explicit, members, periods, prices, quarters
 from gateway.ledger.audit import Entry, recent, record
 from gateway.ledger.bill import (
     Bill,
@@ -47,6 +47,7 @@ from gateway.ledger.bill import (
     compute_bill,
     frozen_bill,
     frozen_figures,
+    month_energy,
 )
 from gateway.ledger.chunks import DAY_MS, Merged, ReadingStore
 from gateway.ledger.fingerprint import changed_from, fingerprint
@@ -509,6 +510,7 @@ class Ledger:
                 where = (machine, drop_from.isoformat())
                 conn.execute("DELETE FROM rows WHERE machine = ? AND day >= ?", where)
                 conn.execute("DELETE FROM day_stats WHERE machine = ? AND day >= ?", where)
+                conn.execute("DELETE FROM quarters WHERE machine = ? AND day >= ?", where)
                 recomputer.mark_current(machine)
                 if extent is not None and a <= extent[1]:
                     # Pieces end at the data's last day: no later day has anything to cost.
@@ -529,6 +531,39 @@ class Ledger:
             record(conn, self._entry("recompute", detail))
         return recomputed
 
+    def keep_quarters(self) -> int:
+        """Keep the quarter hours (ledger/quarters.py) of the days that have readings but
+        none kept (a ledger older than the table), computed as a recompute would; the rows
+        stay as they are. Returns how many machine-days were missing."""
+        tz = self.cfg.site.tz
+        with self._open() as conn, transaction(conn):
+            try:
+                stale = self._stale(conn)
+            except LedgerError:
+                return 0  # needs shop.toml fixed and `shopwatt recompute`, which keeps them
+            missing = conn.execute(
+                "SELECT machine, MIN(day), MAX(day), COUNT(*) FROM day_stats s "
+                "WHERE NOT EXISTS (SELECT 1 FROM quarters q WHERE q.machine = s.machine "
+                "AND q.day = s.day) GROUP BY machine"
+            ).fetchall()
+            store = ReadingStore(conn)
+            recomputer = Recomputer(conn, store, self.cfg)
+
+            def keep(c: Computed) -> None:
+                days = (c.first_day.isoformat(), c.end_day.isoformat())
+                quarters.save(conn, c.machine, *days, c.quarters)
+
+            for machine, first, last, _ in missing:
+                if machine in stale:
+                    continue  # `shopwatt recompute` computes its days again, and keeps them
+                end = date.fromisoformat(last) + timedelta(days=1)
+                a, b = recomputer.safe_cuts(
+                    machine, midnight_ms(date.fromisoformat(first), tz), midnight_ms(end, tz)
+                )
+                _in_pieces(recomputer, store, machine, a, b, tz, keep)
+                store.forget()
+        return sum(int(n) for *_, n in missing)
+
     def close(self, period: str) -> periods.Closed:
         """Freeze a month; later changes to it become adjustment rows in an open month."""
         with self._open() as conn, transaction(conn):
@@ -540,7 +575,8 @@ class Ledger:
             frozen = select(conn, "frozen", "period = ?", (period,))
             names = self.cfg.tariff.band_names
             series = self._series(conn, period)
-            bill = compute_bill(self.cfg, ReadingStore(conn), frozen, names, period, series)
+            energy = month_energy(self.cfg, ReadingStore(conn), period)
+            bill = compute_bill(self.cfg, energy, frozen, names, period, series)
             conn.executemany(
                 "INSERT INTO frozen_charges (period, kind, machine, job_id, customer, order_id, "
                 "day, demand_cents, fixed_cents, co2_g) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -836,13 +872,25 @@ class Ledger:
         months = {p: p in closed for p in periods_between(first, end)}
         return Selection(rows, open_jobs, names, months)
 
-    def bill(self, period: str) -> Bill:
-        """The month as the utility bills it, from the rows its export prints (docs/tariffs.md)."""
-        selection = self.select(*period_dates(period))
+    def bill(
+        self, period: str, selection: Selection | None = None, kept: quarters.Kept | None = None
+    ) -> Bill:
+        """The month as the utility bills it, from the rows its export prints (docs/tariffs.md).
+
+        `selection`: the month's rows when the caller has them already. `kept`: the month's
+        quarter hours as kept_quarters gives them: the demand peak is found from those
+        instead of a month of readings (the same figures, for the month page).
+        """
+        selection = selection or self.select(*period_dates(period))
         with self._open(readonly=True) as conn:
             series = self._series(conn, period)
+            store = ReadingStore(conn)
+            energy = month_energy(self.cfg, store, period)
+            if kept is not None:
+                bounds = Recomputer(conn, store, self.cfg).bounds
+                energy = quarters.KeptEnergy(self.cfg, store, energy.lo, energy.hi, kept, bounds)
             now = compute_bill(
-                self.cfg, ReadingStore(conn), selection.rows, selection.band_names, period, series
+                self.cfg, energy, selection.rows, selection.band_names, period, series
             )
             saved = conn.execute(
                 "SELECT figures FROM frozen_bills WHERE period = ?", (period,)
@@ -850,6 +898,17 @@ class Ledger:
             if saved is None:  # open, or closed by a shopwatt that kept no figures
                 return now
             return frozen_bill(now, saved[0], _frozen_charges(conn, period, period))
+
+    def kept_quarters(self, first: date, end: date) -> quarters.Kept:
+        """Each machine's energy and state per quarter hour of the local days [first, end),
+        as kept with its rows (machines with days not kept are left out)."""
+        with self._open(readonly=True) as conn:
+            return quarters.load(conn, self.cfg, first, end)
+
+    def closed(self, period: str) -> tuple[str, str] | None:
+        """When and by whom the month was closed; None while it is open."""
+        with self._open(readonly=True) as conn:
+            return periods.closed_periods(conn).get(period)
 
     def demand(self, watch: PeakWatch, at_ms: int) -> LiveDemand:
         """The month's peak so far and the running 15-minute average up to at_ms."""
@@ -996,9 +1055,16 @@ def _conflicts(s: Staged) -> int:
 
 
 def _in_pieces(
-    recomputer: Recomputer, store: ReadingStore, machine: str, a: int, b: int, tz: ZoneInfo
+    recomputer: Recomputer,
+    store: ReadingStore,
+    machine: str,
+    a: int,
+    b: int,
+    tz: ZoneInfo,
+    save: Callable[[Computed], None] | None = None,
 ) -> list[Computed]:
-    """Recompute and save the safe local days [a, b) a day (or the days a job spans) at a time.
+    """Recompute and save the safe local days [a, b) a day (or the days a job spans) at a time
+    (`save`: what of each piece to save; default: all of it, Recomputer.save).
 
     The engine needs a few hundred bytes per reading: at 1 Hz a day is ~20 MB, so memory
     stays flat however long the data runs. Days without readings go with the next day
@@ -1011,7 +1077,7 @@ def _in_pieces(
         day = next_midnight_ms(a if nxt is None else max(a, nxt), tz)
         _, cut = recomputer.safe_cuts(machine, a, min(day, b))
         done.append(recomputer.compute(machine, a, cut))
-        recomputer.save(done[-1])
+        (save or recomputer.save)(done[-1])
         # Keep a week of decoded blocks (~15 MB at 1 Hz): the next piece looks back into
         # them, and decoding each block once per piece would cost more than the piece.
         if cut - cached_from > _CACHED_MS:

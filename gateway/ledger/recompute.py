@@ -26,10 +26,11 @@ import numpy as np
 from gateway.config import ShopConfig
 from gateway.engine import MachineReadings, compute_machine, energy_stats
 from gateway.engine.localtime import day_start_ms, local_date, midnight_ms, next_midnight_ms
-from gateway.ledger import assignments, explicit, prices
+from gateway.ledger import assignments, explicit, prices, quarters
 from gateway.ledger.chunks import DAY_MS, ReadingStore
 from gateway.ledger.fingerprint import fingerprint
 from gateway.ledger.jobprices import priced
+from gateway.ledger.quarters import DayQuarters
 from gateway.ledger.rows import LedgerRow, from_cost_row, replace_rows
 
 
@@ -55,6 +56,7 @@ class Computed:
     end_day: date
     rows: list[LedgerRow]
     stats: list[DayStats]
+    quarters: list[DayQuarters]  # energy and state per quarter hour, per local day
 
 
 class Recomputer:
@@ -163,9 +165,8 @@ class Recomputer:
                 return b
             b = wider
 
-    def compute(self, machine_id: str, a: int, b: int) -> Computed:
-        """Rows and day stats of the local days [a, b) (a and b: safe local midnights)."""
-        machine, tariff = self._cfg.machines[machine_id], self._cfg.tariff
+    def bounds(self, machine_id: str, a: int, b: int) -> tuple[int, int]:
+        """[lo, hi): the readings the engine needs to compute [a, b) as a full run would."""
         # The counter's flat run that ends with the interval crossing a, and two readings
         # before it: the step that began the run and the one before it, which the engine
         # needs to tell a one-reading counter glitch from a reset.
@@ -183,20 +184,26 @@ class Recomputer:
             step = self._flat_until(machine_id, last)
             after = self._store.first_from(machine_id, step + 1)
             hi = max(hi, (step if after is None else after) + 1)
+        return lo, hi
+
+    def compute(self, machine_id: str, a: int, b: int) -> Computed:
+        """Rows and day stats of the local days [a, b) (a and b: safe local midnights)."""
+        machine, tariff = self._cfg.machines[machine_id], self._cfg.tariff
+        lo, hi = self.bounds(machine_id, a, b)
         window = self._store.load(machine_id, lo, hi)
         series = prices.tariff_slots(self._conn, tariff, lo, hi)
         # Explicit jobs take their spans, detection runs on the rest (the engine's rule).
         jobs = explicit.jobs_in(self._conn, machine_id, lo, hi)
         cuts = assignments.cuts(self._conn, machine_id, lo, hi)
-        rows = compute_machine(
+        result = compute_machine(
             machine_id, window, machine, tariff, self._tz, jobs, series, cuts=cuts
-        ).rows
+        )
         first_day, end_day = local_date(a, self._tz), local_date(b, self._tz)
         names = tariff.band_names
         counted = {j.job_id: j.parts for j in jobs if j.parts}
         kept = [
             _with_parts(from_cost_row(r, names, tariff.rates), counted)
-            for r in rows
+            for r in result.rows
             if first_day <= r.day < end_day
         ]
         # Who each job was for (assignments, over what its job events said), then what it
@@ -208,6 +215,9 @@ class Recomputer:
             end_day=end_day,
             rows=priced(self._conn, self._cfg.pricing, assignments.apply(kept, said)),
             stats=self._day_stats(machine_id, window, first_day, end_day),
+            quarters=quarters.of_days(
+                machine, window, result.interval_wh, first_day, end_day, self._tz
+            ),
         )
 
     def _day_stats(
@@ -276,6 +286,7 @@ class Recomputer:
             "INSERT OR REPLACE INTO day_stats VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [s for s in new if stored.get(s[1]) != s],
         )
+        quarters.save(self._conn, computed.machine, days[1], days[2], computed.quarters)
         self.mark_current(computed.machine)
 
     def mark_current(self, machine_id: str) -> None:

@@ -183,6 +183,15 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             received INTEGER NOT NULL, recognised INTEGER NOT NULL, closing INTEGER NOT NULL,
             PRIMARY KEY (period, member))""",
     ),
+    # 11 -> 12: each machine's energy (float64 Wh) and state (int8) per quarter hour of a
+    # local day, kept with its rows (ledger/quarters.py): the month page's demand peak and
+    # state strips. An older ledger's days are kept when `shopwatt web` starts
+    # (Ledger.keep_quarters); until then the page reads their readings.
+    (
+        """CREATE TABLE IF NOT EXISTS quarters (
+            machine TEXT NOT NULL, day TEXT NOT NULL, wh BLOB NOT NULL, states BLOB NOT NULL,
+            PRIMARY KEY (machine, day))""",
+    ),
 )
 SCHEMA_VERSION = 1 + len(_MIGRATIONS)
 PAGE_SIZE = 1024

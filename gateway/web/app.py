@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -40,7 +42,7 @@ from gateway.ledger.schema import connect
 from gateway.ledger.users import ROLES, Role, User, check_role, get_user, list_users, put_user
 from gateway.web import views
 from gateway.web.auth import Limiter, Session, Sessions, hash_password, same, verify_password
-from gateway.web.render import TEMPLATES, month_pictures, render
+from gateway.web.render import TEMPLATES, compile_templates, month_pictures, render
 
 COOKIE = "shopwatt_session"
 LOGIN_COOKIE = "shopwatt_login"  # the login form's CSRF token (double submit: no session yet)
@@ -174,15 +176,32 @@ def _pending(adjustments: int) -> str:
     return f"; {adjustments} adjustment rows pending for closed months" if adjustments else "."
 
 
+def _nothing() -> None:
+    pass
+
+
+def _warm(state: WebState) -> None:
+    """Do now what the first request would otherwise wait for: 40-260 ms here, where the
+    floor then takes 3 ms (docs/web.md): compiling the templates, importing the thread
+    pool's event loop backend (anyio's, on the first run_in_threadpool), and for a
+    replayed ledger the floor's newest readings, decoded from each machine's newest day."""
+    compile_templates()
+    anyio.run(anyio.to_thread.run_sync, _nothing)
+    if state.ledger().path.exists():
+        views.floor(state.cfg, state.ledger(), state.newest)
+
+
 def build_app(state: WebState) -> Starlette:
     """The ASGI app of one shop.toml."""
     cfg = state.cfg
     path = state.ledger().path
     if path.exists():
         # The pages read the ledger read-only, which never upgrades its schema: upgrade an
-        # older ledger once, now.
+        # older ledger once, now, and keep the quarter hours its month pages sum.
         with closing(connect(path)):
             pass
+        state.ledger().keep_quarters()
+    _warm(state)
 
     async def login_form(request: Request, error: str = "", status: int = 200) -> Response:
         token = secrets.token_urlsafe(32)
@@ -417,10 +436,16 @@ def build_app(state: WebState) -> Starlette:
 
     # -- month ------------------------------------------------------------------------
     def month(request: Request, session: Session, _form: FormData | None) -> Response:
-        return month_page(request, session, request.query_params.get("period", ""))
+        q = request.query_params
+        return month_page(request, session, q.get("period", ""), day=q.get("day", ""))
 
     def month_page(
-        request: Request, session: Session, asked: str, message: str = "", status: int = 200
+        request: Request,
+        session: Session,
+        asked: str,
+        message: str = "",
+        status: int = 200,
+        day: str = "",
     ) -> Response:
         ledger = state.ledger()
         try:
@@ -439,6 +464,11 @@ def build_app(state: WebState) -> Starlette:
                 message=message,
             )
         m = views.month(cfg, ledger, period)
+        try:  # a day of the month to show by quarter hour; anything else: the whole month
+            shown: date | None = date.fromisoformat(day)
+        except ValueError:
+            shown = None
+        link = f"/month?period={period}"
         return _page(
             state,
             request,
@@ -448,7 +478,10 @@ def build_app(state: WebState) -> Starlette:
             period=period,
             m=m,
             message=message,
-            pictures=month_pictures(m, cfg),
+            pictures=month_pictures(
+                m, cfg, shown if shown and m.first <= shown < m.end else None, link
+            ),
+            month_link=link,
         )
 
     def month_close(request: Request, session: Session, form: FormData | None) -> Response:

@@ -10,17 +10,20 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 
 from gateway.config import OUTBOX_FILE, ShopConfig
 from gateway.engine.localtime import (
     local_date,
     local_time,
-    next_period,
+    midnight_ms,
+    period_dates,
     period_of,
-    period_start,
 )
 from gateway.engine.states import machine_states
+from gateway.export.table import Table, build_table
 from gateway.ledger import Ledger
+from gateway.ledger.bill import Bill
 from gateway.ledger.chunks import ReadingStore
 from gateway.ledger.live import load_state
 from gateway.ledger.rows import LedgerRow
@@ -170,6 +173,11 @@ def _outbox(cfg: ShopConfig) -> int | None:
         return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
 
+# The cost breakdown's parts: the rows' own costs, then the bill's charges shared out to
+# them (the export's demand_cost and fixed_cost).
+COST_PARTS = ("energy", "depreciation", "maintenance", "demand", "fixed")
+
+
 @dataclass(slots=True)
 class Month:
     """One month's rows, summed the ways the month page draws them."""
@@ -179,6 +187,12 @@ class Month:
     end: date
     rows: list[LedgerRow]
     closed: tuple[str, str] | None  # (at, by) when closed
+    bill: Bill  # the demand peak, its charge and who made it, as `shopwatt bill` has them
+    by_customer: Table  # the export's `--by customer` lines (cost, price, margin)
+    lo_ms: int  # the month's first midnight: quarter hour k starts k x 15 min later
+    # machine -> state per quarter hour of the month (engine/demand.py quarter_states),
+    # as the ledger keeps them; a machine without kept ones (an older ledger) has none.
+    states: dict[str, npt.NDArray[np.int8]]
     band_wh: dict[str, dict[str, float]] = field(default_factory=dict)  # machine -> band -> Wh
     cost: dict[str, dict[str, int]] = field(default_factory=dict)  # machine -> part -> cents
     idle_wh: dict[str, float] = field(default_factory=dict)  # machine -> Wh outside jobs
@@ -187,14 +201,27 @@ class Month:
 
 
 def month(cfg: ShopConfig, ledger: Ledger, period: str) -> Month:
-    """The month's rows (frozen when closed) and their sums per machine, band, customer."""
-    first, end = period_start(period), period_start(next_period(period))
+    """The month's rows (frozen when closed), its bill from the quarter hours the ledger
+    keeps, and their sums per machine, band, customer."""
+    first, end = period_dates(period)
     selection = ledger.select(first, end)
-    closed = ledger.status(0).closed.get(period)
-    m = Month(period, first, end, selection.rows, closed)
+    kept = ledger.kept_quarters(first, end)
+    bill = ledger.bill(period, selection, kept)
+    by_customer = build_table(selection, cfg.site.tz, cfg.site.currency, "customer", bill.charges)
+    m = Month(
+        period,
+        first,
+        end,
+        selection.rows,
+        ledger.closed(period),
+        bill,
+        by_customer,
+        midnight_ms(first, cfg.site.tz),
+        {machine: states for machine, (_, states) in kept.items()},
+    )
     for mach in cfg.machine:
         m.band_wh[mach.id] = dict.fromkeys(selection.band_names, 0.0)
-        m.cost[mach.id] = {"energy": 0, "depreciation": 0, "maintenance": 0}
+        m.cost[mach.id] = dict.fromkeys(COST_PARTS, 0)
         m.idle_wh[mach.id] = 0.0
         m.jobs[mach.id] = []
     for row in selection.rows:
@@ -202,10 +229,14 @@ def month(cfg: ShopConfig, ledger: Ledger, period: str) -> Month:
         bands = m.band_wh.setdefault(row.machine, {})
         for band, wh in a.band_wh.items():
             bands[band] = bands.get(band, 0.0) + wh
-        cost = m.cost.setdefault(row.machine, {"energy": 0, "depreciation": 0, "maintenance": 0})
+        cost = m.cost.setdefault(row.machine, dict.fromkeys(COST_PARTS, 0))
         cost["energy"] += a.energy_cents
         cost["depreciation"] += a.depreciation_cents
         cost["maintenance"] += a.maintenance_cents
+        if row.kind != "adjustment":  # a month's charges sit on its own rows only
+            c = bill.charges.get(row.origin_key())
+            cost["demand"] += c.demand_cents if c else 0
+            cost["fixed"] += c.fixed_cents if c else 0
         if row.kind == "overhead":
             m.idle_wh[row.machine] = m.idle_wh.get(row.machine, 0.0) + a.energy_wh
         else:
