@@ -339,6 +339,14 @@ def export(
         click.echo(f"wrote {output}", err=True)
 
 
+def _agreed(question: str) -> bool:
+    """Yes to a question on the terminal; no, end of input or Ctrl-C is no."""
+    try:
+        return click.confirm(question)
+    except click.Abort:
+        return False
+
+
 @main.command()
 @config_option
 @click.option("--month", required=True, help="The month to close, YYYY-MM (local calendar).")
@@ -354,8 +362,13 @@ def close(config_path: Path, month: str, yes: bool) -> None:
     if unassigned:
         click.echo(f"{len(unassigned)} job(s) of {period} have no customer:")
         click.echo(jobs_text(unassigned, cfg))
-        if not yes:
-            click.confirm("close the month with them as they are?", abort=True)
+        if not yes and not _agreed("close the month with them as they are?"):
+            click.echo(
+                f"{period} not closed: assign them (`shopwatt job assign JOB --customer C`) and "
+                "close again, or close with --yes",
+                err=True,
+            )
+            raise SystemExit(1)  # declined: nothing changed; 1 as click gives an aborted prompt
     closed = ledger.close(period)
     click.echo(
         f"closed {closed.period}: {closed.rows} rows and {closed.adjustments} adjustment rows "
@@ -461,8 +474,9 @@ def readings_drop(config_path: Path, machine: str, lo: int, hi: int, yes: bool) 
         click.echo(f"no readings of {machine} in that range: nothing dropped")
         return
     click.echo(_dropped_text(shown, cfg, preview=True))
-    if not yes:
-        click.confirm("drop them?", abort=True)
+    if not yes and not _agreed("drop them?"):
+        click.echo("nothing dropped", err=True)
+        raise SystemExit(1)
     dropped = ledger.drop_readings(machine, lo, hi, expect=shown.sha256)
     if dropped.recomputed:
         publish(ledger, {machine: dropped.recomputed})
@@ -548,23 +562,25 @@ def _changed(day: date | None) -> str:
 
 
 def _brief(detail: dict[str, Any]) -> str:
-    if "input" in detail or "jobs_file" in detail:
-        files = [
-            f"{f['path']} (sha256 {f['sha256'][:12]})"
-            for f in (detail["input"], detail["jobs_file"])
-            if f
-        ]
+    """One audit entry's details on one line, the files, rows and machines first."""
+    if "added" in detail and "input" in detail:  # replay
+        given = (detail["input"], detail.get("jobs_file"))
+        files = [f"{f['path']} (sha256 {f['sha256'][:12]})" for f in given if f]
         return f"{', '.join(files)}: +{detail['added']} readings, {detail['jobs']} jobs"
+    if "slots" in detail and "input" in detail:  # prices import
+        file, sha = detail["input"]["path"], detail["input"]["sha256"][:12]
+        return f"{detail['series']}: {detail['slots']} slots from {file} (sha256 {sha})"
     if "period" in detail:
         return f"{detail['period']}: {detail['rows']} rows frozen"
-    if "id" in detail:  # customers and job assignments: every field, briefly
-        return ", ".join(f"{k} {v}" for k, v in detail.items() if v not in ("", None, False))
     if "sha256" in detail:
         return (
             f"{detail['machine']}: -{detail['readings']} readings, "
             f"{detail['metered_wh'] / 1000:.3f} kWh (sha256 {detail['sha256'][:12]})"
         )
-    return f"{', '.join(detail.get('machines', [])) or 'nothing'} ({detail.get('reason', '')})"
+    if "machines" in detail and "reason" in detail:  # recompute
+        return f"{', '.join(detail['machines']) or 'nothing'} ({detail['reason']})"
+    # Customers, assignments, job events, members, users, live ingest: every field, briefly.
+    return ", ".join(f"{k} {v}" for k, v in detail.items() if v not in ("", None, False, {}))
 
 
 @main.command()

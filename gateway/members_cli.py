@@ -163,8 +163,8 @@ def member_subscribe(
     """Record a monthly subscription of hours."""
     if cap and not carry_over:
         raise click.UsageError("--cap needs --carry-over")
-    first = parse_month(first)
-    last = parse_month(last) if last else ""
+    first = parse_month(first, "--from")
+    last = parse_month(last, "--to") if last else ""
     if last and last < first:
         raise click.BadParameter(f"{last!r}: before --from {first}", param_hint="--to")
     h, price_cents = exact(hours_text, "--hours"), cents(price, "--price")

@@ -831,7 +831,7 @@ class Ledger:
                 and (job == job_id if job_id else stop is None)
             ]
         if not found:
-            which = f"job {job_id!r}" if job_id else "no job running"
+            which = f"no job {job_id!r} started" if job_id else "no job running"
             raise LedgerError(
                 f"--machine = {machine!r}: {which} as far as the gateway knows (has "
                 "`shopwatt run` taken the start yet?)"

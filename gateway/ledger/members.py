@@ -114,13 +114,18 @@ def listed(conn: sqlite3.Connection) -> list[Member]:
 
 def require(conn: sqlite3.Connection, text: str) -> Member:
     """The member `text` names (customer id or name); a LedgerError names the members."""
-    who = customers.require(conn, text, "member")
+    who = customers.find(conn, text)
     found = {m.id: m for m in listed(conn)}
-    if who.id not in found:
+    if who is None or who.id not in found:
+        # `member add` adds the customer too, so it is the one hint for both cases.
+        what = (
+            f"customer {who.id!r} has no membership"
+            if who
+            else "no member or customer has that name"
+        )
         known = ", ".join(found) or "none yet"
         raise LedgerError(
-            f"member = {text!r}: customer {who.id!r} has no membership (members: {known}); "
-            "add one with `shopwatt member add`"
+            f"member = {text!r}: {what} (members: {known}); add one with `shopwatt member add`"
         )
     return found[who.id]
 

@@ -73,11 +73,11 @@ def booked(
     return rows
 
 
-def parse_month(text: str) -> str:
-    """'2026-11' -> '2026-11'; anything else is a LedgerError naming the value."""
+def parse_month(text: str, option: str = "--month") -> str:
+    """'2026-11' -> '2026-11'; anything else is a LedgerError naming the option and value."""
     match = _MONTH.match(text.strip())
     if not match or not 1 <= int(match.group(2)) <= 12:
-        raise LedgerError(f"--month = {text!r}: expected a month as YYYY-MM, e.g. 2026-11")
+        raise LedgerError(f"{option} = {text!r}: expected a month as YYYY-MM, e.g. 2026-11")
     return match.group(0)
 
 

@@ -188,7 +188,7 @@ def _warm(state: WebState) -> None:
     compile_templates()
     anyio.run(anyio.to_thread.run_sync, _nothing)
     if state.ledger().path.exists():
-        views.floor(state.cfg, state.ledger(), state.newest)
+        views.floor(state.cfg, state.ledger(), state.clock(), state.newest)
 
 
 def build_app(state: WebState) -> Starlette:
@@ -278,7 +278,7 @@ def build_app(state: WebState) -> Starlette:
         message: str = "",
         status: int = 200,
     ) -> Response:
-        machines = views.floor(cfg, state.ledger(), state.newest)
+        machines = views.floor(cfg, state.ledger(), state.clock(), state.newest)
         return _page(
             state,
             request,
@@ -302,11 +302,17 @@ def build_app(state: WebState) -> Starlette:
     ) -> Response:
         """A machine's start or stop form on a page of its own, which never refreshes: the
         floor's refresh would wipe what the operator is typing."""
-        tiles = [m for m in views.floor(cfg, state.ledger(), state.newest) if m.id == machine]
+        ledger = state.ledger()
+        tiles = [
+            m for m in views.floor(cfg, ledger, state.clock(), state.newest) if m.id == machine
+        ]
         if not tiles or event not in ("start", "stop"):
             # A refused POST keeps its own message (an unknown machine, a bad event).
             why = f"Not found: /floor/{machine}/{event} (machine {machine!r}, start or stop)"
             return floor(request, session, None, message or why, status if message else 404)
+        # The customer field offers the known ones as the operator types (no script: a
+        # datalist), so a tablet user picks a name instead of guessing its spelling.
+        known = ledger.customer_list() if event == "start" and ledger.path.exists() else []
         return _page(
             state,
             request,
@@ -316,6 +322,7 @@ def build_app(state: WebState) -> Starlette:
             m=tiles[0],
             event=event,
             values=values or {},
+            customers=[c for c in known if not c.merged_into],
             message=message,
         )
 
@@ -339,7 +346,9 @@ def build_app(state: WebState) -> Starlette:
         except ShopwattError as err:
             # Back to the same form with what was typed, to correct rather than retype.
             return machine_form(request, session, machine, event, form, f"Not sent: {err}", 400)
-        return floor(request, session, None, f"Job {job} {event} sent for {machine}.")
+        # The gateway takes the event a moment later: say so, or a second press follows.
+        said = f"Job {job} {event} sent for {machine}; its tile follows once the gateway has it."
+        return floor(request, session, None, said)
 
     # -- jobs -------------------------------------------------------------------------
     def jobs(
@@ -373,7 +382,7 @@ def build_app(state: WebState) -> Starlette:
             customer=customer,
             machines=list(cfg.machines),
             first=first,
-            end=end,
+            last=end - timedelta(days=1),  # the heading names the days shown, not the end
             tz=cfg.site.tz,
             local_time=local_time,
             audit=audit,
@@ -383,14 +392,16 @@ def build_app(state: WebState) -> Starlette:
     def job_page(
         request: Request,
         session: Session,
-        _form: FormData | None,
+        form: FormData | None,
         message: str = "",
         status: int = 200,
     ) -> Response:
-        """One job with its assign and split forms (the unassigned queue links here)."""
-        q = request.query_params
+        """One job with its assign and split forms (the unassigned queue links here); a
+        refused form comes back to it with the job its fields name."""
+        fields = request.query_params if form is None else form
+        job, machine = str(fields.get("job", "")), str(fields.get("machine", ""))
         try:
-            found = state.ledger().job(q.get("job", ""), q.get("machine") or None)
+            found = state.ledger().job(job, machine or None)
         except ShopwattError as err:
             return jobs(request, session, None, f"Not found: {err}", 404)
         middle = local_time((found.start_ms + found.end_ms) // 2, cfg.site.tz)
@@ -416,7 +427,7 @@ def build_app(state: WebState) -> Starlette:
             said = Assignment("", 0, job, customer, order, parts, scrap)
             now, pending = state.ledger(session.user).assign(job, machine, said)
         except ShopwattError as err:
-            return job_page(request, session, None, f"Not assigned: {err}", 400)
+            return job_page(request, session, form, f"Not assigned: {err}", 400)
         done = f"Assigned {now.job_id} on {now.machine} to {now.customer}"
         return jobs(request, session, None, done + _pending(pending))
 
@@ -430,7 +441,7 @@ def build_app(state: WebState) -> Starlette:
                 raise ShopwattError(f"at = {at!r}: a local date and time") from None
             second, pending = state.ledger(session.user).split(job, machine, at_ms)
         except ShopwattError as err:
-            return job_page(request, session, None, f"Not split: {err}", 400)
+            return job_page(request, session, form, f"Not split: {err}", 400)
         done = f"Split {job}: the part from {at} on is {second.job_id}"
         return jobs(request, session, None, done + _pending(pending))
 

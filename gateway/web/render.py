@@ -22,7 +22,6 @@ _env = Environment(
     loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]), auto_reload=False
 )
 _env.filters["money"] = lambda cents: f"{cents / 100:,.2f}"
-_env.filters["kwh"] = lambda wh: f"{wh / 1000:,.2f}"
 
 
 def compile_templates() -> None:

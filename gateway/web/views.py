@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
-from gateway.config import OUTBOX_FILE, ShopConfig
+from gateway.config import OUTBOX_FILE, Machine, ShopConfig
+from gateway.engine.live import LiveView
 from gateway.engine.localtime import (
     local_date,
     local_time,
@@ -37,20 +38,28 @@ class FloorMachine:
 
     id: str
     name: str
-    state: str  # off / idle / running / no data
+    state: str  # off / idle / running / offline (newest reading too old) / no data
     watts: float | None
     seen: str  # local time of the newest reading, "" when none
     job: str  # the open job's id, "" when none
     customer: str
     cost_cents: int  # the open job's cost so far
+    # The open job was detected from power, not started by a job event: it ends when the
+    # machine stops, and the gateway's job book has no start a Stop could end.
+    detected: bool = False
 
 
 # Machine -> its newest stored reading (t_ms, watts), found by decoding its newest day.
 Newest = dict[str, tuple[int, float]]
 
 
-def floor(cfg: ShopConfig, ledger: Ledger, decoded: Newest | None = None) -> list[FloorMachine]:
+def floor(
+    cfg: ShopConfig, ledger: Ledger, now_ms: int, decoded: Newest | None = None
+) -> list[FloorMachine]:
     """Every machine's newest reading, its state and its open job with the cost so far.
+
+    A machine whose newest reading is too old for its sensor to be online (as on Health) is
+    `offline`: its last power is no state of now, say a sensor that died while running.
 
     `decoded`: the server's memory of newest readings found in the stored readings; the
     floor refreshes every few seconds and a replayed ledger's newest reading rarely moves.
@@ -61,21 +70,27 @@ def floor(cfg: ShopConfig, ledger: Ledger, decoded: Newest | None = None) -> lis
         ]
     out = []
     with closing(connect(ledger.path, readonly=True)) as conn:
+        live = load_state(conn)
         newest = _newest_readings(
-            conn, [m.id for m in cfg.machine], {} if decoded is None else decoded
+            conn, live.views, [m.id for m in cfg.machine], {} if decoded is None else decoded
         )
+        # A row stays open until readings pass its end; a job the gateway has stopped (its
+        # sensor offline, say) is no longer running, and its Stop button would be refused.
+        booked = {(j[0], j[1]): j[3] is not None for j in live.jobs}  # -> stopped
         open_rows = {
             r["machine"]: r
             for r in conn.execute(
                 "SELECT machine, job_id, customer, energy_cents + depreciation_cents"
                 " + maintenance_cents AS cents FROM rows WHERE open = 1 ORDER BY start_ms"
             )
+            if not booked.get((r["machine"], r["job_id"]), False)
         }
     for m in cfg.machine:
         state, watts, seen = "no data", None, ""
         if m.id in newest:
             t_ms, watts = newest[m.id]
             state = STATE_NAMES[int(machine_states(np.array([watts]), m)[0])]
+            state = state if _online(m, t_ms, now_ms) else "offline"
             seen = f"{local_time(t_ms, cfg.site.tz):%Y-%m-%d %H:%M:%S}"
         job = open_rows.get(m.id)
         out.append(
@@ -88,12 +103,15 @@ def floor(cfg: ShopConfig, ledger: Ledger, decoded: Newest | None = None) -> lis
                 job["job_id"] if job else "",
                 job["customer"] if job else "",
                 int(job["cents"]) if job else 0,
+                job is not None and (m.id, job["job_id"]) not in booked,
             )
         )
     return out
 
 
-def _newest_readings(conn: sqlite3.Connection, machines: list[str], decoded: Newest) -> Newest:
+def _newest_readings(
+    conn: sqlite3.Connection, views: dict[str, LiveView], machines: list[str], decoded: Newest
+) -> Newest:
     """Machine -> (t_ms, watts) of its newest reading.
 
     `shopwatt run` keeps each machine's newest reading in machine_view (its live picture):
@@ -103,7 +121,7 @@ def _newest_readings(conn: sqlite3.Connection, machines: list[str], decoded: New
     """
     found = {
         machine: (int(view.last[0]), float(view.last[1]))
-        for machine, view in load_state(conn).views.items()
+        for machine, view in views.items()
         if view.last is not None
     }
     store = ReadingStore(conn)
@@ -133,8 +151,7 @@ class Health:
 def health(cfg: ShopConfig, ledger: Ledger, now_ms: int) -> Health:
     """From what the ledger, the service's state tables and the outbox file already store.
 
-    A sensor counts as online while its machine's newest reading is younger than twice the
-    machine's max_gap_s: the longest silence the engine still bridges.
+    A sensor counts as online while its machine's newest reading is young enough (`_online`).
     """
     dropped: dict[str, int] = defaultdict(int)
     newest: dict[str, int] = {}
@@ -155,11 +172,16 @@ def health(cfg: ShopConfig, ledger: Ledger, now_ms: int) -> Health:
     sensors = []
     for m in cfg.machine:
         last = newest.get(m.id)
-        online = last is not None and now_ms - last < 2_000 * m.max_gap_s
+        online = last is not None and _online(m, last, now_ms)
         seen = f"{local_time(last, cfg.site.tz):%Y-%m-%d %H:%M}" if last else "never"
         for source in [s.id for s in m.sensor] + [meter.id for meter in m.meter]:
             sensors.append((source, m.id, "online" if online else "offline", seen))
     return Health(sensors, dict(sorted(dropped.items())), pending, live, adjustments, _outbox(cfg))
+
+
+def _online(machine: Machine, newest_ms: int, now_ms: int) -> bool:
+    """Newer than twice max_gap_s: the longest silence the engine still bridges."""
+    return now_ms - newest_ms < 2_000 * machine.max_gap_s
 
 
 def _outbox(cfg: ShopConfig) -> int | None:

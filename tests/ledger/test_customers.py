@@ -58,6 +58,25 @@ def test_an_unknown_customer_is_refused_with_its_line_and_the_closest_ids(tmp_pa
     assert dump(config, "rows") == []
 
 
+def test_an_option_naming_no_customer_lists_the_known_ones_and_no_replay_flag(
+    tmp_path: Path,
+) -> None:
+    config = write_shop(tmp_path)
+    _replay(config, _jobs(tmp_path / "jobs.csv", ""))
+    ok("customer", "add", "acme", "--name", "ACME GmbH", "--config", config)
+    ok("customer", "add", "beta", "--name", "Beta Design", "--config", config)
+    far = shopwatt("export", "--config", config, "--month", "2026-11", "--customer", "zz")
+    assert far.exit_code == 2
+    # Customers exist: name them (not "no customers yet"); export has no --create-customers.
+    assert far.stderr.strip().endswith(
+        "--customer: customer 'zz' is not known (known: acme, beta); add it with "
+        "`shopwatt customer add`"
+    )
+    blank = shopwatt("statement", "--config", config, "--month", "2026-11", "--customer", " ")
+    assert blank.exit_code == 2
+    assert "--customer = ' ': give a customer's id or display name" in blank.stderr
+
+
 def test_create_customers_adds_the_unknown_ones_with_an_audit_entry(tmp_path: Path) -> None:
     config = write_shop(tmp_path)
     _replay(config, _jobs(tmp_path / "jobs.csv", "Gamma Works"), "--create-customers")

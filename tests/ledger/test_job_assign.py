@@ -134,6 +134,9 @@ def test_close_lists_unassigned_jobs_and_asks(tmp_path: Path) -> None:
     assert "1 job(s) of 2025-11 have no customer" in no.stdout
     assert "mill-20251130-001" in no.stdout and "mill-20251129-001" not in no.stdout
     assert dump(config, "frozen") == []
+    # Declined: what to do next, instead of click's bare "Aborted!".
+    assert "2025-11 not closed: assign them (`shopwatt job assign JOB --customer C`)" in no.stderr
+    assert "Aborted" not in no.output + no.stderr
     ok("close", "--config", config, "--month", "2025-11", "--yes")
     assert dump(config, "frozen") != []
 

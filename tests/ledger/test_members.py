@@ -154,6 +154,15 @@ def test_a_purchase_dated_in_a_closed_month_is_refused(tmp_path: Path) -> None:
     assert "--date = 2026-11-20: 2026-11 is closed" in bad.stderr
 
 
+def test_a_bad_subscription_month_names_its_option(tmp_path: Path) -> None:
+    config = _shop(tmp_path)
+    args = ("member", "subscribe", "ada", "--hours", "2", "--price", "10", "--config", config)
+    bad = shopwatt(*args, "--from", "2026-13")
+    assert bad.exit_code == 2 and "--from = '2026-13': expected a month as YYYY-MM" in bad.stderr
+    bad = shopwatt(*args, "--from", "2026-11", "--to", "27-01")
+    assert bad.exit_code == 2 and "--to = '27-01': expected a month as YYYY-MM" in bad.stderr
+
+
 def test_a_weight_for_an_unknown_machine_names_the_value(tmp_path: Path) -> None:
     config = write_shop(tmp_path)
     bad = shopwatt("member", "add", "ada", "--weight", "laser=1.0", "--config", config)
@@ -161,6 +170,23 @@ def test_a_weight_for_an_unknown_machine_names_the_value(tmp_path: Path) -> None
     assert "--weight = 'laser=1.0': expected MACHINE=CREDITS_PER_HOUR" in bad.stderr
     bad = shopwatt("member", "add", "ada", "--weight", "mill=1.00001", "--config", config)
     assert "--weight mill = '1.00001': expected a number >= 0 with at most 4 decimals" in bad.stderr
+
+
+def test_topping_up_someone_who_is_no_member_points_to_member_add(tmp_path: Path) -> None:
+    config = write_shop(tmp_path)
+    assert shopwatt("customer", "add", "acme", "--config", config).exit_code == 0
+    args = ("--hours", "5", "--price", "100", "--config", config)
+    stranger = shopwatt("member", "topup", "ada", *args)
+    assert stranger.exit_code == 2
+    # `member add` adds the customer too: `customer add` alone would not make a member.
+    assert stranger.stderr == (
+        "shopwatt: error: member = 'ada': no member or customer has that name (members: none "
+        "yet); add one with `shopwatt member add`\n"
+    )
+    customer = shopwatt("member", "topup", "acme", *args)
+    assert "member = 'acme': customer 'acme' has no membership (members: none yet)" in (
+        customer.stderr
+    )
 
 
 def test_the_last_month_there_is_has_a_statement_and_a_prepaid_view(tmp_path: Path) -> None:

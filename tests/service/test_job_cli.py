@@ -50,6 +50,12 @@ def test_a_job_started_and_stopped_on_the_command_line_reaches_the_ledger(
     assert (row[4], row[18], row[19], row[20]) == ("acme", "PO-9", 12, 1)
     nothing = shopwatt("job", "stop", "--machine", "mill", "--config", path)
     assert nothing.exit_code == 2 and "no job running as far as the gateway knows" in nothing.stderr
+    named = shopwatt("job", "stop", "--machine", "mill", "--job", "WO-8", "--config", path)
+    assert "--machine = 'mill': no job 'WO-8' started as far as the gateway knows" in named.stderr
+    # status's recent changes say what each job event was, not "nothing ()".
+    trail = ok("status", "--config", path).split("recent changes:")[1]
+    assert " job stop job WO-9, machine mill, parts 12, scrap 1, t_ms " in trail
+    assert " job start customer acme, job WO-9, machine mill, order PO-9, t_ms " in trail
 
 
 def test_without_a_broker_section_job_start_says_why(tmp_path: Path) -> None:

@@ -84,6 +84,17 @@ def test_accountant_closes_the_month_and_downloads_its_export(
     assert f"Month {MONTH}" in browser.find_element(By.TAG_NAME, "h1").text
     browser.get(f"{demo_shop.url}/jobs")
     screenshot(browser, "jobs", tmp_path)
+    # The heading names the days shown: the month's first and last, or the one day.
+    assert browser.find_element(By.TAG_NAME, "h1").text == f"Jobs {MONTH}-01 – {MONTH}-30"
+    browser.get(f"{demo_shop.url}/jobs?day={DEMO_DAY}")
+    assert browser.find_element(By.TAG_NAME, "h1").text == f"Jobs {DEMO_DAY}"
+    # Each job's kWh as the export prints it (3 decimals, half up), not a second rounding.
+    shown = {}
+    for tr in browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr"):
+        cells = [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+        shown[cells[0]] = cells[5]
+    exported = _export_rows(demo_shop.config)
+    assert shown == {r["job_id"]: r["energy_kwh"] for r in exported if r["kind"] == "job"}
     browser.get(f"{demo_shop.url}/month")
     submit(browser, browser.find_element(By.ID, "close"))
     assert f"Closed {MONTH}" in browser.find_element(By.ID, "message").text
@@ -209,6 +220,13 @@ def test_accountant_assigns_an_unassigned_job_and_the_export_shows_it(
     machine, job = _open_first_unassigned(browser, demo_shop)
     screenshot(browser, "job", tmp_path)
     form = browser.find_element(By.ID, "assign")
+    form.find_element(By.NAME, "customer").send_keys(f"{customer.id}x")  # a typo: refused
+    submit(browser, form.find_element(By.CSS_SELECTOR, "button"))
+    refused = browser.find_element(By.ID, "message").text  # on the same job's page
+    assert refused.startswith(f"Not assigned: --customer: customer '{customer.id}x' is not known")
+    assert f"Job {job}" in browser.find_element(By.TAG_NAME, "h1").text
+    form = browser.find_element(By.ID, "assign")
+    form.find_element(By.NAME, "customer").clear()
     form.find_element(By.NAME, "customer").send_keys(customer.name)  # a display name will do
     form.find_element(By.NAME, "order").send_keys("PO-7")
     form.find_element(By.NAME, "parts").send_keys("40")
@@ -324,6 +342,11 @@ def _start_and_stop(
     screenshot(browser, "floor-live", tmp_path)
     _open_form(browser, "start")
     form = browser.find_element(By.ID, "start")
+    # The known customers are offered as she types (a datalist: id, and the name beside it).
+    offered = browser.find_elements(By.CSS_SELECTOR, "#customers option")
+    assert [(o.get_attribute("value"), o.get_attribute("textContent")) for o in offered] == [
+        ("ACME", "ACME GmbH")
+    ]
     typed = {"job": "W-1", "customer": "ACMEE", "order": "PO-7"}  # a typo: refused, not sent
     for name, text in typed.items():
         form.find_element(By.NAME, name).send_keys(text)
@@ -337,7 +360,8 @@ def _start_and_stop(
     screenshot(browser, "floor-start", tmp_path)
     submit(browser, form.find_element(By.CSS_SELECTOR, "button.go"))
     assert browser.current_url.endswith("/floor/job")  # back on the floor, with the message
-    assert "Job W-1 start sent" in browser.find_element(By.ID, "message").text
+    sent = browser.find_element(By.ID, "message").text
+    assert "Job W-1 start sent" in sent and "its tile follows once the gateway has it" in sent
     publisher.send(sensor.readings([909] * 6))
 
     def running() -> bool:
