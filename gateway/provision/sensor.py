@@ -12,10 +12,12 @@ from typing import Any
 
 from gateway.config import Metered, ShopConfig
 from gateway.errors import ProvisionError
+from gateway.ledger.machines import check_machine
 from gateway.provision.auth import new_password, sync_auth
 from gateway.provision.files import PRIVATE, broker_owner, private_dir, write_file
 from gateway.provision.passwd import hash_password
 from gateway.provision.state import Layout, SensorRecord, State, load_state, save_state
+from gateway.provision.tls import is_host_name
 from gateway.secrets import Secret
 
 # Keys of the firmware's config.json that provisioning owns; a --hardware file describes
@@ -166,10 +168,7 @@ def _check_declared(cfg: ShopConfig, opts: SensorOptions) -> None:
     machine, sensor = opts.machine, opts.sensor
     owners = cfg.metered
     if machine not in owners:
-        raise ProvisionError(
-            f"--machine {machine!r}: not in {cfg.source} "
-            f"(machines and site meters: {', '.join(owners)})"
-        )
+        check_machine(cfg, machine, ProvisionError)  # not a machine either: refused there
     if opts.job_events and machine not in cfg.machines:
         raise ProvisionError(f"--job-events: {machine!r} is a site meter, which has no jobs")
     for m in owners.values():
@@ -202,7 +201,7 @@ def _broker_host(cfg: ShopConfig, opts: SensorOptions, old: SensorRecord | None)
                 "a sensor cannot reach: give the gateway's address on the workshop network, "
                 "e.g. --broker-host 192.168.1.10"
             )
-    if any(c.isspace() for c in host) or "/" in host or ":" in host:
+    if not is_host_name(host):  # an IPv4 address passes too
         raise ProvisionError(f"--broker-host {host!r}: expected an IP address (or a host name)")
     return host
 
