@@ -97,10 +97,10 @@ def subscriptions(site: str) -> list[str]:
 
 
 def sensor_specs(cfg: ShopConfig) -> dict[str, SensorSpec]:
-    """Every [[machine.sensor]] of the shop, by sensor id."""
+    """Every [[machine.sensor]] and [[site_meter.sensor]] of the shop, by sensor id."""
     return {
         s.id: SensorSpec(m.id, tuple(s.channels), f"mqtt:{s.id}")
-        for m in cfg.machine
+        for m in cfg.metered.values()
         for s in m.sensor
     }
 
@@ -315,7 +315,9 @@ class MqttInput:
         spec = self.sensors.get(sensor)
         if spec is None or spec.machine != machine:
             raise Rejected(
-                UNKNOWN_SENSOR, f"sensor {sensor!r} is not a [[machine.sensor]] of {machine!r}"
+                UNKNOWN_SENSOR,
+                f"sensor {sensor!r} is not a [[machine.sensor]] or [[site_meter.sensor]] "
+                f"of {machine!r}",
             )
 
     def _queue_ack(self, msg: paho.MQTTMessage) -> None:

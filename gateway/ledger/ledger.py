@@ -433,7 +433,8 @@ class Ledger:
                     machine,
                     {"repeated_rows": m.repeated, "conflicting_rows": m.conflicts},
                 )
-            added_ranges = _touched(merged)
+            # A site meter's readings are stored, never turned into rows (as in replay).
+            added_ranges = _touched({m: x for m, x in merged.items() if m in self.cfg.machines})
             touched = dict(added_ranges if recompute is None else recompute)
             for machine, groups in (jobs or {}).items():
                 for group in groups:
