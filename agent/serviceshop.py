@@ -33,6 +33,8 @@ from gateway.ledger.chunks import readings_per_machine
 from gateway.service import CRASH_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
+UNIT = ROOT / "examples" / "shopwatt.service"
+UNIT_CACHE = "/var/cache/shopwatt"  # the unit's CacheDirectory=
 SITE = "test-shop"
 T0 = int(datetime(2026, 11, 3, 8, 0, tzinfo=UTC).timestamp() * 1000)  # a Tuesday, 09:00 local
 WINDOW_MS = 10_000
@@ -42,6 +44,16 @@ WAIT_S = 60.0  # how long a test waits for what it expects (a limit, never an as
 BROKER_CONFIG = "max_queued_messages 0\n"
 
 T = TypeVar("T")
+
+
+def unit_env(cache: Path) -> dict[str, str]:
+    """The Environment= settings of examples/shopwatt.service, its cache folder moved to
+    `cache`: the service runs as systemd runs it on a Pi."""
+    lines = UNIT.read_text().splitlines()
+    found = [line.removeprefix("Environment=") for line in lines if line.startswith("Environment=")]
+    pairs = (item.partition("=") for item in found)
+    return {key: value.replace(UNIT_CACHE, str(cache)) for key, _, value in pairs}
+
 
 MACHINE = """
 [[machine]]

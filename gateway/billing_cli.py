@@ -218,12 +218,6 @@ def jobs(config_path: Path, first: datetime, end: datetime, unassigned: bool) ->
     click.echo(jobs_text(found, cfg))
 
 
-def unassigned_jobs(ledger: Ledger, period: str) -> list[LedgerRow]:
-    """The month's finished jobs that have no customer (what `close` asks about)."""
-    found = ledger.jobs(*period_dates(period))
-    return [j for j in found if not j.customer and not j.open]
-
-
 def jobs_text(found: list[LedgerRow], cfg: ShopConfig) -> str:
     """The jobs as `shopwatt jobs` prints them."""
     return columns([JOB_HEAD, *(_job_line(j, cfg) for j in found)])

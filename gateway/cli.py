@@ -353,12 +353,12 @@ def _agreed(question: str) -> bool:
 @click.option("--yes", is_flag=True, help="Close even with jobs that have no customer.")
 def close(config_path: Path, month: str, yes: bool) -> None:
     """Freeze a month: its rows never change; later changes become adjustment rows."""
-    from gateway.billing_cli import jobs_text, unassigned_jobs
+    from gateway.billing_cli import jobs_text
 
     cfg = load_config(config_path)
     ledger = Ledger(cfg)
     period = parse_month(month)
-    unassigned = unassigned_jobs(ledger, period)
+    unassigned = ledger.unassigned(period)
     if unassigned:
         click.echo(f"{len(unassigned)} job(s) of {period} have no customer:")
         click.echo(jobs_text(unassigned, cfg))

@@ -6,7 +6,7 @@ import itertools
 from datetime import date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -417,25 +417,51 @@ class Sensor(_Section):
 SENSOR_RESOLUTION_WH = 0.001
 
 
-class Machine(_Section):
-    """[[machine]]"""
+class Metered(_Section):
+    """What a reading's id can name: a [[machine]] or a [[site_meter]], read from one
+    [[<section>.sensor]] or one [[<section>.meter]] live, or from replayed CSV only."""
+
+    SECTION: ClassVar[str]  # "machine" or "site_meter": names the sections in messages
 
     id: Ident
+    # Its counter is checked against these: a step above rated_w x elapsed time (plus one
+    # counter step) is an implausible jump, and no power is integrated across a longer gap.
+    rated_w: Positive
+    max_gap_s: Positive = 120.0
+    # The smallest step of the energy counter, in Wh: a counter step may exceed
+    # rated_w x elapsed time by this much. Unset, it comes from the source: the meter's
+    # register map, SENSOR_RESOLUTION_WH for a shopwatt sensor, and 1 Wh for readings
+    # that only come from CSV files (see _resolve_counter_resolution).
+    counter_resolution_wh: Positive = 1.0
+    meter: list[Meter] = []
+    sensor: list[Sensor] = []
+
+    @model_validator(mode="after")
+    def _one_energy_source(self) -> Metered:
+        # The engine differences ONE cumulative counter per id; two sources would
+        # interleave two unrelated counters (docs/gateway.md, "One source per machine").
+        sources = [f"meter {m.id}" for m in self.meter] + [f"sensor {s.id}" for s in self.sensor]
+        if len(sources) > 1:
+            # The key before this message names the section: "machine[0] (id=...)".
+            s = self.SECTION
+            raise ValueError(
+                f"{len(sources)} energy sources ({', '.join(sources)}); "
+                f"this version takes one [[{s}.sensor]] or one [[{s}.meter]] per {s}"
+            )
+        return self
+
+
+class Machine(Metered):
+    """[[machine]]"""
+
+    SECTION = "machine"
+
     name: str = ""
     off_below_w: NonNeg
     run_above_w: Positive
     min_job_s: NonNeg = 60.0
     merge_gap_s: NonNeg = 300.0
-    max_gap_s: Positive = 120.0
-    rated_w: Positive
-    # The smallest step of the machine's energy counter, in Wh: a counter step may exceed
-    # rated_w x elapsed time by this much. Unset, it comes from the source: the meter's
-    # register map, SENSOR_RESOLUTION_WH for a shopwatt sensor, and 1 Wh for a machine
-    # whose readings only come from CSV files (see _resolve_counter_resolution).
-    counter_resolution_wh: Positive = 1.0
     cost: MachineCost
-    meter: list[Meter] = []
-    sensor: list[Sensor] = []
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> Machine:
@@ -449,36 +475,19 @@ class Machine(_Section):
             )
         return self
 
-    @model_validator(mode="after")
-    def _one_energy_source(self) -> Machine:
-        # The engine differences ONE cumulative counter per machine; two sources would
-        # interleave two unrelated counters (docs/gateway.md, "One source per machine").
-        sources = [f"meter {m.id}" for m in self.meter] + [f"sensor {s.id}" for s in self.sensor]
-        if len(sources) > 1:
-            # The key before this message names the machine: "machine[0] (id=...)".
-            raise ValueError(
-                f"{len(sources)} energy sources ({', '.join(sources)}); "
-                "this version takes one [[machine.sensor]] or one [[machine.meter]] per machine"
-            )
-        return self
 
+class SiteMeter(Metered):
+    """[[site_meter]]: a meter that belongs to no machine (docs/tariffs.md, "Site meter").
 
-class SiteMeter(_Section):
-    """[[site_meter]]: a meter that belongs to no machine (docs/tariffs.md, "Site meter")."""
+    Its id is the machine column of its readings in a replayed CSV, the machine segment of
+    its sensor's topics and its ReadingStore key; it has no jobs and no machine_state.
+    """
 
-    id: Ident  # the machine column of its readings in a replayed CSV; its ReadingStore key
+    SECTION = "site_meter"
+
     # grid: the utility's connection point, whose 15-minute averages set the demand peak;
     # production: the shop's own solar (an inverter or its meter), used by the machines first.
     role: Literal["grid", "production"]
-    # Its counter is checked like a machine's: a step above rated_w x elapsed time (plus one
-    # counter step) is an implausible jump, and no power is integrated across a longer gap.
-    rated_w: Positive
-    max_gap_s: Positive = 120.0
-    counter_resolution_wh: Positive = 1.0
-
-
-# What a reading's id can name: each has rated_w, max_gap_s and counter_resolution_wh.
-Metered = Machine | SiteMeter
 
 
 class InfluxDB(_Section):
@@ -609,16 +618,27 @@ class ShopConfig(_Section):
 
     @model_validator(mode="after")
     def _site_meter_ids(self) -> ShopConfig:
-        # A site meter's id shares the readings' id space with machines (CSV, ReadingStore).
+        # A site meter's id shares the readings' id space with machines (CSV, ReadingStore);
+        # its sensor's or meter's id is a reading's source shop-wide, as a machine's is.
         # (Not self.machines: a cached_property computed here would survive model_copy.)
-        taken = {m.id for m in self.machine} | {s.id for m in self.machine for s in m.sensor}
-        taken |= {s.id for m in self.machine for s in m.meter}
+        sources = {s.id for m in self.machine for s in m.sensor}
+        sources |= {s.id for m in self.machine for s in m.meter}
+        taken = {m.id for m in self.machine} | sources
         for i, meter in enumerate(self.site_meter):
             if meter.id in taken:
                 raise ValueError(
                     f"site_meter[{i}].id = {meter.id!r}: already a machine, sensor or meter id"
                 )
             taken.add(meter.id)
+            own = [(f"sensor[{j}].id", s.id) for j, s in enumerate(meter.sensor)]
+            own += [(f"meter[{j}].id", m.id) for j, m in enumerate(meter.meter)]
+            for key, source in own:
+                if source in sources:
+                    raise ValueError(
+                        f"site_meter[{i}].{key} = {source!r}: already a sensor or meter id"
+                    )
+                sources.add(source)
+                taken.add(source)
         roles = [m.role for m in self.site_meter]
         for role in set(roles):
             if roles.count(role) > 1:
@@ -663,14 +683,17 @@ class ShopConfig(_Section):
         return {m.id: m for m in self.machine}
 
 
-def _resolve_counter_resolution(cfg: ShopConfig, source: Path) -> ShopConfig:
-    """Each machine's counter_resolution_wh from its source, unless shop.toml sets it.
+M = TypeVar("M", bound=Metered)
+
+
+def _resolved(items: list[M], section: str, cfg: ShopConfig, source: Path) -> list[M]:
+    """Each item's counter_resolution_wh from its source, unless shop.toml sets it.
 
     A meter's map states its counter's step (an EM24 counts in 0.1 kWh); a value set in
     shop.toml may only make it coarser, never finer than the meter can count.
     """
-    machines = []
-    for i, m in enumerate(cfg.machine):
+    out = []
+    for i, m in enumerate(items):
         if m.meter:
             meter = m.meter[0]
             step = load_map(map_path(meter.model, cfg.source.parent)).counter_resolution_wh
@@ -680,12 +703,22 @@ def _resolve_counter_resolution(cfg: ShopConfig, source: Path) -> ShopConfig:
             m = m.model_copy(update={"counter_resolution_wh": step})
         elif m.counter_resolution_wh < step and m.meter:
             raise ConfigError(
-                f"{source}: machine[{i}] (id={m.id}).counter_resolution_wh = "
+                f"{source}: {section}[{i}] (id={m.id}).counter_resolution_wh = "
                 f"{m.counter_resolution_wh}: finer than meter {m.meter[0].id} counts "
                 f"({m.meter[0].model}: {step} Wh)"
             )
-        machines.append(m)
-    resolved = cfg.model_copy(update={"machine": machines})
+        out.append(m)
+    return out
+
+
+def _resolve_counter_resolution(cfg: ShopConfig, source: Path) -> ShopConfig:
+    """Every machine's and site meter's counter_resolution_wh from its source (_resolved)."""
+    resolved = cfg.model_copy(
+        update={
+            "machine": _resolved(cfg.machine, "machine", cfg, source),
+            "site_meter": _resolved(cfg.site_meter, "site_meter", cfg, source),
+        }
+    )
     resolved._source = cfg.source
     return resolved
 

@@ -30,11 +30,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -42,6 +44,7 @@ import numpy as np
 
 from gateway.clock import now_ms
 from gateway.config import ShopConfig
+from gateway.counted import counted
 from gateway.engine.live import LiveView
 from gateway.engine.model import ExplicitJob, MachineReadings, Reading, first_of_times
 from gateway.errors import ConfigError, InputError, LedgerError
@@ -76,7 +79,8 @@ MEMBERS_EVERY_S = 300.0  # members' balances: they change with jobs, a few times
 LIVE_EVERY_S = 10.0  # a machine's state/energy lines and its jobs and costs follow this often
 LOG_EVERY_S = 300.0  # a one-line summary in the log
 DRAIN_AT_STOP_S = 5.0  # how long a clean stop lets the outbox drain
-SWITCH_INTERVAL_S = 0.0005  # see run_service
+SWITCH_INTERVAL_S = 0.0005  # see tune_process
+SQLITE_HEAP_BYTES = 1_000_000  # see tune_process
 SOURCE = "live"  # the ledger's audit name for what the service stores
 CRASH_ENV = "SHOPWATT_CRASH_AT"  # tests of crash safety only: see CrashPoint
 
@@ -159,22 +163,21 @@ class Service:
     """The gateway service of one shop.toml; run() until stop()."""
 
     def __init__(self, cfg: ShopConfig) -> None:
-        if cfg.mqtt is None and not any(m.meter for m in cfg.machine):
+        meters = sum(len(m.meter) for m in cfg.metered.values())
+        if cfg.mqtt is None and not meters:
             raise ConfigError(
                 f"{cfg.source}: nothing to run: add an [mqtt] section (sensors, job events) "
-                "or a [[machine.meter]]"
+                "or a Modbus meter ([[machine.meter]], [[site_meter.meter]])"
             )
         sensors = sensor_specs(cfg)
         if sensors and cfg.mqtt is None:
-            raise ConfigError(
-                f"{cfg.source}: [[machine.sensor]] {', '.join(sensors)} need an [mqtt] section"
-            )
+            raise ConfigError(f"{cfg.source}: sensors {', '.join(sensors)} need an [mqtt] section")
         self.cfg = cfg
         self.ledger = Ledger(cfg, who="shopwatt run")
         self.batch_ready = threading.Event()
         self.mqtt = MqttInput(cfg, self.batch_ready) if cfg.mqtt else None
         self.modbus: ModbusInput | None = None
-        if any(m.meter for m in cfg.machine):
+        if meters:
             # pymodbus (~5 MB of a Pi's memory) loads only for a shop with Modbus meters.
             from gateway.inputs.modbus import ModbusInput
 
@@ -188,6 +191,9 @@ class Service:
         self.views: dict[str, LiveView] = {}
         self.rows = RowLines(cfg.site.id, cfg.tariff)
         self.peak = PeakWatch(cfg)
+        # A site meter's readings are stored and shown as `site_power`, never costed.
+        self._roles = {m.id: m.role for m in cfg.site_meter}
+        self._grid_newest = 0  # the grid meter's newest stored reading (ms; 0: none yet)
         self.health = Health()
         self._crash = CrashPoint(os.environ.get(CRASH_ENV, ""))
         self.batch_s = cfg.mqtt.batch_s if cfg.mqtt else 2.0
@@ -218,11 +224,11 @@ class Service:
         if self.mqtt is not None:
             self.mqtt.start()
         log.info(
-            "shopwatt run: site %s, %d machines, %d sensors, %d meters, InfluxDB %s",
+            "shopwatt run: site %s, %s, %s, %s, InfluxDB %s",
             self.cfg.site.id,
-            len(self.cfg.machine),
-            len(self.tracker.sensors),
-            sum(len(m.meter) for m in self.cfg.machine),
+            counted(len(self.cfg.machine), "machine"),
+            counted(len(self.tracker.sensors), "sensor"),
+            counted(sum(len(m.meter) for m in self.cfg.metered.values()), "meter"),
             self.cfg.influxdb.url if self.cfg.influxdb else "off",
         )
 
@@ -290,18 +296,26 @@ class Service:
             self.jobs.apply(machine, event)
         usable = placed + [r for r in polled if r.watts is not None and r.wh is not None]
         batches, sources = _per_machine(usable)
+        roles = self._roles
         lines = [
             line
             for machine, r in batches.items()
             for line in power_lines(
-                self.cfg.site.id, machine, sources[machine], r.t_ms, r.watts, r.wh
+                self.cfg.site.id,
+                machine,
+                sources[machine],
+                r.t_ms,
+                r.watts,
+                r.wh,
+                roles.get(machine),
             )
         ]
         # A meter reading that lacks a value is not stored, but what it has is shown.
         lines += reading_lines(
-            self.cfg.site.id, [r for r in polled if r.watts is None or r.wh is None]
+            self.cfg.site.id, [r for r in polled if r.watts is None or r.wh is None], roles
         )
-        due = self._due(batches, {machine for machine, _ in box.jobs}, final)
+        machines = {m: r for m, r in batches.items() if m not in roles}
+        due = self._due(machines, {machine for machine, _ in box.jobs}, final)
         lines += self._live_lines(due)
         n = sum(len(r) for r in batches.values())
         self._crash.passed("taken", n)
@@ -312,6 +326,9 @@ class Service:
         if batches or jobs or recompute or self.tracker.dirty or self._dirty_views or len(box):
             self._ingest(batches, jobs, recompute, lambda rows: self._send(rows, n))
             self._crash.passed("committed", n)
+            grid = self.cfg.grid_meter
+            if grid is not None and grid.id in batches:
+                self._grid_newest = max(self._grid_newest, int(batches[grid.id].t_ms[-1]))
         else:
             self._send()
         if self.mqtt is not None:
@@ -453,9 +470,11 @@ class Service:
             self._put(member_points(self.cfg, now))
 
     def _demand_lines(self) -> list[str]:
-        """The month's demand at the newest reading shown live (its time, not the clock's:
-        readings from a meter with a wrong clock stay in their own month)."""
+        """The month's demand at the newest reading shown live or of the grid meter (its
+        time, not the clock's: readings from a meter with a wrong clock stay in their own
+        month)."""
         shown = [v.last[0] for v in self.views.values() if v.last is not None]
+        shown += [self._grid_newest] if self._grid_newest else []
         if not shown or self.cfg.influxdb is None:
             return []
         demand = self.ledger.demand(self.peak, max(shown))
@@ -466,13 +485,27 @@ class Service:
         c = self.counters()
         depth = self.outbox.depth if self.outbox else 0
         log.info(
-            "readings in %d, rejected %d, duplicates %d, job events %d; outbox %d lines",
+            "readings in %d, rejected %d, duplicates %d, job events %d; outbox %s",
             c["readings_in"],
             c["readings_rejected"],
             c["readings_deduplicated"],
             c["job_events"],
-            depth,
+            counted(depth, "line"),
         )
+
+
+def tune_process() -> None:
+    """Process-wide settings for the service: thread switches and SQLite's memory."""
+    # Three threads (MQTT network, batches, InfluxDB writer) hand the interpreter lock to
+    # each other at every socket and SQLite call; with the default 5 ms switch interval the
+    # network thread waits behind a batch, and the broker's queue drains at half speed.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    # SQLite gives each connection a 2 MB page cache: the ledger's, the outbox's and every
+    # short reader's (live demand, prices) fill theirs late in the day, and what a reader
+    # frees stays in the heap. The ledger reads each block once per operation and the OS
+    # caches the file anyway: one soft limit for all of them (docs/deploy.md).
+    with closing(sqlite3.connect(":memory:")) as conn:
+        conn.execute(f"PRAGMA soft_heap_limit = {SQLITE_HEAP_BYTES}")
 
 
 def run_service(cfg: ShopConfig) -> None:
@@ -485,9 +518,6 @@ def run_service(cfg: ShopConfig) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    # Three threads (MQTT network, batches, InfluxDB writer) hand the interpreter lock to
-    # each other at every socket and SQLite call; with the default 5 ms switch interval the
-    # network thread waits behind a batch, and the broker's queue drains at half speed.
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    tune_process()
     service.start()
     service.run()

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from gateway.engine.states import IDLE, OFF, RUNNING
-from gateway.outputs.schema import DEMAND, ENERGY, JOB, MACHINE_STATE, POWER
+from gateway.outputs.schema import DEMAND, ENERGY, JOB, MACHINE_STATE, POWER, SITE_POWER
 
 SITE = '"site" =~ /^$site$/'
 MACHINE = '"machine" =~ /^$machine$/'
@@ -80,6 +80,11 @@ def power_now_kw(*conditions: str, per_machine: bool = True) -> str:
 def power_w(*conditions: str) -> str:
     """Mean power per sensor per time bucket, W (replayed history has no sensor tag)."""
     return select({"W": 'mean("watts")'}, POWER, conditions, [BUCKET, "machine", "sensor"])
+
+
+def site_power_kw(*conditions: str) -> str:
+    """Mean power of each site meter per time bucket, kW, by its role (grid, production)."""
+    return select({"kW": 'mean("watts") / 1000'}, SITE_POWER, conditions, [BUCKET, "role"])
 
 
 def states(*conditions: str) -> str:

@@ -176,3 +176,43 @@ def test_a_counter_resolution_finer_than_the_meter_counts_is_refused() -> None:
         "shop.toml: machine[0] (id=cnc-01).counter_resolution_wh = 1.0: finer than meter "
         "pm1 counts (em24: 100.0 Wh)"
     )
+
+
+_EM24 = {"id": "pm1", "model": "em24", "transport": "tcp", "host": "127.0.0.1"}
+
+
+def _site_meter(**source: Any) -> dict[str, Any]:
+    """The example with a grid site meter read from `source` (sensor=[...], meter=[...])."""
+    data = _example()
+    data["site_meter"] = [{"id": "grid", "role": "grid", "rated_w": 2e4, **source}]
+    return data
+
+
+def test_a_site_meter_is_read_from_one_sensor_or_one_meter() -> None:
+    cfg = parse_config(_site_meter(meter=[_EM24]), Path("shop.toml"))
+    assert cfg.metered["grid"].counter_resolution_wh == pytest.approx(100.0)  # from its map
+    cfg = parse_config(_site_meter(sensor=[{"id": "ct-grid"}]), Path("shop.toml"))
+    assert cfg.metered["grid"].counter_resolution_wh == pytest.approx(0.001)
+    with pytest.raises(ConfigError) as err:
+        parse_config(_site_meter(sensor=[{"id": "ct-grid"}], meter=[_EM24]), Path("shop.toml"))
+    assert str(err.value) == (
+        "shop.toml: site_meter[0] (id=grid): 2 energy sources (meter pm1, sensor ct-grid); "
+        "this version takes one [[site_meter.sensor]] or one [[site_meter.meter]] per site_meter"
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ({"sensor": [{"id": "s1"}]}, "site_meter[0].sensor[0].id = 's1': already a sensor"),
+        ({"meter": [_EM24 | {"id": "s1"}]}, "site_meter[0].meter[0].id = 's1': already a sensor"),
+    ],
+)
+def test_a_site_meters_source_id_is_unique_in_the_shop(
+    source: dict[str, Any], expected: str
+) -> None:
+    data = _site_meter(**source)
+    data["machine"][0]["sensor"] = [{"id": "s1"}]
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, Path("shop.toml"))
+    assert expected in str(err.value)

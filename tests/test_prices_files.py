@@ -66,6 +66,12 @@ def test_awattar_json_gives_23_hours_on_the_spring_day() -> None:
             "plain",
             "lines 2 and 3: slots overlap",
         ),
+        (  # quarter-hour prices without --minutes 15: said so
+            "start,price\n2026-10-25T00:00:00+02:00,1\n2026-10-25T00:15:00+02:00,1\n",
+            "plain",
+            "lines 2 and 3: slots overlap: their starts are 15 minutes apart, each slot lasts "
+            "--minutes 60; for quarter-hour prices import with --minutes 15",
+        ),
     ],
 )
 def test_a_bad_line_names_file_line_and_value(

@@ -81,6 +81,16 @@ def start_job(
     button does; returns the job id (default: <machine>-<local date-time>) and customer id."""
     cfg = ledger.cfg
     ledger.machine(machine)
+    running = ledger.open_job(machine)
+    if running is not None:
+        # The gateway would refuse this start as a job_overlap and keep the running job, so
+        # the next stop would end that one: refuse it here, where the person pressing sees it.
+        job, start, owner = running
+        raise InputError(
+            f"--machine = {machine!r}: job {job!r} (customer {owner or 'none'}) is still "
+            f"running since {local_time(start, cfg.site.tz):%Y-%m-%d %H:%M}: stop it first "
+            f"(`shopwatt job stop --machine {machine}`)"
+        )
     who = ledger.customer(customer)
     job_id = job_id or f"{machine}-{local_time(t_ms, cfg.site.tz):%Y%m%d-%H%M%S}"
     doc = {"v": 1, "event": "start", "job": job_id, "customer": who.id, "t": t_ms, "src": src}

@@ -1,4 +1,5 @@
-"""Modbus meter input: polls every [[machine.meter]] over TCP or RTU, one thread per bus.
+"""Modbus meter input: polls every [[machine.meter]] and [[site_meter.meter]] over TCP or
+RTU, one thread per bus.
 
 Meters that share a bus (one serial port, or one host:port such as a TCP-to-RS485
 gateway) are polled in turn by that bus's thread; different buses never wait for each
@@ -22,7 +23,8 @@ from pymodbus.exceptions import ModbusException
 from pymodbus.pdu import ModbusPDU
 
 from gateway.clock import now_ms
-from gateway.config import Meter, ShopConfig
+from gateway.config import Meter, Metered, ShopConfig
+from gateway.counted import counted
 from gateway.engine.model import Reading, Stats
 from gateway.errors import ConfigError
 from gateway.inputs.base import Sink
@@ -77,16 +79,19 @@ class MeterSpec:
 
 
 def specs_from_config(cfg: ShopConfig) -> list[MeterSpec]:
-    """Every [[machine.meter]] with its map (a map path is relative to shop.toml)."""
+    """Every [[machine.meter]] and [[site_meter.meter]] with its map (a map path is
+    relative to shop.toml)."""
+    sections: dict[str, Sequence[Metered]] = {"machine": cfg.machine, "site_meter": cfg.site_meter}
     return [
         MeterSpec(
-            machine.id,
+            owner.id,
             meter,
             load_map(map_path(meter.model, cfg.source.parent)),
-            f"machine[{i}] (id={machine.id}).meter[{j}] (id={meter.id})",
+            f"{section}[{i}] (id={owner.id}).meter[{j}] (id={meter.id})",
         )
-        for i, machine in enumerate(cfg.machine)
-        for j, meter in enumerate(machine.meter)
+        for section, owners in sections.items()
+        for i, owner in enumerate(owners)
+        for j, meter in enumerate(owner.meter)
     ]
 
 
@@ -216,9 +221,9 @@ class _Bus:
         if answered:
             if c["consecutive_failures"]:
                 log.warning(
-                    "modbus meter %s answers again after %d failed polls",
+                    "modbus meter %s answers again after %s",
                     meter,
-                    c["consecutive_failures"],
+                    counted(c["consecutive_failures"], "failed poll"),
                 )
             c["consecutive_failures"] = 0
             c["last_ok_ms"] = reading.t_ms

@@ -35,6 +35,7 @@ from paho.mqtt.properties import Properties
 
 from gateway.clock import now_ms
 from gateway.config import Mqtt, ShopConfig
+from gateway.counted import counted
 from gateway.engine.localtime import iso_utc
 from gateway.engine.model import Stats
 from gateway.inputs.mqtt_tls import describe_connect_failure, tls_context
@@ -64,6 +65,11 @@ IN_FUTURE = "in_future"  # a reading or job event dated more than a day after th
 DEADLETTER_PER_S = 50  # dead letters published per second at most; the rest only counted
 DEADLETTER_MAX_BYTES = 2048  # payload bytes copied into a dead letter
 _LOG_EVERY_S = 60.0
+# Connections the broker closes this soon after they were made, this many times in a row:
+# another client with the same client id takes the session over each time it reconnects
+# (MQTT allows one connection per client id), and the two knock each other off for ever.
+SHORT_SESSION_S = 10.0
+TAKEOVER_STREAK = 3
 COUNTERS = (
     *("received", "accepted", "rejected", "ignored", "internal_errors"),
     *("deadletters", "deadletters_skipped", "acks_skipped", "connects", "disconnects"),
@@ -91,10 +97,10 @@ def subscriptions(site: str) -> list[str]:
 
 
 def sensor_specs(cfg: ShopConfig) -> dict[str, SensorSpec]:
-    """Every [[machine.sensor]] of the shop, by sensor id."""
+    """Every [[machine.sensor]] and [[site_meter.sensor]] of the shop, by sensor id."""
     return {
         s.id: SensorSpec(m.id, tuple(s.channels), f"mqtt:{s.id}")
-        for m in cfg.machine
+        for m in cfg.metered.values()
         for s in m.sensor
     }
 
@@ -130,6 +136,8 @@ class MqttInput:
         self._inbox = Inbox()
         self._session = 0  # +1 per connection: a mid only means something in its session
         self._stopping = False
+        self._connected_at: float | None = None  # monotonic time of the current connection
+        self._short_sessions = 0  # connections in a row that lasted under SHORT_SESSION_S
         self.connected = threading.Event()
         self.subscribed = threading.Event()  # the broker granted every subscription
         # Every message received is accepted, rejected, ignored or an internal error; every
@@ -191,6 +199,7 @@ class MqttInput:
             return
         with self._lock:
             self._session += 1
+        self._connected_at = time.monotonic()
         self.counts["connects"] += 1
         client.subscribe([(f, 1) for f in subscriptions(self.site)])
         log.info(
@@ -206,6 +215,7 @@ class MqttInput:
         # paho calls this from inside its `except OSError` around the connect attempt and
         # passes no error: the one being handled is the reason (TLS refusal, refused port).
         log.error("MQTT: %s; retrying", describe_connect_failure(sys.exc_info()[1], self._cfg))
+        self._short_sessions = 0  # the broker was away: its restarts are no second client
 
     def _on_subscribe(self, _c: paho.Client, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
         refused = [str(c) for c in codes if c.is_failure]
@@ -222,6 +232,26 @@ class MqttInput:
             return
         self.counts["disconnects"] += 1
         log.warning("MQTT disconnected from %s:%d (%s); reconnecting", *self._where(), reason)
+        self._note_session_length()
+
+    def _note_session_length(self) -> None:
+        """Warn once per streak when connections keep ending right after they were made:
+        paho reports only "Unspecified error" when the broker hands the session over."""
+        began, self._connected_at = self._connected_at, None
+        if began is None:  # a connect that failed: says nothing about a second client
+            return
+        short = time.monotonic() - began < SHORT_SESSION_S
+        self._short_sessions = self._short_sessions + 1 if short else 0
+        if self._short_sessions == TAKEOVER_STREAK:
+            log.warning(
+                "MQTT broker %s:%d closed the connection %d times in a row within %g s of "
+                "connecting: probably another client uses the same client id %r (two "
+                "gateways with one [mqtt] client_id?); give each gateway its own client_id",
+                *self._where(),
+                TAKEOVER_STREAK,
+                SHORT_SESSION_S,
+                self._cfg.client_id,
+            )
 
     def _where(self) -> tuple[str, int]:
         return self._cfg.host, self._cfg.port
@@ -285,7 +315,9 @@ class MqttInput:
         spec = self.sensors.get(sensor)
         if spec is None or spec.machine != machine:
             raise Rejected(
-                UNKNOWN_SENSOR, f"sensor {sensor!r} is not a [[machine.sensor]] of {machine!r}"
+                UNKNOWN_SENSOR,
+                f"sensor {sensor!r} is not a [[machine.sensor]] or [[site_meter.sensor]] "
+                f"of {machine!r}",
             )
 
     def _queue_ack(self, msg: paho.MQTTMessage) -> None:
@@ -306,8 +338,8 @@ class MqttInput:
         self._unlogged[reason] += 1
         if now - self._last_log.get(reason, -_LOG_EVERY_S) >= _LOG_EVERY_S:
             log.warning(
-                "MQTT: rejected %d message(s) as %s, e.g. on %s: %s",
-                self._unlogged[reason],
+                "MQTT: rejected %s as %s, e.g. on %s: %s",
+                counted(self._unlogged[reason], "message"),
                 reason,
                 topic[:120],
                 rejected.detail or reason,

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from gateway.engine.demand import QUARTER_MS
 from gateway.engine.localtime import utc_ms
 from gateway.engine.model import PriceSlots
 from gateway.errors import InputError
@@ -126,6 +127,17 @@ def _awattar(path: Path, text: str) -> list[tuple[int, int, float, int]]:
     return found
 
 
+def _finer(fmt: Format, apart_ms: int, minutes: int) -> str:
+    """Why plain slots overlap when their starts are a quarter hour apart: quarter-hour
+    prices (the day-ahead market's since 2025) read with the default hour slots."""
+    if fmt != "plain" or apart_ms != QUARTER_MS or minutes == 15:
+        return ""
+    return (
+        f": their starts are 15 minutes apart, each slot lasts --minutes {minutes}; "
+        "for quarter-hour prices import with --minutes 15"
+    )
+
+
 def read_prices(path: Path, fmt: Format, tz: ZoneInfo, minutes: int = 60) -> PriceFile:
     """Read and check a price file: slots sorted, each ending after it starts, none
     overlapping (aWATTar's `line` in messages is the item's position in `data`)."""
@@ -143,9 +155,11 @@ def read_prices(path: Path, fmt: Format, tz: ZoneInfo, minutes: int = 60) -> Pri
     if not found:
         raise InputError(f"{path}: no price slots")
     found.sort()
-    for (_, b, _, n), (c, _, _, m) in itertools.pairwise(found):
+    for (a, b, _, n), (c, _, _, m) in itertools.pairwise(found):
         if c < b:
-            raise InputError(f"{path} lines {n} and {m}: slots overlap")
+            raise InputError(
+                f"{path} lines {n} and {m}: slots overlap{_finer(fmt, c - a, minutes)}"
+            )
     for a, b, _, n in found:
         if b <= a:
             raise _bad(path, n, "slot", (a, b), "ends before it starts")

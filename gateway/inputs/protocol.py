@@ -270,7 +270,9 @@ class _Check:
         if type(v) is not str:
             self.fault(BAD_TYPE, f"{key} = {v!r:.40}")
             return ""
-        if not min_len <= len(v) <= max_len or (plain and _CONTROL.search(v)):
+        if len(v) > max_len:  # the limit in the message: a cut value alone does not say it
+            self.fault(BAD_VALUE, f"{key} = {v[:40]!r}...: longer than {max_len} characters")
+        elif len(v) < min_len or (plain and _CONTROL.search(v)):
             self.fault(BAD_VALUE, f"{key} = {v!r:.40}")
         return v
 

@@ -436,7 +436,8 @@ class Ledger:
                     machine,
                     {"repeated_rows": m.repeated, "conflicting_rows": m.conflicts},
                 )
-            added_ranges = _touched(merged)
+            # A site meter's readings are stored, never turned into rows (as in replay).
+            added_ranges = _touched({m: x for m, x in merged.items() if m in self.cfg.machines})
             touched = dict(added_ranges if recompute is None else recompute)
             for machine, groups in (jobs or {}).items():
                 for group in groups:
@@ -822,6 +823,22 @@ class Ledger:
     def running_job(self, machine: str, job_id: str | None) -> tuple[str, int, str]:
         """The gateway's job of a machine that has started and not stopped (or the one named):
         its id, start and customer, from the job book `shopwatt run` keeps in the ledger."""
+        found = self._started(machine, job_id)
+        if found is None:
+            which = f"no job {job_id!r} started" if job_id else "no job running"
+            raise LedgerError(
+                f"--machine = {machine!r}: {which} as far as the gateway knows (has "
+                "`shopwatt run` taken the start yet?)"
+            )
+        return found
+
+    def open_job(self, machine: str) -> tuple[str, int, str] | None:
+        """The machine's job that has started and not stopped as the job book has it (its
+        id, start and customer), or None (also with no ledger yet)."""
+        return self._started(machine, None) if self.path.exists() else None
+
+    def _started(self, machine: str, job_id: str | None) -> tuple[str, int, str] | None:
+        """The latest start in the job book of the job named, or of an unstopped one."""
         with self._open(readonly=True) as conn:
             found = [
                 (start, job, customer)
@@ -831,12 +848,8 @@ class Ledger:
                 and (job == job_id if job_id else stop is None)
             ]
         if not found:
-            which = f"no job {job_id!r} started" if job_id else "no job running"
-            raise LedgerError(
-                f"--machine = {machine!r}: {which} as far as the gateway knows (has "
-                "`shopwatt run` taken the start yet?)"
-            )
-        start, job, customer = max(found)  # the latest start
+            return None
+        start, job, customer = max(found)
         return job, start, customer
 
     def jobs(self, first: date, end: date) -> list[LedgerRow]:
@@ -852,6 +865,10 @@ class Ledger:
                 "kind = 'job' AND day >= ? AND day < ?",
                 (first.isoformat(), end.isoformat()),
             )
+
+    def unassigned(self, period: str) -> list[LedgerRow]:
+        """The month's finished jobs that have no customer (what a close asks about first)."""
+        return [j for j in self.jobs(*period_dates(period)) if not j.customer and not j.open]
 
     # ------------------------------------------------------------------ reads
 

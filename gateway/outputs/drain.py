@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from gateway.clock import now_ms
 from gateway.config import OUTBOX_FILE, ShopConfig
+from gateway.counted import counted
 from gateway.errors import ConfigError
 from gateway.outputs.influxdb import Writer, WriteResult, open_writer
 from gateway.outputs.lineprotocol import FieldValue
@@ -120,9 +121,8 @@ class Drainer:
             raise errors[0]
         if result.dead:
             log.warning(
-                "InfluxDB rejected %d line(s), moved to the outbox's dead_letter table; "
-                "first: %d %s",
-                len(result.dead),
+                "InfluxDB rejected %s, moved to the outbox's dead_letter table; first: %d %s",
+                counted(len(result.dead), "line"),
                 result.dead[0].status,
                 result.dead[0].reason,
             )
@@ -133,8 +133,8 @@ class Drainer:
         self._pending, self._settled_below = result, items[-1][0]
         if self.stats.consecutive_failures:
             log.info(
-                "InfluxDB accepts writes again after %d failed attempts",
-                self.stats.consecutive_failures,
+                "InfluxDB accepts writes again after %s",
+                counted(self.stats.consecutive_failures, "failed attempt"),
             )
             self.stats.consecutive_failures = 0
         return 0.0
@@ -168,7 +168,11 @@ class Drainer:
             return True
         if answer.status == TOO_LARGE and len(items) <= self.batch_lines:
             self.batch_lines = max(1, len(items) // 2)
-            log.warning("InfluxDB: 413 for %d lines, batches now %d", len(items), self.batch_lines)
+            log.warning(
+                "InfluxDB: 413 for %s, batches now %s",
+                counted(len(items), "line"),
+                counted(self.batch_lines, "line"),
+            )
         half = len(items) // 2
         return self._send(items[:half], result, None) and self._send(items[half:], result, None)
 
@@ -191,10 +195,10 @@ class Drainer:
         if s.consecutive_failures == 1 or now - self._last_log_s >= _LOG_EVERY_S:
             self._last_log_s = now
             log.warning(
-                "InfluxDB write failed (%s, %d in a row, %d lines waiting); retry in %.1f s",
+                "InfluxDB write failed (%s, %d in a row, %s waiting); retry in %.1f s",
                 s.last_error or "no answer",
                 s.consecutive_failures,
-                self.outbox.depth,
+                counted(self.outbox.depth, "line"),
                 delay,
             )
         return delay

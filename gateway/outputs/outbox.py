@@ -34,6 +34,7 @@ from pathlib import Path
 import zstandard
 
 from gateway.clock import now_ms
+from gateway.counted import counted
 from gateway.errors import ShopwattError
 from gateway.outputs.lineprotocol import FieldValue
 
@@ -259,12 +260,12 @@ class Outbox:
         self._drops_unlogged += dropped
         if now_ms - self._last_drop_log_ms >= _LOG_EVERY_MS:
             log.warning(
-                "outbox %s is full (%d bytes, bound %d): dropped the %d oldest lines, "
+                "outbox %s is full (%d bytes, bound %d): dropped the %s, "
                 "the oldest queued %.0f s ago; is InfluxDB reachable?",
                 self.path,
                 nbytes,
                 self.max_bytes,
-                self._drops_unlogged,
+                counted(self._drops_unlogged, "oldest line"),
                 (now_ms - oldest_ms) / 1000.0,
             )
             self._last_drop_log_ms, self._drops_unlogged = now_ms, 0

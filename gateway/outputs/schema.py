@@ -1,8 +1,8 @@
 """The InfluxDB schema (docs/influxdb.md): what each gateway record becomes in line protocol.
 
 Pure functions, arrays and records in, lines out. Every point carries the `site` tag;
-`machine`, `sensor`, `band`, `source` and `member` are the only other tags (bounded by
-the shop's config and its member list), and ids that grow without bound (job ids,
+`machine`, `sensor`, `band`, `source`, `member` and `role` are the only other tags (bounded
+by the shop's config and its member list), and ids that grow without bound (job ids,
 customers) are fields. A point is identified by its series and its millisecond
 timestamp, so writing the same record twice overwrites it instead of counting it twice.
 """
@@ -23,6 +23,7 @@ from gateway.ledger.rows import LedgerRow
 from gateway.outputs.lineprotocol import FieldValue, float_lines, format_field, line, series_key
 
 POWER = "power"
+SITE_POWER = "site_power"
 MACHINE_STATE = "machine_state"
 JOB = "job"
 OVERHEAD = "overhead"
@@ -39,22 +40,35 @@ STATE_NAMES = {OFF: "off", IDLE: "idle", RUNNING: "running"}
 STATE_EVERY_MS = 60_000
 
 
-def power_lines(site: str, machine: str, sensor: str, t_ms: I64, watts: F64, wh: F64) -> list[str]:
-    """`power` points of one sensor: watts and the cumulative Wh counter (NaN: left out)."""
-    key = series_key(POWER, {"site": site, "machine": machine, "sensor": sensor})
-    return float_lines(key, t_ms, {"watts": watts, "wh": wh})
+def power_key(site: str, machine: str, sensor: str, role: str | None = None) -> str:
+    """The series of a source's readings: `power` of a machine's sensor, or with the role
+    of a site meter (grid, production) `site_power`, apart so that a sum over `power`
+    never counts the grid meter, which sees the machines too."""
+    if role is None:
+        return series_key(POWER, {"site": site, "machine": machine, "sensor": sensor})
+    return series_key(SITE_POWER, {"site": site, "role": role, "sensor": sensor})
 
 
-def reading_lines(site: str, readings: Iterable[Reading]) -> list[str]:
-    """`power` points from live readings; a value the reading lacks is left out of it."""
+def power_lines(
+    site: str, machine: str, sensor: str, t_ms: I64, watts: F64, wh: F64, role: str | None = None
+) -> list[str]:
+    """`power` (or a site meter's `site_power`) points of one sensor: watts and the
+    cumulative Wh counter (NaN: left out)."""
+    return float_lines(power_key(site, machine, sensor, role), t_ms, {"watts": watts, "wh": wh})
+
+
+def reading_lines(
+    site: str, readings: Iterable[Reading], roles: Mapping[str, str] | None = None
+) -> list[str]:
+    """`power` points from live readings (`site_power` for the site meters in roles, by
+    id); a value the reading lacks is left out of it."""
     keys: dict[tuple[str, str], str] = {}
     out: list[str] = []
     for r in readings:
         k = keys.get((r.machine, r.sensor))
         if k is None:
-            k = keys[(r.machine, r.sensor)] = series_key(
-                POWER, {"site": site, "machine": r.machine, "sensor": r.sensor}
-            )
+            role = (roles or {}).get(r.machine)
+            k = keys[(r.machine, r.sensor)] = power_key(site, r.machine, r.sensor, role)
         fields = {"watts": r.watts, "wh": r.wh}
         text = ",".join(
             f"{name}={v}"

@@ -103,7 +103,7 @@ def broker(
 
 
 @click.command(cls=OnceCommand)
-@click.option("--machine", required=True, help="The machine id in shop.toml.")
+@click.option("--machine", required=True, help="The machine (or site meter) id in shop.toml.")
 @click.option("--sensor", "sensor_id", required=True, help="The sensor id in shop.toml.")
 @click.option("--rotate", is_flag=True, help="Give an already provisioned sensor a new password.")
 @click.option("--broker-host", help="The broker's address as the sensor reaches it.")

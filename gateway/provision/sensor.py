@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.config import ShopConfig
+from gateway.config import Metered, ShopConfig
 from gateway.errors import ProvisionError
 from gateway.ledger.machines import check_machine
 from gateway.provision.auth import new_password, sync_auth
@@ -81,7 +81,7 @@ def load_hardware(path: Path) -> dict[str, Any]:
 
 def provision_sensor(cfg: ShopConfig, opts: SensorOptions, now: datetime) -> SensorResult:
     """Create (or update) a sensor's credentials, its config.json, the password file and ACL."""
-    _check_declared(cfg, opts.machine, opts.sensor)
+    _check_declared(cfg, opts)
     layout = Layout.prepare(cfg)
     state = load_state(layout)
     old = state.sensors.get(opts.sensor)
@@ -163,19 +163,32 @@ def _sync(cfg: ShopConfig, layout: Layout, state: State) -> list[Path]:
     return changed
 
 
-def _check_declared(cfg: ShopConfig, machine: str, sensor: str) -> None:
-    check_machine(cfg, machine, ProvisionError)
-    for m in cfg.machine:
+def _check_declared(cfg: ShopConfig, opts: SensorOptions) -> None:
+    """The sensor is declared in shop.toml under --machine: a machine or a site meter."""
+    machine, sensor = opts.machine, opts.sensor
+    owners = cfg.metered
+    if machine not in owners:
+        check_machine(cfg, machine, ProvisionError)  # not a machine either: refused there
+    if opts.job_events and machine not in cfg.machines:
+        raise ProvisionError(f"--job-events: {machine!r} is a site meter, which has no jobs")
+    for m in owners.values():
         if any(s.id == sensor for s in m.sensor):
             if m.id != machine:
                 raise ProvisionError(
-                    f"--sensor {sensor!r}: {cfg.source} has it on machine {m.id!r}, not {machine!r}"
+                    f"--sensor {sensor!r}: {cfg.source} has it on {_what(m)} {m.id!r}, "
+                    f"not {machine!r}"
                 )
             return
+    owner = owners[machine]
     raise ProvisionError(
-        f"--sensor {sensor!r}: machine {machine!r} in {cfg.source} has no [[machine.sensor]] "
-        f'with id = "{sensor}": add it first (the gateway ignores sensors it does not know)'
+        f"--sensor {sensor!r}: {_what(owner)} {machine!r} in {cfg.source} has no "
+        f'[[{owner.SECTION}.sensor]] with id = "{sensor}": add it first (the gateway ignores '
+        "sensors it does not know)"
     )
+
+
+def _what(owner: Metered) -> str:
+    return owner.SECTION.replace("_", " ")  # "machine" or "site meter"
 
 
 def _broker_host(cfg: ShopConfig, opts: SensorOptions, old: SensorRecord | None) -> str:

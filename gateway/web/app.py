@@ -43,6 +43,7 @@ from gateway.ledger.users import ROLES, Role, User, check_role, get_user, list_u
 from gateway.web import views
 from gateway.web.auth import Limiter, Session, Sessions, hash_password, same, verify_password
 from gateway.web.render import TEMPLATES, compile_templates, month_pictures, render
+from gateway.web.words import in_form_words
 
 COOKIE = "shopwatt_session"
 LOGIN_COOKIE = "shopwatt_login"  # the login form's CSRF token (double submit: no session yet)
@@ -66,6 +67,7 @@ _HEADERS = {
 }
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SRC = "web"  # the job event's `src`: the page, with the user's name after it
+UNASSIGNED_SHOWN = 30  # jobs listed above Close; the Jobs page's queue has them all
 
 
 @dataclass
@@ -155,7 +157,7 @@ def _page(state: WebState, ask: Ask, template: str, **context: Any) -> HTMLRespo
         session=ask.session,
         nav=nav,
         here=ask.request.url.path,
-        message=ask.message,
+        message=in_form_words(ask.message),  # worded by the code shared with the CLI
         **context,
     )
 
@@ -383,7 +385,10 @@ def build_app(state: WebState) -> Starlette:
         # The filters' form is a GET; the page an assign or split shows is unfiltered.
         q = ask.request.query_params
         ledger = state.ledger()
-        period = views.latest_period(ledger, state.clock(), cfg.site.tz)
+        try:  # the month asked (the month page's unassigned queue), else the newest
+            period = parse_month(q.get("period", ""))
+        except ShopwattError:
+            period = views.latest_period(ledger, state.clock(), cfg.site.tz)
         day = _day(q.get("day", ""))
         first = day or period_start(period)
         end = first + timedelta(days=1) if day else period_start(next_period(period))
@@ -396,6 +401,7 @@ def build_app(state: WebState) -> Starlette:
             "jobs.html",
             rows=rows,
             day=q.get("day", ""),
+            period=q.get("period", ""),
             machine=machine,
             customer=customer,
             machines=list(cfg.machines),
@@ -458,6 +464,9 @@ def build_app(state: WebState) -> Starlette:
             "month.html",
             period=period,
             m=m,
+            tz=cfg.site.tz,
+            local_time=local_time,
+            shown=UNASSIGNED_SHOWN,
             pictures=month_pictures(
                 m, cfg, shown if shown and m.first <= shown < m.end else None, link
             ),
@@ -554,6 +563,16 @@ def build_app(state: WebState) -> Starlette:
         """A page of the app, open to the roles of the page its path is under."""
         return Route(path, _guarded(state, path.split("/")[1], handler), methods=[method])
 
+    async def not_found(request: Request, _exc: Exception) -> Response:
+        """An address the app does not have: a page like the others, with the user's nav."""
+        session = state.sessions.get(request.cookies.get(COOKIE))
+        why = f"There is no page {request.url.path} here."
+        if session is None:
+            why += " Log in to see the pages open to you."
+            return _render("refused.html", 404, site=cfg.site.id, heading="Not found", why=why)
+        missing = Ask(request, session, status=404)
+        return _page(state, missing, "refused.html", heading="Not found", why=why)
+
     routes = [
         Route("/", home),
         Route("/style.css", style),
@@ -577,4 +596,4 @@ def build_app(state: WebState) -> Starlette:
         page("/users", users),
         page("/users", _change("Not saved", add_user, users, users), "POST"),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={404: not_found})

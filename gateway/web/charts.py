@@ -4,12 +4,20 @@ demo's report.html draw with these."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 
 from markupsafe import Markup, escape
 
-# Colour-blind-safe palette (Okabe-Ito), in the order parts and customers are drawn.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
+# In the order parts and customers are drawn: the colour-blind-safe Okabe-Ito colours, then
+# five of Paul Tol's that differ from them and from the states' and unassigned colours.
+PALETTE = (
+    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+    "#882255", "#332288", "#999933", "#117733", "#AA4499",
+)  # fmt: skip
 UNASSIGNED = "#9aa5b1"
+# Past the palette, customers get its colours again with white hatching: a new angle for
+# each round through it, then a wider spacing, so no two customers ever share a fill.
+_HATCH_ANGLES = (45, 135, 0, 90)
 _LABEL_W, _BAR_H, _GAP, _WIDTH = 150, 22, 8, 760
 
 
@@ -44,11 +52,16 @@ def _svg(height: int, body: str, title: str, top: int = 0) -> Markup:
     )
 
 
+def _total(values: Mapping[str, Decimal], parts: Sequence[str]) -> Decimal:
+    return sum((values.get(p, Decimal(0)) for p in parts), Decimal(0))
+
+
 def stacked_bars(
-    data: Mapping[str, Mapping[str, float]], parts: Sequence[str], unit: str, title: str
+    data: Mapping[str, Mapping[str, Decimal]], parts: Sequence[str], unit: str, title: str
 ) -> Markup:
-    """One horizontal bar per label, split into `parts`, with totals and a legend."""
-    top = max((sum(v.get(p, 0.0) for p in parts) for v in data.values()), default=0.0) or 1.0
+    """One horizontal bar per label, split into `parts`, with totals and a legend; the
+    figures as given (the export's printed ones), summed exactly."""
+    top = float(max((_total(v, parts) for v in data.values()), default=0)) or 1.0
     span = _WIDTH - _LABEL_W - 110
     body = []
     for row, (label, values) in enumerate(data.items()):
@@ -56,16 +69,17 @@ def stacked_bars(
         body.append(_label(label, y + 15))
         x = float(_LABEL_W)
         for k, part in enumerate(parts):
-            w = span * values.get(part, 0.0) / top
+            value = values.get(part, Decimal(0))
+            w = span * float(value) / top
             if w > 0:
                 body.append(
                     f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{_BAR_H}" '
                     f'fill="{PALETTE[k % len(PALETTE)]}"><title>{escape(label)}, '
-                    f"{escape(part)}: {values.get(part, 0.0):,.2f} {escape(unit)}</title></rect>"
+                    f"{escape(part)}: {value:,} {escape(unit)}</title></rect>"
                 )
             x += w
-        total = sum(values.get(p, 0.0) for p in parts)
-        body.append(f'<text x="{x + 6:.1f}" y="{y + 15}">{total:,.2f} {escape(unit)}</text>')
+        total = _total(values, parts)
+        body.append(f'<text x="{x + 6:.1f}" y="{y + 15}">{total:,} {escape(unit)}</text>')
     y = len(data) * (_BAR_H + _GAP)
     if len(parts) == 1:  # one part: the unit beside each bar says it all
         return _svg(y, "".join(body), title)
@@ -73,7 +87,7 @@ def stacked_bars(
     return _svg(bottom + 4, "".join(body) + legend, title)
 
 
-def bars(data: Mapping[str, float], unit: str, title: str) -> Markup:
+def bars(data: Mapping[str, Decimal], unit: str, title: str) -> Markup:
     """One horizontal bar per label (one part): cost per customer, idle energy."""
     return stacked_bars({k: {unit: v} for k, v in data.items()}, [unit], unit, title)
 
@@ -126,7 +140,7 @@ def timeline(
     states: machine -> its strip's blocks; marks: (ms, hover text).
     """
     customers = sorted({c for jobs in spans.values() for _, _, c, _ in jobs if c})
-    colour = {c: PALETTE[k % len(PALETTE)] for k, c in enumerate(customers)}
+    colour, defs = customer_fills(customers)
     colour[""] = UNASSIGNED  # grey: the jobs still waiting for a customer
     span = _WIDTH - _LABEL_W - 10
     scale = span / max(hi - lo, 1)
@@ -172,4 +186,26 @@ def timeline(
     legend, bottom = _legend(
         names, y + 12, [*map(colour.get, customers), UNASSIGNED, *STATE_COLOURS.values()]
     )
-    return _svg(bottom + 4, "".join(body) + legend, title, top=-6)
+    return _svg(bottom + 4, defs + "".join(body) + legend, title, top=-6)
+
+
+def customer_fills(customers: Sequence[str]) -> tuple[dict[str, str], str]:
+    """A distinct fill per customer, for any count: the palette's colours, then the same
+    colours hatched (see _HATCH_ANGLES); returns the fills and the hatches' SVG <defs>."""
+    fills: dict[str, str] = {}
+    hatches = []
+    for k, customer in enumerate(customers):
+        colour, again = PALETTE[k % len(PALETTE)], k // len(PALETTE)
+        if not again:
+            fills[customer] = colour
+            continue
+        angle = _HATCH_ANGLES[(again - 1) % len(_HATCH_ANGLES)]
+        size = 6 + 3 * ((again - 1) // len(_HATCH_ANGLES))
+        hatches.append(
+            f'<pattern id="customer-{k}" width="{size}" height="{size}" '
+            f'patternUnits="userSpaceOnUse" patternTransform="rotate({angle})">'
+            f'<rect width="{size}" height="{size}" fill="{colour}"/>'
+            f'<rect width="2" height="{size}" fill="#fff"/></pattern>'
+        )
+        fills[customer] = f"url(#customer-{k})"
+    return fills, f"<defs>{''.join(hatches)}</defs>" if hatches else ""

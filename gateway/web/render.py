@@ -15,6 +15,7 @@ from gateway.engine.demand import NO_DATA, QUARTER_MS
 from gateway.engine.localtime import local_time, midnight_ms
 from gateway.engine.states import IDLE, OFF, RUNNING
 from gateway.ledger import Ledger
+from gateway.ledger.units import money
 from gateway.web import charts, views
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -67,7 +68,7 @@ def month_pictures(
                 r.customer,
                 f"{r.job_id} {r.customer or '(unassigned)'}: "
                 f"{local_time(r.start_ms, tz):%d %b %H:%M} - {local_time(r.end_ms, tz):%H:%M}, "
-                f"{r.amounts.energy_wh / 1000:.2f} kWh, {r.amounts.total_cents / 100:.2f} "
+                f"{r.amounts.printed_kwh()} kWh, {money(r.amounts.total_cents)} "
                 f"{cfg.site.currency}",
             )
             for r in rows
@@ -76,14 +77,14 @@ def month_pictures(
     }
     first, last = (day, day) if day else _days_shown(m)
     lo, hi, ticks = _time_axis(first, last, tz)
-    bill, money = m.bill, cfg.site.currency
+    bill, currency = m.bill, cfg.site.currency
     peak_at = ""
     marks = []
     if bill.peak_start_ms is not None:
         peak_at = f"{local_time(bill.peak_start_ms, tz):%Y-%m-%d %H:%M}"
         marks.append((bill.peak_start_ms, f"demand peak: {bill.peak_kw} kW from {peak_at}"))
     bands = list(cfg.tariff.band_names)
-    bands += [b for v in m.band_wh.values() for b in v if b not in bands]
+    bands += [b for v in m.band_kwh.values() for b in v if b not in bands]
     return {
         "timeline": charts.timeline(
             spans,
@@ -97,23 +98,21 @@ def month_pictures(
         "day": day,
         "by_quarter": (last - first).days < 2,  # a day or two: the strip by quarter hour
         "bands": charts.stacked_bars(
-            {k: {b: wh / 1000 for b, wh in v.items()} for k, v in m.band_wh.items()},
+            m.band_kwh,
             bands,
             "kWh",
             "energy by tariff band",
         ),
         "cost": charts.stacked_bars(
-            {k: {p: c / 100 for p, c in v.items()} for k, v in m.cost.items()},
+            {k: {p: money(c) for p, c in v.items()} for k, v in m.cost.items()},
             views.COST_PARTS,
-            money,
+            currency,
             "cost breakdown",
         ),
-        "idle": charts.bars(
-            {k: wh / 1000 for k, wh in m.idle_wh.items()}, "kWh", "energy outside jobs"
-        ),
+        "idle": charts.bars(m.idle_kwh, "kWh", "energy outside jobs"),
         "customers": charts.bars(
-            {k: c / 100 for k, c in sorted(m.customers.items(), key=lambda kv: -kv[1])},
-            money,
+            {k: money(c) for k, c in sorted(m.customers.items(), key=lambda kv: -kv[1])},
+            currency,
             "cost per customer",
         ),
         "peak_at": peak_at,

@@ -7,6 +7,7 @@ from collections import defaultdict
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -29,6 +30,7 @@ from gateway.ledger.chunks import ReadingStore
 from gateway.ledger.live import load_state
 from gateway.ledger.rows import LedgerRow
 from gateway.ledger.schema import connect
+from gateway.ledger.units import kwh
 from gateway.outputs.outbox import waiting
 from gateway.outputs.schema import STATE_NAMES
 
@@ -215,11 +217,14 @@ class Month:
     # machine -> state per quarter hour of the month (engine/demand.py quarter_states),
     # as the ledger keeps them; a machine without kept ones (an older ledger) has none.
     states: dict[str, npt.NDArray[np.int8]]
-    band_wh: dict[str, dict[str, float]] = field(default_factory=dict)  # machine -> band -> Wh
+    # The energy as the export prints it: sums of each row's printed kWh (3 decimals), so
+    # the page shows the export's figures, not a second rounding of the unrounded Wh.
+    band_kwh: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # machine -> band
     cost: dict[str, dict[str, int]] = field(default_factory=dict)  # machine -> part -> cents
-    idle_wh: dict[str, float] = field(default_factory=dict)  # machine -> Wh outside jobs
+    idle_kwh: dict[str, Decimal] = field(default_factory=dict)  # machine -> kWh outside jobs
     customers: dict[str, int] = field(default_factory=dict)  # customer -> cents
     jobs: dict[str, list[LedgerRow]] = field(default_factory=dict)  # machine -> job rows
+    unassigned: list[LedgerRow] = field(default_factory=list)  # what a close asks about
 
 
 def month(cfg: ShopConfig, ledger: Ledger, period: str) -> Month:
@@ -241,16 +246,19 @@ def month(cfg: ShopConfig, ledger: Ledger, period: str) -> Month:
         midnight_ms(first, cfg.site.tz),
         {machine: states for machine, (_, states) in kept.items()},
     )
+    if m.closed is None:  # the jobs `shopwatt close` lists before it closes
+        m.unassigned = ledger.unassigned(period)
+    zero = Decimal("0.000")
     for mach in cfg.machine:
-        m.band_wh[mach.id] = dict.fromkeys(selection.band_names, 0.0)
+        m.band_kwh[mach.id] = dict.fromkeys(selection.band_names, zero)
         m.cost[mach.id] = dict.fromkeys(COST_PARTS, 0)
-        m.idle_wh[mach.id] = 0.0
+        m.idle_kwh[mach.id] = zero
         m.jobs[mach.id] = []
     for row in selection.rows:
         a = row.amounts
-        bands = m.band_wh.setdefault(row.machine, {})
+        bands = m.band_kwh.setdefault(row.machine, {})
         for band, wh in a.band_wh.items():
-            bands[band] = bands.get(band, 0.0) + wh
+            bands[band] = bands.get(band, zero) + kwh(wh)
         cost = m.cost.setdefault(row.machine, dict.fromkeys(COST_PARTS, 0))
         cost["energy"] += a.energy_cents
         cost["depreciation"] += a.depreciation_cents
@@ -260,7 +268,7 @@ def month(cfg: ShopConfig, ledger: Ledger, period: str) -> Month:
             cost["demand"] += c.demand_cents if c else 0
             cost["fixed"] += c.fixed_cents if c else 0
         if row.kind == "overhead":
-            m.idle_wh[row.machine] = m.idle_wh.get(row.machine, 0.0) + a.energy_wh
+            m.idle_kwh[row.machine] = m.idle_kwh.get(row.machine, zero) + a.printed_kwh()
         else:
             who = row.customer or "(unassigned)"
             m.customers[who] = m.customers.get(who, 0) + a.total_cents

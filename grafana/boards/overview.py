@@ -15,6 +15,7 @@ from grafana.queries import (
     peak_demand_kw,
     power_now_kw,
     select,
+    site_power_kw,
     states,
     utilisation_pct,
 )
@@ -88,7 +89,8 @@ def build(currency: str) -> dash.Dashboard:
         p.time_series(
             "15-minute demand",
             "Mean power of each quarter hour, all machines together: the figure demand "
-            "charges are billed on. Spreading big jobs flattens the peaks.",
+            "charges are billed on (with a grid site meter, its quarter hours are: see "
+            "'Grid and own solar'). Spreading big jobs flattens the peaks.",
             Query(demand_kw(SITE)).alias("demand"),
             p.KW,
             w=16,
@@ -103,6 +105,17 @@ def build(currency: str) -> dash.Dashboard:
             Query(live_demand_kw(SITE)),
             p.KW,
             w=8,
+        )
+    )
+    board.with_panel(
+        p.time_series(
+            "Grid and own solar",
+            "The site meters (shop.toml [[site_meter]]): the utility's meter at the grid "
+            "connection, which also sees what no machine meters and then sets the demand "
+            "peak, and the solar production the machines use first. Empty without them.",
+            Query(site_power_kw(SITE)).alias("$tag_role"),
+            p.KW,
+            w=16,
         )
     )
     board.with_panel(

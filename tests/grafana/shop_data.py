@@ -36,7 +36,13 @@ from gateway.outputs.drain import Drainer, open_influx_output
 from gateway.outputs.lineprotocol import FieldValue
 from gateway.outputs.outbox import Outbox
 from gateway.outputs.publish import member_points
-from gateway.outputs.schema import demand_lines, gateway_line, sensor_line, source_lines
+from gateway.outputs.schema import (
+    demand_lines,
+    gateway_line,
+    power_lines,
+    sensor_line,
+    source_lines,
+)
 from gateway.service import Health
 from tests.ledger.shop import stored_readings
 
@@ -92,6 +98,18 @@ def _health_lines(
     return [text for text in lines if text] + source_lines(site, t_ms, {MODBUS_SOURCE: meter})
 
 
+def _site_meter_lines(cfg: ShopConfig, readings: dict[str, MachineReadings]) -> list[str]:
+    """`site_power` points as live site meters give them: a grid meter (the machines and
+    a 400 W base load) and 2 kW of solar production, at the first machine's reading times."""
+    t = next(iter(readings.values())).t_ms
+    grid = 400.0 + sum(np.interp(t, r.t_ms, r.watts) for r in readings.values())
+    lines = []
+    for role, watts in (("grid", grid), ("production", np.full(len(t), 2000.0))):
+        wh = np.concatenate([[0.0], np.cumsum(watts[1:] * np.diff(t) / 3_600_000)])
+        lines += power_lines(cfg.site.id, role, f"{role}-meter", t, watts, wh, role)
+    return lines
+
+
 def _drain(drainer: Drainer, outbox: Outbox) -> None:
     """Send everything in the outbox now; a write InfluxDB refuses fails the test."""
     while outbox.depth:
@@ -133,6 +151,7 @@ def write_shop_day(folder: Path, influx_url: str, database: str) -> ShopInflux:
             outbox.put(_health_lines(cfg, readings, t, gateway))
             outbox.put(demand_lines(cfg.site.id, ledger.demand(watch, t), DEMAND_WARNING))
         outbox.put(member_points(cfg, now))  # the members' balances at the end of the day
+        outbox.put(_site_meter_lines(cfg, readings))
         _drain(drainer, outbox)
     finally:
         drainer.stop()

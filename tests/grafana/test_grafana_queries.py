@@ -218,3 +218,10 @@ def test_members_panel_shows_each_members_balance_as_the_ledger_has_it(shop: Sho
         b.member: (b.balance / SCALE, b.low) for b in MemberLedger(shop.data.cfg).balances(today)
     }
     assert got == expected and set(got) == {"fablab", "nowak"}
+
+
+def test_grid_and_own_solar_show_each_site_meter_by_its_role(shop: Shop) -> None:
+    rows = shop.rows(shop.panel("shopwatt-overview", "Grid and own solar"))
+    assert {r["role"] for r in rows if r["kW"] is not None} == {"grid", "production"}
+    solar = [r["kW"] for r in rows if r["role"] == "production" and r["kW"] is not None]
+    assert solar == pytest.approx([2.0] * len(solar))

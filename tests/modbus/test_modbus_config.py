@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from gateway.config import SiteMeter
 from gateway.errors import ConfigError
 from gateway.inputs.modbus import ModbusInput
 from tests.modbus.modbus_helpers import shop_with_meters
@@ -64,6 +65,16 @@ def test_rules_across_meters_are_checked_at_start_up(
     with pytest.raises(ConfigError) as err:
         ModbusInput.from_config(shop_with_meters(tmp_path, meters))
     assert expected in str(err.value)
+
+
+def test_a_site_meters_modbus_meter_shares_the_bus_rules(tmp_path: Path) -> None:
+    cfg = shop_with_meters(tmp_path, {"a": [RTU]})
+    pv = {"id": "pv", "role": "production", "rated_w": 10_000, "meter": [{**RTU, "id": "pz2"}]}
+    with pytest.raises(ConfigError) as err:
+        ModbusInput.from_config(cfg.model_copy(update={"site_meter": [SiteMeter(**pv)]}))
+    assert "site_meter[0] (id=pv).meter[0] (id=pz2).device_id = 1: already used on rtu:" in str(
+        err.value
+    )
 
 
 def test_same_device_id_on_different_buses_is_fine(tmp_path: Path) -> None:

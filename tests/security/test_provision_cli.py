@@ -242,3 +242,18 @@ def test_a_tls_listener_tells_how_the_gateway_connects_and_that_config_works(
     assert [str(ca["subject"]) for ca in context.get_ca_certs()] == [
         "((('commonName', 'shopwatt northside local CA'),),)"
     ]
+
+
+def test_a_site_meters_sensor_is_provisioned_like_a_machines(tmp_path: Path) -> None:
+    grid = '[[site_meter]]\nid = "grid"\nrole = "grid"\nrated_w = 20000\n'
+    shop = write_shop(tmp_path, extra=grid + '[[site_meter.sensor]]\nid = "ct-grid"\n')
+    host = ("--broker-host", "192.168.1.10")
+    refused = run(shop, "sensor", "--machine", "grid", "--sensor", "ct-grid", "--job-events", *host)
+    assert refused.exit_code == 2 and "'grid' is a site meter, which has no jobs" in refused.output
+    result = run(shop, "sensor", "--machine", "grid", "--sensor", "ct-grid", *host)
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "data/provision/sensors/ct-grid/config.json").read_text())
+    assert (doc["machine"], doc["sensor"]) == ("grid", "ct-grid")
+    acl = (tmp_path / "data/mosquitto/acl").read_text()
+    assert "topic write shopwatt/v1/northside/grid/ct-grid/reading" in acl
+    assert "grid/job" not in acl

@@ -80,6 +80,16 @@ def test_rows_follow_when_the_deferred_range_is_recomputed(tmp_path: Path) -> No
     assert sum(row.amounts.energy_wh for row in costed.rows) == pytest.approx(r.wh[-1] - r.wh[0])
 
 
+def test_a_site_meters_readings_are_stored_never_costed(tmp_path: Path) -> None:
+    grid = '[[site_meter]]\nid = "grid"\nrole = "grid"\nrated_w = 20000\n'
+    cfg = config(write_config(tmp_path, None, sensors={"mill": "s1"}, meters=grid))
+    r = _day_of_readings()
+    done = Ledger(cfg).ingest({"mill": _piece(r, 0, 500), "grid": _piece(r, 0, 500)}, "test")
+    assert set(done.added_ranges) == {"mill"}
+    assert {row.machine for row in done.rows} == {"mill"}
+    assert ledger_readings(cfg) == {"mill": 500, "grid": 500}
+
+
 def test_state_that_fails_to_save_takes_the_readings_with_it(tmp_path: Path) -> None:
     cfg = _shop(tmp_path)
     Ledger(cfg).ingest({}, "test")  # the ledger exists, empty

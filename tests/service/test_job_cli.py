@@ -18,6 +18,10 @@ def test_a_job_started_and_stopped_on_the_command_line_reaches_the_ledger(
     cfg = config(path)
     ok("customer", "add", "acme", "--name", "ACME GmbH", "--config", path)
     with Gateway(path) as gw:
+        # Counts in the right number: "1 sensor", not "1 sensors".
+        assert "shopwatt run: site test-shop, 1 machine, 1 sensor, 0 meters, InfluxDB off" in (
+            gw.log()
+        )
         started = ok(
             "job",
             "start",
@@ -38,6 +42,14 @@ def test_a_job_started_and_stopped_on_the_command_line_reaches_the_ledger(
             return any(j[1] == "WO-9" for j in Ledger(cfg).live_state().jobs) or None
 
         wait_for("the gateway's job book to take the start", running, gw)
+        # A second start while WO-9 runs would be the gateway's job_overlap, dropped: refused.
+        second = ("job", "start", "--machine", "mill", "--job", "WO-10", "--customer", "acme")
+        refused = shopwatt(*second, "--config", path)
+        assert refused.exit_code == 2 and refused.stderr.count("\n") == 1
+        assert "--machine = 'mill': job 'WO-9' (customer acme) is still running since " in (
+            refused.stderr
+        )
+        assert "stop it first (`shopwatt job stop --machine mill`)" in refused.stderr
         ok("job", "stop", "--machine", "mill", "--parts", "12", "--scrap", "1", "--config", path)
 
         def stopped() -> tuple[object, ...] | None:
@@ -101,3 +113,19 @@ def test_a_buttons_customer_name_is_the_customers_id_and_an_unknown_one_is_liste
     assert customers == {"B-1": ("acme", 3), "B-2": ("Zeta", 0)}
     status = ok("status", "--config", path)
     assert "to check: mill: job B-2 names customer 'Zeta', which is not known" in status
+
+
+def test_a_job_id_over_64_characters_is_refused_naming_the_limit(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    path = write_config(tmp_path, broker, sensors={"mill": "s1"})
+    ok("customer", "add", "acme", "--config", path)
+    job = "J" * 65
+    result = shopwatt(
+        "job", "start", "--machine", "mill", "--job", job, "--customer", "acme", "--config", path
+    )
+    assert result.exit_code == 2
+    assert (
+        f"job event for mill: bad_value: job = '{job[:40]}'...: longer than 64 characters"
+        in result.stderr
+    )

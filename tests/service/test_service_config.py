@@ -27,7 +27,7 @@ def test_a_sensor_id_is_unique_in_the_shop(tmp_path: Path) -> None:
 def test_sensors_need_a_broker(tmp_path: Path) -> None:
     meters = MACHINE.format(id="press", source=METER.format(id="pm1", dev=1))
     path = write_config(tmp_path, None, sensors={"mill": "s1"}, meters=meters)
-    with pytest.raises(ConfigError, match=r"\[\[machine.sensor\]\] s1 need an \[mqtt\] section"):
+    with pytest.raises(ConfigError, match=r"sensors s1 need an \[mqtt\] section"):
         Service(config(path))
     with pytest.raises(ConfigError, match="nothing to run"):
         Service(config(write_config(tmp_path, None, meters=MACHINE.format(id="mill", source=""))))

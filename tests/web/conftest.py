@@ -13,12 +13,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -126,7 +127,22 @@ def submit(driver: webdriver.Chrome, button: WebElement) -> None:
     """Click a button or link and wait until the browser shows the page it leads to."""
     old = driver.find_element(By.TAG_NAME, "html")
     button.click()
-    WebDriverWait(driver, WAIT_S).until(staleness_of(old))
+    WebDriverWait(driver, WAIT_S).until(_gone(old))
+
+
+def _gone(old: WebElement) -> Callable[[webdriver.Chrome], bool]:
+    """staleness_of, also for chromium's other word for it while the old page unloads."""
+    stale = staleness_of(old)
+
+    def check(driver: webdriver.Chrome) -> bool:
+        try:
+            return stale(driver)
+        except WebDriverException as err:
+            if "does not belong to the document" in (err.msg or ""):
+                return True
+            raise
+
+    return check
 
 
 def screenshot(driver: webdriver.Chrome, name: str, tmp_path: Path, width: int = 1280) -> Path:

@@ -96,6 +96,21 @@ def test_accountant_closes_the_month_and_downloads_its_export(
     exported = _export_rows(demo_shop.config)
     assert shown == {r["job_id"]: r["energy_kwh"] for r in exported if r["kind"] == "job"}
     browser.get(f"{demo_shop.url}/month")
+    # Before the close button: the jobs without a customer that `shopwatt close` lists.
+    listed = [row[0] for row in _cells(browser, "unassigned")]
+    assert listed and sorted(listed) == sorted(
+        r["job_id"] for r in exported if r["kind"] == "job" and not r["customer"]
+    )
+    assert (
+        f"{len(listed)} jobs of {MONTH} have no customer"
+        in browser.find_element(By.ID, "unassigned").text
+    )
+    screenshot(browser, "month-close", tmp_path)
+    submit(browser, browser.find_element(By.LINK_TEXT, "Jobs page's unassigned queue"))
+    assert sorted(row[0] for row in _cells(browser, "jobs")) == sorted(listed)
+    browser.get(f"{demo_shop.url}/month?period=2026-10")  # nothing in it: said, not blank
+    assert browser.find_element(By.ID, "no-jobs").text == "No jobs in this month."
+    browser.get(f"{demo_shop.url}/month")
     submit(browser, browser.find_element(By.ID, "close"))
     assert f"Closed {MONTH}" in browser.find_element(By.ID, "message").text
     assert "closed" in browser.find_element(By.CSS_SELECTOR, ".badge").text
@@ -223,7 +238,7 @@ def test_accountant_assigns_an_unassigned_job_and_the_export_shows_it(
     form.find_element(By.NAME, "customer").send_keys(f"{customer.id}x")  # a typo: refused
     submit(browser, form.find_element(By.CSS_SELECTOR, "button"))
     refused = browser.find_element(By.ID, "message").text  # on the same job's page
-    assert refused.startswith(f"Not assigned: --customer: customer '{customer.id}x' is not known")
+    assert refused.startswith(f"Not assigned: Customer: customer '{customer.id}x' is not known")
     assert f"Job {job}" in browser.find_element(By.TAG_NAME, "h1").text
     form = browser.find_element(By.ID, "assign")
     form.find_element(By.NAME, "customer").clear()
@@ -291,6 +306,13 @@ def test_operator_cannot_open_the_month_page(
     assert "not open to the role operator" in browser.find_element(By.ID, "refused").text
     browser.get(f"{demo_shop.url}/month/export.csv?period={MONTH}")
     assert "not open to the role operator" in browser.find_element(By.ID, "refused").text
+    # An unknown address: a page like the others, with her navigation, not a bare "Not Found".
+    browser.get(f"{demo_shop.url}/flor")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Not found"
+    assert browser.find_element(By.ID, "refused").text == "There is no page /flor here."
+    assert browser.find_element(By.TAG_NAME, "nav").text == "Floor"
+    assert browser.find_elements(By.CSS_SELECTOR, "link[href='/style.css']")
+    screenshot(browser, "not-found", tmp_path)
 
 
 def test_a_form_without_its_csrf_token_is_refused(
@@ -369,7 +391,8 @@ def _start_and_stop(
         form.find_element(By.NAME, name).send_keys(text)
     submit(browser, form.find_element(By.CSS_SELECTOR, "button.go"))
     refused = browser.find_element(By.ID, "message").text
-    assert refused.startswith("Not sent: ") and "(closest: ACME)" in refused
+    # In the form's words, not the CLI's (`--customer`).
+    assert refused.startswith("Not sent: Customer: customer 'ACMEE' is not known (closest: ACME)")
     form = browser.find_element(By.ID, "start")  # the same form, with what she typed
     assert {n: form.find_element(By.NAME, n).get_attribute("value") for n in typed} == typed
     form.find_element(By.NAME, "customer").clear()
@@ -387,6 +410,17 @@ def _start_and_stop(
 
     wait_for("the running job on the floor page", running)
     screenshot(browser, "floor-running", tmp_path)
+    # A second start while W-1 runs would be dropped by the gateway: the page refuses it.
+    browser.get(f"{server.url}/floor/mill/start")
+    form = browser.find_element(By.ID, "start")
+    form.find_element(By.NAME, "job").send_keys("W-2")
+    form.find_element(By.NAME, "customer").send_keys("ACME")
+    submit(browser, form.find_element(By.CSS_SELECTOR, "button.go"))
+    assert browser.find_element(By.ID, "message").text.startswith(
+        "Not sent: Machine = 'mill': job 'W-1' (customer ACME) is still running since "
+    )
+    assert "stop it first (the Stop button of mill on the floor)" in browser.page_source
+    browser.get(f"{server.url}/floor")
     _open_form(browser, "stop")
     form = browser.find_element(By.ID, "stop")
     assert "Job W-1 for ACME" in form.text

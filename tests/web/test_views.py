@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from contextlib import closing
 from datetime import date
@@ -12,10 +13,13 @@ import numpy as np
 from agent.serviceshop import T0, write_config
 from gateway.config import load_config
 from gateway.engine.model import ExplicitJob, MachineReadings
+from gateway.export.table import build_table
 from gateway.ledger import Ledger
 from gateway.ledger.live import JobRow, LiveState
 from gateway.web import views
+from gateway.web.charts import timeline
 from gateway.web.render import month_pictures
+from tests.ledger.shop import replay_readings, series, write_readings, write_shop
 
 
 def _readings(first_ms: int, watts: float, n: int = 60) -> MachineReadings:
@@ -113,3 +117,34 @@ def test_the_month_page_of_the_last_month_there_is(tmp_path: Path) -> None:
     m = views.month(cfg, ledger, "9999-12")  # no month after it to end it
     assert m.bill.peak_start_ms is None and not m.rows
     assert "<svg" in month_pictures(m, cfg, None, "/month?period=9999-12")["timeline"]
+
+
+def test_the_month_shows_energy_as_the_export_prints_it(tmp_path: Path) -> None:
+    config = write_shop(tmp_path)
+    mill = series("mill", "2026-11-03 08:00", "2026-11-03 12:00", [
+        ("2026-11-03 09:00", "2026-11-03 10:07", 937.0),
+    ], step_s=60)  # fmt: skip
+    replay_readings(load_config(config), write_readings(tmp_path / "r.csv", mill.lines()))
+    cfg = load_config(config)
+    selection = Ledger(cfg).select(date(2026, 11, 1), date(2026, 12, 1))
+    table = build_table(selection, cfg.site.tz, cfg.site.currency, "machine", {})
+    energy = table.lines[0][table.header.index("energy_kwh")]
+    idle = sum(r.amounts.printed_kwh() for r in selection.rows if r.kind == "overhead")
+    m = views.month(cfg, Ledger(cfg), "2026-11")
+    pictures = month_pictures(m, cfg, None, "/month?period=2026-11")
+    assert f">{energy} kWh</text>" in str(pictures["bands"])  # the export's 3 decimals
+    assert f">{idle} kWh</text>" in str(pictures["idle"])
+    assert energy != round(energy, 2)  # a figure a second rounding to 2 decimals would change
+
+
+def test_every_customer_of_the_month_has_a_fill_of_its_own(tmp_path: Path) -> None:
+    customers = [f"customer-{k:02d}" for k in range(40)]  # more than the palette has colours
+    spans = {
+        "mill": [(T0 + k * 60_000, T0 + k * 60_000 + 30_000, c, c) for k, c in enumerate(customers)]
+    }
+    svg = str(timeline(spans, T0, T0 + 3_600_000, [], "jobs"))
+    fills = re.findall(r'<rect x="[\d.]+" y="\d+" width="[\d.]+" height="18" fill="([^"]+)"', svg)
+    assert len(fills) == len(set(fills)) == 40
+    for fill in fills:  # a hatch is defined in the picture, in the legend too
+        assert fill.startswith("#") or f'<pattern id="{fill[5:-1]}"' in svg
+        assert f'width="12" height="12" fill="{fill}"' in svg
