@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from gateway.config import Machine, Tariff
-from gateway.engine.energy import IntervalEnergy, interval_energy
+from gateway.engine.energy import IntervalEnergy, exact_wh, interval_energy
 from gateway.engine.jobs import combine, detect_jobs, explicit_jobs, inside, split_jobs
 from gateway.engine.localtime import build_calendar, iso_utc, local_date
 from gateway.engine.model import (
@@ -98,17 +98,18 @@ def compute_machine(
         )
         return MachineResult(rows, EnergyStats(0, 0.0, 0, 0, 0, 0.0))
 
-    metered_wh = float(np.sum(energy.wh))
+    interval_wh = exact_wh(energy.wh)  # so that rows computed in pieces add up exactly
+    metered_wh = float(np.sum(interval_wh))
     _check_total(machine_id, readings, metered_wh)
     run_s = run_time(t, stretches, energy.long_iv).between_s(spans.start_ms, spans.end_ms)
 
-    priced_wh = split_energy(t, energy.wh, cal, spans, len(tariff.columns))
+    priced_wh = split_energy(t, interval_wh, cal, spans, len(tariff.columns))
     n_jobs = len(spans)
     band_wh = by_band(priced_wh, cal.column_band, len(tariff.band_names))
     spot = np.zeros((len(priced_wh), 2))
     if any(v.spot for v in tariff.versions):
         spots = version_spots(tariff, prices or {})
-        spot = np.column_stack(spot_split(t, energy.wh, cal, spans, spots))
+        spot = np.column_stack(spot_split(t, interval_wh, cal, spans, spots))
     rows = job_rows(
         machine_id,
         machine,
@@ -131,7 +132,7 @@ def energy_stats(machine_id: str, readings: MachineReadings, machine: Machine) -
     energy = interval_energy(machine_id, readings, machine)
     if not len(readings.t_ms):
         return EnergyStats(0, 0.0, 0, 0, 0, 0.0)
-    metered_wh = float(np.sum(energy.wh))
+    metered_wh = float(np.sum(exact_wh(energy.wh)))
     _check_total(machine_id, readings, metered_wh)
     return _stats(len(readings.t_ms), metered_wh, energy)
 
