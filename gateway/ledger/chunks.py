@@ -328,6 +328,12 @@ class ReadingStore:
             return _EMPTY
         return take(concat([self._day(machine, d) for d in self._days(machine, lo, hi)]), lo, hi)
 
+    def window(self, machine: str, lo: int, hi: int) -> MachineReadings:
+        """Readings with lo <= t < hi, sorted, decoding only the blocks that hold some (a
+        live recompute reads the minutes after its checkpoint, not the whole day)."""
+        days = range(lo // DAY_MS, (hi - 1) // DAY_MS + 1) if hi > lo else range(0)
+        return take(concat([self._overlapping(machine, d, lo, hi - 1) for d in days]), lo, hi)
+
     def last_before(self, machine: str, t_ms: int) -> int | None:
         """Time of the last stored reading before t_ms."""
         return self._nearest(machine, t_ms, before=True)
