@@ -26,7 +26,9 @@ from numpy.typing import NDArray
 
 from gateway.config import Machine
 from gateway.engine.energy import JumpBound
+from gateway.engine.jobs import Held, detect_jobs
 from gateway.engine.model import I64, CostRow, MachineReadings
+from gateway.engine.states import running_stretches
 
 
 def checkpoints(
@@ -46,12 +48,17 @@ def checkpoints(
     clean = short & (plain | np.isnan(step))
     k = np.arange(1, n)
     running = w > machine.run_above_w
-    # When the running stretch around each reading began (a long interval cuts it).
-    begins = running & np.concatenate([[True], ~running[:-1] | ~short])
-    first = np.maximum.accumulate(np.where(begins, np.arange(n), 0))
-    began = t[first]
-    if held_from is not None:
-        began[first == 0] = held_from
+    stretches = running_stretches(w, machine.run_above_w, np.flatnonzero(~short))
+    jobs = detect_jobs(
+        t, stretches, machine, held=None if held_from is None else Held(held_from, "")
+    )
+    # When the detected job around each reading began (none: the largest int64): the job
+    # up to a reading is one too when it had run min_job_s by then.
+    j = np.maximum(np.searchsorted(jobs.start_ms, t, side="right") - 1, 0)
+    began = np.full(n, np.iinfo(np.int64).max)
+    if len(jobs):
+        inside = (jobs.start_ms[j] <= t) & (t <= jobs.end_ms[j])
+        began[inside] = jobs.start_ms[j[inside]]
     held = running[k - 1] & running[k] & (t[k] - began[k] >= machine.min_job_s * 1000.0)
     # The last running reading at or before each reading (-1: none in these readings).
     last_run = np.maximum.accumulate(np.where(running, np.arange(n), -1))[k]

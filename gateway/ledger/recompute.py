@@ -204,8 +204,8 @@ class Recomputer:
         if self.carries is not None:
             # The machine's newest piece (no reading after it): live recomputes go on from it.
             self.carries.pop(machine_id, None)
-            if len(window) and window.t_ms[-1] < b:
-                self._checkpoint(machine_id, piece, window, None)
+            if len(window) and window.t_ms[-1] < b and self._continuable(machine_id, piece):
+                self._checkpoint(machine_id, piece, window, None, (rows, stats))
         return self._finish(machine_id, piece, rows, stats, jobs)
 
     def continued(self, machine_id: str, lo_ms: int, hi_ms: int) -> Computed | None:
@@ -228,7 +228,7 @@ class Recomputer:
             return None
         readings = self._store.window(machine_id, carry.t_ms, carry.b)
         rows, stats = self._part(machine_id, piece, readings, carry, [])
-        self._checkpoint(machine_id, piece, readings, carry)
+        self._checkpoint(machine_id, piece, readings, carry, (rows, stats))
         return self._finish(machine_id, piece, rows, stats, [])
 
     def _window(self, machine_id: str, a: int, b: int) -> tuple[int, int]:
@@ -281,7 +281,7 @@ class Recomputer:
         if base is not None:
             held = base.held
             numbered.update(local_date(r.start_ms, self._tz) for r in base.rows if r.kind == "job")
-        rows = compute_machine(
+        result = compute_machine(
             machine_id,
             readings,
             machine,
@@ -292,31 +292,52 @@ class Recomputer:
             cuts=cuts,
             held=held,
             numbered=numbered,
-        ).rows
-        kept = [r for r in rows if piece.first_day <= r.day < piece.end_day]
+        )
+        kept = [r for r in result.rows if piece.first_day <= r.day < piece.end_day]
         if base is None:
             return kept, self._day_stats(machine_id, readings, piece.first_day, piece.end_day)
         # The checkpoint's reading and the intervals up to it are the base's.
         first = local_date(base.t_ms, self._tz)
-        stats = self._day_stats(machine_id, readings, first, piece.end_day, skip=1)
+        if local_date(int(readings.t_ms[-1]), self._tz) == first:
+            # All on the checkpoint's day: the engine's stats are that day's part.
+            s = result.stats
+            day = DayStats(
+                first,
+                s.samples - 1,
+                s.metered_wh,
+                s.counter_resets,
+                s.implausible_jumps,
+                s.gaps,
+                s.gap_s,
+            )
+            stats = [day] if day.samples else []
+        else:
+            stats = self._day_stats(machine_id, readings, first, piece.end_day, skip=1)
         return join_rows(base.rows, kept), _join_stats(base.stats, stats)
 
     def _checkpoint(
-        self, machine_id: str, piece: _Piece, readings: MachineReadings, base: Carry | None
+        self,
+        machine_id: str,
+        piece: _Piece,
+        readings: MachineReadings,
+        base: Carry | None,
+        done: tuple[list[CostRow], list[DayStats]],
     ) -> None:
         """Keep the piece up to its newest checkpoint among the readings (all of the
-        piece's, or those from the base's checkpoint on) for the next live recompute."""
+        piece's, or those from the base's checkpoint on) for the next live recompute.
+
+        done: the piece computed with all of these readings (what it is up to the last)."""
         assert self.carries is not None
-        if not self._continuable(machine_id, piece):
-            return
         held_from = base.held.start_ms if base and base.held else None
         found, through = checkpoints(readings, self._cfg.machines[machine_id], held_from)
         if not len(found):
             return  # the base stays (the next readings may bring one)
         k = int(found[-1])
         t = readings.t_ms
-        head = MachineReadings(t[: k + 1], readings.watts[: k + 1], readings.wh[: k + 1])
-        rows, stats = self._part(machine_id, piece, head, base, [])
+        rows, stats = done
+        if k < len(t) - 1:
+            head = MachineReadings(t[: k + 1], readings.watts[: k + 1], readings.wh[: k + 1])
+            rows, stats = self._part(machine_id, piece, head, base, [])
         held = None
         if through[-1]:
             # The job running through it, unless still too short to be one.
