@@ -128,7 +128,7 @@ def _interval_wh(
     so that the intervals across the month's edges are split there."""
     before = store.last_before(machine, lo)
     after = store.first_from(machine, hi)
-    r = store.load(machine, lo if before is None else before, hi if after is None else after + 1)
+    r = store.window(machine, lo if before is None else before, hi if after is None else after + 1)
     if len(r) < 2:
         return r.t_ms, np.zeros(max(len(r) - 1, 0))
     return r.t_ms, interval_energy(machine, r, cfg.metered[machine]).wh
