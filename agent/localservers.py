@@ -254,14 +254,35 @@ class ServerProcess:
         self.close()
 
 
-class Mosquitto(ServerProcess):
+class MosquittoProcess(ServerProcess):
+    """mosquitto run with the config_path its subclass writes in _pick_ports."""
+
+    config_path: Path
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.binary = find_binary("mosquitto")
+        super().__init__(root)
+
+    def _listen_port(self) -> int:
+        """The port that answers once the broker is up."""
+        raise NotImplementedError
+
+    def _argv(self) -> list[str]:
+        return [self.binary, "-c", str(self.config_path)]
+
+    def _ready(self) -> bool:
+        # Its own "running" line, not just an open port: after a port clash the port may
+        # be open because of somebody else's server.
+        return " running" in self.log_since_start() and port_open(self._listen_port())
+
+
+class Mosquitto(MosquittoProcess):
     """A mosquitto broker: anonymous, persistent (survives restart), logging to its log."""
 
     name = "mosquitto"
 
     def __init__(self, root: Path | None = None, extra_config: str = "") -> None:
         self.extra_config = extra_config
-        self.binary = find_binary("mosquitto")
         super().__init__(root)
 
     def _pick_ports(self) -> None:
@@ -280,13 +301,8 @@ class Mosquitto(ServerProcess):
             f"{self.extra_config}\n"
         )
 
-    def _argv(self) -> list[str]:
-        return [self.binary, "-c", str(self.config_path)]
-
-    def _ready(self) -> bool:
-        # Its own "running" line, not just an open port: after a port clash the port may
-        # be open because of somebody else's server.
-        return " running" in self.log_since_start() and port_open(self.port)
+    def _listen_port(self) -> int:
+        return self.port
 
     @property
     def host(self) -> str:
@@ -449,14 +465,13 @@ class ServerPool:
             self.closers.pop()()
 
 
-class ProvisionedBroker(ServerProcess):
+class ProvisionedBroker(MosquittoProcess):
     """mosquitto running the config `shopwatt provision broker` wrote for `shop`."""
 
     name = "mosquitto-provisioned"
 
     def __init__(self, shop: Path, tls: bool = False, plain: bool = True) -> None:
         self.shop, self.tls, self.plain = shop, tls, plain
-        self.binary = find_binary("mosquitto")
         super().__init__()
 
     def _pick_ports(self) -> None:
@@ -476,11 +491,8 @@ class ProvisionedBroker(ServerProcess):
         """Where provisioning put this shop's files."""
         return Layout.of(load_config(self.shop))
 
-    def _argv(self) -> list[str]:
-        return [self.binary, "-c", str(self.config_path)]
-
-    def _ready(self) -> bool:
-        return " running" in self.log_since_start() and port_open(self.port or self.tls_port)
+    def _listen_port(self) -> int:
+        return self.port or self.tls_port
 
     def reload(self) -> None:
         """SIGHUP: mosquitto re-reads its password file and ACL."""

@@ -40,24 +40,13 @@ class Sums:
         self.off = [MID] * nch  # DC bias estimate per channel (ADC counts)
         self.voff = MID
         self.phase = [PHASE_ONE] * nch  # voltage interpolation factor per channel, /256
+        # The per-channel sums, allocated once; clear() zeroes them and sets the rest.
         self.s1 = [0] * nch
         self.qh = [0] * nch
         self.ql = [0] * nch
         self.ph = [0] * nch
         self.pl = [0] * nch
-        self.n = 0
-        self.clip = 0
-        self.vs1 = 0
-        self.vqh = 0
-        self.vql = 0
-        # sum(v * p) and sum(p^2) - sum(v^2), p the voltage each step starts from (v[n-1],
-        # or v[n] itself in a burst's first set), as hi * LIMB + lo, signed; and
-        # sum(p) - sum(v), a small int (per burst: first sample - last one).
-        self.vlh = 0
-        self.vll = 0
-        self.vph = 0
-        self.vpl = 0
-        self.vp1 = 0
+        self.clear()
 
     def clear(self) -> None:
         """Start a new window (in place: the lists are reused, nothing is allocated)."""
@@ -72,6 +61,9 @@ class Sums:
         self.vs1 = 0
         self.vqh = 0
         self.vql = 0
+        # sum(v * p) and sum(p^2) - sum(v^2), p the voltage each step starts from (v[n-1],
+        # or v[n] itself in a burst's first set), as hi * LIMB + lo, signed; and
+        # sum(p) - sum(v), a small int (per burst: first sample - last one).
         self.vlh = 0
         self.vll = 0
         self.vph = 0

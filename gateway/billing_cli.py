@@ -3,7 +3,7 @@ and what they made (docs/accounting.md)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -11,7 +11,7 @@ import click
 from gateway.cligroup import config_option
 from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
-from gateway.engine.localtime import FIRST_MS, LAST_MS, local_time, next_period, period_start
+from gateway.engine.localtime import FIRST_MS, LAST_MS, local_time, period_dates
 from gateway.export.to_csv import write_csv_binary
 from gateway.export.to_text import columns
 from gateway.ledger import Ledger
@@ -158,16 +158,6 @@ def job_split(config_path: Path, job_id: str, machine: str | None, at_ms: int) -
     )
 
 
-def known_machine(cfg: ShopConfig, machine: str) -> str:
-    """--machine, checked against shop.toml."""
-    if machine not in cfg.machines:
-        raise click.BadParameter(
-            f"{machine!r}: not a machine in {cfg.source} (known: {', '.join(cfg.machines)})",
-            param_hint="--machine",
-        )
-    return machine
-
-
 @click.command("start")
 @config_option
 @click.option("--machine", required=True, help="The machine the job runs on.")
@@ -228,16 +218,9 @@ def jobs(config_path: Path, first: datetime, end: datetime, unassigned: bool) ->
     click.echo(jobs_text(found, cfg))
 
 
-def month_dates(period: str) -> tuple[date, date]:
-    """A month 'YYYY-MM' as the local dates [first, end) the ledger selects by."""
-    after = next_period(period)
-    # 9999-12 has no month after it ('10000-01'): its last day is the last date there is.
-    return period_start(period), period_start(after) if len(after) == 7 else date.max
-
-
 def unassigned_jobs(ledger: Ledger, period: str) -> list[LedgerRow]:
     """The month's finished jobs that have no customer (what `close` asks about)."""
-    found = ledger.jobs(*month_dates(period))
+    found = ledger.jobs(*period_dates(period))
     return [j for j in found if not j.customer and not j.open]
 
 
@@ -283,7 +266,7 @@ def statement(
     ledger = Ledger(cfg)
     period = parse_month(month)
     who = ledger.customer(customer)
-    selection = ledger.select(*month_dates(period))
+    selection = ledger.select(*period_dates(period))
     shown = build_statement(selection, who, period, cfg, internal)
     if output is None:
         title = [f"{label}: {value}" if value else label for label, value in shown.title]

@@ -17,14 +17,12 @@ from gateway.billing_cli import (
     INSTANT_HELP,
     force_option,
     instant,
-    known_machine,
     local_day,
-    month_dates,
 )
 from gateway.cligroup import UserErrorGroup, config_option
 from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
-from gateway.engine.localtime import local_time
+from gateway.engine.localtime import local_time, period_dates
 from gateway.engine.model import MachineReadings
 from gateway.errors import OutputError, ShopwattError
 from gateway.export import BY, Table, build_table, write_csv
@@ -129,21 +127,21 @@ def replay_files(
         ledger = Ledger(cfg)
         replayed = ledger.replay(parsed, explicit, step, create_customers)
     # The replayed days' readings come back from the ledger, one machine at a time.
-    publish(cfg, replayed.recomputed, ledger.stored(replayed.recomputed) if parsed else None)
+    publish(ledger, replayed.recomputed, ledger.stored(replayed.recomputed) if parsed else None)
     return replayed
 
 
 def publish(
-    cfg: ShopConfig,
+    ledger: Ledger,
     recomputed: dict[str, tuple[str, str]],
     readings: Mapping[str, MachineReadings] | None = None,
 ) -> None:
     """With [influxdb]: queue what changed for Grafana (docs/gateway.md) and try to send it."""
+    cfg = ledger.cfg
     if cfg.influxdb is None:
         return
     from gateway.outputs.publish import queue_ledger_changes  # the outbox: only with [influxdb]
 
-    ledger = Ledger(cfg)
     queued, waiting = queue_ledger_changes(
         cfg, ledger.rows_of(recomputed), readings, ledger.price_slots
     )
@@ -253,7 +251,7 @@ def date_range(
         if first is not None or end is not None:
             raise click.UsageError("give --month or --from/--to, not both")
         period = parse_month(month)
-        return month_dates(period)
+        return period_dates(period)
     if first is None or end is None:
         raise click.UsageError("give --from and --to (local dates), or --month YYYY-MM")
     if end <= first:
@@ -320,9 +318,9 @@ def export(
     cfg = load_config(config_path)
     if output:  # refused before the ledger is read, not after
         check_target(output, cfg.own_files, force, "--output")
-    if machine is not None:
-        known_machine(cfg, machine)
     ledger = Ledger(cfg)
+    if machine is not None:
+        ledger.machine(machine)
     who = ledger.customer(customer).id if customer is not None else None
     selection = ledger.select(lo, hi).only(customer=who, machine=machine)
     charges = ledger.charges(lo, hi)
@@ -341,6 +339,14 @@ def export(
         click.echo(f"wrote {output}", err=True)
 
 
+def _agreed(question: str) -> bool:
+    """Yes to a question on the terminal; no, end of input or Ctrl-C is no."""
+    try:
+        return click.confirm(question)
+    except click.Abort:
+        return False
+
+
 @main.command()
 @config_option
 @click.option("--month", required=True, help="The month to close, YYYY-MM (local calendar).")
@@ -356,8 +362,13 @@ def close(config_path: Path, month: str, yes: bool) -> None:
     if unassigned:
         click.echo(f"{len(unassigned)} job(s) of {period} have no customer:")
         click.echo(jobs_text(unassigned, cfg))
-        if not yes:
-            click.confirm("close the month with them as they are?", abort=True)
+        if not yes and not _agreed("close the month with them as they are?"):
+            click.echo(
+                f"{period} not closed: assign them (`shopwatt job assign JOB --customer C`) and "
+                "close again, or close with --yes",
+                err=True,
+            )
+            raise SystemExit(1)  # declined: nothing changed; 1 as click gives an aborted prompt
     closed = ledger.close(period)
     click.echo(
         f"closed {closed.period}: {closed.rows} rows and {closed.adjustments} adjustment rows "
@@ -386,8 +397,9 @@ def bill(config_path: Path, month: str) -> None:
 def recompute(config_path: Path, everything: bool) -> None:
     """Recompute after a shop.toml change (tariff, machine settings, time zone)."""
     cfg = load_config(config_path)
-    recomputed = Ledger(cfg).recompute(everything)
-    publish(cfg, recomputed)
+    ledger = Ledger(cfg)
+    recomputed = ledger.recompute(everything)
+    publish(ledger, recomputed)
     for machine, (first, last) in recomputed.items():
         click.echo(f"recomputed {machine}: {first} .. {last}")
     if not recomputed:
@@ -421,7 +433,7 @@ def prices_import(config_path: Path, file: Path, series: str, fmt: str, minutes:
     done = ledger.import_prices(series, parsed.slots, file, parsed.sha256)
     if done.recomputed:
         # The days' `energy` points are rewritten too: their cost has the new prices.
-        publish(cfg, done.recomputed, ledger.stored(done.recomputed))
+        publish(ledger, done.recomputed, ledger.stored(done.recomputed))
     first, end = (
         f"{local_time(t, cfg.site.tz):%Y-%m-%d %H:%M%z}" for t in (done.first_ms, done.end_ms)
     )
@@ -462,11 +474,12 @@ def readings_drop(config_path: Path, machine: str, lo: int, hi: int, yes: bool) 
         click.echo(f"no readings of {machine} in that range: nothing dropped")
         return
     click.echo(_dropped_text(shown, cfg, preview=True))
-    if not yes:
-        click.confirm("drop them?", abort=True)
+    if not yes and not _agreed("drop them?"):
+        click.echo("nothing dropped", err=True)
+        raise SystemExit(1)
     dropped = ledger.drop_readings(machine, lo, hi, expect=shown.sha256)
     if dropped.recomputed:
-        publish(cfg, {machine: dropped.recomputed})
+        publish(ledger, {machine: dropped.recomputed})
     click.echo(_dropped_text(dropped, cfg, preview=False))
 
 
@@ -549,23 +562,25 @@ def _changed(day: date | None) -> str:
 
 
 def _brief(detail: dict[str, Any]) -> str:
-    if "input" in detail or "jobs_file" in detail:
-        files = [
-            f"{f['path']} (sha256 {f['sha256'][:12]})"
-            for f in (detail["input"], detail["jobs_file"])
-            if f
-        ]
+    """One audit entry's details on one line, the files, rows and machines first."""
+    if "added" in detail and "input" in detail:  # replay
+        given = (detail["input"], detail.get("jobs_file"))
+        files = [f"{f['path']} (sha256 {f['sha256'][:12]})" for f in given if f]
         return f"{', '.join(files)}: +{detail['added']} readings, {detail['jobs']} jobs"
+    if "slots" in detail and "input" in detail:  # prices import
+        file, sha = detail["input"]["path"], detail["input"]["sha256"][:12]
+        return f"{detail['series']}: {detail['slots']} slots from {file} (sha256 {sha})"
     if "period" in detail:
         return f"{detail['period']}: {detail['rows']} rows frozen"
-    if "id" in detail:  # customers and job assignments: every field, briefly
-        return ", ".join(f"{k} {v}" for k, v in detail.items() if v not in ("", None, False))
     if "sha256" in detail:
         return (
             f"{detail['machine']}: -{detail['readings']} readings, "
             f"{detail['metered_wh'] / 1000:.3f} kWh (sha256 {detail['sha256'][:12]})"
         )
-    return f"{', '.join(detail.get('machines', [])) or 'nothing'} ({detail.get('reason', '')})"
+    if "machines" in detail and "reason" in detail:  # recompute
+        return f"{', '.join(detail['machines']) or 'nothing'} ({detail['reason']})"
+    # Customers, assignments, job events, members, users, live ingest: every field, briefly.
+    return ", ".join(f"{k} {v}" for k, v in detail.items() if v not in ("", None, False, {}))
 
 
 @main.command()

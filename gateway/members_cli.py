@@ -11,8 +11,8 @@ from gateway.billing_cli import force_option, local_day, month_option, statement
 from gateway.cligroup import config_option
 from gateway.clock import now_ms
 from gateway.config import ShopConfig, load_config
-from gateway.engine.drawdown import Subscription, last_day
-from gateway.engine.localtime import local_date
+from gateway.engine.drawdown import Subscription
+from gateway.engine.localtime import last_day, local_date
 from gateway.export import Table
 from gateway.export.prepaid import credits, prepaid_table, statement_table, write_view_file
 from gateway.export.to_text import columns
@@ -163,8 +163,8 @@ def member_subscribe(
     """Record a monthly subscription of hours."""
     if cap and not carry_over:
         raise click.UsageError("--cap needs --carry-over")
-    first = parse_month(first)
-    last = parse_month(last) if last else ""
+    first = parse_month(first, "--from")
+    last = parse_month(last, "--to") if last else ""
     if last and last < first:
         raise click.BadParameter(f"{last!r}: before --from {first}", param_hint="--to")
     h, price_cents = exact(hours_text, "--hours"), cents(price, "--price")

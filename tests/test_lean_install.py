@@ -82,3 +82,18 @@ def test_no_influxdb_client_library_is_installed_for_either_api() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = [d for group in project["optional-dependencies"].values() for d in group]
     assert not [d for d in project["dependencies"] + extras if d.startswith("influxdb-client")]
+
+
+def test_web_without_its_packages_says_what_to_install(tmp_path: Path) -> None:
+    config = Path(shutil.copytree(CASE, tmp_path / "case")) / "shop.toml"
+    done = shopwatt_without(f"{NOT_INSTALLED},uvicorn,starlette", "web", "--config", config)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "shopwatt: error: `shopwatt web` needs the web page's packages: pip install "
+        "'shopwatt[web]' (No module named 'uvicorn')"
+    ]
+    user = shopwatt_without("argon2", "web", "user", "add", "owen", "--role", "owner")
+    assert user.returncode == 2 and user.stderr.splitlines() == [
+        "shopwatt: error: `shopwatt web` needs the web page's packages: pip install "
+        "'shopwatt[web]' (No module named 'argon2')"
+    ]

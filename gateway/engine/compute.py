@@ -127,7 +127,7 @@ def compute_machine(
     )
     rows += overhead_rows(machine_id, t, cal, band_wh[n_jobs:], priced_wh[n_jobs:], spot[n_jobs:])
     rows.sort(key=lambda r: (r.start_ms, r.kind == "job", r.job_id))
-    return MachineResult(rows, _stats(n, metered_wh, energy))
+    return MachineResult(rows, _stats(n, metered_wh, energy), interval_wh)
 
 
 def energy_stats(machine_id: str, readings: MachineReadings, machine: Machine) -> EnergyStats:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
+import numpy.typing as npt
 
 from gateway.engine.model import F64, I64
 from gateway.engine.split import energy_before
@@ -41,6 +42,37 @@ def energy_between(t: I64, interval_wh: F64, a_ms: I64, b_ms: I64) -> F64:
 def quarter_hour_wh(t: I64, interval_wh: F64, starts: I64) -> F64:
     """Energy of one machine in each quarter hour starting at `starts`."""
     return energy_between(t, interval_wh, starts, starts + QUARTER_MS)
+
+
+# A quarter hour mostly without readings: the state after engine/states.py's OFF, IDLE,
+# RUNNING (0, 1, 2), which quarter_states counts by their values.
+NO_DATA = 3
+
+
+def quarter_states(
+    t: I64, states: npt.NDArray[np.int8], max_gap_ms: float, starts: I64
+) -> npt.NDArray[np.int8]:
+    """The state a machine spent most of each quarter hour in (starts: consecutive quarter
+    hours), NO_DATA where its readings cover less than half of it.
+
+    Each interval takes the state of the reading that ends it (a reading's power is the
+    mean since the one before) and counts whole in the quarter hour it ends in: a picture,
+    off by at most max_gap_ms at a quarter hour's edge. An interval longer than max_gap_ms
+    is no data, as it is for the engine's power integration.
+    """
+    n = len(starts)
+    if len(t) < 2 or not n:
+        return np.full(n, NO_DATA, dtype=np.int8)
+    # The intervals ending in (first start, last end]: one ending on an edge is before it.
+    a, b = np.searchsorted(t, [starts[0], starts[-1] + QUARTER_MS], side="right")
+    a, b = max(int(a), 1), int(b)
+    dt = (t[a:b] - t[a - 1 : b - 1]).astype(np.float64)
+    dt[dt > max_gap_ms] = 0.0
+    quarter = (t[a:b] - 1 - starts[0]) // QUARTER_MS
+    spent = np.bincount(quarter * 3 + states[a:b], weights=dt, minlength=3 * n).reshape(n, 3)
+    found: npt.NDArray[np.int8] = np.argmax(spent, axis=1).astype(np.int8)
+    found[spent.sum(axis=1) < QUARTER_MS / 2] = NO_DATA
+    return found
 
 
 def site_quarter_wh(energy: Iterable[tuple[I64, F64]], starts: I64) -> F64:

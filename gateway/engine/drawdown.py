@@ -18,7 +18,6 @@ opening + received - recognised = closing holds to the cent.
 
 from __future__ import annotations
 
-import calendar
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -27,6 +26,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 import numpy as np
+
+from gateway.engine.localtime import last_day, next_period, period_of, period_start
 
 SCALE = 10**8  # integer credits per credit
 HOURS_SCALE = 10**4  # printed hours: 4 decimals
@@ -110,12 +111,6 @@ class _Member:
         self.expired = np.zeros(len(self.blocks), dtype=bool)
 
 
-def last_day(period: str) -> date:
-    """The last day of a month 'YYYY-MM'."""
-    year, month = int(period[:4]), int(period[5:])
-    return date(year, month, calendar.monthrange(year, month)[1])
-
-
 @dataclass(frozen=True, slots=True)
 class Subscription:
     """Credits granted every month at a price per month, with or without carry-over."""
@@ -134,7 +129,7 @@ class Subscription:
         end = min(self.last or through, through)
         out, period = [], self.first
         while period <= end:
-            start = date(int(period[:4]), int(period[5:]), 1)
+            start = period_start(period)
             cap = (self.credits if self.cap is None else self.cap) if self.carry else None
             key = f"{self.key}:{period}"
             out.append(
@@ -142,7 +137,7 @@ class Subscription:
                     key, self.member, self.credits, self.price_cents, start, last_day(period), cap
                 )
             )
-            period = f"{last_day(period) + timedelta(days=1):%Y-%m}"
+            period = next_period(period)
         return out
 
 
@@ -282,7 +277,7 @@ def _expire(name: str, m: _Member, day: date, events: list[Event]) -> None:
             if carried:
                 events.append(Event(name, day, "carry", b.key, carried))
             nxt = day + timedelta(days=1)
-            m.blocks[j] = replace(b, valid_until=last_day(f"{nxt:%Y-%m}"), carry_cap=None)
+            m.blocks[j] = replace(b, valid_until=last_day(period_of(nxt)), carry_cap=None)
             if left - carried:
                 m.balance[j] -= left - carried
                 events.append(Event(name, day, "expiry", b.key, left - carried))

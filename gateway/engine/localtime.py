@@ -4,6 +4,7 @@ local days with the tariff's band timeline."""
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -116,6 +117,26 @@ def next_period(period: str) -> str:
     return f"{day.year + day.month // 12:04d}-{day.month % 12 + 1:02d}"
 
 
+def last_day(period: str) -> date:
+    """The last local date of a period."""
+    year, month = int(period[:4]), int(period[5:7])
+    return date(year, month, calendar.monthrange(year, month)[1])
+
+
+def period_dates(period: str) -> tuple[date, date]:
+    """A period as the local dates [first, end) the ledger selects by."""
+    # 9999-12 has no date after it (Python's dates stop at year 9999): it ends at date.max,
+    # its last day, which no reading can reach (none is dated a day past the clock).
+    end = date.max if period == "9999-12" else period_start(next_period(period))
+    return period_start(period), end
+
+
+def period_ms(period: str, tz: ZoneInfo) -> tuple[int, int]:
+    """A period as the local midnights [first, end) that bound it, in UTC ms."""
+    first, end = period_dates(period)
+    return midnight_ms(first, tz), midnight_ms(end, tz)
+
+
 def periods_between(start: date, end: date) -> list[str]:
     """Periods overlapping the local dates [start, end)."""
     if end <= start:
@@ -154,10 +175,6 @@ class Calendar:
         # k == -1 (before any edge) is the first version's standard rate.
         labels = np.append(self.column_labels, 0)
         return labels[k]
-
-    def band_index(self, t_ms: I64) -> I64:
-        """Tariff band (index into Tariff.band_names) in force at each instant."""
-        return self.column_band[self.column_index(t_ms)]
 
 
 def build_calendar(tariff: Tariff, tz: ZoneInfo, first_day: date, last_day: date) -> Calendar:

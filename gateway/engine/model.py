@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
@@ -145,6 +145,9 @@ class MachineResult:
 
     rows: list[CostRow]
     stats: EnergyStats
+    # Energy of each interval between consecutive readings: the ledger keeps its quarter
+    # hours for the month's demand peak (ledger/quarters.py).
+    interval_wh: F64 = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass(frozen=True, slots=True)

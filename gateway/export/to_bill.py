@@ -63,7 +63,8 @@ def bill_text(bill: Bill, tz: ZoneInfo) -> str:
     lines.append(_line(f"  {bill.days} days", money(bill.fixed_day_cents)))
     lines.append(_line("  per month", money(bill.fixed_month_cents)))
     co2_g = sum(c.co2_g for c in bill.charges.values())
-    lines.append(_line("CO2 of the export's lines (kg)", f"{Decimal(co2_g).scaleb(-3):.3f}"))
+    if co2_g:  # none without co2_g_per_kwh / co2_series: not a shop that emits nothing
+        lines.append(_line("CO2 of the export's lines (kg)", f"{Decimal(co2_g).scaleb(-3):.3f}"))
     lines.append(_line("net", money(bill.net_cents)))
     vat = (Decimal(repr(bill.vat)) * 100).normalize()
     lines.append(_line(f"VAT {vat:f} %", money(bill.vat_cents)))

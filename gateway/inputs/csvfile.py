@@ -34,7 +34,7 @@ import numpy.typing as npt
 
 from gateway.config import Machine, Metered
 from gateway.engine.localtime import iso_utc, utc_ms
-from gateway.engine.model import ExplicitJob, MachineReadings, ReadingRows, first_of_times
+from gateway.engine.model import ExplicitJob, ReadingRows
 from gateway.errors import InputError
 from gateway.inputs.protocol import plausible_window
 
@@ -53,18 +53,6 @@ HAVE_PYARROW = pa is not None
 _BOM = b"\xef\xbb\xbf"  # Excel's "CSV UTF-8" starts with one
 _AHEAD = 2  # blocks parsed ahead, each on its own thread
 _BLOCK = 2 << 20  # bytes read at a time: ~45k readings, ~20 MB while parsed and staged
-
-
-@dataclass(frozen=True, slots=True)
-class ReadingsFile:
-    """A whole readings.csv in memory: per-machine sorted readings and what was dropped."""
-
-    path: Path
-    sha256: str
-    rows: int  # data rows in the file
-    machines: dict[str, MachineReadings]  # config order; unique times per machine
-    duplicates: dict[str, int]  # rows repeating an earlier row's (machine, time): counted once
-    conflicts: dict[str, int]  # of those, rows whose watts/wh differ from the kept (first) row
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,34 +401,6 @@ def _parse_reading(
         _number(fields, index, "watts", math.nan),
         _number(fields, index, "wh", math.nan, finite=True),
     )
-
-
-def read_readings(
-    path: str | Path,
-    machines: Mapping[str, Metered],
-    now_ms: int | None = None,
-    *,
-    fast: bool = HAVE_PYARROW,
-) -> ReadingsFile:
-    """The whole readings.csv checked and grouped per machine (replay streams it instead)."""
-    source = ReadingsCsv(path, machines, now_ms, fast=fast)
-    batches = list(source.batches())
-
-    def column(name: str, dtype: type[np.generic]) -> npt.NDArray[np.generic]:
-        return np.concatenate([np.zeros(0, dtype), *(getattr(b, name) for b in batches)])
-
-    machine, t_ms = column("machine", np.int64), column("t_ms", np.int64)
-    watts, wh = column("watts", np.float64), column("wh", np.float64)
-    out: dict[str, MachineReadings] = {}
-    duplicates: dict[str, int] = {}
-    conflicts: dict[str, int] = {}
-    for i, name in enumerate(machines):
-        mine = machine == i
-        if mine.any():
-            kept = first_of_times(t_ms[mine], watts[mine], wh[mine])
-            out[name] = kept.readings
-            duplicates[name], conflicts[name] = kept.dropped, kept.conflicts
-    return ReadingsFile(source.path, source.sha256, len(t_ms), out, duplicates, conflicts)
 
 
 # ---------------------------------------------------------------- jobs.csv

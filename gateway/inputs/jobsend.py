@@ -74,21 +74,13 @@ def send_job_event(cfg: ShopConfig, machine: str, doc: dict[str, Any]) -> JobEve
     return event
 
 
-def _known(cfg: ShopConfig, machine: str) -> None:
-    if machine not in cfg.machines:
-        raise InputError(
-            f"machine = {machine!r}: not a machine in {cfg.source} "
-            f"(known: {', '.join(cfg.machines)})"
-        )
-
-
 def start_job(
     ledger: Ledger, machine: str, job_id: str | None, customer: str, order: str, src: str, t_ms: int
 ) -> tuple[str, str]:
     """Start a job for a customer (id or display name) with its order, as the machine's
     button does; returns the job id (default: <machine>-<local date-time>) and customer id."""
     cfg = ledger.cfg
-    _known(cfg, machine)
+    ledger.machine(machine)
     who = ledger.customer(customer)
     job_id = job_id or f"{machine}-{local_time(t_ms, cfg.site.tz):%Y%m%d-%H%M%S}"
     doc = {"v": 1, "event": "start", "job": job_id, "customer": who.id, "t": t_ms, "src": src}
@@ -107,7 +99,7 @@ def stop_job(
     """Stop the machine's running job (or the one named) with the parts it made, as the
     machine's button does; returns the job id."""
     cfg = ledger.cfg
-    _known(cfg, machine)
+    ledger.machine(machine)
     job_id, start, customer = ledger.running_job(machine, job_id)
     doc = {"v": 1, "event": "stop", "job": job_id, "parts": parts, "t": t_ms, "src": src}
     send_job_event(cfg, machine, doc)

@@ -28,9 +28,9 @@ from gateway.engine.energy import interval_energy
 from gateway.engine.localtime import (
     local_date,
     midnight_ms,
-    next_period,
+    period_dates,
+    period_ms,
     period_of,
-    period_start,
     version_index,
 )
 from gateway.engine.model import F64, I64, NO_SLOTS, PriceSlots
@@ -134,6 +134,36 @@ def _interval_wh(
     return r.t_ms, interval_energy(machine, r, cfg.metered[machine]).wh
 
 
+class MonthEnergy:
+    """One local month's energy as `bill` reads it: each source's (a machine's, a site
+    meter's) interval energies over the month from its stored readings, read when first
+    needed and kept."""
+
+    def __init__(self, cfg: ShopConfig, store: ReadingStore, lo: int, hi: int) -> None:
+        self.cfg, self.store = cfg, store
+        self.lo, self.hi = lo, hi
+        self.starts = quarter_starts(lo, hi)
+        self._read: dict[str, tuple[I64, F64]] = {}
+
+    def energy(self, source: str) -> tuple[I64, F64]:
+        """Reading times and interval energies over the month."""
+        if source not in self._read:
+            self._read[source] = _interval_wh(self.cfg, self.store, source, self.lo, self.hi)
+        return self._read[source]
+
+    def machines(self) -> dict[str, tuple[I64, F64]]:
+        """Every machine's energy over the month."""
+        return {m: self.energy(m) for m in self.cfg.machines}
+
+    def quarters(self, source: str) -> F64:
+        """Energy per quarter hour of the month."""
+        return site_quarter_wh([self.energy(source)], self.starts)
+
+    def near(self, source: str, start_ms: int) -> tuple[I64, F64]:
+        """Interval energies covering the quarter hour from start_ms."""
+        return self.energy(source)
+
+
 def _site_ids(cfg: ShopConfig) -> list[str]:
     """Whose readings make the site's power: the grid site meter's when one is configured
     (it also sees what no machine meters), else every machine's, summed."""
@@ -192,7 +222,7 @@ def _fixed_shares(rows: Sequence[LedgerRow], fixed_cents: int) -> Charges:
 def _co2_g(
     cfg: ShopConfig,
     rows: Sequence[LedgerRow],
-    energy: Mapping[str, tuple[I64, F64]],
+    energy: MonthEnergy,
     series: Mapping[str, PriceSlots],
 ) -> dict[OriginKey, int]:
     """Each job and overhead row's CO2, by the tariff version in force at its start, half
@@ -207,7 +237,7 @@ def _co2_g(
         if version.co2_series is None:
             continue
         slots = series.get(version.co2_series, NO_SLOTS)
-        for machine, (t, wh) in energy.items():
+        for machine, (t, wh) in energy.machines().items():
             theirs = [r for r, v in zip(mine, at, strict=True) if v == k and r.machine == machine]
             jobs = [r for r in mine if r.machine == machine and r.kind == "job"]
             weighted = _weighted_wh(t, wh, theirs, jobs, slots, version.co2_g_per_kwh)
@@ -298,25 +328,27 @@ def _unpriced(
     return int(missing.sum()), float(site[missing].sum())
 
 
+def month_energy(cfg: ShopConfig, store: ReadingStore, period: str) -> MonthEnergy:
+    """The month's energy from its stored readings."""
+    return MonthEnergy(cfg, store, *period_ms(period, cfg.site.tz))
+
+
 def compute_bill(
     cfg: ShopConfig,
-    store: ReadingStore,
+    energy: MonthEnergy,
     rows: Sequence[LedgerRow],
     band_names: Sequence[str],
     period: str,
     series: Mapping[str, PriceSlots],
 ) -> Bill:
-    """The bill of `period` from its export rows, the machines' stored readings and the
-    price series a [tariff.spot] uses."""
+    """The bill of `period` from its export rows, the month's energy and the price series
+    a [tariff.spot] uses."""
     tz, tariff = cfg.site.tz, cfg.tariff
-    first, end = period_start(period), period_start(next_period(period))
-    lo, hi = midnight_ms(first, tz), midnight_ms(end, tz)
-    starts = quarter_starts(lo, hi)
-    energy = {m: _interval_wh(cfg, store, m, lo, hi) for m in cfg.machines}
-    site = site_quarter_wh(
-        (energy[m] if m in energy else _interval_wh(cfg, store, m, lo, hi) for m in _site_ids(cfg)),
-        starts,
-    )
+    first, end = period_dates(period)
+    lo, starts = energy.lo, energy.starts
+    site = np.zeros(len(starts))
+    for source in _site_ids(cfg):
+        site += energy.quarters(source)
     versions = tariff.versions
     midnights = [midnight_ms(first + timedelta(days=k), tz) for k in range((end - first).days)]
     day_versions = version_index(tariff, tz, np.array(midnights, dtype=np.int64)).tolist()
@@ -338,10 +370,11 @@ def compute_bill(
             for r in rows
             if r.kind == "job" and r.start_ms < peak_start + QUARTER_MS and r.end_ms > peak_start
         ]
+        near = {m: energy.near(m, peak_start) for m in cfg.machines}
         peak = starts[k : k + 1]
-        at_peak = {m: float(site_quarter_wh([e], peak)[0]) for m, e in energy.items()}
+        at_peak = {m: float(site_quarter_wh([e], peak)[0]) for m, e in near.items()}
         day = local_date(peak_start, tz).isoformat()
-        shares = _shares(cfg, energy, at_peak, jobs, peak_start, day, demand)
+        shares = _shares(cfg, near, at_peak, jobs, peak_start, day, demand)
 
     fixed_day = cents(sum(versions[v].fixed_per_day for v in day_versions))
     fixed_month = cents(month.fixed_per_month)
@@ -352,7 +385,7 @@ def compute_bill(
         charges[key] = replace(charges.get(key, RowCharges()), co2_g=grams)
     pv = cfg.production_meter
     if pv is not None:
-        found = _solar(cfg, rows, energy, _interval_wh(cfg, store, pv.id, lo, hi), starts)
+        found = _solar(cfg, rows, energy.machines(), energy.energy(pv.id), starts)
         for key, solar in found.items():
             charges[key] = replace(
                 charges.get(key, RowCharges()),
@@ -387,8 +420,7 @@ def compute_bill(
 
 def _month_ms(tz: ZoneInfo, t_ms: int) -> tuple[int, int]:
     """The local month holding t_ms, as [first midnight, next month's first midnight)."""
-    period = period_of(local_date(t_ms, tz))
-    return midnight_ms(period_start(period), tz), midnight_ms(period_start(next_period(period)), tz)
+    return period_ms(period_of(local_date(t_ms, tz)), tz)
 
 
 class PeakWatch:

@@ -93,21 +93,33 @@ def closest(conn: sqlite3.Connection, text: str, n: int = 3) -> list[str]:
     return list(dict.fromkeys(names[k] for k in near))[:n]
 
 
-def unknown(conn: sqlite3.Connection, text: str, where: str) -> LedgerError:
-    """The error for a name no customer has: where it came from and the closest ids."""
+def unknown(
+    conn: sqlite3.Connection, text: str, where: str, *, creatable: bool = True
+) -> LedgerError:
+    """The error for a name no customer has: where it came from and the closest ids (the
+    known ones when none is close); `creatable`: the input (a jobs.csv) may add it."""
+    if not fold(text):
+        return LedgerError(f"{where} = {text!r}: give a customer's id or display name")
     near = closest(conn, text)
-    hint = f"closest: {', '.join(near)}" if near else "no customers yet"
-    return LedgerError(
-        f"{where}: customer {text!r} is not known ({hint}); add it with "
-        "`shopwatt customer add`, or pass --create-customers to add the unknown ones"
+    everyone = [c.id for c in listed(conn)]
+    if near:
+        hint = f"closest: {', '.join(near)}"
+    elif everyone:
+        more = f", ... ({len(everyone)} in all)" if len(everyone) > 8 else ""
+        hint = f"known: {', '.join(everyone[:8])}{more}"
+    else:
+        hint = "no customers yet"
+    how = "`shopwatt customer add`" + (
+        ", or pass --create-customers to add the unknown ones" if creatable else ""
     )
+    return LedgerError(f"{where}: customer {text!r} is not known ({hint}); add it with {how}")
 
 
 def require(conn: sqlite3.Connection, text: str, where: str) -> Customer:
     """The customer `text` names, or a LedgerError naming `where` and the closest ids."""
     hit = find(conn, text)
     if hit is None:
-        raise unknown(conn, text, where)
+        raise unknown(conn, text, where, creatable=False)
     return hit
 
 

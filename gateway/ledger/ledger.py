@@ -29,15 +29,15 @@ from gateway.engine.localtime import (
     local_date,
     midnight_ms,
     next_midnight_ms,
-    next_period,
+    period_dates,
+    period_ms,
     period_of,
-    period_start,
     periods_between,
     utc_ms,
 )
 from gateway.engine.model import ExplicitJob, MachineReadings, PriceSlots, ReadingRows
 from gateway.errors import LedgerError
-from gateway.ledger import assignments, customers, explicit, members, periods, prices
+from gateway.ledger import assignments, customers, explicit, members, periods, prices, quarters
 from gateway.ledger.audit import Entry, recent, record
 from gateway.ledger.bill import (
     Bill,
@@ -47,6 +47,7 @@ from gateway.ledger.bill import (
     compute_bill,
     frozen_bill,
     frozen_figures,
+    month_energy,
 )
 from gateway.ledger.chunks import DAY_MS, Merged, ReadingStore
 from gateway.ledger.fingerprint import changed_from, fingerprint
@@ -357,7 +358,6 @@ class Ledger:
             if jobs and span:
                 _widen(touched, owned, span)
             computed = self._recompute(conn, store, touched, progress)
-            changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
             result = Replayed(
                 rows=rows,
                 added=sum(s.merged.added for s in staged.values()),
@@ -366,7 +366,7 @@ class Ledger:
                 conflicts=sum(_conflicts(s) for s in staged.values()),
                 jobs=sum(len(j) for j in jobs.jobs.values()) if jobs else 0,
                 recomputed=_spans(computed),
-                adjustments=periods.refresh_adjustments(conn, changed),
+                adjustments=_adjust(conn, computed),
             )
             detail = {
                 "input": _file(readings.path, readings.sha256) if readings else None,
@@ -393,7 +393,6 @@ class Ledger:
                     if span is not None and span[0] < hi and span[1] >= lo:
                         touched[machine] = (max(lo, span[0]), min(hi - 1, span[1]))
             computed = self._recompute(conn, store, touched)
-            changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
             result = PricesImported(
                 series=series,
                 slots=len(slots.start_ms),
@@ -401,7 +400,7 @@ class Ledger:
                 first_ms=lo,
                 end_ms=hi,
                 recomputed=_spans(computed),
-                adjustments=periods.refresh_adjustments(conn, changed),
+                adjustments=_adjust(conn, computed),
             )
             detail = {"input": _file(path, sha256), **asdict(result)}
             record(conn, self._entry("prices", detail))
@@ -527,9 +526,10 @@ class Ledger:
                 where = (machine, drop_from.isoformat())
                 conn.execute("DELETE FROM rows WHERE machine = ? AND day >= ?", where)
                 conn.execute("DELETE FROM day_stats WHERE machine = ? AND day >= ?", where)
+                conn.execute("DELETE FROM quarters WHERE machine = ? AND day >= ?", where)
                 recomputer.mark_current(machine)
                 if extent is not None and a <= extent[1]:
-                    # Pieces end at the data's last day (not a month past it, as they did).
+                    # Pieces end at the data's last day: no later day has anything to cost.
                     a, b = max(a, day_start_ms(extent[0], tz)), next_midnight_ms(extent[1], tz)
                     computed += _in_pieces(recomputer, store, machine, a, b, tz)
             recomputed = _spans(computed)
@@ -547,6 +547,39 @@ class Ledger:
             record(conn, self._entry("recompute", detail))
         return recomputed
 
+    def keep_quarters(self) -> int:
+        """Keep the quarter hours (ledger/quarters.py) of the days that have readings but
+        none kept (a ledger older than the table), computed as a recompute would; the rows
+        stay as they are. Returns how many machine-days were missing."""
+        tz = self.cfg.site.tz
+        with self._open() as conn, transaction(conn):
+            try:
+                stale = self._stale(conn)
+            except LedgerError:
+                return 0  # needs shop.toml fixed and `shopwatt recompute`, which keeps them
+            missing = conn.execute(
+                "SELECT machine, MIN(day), MAX(day), COUNT(*) FROM day_stats s "
+                "WHERE NOT EXISTS (SELECT 1 FROM quarters q WHERE q.machine = s.machine "
+                "AND q.day = s.day) GROUP BY machine"
+            ).fetchall()
+            store = ReadingStore(conn)
+            recomputer = Recomputer(conn, store, self.cfg)
+
+            def keep(c: Computed) -> None:
+                days = (c.first_day.isoformat(), c.end_day.isoformat())
+                quarters.save(conn, c.machine, *days, c.quarters)
+
+            for machine, first, last, _ in missing:
+                if machine in stale:
+                    continue  # `shopwatt recompute` computes its days again, and keeps them
+                end = date.fromisoformat(last) + timedelta(days=1)
+                a, b = recomputer.safe_cuts(
+                    machine, midnight_ms(date.fromisoformat(first), tz), midnight_ms(end, tz)
+                )
+                _in_pieces(recomputer, store, machine, a, b, tz, keep)
+                store.forget()
+        return sum(int(n) for *_, n in missing)
+
     def close(self, period: str) -> periods.Closed:
         """Freeze a month; later changes to it become adjustment rows in an open month."""
         with self._open() as conn, transaction(conn):
@@ -558,7 +591,8 @@ class Ledger:
             frozen = select(conn, "frozen", "period = ?", (period,))
             names = self.cfg.tariff.band_names
             series = self._series(conn, period)
-            bill = compute_bill(self.cfg, ReadingStore(conn), frozen, names, period, series)
+            energy = month_energy(self.cfg, ReadingStore(conn), period)
+            bill = compute_bill(self.cfg, energy, frozen, names, period, series)
             conn.executemany(
                 "INSERT INTO frozen_charges (period, kind, machine, job_id, customer, order_id, "
                 "day, demand_cents, fixed_cents, co2_g) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -602,11 +636,7 @@ class Ledger:
         Refused when any part of the range lies in a closed month.
         """
         tz = self.cfg.site.tz
-        if machine not in self.cfg.machines:
-            raise LedgerError(
-                f"--machine = {machine!r}: not a machine in {self.cfg.source} "
-                f"(known: {', '.join(self.cfg.machines)})"
-            )
+        self.machine(machine)
         if hi <= lo:
             raise LedgerError(f"--to = {iso_utc(hi)}: not after --from = {iso_utc(lo)}")
         try:
@@ -647,7 +677,6 @@ class Ledger:
         first, last = int(gone.t_ms[0]), int(gone.t_ms[-1])
         pieces = self._recompute(conn, store, {machine: (first, last)})
         first_day, end_day = pieces[0].first_day, pieces[-1].end_day
-        changed = periods_between(first_day, end_day)
         return Dropped(
             machine=machine,
             readings=len(gone),
@@ -656,7 +685,7 @@ class Ledger:
             metered_wh=round(before - _metered_wh(conn, machine), 3),  # Wh: finer is noise
             sha256=readings_sha256(gone),
             recomputed=_days(first_day, end_day),
-            adjustments=periods.refresh_adjustments(conn, changed),
+            adjustments=_adjust(conn, pieces),
         )
 
     # ------------------------------------------------------------------ customers
@@ -678,6 +707,15 @@ class Ledger:
         """The customer `text` names (id or display name); unknown: the closest ids."""
         with self._open(readonly=True) as conn:
             return customers.require(conn, text, "--customer")
+
+    def machine(self, name: str) -> str:
+        """The machine --machine names, if shop.toml has it; else a LedgerError listing them."""
+        if name not in self.cfg.machines:
+            raise LedgerError(
+                f"--machine = {name!r}: not a machine in {self.cfg.source} "
+                f"(known: {', '.join(self.cfg.machines)})"
+            )
+        return name
 
     def customer_list(self) -> list[customers.Customer]:
         """Every customer, merged ones included (they say where they went)."""
@@ -714,9 +752,8 @@ class Ledger:
             # Recomputed, not renamed in place: the kept customer may have another price list.
             touched = {s["machine"]: (s["lo"], s["hi"]) for s in spans}
             computed = self._recompute(conn, ReadingStore(conn), touched)
-            changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
             moved = int(sum(s["n"] for s in spans))
-            adjustments = periods.refresh_adjustments(conn, changed)
+            adjustments = _adjust(conn, computed)
             detail = {"id": gone.id, "into": kept.id, "rows": moved, "adjustments": adjustments}
             record(conn, self._entry("customer merge", detail))
         return moved
@@ -782,8 +819,7 @@ class Ledger:
         now = next((r for r in computed.rows if hit and r.job_id == hit[2]), None)
         if now is None:  # the readings changed under it since it was listed
             raise LedgerError(f"job {job.job_id} on {job.machine}: no job there any more")
-        changed = periods_between(computed.first_day, computed.end_day)
-        return now, periods.refresh_adjustments(conn, changed)
+        return now, _adjust(conn, [computed])
 
     def note(self, said: assignments.Assignment) -> assignments.Assignment:
         """What the operator said at the machine (`shopwatt job start|stop`) about the job
@@ -794,8 +830,7 @@ class Ledger:
             said = assignments.note(conn, said)
             t = said.at_ms
             computed = self._recompute(conn, ReadingStore(conn), {said.machine: (t, t)})
-            changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
-            adjustments = periods.refresh_adjustments(conn, changed)
+            adjustments = _adjust(conn, computed)
             detail = {**asdict(said), "adjustments": adjustments}
             record(conn, self._entry("job note", detail))
         return said
@@ -812,7 +847,7 @@ class Ledger:
                 and (job == job_id if job_id else stop is None)
             ]
         if not found:
-            which = f"job {job_id!r}" if job_id else "no job running"
+            which = f"no job {job_id!r} started" if job_id else "no job running"
             raise LedgerError(
                 f"--machine = {machine!r}: {which} as far as the gateway knows (has "
                 "`shopwatt run` taken the start yet?)"
@@ -853,14 +888,25 @@ class Ledger:
         months = {p: p in closed for p in periods_between(first, end)}
         return Selection(rows, open_jobs, names, months)
 
-    def bill(self, period: str) -> Bill:
-        """The month as the utility bills it, from the rows its export prints (docs/tariffs.md)."""
-        first = period_start(period)
-        selection = self.select(first, period_start(next_period(period)))
+    def bill(
+        self, period: str, selection: Selection | None = None, kept: quarters.Kept | None = None
+    ) -> Bill:
+        """The month as the utility bills it, from the rows its export prints (docs/tariffs.md).
+
+        `selection`: the month's rows when the caller has them already. `kept`: the month's
+        quarter hours as kept_quarters gives them: the demand peak is found from those
+        instead of a month of readings (the same figures, for the month page).
+        """
+        selection = selection or self.select(*period_dates(period))
         with self._open(readonly=True) as conn:
             series = self._series(conn, period)
+            store = ReadingStore(conn)
+            energy = month_energy(self.cfg, store, period)
+            if kept is not None:
+                bounds = Recomputer(conn, store, self.cfg).bounds
+                energy = quarters.KeptEnergy(self.cfg, store, energy.lo, energy.hi, kept, bounds)
             now = compute_bill(
-                self.cfg, ReadingStore(conn), selection.rows, selection.band_names, period, series
+                self.cfg, energy, selection.rows, selection.band_names, period, series
             )
             saved = conn.execute(
                 "SELECT figures FROM frozen_bills WHERE period = ?", (period,)
@@ -869,6 +915,17 @@ class Ledger:
                 return now
             return frozen_bill(now, saved[0], _frozen_charges(conn, period, period))
 
+    def kept_quarters(self, first: date, end: date) -> quarters.Kept:
+        """Each machine's energy and state per quarter hour of the local days [first, end),
+        as kept with its rows (machines with days not kept are left out)."""
+        with self._open(readonly=True) as conn:
+            return quarters.load(conn, self.cfg, first, end)
+
+    def closed(self, period: str) -> tuple[str, str] | None:
+        """When and by whom the month was closed; None while it is open."""
+        with self._open(readonly=True) as conn:
+            return periods.closed_periods(conn).get(period)
+
     def demand(self, watch: PeakWatch, at_ms: int) -> LiveDemand:
         """The month's peak so far and the running 15-minute average up to at_ms."""
         with self._open(readonly=True) as conn:
@@ -876,9 +933,7 @@ class Ledger:
 
     def _series(self, conn: sqlite3.Connection, period: str) -> dict[str, PriceSlots]:
         """The slots of the price series the tariff uses, over one local month."""
-        tz = self.cfg.site.tz
-        lo = midnight_ms(period_start(period), tz)
-        hi = midnight_ms(period_start(next_period(period)), tz)
+        lo, hi = period_ms(period, self.cfg.site.tz)
         co2 = {s: prices.load(conn, s, lo, hi) for s in prices.co2_series(self.cfg.tariff)}
         return prices.tariff_slots(conn, self.cfg.tariff, lo, hi) | co2
 
@@ -1016,9 +1071,16 @@ def _conflicts(s: Staged) -> int:
 
 
 def _in_pieces(
-    recomputer: Recomputer, store: ReadingStore, machine: str, a: int, b: int, tz: ZoneInfo
+    recomputer: Recomputer,
+    store: ReadingStore,
+    machine: str,
+    a: int,
+    b: int,
+    tz: ZoneInfo,
+    save: Callable[[Computed], None] | None = None,
 ) -> list[Computed]:
-    """Recompute and save the safe local days [a, b) a day (or the days a job spans) at a time.
+    """Recompute and save the safe local days [a, b) a day (or the days a job spans) at a time
+    (`save`: what of each piece to save; default: all of it, Recomputer.save).
 
     The engine needs a few hundred bytes per reading: at 1 Hz a day is ~20 MB, so memory
     stays flat however long the data runs. Days without readings go with the next day
@@ -1031,7 +1093,7 @@ def _in_pieces(
         day = next_midnight_ms(a if nxt is None else max(a, nxt), tz)
         _, cut = recomputer.safe_cuts(machine, a, min(day, b))
         done.append(recomputer.compute(machine, a, cut))
-        recomputer.save(done[-1])
+        (save or recomputer.save)(done[-1])
         # Keep a week of decoded blocks (~15 MB at 1 Hz): the next piece looks back into
         # them, and decoding each block once per piece would cost more than the piece.
         if cut - cached_from > _CACHED_MS:
@@ -1045,6 +1107,12 @@ def _spans(computed: Sequence[Computed]) -> dict[str, tuple[str, str]]:
     """Machine -> first and last local day recomputed (pieces of a machine come in order)."""
     first = {c.machine: c.first_day for c in reversed(computed)}
     return {c.machine: _days(first[c.machine], c.end_day) for c in computed}
+
+
+def _adjust(conn: sqlite3.Connection, computed: Sequence[Computed]) -> int:
+    """Refresh the pending adjustments of the closed months the recomputed days fall in."""
+    changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
+    return periods.refresh_adjustments(conn, changed)
 
 
 def _job_customer(conn: sqlite3.Connection, job: ExplicitJob) -> str:

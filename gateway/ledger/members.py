@@ -29,9 +29,8 @@ from gateway.engine.drawdown import (
     Use,
     deferred,
     draw,
-    last_day,
 )
-from gateway.engine.localtime import next_period, period_of, period_start
+from gateway.engine.localtime import last_day, period_dates, period_of, period_start
 from gateway.errors import LedgerError
 from gateway.ledger import customers, periods
 from gateway.ledger.rows import LedgerRow
@@ -115,13 +114,18 @@ def listed(conn: sqlite3.Connection) -> list[Member]:
 
 def require(conn: sqlite3.Connection, text: str) -> Member:
     """The member `text` names (customer id or name); a LedgerError names the members."""
-    who = customers.require(conn, text, "member")
+    who = customers.find(conn, text)
     found = {m.id: m for m in listed(conn)}
-    if who.id not in found:
+    if who is None or who.id not in found:
+        # `member add` adds the customer too, so it is the one hint for both cases.
+        what = (
+            f"customer {who.id!r} has no membership"
+            if who
+            else "no member or customer has that name"
+        )
         known = ", ".join(found) or "none yet"
         raise LedgerError(
-            f"member = {text!r}: customer {who.id!r} has no membership (members: {known}); "
-            "add one with `shopwatt member add`"
+            f"member = {text!r}: {what} (members: {known}); add one with `shopwatt member add`"
         )
     return found[who.id]
 
@@ -325,11 +329,9 @@ def charged(conn: sqlite3.Connection, rows: list[LedgerRow], end: date) -> list[
 def freeze(conn: sqlite3.Connection, period: str) -> int:
     """Store a month's prepaid view as its close leaves it (call inside the close's
     transaction); returns the members frozen."""
-    end = period_start(next_period(period))
+    first, end = period_dates(period)
     walked = walk(conn, end)
-    found = (
-        [] if walked is None else deferred(walked.drawdown, period_start(period), last_day(period))
-    )
+    found = [] if walked is None else deferred(walked.drawdown, first, last_day(period))
     conn.executemany(
         "INSERT INTO prepaid_frozen VALUES (?, ?, ?, ?, ?, ?)",
         [(period, d.member, d.opening, d.received, d.recognised, d.closing) for d in found],

@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from gateway.engine.drawdown import Block, Deferred, Subscription, deferred, last_day, left
+from gateway.engine.drawdown import Block, Deferred, Subscription, deferred, left
 from gateway.engine.drawdown import expiring as expiring_credits
-from gateway.engine.localtime import next_period, period_start
+from gateway.engine.localtime import last_day, period_dates
 from gateway.ledger import customers, members, periods
 from gateway.ledger.audit import record
 from gateway.ledger.ledger import Ledger
@@ -149,7 +149,7 @@ class MemberLedger(Ledger):
     def statement(self, text: str, period: str) -> Statement:
         """One member's month: every purchase, drawdown and expiry, opening and closing."""
         who = self.member(text)
-        first, end = period_start(period), period_start(next_period(period))
+        first, end = period_dates(period)
         walked = self._walk(end)
         if walked is None:
             return Statement(who, period, 0, [], 0)
@@ -165,9 +165,9 @@ class MemberLedger(Ledger):
         with self._open(readonly=True) as conn:
             if period in periods.closed_periods(conn):
                 return members.frozen(conn, period), True
-        first, last = period_start(period), last_day(period)
-        walked = self._walk(last + timedelta(days=1))
-        return ([] if walked is None else deferred(walked.drawdown, first, last)), False
+        first, end = period_dates(period)
+        walked = self._walk(end)
+        return ([] if walked is None else deferred(walked.drawdown, first, last_day(period))), False
 
     def balances(self, today: date) -> list[Balance]:
         """Every member's credits left today, those expiring within EXPIRY_SOON_DAYS, and

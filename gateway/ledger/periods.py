@@ -21,8 +21,9 @@ from zoneinfo import ZoneInfo
 
 from gateway.engine.localtime import (
     PLAUSIBLE_FIRST_MS,
-    midnight_ms,
     next_period,
+    period_dates,
+    period_ms,
     period_start,
     periods_between,
 )
@@ -72,11 +73,11 @@ def booked(
     return rows
 
 
-def parse_month(text: str) -> str:
-    """'2026-11' -> '2026-11'; anything else is a LedgerError naming the value."""
+def parse_month(text: str, option: str = "--month") -> str:
+    """'2026-11' -> '2026-11'; anything else is a LedgerError naming the option and value."""
     match = _MONTH.match(text.strip())
     if not match or not 1 <= int(match.group(2)) <= 12:
-        raise LedgerError(f"--month = {text!r}: expected a month as YYYY-MM, e.g. 2026-11")
+        raise LedgerError(f"{option} = {text!r}: expected a month as YYYY-MM, e.g. 2026-11")
     return match.group(0)
 
 
@@ -91,7 +92,7 @@ def first_open_after(period: str, closed: Iterable[str]) -> str:
 
 def end_ms(period: str, tz: ZoneInfo) -> int:
     """The local midnight that ends a period (UTC ms)."""
-    return midnight_ms(period_start(next_period(period)), tz)
+    return period_ms(period, tz)[1]
 
 
 def close(
@@ -102,7 +103,7 @@ def close(
     now_ms: the wall clock of the caller; a period closes only after it has ended.
     """
     # 9999-12 never ends: no date comes after it (Python's dates stop at year 9999).
-    ends = "never" if period == "9999-12" else f"at {period_start(next_period(period))} 00:00"
+    ends = "never" if period == "9999-12" else f"at {period_dates(period)[1]} 00:00"
     if period == "9999-12" or now_ms < end_ms(period, tz):
         # Its last day is not over: readings of it are still to come, and a snapshot taken
         # now would turn all of them into adjustment rows.

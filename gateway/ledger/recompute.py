@@ -34,13 +34,15 @@ import numpy as np
 from gateway.config import ShopConfig
 from gateway.engine import CostRow, MachineReadings, compute_machine, energy_stats
 from gateway.engine.carry import checkpoints, join_rows
+from gateway.engine.demand import NO_DATA, QUARTER_MS
 from gateway.engine.jobs import Held
 from gateway.engine.localtime import day_start_ms, local_date, midnight_ms, next_midnight_ms
 from gateway.engine.model import ExplicitJob
-from gateway.ledger import assignments, explicit, prices
+from gateway.ledger import assignments, explicit, prices, quarters
 from gateway.ledger.chunks import DAY_MS, ReadingStore
 from gateway.ledger.fingerprint import fingerprint
 from gateway.ledger.jobprices import priced
+from gateway.ledger.quarters import DayQuarters
 from gateway.ledger.rows import LedgerRow, from_cost_row, replace_rows
 
 
@@ -58,6 +60,15 @@ class DayStats:
 
 
 @dataclass(frozen=True, slots=True)
+class _Part:
+    """The engine's rows, day stats and quarter hours of a piece's days."""
+
+    rows: list[CostRow]
+    stats: list[DayStats]
+    quarters: list[DayQuarters]
+
+
+@dataclass(frozen=True, slots=True)
 class Carry:
     """A machine's last piece of days [a, b) as computed up to a checkpoint (a stored
     reading): what the next live recompute adds to."""
@@ -66,8 +77,8 @@ class Carry:
     b: int
     lo: int  # the first reading the engine saw (before a: see the module docstring)
     t_ms: int
-    rows: list[CostRow]  # the engine's rows of the days from a, up to the checkpoint
-    stats: list[DayStats]  # ... and their stats
+    since_ms: int  # the reading at or before the start of the checkpoint's quarter hour
+    part: _Part  # the days from a, up to the checkpoint
     held: Held | None  # the job running through the checkpoint
 
 
@@ -80,6 +91,7 @@ class Computed:
     end_day: date
     rows: list[LedgerRow]
     stats: list[DayStats]
+    quarters: list[DayQuarters]  # energy and state per quarter hour, per local day
 
 
 class Recomputer:
@@ -196,17 +208,17 @@ class Recomputer:
 
     def compute(self, machine_id: str, a: int, b: int) -> Computed:
         """Rows and day stats of the local days [a, b) (a and b: safe local midnights)."""
-        lo, hi = self._window(machine_id, a, b)
+        lo, hi = self.bounds(machine_id, a, b)
         window = self._store.load(machine_id, lo, hi)
         jobs = explicit.jobs_in(self._conn, machine_id, lo, hi)
         piece = _Piece(a, b, lo, hi, local_date(a, self._tz), local_date(b, self._tz))
-        rows, stats = self._part(machine_id, piece, window, None, jobs)
+        done = self._part(machine_id, piece, window, None, jobs)
         if self.carries is not None:
             # The machine's newest piece (no reading after it): live recomputes go on from it.
             self.carries.pop(machine_id, None)
             if len(window) and window.t_ms[-1] < b and self._continuable(machine_id, piece):
-                self._checkpoint(machine_id, piece, window, None, (rows, stats))
-        return self._finish(machine_id, piece, rows, stats, jobs)
+                self._checkpoint(machine_id, piece, window, None, done)
+        return self._finish(machine_id, piece, done, jobs)
 
     def continued(self, machine_id: str, lo_ms: int, hi_ms: int) -> Computed | None:
         """The machine's newest piece, computed on from its checkpoint, when the readings
@@ -216,24 +228,18 @@ class Recomputer:
         if carry is None or lo_ms <= carry.t_ms or hi_ms >= carry.b:
             return None
         hi = carry.b + self._reach_ms(machine_id)
-        piece = _Piece(
-            carry.a,
-            carry.b,
-            carry.lo,
-            hi,
-            local_date(carry.a, self._tz),
-            local_date(carry.b, self._tz),
-        )
+        first_day, end_day = local_date(carry.a, self._tz), local_date(carry.b, self._tz)
+        piece = _Piece(carry.a, carry.b, carry.lo, hi, first_day, end_day)
         if not self._continuable(machine_id, piece):
             return None
-        readings = self._store.window(machine_id, carry.t_ms, carry.b)
-        rows, stats = self._part(machine_id, piece, readings, carry, [])
-        self._checkpoint(machine_id, piece, readings, carry, (rows, stats))
-        return self._finish(machine_id, piece, rows, stats, [])
+        # From the checkpoint's quarter hour on: its state counts the intervals before it.
+        readings = self._store.window(machine_id, carry.since_ms, carry.b)
+        done = self._part(machine_id, piece, readings, carry, [])
+        self._checkpoint(machine_id, piece, readings, carry, done)
+        return self._finish(machine_id, piece, done, [])
 
-    def _window(self, machine_id: str, a: int, b: int) -> tuple[int, int]:
-        """The readings the engine needs to compute the safe local days [a, b) as a full
-        run would: [lo, hi)."""
+    def bounds(self, machine_id: str, a: int, b: int) -> tuple[int, int]:
+        """[lo, hi): the readings the engine needs to compute [a, b) as a full run would."""
         # The counter's flat run that ends with the interval crossing a, and two readings
         # before it: the step that began the run and the one before it, which the engine
         # needs to tell a one-reading counter glitch from a reset.
@@ -271,19 +277,23 @@ class Recomputer:
         readings: MachineReadings,
         base: Carry | None,
         jobs: list[ExplicitJob],
-    ) -> tuple[list[CostRow], list[DayStats]]:
-        """The engine's rows and stats of the piece's days for these readings: all of the
-        piece's (base None), or those from the base's checkpoint on, added to the base."""
+    ) -> _Part:
+        """The engine's rows, stats and quarter hours of the piece's days for these
+        readings: all of the piece's (base None), or those from the base's checkpoint on
+        (the readings before it only for its quarter hour's state), added to the base."""
         machine, tariff = self._cfg.machines[machine_id], self._cfg.tariff
         series = prices.tariff_slots(self._conn, tariff, piece.lo, piece.hi)
         cuts = assignments.cuts(self._conn, machine_id, piece.lo, piece.hi)
-        held, numbered = None, Counter[date]()
+        held, numbered, k = None, Counter[date](), 0
         if base is not None:
-            held = base.held
-            numbered.update(local_date(r.start_ms, self._tz) for r in base.rows if r.kind == "job")
+            held, k = base.held, int(np.searchsorted(readings.t_ms, base.t_ms))
+            numbered.update(
+                local_date(r.start_ms, self._tz) for r in base.part.rows if r.kind == "job"
+            )
+        after = _after(readings, k)
         result = compute_machine(
             machine_id,
-            readings,
+            after,
             machine,
             tariff,
             self._tz,
@@ -293,16 +303,19 @@ class Recomputer:
             held=held,
             numbered=numbered,
         )
-        kept = [r for r in result.rows if piece.first_day <= r.day < piece.end_day]
+        rows = [r for r in result.rows if piece.first_day <= r.day < piece.end_day]
+        first_day = piece.first_day if base is None else local_date(base.t_ms, self._tz)
+        # The intervals before the checkpoint are the base's: no energy here.
+        interval_wh = np.concatenate([np.zeros(k), result.interval_wh])
+        days = quarters.of_days(machine, readings, interval_wh, first_day, piece.end_day, self._tz)
         if base is None:
-            return kept, self._day_stats(machine_id, readings, piece.first_day, piece.end_day)
-        # The checkpoint's reading and the intervals up to it are the base's.
-        first = local_date(base.t_ms, self._tz)
-        if local_date(int(readings.t_ms[-1]), self._tz) == first:
+            stats = self._day_stats(machine_id, readings, piece.first_day, piece.end_day)
+            return _Part(rows, stats, days)
+        if local_date(int(after.t_ms[-1]), self._tz) == first_day:
             # All on the checkpoint's day: the engine's stats are that day's part.
             s = result.stats
             day = DayStats(
-                first,
+                first_day,
                 s.samples - 1,
                 s.metered_wh,
                 s.counter_resets,
@@ -312,8 +325,14 @@ class Recomputer:
             )
             stats = [day] if day.samples else []
         else:
-            stats = self._day_stats(machine_id, readings, first, piece.end_day, skip=1)
-        return join_rows(base.rows, kept), _join_stats(base.stats, stats)
+            # The checkpoint's reading and the intervals up to it are the base's.
+            stats = self._day_stats(machine_id, after, first_day, piece.end_day, skip=1)
+        q = int((base.t_ms - midnight_ms(first_day, self._tz)) // QUARTER_MS)
+        return _Part(
+            join_rows(base.part.rows, rows),
+            _join_stats(base.part.stats, stats),
+            _join_quarters(base.part.quarters, days, first_day, q),
+        )
 
     def _checkpoint(
         self,
@@ -321,46 +340,47 @@ class Recomputer:
         piece: _Piece,
         readings: MachineReadings,
         base: Carry | None,
-        done: tuple[list[CostRow], list[DayStats]],
+        done: _Part,
     ) -> None:
         """Keep the piece up to its newest checkpoint among the readings (all of the
-        piece's, or those from the base's checkpoint on) for the next live recompute.
+        piece's, or those from the base's on) for the next live recompute.
 
         done: the piece computed with all of these readings (what it is up to the last)."""
         assert self.carries is not None
         held_from = base.held.start_ms if base and base.held else None
         found, through = checkpoints(readings, self._cfg.machines[machine_id], held_from)
+        t = readings.t_ms
+        newer = t[found] > (base.t_ms if base else t[0])
+        found, through = found[newer], through[newer]
         if not len(found):
             return  # the base stays (the next readings may bring one)
         k = int(found[-1])
-        t = readings.t_ms
-        rows, stats = done
+        part = done
         if k < len(t) - 1:
             head = MachineReadings(t[: k + 1], readings.watts[: k + 1], readings.wh[: k + 1])
-            rows, stats = self._part(machine_id, piece, head, base, [])
+            part = self._part(machine_id, piece, head, base, [])
         held = None
         if through[-1]:
             # The job running through it, unless still too short to be one.
-            job = next((r for r in rows if r.kind == "job" and r.end_ms == t[k]), None)
+            job = next((r for r in part.rows if r.kind == "job" and r.end_ms == t[k]), None)
             if job is None:
                 return
             held = Held(job.start_ms, job.job_id)
-        self.carries[machine_id] = Carry(piece.a, piece.b, piece.lo, int(t[k]), rows, stats, held)
+        # The reading that opens the first interval ending in the checkpoint's quarter hour.
+        quarter = int(t[k]) - int(t[k]) % QUARTER_MS  # local quarter hours are UTC ones
+        since = int(t[max(int(np.searchsorted(t, quarter, side="right")) - 1, 0)])
+        self.carries[machine_id] = Carry(piece.a, piece.b, piece.lo, int(t[k]), since, part, held)
 
     def _finish(
-        self,
-        machine_id: str,
-        piece: _Piece,
-        rows: list[CostRow],
-        stats: list[DayStats],
-        jobs: list[ExplicitJob],
+        self, machine_id: str, piece: _Piece, done: _Part, jobs: list[ExplicitJob]
     ) -> Computed:
-        """The engine's rows of a piece as the ledger keeps them: in cents, with the parts
-        explicit jobs counted, who each job was for and what it costs them."""
+        """The engine's part of a piece as the ledger keeps it: rows in cents, with the
+        parts explicit jobs counted, who each job was for and what it costs them."""
         tariff = self._cfg.tariff
         counted = {j.job_id: j.parts for j in jobs if j.parts}
         kept = [
-            _with_parts(from_cost_row(r, tariff.band_names, tariff.rates), counted) for r in rows
+            _with_parts(from_cost_row(r, tariff.band_names, tariff.rates), counted)
+            for r in done.rows
         ]
         # Who each job was for (assignments, over what its job events said), then what it
         # costs them (their price list).
@@ -370,7 +390,8 @@ class Recomputer:
             first_day=piece.first_day,
             end_day=piece.end_day,
             rows=priced(self._conn, self._cfg.pricing, assignments.apply(kept, said)),
-            stats=stats,
+            stats=done.stats,
+            quarters=done.quarters,
         )
 
     def _day_stats(
@@ -445,6 +466,7 @@ class Recomputer:
             "INSERT OR REPLACE INTO day_stats VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [s for s in new if stored.get(s[1]) != s],
         )
+        quarters.save(self._conn, computed.machine, days[1], days[2], computed.quarters)
         self.mark_current(computed.machine)
 
     def mark_current(self, machine_id: str) -> None:
@@ -472,6 +494,30 @@ class _Piece:
     hi: int
     first_day: date
     end_day: date
+
+
+def _after(r: MachineReadings, k: int) -> MachineReadings:
+    """The readings from the k-th on."""
+    return MachineReadings(r.t_ms[k:], r.watts[k:], r.wh[k:]) if k else r
+
+
+def _join_quarters(
+    head: list[DayQuarters], tail: list[DayQuarters], day: date, q: int
+) -> list[DayQuarters]:
+    """Quarter hours up to a checkpoint and from it on (it lies in quarter hour q of day):
+    energies added, states from the tail's from q on (it saw the readings of quarter q)."""
+    later = {d.day: d for d in tail}
+    joined = []
+    for d in head:
+        t = later.pop(d.day, None)
+        if t is None:
+            joined.append(d)
+            continue
+        states = np.concatenate([d.states[:q], t.states[q:]]) if d.day == day else t.states
+        wh = d.wh + t.wh
+        if wh.any() or (states != NO_DATA).any():  # what of_days keeps of a day
+            joined.append(DayQuarters(d.day, wh, states))
+    return joined + list(later.values())
 
 
 def _join_stats(head: list[DayStats], tail: list[DayStats]) -> list[DayStats]:

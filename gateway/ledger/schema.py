@@ -197,7 +197,16 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             received INTEGER NOT NULL, recognised INTEGER NOT NULL, closing INTEGER NOT NULL,
             PRIMARY KEY (period, member))""",
     ),
-    # 11 -> 12: readings' blocks in rowid tables, found by an index. A WITHOUT ROWID table
+    # 11 -> 12: each machine's energy (float64 Wh) and state (int8) per quarter hour of a
+    # local day, kept with its rows (ledger/quarters.py): the month page's demand peak and
+    # state strips. An older ledger's days are kept when `shopwatt web` starts
+    # (Ledger.keep_quarters); until then the page reads their readings.
+    (
+        """CREATE TABLE IF NOT EXISTS quarters (
+            machine TEXT NOT NULL, day TEXT NOT NULL, wh BLOB NOT NULL, states BLOB NOT NULL,
+            PRIMARY KEY (machine, day))""",
+    ),
+    # 12 -> 13: readings' blocks in rowid tables, found by an index. A WITHOUT ROWID table
     # keeps its rows in the key's b-tree, and a search compares whole rows: every lookup of
     # a machine's day read that day's compressed block (hundreds of KB late in the day) to
     # get at its key. Rewrites the blocks once. A reader of an older file skips it (only

@@ -1,7 +1,8 @@
 """What the ledger and the readings become in InfluxDB: lines for the outbox.
 
-Shared by the service (`shopwatt run`, batch by batch) and by `shopwatt replay` and
-`shopwatt recompute` (history), so Grafana shows the same picture either way:
+Shared by the service (`shopwatt run`, batch by batch) and by the commands that change
+history (`shopwatt replay`, `recompute`, `prices import`, `readings drop`), so Grafana shows
+the same picture either way:
 
 - `power`: every reading (live: per sensor; replayed: per machine, no sensor tag);
 - `machine_state` and `energy` (kWh and cost per minute and tariff band, the spot price
@@ -134,7 +135,7 @@ def queue_ledger_changes(
     readings: Mapping[str, MachineReadings] | None,
     prices: PriceReader,
 ) -> tuple[int, int]:
-    """Put what replay/recompute changed into the outbox and send it for a short while.
+    """Put what a command changed in the ledger into the outbox and send it for a while.
 
     rows: the ledger's rows of the recomputed days (Ledger.rows_of); prices: the ledger's
     price slots for the readings' `energy` cost (Ledger.price_slots).

@@ -34,8 +34,8 @@ def gateway_credentials(cfg: ShopConfig) -> tuple[str, Secret]:
     if mqtt is None or not mqtt.username:
         raise ProvisionError(
             f"{cfg.source}: [mqtt] needs username and secret_file (or secret_env): the broker "
-            "shopwatt provisions refuses anonymous clients, the gateway included. For example:\n"
-            '  [mqtt]\n  username = "shopwatt-gateway"\n  secret_file = "mqtt.password"'
+            "shopwatt provisions refuses anonymous clients, the gateway included; e.g. "
+            'username = "shopwatt-gateway" and secret_file = "mqtt.password"'
         )
     if not _USER.fullmatch(mqtt.username):
         raise ProvisionError(

@@ -108,6 +108,9 @@ def provision_sensor(cfg: ShopConfig, opts: SensorOptions, now: datetime) -> Sen
         | fresh
     )
     state.sensors[opts.sensor] = record
+    # The broker's files first: a refused gateway (no [mqtt] credentials) leaves no
+    # config.json whose password no broker knows.
+    synced = _sync(cfg, layout, state)
     config = layout.sensor_config(opts.sensor)
     private_dir(config.parent.parent)  # sensors/: as private as the folder around it
     private_dir(config.parent)
@@ -116,7 +119,7 @@ def provision_sensor(cfg: ShopConfig, opts: SensorOptions, now: datetime) -> Sen
     )
     if write_file(config, render_sensor_config(cfg, opts.sensor, record), PRIVATE):
         result.changed.append(config)
-    result.changed += _sync(cfg, layout, state)
+    result.changed += synced
     return result
 
 

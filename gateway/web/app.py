@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -40,7 +42,7 @@ from gateway.ledger.schema import connect
 from gateway.ledger.users import ROLES, Role, User, check_role, get_user, list_users, put_user
 from gateway.web import views
 from gateway.web.auth import Limiter, Session, Sessions, hash_password, same, verify_password
-from gateway.web.render import TEMPLATES, month_pictures, render
+from gateway.web.render import TEMPLATES, compile_templates, month_pictures, render
 
 COOKIE = "shopwatt_session"
 LOGIN_COOKIE = "shopwatt_login"  # the login form's CSRF token (double submit: no session yet)
@@ -174,15 +176,32 @@ def _pending(adjustments: int) -> str:
     return f"; {adjustments} adjustment rows pending for closed months" if adjustments else "."
 
 
+def _nothing() -> None:
+    pass
+
+
+def _warm(state: WebState) -> None:
+    """Do now what the first request would otherwise wait for: 40-260 ms here, where the
+    floor then takes 3 ms (docs/web.md): compiling the templates, importing the thread
+    pool's event loop backend (anyio's, on the first run_in_threadpool), and for a
+    replayed ledger the floor's newest readings, decoded from each machine's newest day."""
+    compile_templates()
+    anyio.run(anyio.to_thread.run_sync, _nothing)
+    if state.ledger().path.exists():
+        views.floor(state.cfg, state.ledger(), state.clock(), state.newest)
+
+
 def build_app(state: WebState) -> Starlette:
     """The ASGI app of one shop.toml."""
     cfg = state.cfg
     path = state.ledger().path
     if path.exists():
         # The pages read the ledger read-only, which never upgrades its schema: upgrade an
-        # older ledger once, now.
+        # older ledger once, now, and keep the quarter hours its month pages sum.
         with closing(connect(path)):
             pass
+        state.ledger().keep_quarters()
+    _warm(state)
 
     async def login_form(request: Request, error: str = "", status: int = 200) -> Response:
         token = secrets.token_urlsafe(32)
@@ -259,7 +278,7 @@ def build_app(state: WebState) -> Starlette:
         message: str = "",
         status: int = 200,
     ) -> Response:
-        machines = views.floor(cfg, state.ledger(), state.newest)
+        machines = views.floor(cfg, state.ledger(), state.clock(), state.newest)
         return _page(
             state,
             request,
@@ -283,11 +302,17 @@ def build_app(state: WebState) -> Starlette:
     ) -> Response:
         """A machine's start or stop form on a page of its own, which never refreshes: the
         floor's refresh would wipe what the operator is typing."""
-        tiles = [m for m in views.floor(cfg, state.ledger(), state.newest) if m.id == machine]
+        ledger = state.ledger()
+        tiles = [
+            m for m in views.floor(cfg, ledger, state.clock(), state.newest) if m.id == machine
+        ]
         if not tiles or event not in ("start", "stop"):
             # A refused POST keeps its own message (an unknown machine, a bad event).
             why = f"Not found: /floor/{machine}/{event} (machine {machine!r}, start or stop)"
             return floor(request, session, None, message or why, status if message else 404)
+        # The customer field offers the known ones as the operator types (no script: a
+        # datalist), so a tablet user picks a name instead of guessing its spelling.
+        known = ledger.customer_list() if event == "start" and ledger.path.exists() else []
         return _page(
             state,
             request,
@@ -297,6 +322,7 @@ def build_app(state: WebState) -> Starlette:
             m=tiles[0],
             event=event,
             values=values or {},
+            customers=[c for c in known if not c.merged_into],
             message=message,
         )
 
@@ -320,7 +346,9 @@ def build_app(state: WebState) -> Starlette:
         except ShopwattError as err:
             # Back to the same form with what was typed, to correct rather than retype.
             return machine_form(request, session, machine, event, form, f"Not sent: {err}", 400)
-        return floor(request, session, None, f"Job {job} {event} sent for {machine}.")
+        # The gateway takes the event a moment later: say so, or a second press follows.
+        said = f"Job {job} {event} sent for {machine}; its tile follows once the gateway has it."
+        return floor(request, session, None, said)
 
     # -- jobs -------------------------------------------------------------------------
     def jobs(
@@ -354,7 +382,7 @@ def build_app(state: WebState) -> Starlette:
             customer=customer,
             machines=list(cfg.machines),
             first=first,
-            end=end,
+            last=end - timedelta(days=1),  # the heading names the days shown, not the end
             tz=cfg.site.tz,
             local_time=local_time,
             audit=audit,
@@ -364,14 +392,16 @@ def build_app(state: WebState) -> Starlette:
     def job_page(
         request: Request,
         session: Session,
-        _form: FormData | None,
+        form: FormData | None,
         message: str = "",
         status: int = 200,
     ) -> Response:
-        """One job with its assign and split forms (the unassigned queue links here)."""
-        q = request.query_params
+        """One job with its assign and split forms (the unassigned queue links here); a
+        refused form comes back to it with the job its fields name."""
+        fields = request.query_params if form is None else form
+        job, machine = str(fields.get("job", "")), str(fields.get("machine", ""))
         try:
-            found = state.ledger().job(q.get("job", ""), q.get("machine") or None)
+            found = state.ledger().job(job, machine or None)
         except ShopwattError as err:
             return jobs(request, session, None, f"Not found: {err}", 404)
         middle = local_time((found.start_ms + found.end_ms) // 2, cfg.site.tz)
@@ -397,7 +427,7 @@ def build_app(state: WebState) -> Starlette:
             said = Assignment("", 0, job, customer, order, parts, scrap)
             now, pending = state.ledger(session.user).assign(job, machine, said)
         except ShopwattError as err:
-            return job_page(request, session, None, f"Not assigned: {err}", 400)
+            return job_page(request, session, form, f"Not assigned: {err}", 400)
         done = f"Assigned {now.job_id} on {now.machine} to {now.customer}"
         return jobs(request, session, None, done + _pending(pending))
 
@@ -411,16 +441,22 @@ def build_app(state: WebState) -> Starlette:
                 raise ShopwattError(f"at = {at!r}: a local date and time") from None
             second, pending = state.ledger(session.user).split(job, machine, at_ms)
         except ShopwattError as err:
-            return job_page(request, session, None, f"Not split: {err}", 400)
+            return job_page(request, session, form, f"Not split: {err}", 400)
         done = f"Split {job}: the part from {at} on is {second.job_id}"
         return jobs(request, session, None, done + _pending(pending))
 
     # -- month ------------------------------------------------------------------------
     def month(request: Request, session: Session, _form: FormData | None) -> Response:
-        return month_page(request, session, request.query_params.get("period", ""))
+        q = request.query_params
+        return month_page(request, session, q.get("period", ""), day=q.get("day", ""))
 
     def month_page(
-        request: Request, session: Session, asked: str, message: str = "", status: int = 200
+        request: Request,
+        session: Session,
+        asked: str,
+        message: str = "",
+        status: int = 200,
+        day: str = "",
     ) -> Response:
         ledger = state.ledger()
         try:
@@ -439,6 +475,11 @@ def build_app(state: WebState) -> Starlette:
                 message=message,
             )
         m = views.month(cfg, ledger, period)
+        try:  # a day of the month to show by quarter hour; anything else: the whole month
+            shown: date | None = date.fromisoformat(day)
+        except ValueError:
+            shown = None
+        link = f"/month?period={period}"
         return _page(
             state,
             request,
@@ -448,7 +489,10 @@ def build_app(state: WebState) -> Starlette:
             period=period,
             m=m,
             message=message,
-            pictures=month_pictures(m, cfg),
+            pictures=month_pictures(
+                m, cfg, shown if shown and m.first <= shown < m.end else None, link
+            ),
+            month_link=link,
         )
 
     def month_close(request: Request, session: Session, form: FormData | None) -> Response:

@@ -34,15 +34,18 @@ def web(
     tls_cert: Path | None,
     tls_key: Path | None,
 ) -> None:
-    """The shop's web page: floor, jobs, month, health (docs/web.md)."""
+    """The shop's web page: floor, jobs, members, month, health, users (docs/web.md)."""
     if ctx.invoked_subcommand is not None:
         return
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
     # Imported here: `shopwatt web user add` and every other command run without them.
-    import uvicorn
+    try:
+        import uvicorn
 
-    from gateway.web.app import WebState, build_app
+        from gateway.web.app import WebState, build_app
+    except ImportError as err:
+        raise _without_extra(err) from None
 
     cfg = load_config(config_path)
     app = build_app(WebState(cfg, https=tls_cert is not None))
@@ -66,6 +69,12 @@ def web(
     uvicorn.Server(config).run(sockets=[sock])
 
 
+def _without_extra(err: ImportError) -> ShopwattError:
+    """The one line a Pi installed without the `web` extra gets (docs/deploy.md)."""
+    why = "needs the web page's packages: pip install 'shopwatt[web]'"
+    return ShopwattError(f"`shopwatt web` {why} ({err})")
+
+
 @web.group()
 def user() -> None:
     """Who may log in to the web page."""
@@ -77,7 +86,10 @@ def user() -> None:
 @click.option("--role", type=click.Choice(ROLES), required=True)
 def user_add(name: str, config_path: Path, role: str) -> None:
     """Add a user (or set a new password and role): the password from a prompt or stdin."""
-    from gateway.web.auth import MIN_PASSWORD, hash_password  # argon2: only here
+    try:
+        from gateway.web.auth import MIN_PASSWORD, hash_password  # argon2: only here
+    except ImportError as err:
+        raise _without_extra(err) from None
 
     check_name(name)
     cfg = load_config(config_path)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from gateway.config import ShopConfig
+from gateway.engine.demand import NO_DATA, QUARTER_MS
 from gateway.engine.localtime import local_time, midnight_ms
+from gateway.engine.states import IDLE, OFF, RUNNING
 from gateway.ledger import Ledger
 from gateway.web import charts, views
 
@@ -19,7 +22,12 @@ _env = Environment(
     loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]), auto_reload=False
 )
 _env.filters["money"] = lambda cents: f"{cents / 100:,.2f}"
-_env.filters["kwh"] = lambda wh: f"{wh / 1000:,.2f}"
+
+
+def compile_templates() -> None:
+    """Compile every template now (a server's start), not in its first request."""
+    for path in TEMPLATES.glob("*.html"):
+        _env.get_template(path.name)
 
 
 def render(name: str, **context: Any) -> str:
@@ -41,8 +49,15 @@ def report_html(cfg: ShopConfig, ledger: Ledger, period: str) -> str:
     )
 
 
-def month_pictures(m: views.Month, cfg: ShopConfig) -> dict[str, Any]:
-    """The month's charts as inline SVG (the page and the demo's report.html)."""
+def month_pictures(
+    m: views.Month, cfg: ShopConfig, day: date | None = None, link: str = ""
+) -> dict[str, Any]:
+    """The month's charts as inline SVG (the page and the demo's report.html).
+
+    `day`: the timeline shows that local day by quarter hours (else the month's days).
+    `link`: the page's address; each day of the timeline's strips links to `link&day=D`
+    (none in report.html, which has no server).
+    """
     tz = cfg.site.tz
     spans = {
         machine: [
@@ -59,12 +74,28 @@ def month_pictures(m: views.Month, cfg: ShopConfig) -> dict[str, Any]:
         ]
         for machine, rows in m.jobs.items()
     }
-    lo, hi, ticks = _time_axis(m, tz)
+    first, last = (day, day) if day else _days_shown(m)
+    lo, hi, ticks = _time_axis(first, last, tz)
+    bill, money = m.bill, cfg.site.currency
+    peak_at = ""
+    marks = []
+    if bill.peak_start_ms is not None:
+        peak_at = f"{local_time(bill.peak_start_ms, tz):%Y-%m-%d %H:%M}"
+        marks.append((bill.peak_start_ms, f"demand peak: {bill.peak_kw} kW from {peak_at}"))
     bands = list(cfg.tariff.band_names)
     bands += [b for v in m.band_wh.values() for b in v if b not in bands]
-    money = cfg.site.currency
     return {
-        "timeline": charts.timeline(spans, lo, hi, ticks, f"jobs per machine, {m.period}"),
+        "timeline": charts.timeline(
+            spans,
+            lo,
+            hi,
+            ticks,
+            f"states and jobs per machine, {day or m.period}",
+            _state_blocks(m, first, last, tz, link if day is None else ""),
+            marks,
+        ),
+        "day": day,
+        "by_quarter": (last - first).days < 2,  # a day or two: the strip by quarter hour
         "bands": charts.stacked_bars(
             {k: {b: wh / 1000 for b, wh in v.items()} for k, v in m.band_wh.items()},
             bands,
@@ -73,7 +104,7 @@ def month_pictures(m: views.Month, cfg: ShopConfig) -> dict[str, Any]:
         ),
         "cost": charts.stacked_bars(
             {k: {p: c / 100 for p, c in v.items()} for k, v in m.cost.items()},
-            ["energy", "depreciation", "maintenance"],
+            views.COST_PARTS,
             money,
             "cost breakdown",
         ),
@@ -85,14 +116,19 @@ def month_pictures(m: views.Month, cfg: ShopConfig) -> dict[str, Any]:
             money,
             "cost per customer",
         ),
+        "peak_at": peak_at,
     }
 
 
-def _time_axis(m: views.Month, tz: ZoneInfo) -> tuple[int, int, list[tuple[int, str]]]:
-    """The local days of the month that have rows (all of it when they spread), with ticks:
-    hours for a day or two, days for longer."""
+def _days_shown(m: views.Month) -> tuple[date, date]:
+    """The first and last local day of the month that have rows (all of it when none)."""
     days = sorted({r.day for r in m.rows if r.kind != "adjustment"})
-    first, last = (days[0], days[-1]) if days else (m.first, m.end - timedelta(days=1))
+    return (days[0], days[-1]) if days else (m.first, m.end - timedelta(days=1))
+
+
+def _time_axis(first: date, last: date, tz: ZoneInfo) -> tuple[int, int, list[tuple[int, str]]]:
+    """The local days [first, last] in ms, with ticks: hours for a day or two, days for
+    longer."""
     lo, hi = midnight_ms(first, tz), midnight_ms(last + timedelta(days=1), tz)
     if (last - first).days < 2:
         hours = range(3, 24 * ((last - first).days + 1), 3)
@@ -105,3 +141,39 @@ def _time_axis(m: views.Month, tz: ZoneInfo) -> tuple[int, int, list[tuple[int, 
             for d in (first + timedelta(days=k) for k in range(0, n, step))
         ]
     return lo, hi, ticks
+
+
+def _state_blocks(
+    m: views.Month, first: date, last: date, tz: ZoneInfo, link: str
+) -> dict[str, list[charts.StateBlock]]:
+    """Each machine's strip over [first, last]: a block per quarter hour state run for a
+    day or two, else one per day with its hours off / idle / running (linking to the day
+    when `link` is given)."""
+    days = [first + timedelta(days=k) for k in range((last - first).days + 2)]  # and the end
+    edges = np.array([midnight_ms(d, tz) for d in days], dtype=np.int64)
+    cut = ((edges - m.lo_ms) // QUARTER_MS).tolist()
+
+    def at(k: int) -> int:  # the start of the month's quarter hour k
+        return m.lo_ms + k * QUARTER_MS
+
+    found: dict[str, list[charts.StateBlock]] = {}
+    for machine, states in m.states.items():
+        blocks: list[charts.StateBlock] = []
+        if (last - first).days < 2:
+            s = states[cut[0] : cut[-1]]
+            begin = np.flatnonzero(np.diff(s, prepend=-1))
+            stop = np.append(begin[1:], len(s))
+            for a, b in zip(begin.tolist(), stop.tolist(), strict=True):
+                state = int(s[a])
+                if state != NO_DATA:
+                    one = (float(state == OFF), float(state == IDLE), float(state == RUNNING))
+                    blocks.append((at(cut[0] + a), at(cut[0] + b), one, ""))
+        else:
+            for k, day in enumerate(days[:-1]):
+                n = np.bincount(states[cut[k] : cut[k + 1]], minlength=4) / (cut[k + 1] - cut[k])
+                if n[:3].any():
+                    href = f"{link}&day={day.isoformat()}" if link else ""
+                    shares = (float(n[OFF]), float(n[IDLE]), float(n[RUNNING]))
+                    blocks.append((at(cut[k]), at(cut[k + 1]), shares, href))
+        found[machine] = blocks
+    return found

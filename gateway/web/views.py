@@ -10,17 +10,21 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 
-from gateway.config import OUTBOX_FILE, ShopConfig
+from gateway.config import OUTBOX_FILE, Machine, ShopConfig
+from gateway.engine.live import LiveView
 from gateway.engine.localtime import (
     local_date,
     local_time,
-    next_period,
+    midnight_ms,
+    period_dates,
     period_of,
-    period_start,
 )
 from gateway.engine.states import machine_states
+from gateway.export.table import Table, build_table
 from gateway.ledger import Ledger
+from gateway.ledger.bill import Bill
 from gateway.ledger.chunks import ReadingStore
 from gateway.ledger.live import load_state
 from gateway.ledger.rows import LedgerRow
@@ -34,20 +38,28 @@ class FloorMachine:
 
     id: str
     name: str
-    state: str  # off / idle / running / no data
+    state: str  # off / idle / running / offline (newest reading too old) / no data
     watts: float | None
     seen: str  # local time of the newest reading, "" when none
     job: str  # the open job's id, "" when none
     customer: str
     cost_cents: int  # the open job's cost so far
+    # The open job was detected from power, not started by a job event: it ends when the
+    # machine stops, and the gateway's job book has no start a Stop could end.
+    detected: bool = False
 
 
 # Machine -> its newest stored reading (t_ms, watts), found by decoding its newest day.
 Newest = dict[str, tuple[int, float]]
 
 
-def floor(cfg: ShopConfig, ledger: Ledger, decoded: Newest | None = None) -> list[FloorMachine]:
+def floor(
+    cfg: ShopConfig, ledger: Ledger, now_ms: int, decoded: Newest | None = None
+) -> list[FloorMachine]:
     """Every machine's newest reading, its state and its open job with the cost so far.
+
+    A machine whose newest reading is too old for its sensor to be online (as on Health) is
+    `offline`: its last power is no state of now, say a sensor that died while running.
 
     `decoded`: the server's memory of newest readings found in the stored readings; the
     floor refreshes every few seconds and a replayed ledger's newest reading rarely moves.
@@ -58,21 +70,27 @@ def floor(cfg: ShopConfig, ledger: Ledger, decoded: Newest | None = None) -> lis
         ]
     out = []
     with closing(connect(ledger.path, readonly=True)) as conn:
+        live = load_state(conn)
         newest = _newest_readings(
-            conn, [m.id for m in cfg.machine], {} if decoded is None else decoded
+            conn, live.views, [m.id for m in cfg.machine], {} if decoded is None else decoded
         )
+        # A row stays open until readings pass its end; a job the gateway has stopped (its
+        # sensor offline, say) is no longer running, and its Stop button would be refused.
+        booked = {(j[0], j[1]): j[3] is not None for j in live.jobs}  # -> stopped
         open_rows = {
             r["machine"]: r
             for r in conn.execute(
                 "SELECT machine, job_id, customer, energy_cents + depreciation_cents"
                 " + maintenance_cents AS cents FROM rows WHERE open = 1 ORDER BY start_ms"
             )
+            if not booked.get((r["machine"], r["job_id"]), False)
         }
     for m in cfg.machine:
         state, watts, seen = "no data", None, ""
         if m.id in newest:
             t_ms, watts = newest[m.id]
             state = STATE_NAMES[int(machine_states(np.array([watts]), m)[0])]
+            state = state if _online(m, t_ms, now_ms) else "offline"
             seen = f"{local_time(t_ms, cfg.site.tz):%Y-%m-%d %H:%M:%S}"
         job = open_rows.get(m.id)
         out.append(
@@ -85,12 +103,15 @@ def floor(cfg: ShopConfig, ledger: Ledger, decoded: Newest | None = None) -> lis
                 job["job_id"] if job else "",
                 job["customer"] if job else "",
                 int(job["cents"]) if job else 0,
+                job is not None and (m.id, job["job_id"]) not in booked,
             )
         )
     return out
 
 
-def _newest_readings(conn: sqlite3.Connection, machines: list[str], decoded: Newest) -> Newest:
+def _newest_readings(
+    conn: sqlite3.Connection, views: dict[str, LiveView], machines: list[str], decoded: Newest
+) -> Newest:
     """Machine -> (t_ms, watts) of its newest reading.
 
     `shopwatt run` keeps each machine's newest reading in machine_view (its live picture):
@@ -100,7 +121,7 @@ def _newest_readings(conn: sqlite3.Connection, machines: list[str], decoded: New
     """
     found = {
         machine: (int(view.last[0]), float(view.last[1]))
-        for machine, view in load_state(conn).views.items()
+        for machine, view in views.items()
         if view.last is not None
     }
     store = ReadingStore(conn)
@@ -130,8 +151,7 @@ class Health:
 def health(cfg: ShopConfig, ledger: Ledger, now_ms: int) -> Health:
     """From what the ledger, the service's state tables and the outbox file already store.
 
-    A sensor counts as online while its machine's newest reading is younger than twice the
-    machine's max_gap_s: the longest silence the engine still bridges.
+    A sensor counts as online while its machine's newest reading is young enough (`_online`).
     """
     dropped: dict[str, int] = defaultdict(int)
     newest: dict[str, int] = {}
@@ -152,11 +172,16 @@ def health(cfg: ShopConfig, ledger: Ledger, now_ms: int) -> Health:
     sensors = []
     for m in cfg.machine:
         last = newest.get(m.id)
-        online = last is not None and now_ms - last < 2_000 * m.max_gap_s
+        online = last is not None and _online(m, last, now_ms)
         seen = f"{local_time(last, cfg.site.tz):%Y-%m-%d %H:%M}" if last else "never"
         for source in [s.id for s in m.sensor] + [meter.id for meter in m.meter]:
             sensors.append((source, m.id, "online" if online else "offline", seen))
     return Health(sensors, dict(sorted(dropped.items())), pending, live, adjustments, _outbox(cfg))
+
+
+def _online(machine: Machine, newest_ms: int, now_ms: int) -> bool:
+    """Newer than twice max_gap_s: the longest silence the engine still bridges."""
+    return now_ms - newest_ms < 2_000 * machine.max_gap_s
 
 
 def _outbox(cfg: ShopConfig) -> int | None:
@@ -170,6 +195,11 @@ def _outbox(cfg: ShopConfig) -> int | None:
         return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
 
+# The cost breakdown's parts: the rows' own costs, then the bill's charges shared out to
+# them (the export's demand_cost and fixed_cost).
+COST_PARTS = ("energy", "depreciation", "maintenance", "demand", "fixed")
+
+
 @dataclass(slots=True)
 class Month:
     """One month's rows, summed the ways the month page draws them."""
@@ -179,6 +209,12 @@ class Month:
     end: date
     rows: list[LedgerRow]
     closed: tuple[str, str] | None  # (at, by) when closed
+    bill: Bill  # the demand peak, its charge and who made it, as `shopwatt bill` has them
+    by_customer: Table  # the export's `--by customer` lines (cost, price, margin)
+    lo_ms: int  # the month's first midnight: quarter hour k starts k x 15 min later
+    # machine -> state per quarter hour of the month (engine/demand.py quarter_states),
+    # as the ledger keeps them; a machine without kept ones (an older ledger) has none.
+    states: dict[str, npt.NDArray[np.int8]]
     band_wh: dict[str, dict[str, float]] = field(default_factory=dict)  # machine -> band -> Wh
     cost: dict[str, dict[str, int]] = field(default_factory=dict)  # machine -> part -> cents
     idle_wh: dict[str, float] = field(default_factory=dict)  # machine -> Wh outside jobs
@@ -187,14 +223,27 @@ class Month:
 
 
 def month(cfg: ShopConfig, ledger: Ledger, period: str) -> Month:
-    """The month's rows (frozen when closed) and their sums per machine, band, customer."""
-    first, end = period_start(period), period_start(next_period(period))
+    """The month's rows (frozen when closed), its bill from the quarter hours the ledger
+    keeps, and their sums per machine, band, customer."""
+    first, end = period_dates(period)
     selection = ledger.select(first, end)
-    closed = ledger.status(0).closed.get(period)
-    m = Month(period, first, end, selection.rows, closed)
+    kept = ledger.kept_quarters(first, end)
+    bill = ledger.bill(period, selection, kept)
+    by_customer = build_table(selection, cfg.site.tz, cfg.site.currency, "customer", bill.charges)
+    m = Month(
+        period,
+        first,
+        end,
+        selection.rows,
+        ledger.closed(period),
+        bill,
+        by_customer,
+        midnight_ms(first, cfg.site.tz),
+        {machine: states for machine, (_, states) in kept.items()},
+    )
     for mach in cfg.machine:
         m.band_wh[mach.id] = dict.fromkeys(selection.band_names, 0.0)
-        m.cost[mach.id] = {"energy": 0, "depreciation": 0, "maintenance": 0}
+        m.cost[mach.id] = dict.fromkeys(COST_PARTS, 0)
         m.idle_wh[mach.id] = 0.0
         m.jobs[mach.id] = []
     for row in selection.rows:
@@ -202,10 +251,14 @@ def month(cfg: ShopConfig, ledger: Ledger, period: str) -> Month:
         bands = m.band_wh.setdefault(row.machine, {})
         for band, wh in a.band_wh.items():
             bands[band] = bands.get(band, 0.0) + wh
-        cost = m.cost.setdefault(row.machine, {"energy": 0, "depreciation": 0, "maintenance": 0})
+        cost = m.cost.setdefault(row.machine, dict.fromkeys(COST_PARTS, 0))
         cost["energy"] += a.energy_cents
         cost["depreciation"] += a.depreciation_cents
         cost["maintenance"] += a.maintenance_cents
+        if row.kind != "adjustment":  # a month's charges sit on its own rows only
+            c = bill.charges.get(row.origin_key())
+            cost["demand"] += c.demand_cents if c else 0
+            cost["fixed"] += c.fixed_cents if c else 0
         if row.kind == "overhead":
             m.idle_wh[row.machine] = m.idle_wh.get(row.machine, 0.0) + a.energy_wh
         else:

@@ -1,4 +1,4 @@
-"""The demo day through the gateway's own CSV reader and engine agrees with the truth."""
+"""The demo day replayed into the ledger, then through the engine, agrees with the truth."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import pytest
 from agent.shopday import MachineTruth, ShopDay
 from gateway.config import ShopConfig, load_config
 from gateway.engine import ExplicitJob, MachineResult, compute_machine
-from gateway.inputs.csvfile import read_jobs, read_readings
+from gateway.inputs.csvfile import read_jobs
+from tests.ledger.shop import replay_readings
 
 
 @pytest.fixture(scope="module")
@@ -19,13 +20,11 @@ def results(
     cfg: ShopConfig = load_config(folder / "shop.toml")
     rows = shop_day.readings_csv(folder / "readings.csv")
     shop_day.jobs_csv(folder / "jobs.csv")
-    readings = read_readings(folder / "readings.csv", cfg.machines)
+    replayed, readings = replay_readings(cfg, folder / "readings.csv")
     booked = read_jobs(folder / "jobs.csv", cfg.machines).jobs
-    assert readings.rows == rows and not any(readings.duplicates.values())
+    assert replayed.rows == rows and not replayed.duplicates
     return {
-        m: compute_machine(
-            m, readings.machines[m], cfg.machines[m], cfg.tariff, cfg.site.tz, booked.get(m)
-        )
+        m: compute_machine(m, readings[m], cfg.machines[m], cfg.tariff, cfg.site.tz, booked.get(m))
         for m in cfg.machines
     }
 

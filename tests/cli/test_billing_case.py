@@ -11,15 +11,9 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from tests.ledger.shop import shopwatt
+from tests.ledger.shop import ok
 
 CASE = Path(__file__).parents[1] / "cases" / "billing"
-
-
-def _ok(*args: str | Path) -> str:
-    result = shopwatt(*args)
-    assert result.exit_code == 0, result.output + result.stderr
-    return result.stdout
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +25,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = folder / "shop.toml"
 
     def run(*args: str) -> str:
-        return _ok(*args, "--config", config)
+        return ok(*args, "--config", config)
 
     run("customer", "add", "acme", "--name", "ACME GmbH", "--vat-id", "DE111111111")
     run("customer", "add", "beta", "--name", "Beta Design", "--price-list", "member")
@@ -61,7 +55,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _export(config: Path, month: str, *more: str) -> list[dict[str, str]]:
-    text = _ok("export", "--config", config, "--month", month, *more)
+    text = ok("export", "--config", config, "--month", month, *more)
     return list(csv.DictReader(io.StringIO(text)))
 
 
@@ -178,9 +172,7 @@ def test_statements_of_november(
     gross: str,
 ) -> None:
     out = tmp_path / "statement.csv"
-    _ok(
-        "statement", "--config", shop, "--customer", customer, "--month", "2026-11", "--output", out
-    )
+    ok("statement", "--config", shop, "--customer", customer, "--month", "2026-11", "--output", out)
     got = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     *jobs, total_net, total_vat, total_gross = got
     assert [(j["date"], j["price"]) for j in jobs] == lines
@@ -193,7 +185,7 @@ def test_statements_of_november(
 def test_the_statement_as_xlsx_and_with_internal_costs(shop: Path, tmp_path: Path) -> None:
     out = tmp_path / "beta.xlsx"
     args = ("--customer", "beta", "--month", "2026-11", "--internal")
-    _ok("statement", "--config", shop, *args, "--output", out)
+    ok("statement", "--config", shop, *args, "--output", out)
     grid = list(openpyxl.load_workbook(out)["statement"].values)
     assert grid[0][0] == "Statement Beta Design"
     head = next(k for k, line in enumerate(grid) if line[0] == "date")
@@ -201,5 +193,5 @@ def test_the_statement_as_xlsx_and_with_internal_costs(shop: Path, tmp_path: Pat
     assert {"total_cost", "margin", "cost_per_part"} <= set(header)
     gross = grid[-1]
     assert gross[0] == "gross" and Decimal(str(gross[header.index("price")])) == Decimal("238")
-    text = _ok("statement", "--config", shop, "--customer", "beta", "--month", "2026-11")
+    text = ok("statement", "--config", shop, "--customer", "beta", "--month", "2026-11")
     assert "VAT id: -" in text and "gross" in text

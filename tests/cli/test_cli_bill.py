@@ -115,6 +115,17 @@ def test_the_export_carries_the_charges_and_adds_up_to_the_bill(tmp_path: Path) 
     assert net == Decimal(_amount(again, "net"))
 
 
+def test_a_shop_without_a_co2_intensity_gets_no_co2_line(tmp_path: Path) -> None:
+    config = _replayed(tmp_path)
+    assert "CO2 of the export's lines (kg)" in ok("bill", "--config", config, "--month", "2026-11")
+    text = config.read_text()
+    config.write_text(re.sub(r"(?m)^co2_g_per_kwh = .*\n", "", text))
+    ok("recompute", "--config", config)
+    # Not "0.000 kg": the shop never said what its grid emits.
+    bill = ok("bill", "--config", config, "--month", "2026-11")
+    assert "CO2" not in bill and _amount(bill, "net") == "101.00"
+
+
 def test_a_grid_meter_sets_the_peak_but_is_never_a_row(tmp_path: Path) -> None:
     config = _replayed(tmp_path, GRID)
     want = json.loads((config.parent / "expected_bill.json").read_text())

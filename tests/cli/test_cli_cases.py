@@ -19,10 +19,9 @@ import pytest
 
 from gateway.config import load_config
 from gateway.engine.localtime import local_date
-from gateway.inputs.csvfile import read_readings
 from gateway.ledger.units import cents, hours, kwh, money
 from tests.engine.engine_cases import column_names
-from tests.ledger.shop import shopwatt
+from tests.ledger.shop import shopwatt, stored_readings
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 FOLDERS = sorted(p for p in CASES.iterdir() if (p / "expected.json").exists())
@@ -46,7 +45,7 @@ def _replay_and_export(
     assert replayed.exit_code == 0, replayed.output
     expected = json.loads((case / "expected.json").read_text())["rows"]
     cfg = load_config(case / "shop.toml")
-    readings = read_readings(case / "readings.csv", cfg.machines).machines.values()
+    readings = stored_readings(cfg).values()
     t_first = min(int(r.t_ms[0]) for r in readings)
     t_last = max(int(r.t_ms[-1]) for r in readings)
     # A day either side: every row of the case, whatever its day, is in the export.

@@ -233,7 +233,7 @@ def test_month_customer_and_machine_narrow_the_export(shop: Path) -> None:
     assert bad.exit_code == 2
     assert "--customer: customer 'acne' is not known (closest: ACME)" in bad.stderr
     bad = shopwatt("export", "--config", shop, "--month", "2026-11", "--machine", "saw")
-    assert bad.exit_code == 2 and "'saw': not a machine" in bad.stderr
+    assert bad.exit_code == 2 and "--machine = 'saw': not a machine" in bad.stderr
 
 
 def test_excel_eu_dialect_is_semicolons_decimal_commas_and_a_bom(

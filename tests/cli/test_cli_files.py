@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import os
@@ -19,7 +18,7 @@ import pytest
 
 from gateway.errors import OutputError
 from gateway.outfile import output_file
-from tests.ledger.shop import ledger_path, series, shopwatt, write_readings, write_shop
+from tests.ledger.shop import ledger_path, series, sha256, shopwatt, write_readings, write_shop
 
 RANGE = ("--from", "2026-11-03", "--to", "2026-11-05")
 # Customers as anyone booking a job may type them: each would be a formula in a spreadsheet.
@@ -56,10 +55,6 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return config
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _export(config: Path, *extra: str | Path) -> tuple[int, str]:
     result = shopwatt("export", "--config", config, *RANGE, *extra)
     return result.exit_code, result.stderr
@@ -79,11 +74,11 @@ def _export(config: Path, *extra: str | Path) -> tuple[int, str]:
 def test_export_never_writes_over_the_ledger_outbox_or_config(
     shop: Path, target: str, force: bool
 ) -> None:
-    before = {p: _sha(p) for p in (shop, ledger_path(shop))}
+    before = {p: sha256(p) for p in (shop, ledger_path(shop))}
     code, err = _export(shop, "--output", shop.parent / target, *(["--force"] if force else []))
     assert code == 2
     assert "which shopwatt never writes over" in err and len(err.splitlines()) == 1
-    assert {p: _sha(p) for p in before} == before
+    assert {p: sha256(p) for p in before} == before
     assert not (shop.parent / "data" / "outbox.db").exists()
 
 
@@ -91,11 +86,11 @@ def test_export_refuses_a_link_to_the_ledger(shop: Path, tmp_path: Path) -> None
     hard, soft = tmp_path / "hard.csv", tmp_path / "soft.csv"
     os.link(ledger_path(shop), hard)
     soft.symlink_to(ledger_path(shop))
-    before = _sha(ledger_path(shop))
+    before = sha256(ledger_path(shop))
     for link in (hard, soft):
         code, err = _export(shop, "--output", link, "--force")
         assert code == 2 and "never writes over" in err
-    assert _sha(ledger_path(shop)) == before
+    assert sha256(ledger_path(shop)) == before
 
 
 def test_an_existing_file_is_replaced_only_with_force(shop: Path, tmp_path: Path) -> None:

@@ -45,6 +45,9 @@ def test_a_day_of_100_quarter_hour_prices_prices_every_quarter_hour_once(tmp_pat
         assert {k: rows[day][k] for k in want[day]} == want[day], day
     bill = ok("bill", "--config", config, "--month", "2026-10")
     assert want["bill"]["fallback"] in bill
+    # The import is the newest audit entry: status shows it on its line of recent changes.
+    trail = ok("status", "--config", config).split("recent changes:")[1]
+    assert f" prices day-ahead: 99 slots from {case / 'prices.csv'} (sha256 " in trail
 
 
 def test_prices_imported_after_the_readings_reprice_the_days_energy_points(

@@ -9,15 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.ledger.shop import shopwatt
+from tests.ledger.shop import ok
 
 CASE = Path(__file__).parents[1] / "cases" / "members"
-
-
-def _ok(*args: str | Path) -> str:
-    result = shopwatt(*args)
-    assert result.exit_code == 0, result.output + result.stderr
-    return result.stdout
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +23,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[str
     config = folder / "shop.toml"
 
     def run(*args: str) -> str:
-        return _ok(*args, "--config", config)
+        return ok(*args, "--config", config)
 
     run(
         "member", "add", "ada", "--name", "Ada Lab", "--weight", "laser=1.0", "--weight", "mill=2.0"
@@ -63,7 +57,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[str
 def _csv(config: Path, *args: str) -> list[dict[str, str]]:
     out = config.parent / "out.csv"
     out.unlink(missing_ok=True)
-    _ok(*args, "--output", out, "--config", config)
+    ok(*args, "--output", out, "--config", config)
     with out.open(encoding="utf-8", newline="") as fh:
         return list(csv.DictReader(fh))
 
@@ -103,7 +97,7 @@ def test_the_job_larger_than_the_balance_is_charged_for_the_rest(
     shop: tuple[Path, list[tuple[str, ...]]],
 ) -> None:
     config, _ = shop
-    text = _ok("export", "--month", "2026-11", "--config", config)
+    text = ok("export", "--month", "2026-11", "--config", config)
     price = {(r["kind"], r["job_id"]): r["price"] for r in csv.DictReader(io.StringIO(text))}
     assert price[("job", "A4")] == "90.00"  # 135.00 x 2 / 3 credits not covered
     assert price[("adjustment", "A2")] == ""  # the mill has no price list entry

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from gateway.config import Tariff
-from gateway.engine.localtime import build_calendar, iso_utc, local_minute_to_utc_ms, wall_to_utc_ms
+from gateway.engine.localtime import (
+    build_calendar,
+    iso_utc,
+    last_day,
+    local_minute_to_utc_ms,
+    period_dates,
+    period_ms,
+    wall_to_utc_ms,
+)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -57,6 +65,28 @@ def test_day_lengths_on_dst_days_are_23_and_25_hours() -> None:
         assert (cal.midnights[1] - cal.midnights[0]) / 3_600_000 == hours
 
 
+@pytest.mark.parametrize(
+    ("period", "first", "end", "last"),
+    [
+        ("2026-02", date(2026, 2, 1), date(2026, 3, 1), date(2026, 2, 28)),
+        ("2028-02", date(2028, 2, 1), date(2028, 3, 1), date(2028, 2, 29)),  # leap year
+        ("2026-12", date(2026, 12, 1), date(2027, 1, 1), date(2026, 12, 31)),  # year turns
+        # No date follows 9999-12-31 (Python's dates stop there): the month ends at date.max.
+        ("9999-12", date(9999, 12, 1), date.max, date(9999, 12, 31)),
+    ],
+)
+def test_a_month_is_its_local_dates_first_to_end(
+    period: str, first: date, end: date, last: date
+) -> None:
+    assert period_dates(period) == (first, end)
+    assert last_day(period) == last
+
+
+def test_a_month_with_a_dst_change_spans_its_local_midnights() -> None:
+    lo, hi = period_ms("2026-10", BERLIN)  # starts in summer time, ends in winter time
+    assert (iso_utc(lo), iso_utc(hi)) == ("2026-09-30T22:00:00.000Z", "2026-10-31T23:00:00.000Z")
+
+
 def test_earlier_band_wins_and_crossing_band_belongs_to_its_start_day() -> None:
     tariff = Tariff.model_validate(
         {
@@ -72,7 +102,8 @@ def test_earlier_band_wins_and_crossing_band_belongs_to_its_start_day() -> None:
 
     def band_at(local: str) -> str:
         t = int(datetime.fromisoformat(local).timestamp() * 1000)
-        return tariff.band_names[int(cal.band_index(np.array([t]))[0])]
+        column = cal.column_index(np.array([t]))[0]  # as the engine prices an instant
+        return tariff.band_names[int(cal.column_band[column])]
 
     assert band_at("2026-11-06T21:00:00+01:00") == "late"
     assert band_at("2026-11-06T23:00:00+01:00") == "night"  # night listed first: it wins

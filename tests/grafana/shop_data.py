@@ -25,7 +25,6 @@ from agent.shopday import simulate_shop_day
 from gateway.cli import replay_files
 from gateway.config import ShopConfig, load_config
 from gateway.engine.model import MachineReadings
-from gateway.inputs.csvfile import read_readings
 from gateway.inputs.modbus import COUNTERS
 from gateway.inputs.protocol import StatusReport
 from gateway.inputs.tracker import DUPLICATE, READING
@@ -39,6 +38,7 @@ from gateway.outputs.outbox import Outbox
 from gateway.outputs.publish import member_points
 from gateway.outputs.schema import demand_lines, gateway_line, sensor_line, source_lines
 from gateway.service import Health
+from tests.ledger.shop import stored_readings
 
 SEED = 7
 HEALTH_EVERY_MS = 15 * 60_000
@@ -115,7 +115,7 @@ def write_shop_day(folder: Path, influx_url: str, database: str) -> ShopInflux:
     add_members(members, shop.day)
     replayed = replay_files(cfg, folder / "readings.csv", folder / "jobs.csv")
     rows = Ledger(cfg).select(shop.day, shop.day + timedelta(days=1)).rows
-    readings = read_readings(folder / "readings.csv", cfg.machines).machines
+    readings = stored_readings(cfg)
     first = min(int(r.t_ms[0]) for r in readings.values())
     now = max(int(r.t_ms[-1]) for r in readings.values())
 

@@ -8,7 +8,7 @@ import io
 import json
 import shutil
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,6 +18,11 @@ import numpy as np
 from click.testing import CliRunner, Result
 
 from gateway.cli import main
+from gateway.config import Metered, ShopConfig
+from gateway.engine.localtime import FIRST_MS, LAST_MS
+from gateway.engine.model import MachineReadings, ReadingRows
+from gateway.inputs.csvfile import HAVE_PYARROW, ReadingsCsv
+from gateway.ledger import Ledger, Replayed
 from gateway.ledger.rows import BILLING_COLUMNS
 
 TZ = ZoneInfo("Europe/Berlin")
@@ -132,6 +137,35 @@ def write_readings(path: Path, lines: Sequence[str], counter: bool = True) -> Pa
     header = "time,machine,watts,wh" if counter else "time,machine,watts"
     path.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
     return path
+
+
+def csv_rows(path: Path, machines: Mapping[str, Metered], fast: bool = HAVE_PYARROW) -> ReadingRows:
+    """Every row of a readings.csv as replay parses it, in file order (InputError: the
+    first bad row)."""
+    batches = list(ReadingsCsv(path, machines, fast=fast).batches())
+    arrays = {
+        name: np.concatenate([np.zeros(0, dtype), *(getattr(b, name) for b in batches)])
+        for name, dtype in (
+            ("machine", np.int64),
+            ("t_ms", np.int64),
+            ("watts", float),
+            ("wh", float),
+        )
+    }
+    return ReadingRows(**arrays)
+
+
+def stored_readings(cfg: ShopConfig) -> dict[str, MachineReadings]:
+    """Every machine's readings as the ledger holds them (machines without any left out)."""
+    ledger = Ledger(cfg)
+    held = {m: ledger.readings(m, FIRST_MS, LAST_MS) for m in cfg.machines}
+    return {m: r for m, r in held.items() if len(r)}
+
+
+def replay_readings(cfg: ShopConfig, path: Path) -> tuple[Replayed, dict[str, MachineReadings]]:
+    """A readings.csv replayed into the shop's ledger: what replay counted, what it stored."""
+    replayed = Ledger(cfg).replay(ReadingsCsv(path, cfg.metered))
+    return replayed, stored_readings(cfg)
 
 
 def replay_case(folder: Path, into: Path) -> Path:

@@ -12,11 +12,13 @@ import pytest
 from gateway.config import load_config
 from gateway.engine import ExplicitJob
 from gateway.errors import InputError
-from gateway.inputs.csvfile import JobsFile, ReadingsCsv, read_jobs, read_readings
+from gateway.inputs.csvfile import JobsFile, ReadingsCsv, read_jobs
 from gateway.ledger import Ledger
 from tests.ledger.shop import (
+    csv_rows,
     ledger_path,
     local_ms,
+    replay_readings,
     series,
     sha256,
     shopwatt,
@@ -66,7 +68,7 @@ def test_a_bad_row_names_file_line_column_and_value(
     cfg = load_config(write_shop(tmp_path))
     path = _file(tmp_path, "\n".join(["time,machine,watts,wh", *GOOD, body, GOOD[0]]) + "\n")
     with pytest.raises(InputError) as err:
-        read_readings(path, cfg.machines)
+        csv_rows(path, cfg.machines)
     assert str(err.value).startswith(f"{path} {message}")
 
 
@@ -77,7 +79,7 @@ def test_the_first_bad_row_wins_and_blank_lines_keep_line_numbers(tmp_path: Path
     rows += ["2026-11-03T08:02:00,mill,5"]  # line 6: a parse error that fails pyarrow
     path = _file(tmp_path, "\n".join(rows) + "\n")
     with pytest.raises(InputError, match=r"line 5: watts = '-1': negative power"):
-        read_readings(path, cfg.machines)
+        csv_rows(path, cfg.machines)
 
 
 def test_header_mistakes_are_named(tmp_path: Path) -> None:
@@ -88,7 +90,7 @@ def test_header_mistakes_are_named(tmp_path: Path) -> None:
         ("", "line 1: no header"),
     ]:
         with pytest.raises(InputError, match=message):
-            read_readings(_file(tmp_path, header + "\n"), cfg.machines)
+            csv_rows(_file(tmp_path, header + "\n"), cfg.machines)
 
 
 def test_rows_in_any_order_come_out_sorted_per_machine_with_duplicates_counted(
@@ -103,12 +105,12 @@ def test_rows_in_any_order_come_out_sorted_per_machine_with_duplicates_counted(
         "2026-11-03T08:00:00+01:00,mill,9",  # same instant as row 2: dropped, conflicting
         "2026-11-03T08:02:00+01:00,mill,3",  # an exact repeat: dropped
     ]
-    parsed = read_readings(_file(tmp_path, "\n".join(rows) + "\n"), cfg.machines)
-    mill = parsed.machines["mill"]
+    replayed, stored = replay_readings(cfg, _file(tmp_path, "\n".join(rows) + "\n"))
+    mill = stored["mill"]
     assert mill.watts.tolist() == [1.0, 2.0, 3.0]
     assert np.diff(mill.t_ms).tolist() == [60_250, 59_750]
     assert np.isnan(mill.wh).all()
-    assert (parsed.rows, parsed.duplicates["mill"], parsed.conflicts["mill"]) == (5, 2, 1)
+    assert (replayed.rows, replayed.duplicates, replayed.conflicts) == (5, 2, 1)
 
 
 @pytest.mark.parametrize(

@@ -76,6 +76,7 @@ def test_a_1970_reading_that_got_in_is_dropped_and_the_months_close_again(
     # Declined: nothing was recomputed, and the question must not say it was.
     assert "would recompute mill: 1970-01-01 .. 2025-11-27" in declined.stdout
     assert "recomputed" not in declined.stdout
+    assert declined.stderr == "nothing dropped\n"  # not click's bare "Aborted!"
     assert dump(config, "rows") == kept and _audit(config, "drop") == []
 
     done = _answering("y\n", *args)

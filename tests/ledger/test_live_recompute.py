@@ -13,55 +13,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gateway.config import ShopConfig, load_config
+from agent.serviceshop import MACHINE, config, write_config
+from gateway.config import ShopConfig
 from gateway.engine.model import ExplicitJob, MachineReadings, PriceSlots
 from gateway.ledger import Ledger, chunks
 
-SHOP = """\
-[site]
-id = "live"
-timezone = "Europe/Berlin"
-
-[storage]
-path = "data"
-
-[tariff]
-id = "t"
-rate = 0.25
-[[tariff.band]]
-name = "peak"
-rate = 0.40
-start = "16:00"
-end = "20:00"
-{spot}
-[[machine]]
-id = "mill"
-off_below_w = 50
-run_above_w = 500
-min_job_s = 60
-merge_gap_s = 120
-max_gap_s = 120
-rated_w = 5000
-counter_resolution_wh = 0.001
-[machine.cost]
-purchase = 10000.0
-life_hours = 10000
-maintenance_per_run_hour = 0.5
-
-[[machine]]
-id = "press"
-off_below_w = 50
-run_above_w = 500
-min_job_s = 60
-merge_gap_s = 120
-max_gap_s = 120
-rated_w = 5000
-counter_resolution_wh = 100
-[machine.cost]
-purchase = 10000.0
-life_hours = 10000
-"""
-SPOT = """[tariff.spot]
+SPOT = """
+[tariff.spot]
 series = "day-ahead"
 factor = 0.001
 fallback = 0.30
@@ -73,9 +31,16 @@ STEP_MS = 15_000
 
 
 def _shop(folder: Path, spot: bool) -> ShopConfig:
+    """The test shop's site and tariff; a mill with a fine counter, a press with a coarse
+    one (0.1 kWh steps, like a DIN-rail meter's)."""
     folder.mkdir(parents=True)
-    (folder / "shop.toml").write_text(SHOP.format(spot=SPOT if spot else ""))
-    return load_config(folder / "shop.toml")
+    machines = "".join(
+        MACHINE.format(id=m, source="").replace(
+            "rated_w = 5000\n", f"rated_w = 5000\ncounter_resolution_wh = {step}\n"
+        )
+        for m, step in (("mill", 0.001), ("press", 100))
+    )
+    return config(write_config(folder, None, meters=machines + (SPOT if spot else "")))
 
 
 def _machine(rng: np.random.Generator, coarse: bool) -> MachineReadings:
@@ -108,8 +73,8 @@ def _pieces(r: MachineReadings, rng: np.random.Generator) -> list[MachineReading
 def _stored(cfg: ShopConfig) -> dict[str, list[tuple[Any, ...]]]:
     with closing(sqlite3.connect(cfg.storage_dir / "ledger.sqlite")) as conn:
         return {
-            table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3, 4, 5, 6").fetchall()
-            for table in ("rows", "day_stats")
+            table: sorted(conn.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+            for table in ("rows", "day_stats", "quarters")
         }
 
 

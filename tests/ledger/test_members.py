@@ -15,6 +15,7 @@ from tests.ledger.shop import (
     export_rows,
     ledger_path,
     local_ms,
+    ok,
     series,
     shopwatt,
     write_readings,
@@ -37,20 +38,14 @@ LATHE = series(
 PRICING = '\n[pricing.machine.lathe]\nper_hour = 30.0\nhours = "job_hours"\n'
 
 
-def _ok(*args: str | Path) -> str:
-    result = shopwatt(*args)
-    assert result.exit_code == 0, result.output + result.stderr
-    return result.output
-
-
 def _shop(tmp_path: Path) -> Path:
     config = write_shop(tmp_path)
     config.write_text(config.read_text(encoding="utf-8") + PRICING, encoding="utf-8")
     c = ("--config", config)
-    _ok("member", "add", "ada", "--name", "Ada Lab", "--weight", "mill=2.0", "--weight", "*=1", *c)
-    _ok("customer", "add", "bob", *c)
+    ok("member", "add", "ada", "--name", "Ada Lab", "--weight", "mill=2.0", "--weight", "*=1", *c)
+    ok("customer", "add", "bob", *c)
     # 3 credits for 120.00 (40.00 a credit), valid until the end of March.
-    _ok(
+    ok(
         "member",
         "topup",
         "ada",
@@ -72,7 +67,7 @@ def _shop(tmp_path: Path) -> Path:
         encoding="utf-8",
     )
     readings = write_readings(tmp_path / "r.csv", MILL.lines() + LATHE.lines())
-    _ok("replay", "--input", readings, "--jobs", jobs, *c)
+    ok("replay", "--input", readings, "--jobs", jobs, *c)
     return config
 
 
@@ -85,11 +80,11 @@ def test_jobs_draw_the_block_down_and_the_rest_is_charged(tmp_path: Path) -> Non
     config = _shop(tmp_path)
     # M1: 1 h x 2.0 = 2 credits; L1: 2 h x 1 = 2 credits, the block's last 1 drawn, 1 charged:
     # the lathe's price 2 h x 30.00 = 60.00, half of it not covered: 30.00.
-    rows = _ok("export", "--config", config, "--month", "2026-11")
+    rows = ok("export", "--config", config, "--month", "2026-11")
     lathe = next(r for r in csv.DictReader(rows.splitlines()) if r["job_id"] == "L1")
     assert lathe["price"] == "30.00"
     out = tmp_path / "ada.csv"
-    _ok("member", "statement", "ada", "--month", "2026-11", "--output", out, "--config", config)
+    ok("member", "statement", "ada", "--month", "2026-11", "--output", out, "--config", config)
     lines = [
         (r["kind"], r["job_id"], r["credits"], r["charged_credits"], r["charged"])
         for r in _csv(out)
@@ -102,9 +97,7 @@ def test_jobs_draw_the_block_down_and_the_rest_is_charged(tmp_path: Path) -> Non
         ("closing balance", "", "0.0000", "", ""),
     ]
     prepaid = tmp_path / "prepaid.csv"
-    _ok(
-        "export", "--view", "prepaid", "--month", "2026-11", "--output", prepaid, "--config", config
-    )
+    ok("export", "--view", "prepaid", "--month", "2026-11", "--output", prepaid, "--config", config)
     figures = [
         (r["member"], r["opening"], r["received"], r["recognised"], r["closing"])
         for r in _csv(prepaid)
@@ -118,15 +111,15 @@ def test_jobs_draw_the_block_down_and_the_rest_is_charged(tmp_path: Path) -> Non
 def test_a_job_reassigned_after_close_gives_back_in_the_open_month(tmp_path: Path) -> None:
     config = _shop(tmp_path)
     c = ("--config", config)
-    _ok("close", "--month", "2026-11", "--yes", *c)
-    november = _ok("export", "--view", "prepaid", "--month", "2026-11", *c)
-    _ok("job", "assign", "L1", "--customer", "bob", *c)
+    ok("close", "--month", "2026-11", "--yes", *c)
+    november = ok("export", "--view", "prepaid", "--month", "2026-11", *c)
+    ok("job", "assign", "L1", "--customer", "bob", *c)
     # Frozen: November's view does not change.
-    assert _ok("export", "--view", "prepaid", "--month", "2026-11", *c) == november
+    assert ok("export", "--view", "prepaid", "--month", "2026-11", *c) == november
     # December: the reversal of L1's 2 credits first takes back the charged one (-30.00),
     # then returns 1 credit to the block: 40.00 back in deferred revenue.
     out = tmp_path / "dec.csv"
-    _ok("export", "--view", "prepaid", "--month", "2026-12", "--output", out, *c)
+    ok("export", "--view", "prepaid", "--month", "2026-12", "--output", out, *c)
     ada = _csv(out)[0]
     assert (ada["opening"], ada["received"], ada["recognised"], ada["closing"]) == (
         "0.00",
@@ -135,7 +128,7 @@ def test_a_job_reassigned_after_close_gives_back_in_the_open_month(tmp_path: Pat
         "40.00",
     )
     statement = tmp_path / "ada-dec.csv"
-    _ok("member", "statement", "ada", "--month", "2026-12", "--output", statement, *c)
+    ok("member", "statement", "ada", "--month", "2026-12", "--output", statement, *c)
     moved = [(r["kind"], r["job_id"], r["credits"], r["charged"]) for r in _csv(statement)]
     assert moved[1] == ("return", "L1", "1.0000", "-30.00")
     assert moved[-1][:3] == ("closing balance", "", "1.0000")
@@ -143,7 +136,7 @@ def test_a_job_reassigned_after_close_gives_back_in_the_open_month(tmp_path: Pat
 
 def test_a_purchase_dated_in_a_closed_month_is_refused(tmp_path: Path) -> None:
     config = _shop(tmp_path)
-    _ok("close", "--month", "2026-11", "--yes", "--config", config)
+    ok("close", "--month", "2026-11", "--yes", "--config", config)
     bad = shopwatt(
         "member",
         "topup",
@@ -161,6 +154,15 @@ def test_a_purchase_dated_in_a_closed_month_is_refused(tmp_path: Path) -> None:
     assert "--date = 2026-11-20: 2026-11 is closed" in bad.stderr
 
 
+def test_a_bad_subscription_month_names_its_option(tmp_path: Path) -> None:
+    config = _shop(tmp_path)
+    args = ("member", "subscribe", "ada", "--hours", "2", "--price", "10", "--config", config)
+    bad = shopwatt(*args, "--from", "2026-13")
+    assert bad.exit_code == 2 and "--from = '2026-13': expected a month as YYYY-MM" in bad.stderr
+    bad = shopwatt(*args, "--from", "2026-11", "--to", "27-01")
+    assert bad.exit_code == 2 and "--to = '27-01': expected a month as YYYY-MM" in bad.stderr
+
+
 def test_a_weight_for_an_unknown_machine_names_the_value(tmp_path: Path) -> None:
     config = write_shop(tmp_path)
     bad = shopwatt("member", "add", "ada", "--weight", "laser=1.0", "--config", config)
@@ -170,13 +172,38 @@ def test_a_weight_for_an_unknown_machine_names_the_value(tmp_path: Path) -> None
     assert "--weight mill = '1.00001': expected a number >= 0 with at most 4 decimals" in bad.stderr
 
 
+def test_topping_up_someone_who_is_no_member_points_to_member_add(tmp_path: Path) -> None:
+    config = write_shop(tmp_path)
+    assert shopwatt("customer", "add", "acme", "--config", config).exit_code == 0
+    args = ("--hours", "5", "--price", "100", "--config", config)
+    stranger = shopwatt("member", "topup", "ada", *args)
+    assert stranger.exit_code == 2
+    # `member add` adds the customer too: `customer add` alone would not make a member.
+    assert stranger.stderr == (
+        "shopwatt: error: member = 'ada': no member or customer has that name (members: none "
+        "yet); add one with `shopwatt member add`\n"
+    )
+    customer = shopwatt("member", "topup", "acme", *args)
+    assert "member = 'acme': customer 'acme' has no membership (members: none yet)" in (
+        customer.stderr
+    )
+
+
+def test_the_last_month_there_is_has_a_statement_and_a_prepaid_view(tmp_path: Path) -> None:
+    # No date follows 9999-12: its end was computed as a month that cannot exist (a crash).
+    config = _shop(tmp_path)
+    c = ("--month", "9999-12", "--config", config)
+    assert "9999-12  closing balance" in ok("member", "statement", "ada", *c)
+    assert "to: 9999-12-31" in ok("export", "--view", "prepaid", *c)
+
+
 def test_status_and_member_show_warn_of_a_low_balance(tmp_path: Path) -> None:
     config = _shop(tmp_path)
-    shown = _ok("member", "show", "ada", "--on", "2026-11-02", "--config", config)
+    shown = ok("member", "show", "ada", "--on", "2026-11-02", "--config", config)
     assert "balance on 2026-11-02: 3.0000 credits" in shown and "low balance" not in shown
-    shown = _ok("member", "show", "Ada Lab", "--on", "2026-11-03", "--config", config)
+    shown = ok("member", "show", "Ada Lab", "--on", "2026-11-03", "--config", config)
     assert "ada: low balance: 0.0000 credits left" in shown  # below the default 2 credits
-    assert "ada: low balance: 0.0000 credits left" in _ok("status", "--config", config)
+    assert "ada: low balance: 0.0000 credits left" in ok("status", "--config", config)
 
 
 def test_the_statement_as_xlsx_has_numbers_not_text(tmp_path: Path) -> None:
@@ -184,7 +211,7 @@ def test_the_statement_as_xlsx_has_numbers_not_text(tmp_path: Path) -> None:
 
     config = _shop(tmp_path)
     out = tmp_path / "ada.xlsx"
-    _ok("member", "statement", "ada", "--month", "2026-11", "--output", out, "--config", config)
+    ok("member", "statement", "ada", "--month", "2026-11", "--output", out, "--config", config)
     sheet = load_workbook(out).active
     assert sheet is not None
     assert sheet["A1"].value == "Prepaid hours Ada Lab"
@@ -196,8 +223,8 @@ def test_the_statement_as_xlsx_has_numbers_not_text(tmp_path: Path) -> None:
 def test_a_card_is_one_members_and_found_by_its_uid(tmp_path: Path) -> None:
     config = write_shop(tmp_path)
     c = ("--weight", "*=1", "--config", config)
-    _ok("member", "add", "ada", "--card", "04:a1:b2:c3", *c)
-    assert "04A1B2C3" in _ok("member", "list", "--config", config)
+    ok("member", "add", "ada", "--card", "04:a1:b2:c3", *c)
+    assert "04A1B2C3" in ok("member", "list", "--config", config)
     taken = shopwatt("member", "add", "bob", "--card", "04A1B2C3", *c)
     assert taken.exit_code == 2 and "--card = '04A1B2C3': already the card of 'ada'" in taken.stderr
     bad = shopwatt("member", "add", "bob", "--card", "04A1B2", *c)
@@ -211,13 +238,13 @@ def test_a_card_is_one_members_and_found_by_its_uid(tmp_path: Path) -> None:
 def test_a_closed_months_prepaid_view_is_the_one_its_close_froze(tmp_path: Path) -> None:
     config = _shop(tmp_path)
     c = ("--config", config)
-    _ok("close", "--month", "2026-11", "--yes", *c)
+    ok("close", "--month", "2026-11", "--yes", *c)
     out = tmp_path / "nov.csv"
     # Whatever changes afterwards (here the purchase itself, by hand in the file), the
     # closed month's figures stay what was handed over.
     with closing(sqlite3.connect(ledger_path(config))) as conn, conn:
         conn.execute("UPDATE blocks SET price_cents = 99900")
-    _ok("export", "--view", "prepaid", "--month", "2026-11", "--output", out, *c)
+    ok("export", "--view", "prepaid", "--month", "2026-11", "--output", out, *c)
     ada = _csv(out)[0]
     assert (ada["received"], ada["recognised"], ada["closing"]) == ("120.00", "120.00", "0.00")
 
@@ -225,7 +252,7 @@ def test_a_closed_months_prepaid_view_is_the_one_its_close_froze(tmp_path: Path)
 def test_status_still_works_and_warns_when_shop_toml_changed(tmp_path: Path) -> None:
     config = _shop(tmp_path)
     config.write_text(config.read_text().replace("rate = 0.2\n", "rate = 0.3\n"), encoding="utf-8")
-    shown = _ok("status", "--config", config)
+    shown = ok("status", "--config", config)
     assert "CHANGED: run recompute" in shown and "ada: low balance" in shown
 
 
@@ -234,7 +261,7 @@ def test_a_ledger_set_back_before_the_members_step_runs_it_again(tmp_path: Path)
     with closing(sqlite3.connect(ledger_path(config))) as conn, conn:
         conn.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION - 1}")
     # The step runs again over its own tables: the members and their purchases are kept.
-    shown = _ok("member", "show", "ada", "--on", "2026-11-02", "--config", config)
+    shown = ok("member", "show", "ada", "--on", "2026-11-02", "--config", config)
     assert "balance on 2026-11-02: 3.0000 credits" in shown
     with closing(sqlite3.connect(ledger_path(config))) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
@@ -243,7 +270,7 @@ def test_a_ledger_set_back_before_the_members_step_runs_it_again(tmp_path: Path)
 def test_a_job_started_with_a_members_card_is_the_members(tmp_path: Path) -> None:
     config = write_shop(tmp_path)
     c = ("--config", config)
-    _ok(
+    ok(
         "member",
         "add",
         "ada",

@@ -11,10 +11,19 @@ import pytest
 
 from bench.replay import replay_peak_rss_mb
 from gateway.config import load_config
+from gateway.engine.model import ReadingRows
 from gateway.errors import InputError
 from gateway.inputs import csvfile
-from gateway.inputs.csvfile import ReadingsFile, read_readings
-from tests.ledger.shop import dump, ledger_path, series, sha256, shopwatt, write_shop
+from tests.ledger.shop import (
+    csv_rows,
+    dump,
+    ledger_path,
+    replay_readings,
+    series,
+    sha256,
+    shopwatt,
+    write_shop,
+)
 
 pytest.importorskip("pyarrow")  # the test extra installs the fast-replay extra
 
@@ -72,30 +81,20 @@ BAD = {name: HEADER + ROWS[0] + b"\n" + row + b"\n" for name, row in BAD_ROWS.it
 }
 
 
-def _read(path: Path, fast: bool) -> ReadingsFile | str:
+def _read(path: Path, fast: bool) -> ReadingRows | str:
     cfg = load_config(write_shop(path.parent))
     try:
-        return read_readings(path, cfg.machines, fast=fast)
+        return csv_rows(path, cfg.machines, fast=fast)
     except InputError as err:
         return str(err)
 
 
-def _same(a: ReadingsFile | str, b: ReadingsFile | str) -> None:
+def _same(a: ReadingRows | str, b: ReadingRows | str) -> None:
     if isinstance(a, str) or isinstance(b, str):
         assert a == b
         return
-    assert (a.path, a.sha256, a.rows, a.duplicates, a.conflicts) == (
-        b.path,
-        b.sha256,
-        b.rows,
-        b.duplicates,
-        b.conflicts,
-    )
-    assert a.machines.keys() == b.machines.keys()
-    for machine, r in a.machines.items():
-        other = b.machines[machine]
-        for x, y in ((r.t_ms, other.t_ms), (r.watts, other.watts), (r.wh, other.wh)):
-            np.testing.assert_array_equal(x, y)
+    for x, y in ((a.machine, b.machine), (a.t_ms, b.t_ms), (a.watts, b.watts), (a.wh, b.wh)):
+        np.testing.assert_array_equal(x, y)
 
 
 @pytest.mark.parametrize("name", [*GOOD, *BAD])
@@ -125,10 +124,9 @@ def test_a_nan_or_infinite_counter_is_an_error_not_a_reading_without_one(
 def test_a_row_seen_twice_keeps_the_first_and_counts_the_conflict(tmp_path: Path) -> None:
     path = tmp_path / "readings.csv"
     path.write_bytes(GOOD["plain"])
-    parsed = _read(path, fast=False)
-    assert isinstance(parsed, ReadingsFile)
-    assert parsed.machines["mill"].watts.tolist() == [200.0, 1500.0]
-    assert (parsed.rows, parsed.duplicates["mill"], parsed.conflicts["mill"]) == (5, 2, 1)
+    replayed, stored = replay_readings(load_config(write_shop(tmp_path)), path)
+    assert stored["mill"].watts.tolist() == [200.0, 1500.0]
+    assert (replayed.rows, replayed.duplicates, replayed.conflicts) == (5, 2, 1)
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["pyarrow", "csv"])
@@ -211,11 +209,13 @@ def test_without_pyarrow_readings_are_read_with_the_csv_module(tmp_path: Path) -
         "import sys\n"
         "sys.modules['pyarrow'] = sys.modules['pyarrow.csv'] = None  # not installed\n"
         "from gateway.config import load_config\n"
-        "from gateway.inputs.csvfile import HAVE_PYARROW, read_readings\n"
-        "r = read_readings(sys.argv[1], load_config(sys.argv[2]).machines)\n"
-        "print(HAVE_PYARROW, r.rows, r.machines['mill'].watts.tolist())\n"
+        "from gateway.inputs.csvfile import HAVE_PYARROW, ReadingsCsv\n"
+        "r = ReadingsCsv(sys.argv[1], load_config(sys.argv[2]).machines)\n"
+        "print(HAVE_PYARROW, [w for b in r.batches() for w in b.watts.tolist()])\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, str(path), str(cfg.source)], capture_output=True, text=True
     )
-    assert done.stdout.split(maxsplit=2) == ["False", "5", "[200.0, 1500.0]\n"], done.stderr
+    assert done.stdout.split(maxsplit=1) == ["False", "[200.0, 900.0, 1500.0, 250.0, 200.0]\n"], (
+        done.stderr
+    )

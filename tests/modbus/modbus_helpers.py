@@ -15,6 +15,7 @@ import pytest
 
 from gateway.config import ShopConfig, parse_config
 from gateway.engine.model import Reading
+from gateway.meters.maps import MeterMap, load_map, map_path
 from tests.servers import ServerProcess, find_binary
 
 WAIT_S = 30.0  # how long a test waits for an expected reading before it fails (never asserted)
@@ -63,6 +64,11 @@ class Collector:
             if not self._cond.wait_for(lambda: ok(self.readings), WAIT_S):
                 pytest.fail(f"waited {WAIT_S} s for {what}; got {self.readings[-5:]}")
             return list(self.readings)
+
+
+def shipped_map(model: str) -> MeterMap:
+    """A register map shipped in gateway/meters/ (sdm630, pzem004t, ...)."""
+    return load_map(map_path(model, Path.cwd()))
 
 
 def fresh(sensor: str, n: int) -> Callable[[list[Reading]], bool]:

@@ -13,15 +13,10 @@ from pymodbus.constants import ExcCodes
 from agent.modbus_meter import SILENT, MeterServer, SimulatedMeter, Tcp, in_map_units
 from gateway.inputs.base import Input
 from gateway.inputs.modbus import ModbusInput, _Device, specs_from_config
-from gateway.meters.maps import MeterMap, load_map, map_path
-from tests.modbus.modbus_helpers import FAST, Collector, fresh, shop_with_meters, stale
+from tests.modbus.modbus_helpers import FAST, Collector, fresh, shipped_map, shop_with_meters, stale
 from tests.servers import LOOPBACK, free_port
 
 pytestmark = pytest.mark.services
-
-
-def _map(model: str) -> MeterMap:
-    return load_map(map_path(model, Path.cwd()))
 
 
 def _tcp(meter_id: str, model: str, port: int, device_id: int, **extra: Any) -> dict[str, Any]:
@@ -81,7 +76,7 @@ def run(sink: Collector) -> Iterator[Any]:
 def test_readings_carry_w_and_wh_for_the_meters_machine(
     tmp_path: Path, port: int, sink: Collector, run: Any
 ) -> None:
-    sdm, em24 = _map("sdm630"), _map("em24")
+    sdm, em24 = shipped_map("sdm630"), shipped_map("em24")
     meters = [
         SimulatedMeter(1, sdm, lambda: in_map_units(sdm, 1234.5, 5_000_250.0)),
         SimulatedMeter(2, em24, lambda: in_map_units(em24, 99.9, 12_345_600.0)),
@@ -114,7 +109,7 @@ def test_readings_carry_w_and_wh_for_the_meters_machine(
 def test_each_poll_is_one_grouped_request_on_the_wire(
     tmp_path: Path, port: int, sink: Collector, run: Any
 ) -> None:
-    sdm = _map("sdm630")
+    sdm = shipped_map("sdm630")
     server = MeterServer(
         [SimulatedMeter(1, sdm, lambda: in_map_units(sdm, 10, 20))], Tcp(LOOPBACK, port)
     )
@@ -131,7 +126,7 @@ def test_each_poll_is_one_grouped_request_on_the_wire(
 def test_exception_replies_are_counted_and_the_healthy_device_keeps_flowing(
     tmp_path: Path, port: int, sink: Collector, run: Any
 ) -> None:
-    pz = _map("pzem004t")
+    pz = shipped_map("pzem004t")
     healthy = SimulatedMeter(1, pz, lambda: in_map_units(pz, 500, 1000))
     broken = SimulatedMeter(
         2, pz, lambda: in_map_units(pz, 500, 1000), fault=ExcCodes.DEVICE_FAILURE
@@ -159,7 +154,7 @@ def test_exception_replies_are_counted_and_the_healthy_device_keeps_flowing(
 def test_a_silent_device_costs_its_bus_a_bounded_time_per_poll(
     tmp_path: Path, port: int, sink: Collector, run: Any
 ) -> None:
-    pz = _map("pzem004t")
+    pz = shipped_map("pzem004t")
     meters = [
         SimulatedMeter(1, pz, lambda: in_map_units(pz, 500, 1000)),
         SimulatedMeter(2, pz, lambda: in_map_units(pz, 500, 1000), fault=SILENT),
@@ -187,7 +182,7 @@ def test_a_silent_device_costs_its_bus_a_bounded_time_per_poll(
 def test_a_value_not_refreshed_is_marked_stale_never_repeated(
     tmp_path: Path, port: int, sink: Collector, run: Any
 ) -> None:
-    sdm = _map("sdm630")
+    sdm = shipped_map("sdm630")
     energy = {"import_energy": 10.0}
     meter = SimulatedMeter(1, sdm, lambda: {"total_power": 2000.0, **energy})
     cfg = shop_with_meters(tmp_path, {"m1": [_tcp("pm", "sdm630", port, 1)]})
@@ -220,7 +215,7 @@ def test_a_value_not_refreshed_is_marked_stale_never_repeated(
 def test_a_meter_that_is_not_there_yet_is_picked_up_when_it_appears(
     tmp_path: Path, port: int, sink: Collector, run: Any
 ) -> None:
-    pz = _map("pzem004t")
+    pz = shipped_map("pzem004t")
     cfg = shop_with_meters(tmp_path, {"m1": [_tcp("pm", "pzem004t", port, 1)]})
     r = run(cfg)
     sink.wait_for("stale readings while nothing listens", stale("pm", 2))

@@ -8,12 +8,9 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import ConfigError
-from gateway.meters.maps import MeterMap, available_models, load_map, map_path
+from gateway.meters.maps import available_models, load_map
 from gateway.meters.registers import decode, encode, plan_reads
-
-
-def _map(model: str) -> MeterMap:
-    return load_map(map_path(model, Path.cwd()))
+from tests.modbus.modbus_helpers import shipped_map
 
 
 def test_the_four_documented_meters_are_shipped() -> None:
@@ -58,7 +55,7 @@ def test_the_four_documented_meters_are_shipped() -> None:
 def test_each_map_decodes_datasheet_encodings(
     model: str, registers: dict[int, int], expected: dict[str, float]
 ) -> None:
-    m = _map(model)
+    m = shipped_map(model)
     got: dict[str, float] = {}
     for rq in plan_reads(m, expected):
         image = [registers.get(rq.address + i, 0) for i in range(rq.count)]
@@ -68,7 +65,7 @@ def test_each_map_decodes_datasheet_encodings(
 
 @pytest.mark.parametrize("model", ["sdm630", "sdm120", "pzem004t", "em24"])
 def test_encode_is_the_inverse_of_decode_for_every_value(model: str) -> None:
-    m = _map(model)
+    m = shipped_map(model)
     numbers = {v.name: (123.4 if v.type.startswith("u") else -12.3) for v in m.value}
     got: dict[str, float] = {}
     for rq in plan_reads(m, m.values):
@@ -96,7 +93,7 @@ def test_encode_is_the_inverse_of_decode_for_every_value(model: str) -> None:
 def test_a_poll_of_power_and_energy_is_one_request(
     model: str, reads: list[tuple[int, int]]
 ) -> None:
-    m = _map(model)
+    m = shipped_map(model)
     plan = plan_reads(m, (m.power, m.energy))
     assert [(r.address, r.count) for r in plan] == reads
 
@@ -199,11 +196,11 @@ def test_defaults_apply_to_values_that_do_not_override_them(tmp_path: Path) -> N
 
 
 def test_counter_plausibility_uses_the_wrap() -> None:
-    energy = _map("pzem004t").values["energy"]
+    energy = shipped_map("pzem004t").values["energy"]
     assert energy.accepts(9_999_990.0)
     assert not energy.accepts(10_000_000.0)  # past 9999.99 kWh the module restarts at 0
     assert not energy.accepts(-1.0)
-    assert not _map("sdm630").values["total_power"].accepts(float("nan"))
+    assert not shipped_map("sdm630").values["total_power"].accepts(float("nan"))
 
 
 @pytest.mark.parametrize(
@@ -212,7 +209,7 @@ def test_counter_plausibility_uses_the_wrap() -> None:
 )
 def test_each_map_states_its_energy_counters_resolution(model: str, wh: float) -> None:
     # EM24: int32 x 0.1 kWh; PZEM: uint32 Wh; Eastron: float32 kWh counting 0.01 kWh
-    assert _map(model).counter_resolution_wh == pytest.approx(wh)
+    assert shipped_map(model).counter_resolution_wh == pytest.approx(wh)
 
 
 def test_an_integer_counter_steps_by_its_scale_unless_told(tmp_path: Path) -> None:

@@ -10,21 +10,15 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from pymodbus.constants import ExcCodes
 
 from agent.modbus_meter import MeterServer, Rtu, SimulatedMeter, Tcp, in_map_units
-from gateway.meters.maps import MeterMap, load_map, map_path
-from tests.modbus.modbus_helpers import SocatPtyPair
+from tests.modbus.modbus_helpers import SocatPtyPair, shipped_map
 from tests.servers import LOOPBACK, find_binary, free_port, port_open
 
 pytestmark = pytest.mark.services
-
-
-def _map(model: str) -> MeterMap:
-    return load_map(map_path(model, Path.cwd()))
 
 
 def _mbpoll(*args: str) -> dict[int, float]:
@@ -41,7 +35,7 @@ def _mbpoll(*args: str) -> dict[int, float]:
 
 
 def test_mbpoll_reads_the_sdm630_floats_we_serve() -> None:
-    m = _map("sdm630")
+    m = shipped_map("sdm630")
     values = {"voltage_l1": 231.5, "total_power": 1234.5, "import_energy": 5000.25}
     port = free_port()
     with MeterServer([SimulatedMeter(7, m, lambda: values)], Tcp(LOOPBACK, port)):
@@ -68,7 +62,7 @@ def test_mbpoll_reads_the_sdm630_floats_we_serve() -> None:
 
 
 def test_mbpoll_reads_the_em24_low_word_first_integers_we_serve() -> None:
-    m = _map("em24")
+    m = shipped_map("em24")
     port = free_port()
     load = {**in_map_units(m, -1234.5, 12_345_600.0), "frequency": 50.0}
     with MeterServer([SimulatedMeter(1, m, lambda: load)], Tcp(LOOPBACK, port)):
@@ -86,7 +80,7 @@ def test_mbpoll_reads_the_em24_low_word_first_integers_we_serve() -> None:
 
 
 def test_mbpoll_reads_a_pzem_over_rtu_and_sees_its_exception_code(rs485: SocatPtyPair) -> None:
-    m = _map("pzem004t")
+    m = shipped_map("pzem004t")
     meter = SimulatedMeter(1, m, lambda: {"voltage": 230.1, **in_map_units(m, 1234.5, 123456)})
     rtu = ("-m", "rtu", "-b", "9600", "-P", "none", "-a", "1", "-t", "3")
     with MeterServer([meter], Rtu(str(rs485.meter_end))):

@@ -24,7 +24,7 @@ from security_helpers import (
     write_shop,
 )
 
-from agent.localservers import ProvisionedBroker, sensor_password
+from agent.localservers import MosquittoProcess, ProvisionedBroker, sensor_password
 from gateway.config import load_config
 from gateway.inputs.mqtt import MqttInput
 from gateway.outputs.drain import open_influx_output
@@ -32,7 +32,7 @@ from gateway.provision.passwd import hash_password, render_passwd
 from gateway.provision.sensor import SensorOptions, provision_sensor
 from gateway.provision.tls import CertPaths, ensure_ca, ensure_server_cert
 from gateway.secrets import Secret
-from tests.servers import Influxd, ServerPool, ServerProcess, find_binary, free_port, port_open
+from tests.servers import Influxd, ServerPool, free_port
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples/bridge"
 BRIDGE_PASSWORD = "bridge-pw-0a1b2c"
@@ -49,14 +49,10 @@ def example(name: str, substitutions: Mapping[str, str]) -> str:
     return text
 
 
-class CentralBroker(ServerProcess):
+class CentralBroker(MosquittoProcess):
     """examples/bridge/central/ with its TLS files from a throwaway CA and two users."""
 
     name = "mosquitto-central"
-
-    def __init__(self) -> None:
-        self.binary = find_binary("mosquitto")
-        super().__init__()
 
     def _pick_ports(self) -> None:
         self.port, self.tls_port = free_port(), free_port()
@@ -83,11 +79,8 @@ class CentralBroker(ServerProcess):
         self.config_path = d / "mosquitto.conf"
         self.config_path.write_text(conf + f"user {getpass.getuser()}\n")
 
-    def _argv(self) -> list[str]:
-        return [self.binary, "-c", str(self.config_path)]
-
-    def _ready(self) -> bool:
-        return " running" in self.log_since_start() and port_open(self.tls_port)
+    def _listen_port(self) -> int:
+        return self.tls_port
 
 
 @pytest.fixture

@@ -23,12 +23,13 @@ from hypothesis import strategies as st
 
 from gateway.config import ShopConfig, load_config, parse_config
 from gateway.errors import ConfigError, InputError
-from gateway.inputs.csvfile import read_jobs, read_readings
+from gateway.inputs.csvfile import read_jobs
 from gateway.inputs.protocol import REASONS, Rejected, decode
 from gateway.meters.maps import MAPS_DIR, MeterMap, available_models, load_map
 from gateway.meters.registers import decode as decode_registers
 from gateway.meters.registers import plan_reads
 from gateway.tomlmodel import validate_model
+from tests.ledger.shop import csv_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOP = ROOT / "examples/shop.toml"
@@ -203,7 +204,7 @@ def _lone_cr(data: bytes) -> bool:
     return b"\r" in data.replace(b"\r\n", b"")
 
 
-@pytest.mark.parametrize("reader", [read_readings, read_jobs], ids=["readings", "jobs"])
+@pytest.mark.parametrize("reader", [csv_rows, read_jobs], ids=["readings", "jobs"])
 @SETTINGS
 @given(data=(csv_files() | st.binary(max_size=200)).filter(lambda d: not _lone_cr(d)))
 def test_any_csv_is_an_input_error_naming_the_file_or_is_read(
@@ -221,8 +222,7 @@ def test_any_csv_is_an_input_error_naming_the_file_or_is_read(
 def test_classic_mac_line_ends_read_like_any_other(tmp_path: Path) -> None:
     path = tmp_path / "mac.csv"
     path.write_bytes(b"time,machine,watts\r2026-11-03T08:00:00Z,cnc-01,100\r")
-    readings = read_readings(path, MACHINES).machines["cnc-01"]
-    assert readings.watts.tolist() == [100.0]
+    assert csv_rows(path, MACHINES).watts.tolist() == [100.0]
 
 
 def test_a_header_without_a_line_end_is_an_empty_file_not_a_parser_message(
@@ -230,13 +230,13 @@ def test_a_header_without_a_line_end_is_an_empty_file_not_a_parser_message(
 ) -> None:
     path = tmp_path / "empty.csv"
     path.write_bytes(b"time,machine,watts")
-    assert read_readings(path, MACHINES).machines == {}
+    assert len(csv_rows(path, MACHINES)) == 0
 
 
-@pytest.mark.parametrize("reader", [read_readings, read_jobs], ids=["readings", "jobs"])
+@pytest.mark.parametrize("reader", [csv_rows, read_jobs], ids=["readings", "jobs"])
 def test_a_stray_carriage_return_names_its_line(reader: Callable[..., Any], tmp_path: Path) -> None:
     path = tmp_path / "mixed.csv"
-    header = b"time,machine,watts" if reader is read_readings else b"job_id,machine,start,end"
+    header = b"time,machine,watts" if reader is csv_rows else b"job_id,machine,start,end"
     path.write_bytes(header + b"\n" + b'"a\rb' + b"\n")
     with pytest.raises(InputError, match=r"mixed\.csv line \d"):
         reader(path, MACHINES)

@@ -155,6 +155,11 @@ def test_a_gateway_without_credentials_cannot_be_provisioned(tmp_path: Path) -> 
     shop.write_text(text.replace('secret_file = "mqtt.password"\n', ""))
     result = run(shop, "broker", "--user", "root")
     assert result.exit_code == 2 and "[mqtt] needs username and secret_file" in result.output
+    assert len(result.output.splitlines()) == 1  # one line, the example included
+    # Refused sensors get no config.json: its password would be in no broker's file.
+    sensor = run(shop, *SENSOR, "--wifi-ssid", "workshop")
+    assert sensor.exit_code == 2 and "[mqtt] needs username" in sensor.output
+    assert not (shop.parent / "data/provision/sensors").exists()
 
 
 def test_listener_addresses_are_checked(shop: Path) -> None:

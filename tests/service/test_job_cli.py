@@ -7,14 +7,8 @@ from pathlib import Path
 from agent.serviceshop import Gateway, Publisher, config, job_event, wait_for, write_config
 from gateway.clock import now_ms
 from gateway.ledger import Ledger
-from tests.ledger.shop import dump, shopwatt
+from tests.ledger.shop import dump, ok, shopwatt
 from tests.servers import Mosquitto
-
-
-def _ok(*args: str | Path) -> str:
-    result = shopwatt(*args)
-    assert result.exit_code == 0, result.output + result.stderr
-    return result.stdout
 
 
 def test_a_job_started_and_stopped_on_the_command_line_reaches_the_ledger(
@@ -22,9 +16,9 @@ def test_a_job_started_and_stopped_on_the_command_line_reaches_the_ledger(
 ) -> None:
     path = write_config(tmp_path, broker, sensors={"mill": "s1"})
     cfg = config(path)
-    _ok("customer", "add", "acme", "--name", "ACME GmbH", "--config", path)
+    ok("customer", "add", "acme", "--name", "ACME GmbH", "--config", path)
     with Gateway(path) as gw:
-        started = _ok(
+        started = ok(
             "job",
             "start",
             "--machine",
@@ -44,7 +38,7 @@ def test_a_job_started_and_stopped_on_the_command_line_reaches_the_ledger(
             return any(j[1] == "WO-9" for j in Ledger(cfg).live_state().jobs) or None
 
         wait_for("the gateway's job book to take the start", running, gw)
-        _ok("job", "stop", "--machine", "mill", "--parts", "12", "--scrap", "1", "--config", path)
+        ok("job", "stop", "--machine", "mill", "--parts", "12", "--scrap", "1", "--config", path)
 
         def stopped() -> tuple[object, ...] | None:
             book = [j for j in Ledger(cfg).live_state().jobs if j[1] == "WO-9"]
@@ -56,21 +50,36 @@ def test_a_job_started_and_stopped_on_the_command_line_reaches_the_ledger(
     assert (row[4], row[18], row[19], row[20]) == ("acme", "PO-9", 12, 1)
     nothing = shopwatt("job", "stop", "--machine", "mill", "--config", path)
     assert nothing.exit_code == 2 and "no job running as far as the gateway knows" in nothing.stderr
+    named = shopwatt("job", "stop", "--machine", "mill", "--job", "WO-8", "--config", path)
+    assert "--machine = 'mill': no job 'WO-8' started as far as the gateway knows" in named.stderr
+    # status's recent changes say what each job event was, not "nothing ()".
+    trail = ok("status", "--config", path).split("recent changes:")[1]
+    assert " job stop job WO-9, machine mill, parts 12, scrap 1, t_ms " in trail
+    assert " job start customer acme, job WO-9, machine mill, order PO-9, t_ms " in trail
 
 
 def test_without_a_broker_section_job_start_says_why(tmp_path: Path) -> None:
     path = write_config(tmp_path, None, sensors={"mill": "s1"})
-    _ok("customer", "add", "acme", "--config", path)
+    ok("customer", "add", "acme", "--config", path)
     result = shopwatt("job", "start", "--machine", "mill", "--customer", "acme", "--config", path)
     assert result.exit_code == 2
     assert "no [mqtt] section: job events reach the gateway" in result.stderr
+
+
+def test_job_start_and_stop_name_an_unknown_machine_as_the_option_given(tmp_path: Path) -> None:
+    path = write_config(tmp_path, None, sensors={"mill": "s1"})
+    ok("customer", "add", "acme", "--config", path)
+    for args in (("start", "--customer", "acme"), ("stop",)):
+        result = shopwatt("job", args[0], "--machine", "saw", *args[1:], "--config", path)
+        assert result.exit_code == 2
+        assert f"--machine = 'saw': not a machine in {path} (known: mill)" in result.stderr
 
 
 def test_a_buttons_customer_name_is_the_customers_id_and_an_unknown_one_is_listed(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
     path = write_config(tmp_path, broker, sensors={"mill": "s1"})
-    _ok("customer", "add", "acme", "--name", "ACME GmbH", "--config", path)
+    ok("customer", "add", "acme", "--name", "ACME GmbH", "--config", path)
     t = now_ms() - 3_600_000
     publisher = Publisher(broker)
     with Gateway(path) as gw:
@@ -90,5 +99,5 @@ def test_a_buttons_customer_name_is_the_customers_id_and_an_unknown_one_is_liste
     publisher.close()
     # customer and parts: the button's name is the customer's id, its count the job's parts.
     assert customers == {"B-1": ("acme", 3), "B-2": ("Zeta", 0)}
-    status = _ok("status", "--config", path)
+    status = ok("status", "--config", path)
     assert "to check: mill: job B-2 names customer 'Zeta', which is not known" in status

@@ -129,12 +129,13 @@ def submit(driver: webdriver.Chrome, button: WebElement) -> None:
     WebDriverWait(driver, WAIT_S).until(staleness_of(old))
 
 
-def screenshot(driver: webdriver.Chrome, name: str, tmp_path: Path) -> Path:
-    """A full-height screenshot of the current page."""
+def screenshot(driver: webdriver.Chrome, name: str, tmp_path: Path, width: int = 1280) -> Path:
+    """A full-height screenshot of the current page, `width` pixels wide (a laptop)."""
     folder = Path(os.environ.get("SHOPWATT_SCREENSHOTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
+    driver.set_window_size(width, 900)
     height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1280, max(900, int(height)))
+    driver.set_window_size(width, max(900, int(height)))
     path = folder / f"{name}.png"
     driver.save_screenshot(str(path))
     driver.set_window_size(1280, 900)

@@ -10,19 +10,22 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 from agent.localservers import Mosquitto
-from agent.serviceshop import WAIT_S, FakeSensor, Gateway, Publisher, wait_for, write_config
+from agent.serviceshop import T0, WAIT_S, FakeSensor, Gateway, Publisher, wait_for, write_config
 from agent.shopday import DEMO_DAY, simulate_shop_day
 from gateway.cli import replay_files
 from gateway.clock import now_ms
 from gateway.config import load_config
 from gateway.engine.localtime import local_date
+from gateway.engine.model import MachineReadings
 from gateway.ledger import Ledger
 from gateway.ledger.customers import Customer
+from gateway.web.charts import STATE_COLOURS
 from tests.web.conftest import WebServer, add_users, login, screenshot, submit
 
 MONTH = f"{DEMO_DAY:%Y-%m}"
@@ -79,9 +82,19 @@ def test_accountant_closes_the_month_and_downloads_its_export(
     login(browser, demo_shop, "anna")
     assert browser.current_url.endswith("/month")
     assert f"Month {MONTH}" in browser.find_element(By.TAG_NAME, "h1").text
-    screenshot(browser, "month", tmp_path)
     browser.get(f"{demo_shop.url}/jobs")
     screenshot(browser, "jobs", tmp_path)
+    # The heading names the days shown: the month's first and last, or the one day.
+    assert browser.find_element(By.TAG_NAME, "h1").text == f"Jobs {MONTH}-01 – {MONTH}-30"
+    browser.get(f"{demo_shop.url}/jobs?day={DEMO_DAY}")
+    assert browser.find_element(By.TAG_NAME, "h1").text == f"Jobs {DEMO_DAY}"
+    # Each job's kWh as the export prints it (3 decimals, half up), not a second rounding.
+    shown = {}
+    for tr in browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr"):
+        cells = [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+        shown[cells[0]] = cells[5]
+    exported = _export_rows(demo_shop.config)
+    assert shown == {r["job_id"]: r["energy_kwh"] for r in exported if r["kind"] == "job"}
     browser.get(f"{demo_shop.url}/month")
     submit(browser, browser.find_element(By.ID, "close"))
     assert f"Closed {MONTH}" in browser.find_element(By.ID, "message").text
@@ -97,6 +110,90 @@ def test_accountant_closes_the_month_and_downloads_its_export(
     # The close is in the audit trail under the accountant's name.
     browser.get(f"{demo_shop.url}/jobs")
     assert "anna (web)" in browser.find_element(By.CSS_SELECTOR, "table.audit").text
+
+
+def _cells(browser: webdriver.Chrome, table: str) -> list[list[str]]:
+    """The text of each cell of a table's rows below its header."""
+    rows = browser.find_elements(By.CSS_SELECTOR, f"#{table} tr")[1:]
+    return [[td.text for td in row.find_elements(By.TAG_NAME, "td")] for row in rows]
+
+
+def test_accountant_sees_the_months_states_demand_peak_and_margins(
+    demo_shop: WebServer, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    login(browser, demo_shop, "anna")
+    # The peak card: the quarter hour, kW, charge and the jobs in it as `shopwatt bill` has them.
+    bill = _cli(demo_shop.config, "bill", "--month", MONTH).splitlines()
+    peak = next(line for line in bill if "peak 15-minute average at" in line).split()
+    assert browser.find_element(By.ID, "peak-kw").text == f"{peak[-2]} kW"
+    assert browser.find_element(By.ID, "peak-at").text == f"{peak[-4]} {peak[-3]}"
+    charge = next(line for line in bill if line.startswith("  demand charge")).split()[-1]
+    assert browser.find_element(By.ID, "peak-charge").text.startswith(charge)
+    shares = [line.strip() for line in bill if ": " in line and "kWh in the peak" in line]
+    assert len(shares) > 2
+    got = [
+        f"{' '.join(c for c in (machine, job, who) if c)}: {kwh} kWh in the peak {money}"
+        for machine, job, who, kwh, money in _cells(browser, "peak-shares")
+    ]
+    assert [" ".join(s.split()) for s in got] == [" ".join(s.split()) for s in shares]
+    # Cost, revenue and margin per customer: the export's --by customer lines.
+    first, end = f"{MONTH}-01", f"{DEMO_DAY.replace(day=28) + timedelta(days=4):%Y-%m}-01"
+    by_customer = _cli(demo_shop.config, "export", "--from", first, "--to", end, "--by", "customer")
+    want = [
+        [r[k] for k in ("customer", "rows", "total_cost", "demand_cost", "fixed_cost", "price",
+                        "margin")]
+        for r in csv.DictReader(io.StringIO(by_customer))
+    ]  # fmt: skip
+    assert _cells(browser, "customers") == want
+    assert any(line[-1] not in ("", "0.00") for line in want)  # the demo has priced jobs
+    # The timeline: per machine a strip of states over its jobs, and the peak marked.
+    timeline = browser.find_element(By.CSS_SELECTOR, "#timeline svg")
+    for state, colour in STATE_COLOURS.items():
+        strips = timeline.find_elements(By.CSS_SELECTOR, f"rect[fill='{colour}']")
+        assert strips, state
+    assert timeline.find_elements(By.CSS_SELECTOR, "line.mark")
+    jobs = [t.get_attribute("textContent") for t in timeline.find_elements(By.TAG_NAME, "title")]
+    assert any(peak_job in " ".join(jobs) for peak_job in ("WO-261117-003",))
+    screenshot(browser, "month", tmp_path)
+    screenshot(browser, "month-tablet", tmp_path, width=820)  # a tablet held upright
+
+
+def test_accountant_opens_a_day_of_the_month_by_quarter_hour(
+    tmp_path: Path, browser: webdriver.Chrome
+) -> None:
+    machines = {"mill": "s-mill", "lathe": "s-lathe", "laser": "s-laser"}
+    config = write_config(tmp_path, None, sensors=machines)
+    ledger = Ledger(load_config(config))
+    rng = np.random.default_rng(3)
+    for day in range(6):  # a working week: idle from 09:00, jobs of 30-90 minutes
+        for k, machine in enumerate(machines):
+            t = T0 + day * 86_400_000 + np.arange(8 * 360, dtype=np.int64) * 10_000
+            watts = np.full(len(t), 90.0)
+            for start in rng.integers(0, len(t) - 540, 3):
+                watts[start : start + rng.integers(180, 540)] = 900.0 + 300 * k
+            ledger.ingest({machine: MachineReadings(t, watts, np.full(len(t), np.nan))}, "test")
+    add_users(config)
+    server = WebServer(config).start()
+    try:
+        login(browser, server, "anna")
+        strips = browser.find_elements(By.CSS_SELECTOR, "#timeline svg a")
+        assert len(strips) == 6 * len(machines)  # each machine's day opens the day
+        screenshot(browser, "month-days", tmp_path)
+        submit(browser, strips[1])  # the mill's second day (a lane is a machine's days)
+        assert "2026-11-04" in browser.find_element(By.CSS_SELECTOR, "#timeline h2").text
+        timeline = browser.find_element(By.CSS_SELECTOR, "#timeline svg")
+        assert not timeline.find_elements(By.TAG_NAME, "a")  # quarter hours, no more days
+        hovers = [
+            t.get_attribute("textContent") for t in timeline.find_elements(By.TAG_NAME, "title")
+        ]
+        assert any(h.endswith("h running") for h in hovers)
+        assert any(h.startswith("mill-20261104") for h in hovers)  # the day's jobs only
+        assert not any(h.startswith("mill-20261103") for h in hovers)
+        screenshot(browser, "month-day", tmp_path)
+        submit(browser, browser.find_element(By.ID, "whole-month"))
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#timeline svg a")) == len(strips)
+    finally:
+        server.stop()
 
 
 def _export_rows(config: Path) -> list[dict[str, str]]:
@@ -123,6 +220,13 @@ def test_accountant_assigns_an_unassigned_job_and_the_export_shows_it(
     machine, job = _open_first_unassigned(browser, demo_shop)
     screenshot(browser, "job", tmp_path)
     form = browser.find_element(By.ID, "assign")
+    form.find_element(By.NAME, "customer").send_keys(f"{customer.id}x")  # a typo: refused
+    submit(browser, form.find_element(By.CSS_SELECTOR, "button"))
+    refused = browser.find_element(By.ID, "message").text  # on the same job's page
+    assert refused.startswith(f"Not assigned: --customer: customer '{customer.id}x' is not known")
+    assert f"Job {job}" in browser.find_element(By.TAG_NAME, "h1").text
+    form = browser.find_element(By.ID, "assign")
+    form.find_element(By.NAME, "customer").clear()
     form.find_element(By.NAME, "customer").send_keys(customer.name)  # a display name will do
     form.find_element(By.NAME, "order").send_keys("PO-7")
     form.find_element(By.NAME, "parts").send_keys("40")
@@ -238,6 +342,11 @@ def _start_and_stop(
     screenshot(browser, "floor-live", tmp_path)
     _open_form(browser, "start")
     form = browser.find_element(By.ID, "start")
+    # The known customers are offered as she types (a datalist: id, and the name beside it).
+    offered = browser.find_elements(By.CSS_SELECTOR, "#customers option")
+    assert [(o.get_attribute("value"), o.get_attribute("textContent")) for o in offered] == [
+        ("ACME", "ACME GmbH")
+    ]
     typed = {"job": "W-1", "customer": "ACMEE", "order": "PO-7"}  # a typo: refused, not sent
     for name, text in typed.items():
         form.find_element(By.NAME, name).send_keys(text)
@@ -251,7 +360,8 @@ def _start_and_stop(
     screenshot(browser, "floor-start", tmp_path)
     submit(browser, form.find_element(By.CSS_SELECTOR, "button.go"))
     assert browser.current_url.endswith("/floor/job")  # back on the floor, with the message
-    assert "Job W-1 start sent" in browser.find_element(By.ID, "message").text
+    sent = browser.find_element(By.ID, "message").text
+    assert "Job W-1 start sent" in sent and "its tile follows once the gateway has it" in sent
     publisher.send(sensor.readings([909] * 6))
 
     def running() -> bool:
