@@ -357,8 +357,6 @@ class Recomputer:
         k = int(found[-1])
         part = done
         if k < len(t) - 1:
-            if base is None:
-                return  # not a whole day again: the next recompute may end on a checkpoint
             head = MachineReadings(t[: k + 1], readings.watts[: k + 1], readings.wh[: k + 1])
             part = self._part(machine_id, piece, head, base, [])
         held = None
