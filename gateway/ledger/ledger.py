@@ -52,6 +52,7 @@ from gateway.ledger.bill import (
 from gateway.ledger.chunks import DAY_MS, Merged, ReadingStore
 from gateway.ledger.fingerprint import changed_from, fingerprint
 from gateway.ledger.live import LiveState, load_state, save_state
+from gateway.ledger.machines import check_machine
 from gateway.ledger.recompute import Carry, Computed, Recomputer
 from gateway.ledger.rows import LedgerRow, select
 from gateway.ledger.schema import connect, transaction
@@ -710,12 +711,7 @@ class Ledger:
 
     def machine(self, name: str) -> str:
         """The machine --machine names, if shop.toml has it; else a LedgerError listing them."""
-        if name not in self.cfg.machines:
-            raise LedgerError(
-                f"--machine = {name!r}: not a machine in {self.cfg.source} "
-                f"(known: {', '.join(self.cfg.machines)})"
-            )
-        return name
+        return check_machine(self.cfg, name)
 
     def customer_list(self) -> list[customers.Customer]:
         """Every customer, merged ones included (they say where they went)."""

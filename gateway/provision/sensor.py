@@ -12,10 +12,12 @@ from typing import Any
 
 from gateway.config import ShopConfig
 from gateway.errors import ProvisionError
+from gateway.ledger.machines import check_machine
 from gateway.provision.auth import new_password, sync_auth
 from gateway.provision.files import PRIVATE, broker_owner, private_dir, write_file
 from gateway.provision.passwd import hash_password
 from gateway.provision.state import Layout, SensorRecord, State, load_state, save_state
+from gateway.provision.tls import is_host_name
 from gateway.secrets import Secret
 
 # Keys of the firmware's config.json that provisioning owns; a --hardware file describes
@@ -162,10 +164,7 @@ def _sync(cfg: ShopConfig, layout: Layout, state: State) -> list[Path]:
 
 
 def _check_declared(cfg: ShopConfig, machine: str, sensor: str) -> None:
-    if machine not in cfg.machines:
-        raise ProvisionError(
-            f"--machine {machine!r}: not in {cfg.source} (machines: {', '.join(cfg.machines)})"
-        )
+    check_machine(cfg, machine, ProvisionError)
     for m in cfg.machine:
         if any(s.id == sensor for s in m.sensor):
             if m.id != machine:
@@ -189,7 +188,7 @@ def _broker_host(cfg: ShopConfig, opts: SensorOptions, old: SensorRecord | None)
                 "a sensor cannot reach: give the gateway's address on the workshop network, "
                 "e.g. --broker-host 192.168.1.10"
             )
-    if any(c.isspace() for c in host) or "/" in host or ":" in host:
+    if not is_host_name(host):  # an IPv4 address passes too
         raise ProvisionError(f"--broker-host {host!r}: expected an IP address (or a host name)")
     return host
 

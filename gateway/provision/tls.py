@@ -126,13 +126,19 @@ def _key_usage(cert_sign: bool) -> x509.KeyUsage:
     )
 
 
+def is_host_name(name: str) -> bool:
+    """Could `name` be a host name: not empty, and no space, '/', ':' or '@' (a URL, a port
+    or a user typed with it)?"""
+    return bool(name) and not any(c.isspace() or c in "/:@" for c in name)
+
+
 def _alt_names(names: Sequence[str]) -> list[x509.GeneralName]:
     out: list[x509.GeneralName] = []
     for name in names:
         try:
             out.append(x509.IPAddress(ipaddress.ip_address(name)))
         except ValueError:
-            if not name or any(c.isspace() or c in "/:@" for c in name):
+            if not is_host_name(name):
                 raise ProvisionError(
                     f"--tls-name {name!r}: not a host name or an IP address"
                 ) from None

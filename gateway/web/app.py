@@ -7,7 +7,7 @@ import io
 import secrets
 from collections.abc import Awaitable, Callable
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -79,96 +79,154 @@ class WebState:
     newest: views.Newest = field(default_factory=dict)  # the floor's decoded newest readings
     clock: Callable[[], int] = now_ms
 
-    def ledger(self, who: str | None = None) -> MemberLedger:
-        """The shop's ledger (with its members); `who` names the user in the audit trail of
-        a change."""
-        return MemberLedger(self.cfg, who=f"{who} (web)" if who else None)
+    def ledger(self, user: str | None = None) -> MemberLedger:
+        """The shop's ledger (with its members); a change names `user` in its audit trail."""
+        return MemberLedger(self.cfg, who=_who(user) if user else None)
+
+
+def _who(user: str) -> str:
+    """Who the audit trail names for a change made on the page."""
+    return f"{user} (web)"
+
+
+def _see_other(path: str) -> RedirectResponse:
+    """Where the browser goes next, with a GET (after a login, a logout, to the login)."""
+    return RedirectResponse(path, 303, headers=_HEADERS)
 
 
 def _render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(render(name, **context), status, headers=_HEADERS)
 
 
-def _page(
-    state: WebState,
-    request: Request,
-    template: str,
-    session: Session,
-    status: int = 200,
-    **context: Any,
-) -> HTMLResponse:
+def _typed(form: FormData | None, name: str) -> str:
+    """A form's field as typed (a password: its spaces count)."""
+    return "" if form is None else str(form.get(name, ""))
+
+
+def _field(form: FormData, name: str) -> str:
+    return _typed(form, name).strip()
+
+
+@dataclass(frozen=True)
+class Ask:
+    """A request past the guard, as a page's code sees it: who asks and what they sent; and
+    after a form, what to tell them on the page shown next."""
+
+    request: Request
+    session: Session
+    form: FormData | None = None  # a POST's; None on a GET
+    message: str = ""
+    status: int = 200
+
+    def param(self, name: str) -> str:
+        """What was sent as `name`, stripped: a POST's form field, else the path's or the
+        query's; so a refused form's page shows what the form named."""
+        if self.form is not None:
+            return _field(self.form, name)
+        sent = self.request.path_params.get(name) or self.request.query_params.get(name, "")
+        return str(sent).strip()
+
+    def count(self, name: str) -> int:
+        """A part count: empty is 0, anything but a whole number is refused."""
+        text = self.param(name)
+        if not text.isdigit():
+            if text:
+                raise ShopwattError(f"{name} = {text!r}: a whole number of parts")
+            return 0
+        return int(text)
+
+    def told(self, message: str, status: int = 200) -> Ask:
+        """The same request, with a message for the page shown next."""
+        return replace(self, message=message, status=status)
+
+    def or_told(self, message: str, status: int) -> Ask:
+        """Told `message`, unless a refused form already says why (its reason stays)."""
+        return self if self.message else self.told(message, status)
+
+
+def _page(state: WebState, ask: Ask, template: str, **context: Any) -> HTMLResponse:
     """A page of the app: the navigation shows what the user's role may open."""
-    nav = [p for p, roles in PAGES.items() if session.role in roles]
+    nav = [p for p, roles in PAGES.items() if ask.session.role in roles]
     return _render(
         template,
-        status,
+        ask.status,
         site=state.cfg.site.id,
         currency=state.cfg.site.currency,
-        session=session,
+        session=ask.session,
         nav=nav,
-        here=request.url.path,
+        here=ask.request.url.path,
+        message=ask.message,
         **context,
     )
 
 
 # A page's work: blocking (SQLite, argon2, the broker), so it runs in a worker thread and
-# the server keeps answering the other tablets meanwhile. The form is None on a GET.
-Handler = Callable[[Request, Session, FormData | None], Response]
+# the server keeps answering the other tablets meanwhile.
+Page = Callable[[Ask], Response]
 
 
-def _guarded(
-    state: WebState, page: str, handler: Handler
-) -> Callable[[Request], Awaitable[Response]]:
+def _guarded(state: WebState, page: str, handler: Page) -> Callable[[Request], Awaitable[Response]]:
     """Log in first, the right role, and on a POST the session's CSRF token."""
 
     async def endpoint(request: Request) -> Response:
         session = state.sessions.get(request.cookies.get(COOKIE))
         if session is None:
-            return RedirectResponse("/login", 303, headers=_HEADERS)
+            return _see_other("/login")
+        refused = Ask(request, session, status=403)
         if session.role not in PAGES[page]:
-            return _page(
-                state,
-                request,
-                "refused.html",
-                session,
-                403,
-                why=f"The {page} page is not open to the role {session.role}.",
-            )
+            why = f"The {page} page is not open to the role {session.role}."
+            return _page(state, refused, "refused.html", why=why)
         form = await request.form() if request.method == "POST" else None
-        if form is not None and not same(str(form.get("csrf", "")), session.csrf):
-            return _page(
-                state,
-                request,
-                "refused.html",
-                session,
-                403,
-                why="This form is stale or did not come from this page (no valid CSRF "
-                "token). Reload the page and try again.",
+        if form is not None and not same(_typed(form, "csrf"), session.csrf):
+            why = (
+                "This form is stale or did not come from this page (no valid CSRF token). "
+                "Reload the page and try again."
             )
-        return await run_in_threadpool(handler, request, session, form)
+            return _page(state, refused, "refused.html", why=why)
+        return await run_in_threadpool(handler, Ask(request, session, form))
 
     return endpoint
 
 
-def _download(body: str | bytes, name: str, media_type: str) -> Response:
+def _change(refusal: str, change: Callable[[Ask], str], done: Page, refused: Page) -> Page:
+    """A form that changes the ledger: `change` does it and says what it did, shown on the
+    page `done`; a ShopwattError is shown in red on the page `refused` as `refusal: why`."""
+
+    def handler(ask: Ask) -> Response:
+        try:
+            message = change(ask)
+        except ShopwattError as err:
+            return refused(ask.told(f"{refusal}: {err}", 400))
+        return done(ask.told(message))
+
+    return handler
+
+
+def _download(make: Page) -> Page:
+    """A file to download; a refused one answers its one-line reason as text, status 400."""
+
+    def handler(ask: Ask) -> Response:
+        try:
+            return make(ask)
+        except ShopwattError as err:
+            return Response(str(err), 400, headers=_HEADERS)
+
+    return handler
+
+
+def _attachment(body: str | bytes, name: str, media_type: str) -> Response:
     """A file the browser saves rather than shows (text: UTF-8)."""
     headers = _HEADERS | {"Content-Disposition": f'attachment; filename="{name}"'}
     kind = f"{media_type}; charset=utf-8" if isinstance(body, str) else media_type
     return Response(body, media_type=kind, headers=headers)
 
 
-def _field(form: FormData, name: str) -> str:
-    return str(form.get(name, "")).strip()
-
-
-def _count(form: FormData, name: str) -> int:
-    """A part count from a form: empty is 0, anything but a whole number is refused."""
-    text = _field(form, name)
-    if not text.isdigit():
-        if text:
-            raise ShopwattError(f"{name} = {text!r}: a whole number of parts")
-        return 0
-    return int(text)
+def _day(text: str) -> date | None:
+    """A day as a page's query names it (YYYY-MM-DD); anything else: None."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def _pending(adjustments: int) -> str:
@@ -203,27 +261,34 @@ def build_app(state: WebState) -> Starlette:
         state.ledger().keep_quarters()
     _warm(state)
 
-    async def login_form(request: Request, error: str = "", status: int = 200) -> Response:
-        token = secrets.token_urlsafe(32)
-        response = _render("login.html", status, site=cfg.site.id, csrf=token, error=error)
+    def set_cookie(
+        response: Response, name: str, value: str, path: str, max_age: int | None = None
+    ) -> None:
+        """A cookie no script reads, never sent along from another site, and under HTTPS
+        only over HTTPS."""
         response.set_cookie(
-            LOGIN_COOKIE,
-            token,
-            max_age=900,
+            name,
+            value,
+            max_age=max_age,
             httponly=True,
             samesite="strict",
             secure=state.https,
-            path="/login",
+            path=path,
         )
+
+    async def login_form(request: Request, error: str = "", status: int = 200) -> Response:
+        token = secrets.token_urlsafe(32)
+        response = _render("login.html", status, site=cfg.site.id, csrf=token, error=error)
+        set_cookie(response, LOGIN_COOKIE, token, "/login", max_age=900)
         return response
 
     async def login(request: Request) -> Response:
         if request.method == "GET":
             return await login_form(request)
         form = await request.form()
-        if not same(str(form.get("csrf", "")), request.cookies.get(LOGIN_COOKIE, "-")):
+        if not same(_typed(form, "csrf"), request.cookies.get(LOGIN_COOKIE, "-")):
             return await login_form(request, "The login form had expired: please try again.", 403)
-        name, password = _field(form, "name"), str(form.get("password", ""))
+        name, password = _field(form, "name"), _typed(form, "password")
         keys = (f"user:{name.lower()}", f"addr:{request.client.host if request.client else ''}")
         wait = state.limiter.wait_s(*keys)
         if wait > 0:
@@ -237,31 +302,24 @@ def build_app(state: WebState) -> Starlette:
             state.limiter.failed(*keys)
             return await login_form(request, "Wrong user name or password.", 401)
         state.limiter.succeeded(*keys)
-        response = RedirectResponse(HOME[user.role], 303, headers=_HEADERS)
-        response.set_cookie(
-            COOKIE,
-            state.sessions.open(user.name, user.role),
-            httponly=True,
-            samesite="strict",
-            secure=state.https,
-            path="/",
-        )
+        response = _see_other(HOME[user.role])
+        set_cookie(response, COOKIE, state.sessions.open(user.name, user.role), "/")
         response.delete_cookie(LOGIN_COOKIE, path="/login")
         return response
 
     async def logout(request: Request) -> Response:
         session = state.sessions.get(request.cookies.get(COOKIE))
         form = await request.form()
-        if session is not None and same(str(form.get("csrf", "")), session.csrf):
+        if session is not None and same(_typed(form, "csrf"), session.csrf):
             state.sessions.close(request.cookies.get(COOKIE))
-        response = RedirectResponse("/login", 303, headers=_HEADERS)
+        response = _see_other("/login")
         response.delete_cookie(COOKIE, path="/")
         return response
 
     async def home(request: Request) -> Response:
         session = state.sessions.get(request.cookies.get(COOKIE))
         target = HOME[session.role] if session else "/login"
-        return RedirectResponse(target, 303, headers=_HEADERS)
+        return _see_other(target)
 
     css = (TEMPLATES / "style.css").read_text()  # read once per server, not per request
 
@@ -271,100 +329,62 @@ def build_app(state: WebState) -> Starlette:
         )
 
     # -- floor ------------------------------------------------------------------------
-    def floor(
-        request: Request,
-        session: Session,
-        _form: FormData | None,
-        message: str = "",
-        status: int = 200,
-    ) -> Response:
-        machines = views.floor(cfg, state.ledger(), state.clock(), state.newest)
+    def floor(ask: Ask) -> Response:
         return _page(
             state,
-            request,
+            ask,
             "floor.html",
-            session,
-            status,
-            machines=machines,
-            message=message,
+            machines=views.floor(cfg, state.ledger(), state.clock(), state.newest),
             can_send=cfg.mqtt is not None,
             now=f"{local_time(state.clock(), cfg.site.tz):%H:%M:%S}",
         )
 
-    def machine_form(
-        request: Request,
-        session: Session,
-        machine: str,
-        event: str,
-        values: FormData | None = None,
-        message: str = "",
-        status: int = 200,
-    ) -> Response:
+    def machine_form(ask: Ask) -> Response:
         """A machine's start or stop form on a page of its own, which never refreshes: the
         floor's refresh would wipe what the operator is typing."""
+        machine, event = ask.param("machine"), ask.param("event")
         ledger = state.ledger()
         tiles = [
             m for m in views.floor(cfg, ledger, state.clock(), state.newest) if m.id == machine
         ]
         if not tiles or event not in ("start", "stop"):
-            # A refused POST keeps its own message (an unknown machine, a bad event).
             why = f"Not found: /floor/{machine}/{event} (machine {machine!r}, start or stop)"
-            return floor(request, session, None, message or why, status if message else 404)
+            return floor(ask.or_told(why, 404))
         # The customer field offers the known ones as the operator types (no script: a
         # datalist), so a tablet user picks a name instead of guessing its spelling.
         known = ledger.customer_list() if event == "start" and ledger.path.exists() else []
         return _page(
             state,
-            request,
+            ask,
             "floor_job.html",
-            session,
-            status,
             m=tiles[0],
             event=event,
-            values=values or {},
+            values=ask.form or {},  # a refused form: what was typed, to correct, not retype
             customers=[c for c in known if not c.merged_into],
-            message=message,
         )
 
-    def floor_form(request: Request, session: Session, _form: FormData | None) -> Response:
-        params = request.path_params
-        return machine_form(request, session, params["machine"], params["event"])
-
-    def floor_job(request: Request, session: Session, form: FormData | None) -> Response:
-        assert form is not None
-        event, machine, job = _field(form, "event"), _field(form, "machine"), _field(form, "job")
-        ledger, src, t = state.ledger(session.user), f"{SRC}:{session.user}", state.clock()
-        try:
-            if event == "start":
-                customer, order = _field(form, "customer"), _field(form, "order")
-                job = start_job(ledger, machine, job or None, customer, order, src, t)[0]
-            elif event == "stop":
-                parts, scrap = _count(form, "parts"), _count(form, "scrap")
-                job = stop_job(ledger, machine, job or None, parts, scrap, src, t)
-            else:
-                raise ShopwattError(f"event = {event!r}: expected start or stop")
-        except ShopwattError as err:
-            # Back to the same form with what was typed, to correct rather than retype.
-            return machine_form(request, session, machine, event, form, f"Not sent: {err}", 400)
+    def send_job(ask: Ask) -> str:
+        event, machine, job = ask.param("event"), ask.param("machine"), ask.param("job")
+        user = ask.session.user
+        ledger, src, t = state.ledger(user), f"{SRC}:{user}", state.clock()
+        if event == "start":
+            customer, order = ask.param("customer"), ask.param("order")
+            job = start_job(ledger, machine, job or None, customer, order, src, t)[0]
+        elif event == "stop":
+            parts, scrap = ask.count("parts"), ask.count("scrap")
+            job = stop_job(ledger, machine, job or None, parts, scrap, src, t)
+        else:
+            raise ShopwattError(f"event = {event!r}: expected start or stop")
         # The gateway takes the event a moment later: say so, or a second press follows.
-        said = f"Job {job} {event} sent for {machine}; its tile follows once the gateway has it."
-        return floor(request, session, None, said)
+        return f"Job {job} {event} sent for {machine}; its tile follows once the gateway has it."
 
     # -- jobs -------------------------------------------------------------------------
-    def jobs(
-        request: Request,
-        session: Session,
-        _form: FormData | None,
-        message: str = "",
-        status: int = 200,
-    ) -> Response:
-        q = request.query_params
+    def jobs(ask: Ask) -> Response:
+        # The filters' form is a GET; the page an assign or split shows is unfiltered.
+        q = ask.request.query_params
         ledger = state.ledger()
         period = views.latest_period(ledger, state.clock(), cfg.site.tz)
-        try:
-            day = date.fromisoformat(q["day"]) if q.get("day") else None
-        except ValueError:
-            day = None
+        day = _day(q.get("day", ""))
         first = day or period_start(period)
         end = first + timedelta(days=1) if day else period_start(next_period(period))
         machine, customer = q.get("machine", ""), q.get("customer", "")
@@ -372,10 +392,8 @@ def build_app(state: WebState) -> Starlette:
         audit = ledger.status(15).audit if ledger.path.exists() else []
         return _page(
             state,
-            request,
+            ask,
             "jobs.html",
-            session,
-            status,
             rows=rows,
             day=q.get("day", ""),
             machine=machine,
@@ -386,137 +404,77 @@ def build_app(state: WebState) -> Starlette:
             tz=cfg.site.tz,
             local_time=local_time,
             audit=audit,
-            message=message,
         )
 
-    def job_page(
-        request: Request,
-        session: Session,
-        form: FormData | None,
-        message: str = "",
-        status: int = 200,
-    ) -> Response:
-        """One job with its assign and split forms (the unassigned queue links here); a
-        refused form comes back to it with the job its fields name."""
-        fields = request.query_params if form is None else form
-        job, machine = str(fields.get("job", "")), str(fields.get("machine", ""))
+    def job_page(ask: Ask) -> Response:
+        """One job with its assign and split forms (the unassigned queue links here)."""
         try:
-            found = state.ledger().job(job, machine or None)
+            found = state.ledger().job(ask.param("job"), ask.param("machine") or None)
         except ShopwattError as err:
-            return jobs(request, session, None, f"Not found: {err}", 404)
+            return jobs(ask.or_told(f"Not found: {err}", 404))
         middle = local_time((found.start_ms + found.end_ms) // 2, cfg.site.tz)
         return _page(
             state,
-            request,
+            ask,
             "job.html",
-            session,
-            status,
             job=found,
             tz=cfg.site.tz,
             local_time=local_time,
             middle=f"{middle:%Y-%m-%dT%H:%M:%S}",
-            message=message,
         )
 
-    def job_assign(request: Request, session: Session, form: FormData | None) -> Response:
-        assert form is not None
-        job, machine = _field(form, "job"), _field(form, "machine") or None
-        customer, order = _field(form, "customer"), _field(form, "order")
-        try:
-            parts, scrap = _count(form, "parts"), _count(form, "scrap")
-            said = Assignment("", 0, job, customer, order, parts, scrap)
-            now, pending = state.ledger(session.user).assign(job, machine, said)
-        except ShopwattError as err:
-            return job_page(request, session, form, f"Not assigned: {err}", 400)
-        done = f"Assigned {now.job_id} on {now.machine} to {now.customer}"
-        return jobs(request, session, None, done + _pending(pending))
+    def assign(ask: Ask) -> str:
+        job, machine = ask.param("job"), ask.param("machine") or None
+        customer, order = ask.param("customer"), ask.param("order")
+        said = Assignment("", 0, job, customer, order, ask.count("parts"), ask.count("scrap"))
+        now, pending = state.ledger(ask.session.user).assign(job, machine, said)
+        return f"Assigned {now.job_id} on {now.machine} to {now.customer}" + _pending(pending)
 
-    def job_split(request: Request, session: Session, form: FormData | None) -> Response:
-        assert form is not None
-        job, machine, at = _field(form, "job"), _field(form, "machine") or None, _field(form, "at")
-        try:
-            try:  # the form's datetime-local: the site's wall clock, no offset
-                at_ms = wall_to_utc_ms(datetime.fromisoformat(at), cfg.site.tz)
-            except ValueError:
-                raise ShopwattError(f"at = {at!r}: a local date and time") from None
-            second, pending = state.ledger(session.user).split(job, machine, at_ms)
-        except ShopwattError as err:
-            return job_page(request, session, form, f"Not split: {err}", 400)
-        done = f"Split {job}: the part from {at} on is {second.job_id}"
-        return jobs(request, session, None, done + _pending(pending))
+    def split(ask: Ask) -> str:
+        job, machine, at = ask.param("job"), ask.param("machine") or None, ask.param("at")
+        try:  # the form's datetime-local: the site's wall clock, no offset
+            at_ms = wall_to_utc_ms(datetime.fromisoformat(at), cfg.site.tz)
+        except ValueError:
+            raise ShopwattError(f"at = {at!r}: a local date and time") from None
+        second, pending = state.ledger(ask.session.user).split(job, machine, at_ms)
+        return f"Split {job}: the part from {at} on is {second.job_id}" + _pending(pending)
 
     # -- month ------------------------------------------------------------------------
-    def month(request: Request, session: Session, _form: FormData | None) -> Response:
-        q = request.query_params
-        return month_page(request, session, q.get("period", ""), day=q.get("day", ""))
-
-    def month_page(
-        request: Request,
-        session: Session,
-        asked: str,
-        message: str = "",
-        status: int = 200,
-        day: str = "",
-    ) -> Response:
+    def month(ask: Ask) -> Response:
         ledger = state.ledger()
         try:
-            period = parse_month(asked)
+            period = parse_month(ask.param("period"))
         except ShopwattError:  # none or a typo: the newest month with data
             period = views.latest_period(ledger, state.clock(), cfg.site.tz)
         if not ledger.path.exists():
-            return _page(
-                state,
-                request,
-                "month.html",
-                session,
-                status,
-                period=period,
-                m=None,
-                message=message,
-            )
+            return _page(state, ask, "month.html", period=period, m=None)
         m = views.month(cfg, ledger, period)
-        try:  # a day of the month to show by quarter hour; anything else: the whole month
-            shown: date | None = date.fromisoformat(day)
-        except ValueError:
-            shown = None
+        # A day of the month to show by quarter hour; anything else: the whole month.
+        shown = _day(ask.param("day"))
         link = f"/month?period={period}"
         return _page(
             state,
-            request,
+            ask,
             "month.html",
-            session,
-            status,
             period=period,
             m=m,
-            message=message,
             pictures=month_pictures(
                 m, cfg, shown if shown and m.first <= shown < m.end else None, link
             ),
             month_link=link,
         )
 
-    def month_close(request: Request, session: Session, form: FormData | None) -> Response:
-        assert form is not None
-        period = _field(form, "period")
-        try:
-            closed = state.ledger(session.user).close(parse_month(period))
-        except ShopwattError as err:
-            return month_page(request, session, period, f"Not closed: {err}", 400)
-        return month_page(
-            request,
-            session,
-            period,
+    def close(ask: Ask) -> str:
+        closed = state.ledger(ask.session.user).close(parse_month(ask.param("period")))
+        return (
             f"Closed {closed.period}: {closed.rows} rows and {closed.adjustments} adjustment rows "
             f"frozen, {closed.energy_kwh} kWh, "
-            f"{closed.total_cents / 100:,.2f} {cfg.site.currency}.",
+            f"{closed.total_cents / 100:,.2f} {cfg.site.currency}."
         )
 
-    def month_export(request: Request, session: Session, _form: FormData | None) -> Response:
-        try:
-            period = parse_month(request.query_params.get("period", ""))
-        except ShopwattError as err:
-            return Response(str(err), 400, headers=_HEADERS)
-        by = request.query_params.get("by", "job")
+    def month_export(ask: Ask) -> Response:
+        period = parse_month(ask.param("period"))
+        by = ask.param("by")
         by = by if by in ("job", "customer", "machine") else "job"
         first, end = period_start(period), period_start(next_period(period))
         ledger = state.ledger()
@@ -524,135 +482,99 @@ def build_app(state: WebState) -> Starlette:
         out = io.StringIO(newline="")
         table = build_table(selection, cfg.site.tz, cfg.site.currency, by, charges)  # type: ignore[arg-type]
         write_csv(table, out)
-        return _download(out.getvalue(), f"shopwatt-{cfg.site.id}-{period}-{by}.csv", "text/csv")
+        name = f"shopwatt-{cfg.site.id}-{period}-{by}.csv"
+        return _attachment(out.getvalue(), name, "text/csv")
 
-    def month_bill(request: Request, session: Session, _form: FormData | None) -> Response:
-        try:
-            period = parse_month(request.query_params.get("period", ""))
-        except ShopwattError as err:
-            return Response(str(err), 400, headers=_HEADERS)
+    def month_bill(ask: Ask) -> Response:
+        period = parse_month(ask.param("period"))
         text = bill_text(state.ledger().bill(period), cfg.site.tz)  # as `shopwatt bill` prints
-        return _download(text + "\n", f"shopwatt-{cfg.site.id}-{period}-bill.txt", "text/plain")
+        name = f"shopwatt-{cfg.site.id}-{period}-bill.txt"
+        return _attachment(text + "\n", name, "text/plain")
 
     # -- members ----------------------------------------------------------------------
-    def members(
-        request: Request,
-        session: Session,
-        _form: FormData | None,
-        message: str = "",
-        status: int = 200,
-    ) -> Response:
+    def members(ask: Ask) -> Response:
         """Every member's balance per block, flagged as `status` flags it (the same code)."""
         ledger, today = state.ledger(), local_date(state.clock(), cfg.site.tz)
         found = ledger.member_list() if ledger.path.exists() else []
-        balances = {b.member: b for b in ledger.balances(today)} if found else {}
         return _page(
             state,
-            request,
+            ask,
             "members.html",
-            session,
-            status,
             members=found,
-            balances=balances,
+            balances={b.member: b for b in ledger.balances(today)} if found else {},
             credits=credits,
             today=today,
             until=default_until(today),
             soon=EXPIRY_SOON_DAYS,
             period=f"{today:%Y-%m}",
-            message=message,
         )
 
-    def members_topup(request: Request, session: Session, form: FormData | None) -> Response:
+    def topup(ask: Ask) -> str:
         """A block of hours bought today: `shopwatt member topup`'s ledger call."""
-        assert form is not None
-        member, hours, price = _field(form, "member"), _field(form, "hours"), _field(form, "price")
-        until, today = _field(form, "valid_until"), local_date(state.clock(), cfg.site.tz)
+        member, hours, price = ask.param("member"), ask.param("hours"), ask.param("price")
+        until, today = ask.param("valid_until"), local_date(state.clock(), cfg.site.tz)
         try:
-            try:
-                last = date.fromisoformat(until) if until else default_until(today)
-            except ValueError:
-                raise ShopwattError(f"valid_until = {until!r}: a date YYYY-MM-DD") from None
-            h, paid = exact(hours, "hours"), cents(price, "price")
-            block = state.ledger(session.user).topup(member, h, paid, today, last)
-        except ShopwattError as err:
-            return members(request, session, None, f"Not topped up: {err}", 400)
-        done = f"Block b{block}: {h} hours for {member} at {price}, {today} .. {last}."
-        return members(request, session, None, done)
+            last = date.fromisoformat(until) if until else default_until(today)
+        except ValueError:
+            raise ShopwattError(f"valid_until = {until!r}: a date YYYY-MM-DD") from None
+        h, paid = exact(hours, "hours"), cents(price, "price")
+        block = state.ledger(ask.session.user).topup(member, h, paid, today, last)
+        return f"Block b{block}: {h} hours for {member} at {price}, {today} .. {last}."
 
-    def members_statement(request: Request, session: Session, _form: FormData | None) -> Response:
+    def members_statement(ask: Ask) -> Response:
         """A member's month as `shopwatt member statement --output` writes it, byte for byte."""
-        q = request.query_params
-        xlsx = q.get("format") == "xlsx"
-        try:
-            period = parse_month(q.get("month", ""))
-            shown = state.ledger().statement(q.get("member", ""), period)
-        except ShopwattError as err:
-            return Response(str(err), 400, headers=_HEADERS)
+        xlsx = ask.param("format") == "xlsx"
+        period = parse_month(ask.param("month"))
+        shown = state.ledger().statement(ask.param("member"), period)
         title, table = statement_table(shown, cfg.site.currency)
         out = io.BytesIO()
         write_view_file(table, title, out, xlsx=xlsx)
         name = f"shopwatt-{cfg.site.id}-{shown.member.id}-{period}.{'xlsx' if xlsx else 'csv'}"
-        media = XLSX if xlsx else "text/csv"
-        return _download(out.getvalue(), name, media)
+        return _attachment(out.getvalue(), name, XLSX if xlsx else "text/csv")
 
     # -- health and users -------------------------------------------------------------
-    def health(request: Request, session: Session, _form: FormData | None) -> Response:
-        h = views.health(cfg, state.ledger(), state.clock())
-        return _page(state, request, "health.html", session, h=h)
+    def health(ask: Ask) -> Response:
+        return _page(state, ask, "health.html", h=views.health(cfg, state.ledger(), state.clock()))
 
-    def users(
-        request: Request,
-        session: Session,
-        _form: FormData | None,
-        message: str = "",
-        status: int = 200,
-    ) -> Response:
+    def users(ask: Ask) -> Response:
         found = list_users(state.ledger().path)
-        return _page(
-            state, request, "users.html", session, status, users=found, roles=ROLES, message=message
-        )
+        return _page(state, ask, "users.html", users=found, roles=ROLES)
 
-    def users_add(request: Request, session: Session, form: FormData | None) -> Response:
-        assert form is not None
-        name, password = _field(form, "name"), str(form.get("password", ""))
+    def add_user(ask: Ask) -> str:
+        name, role = ask.param("name"), check_role(ask.param("role"))
         try:
-            role = check_role(_field(form, "role"))
-            pw_hash = hash_password(password)
-        except (ShopwattError, ValueError) as err:
-            return users(request, session, None, f"Not saved: {err}", 400)
+            pw_hash = hash_password(_typed(ask.form, "password"))
+        except ValueError as err:  # too short: argon2 is never asked
+            raise ShopwattError(str(err)) from None
         when = datetime.now(UTC).isoformat(timespec="seconds")
-        try:
-            new = put_user(
-                state.ledger().path, User(name, role, pw_hash), when, f"{session.user} (web)"
-            )
-        except ShopwattError as err:
-            return users(request, session, None, f"Not saved: {err}", 400)
-        return users(request, session, None, f"{'Added' if new else 'Changed'} {name} ({role}).")
+        new = put_user(state.ledger().path, User(name, role, pw_hash), when, _who(ask.session.user))
+        return f"{'Added' if new else 'Changed'} {name} ({role})."
 
-    def guard(page: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        return _guarded(state, page, handler)
+    def page(path: str, handler: Page, method: str = "GET") -> Route:
+        """A page of the app, open to the roles of the page its path is under."""
+        return Route(path, _guarded(state, path.split("/")[1], handler), methods=[method])
 
     routes = [
         Route("/", home),
         Route("/style.css", style),
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
-        Route("/floor", guard("floor", floor)),
-        Route("/floor/job", guard("floor", floor_job), methods=["POST"]),
-        Route("/floor/{machine}/{event}", guard("floor", floor_form)),
-        Route("/jobs", guard("jobs", jobs)),
-        Route("/jobs/job", guard("jobs", job_page)),
-        Route("/jobs/assign", guard("jobs", job_assign), methods=["POST"]),
-        Route("/jobs/split", guard("jobs", job_split), methods=["POST"]),
-        Route("/month", guard("month", month)),
-        Route("/month/close", guard("month", month_close), methods=["POST"]),
-        Route("/month/export.csv", guard("month", month_export)),
-        Route("/month/bill.txt", guard("month", month_bill)),
-        Route("/members", guard("members", members)),
-        Route("/members", guard("members", members_topup), methods=["POST"]),
-        Route("/members/statement", guard("members", members_statement)),
-        Route("/health", guard("health", health)),
-        Route("/users", guard("users", users)),
-        Route("/users", guard("users", users_add), methods=["POST"]),
+        page("/floor", floor),
+        page("/floor/job", _change("Not sent", send_job, floor, machine_form), "POST"),
+        page("/floor/{machine}/{event}", machine_form),
+        page("/jobs", jobs),
+        page("/jobs/job", job_page),
+        page("/jobs/assign", _change("Not assigned", assign, jobs, job_page), "POST"),
+        page("/jobs/split", _change("Not split", split, jobs, job_page), "POST"),
+        page("/month", month),
+        page("/month/close", _change("Not closed", close, month, month), "POST"),
+        page("/month/export.csv", _download(month_export)),
+        page("/month/bill.txt", _download(month_bill)),
+        page("/members", members),
+        page("/members", _change("Not topped up", topup, members, members), "POST"),
+        page("/members/statement", _download(members_statement)),
+        page("/health", health),
+        page("/users", users),
+        page("/users", _change("Not saved", add_user, users, users), "POST"),
     ]
     return Starlette(routes=routes)

@@ -15,7 +15,9 @@ from security_helpers import MQTT_SECTION, write_shop
 
 from gateway.cli import main
 from gateway.config import load_config
+from gateway.errors import LedgerError
 from gateway.inputs.mqtt_tls import tls_context
+from gateway.ledger import Ledger
 
 
 def run(shop: Path, *args: str) -> Result:
@@ -121,13 +123,16 @@ def test_the_wifi_password_comes_from_a_private_file_or_the_environment(shop: Pa
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--machine", "mill-9", "--sensor", "s1"), "--machine 'mill-9': not in"),
         (("--machine", "lathe-01", "--sensor", "s1"), "has it on machine 'cnc-01', not 'lathe-01'"),
         (("--machine", "cnc-01", "--sensor", "s7"), 'has no [[machine.sensor]] with id = "s7"'),
         (("--machine", "cnc-01", "--sensor", "s1"), "--broker-host: needed, because mqtt.host"),
         (
             ("--machine", "cnc-01", "--sensor", "s1", "--broker-host", "a b"),
             "--broker-host 'a b': expected an IP address",
+        ),
+        (
+            ("--machine", "cnc-01", "--sensor", "s1", "--broker-host", "gw@192.168.1.10"),
+            "--broker-host 'gw@192.168.1.10': expected an IP address",
         ),
     ],
 )
@@ -138,6 +143,15 @@ def test_sensor_mistakes_are_one_clear_line(
     assert result.exit_code == 2
     assert result.output.startswith("shopwatt: error: ") and message in result.output
     assert "Traceback" not in result.output
+
+
+def test_an_unknown_machine_is_refused_in_the_words_of_every_other_command(shop: Path) -> None:
+    with pytest.raises(LedgerError) as ledger_says:  # `shopwatt job start --machine mill-9`'s
+        Ledger(load_config(shop)).machine("mill-9")
+    result = run(shop, "sensor", "--machine", "mill-9", "--sensor", "s1")
+    assert result.exit_code == 2
+    assert result.output == f"shopwatt: error: {ledger_says.value}\n"
+    assert "(known: cnc-01, lathe-01)" in result.output
 
 
 def test_hardware_files_may_not_override_identity_or_credentials(shop: Path) -> None:

@@ -244,6 +244,23 @@ def test_accountant_assigns_an_unassigned_job_and_the_export_shows_it(
     assert "anna (web) job assign" in audit
 
 
+def test_an_assign_of_a_job_gone_meanwhile_says_why_on_the_jobs_page(
+    demo_shop: WebServer, browser: webdriver.Chrome
+) -> None:
+    customer = Ledger(load_config(demo_shop.config)).customer_list()[0]
+    login(browser, demo_shop, "anna")
+    _open_first_unassigned(browser, demo_shop)
+    form = browser.find_element(By.ID, "assign")
+    # Split or recomputed away while the page was open: the form names a job that is gone.
+    browser.execute_script("arguments[0].value = 'gone-1'", form.find_element(By.NAME, "job"))
+    form.find_element(By.NAME, "customer").clear()
+    form.find_element(By.NAME, "customer").send_keys(customer.id)
+    submit(browser, form.find_element(By.CSS_SELECTOR, "button"))
+    message = browser.find_element(By.ID, "message").text
+    assert message.startswith("Not assigned: ") and "'gone-1'" in message
+    assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Jobs ")
+
+
 def test_accountant_splits_a_job_into_two_rows(
     demo_shop: WebServer, browser: webdriver.Chrome, tmp_path: Path
 ) -> None:
