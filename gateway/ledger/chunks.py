@@ -135,6 +135,11 @@ def _by_day(new: MachineReadings) -> list[tuple[int, MachineReadings]]:
 # Every level of a machine's UTC day (or of its blocks overlapping a time range).
 _LEVELS = ("chunks", "parts", "segments")
 _ALL = " UNION ALL ".join(f"SELECT n, data FROM {t} WHERE machine = ? AND day = ?" for t in _LEVELS)
+# The blocks of a machine's UTC day in chunks and parts: their first and last times.
+_SPANS = (
+    "SELECT t_first, t_last, 'chunks' FROM chunks WHERE machine = ? AND day = ? UNION ALL "
+    "SELECT t_first, t_last, 'parts' FROM parts WHERE machine = ? AND day = ?"
+)
 # Segments have no index: see ReadingStore._segment_spans.
 _OVERLAPPING = " UNION ALL ".join(
     f"SELECT n, data FROM {t} WHERE machine = ? AND day = ? AND t_last >= ? AND t_first <= ?"
@@ -328,6 +333,12 @@ class ReadingStore:
             return _EMPTY
         return take(concat([self._day(machine, d) for d in self._days(machine, lo, hi)]), lo, hi)
 
+    def window(self, machine: str, lo: int, hi: int) -> MachineReadings:
+        """Readings with lo <= t < hi, sorted, decoding only the blocks that hold some (a
+        live recompute reads the minutes after its checkpoint, not the whole day)."""
+        days = range(lo // DAY_MS, (hi - 1) // DAY_MS + 1) if hi > lo else range(0)
+        return take(concat([self._overlapping(machine, d, lo, hi - 1) for d in days]), lo, hi)
+
     def last_before(self, machine: str, t_ms: int) -> int | None:
         """Time of the last stored reading before t_ms."""
         return self._nearest(machine, t_ms, before=True)
@@ -349,9 +360,24 @@ class ReadingStore:
         found = [d for d in days if d is not None]
         if not found:
             return None
-        t = self._day(machine, max(found) if before else min(found)).t_ms
+        day = max(found) if before else min(found)
+        # A block that ends before t_ms (or starts at or after it) answers with its span;
+        # only blocks around t_ms are read: live segments and parts are small, a day block
+        # is decoded (and kept) whole.
+        spans: list[tuple[int, int, str]] = [
+            (a, b, level) for a, b, level in self._conn.execute(_SPANS, (machine, day) * 2)
+        ]
+        spans += [(a, b, "segments") for a, b, _ in self._segment_spans().get((machine, day), [])]
+        around = [level for a, b, level in spans if a < t_ms <= b]
+        t = np.zeros(0, np.int64)
+        if "chunks" in around or (machine, day) in self._cache:
+            t = self._day(machine, day).t_ms
+        elif around:
+            t = self._overlapping(machine, day, t_ms - 1 if before else t_ms, t_ms).t_ms
         k = int(np.searchsorted(t, t_ms))
-        return int(t[k - 1] if before else t[k])
+        if before:
+            return max([b for _, b, _ in spans if b < t_ms] + ([int(t[k - 1])] if k else []))
+        return min([a for a, _, _ in spans if a >= t_ms] + ([int(t[k])] if k < len(t) else []))
 
     def span(self, machine: str) -> tuple[int, int] | None:
         """First and last stored reading of a machine."""
