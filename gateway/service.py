@@ -206,6 +206,7 @@ class Service:
         self._pending: dict[str, tuple[int, int]] = {}  # stored, rows not recomputed yet
         self._due_at: dict[str, float] = {}  # when each machine's live lines and rows are due
         self._members_due = 0.0  # when the members' balances are written next (monotonic)
+        self._demand_at: int | None = None  # the newest reading the last demand point saw
 
     # -- start and stop -----------------------------------------------------------------
     def start(self) -> None:
@@ -361,16 +362,20 @@ class Service:
         return due
 
     def _live_lines(self, due: set[str]) -> list[str]:
+        shown = {m: _concat(parts) for m in sorted(due) if (parts := self._live.pop(m, []))}
+        if not shown:
+            return []
+        # The price slots of every due machine's readings, read once for all of them.
+        views = {m: self.views.get(m, LiveView()) for m in shown}
+        starts = [int(r.t_ms[0]) for r in shown.values()]
+        starts += [v.last[0] for v in views.values() if v.last is not None]
+        slots = self.ledger.price_slots(min(starts), max(int(r.t_ms[-1]) for r in shown.values()))
         lines: list[str] = []
-        for machine in sorted(due):
-            parts = self._live.pop(machine, [])
-            if not parts:
-                continue
-            view = self.views.get(machine, LiveView())
-            shown, self.views[machine] = machine_lines(
-                self.cfg, self.cfg.machines[machine], _concat(parts), view, self.ledger.price_slots
+        for machine, r in shown.items():
+            made, self.views[machine] = machine_lines(
+                self.cfg, self.cfg.machines[machine], r, views[machine], lambda _a, _b: slots
             )
-            lines += shown
+            lines += made
             self._dirty_views.add(machine)
         return lines
 
@@ -472,11 +477,13 @@ class Service:
     def _demand_lines(self) -> list[str]:
         """The month's demand at the newest reading shown live or of the grid meter (its
         time, not the clock's: readings from a meter with a wrong clock stay in their own
-        month)."""
+        month); nothing when no reading was shown since the last point (the demand is what
+        it was)."""
         shown = [v.last[0] for v in self.views.values() if v.last is not None]
         shown += [self._grid_newest] if self._grid_newest else []
-        if not shown or self.cfg.influxdb is None:
+        if not shown or self.cfg.influxdb is None or max(shown) == self._demand_at:
             return []
+        self._demand_at = max(shown)
         demand = self.ledger.demand(self.peak, max(shown))
         return demand_lines(self.cfg.site.id, demand, self.cfg.influxdb.demand_warning)
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import date
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from gateway.config import Machine, Tariff
-from gateway.engine.energy import IntervalEnergy, interval_energy
-from gateway.engine.jobs import combine, detect_jobs, explicit_jobs, inside, split_jobs
+from gateway.engine.energy import IntervalEnergy, exact_wh, interval_energy
+from gateway.engine.jobs import Held, combine, detect_jobs, explicit_jobs, inside, split_jobs
 from gateway.engine.localtime import build_calendar, iso_utc, local_date
 from gateway.engine.model import (
     I64,
@@ -53,6 +54,8 @@ def compute_machine(
     prices: Mapping[str, PriceSlots] | None = None,
     detect: bool = True,
     cuts: I64 | None = None,
+    held: Held | None = None,
+    numbered: Mapping[date, int] | None = None,
 ) -> MachineResult:
     """Cost rows (jobs and daily overhead, by start time) and energy stats for one machine.
 
@@ -61,7 +64,8 @@ def compute_machine(
     job. `cuts` (sorted): instants where the job around them becomes two (split_jobs).
     Every Wh between the first and the last reading lands in exactly one row. prices: the
     slots of each series a [tariff.spot] names (a series not given has no slots: its
-    energy is priced at the fallback).
+    energy is priced at the fallback). held, numbered: the readings continue a day from a
+    checkpoint (the detected job running through it; jobs numbered per day before it).
     """
     _check_lengths(machine_id, readings)
     t = readings.t_ms
@@ -79,13 +83,13 @@ def compute_machine(
         # reading) are never one stretch: cut there as at a long gap.
         apart = np.union1d(energy.long_iv, np.flatnonzero(np.diff(region)))
         free_stretches = running_stretches(free, machine.run_above_w, apart)
-        spans = combine(given, detect_jobs(t, free_stretches, machine, region))
+        spans = combine(given, detect_jobs(t, free_stretches, machine, region, held))
     elif detect and n:
-        spans = detect_jobs(t, stretches, machine)
+        spans = detect_jobs(t, stretches, machine, held=held)
     cal = None
     if n:
         cal = build_calendar(tariff, tz, local_date(int(t[0]), tz), local_date(int(t[-1]), tz))
-    spans = name_jobs(machine_id, spans, cal, tz)
+    spans = name_jobs(machine_id, spans, cal, tz, numbered)
     if cuts is not None:
         spans = split_jobs(spans, cuts)
     if cal is None:
@@ -98,17 +102,18 @@ def compute_machine(
         )
         return MachineResult(rows, EnergyStats(0, 0.0, 0, 0, 0, 0.0))
 
-    metered_wh = float(np.sum(energy.wh))
+    interval_wh = exact_wh(energy.wh)  # so that rows computed in pieces add up exactly
+    metered_wh = float(np.sum(interval_wh))
     _check_total(machine_id, readings, metered_wh)
     run_s = run_time(t, stretches, energy.long_iv).between_s(spans.start_ms, spans.end_ms)
 
-    priced_wh = split_energy(t, energy.wh, cal, spans, len(tariff.columns))
+    priced_wh = split_energy(t, interval_wh, cal, spans, len(tariff.columns))
     n_jobs = len(spans)
     band_wh = by_band(priced_wh, cal.column_band, len(tariff.band_names))
     spot = np.zeros((len(priced_wh), 2))
     if any(v.spot for v in tariff.versions):
         spots = version_spots(tariff, prices or {})
-        spot = np.column_stack(spot_split(t, energy.wh, cal, spans, spots))
+        spot = np.column_stack(spot_split(t, interval_wh, cal, spans, spots))
     rows = job_rows(
         machine_id,
         machine,
@@ -122,7 +127,7 @@ def compute_machine(
     )
     rows += overhead_rows(machine_id, t, cal, band_wh[n_jobs:], priced_wh[n_jobs:], spot[n_jobs:])
     rows.sort(key=lambda r: (r.start_ms, r.kind == "job", r.job_id))
-    return MachineResult(rows, _stats(n, metered_wh, energy), energy.wh)
+    return MachineResult(rows, _stats(n, metered_wh, energy), interval_wh)
 
 
 def energy_stats(machine_id: str, readings: MachineReadings, machine: Machine) -> EnergyStats:
@@ -131,7 +136,7 @@ def energy_stats(machine_id: str, readings: MachineReadings, machine: Machine) -
     energy = interval_energy(machine_id, readings, machine)
     if not len(readings.t_ms):
         return EnergyStats(0, 0.0, 0, 0, 0, 0.0)
-    metered_wh = float(np.sum(energy.wh))
+    metered_wh = float(np.sum(exact_wh(energy.wh)))
     _check_total(machine_id, readings, metered_wh)
     return _stats(len(readings.t_ms), metered_wh, energy)
 

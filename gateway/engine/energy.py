@@ -26,6 +26,11 @@ JUMP_REL_TOL = 0.10
 _CHUNK = 1 << 15
 _NONE = np.zeros(0, dtype=np.int64)
 _NONE.setflags(write=False)
+# Energies are whole multiples of 2^-24 Wh (60 nWh, far below any meter's resolution).
+# Sums of them below 2^29 Wh (537 MWh) are exact in any order and grouping, so rows
+# computed in two pieces add up to the bit to the rows of one (the live recompute carries
+# the part of a day before a checkpoint instead of recomputing it; ledger/recompute.py).
+_EXACT_BITS = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +45,17 @@ class IntervalEnergy:
     gap_s: float
 
 
+def exact_wh(wh: F64) -> F64:
+    """Energies rounded to the nearest multiple of 2^-24 Wh (see _EXACT_BITS)."""
+    return np.asarray(np.ldexp(np.rint(np.ldexp(wh, _EXACT_BITS)), -_EXACT_BITS), np.float64)
+
+
 def _dt_ms(t: I64, i: I64) -> F64:
     """Length of the intervals i in ms."""
     return np.asarray(t[i + 1] - t[i], dtype=np.float64)
 
 
-class _Bound:
+class JumpBound:
     """The most energy a counter may plausibly add over dt_ms at rated power."""
 
     def __init__(self, rated_w: float, resolution_wh: float) -> None:
@@ -87,7 +97,7 @@ class _Found:
     shortest_ms: float  # <= 0: the times are not increasing
 
 
-def _suspects(d: F64, lowest: float, shortest_ms: float, dt_ms: I64, bound: _Bound) -> I64:
+def _suspects(d: F64, lowest: float, shortest_ms: float, dt_ms: I64, bound: JumpBound) -> I64:
     """Counter steps that go down or exceed the plausible bound for their interval.
 
     Normally there are none: two reductions prove it against the tightest bound (that of
@@ -123,7 +133,7 @@ def _flat(d: F64, w: F64, long_iv: I64, a: int) -> _Flat:
     return _Flat(first + a, end + a, np.flatnonzero(flat) + a)
 
 
-def _scan(t: I64, w: F64, wh: F64, out: F64, a: int, max_gap_ms: int, bound: _Bound) -> _Found:
+def _scan(t: I64, w: F64, wh: F64, out: F64, a: int, max_gap_ms: int, bound: JumpBound) -> _Found:
     """Energy of the intervals a..a+len(out)-1 into out: the counter difference where both
     ends have a counter, else the trapezoid of power (repairs come later).
     """
@@ -160,7 +170,7 @@ def _trapezoid_into(out: F64, w: F64, dt_ms: I64) -> None:
     out *= 0.5 / MS_PER_H
 
 
-def _glitches(t: I64, wh: F64, bad: I64, bound: _Bound) -> I64:
+def _glitches(t: I64, wh: F64, bad: I64, bound: JumpBound) -> I64:
     """Readings whose counter alone is wrong: both neighbouring intervals are bad, but the
     counter goes on from before to after it plausibly (a corrupt Modbus read, a bit flip).
     """
@@ -188,7 +198,7 @@ def _spread(t: I64, w: F64, energy: F64, idx: I64, starts: I64, total: F64) -> N
 
 
 def _coarse_steps(
-    t: I64, w: F64, wh: F64, energy: F64, flat: _Flat, not_plain: I64, bound: _Bound
+    t: I64, w: F64, wh: F64, energy: F64, flat: _Flat, not_plain: I64, bound: JumpBound
 ) -> None:
     """Share each counter step with the flat intervals before it, by power.
 
@@ -254,7 +264,7 @@ def interval_energy(machine_id: str, readings: MachineReadings, machine: Metered
     interval, so a long interval with good counters is no gap.
     """
     t, w, wh = readings.t_ms, readings.watts, readings.wh
-    bound = _Bound(machine.rated_w, machine.counter_resolution_wh)
+    bound = JumpBound(machine.rated_w, machine.counter_resolution_wh)
     # An integer bound: the intervals are whole ms (dt > x exactly when dt > floor(x)), and
     # int64 against a float would convert every interval length to compare it.
     long_ms = math.floor(machine.max_gap_s * 1000.0)

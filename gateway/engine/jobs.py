@@ -30,20 +30,37 @@ class JobSpans:
         return len(self.start_ms)
 
 
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A detected job that runs through the first reading, begun before it: the readings
+    start at a checkpoint of the day, the part of the job before it is counted elsewhere."""
+
+    start_ms: int
+    job_id: str
+
+
 def detect_jobs(
-    t_ms: I64, stretches: Stretches, machine: Machine, region: I64 | None = None
+    t_ms: I64,
+    stretches: Stretches,
+    machine: Machine,
+    region: I64 | None = None,
+    held: Held | None = None,
 ) -> JobSpans:
     """Running stretches merged across pauses shorter than merge_gap_s; kept when at least
     min_job_s long. A job spans its first running reading to its last, so a lone running
     reading (no duration, no energy) is never a job.
 
     region: per reading, which stretch of time free of explicit jobs it lies in; a
-    detected job never merges across an explicit one, nor grows into one.
+    detected job never merges across an explicit one, nor grows into one. held: the job
+    a stretch starting at the first reading continues (it keeps the held start and id).
     """
     if len(stretches) == 0:
         none = np.zeros(0, dtype=np.int64)
         return JobSpans(none, none, [], [], [])
     begin, end = t_ms[stretches.first], t_ms[stretches.last]
+    held = held if held is not None and stretches.first[0] == 0 else None
+    if held is not None:
+        begin[0] = held.start_ms
     merge = begin[1:] - end[:-1] < machine.merge_gap_s * 1000.0
     if region is not None:
         merge &= region[stretches.first[1:]] == region[stretches.last[:-1]]
@@ -59,7 +76,10 @@ def detect_jobs(
     if region is not None:
         last_region = region[np.searchsorted(t_ms, stop)]
         still &= last_region == region[-1]
-    return JobSpans(start, stop, still.tolist(), [""] * len(start), [""] * len(start))
+    ids = [""] * len(start)
+    if held is not None and len(start) and start[0] == held.start_ms:
+        ids[0] = held.job_id
+    return JobSpans(start, stop, still.tolist(), ids, [""] * len(start))
 
 
 def inside(t_ms: I64, jobs: JobSpans) -> tuple[npt.NDArray[np.bool_], I64]:

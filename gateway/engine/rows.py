@@ -8,6 +8,7 @@ version x band; ledger.units.energy_cents) and the printed hours at the machine-
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from datetime import date
 from zoneinfo import ZoneInfo
 
@@ -31,23 +32,33 @@ def _local_days(t_ms: I64, cal: Calendar | None, tz: ZoneInfo) -> list[date]:
     ]
 
 
-def _auto_ids(machine_id: str, start_days: list[date]) -> list[str]:
-    """Detected jobs: <machine>-<YYYYMMDD>-<NNN>, numbered from 001 per local start date."""
+def _auto_ids(machine_id: str, start_days: list[date], numbered: Mapping[date, int]) -> list[str]:
+    """Detected jobs: <machine>-<YYYYMMDD>-<NNN>, numbered per local start date from the
+    number after those already numbered (001 on a day without)."""
     per_day: Counter[date] = Counter(start_days)
     ids: list[str] = []
     for day in sorted(per_day):  # start_days is sorted: the jobs are
         ymd = day.strftime("%Y%m%d")
-        ids += (f"{machine_id}-{ymd}-{k:03d}" for k in range(1, per_day[day] + 1))
+        first = numbered.get(day, 0) + 1
+        ids += (f"{machine_id}-{ymd}-{k:03d}" for k in range(first, first + per_day[day]))
     return ids
 
 
-def name_jobs(machine_id: str, jobs: JobSpans, cal: Calendar | None, tz: ZoneInfo) -> JobSpans:
+def name_jobs(
+    machine_id: str,
+    jobs: JobSpans,
+    cal: Calendar | None,
+    tz: ZoneInfo,
+    numbered: Mapping[date, int] | None = None,
+) -> JobSpans:
     """The detected jobs (id "") named <machine>-<YYYYMMDD>-<NNN>, counted among detected
-    jobs only, so an explicit job never renumbers them."""
+    jobs only, so an explicit job never renumbers them. numbered: per local date, the
+    detected jobs started on it before the readings (a day continued from a checkpoint)."""
     detected = np.array([not j for j in jobs.ids], dtype=bool)
     if not detected.any():
         return jobs
-    auto = iter(_auto_ids(machine_id, _local_days(jobs.start_ms[detected], cal, tz)))
+    days = _local_days(jobs.start_ms[detected], cal, tz)
+    auto = iter(_auto_ids(machine_id, days, numbered or {}))
     ids = [j or next(auto) for j in jobs.ids]
     return JobSpans(jobs.start_ms, jobs.end_ms, jobs.open, ids, jobs.customers)
 

@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gateway.config import Spot, Tariff
+from gateway.engine.energy import exact_wh
 from gateway.engine.jobs import JobSpans
 from gateway.engine.localtime import Calendar
 from gateway.engine.model import F64, I64, NO_SLOTS, PriceSlots
@@ -32,7 +33,9 @@ def energy_before(x: I64, t: I64, interval_wh: F64) -> F64:
     before = done[np.searchsorted(starts, i)]  # sum of the intervals before interval i
     inner = np.minimum(i, n_iv - 1)
     frac = np.clip((x - t[inner]) / (t[inner + 1] - t[inner]), 0.0, 1.0)
-    return np.asarray(before + np.where(i < n_iv, frac * interval_wh[inner], 0.0), np.float64)
+    # Exact energies in, exact energies out: then every sum of pieces is exact too.
+    part = exact_wh(np.where(i < n_iv, frac * interval_wh[inner], 0.0))
+    return np.asarray(before + part, np.float64)
 
 
 def _pieces(

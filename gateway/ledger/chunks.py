@@ -182,6 +182,11 @@ def _by_day(new: MachineReadings) -> list[tuple[int, MachineReadings]]:
 # live level (batches of every machine) is read through ReadingStore._live_rows.
 _LEVELS = ("chunks", "parts")
 _ALL = " UNION ALL ".join(f"SELECT n, data FROM {t} WHERE machine = ? AND day = ?" for t in _LEVELS)
+# The blocks of a machine's UTC day in chunks and parts: their first and last times.
+_SPANS = (
+    "SELECT t_first, t_last, 'chunks' FROM chunks WHERE machine = ? AND day = ? UNION ALL "
+    "SELECT t_first, t_last, 'parts' FROM parts WHERE machine = ? AND day = ?"
+)
 _OVERLAPPING = " UNION ALL ".join(
     f"SELECT n, data FROM {t} WHERE machine = ? AND day = ? AND t_last >= ? AND t_first <= ?"
     for t in _LEVELS
@@ -378,14 +383,16 @@ class ReadingStore:
         )
 
     def _overlapping(
-        self, machine: str, day: int, lo: int, hi: int, live: list[MachineReadings]
+        self, machine: str, day: int, lo: int, hi: int, live: list[MachineReadings] | None = None
     ) -> MachineReadings:
         """The readings of the blocks of a machine's UTC day that overlap [lo, hi] (`live`:
-        its live blocks near that range)."""
+        its live blocks near that range, when known; else all of them)."""
         blocks = [
             decode(b["data"], b["n"])
             for b in self._conn.execute(_OVERLAPPING, (machine, day, lo, hi) * 2)
         ]
+        if live is None:
+            live = [r for _, d, r in self._live_blocks(machine) if d == day]
         blocks += [r for r in live if r.t_ms[-1] >= lo and r.t_ms[0] <= hi]
         return _sorted(blocks)
 
@@ -446,6 +453,12 @@ class ReadingStore:
             return _EMPTY
         return take(concat([self._day(machine, d) for d in self._days(machine, lo, hi)]), lo, hi)
 
+    def window(self, machine: str, lo: int, hi: int) -> MachineReadings:
+        """Readings with lo <= t < hi, sorted, decoding only the blocks that hold some (a
+        live recompute reads the minutes after its checkpoint, not the whole day)."""
+        days = range(lo // DAY_MS, (hi - 1) // DAY_MS + 1) if hi > lo else range(0)
+        return take(concat([self._overlapping(machine, d, lo, hi - 1) for d in days]), lo, hi)
+
     def last_before(self, machine: str, t_ms: int) -> int | None:
         """Time of the last stored reading before t_ms."""
         return self._nearest(machine, t_ms, before=True)
@@ -472,9 +485,28 @@ class ReadingStore:
         found = [d for d in days if d is not None]
         if not found:
             return None
-        t = self._day(machine, max(found) if before else min(found)).t_ms
+        day = max(found) if before else min(found)
+        # A block that ends before t_ms (or starts at or after it) answers with its span;
+        # only blocks around t_ms are read: live segments and parts are small, a day block
+        # is decoded (and kept) whole.
+        spans: list[tuple[int, int, str]] = [
+            (a, b, level) for a, b, level in self._conn.execute(_SPANS, (machine, day) * 2)
+        ]
+        spans += [
+            (int(r.t_ms[0]), int(r.t_ms[-1]), "live")
+            for _, d, r in self._live_blocks(machine)
+            if d == day
+        ]
+        around = [level for a, b, level in spans if a < t_ms <= b]
+        t = np.zeros(0, np.int64)
+        if "chunks" in around or (machine, day) in self._cache:
+            t = self._day(machine, day).t_ms
+        elif around:
+            t = self._overlapping(machine, day, t_ms - 1 if before else t_ms, t_ms).t_ms
         k = int(np.searchsorted(t, t_ms))
-        return int(t[k - 1] if before else t[k])
+        if before:
+            return max([b for _, b, _ in spans if b < t_ms] + ([int(t[k - 1])] if k else []))
+        return min([a for a, _, _ in spans if a >= t_ms] + ([int(t[k])] if k < len(t) else []))
 
     def span(self, machine: str) -> tuple[int, int] | None:
         """First and last stored reading of a machine."""

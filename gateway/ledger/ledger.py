@@ -53,7 +53,7 @@ from gateway.ledger.chunks import DAY_MS, Merged, ReadingStore
 from gateway.ledger.fingerprint import changed_from, fingerprint
 from gateway.ledger.live import LiveState, load_state, save_state
 from gateway.ledger.machines import check_machine
-from gateway.ledger.recompute import Computed, Recomputer
+from gateway.ledger.recompute import Carry, Computed, Recomputer
 from gateway.ledger.rows import LedgerRow, select
 from gateway.ledger.schema import connect, transaction
 from gateway.ledger.staging import Staged, merge_staged, stage
@@ -245,6 +245,10 @@ class Ledger:
         self._who = who or os_user()
         self._clock = clock
         self._held: sqlite3.Connection | None = None
+        # ingest()'s live recomputes: each machine's newest piece up to a checkpoint
+        # (ledger/recompute.py), valid while no other connection wrote the ledger.
+        self._carries: dict[str, Carry] = {}
+        self._version = -1  # PRAGMA data_version when they were made
 
     def disconnect(self) -> None:
         """Close the connection that ingest() keeps open (if any)."""
@@ -426,6 +430,11 @@ class Ledger:
         commit (the service puts them in its outbox then: docs/gateway.md).
         """
         conn = self._held_conn()
+        # Another process wrote the ledger (a replay, a split, a dropped reading...): what
+        # the carries hold may be out of date, so every machine is computed in full once.
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        carries = dict(self._carries) if version == self._version else {}
+        self._carries = {}  # kept again only once this batch is committed
         with transaction(conn):
             self._require_current(conn)
             store = ReadingStore(conn)
@@ -446,7 +455,7 @@ class Ledger:
                     span = explicit.store(conn, live, source, self.cfg.site.tz)
                     if span:
                         _widen(touched, live, span)
-            computed = self._recompute(conn, store, touched)
+            computed = self._recompute(conn, store, touched, carries=carries)
             changed = {p for c in computed for p in periods_between(c.first_day, c.end_day)}
             result = Ingested(
                 added=sum(m.added for m in merged.values()),
@@ -468,6 +477,7 @@ class Ledger:
                 record(conn, self._entry("ingest", detail | {"adjustments": result.adjustments}))
             if before_commit is not None:
                 before_commit(result.rows)
+        self._carries, self._version = carries, version
         return result
 
     def _recompute(
@@ -476,11 +486,18 @@ class Ledger:
         store: ReadingStore,
         touched: Mapping[str, tuple[int, int]],
         progress: Progress | None = None,
+        carries: dict[str, Carry] | None = None,
     ) -> list[Computed]:
-        """Recompute and save each touched machine over the safe local days around its range."""
-        recomputer = Recomputer(conn, store, self.cfg)
+        """Recompute and save each touched machine over the safe local days around its range
+        (carries: live, go on from each machine's checkpoint where it can)."""
+        recomputer = Recomputer(conn, store, self.cfg, carries)
         computed = []
         for k, (machine, (lo, hi)) in enumerate(touched.items(), start=1):
+            done = recomputer.continued(machine, lo, hi)
+            if done is not None:
+                recomputer.save(done)
+                computed.append(done)
+                continue
             a, b = recomputer.widen(machine, lo, hi)
             computed += _in_pieces(recomputer, store, machine, a, b, self.cfg.site.tz)
             store.forget()  # one machine's days in memory at a time, not every touched one's

@@ -52,9 +52,23 @@ CREATE TABLE audit (
     action TEXT NOT NULL, detail TEXT NOT NULL);
 """
 
+
 # Each step upgrades the schema by one version, one SQL statement per string (a new ledger
 # runs them all after _DDL); steps are only ever added, so a ledger of any older shopwatt
 # opens by running the ones it lacks. Steps only create tables (see connect(): readonly).
+def _rowid_blocks(table: str, columns: str, key: str) -> tuple[str, ...]:
+    """Statements that rebuild a table of blocks as a rowid table with a unique index on
+    key, its rows copied (columns: all of them, in the table's order; again when run again)."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {table}_rowid ({columns})",
+        f"DROP INDEX IF EXISTS {table}_by_key",
+        f"CREATE UNIQUE INDEX {table}_by_key ON {table}_rowid ({key})",
+        f"INSERT INTO {table}_rowid SELECT * FROM {table}",
+        f"DROP TABLE {table}",
+        f"ALTER TABLE {table}_rowid RENAME TO {table}",
+    )
+
+
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1 -> 2: `shopwatt run`'s state (gateway/ledger/live.py). Before, the service created
     # these tables itself, with these columns: IF NOT EXISTS adopts them and their rows.
@@ -192,7 +206,27 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             machine TEXT NOT NULL, day TEXT NOT NULL, wh BLOB NOT NULL, states BLOB NOT NULL,
             PRIMARY KEY (machine, day))""",
     ),
-    # 12 -> 13: a live batch's readings as one block for all its machines (ledger/chunks.py):
+    # 12 -> 13: readings' blocks in rowid tables, found by an index. A WITHOUT ROWID table
+    # keeps its rows in the key's b-tree, and a search compares whole rows: every lookup of
+    # a machine's day read that day's compressed block (hundreds of KB late in the day) to
+    # get at its key. Rewrites the blocks once. A reader of an older file skips it (only
+    # the CREATE statements of a step run there, on empty temporary tables).
+    (
+        *_rowid_blocks(
+            "chunks",
+            "machine TEXT NOT NULL, day INTEGER NOT NULL, n INTEGER NOT NULL, "
+            "t_first INTEGER NOT NULL, t_last INTEGER NOT NULL, data BLOB NOT NULL",
+            "machine, day",
+        ),
+        *_rowid_blocks(
+            "parts",
+            "machine TEXT NOT NULL, day INTEGER NOT NULL, level INTEGER NOT NULL, "
+            "t_first INTEGER NOT NULL, n INTEGER NOT NULL, t_last INTEGER NOT NULL, "
+            "data BLOB NOT NULL",
+            "machine, day, level, t_first",
+        ),
+    ),
+    # 13 -> 14: a live batch's readings as one block for all its machines (ledger/chunks.py):
     # a `segments` row per machine and batch wrote three times the pages. Older ledgers'
     # segments are read beside it until the next compaction moves them into parts.
     (
@@ -244,7 +278,7 @@ def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqli
             # reader sees them as empty temporary tables (its own, gone when it closes).
             for step in _MIGRATIONS[version - 1 :]:
                 for statement in step:
-                    if statement.startswith("ALTER TABLE"):
+                    if not statement.startswith("CREATE"):
                         continue  # a column the file lacks reads as its default (rows.py)
                     conn.execute(statement.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
         elif version < SCHEMA_VERSION:

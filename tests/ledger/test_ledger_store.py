@@ -81,6 +81,24 @@ def test_a_ledger_of_shopwatt_0_1_reads_unchanged_and_is_upgraded(tmp_path: Path
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
+def test_an_upgraded_ledger_finds_a_days_block_by_an_index_not_by_reading_the_blocks(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.sqlite"
+    shutil.copy(V1_LEDGER, path)
+    for _ in range(2):  # upgraded, then (its version set back) upgraded again
+        connect(path).close()
+        with closing(sqlite3.connect(path)) as conn:
+            tables = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
+            assert "WITHOUT ROWID" not in tables["chunks"] + tables["parts"]
+            query = "SELECT n FROM chunks WHERE machine = 'mill' AND day = 20395"
+            assert "chunks_by_key" in str(conn.execute(f"EXPLAIN QUERY PLAN {query}").fetchall())
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+            conn.commit()
+    with closing(connect(path)) as conn:
+        _same(ReadingStore(conn).load("mill", 0, 2**62), _readings(OLD_MILL))
+
+
 def _batches(r: MachineReadings, size: int) -> list[MachineReadings]:
     return [
         MachineReadings(r.t_ms[k : k + size], r.watts[k : k + size], r.wh[k : k + size])
