@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from gateway.config import Machine, Tariff
-from gateway.engine.energy import interval_energy
+from gateway.engine.energy import exact_wh, interval_energy
 from gateway.engine.localtime import build_calendar, local_date
 from gateway.engine.model import F64, I64, MachineReadings, PriceSlots
 from gateway.engine.split import energy_before, spot_edges, spot_price, version_spots
@@ -44,7 +44,8 @@ def minute_energy(
     if len(r) < 2:
         return np.zeros(0, np.int64), np.zeros((0, n_bands)), np.zeros((0, n_bands))
     t = r.t_ms
-    interval_wh = interval_energy(machine.id, r, machine).wh
+    # The rows' interval energies (exact_wh), so a day's minutes add up to its rows.
+    interval_wh = exact_wh(interval_energy(machine.id, r, machine).wh)
     first, last = int(t[0]), int(t[-1])
     cal = build_calendar(tariff, tz, local_date(first, tz), local_date(last, tz))
     spots = version_spots(tariff, prices)
