@@ -48,6 +48,9 @@ class _Appending:
 # machine) but makes every read of the open day decode more batches.
 SEGMENTS_MAX = 4096
 FANOUT = 8  # parts of one level merged into one of the next level
+# A live batch of more readings than this (about 80 s of 50 sensors at 1 Hz) goes to parts
+# per machine instead of one block of the live level.
+LIVE_BATCH_MAX = 4096
 
 
 # zstd level 1: about zlib's size at a third of its time. Frames as pyarrow's zstd codec
@@ -339,7 +342,12 @@ class ReadingStore:
                 near.setdefault((machine, day), []).append(r)
         fresh: list[Block] = []
         merged = {m: self._add(m, r, _Appending(fresh, near)) for m, r in batches.items()}
-        if fresh:
+        if sum(len(r) for _, _, r in fresh) > LIVE_BATCH_MAX:
+            # A backlog or a bulk ingest: stored per machine, so that reading one machine
+            # never decodes every machine's share of it (one block saves pages when small).
+            for machine, day, r in fresh:
+                self._add_part(machine, day, 1, r)
+        elif fresh:
             cursor = self._conn.execute(
                 "INSERT INTO live_batches (parts, t_first, t_last, data) VALUES (?, ?, ?, ?)",
                 _batch_columns(fresh),

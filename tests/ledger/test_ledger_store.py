@@ -251,6 +251,30 @@ def test_a_live_batch_of_many_machines_writes_a_few_pages_not_one_per_machine(
     assert sum(written) / len(written) <= 10 * 1048, written
 
 
+def test_a_backlog_batch_is_read_back_one_machine_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Sensors returning with an hour of backlog make one big batch: reading one machine
+    # (the floor page, a recompute) must not decode every machine's share of it.
+    config = write_shop(tmp_path)
+    ledger = Ledger(load_config(config))
+    t = local_ms("2026-11-03 08:00") + np.arange(3600, dtype=np.int64) * 1000
+    machines = [f"m{k:02d}" for k in range(5)]
+    watts = np.full(len(t), 900.0)
+    backlog = {
+        m: MachineReadings(t, watts, np.cumsum(watts) / 3600 + k) for k, m in enumerate(machines)
+    }
+    ledger.ingest(backlog, "live", recompute={})
+    ledger.disconnect()
+    decoded: list[int] = []
+    real = chunks.decode_batch
+    monkeypatch.setattr(chunks, "decode_batch", lambda blob: decoded.append(1) or real(blob))
+    real_one = chunks.decode
+    monkeypatch.setattr(chunks, "decode", lambda blob, n: decoded.append(n) or real_one(blob, n))
+    _same(_stored(config, "m03"), backlog["m03"])
+    assert decoded == [3600]  # m03's own block, not a block of all five machines
+
+
 def test_live_segments_of_the_version_before_are_read_and_compacted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
