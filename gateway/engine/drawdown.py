@@ -137,6 +137,8 @@ class Subscription:
                     key, self.member, self.credits, self.price_cents, start, last_day(period), cap
                 )
             )
+            if period == end:  # 9999-12 has no month after it to compare with
+                break
             period = next_period(period)
         return out
 

@@ -89,6 +89,12 @@ def test_subscription_carries_over_up_to_its_cap_once() -> None:
     ]
 
 
+def test_a_subscription_grants_through_the_last_month_there_is() -> None:
+    # `member statement --month 9999-12` of a shop with a subscription: no month follows.
+    sub = Subscription("s1", "ada", 4 * C, 8000, "9999-11")
+    assert [b.key for b in sub.grants("9999-12")] == ["s1:9999-11", "s1:9999-12"]
+
+
 def test_a_shortened_job_gives_credits_back_and_an_expired_block_expires_them_again() -> None:
     uses = [
         _use("j1", date(2026, 11, 5), "3.0", "1.0"),
