@@ -465,7 +465,14 @@ class ReadingStore:
         """Readings with lo <= t < hi, sorted, decoding only the blocks that hold some (a
         live recompute reads the minutes after its checkpoint, not the whole day)."""
         days = range(lo // DAY_MS, (hi - 1) // DAY_MS + 1) if hi > lo else range(0)
-        return take(concat([self._overlapping(machine, d, lo, hi - 1) for d in days]), lo, hi)
+        # A day already decoded whole (by _nearest, next to a day block) is not decoded again.
+        found = [
+            self._cache[machine, d]
+            if (machine, d) in self._cache
+            else self._overlapping(machine, d, lo, hi - 1)
+            for d in days
+        ]
+        return take(concat(found), lo, hi)
 
     def last_before(self, machine: str, t_ms: int) -> int | None:
         """Time of the last stored reading before t_ms."""
