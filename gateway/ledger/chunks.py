@@ -1,8 +1,8 @@
 """Readings at rest: compressed blocks per machine and UTC day, at three levels.
 
-- `chunks`: one block per machine and UTC day. Replay writes here (a 1-million-row
-  replay becomes about a hundred blocks, not a million SQL rows), and so does compaction
-  once a day is over.
+- `chunks`: a machine's UTC day, in rows of BLOCK_MAX consecutive readings (a 1-million-row
+  replay becomes a few hundred blocks, not a million SQL rows). Replay writes here, and so
+  does compaction once a day is over.
 - `batches`: live batches, one block per batch holding every machine's readings of it,
   appended in arrival order (rowid), so that a batch writes the table's last pages, never
   the days it falls in: a Pi's SD card wears with every byte written (a block per machine
@@ -12,8 +12,11 @@
   FANOUT at a time into the next level, so a day has a few dozen parts at most and each
   reading is rewritten a few times per day, however late in the day it arrives.
 
-No time is stored twice for a machine (every merge drops the times already stored, at
-any level), so reading a day is concatenating its blocks and sorting.
+No stored block holds more than BLOCK_MAX readings (ledgers of older versions: until their
+day is written again), so reading a few minutes, or the reading next to an instant,
+decodes a block or two, never a whole day. No time is stored twice for a machine (every
+merge drops the times already stored, at any level), so reading a day is concatenating its
+blocks and sorting.
 """
 
 from __future__ import annotations
@@ -51,6 +54,16 @@ FANOUT = 8  # parts of one level merged into one of the next level
 # A live batch of more readings than this (about 80 s of 50 sensors at 1 Hz) goes to parts
 # per machine instead of one block of the live level.
 LIVE_BATCH_MAX = 4096
+# The most readings a block of chunks or parts holds: 68 minutes at 1 Hz. Decoding one costs
+# 0.07 ms here (a 20-hour day block: 1.3-2.9 ms), and noisy readings compress to 10.0-10.3
+# bytes each from 512 to 72,000 readings a block (zstd level 1 finds its repeats nearby);
+# smaller blocks would only add rows (22 a day at 1 Hz) to every listing of a day's blocks.
+BLOCK_MAX = 4096
+# Parts of BLOCK_MAX readings are kept at this level and never merged again, so merges stay
+# below BLOCK_MAX too (a merge's readings beyond its full blocks move up a level): a day's
+# parts are its readings / BLOCK_MAX full ones plus fewer than FANOUT per level (about 40 at
+# most), and every lookup lists the day's parts before it decodes one.
+_FULL = 0
 
 
 # zstd level 1: about zlib's size at a third of its time. Frames as pyarrow's zstd codec
@@ -139,10 +152,19 @@ def _decoded(found: Iterable[sqlite3.Row]) -> MachineReadings:
     return _sorted([decode(b["data"], b["n"]) for b in found])
 
 
+def _cut(r: MachineReadings) -> list[MachineReadings]:
+    """A sorted series as consecutive blocks of BLOCK_MAX readings (the last one: the rest)."""
+    return [_slice(r, k, k + BLOCK_MAX) for k in range(0, len(r), BLOCK_MAX)]
+
+
+def _slice(r: MachineReadings, a: int, b: int) -> MachineReadings:
+    return MachineReadings(r.t_ms[a:b], r.watts[a:b], r.wh[a:b])
+
+
 def take(r: MachineReadings, lo: int, hi: int) -> MachineReadings:
     """The readings with lo <= t < hi."""
     a, b = np.searchsorted(r.t_ms, [lo, hi])
-    return MachineReadings(r.t_ms[a:b], r.watts[a:b], r.wh[a:b])
+    return _slice(r, int(a), int(b))
 
 
 def _pick(r: MachineReadings, keep: np.ndarray) -> MachineReadings:
@@ -186,9 +208,8 @@ def _by_day(new: MachineReadings) -> list[tuple[int, MachineReadings]]:
 _LEVELS = ("chunks", "parts")
 _ALL = " UNION ALL ".join(f"SELECT n, data FROM {t} WHERE machine = ? AND day = ?" for t in _LEVELS)
 # The blocks of a machine's UTC day in chunks and parts: their first and last times.
-_SPANS = (
-    "SELECT t_first, t_last, 'chunks' FROM chunks WHERE machine = ? AND day = ? UNION ALL "
-    "SELECT t_first, t_last, 'parts' FROM parts WHERE machine = ? AND day = ?"
+_SPANS = " UNION ALL ".join(
+    f"SELECT t_first, t_last FROM {t} WHERE machine = ? AND day = ?" for t in _LEVELS
 )
 _OVERLAPPING = " UNION ALL ".join(
     f"SELECT n, data FROM {t} WHERE machine = ? AND day = ? AND t_last >= ? AND t_first <= ?"
@@ -257,14 +278,14 @@ class ReadingStore:
         return self._cache[key]
 
     def _write_day(self, machine: str, day: int, r: MachineReadings) -> None:
-        """Replace every level of a machine's UTC day by one block."""
+        """Replace every level of a machine's UTC day by its rows of chunks."""
         self._cache[machine, day] = r
-        self._conn.execute("DELETE FROM parts WHERE machine = ? AND day = ?", (machine, day))
+        for table in _LEVELS:
+            self._conn.execute(f"DELETE FROM {table} WHERE machine = ? AND day = ?", (machine, day))
         self._drop_live(machine, day)
-        self._conn.execute(
-            "INSERT OR REPLACE INTO chunks (machine, day, n, t_first, t_last, data) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (machine, day, len(r), int(r.t_ms[0]), int(r.t_ms[-1]), encode(r)),
+        self._conn.executemany(
+            "INSERT INTO chunks (machine, day, n, t_first, t_last, data) VALUES (?, ?, ?, ?, ?, ?)",
+            ((machine, day, len(b), int(b.t_ms[0]), int(b.t_ms[-1]), encode(b)) for b in _cut(r)),
         )
 
     def _drop_live(self, machine: str, day: int) -> None:
@@ -299,16 +320,7 @@ class ReadingStore:
             if not inside.any():
                 continue
             removed.append(_pick(stored, inside))
-            kept = _pick(stored, ~inside)
-            if len(kept):
-                self._write_day(machine, day, kept)
-                continue
-            self._cache[machine, day] = _EMPTY
-            for table in _LEVELS:
-                self._conn.execute(
-                    f"DELETE FROM {table} WHERE machine = ? AND day = ?", (machine, day)
-                )
-            self._drop_live(machine, day)
+            self._write_day(machine, day, _pick(stored, ~inside))
         return concat(removed)
 
     def _days(self, machine: str, lo: int, hi: int) -> list[int]:
@@ -441,38 +453,48 @@ class ReadingStore:
                 self._write_day(machine, day, _sorted(blocks))
 
     def _add_part(self, machine: str, day: int, level: int, r: MachineReadings) -> None:
-        """Store a part; FANOUT parts of one level become one part of the next."""
-        self._conn.execute(
+        """Store a part: its full blocks of BLOCK_MAX readings at _FULL, the rest at `level`;
+        FANOUT parts of one level are merged into the next."""
+        blocks = _cut(r)
+        levels = [_FULL] * len(blocks)
+        if len(blocks[-1]) < BLOCK_MAX:
+            levels[-1] = level
+        self._conn.executemany(
             "INSERT INTO parts (machine, day, level, t_first, n, t_last, data) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (machine, day, level, int(r.t_ms[0]), len(r), int(r.t_ms[-1]), encode(r)),
+            (
+                (machine, day, at, int(b.t_ms[0]), len(b), int(b.t_ms[-1]), encode(b))
+                for at, b in zip(levels, blocks, strict=True)
+            ),
         )
+        if levels[-1] == _FULL:
+            return
         key = (machine, day, level)
-        same = self._conn.execute(
-            "SELECT n, data FROM parts WHERE machine = ? AND day = ? AND level = ?", key
-        ).fetchall()
-        if len(same) >= FANOUT:
-            self._conn.execute("DELETE FROM parts WHERE machine = ? AND day = ? AND level = ?", key)
-            self._add_part(machine, day, level + 1, _decoded(same))
+        where = "FROM parts WHERE machine = ? AND day = ? AND level = ?"
+        # Counted by the index: the parts' blocks are only read when they are merged.
+        (same,) = self._conn.execute(f"SELECT COUNT(*) {where}", key).fetchone()
+        if same >= FANOUT:
+            merged = _decoded(self._conn.execute(f"SELECT n, data {where}", key))
+            self._conn.execute(f"DELETE {where}", key)
+            self._add_part(machine, day, level + 1, merged)
 
     def load(self, machine: str, lo: int, hi: int) -> MachineReadings:
-        """Readings with lo <= t < hi, sorted."""
+        """Readings with lo <= t < hi, sorted, decoding only the blocks that hold some (a
+        live recompute reads the minutes after its checkpoint, not the whole day); a day
+        read whole is kept for the operation."""
         if hi <= lo:
             return _EMPTY
-        return take(concat([self._day(machine, d) for d in self._days(machine, lo, hi)]), lo, hi)
-
-    def window(self, machine: str, lo: int, hi: int) -> MachineReadings:
-        """Readings with lo <= t < hi, sorted, decoding only the blocks that hold some (a
-        live recompute reads the minutes after its checkpoint, not the whole day)."""
-        days = range(lo // DAY_MS, (hi - 1) // DAY_MS + 1) if hi > lo else range(0)
-        # A day already decoded whole (by _nearest, next to a day block) is not decoded again.
         found = [
-            self._cache[machine, d]
-            if (machine, d) in self._cache
+            self._day(machine, d)
+            if (machine, d) in self._cache or lo <= d * DAY_MS <= hi - DAY_MS
             else self._overlapping(machine, d, lo, hi - 1)
-            for d in days
+            for d in self._days(machine, lo, hi)
         ]
         return take(concat(found), lo, hi)
+
+    def window(self, machine: str, lo: int, hi: int) -> MachineReadings:
+        """load(): the name the live paths read a few minutes by."""
+        return self.load(machine, lo, hi)
 
     def last_before(self, machine: str, t_ms: int) -> int | None:
         """Time of the last stored reading before t_ms."""
@@ -502,26 +524,22 @@ class ReadingStore:
             return None
         day = max(found) if before else min(found)
         # A block that ends before t_ms (or starts at or after it) answers with its span;
-        # only blocks around t_ms are read: live segments and parts are small, a day block
-        # is decoded (and kept) whole.
-        spans: list[tuple[int, int, str]] = [
-            (a, b, level) for a, b, level in self._conn.execute(_SPANS, (machine, day) * 2)
+        # only the blocks around t_ms are decoded (a block or two: BLOCK_MAX readings each).
+        spans: list[tuple[int, int]] = [
+            (a, b) for a, b in self._conn.execute(_SPANS, (machine, day) * len(_LEVELS))
         ]
         spans += [
-            (int(r.t_ms[0]), int(r.t_ms[-1]), "live")
-            for _, d, r in self._live_blocks(machine)
-            if d == day
+            (int(r.t_ms[0]), int(r.t_ms[-1])) for _, d, r in self._live_blocks(machine) if d == day
         ]
-        around = [level for a, b, level in spans if a < t_ms <= b]
         t = np.zeros(0, np.int64)
-        if "chunks" in around or (machine, day) in self._cache:
-            t = self._day(machine, day).t_ms
-        elif around:
+        if (machine, day) in self._cache:
+            t = self._cache[machine, day].t_ms
+        elif any(a < t_ms <= b for a, b in spans):
             t = self._overlapping(machine, day, t_ms - 1 if before else t_ms, t_ms).t_ms
         k = int(np.searchsorted(t, t_ms))
         if before:
-            return max([b for _, b, _ in spans if b < t_ms] + ([int(t[k - 1])] if k else []))
-        return min([a for a, _, _ in spans if a >= t_ms] + ([int(t[k])] if k < len(t) else []))
+            return max([b for _, b in spans if b < t_ms] + ([int(t[k - 1])] if k else []))
+        return min([a for a, _ in spans if a >= t_ms] + ([int(t[k])] if k < len(t) else []))
 
     def span(self, machine: str) -> tuple[int, int] | None:
         """First and last stored reading of a machine."""

@@ -45,6 +45,10 @@ from gateway.ledger.jobprices import priced
 from gateway.ledger.quarters import DayQuarters
 from gateway.ledger.rows import LedgerRow, from_cost_row, replace_rows
 
+# The first span _pieces_from reads around an instant: a minute is a block or two of the
+# store (chunks.BLOCK_MAX) at any rate up to 60 Hz.
+_FIRST_SPAN_MS = 60_000
+
 
 @dataclass(frozen=True, slots=True)
 class DayStats:
@@ -129,19 +133,19 @@ class Recomputer:
         before, after = t[t < cut], t[t >= cut]
         return len(before) > 0 and len(after) > 0 and int(after[0] - before[-1]) <= reach
 
-    def _days_from(self, machine_id: str, t_ms: int, forward: bool) -> Iterator[MachineReadings]:
-        """The stored readings after (or before) t_ms, a UTC day at a time, nearest first."""
+    def _pieces_from(self, machine_id: str, t_ms: int, forward: bool) -> Iterator[MachineReadings]:
+        """The stored readings after (or before) t_ms, nearest first, in spans doubling from
+        a minute to a day: a counter that moves near t_ms costs a block to read, not a day."""
         span = self._store.span(machine_id)
-        edge = t_ms + 1 if forward else t_ms  # the next day starts (or ends) here
+        edge = t_ms + 1 if forward else t_ms  # the next span starts (or ends) here
+        step = _FIRST_SPAN_MS
         while span is not None and (edge <= span[1] if forward else edge > span[0]):
-            if forward:
-                lo, hi = edge, (edge // DAY_MS + 1) * DAY_MS
-            else:
-                lo, hi = (edge - 1) // DAY_MS * DAY_MS, edge
+            lo, hi = (edge, edge + step) if forward else (edge - step, edge)
             part = self._store.load(machine_id, lo, hi)
             if len(part):
                 yield part
             edge = hi if forward else lo
+            step = min(2 * step, DAY_MS)
 
     def _counter_at(self, machine_id: str, t_ms: int) -> float:
         """The counter of the reading at t_ms (NaN: none)."""
@@ -150,7 +154,7 @@ class Recomputer:
     def _flat_from(self, machine_id: str, t_ms: int) -> int:
         """The first reading of the counter's flat run that ends with the reading at t_ms."""
         value, start = self._counter_at(machine_id, t_ms), t_ms
-        for part in [] if np.isnan(value) else self._days_from(machine_id, t_ms, False):
+        for part in [] if np.isnan(value) else self._pieces_from(machine_id, t_ms, False):
             moved = np.flatnonzero(part.wh != value)  # NaN (no counter) ends the run too
             if len(moved):
                 k = int(moved[-1]) + 1
@@ -161,7 +165,7 @@ class Recomputer:
     def _flat_until(self, machine_id: str, t_ms: int) -> int:
         """The first reading after t_ms whose counter moved from the one at t_ms (or the last)."""
         value, end = self._counter_at(machine_id, t_ms), t_ms
-        for part in [] if np.isnan(value) else self._days_from(machine_id, t_ms, True):
+        for part in [] if np.isnan(value) else self._pieces_from(machine_id, t_ms, True):
             moved = np.flatnonzero(part.wh != value)
             if len(moved):
                 return int(part.t_ms[moved[0]])

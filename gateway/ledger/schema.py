@@ -12,7 +12,8 @@ from gateway.errors import LedgerError
 from gateway.ledger.rows import BILLING_COLUMNS, TABLE_DDL
 
 _DDL = f"""
--- Readings: one compressed block per machine and UTC day (t_ms // 86400000).
+-- Readings: compressed blocks per machine and UTC day (t_ms // 86400000); since schema
+-- version 15 a day is several rows (gateway/ledger/chunks.py), see _MIGRATIONS.
 CREATE TABLE chunks (
     machine TEXT NOT NULL, day INTEGER NOT NULL, n INTEGER NOT NULL,
     t_first INTEGER NOT NULL, t_last INTEGER NOT NULL, data BLOB NOT NULL,
@@ -234,6 +235,15 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             id INTEGER PRIMARY KEY, parts INTEGER NOT NULL, t_first INTEGER NOT NULL,
             t_last INTEGER NOT NULL, data BLOB NOT NULL)""",
     ),
+    # 14 -> 15: a machine's UTC day in chunks as rows of at most BLOCK_MAX readings
+    # (ledger/chunks.py), so that reading a few minutes of it decodes one row, not the day:
+    # the rows are keyed by their first time too. Older ledgers' day rows are read as they
+    # are (a key of their first time is unique too). A reader of an older file has the old
+    # index, and reads by (machine, day) alike.
+    (
+        "DROP INDEX IF EXISTS chunks_by_key",
+        "CREATE UNIQUE INDEX chunks_by_key ON chunks (machine, day, t_first)",
+    ),
 )
 SCHEMA_VERSION = 1 + len(_MIGRATIONS)
 PAGE_SIZE = 1024
@@ -276,11 +286,12 @@ def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqli
             # A reader must not upgrade the file (it may be an accountant's read-only copy).
             # The steps it lacks only add tables, which an older shopwatt never filled: the
             # reader sees them as empty temporary tables (its own, gone when it closes).
+            # A column the file lacks reads as its default (rows.py); an index only speeds
+            # up reads (of the file's tables: it cannot be added; of empty ones: not needed).
             for step in _MIGRATIONS[version - 1 :]:
                 for statement in step:
-                    if not statement.startswith("CREATE"):
-                        continue  # a column the file lacks reads as its default (rows.py)
-                    conn.execute(statement.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
+                    if statement.startswith("CREATE TABLE"):
+                        conn.execute(statement.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
         elif version < SCHEMA_VERSION:
             _migrate(conn)
         elif version != SCHEMA_VERSION:
