@@ -9,6 +9,7 @@ import json
 import shutil
 import sqlite3
 from collections.abc import Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -238,3 +239,13 @@ def drop_billing_step(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     conn.execute("ALTER TABLE explicit_jobs DROP COLUMN parts")
     conn.execute("ALTER TABLE frozen_charges DROP COLUMN order_id")
+
+
+def before_day_blocks(path: Path) -> None:
+    """The ledger as shopwatt before blocks of BLOCK_MAX readings left it (schema 14): a
+    day's row in chunks keyed by (machine, day) alone."""
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("DROP INDEX chunks_by_key")
+        conn.execute("CREATE UNIQUE INDEX chunks_by_key ON chunks (machine, day)")
+        conn.execute("PRAGMA user_version = 14")
+        conn.commit()

@@ -18,6 +18,7 @@ import pytest
 
 from gateway.ledger.schema import SCHEMA_VERSION
 from tests.ledger.shop import (
+    before_day_blocks,
     drop_billing_step,
     ledger_path,
     series,
@@ -139,3 +140,22 @@ def test_export_and_status_upgrade_an_older_ledger_that_can_be_written(shop: Pat
         assert "mill" in result.stdout
     with closing(sqlite3.connect(ledger_path(shop))) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_readonly_ledger_of_the_version_before_day_blocks_reads_as_it_did(
+    shop: Path, tmp_path: Path
+) -> None:
+    # Its chunks keyed by (machine, day): a reader cannot change the key, and needs not.
+    exported = shopwatt("export", "--config", shop, *RANGE)
+    before_day_blocks(ledger_path(shop))
+    target = tmp_path / "ro"
+    target.mkdir()
+    _mount_readonly(shop.parent, target)
+    try:
+        again = shopwatt("export", "--config", target / "shop.toml", *RANGE)
+        status = shopwatt("status", "--config", target / "shop.toml")
+    finally:
+        subprocess.run(["umount", "--lazy", str(target)], check=True)
+    assert again.exit_code == 0, again.output
+    assert again.stdout == exported.stdout
+    assert status.exit_code == 0, status.output
