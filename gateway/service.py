@@ -61,9 +61,9 @@ from gateway.outputs.lineprotocol import FieldValue
 from gateway.outputs.outbox import Outbox
 from gateway.outputs.publish import RowLines, machine_lines, member_points
 from gateway.outputs.schema import (
+    batch_power_lines,
     demand_lines,
     gateway_line,
-    power_lines,
     reading_lines,
     sensor_line,
     source_lines,
@@ -76,6 +76,9 @@ log = logging.getLogger("shopwatt.service")
 
 HEALTH_EVERY_S = 10.0  # health points to InfluxDB
 MEMBERS_EVERY_S = 300.0  # members' balances: they change with jobs, a few times an hour
+# The month's demand re-reads every source's last half hour: a 15-minute average moves
+# little in a minute, and a clean stop writes the last one.
+DEMAND_EVERY_S = 60.0
 LIVE_EVERY_S = 10.0  # a machine's state/energy lines and its jobs and costs follow this often
 LOG_EVERY_S = 300.0  # a one-line summary in the log
 DRAIN_AT_STOP_S = 5.0  # how long a clean stop lets the outbox drain
@@ -206,6 +209,7 @@ class Service:
         self._pending: dict[str, tuple[int, int]] = {}  # stored, rows not recomputed yet
         self._due_at: dict[str, float] = {}  # when each machine's live lines and rows are due
         self._members_due = 0.0  # when the members' balances are written next (monotonic)
+        self._demand_due = 0.0  # when the demand point is made next (monotonic)
         self._demand_at: int | None = None  # the newest reading the last demand point saw
 
     # -- start and stop -----------------------------------------------------------------
@@ -264,7 +268,7 @@ class Service:
             self.modbus.stop()
         if final_batch:
             self.flush(final=True)  # the last readings, acknowledged before we disconnect
-            self.write_health()
+            self.write_health(final=True)
             self._send()
             self.log_summary()
         if self.mqtt is not None:
@@ -297,25 +301,12 @@ class Service:
             self.jobs.apply(machine, event)
         usable = placed + [r for r in polled if r.watts is not None and r.wh is not None]
         batches, sources = _per_machine(usable)
-        roles = self._roles
-        lines = [
-            line
-            for machine, r in batches.items()
-            for line in power_lines(
-                self.cfg.site.id,
-                machine,
-                sources[machine],
-                r.t_ms,
-                r.watts,
-                r.wh,
-                roles.get(machine),
-            )
-        ]
+        lines = batch_power_lines(self.cfg.site.id, batches, sources, self._roles)
         # A meter reading that lacks a value is not stored, but what it has is shown.
         lines += reading_lines(
-            self.cfg.site.id, [r for r in polled if r.watts is None or r.wh is None], roles
+            self.cfg.site.id, [r for r in polled if r.watts is None or r.wh is None], self._roles
         )
-        machines = {m: r for m, r in batches.items() if m not in roles}
+        machines = {m: r for m, r in batches.items() if m not in self._roles}
         due = self._due(machines, {machine for machine, _ in box.jobs}, final)
         lines += self._live_lines(due)
         n = sum(len(r) for r in batches.values())
@@ -449,8 +440,9 @@ class Service:
             "batches": self.health.counts["batches"],
         }
 
-    def write_health(self) -> None:
-        """`gateway`, `sensor` and `source` points into the outbox."""
+    def write_health(self, final: bool = False) -> None:
+        """`gateway`, `sensor` and `source` points into the outbox; the `demand` point when
+        due (or final: at a clean stop)."""
         if self.outbox is None or self.drainer is None:
             return
         site, now = self.cfg.site.id, now_ms()
@@ -469,7 +461,11 @@ class Service:
             stats |= self.mqtt.stats()
         stats["jobs"] = dict(self.jobs.counts)
         self._put([text for text in lines if text] + source_lines(site, now, stats))
-        self._put(self._demand_lines())
+        if final or time.monotonic() >= self._demand_due:
+            demand = self._demand_lines()
+            if demand:  # nothing new: asked again at the next health tick
+                self._demand_due = time.monotonic() + DEMAND_EVERY_S
+            self._put(demand)
         if time.monotonic() >= self._members_due and self.ledger.path.exists():
             self._members_due = time.monotonic() + MEMBERS_EVERY_S
             self._put(member_points(self.cfg, now))

@@ -81,3 +81,18 @@ def changed_from(stored: str, current: str) -> date | None:
     k = next(k for k, (a, b) in enumerate(zip_longest(old, new, fillvalue="")) if a != b)
     starts = [v.partition("=")[0][:10] for v in (old[k : k + 1] + new[k : k + 1]) if v]
     return min(date.fromisoformat(s) for s in starts)
+
+
+class Fingerprints:
+    """Each machine's fingerprint under one shop.toml, computed once: hashing the settings
+    costs more than a live batch's other work, and a live service asks every batch."""
+
+    def __init__(self, cfg: ShopConfig) -> None:
+        self._cfg = cfg
+        self._prints: dict[str, str] = {}
+
+    def __call__(self, machine_id: str) -> str:
+        """fingerprint() of the machine."""
+        if machine_id not in self._prints:
+            self._prints[machine_id] = fingerprint(self._cfg, machine_id)
+        return self._prints[machine_id]

@@ -50,7 +50,7 @@ from gateway.ledger.bill import (
     month_energy,
 )
 from gateway.ledger.chunks import DAY_MS, Merged, ReadingStore
-from gateway.ledger.fingerprint import changed_from, fingerprint
+from gateway.ledger.fingerprint import Fingerprints, changed_from
 from gateway.ledger.live import LiveState, load_state, save_state
 from gateway.ledger.machines import check_machine
 from gateway.ledger.recompute import Carry, Computed, Recomputer
@@ -249,6 +249,7 @@ class Ledger:
         # (ledger/recompute.py), valid while no other connection wrote the ledger.
         self._carries: dict[str, Carry] = {}
         self._version = -1  # PRAGMA data_version when they were made
+        self._prints = Fingerprints(cfg)
 
     def disconnect(self) -> None:
         """Close the connection that ingest() keeps open (if any)."""
@@ -305,7 +306,7 @@ class Ledger:
                     f"{self.path}: machine {m['machine']!r} has data in the ledger but is not "
                     f"in {self.cfg.source}; put its [[machine]] back (the ledger keeps readings)"
                 )
-            since = changed_from(m["fingerprint"], fingerprint(self.cfg, m["machine"]))
+            since = changed_from(m["fingerprint"], self._prints(m["machine"]))
             if since is not None:
                 stale[m["machine"]] = since
         return stale
@@ -490,7 +491,7 @@ class Ledger:
     ) -> list[Computed]:
         """Recompute and save each touched machine over the safe local days around its range
         (carries: live, go on from each machine's checkpoint where it can)."""
-        recomputer = Recomputer(conn, store, self.cfg, carries)
+        recomputer = Recomputer(conn, store, self.cfg, carries, self._prints)
         computed = []
         for k, (machine, (lo, hi)) in enumerate(touched.items(), start=1):
             done = recomputer.continued(machine, lo, hi)
@@ -519,7 +520,7 @@ class Ledger:
             if not todo:  # nothing changes, so nothing is audited (a change of nothing)
                 return {}
             store = ReadingStore(conn)
-            recomputer = Recomputer(conn, store, self.cfg)
+            recomputer = Recomputer(conn, store, self.cfg, prints=self._prints)
             computed: list[Computed] = []
             for machine in todo:
                 since = date.min if everything else stale[machine]
@@ -570,7 +571,7 @@ class Ledger:
                 "AND q.day = s.day) GROUP BY machine"
             ).fetchall()
             store = ReadingStore(conn)
-            recomputer = Recomputer(conn, store, self.cfg)
+            recomputer = Recomputer(conn, store, self.cfg, prints=self._prints)
 
             def keep(c: Computed) -> None:
                 days = (c.first_day.isoformat(), c.end_day.isoformat())
@@ -921,7 +922,7 @@ class Ledger:
             store = ReadingStore(conn)
             energy = month_energy(self.cfg, store, period)
             if kept is not None:
-                bounds = Recomputer(conn, store, self.cfg).bounds
+                bounds = Recomputer(conn, store, self.cfg, prints=self._prints).bounds
                 energy = quarters.KeptEnergy(self.cfg, store, energy.lo, energy.hi, kept, bounds)
             now = compute_bill(
                 self.cfg, energy, selection.rows, selection.band_names, period, series

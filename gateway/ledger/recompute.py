@@ -40,7 +40,7 @@ from gateway.engine.localtime import day_start_ms, local_date, midnight_ms, next
 from gateway.engine.model import ExplicitJob
 from gateway.ledger import assignments, explicit, prices, quarters
 from gateway.ledger.chunks import DAY_MS, ReadingStore
-from gateway.ledger.fingerprint import fingerprint
+from gateway.ledger.fingerprint import Fingerprints
 from gateway.ledger.jobprices import priced
 from gateway.ledger.quarters import DayQuarters
 from gateway.ledger.rows import LedgerRow, from_cost_row, replace_rows
@@ -107,6 +107,7 @@ class Recomputer:
         store: ReadingStore,
         cfg: ShopConfig,
         carries: dict[str, Carry] | None = None,
+        prints: Fingerprints | None = None,
     ) -> None:
         self._conn = conn
         self._store = store
@@ -116,8 +117,8 @@ class Recomputer:
         # caller from one batch to the next (and dropped when a batch fails).
         self.carries = carries
         # mark_current runs after every saved piece (every live batch): hash shop.toml's
-        # settings once per machine, not once per piece.
-        self._prints: dict[str, str] = {}
+        # settings once per machine (and ledger, when it gives its own), not once per piece.
+        self._prints = Fingerprints(cfg) if prints is None else prints
 
     def _reach_ms(self, machine_id: str) -> int:
         """How far apart two running readings can be and still be joined by the engine."""
@@ -479,13 +480,8 @@ class Recomputer:
             # Unchanged (every live recompute): no write at all, the page stays clean.
             "INSERT INTO machines VALUES (?, ?) ON CONFLICT (machine) DO UPDATE SET "
             "fingerprint = excluded.fingerprint WHERE fingerprint != excluded.fingerprint",
-            (machine_id, self._fingerprint(machine_id)),
+            (machine_id, self._prints(machine_id)),
         )
-
-    def _fingerprint(self, machine_id: str) -> str:
-        if machine_id not in self._prints:
-            self._prints[machine_id] = fingerprint(self._cfg, machine_id)
-        return self._prints[machine_id]
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,8 @@ series key, which makes writes cheaper), timestamps in integer milliseconds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -82,24 +83,31 @@ def line(
     return f"{series_key(measurement, tags)} {field_set} {int(t_ms)}"
 
 
-def float_lines(key: str, t_ms: I64, columns: Mapping[str, F64]) -> list[str]:
-    """Lines of one series from float columns; a NaN leaves its field out of that line.
+def float_lines(key: str | Sequence[str], t_ms: I64, columns: Mapping[str, F64]) -> list[str]:
+    """Lines from float columns, of one series (`key`) or one per row; a NaN leaves its
+    field out of that line.
 
     Rows are grouped by which fields they carry (few patterns: usually one), so each
     group is formatted with one template and no per-value test; rows with no finite
-    value at all are skipped. The result is in time order.
+    value at all are skipped. The result is in row order.
     """
     names = [escape_key(k) for k in columns]
     values = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns.values()])
     pattern = np.isfinite(values) @ (1 << np.arange(len(names), dtype=np.int64))
     carried = pattern > 0
+    keys = None if isinstance(key, str) else np.asarray(key, dtype=object)
     out = np.empty(len(pattern), dtype=object)
     for p in np.unique(pattern[carried]).tolist():
         rows = np.flatnonzero(pattern == p)
         cols = [c for c in range(len(names)) if p >> c & 1]
-        template = key + " " + ",".join(f"{names[c]}={{}}" for c in cols) + " {}"
+        template = "{} " + ",".join(f"{names[c]}={{}}" for c in cols) + " {}"
         vals = values[rows][:, cols].tolist()
         times = np.asarray(t_ms)[rows].tolist()
-        out[rows] = [template.format(*map(repr, v), t) for v, t in zip(vals, times, strict=True)]
+        # One key for all rows (a sensor's readings) or each row's own (a batch of many).
+        row_keys = repeat(key) if keys is None else keys[rows].tolist()
+        out[rows] = [
+            template.format(k, *map(repr, v), t)
+            for k, v, t in zip(row_keys, vals, times, strict=False)
+        ]
     lines: list[str] = out[carried].tolist()
     return lines

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from gateway.config import Band, Machine, MachineCost, Tariff
-from gateway.engine.model import CostRow, Reading
+from gateway.engine.model import CostRow, MachineReadings, Reading
 from gateway.engine.states import OFF, RUNNING
 from gateway.ledger.rows import LedgerRow, from_cost_row
 from gateway.outputs.schema import (
+    batch_power_lines,
     cost_lines,
     energy_lines,
     gateway_line,
@@ -58,6 +59,21 @@ def _cost_row(job_id: str, end_ms: int, open: bool) -> CostRow:
         maintenance_per_h=0.5,
         open=open,
     )
+
+
+def test_a_live_batch_of_many_sources_makes_each_sources_own_power_series() -> None:
+    t = T0 + np.arange(3, dtype=np.int64) * 1000
+    cnc = MachineReadings(t, np.array([100.0, np.nan, 300.0]), np.array([1.0, 1.1, np.nan]))
+    grid = MachineReadings(t[:2], np.array([5000.0, 5100.0]), np.array([90.0, 91.5]))
+    lines = batch_power_lines(
+        "shop", {"cnc-01": cnc, "grid": grid}, {"cnc-01": "ct-1", "grid": "em-1"}, {"grid": "grid"}
+    )
+    assert lines == [
+        *power_lines("shop", "cnc-01", "ct-1", cnc.t_ms, cnc.watts, cnc.wh),
+        *power_lines("shop", "grid", "em-1", grid.t_ms, grid.watts, grid.wh, "grid"),
+    ]
+    assert lines[1] == f"power,machine=cnc-01,sensor=ct-1,site=shop wh=1.1 {T0 + 1000}"
+    assert lines[3].startswith("site_power,role=grid,sensor=em-1,site=shop watts=5000.0,wh=90.0")
 
 
 def test_power_from_arrays_and_from_live_readings_is_the_same_series(
