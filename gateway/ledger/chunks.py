@@ -141,9 +141,12 @@ def concat(parts: list[MachineReadings]) -> MachineReadings:
 
 def _sorted(blocks: list[MachineReadings]) -> MachineReadings:
     """Blocks of one machine with disjoint times (any order) as one sorted series."""
-    if len(blocks) == 1:
-        return blocks[0]
+    blocks = sorted((b for b in blocks if len(b)), key=lambda b: int(b.t_ms[0]))
+    if len(blocks) <= 1:
+        return blocks[0] if blocks else _EMPTY
     both = concat(blocks)
+    if all(a.t_ms[-1] < b.t_ms[0] for a, b in pairwise(blocks)):
+        return both  # a day's rows one after the other (chunks, full parts): no sort
     order = np.argsort(both.t_ms, kind="stable")
     return MachineReadings(both.t_ms[order], both.watts[order], both.wh[order])
 
@@ -323,15 +326,21 @@ class ReadingStore:
             self._write_day(machine, day, _pick(stored, ~inside))
         return concat(removed)
 
-    def _days(self, machine: str, lo: int, hi: int) -> list[int]:
-        """The UTC days of a machine that may hold readings with lo <= t < hi."""
-        query = " UNION ".join(
-            f"SELECT day FROM {t} WHERE machine = ? AND day BETWEEN ? AND ?" for t in _LEVELS
+    def _days(self, machine: str, lo: int, hi: int) -> dict[int, tuple[int, int]]:
+        """The UTC days of a machine that may hold readings with lo <= t < hi, in order,
+        with the first and last time stored on each."""
+        blocks = " UNION ALL ".join(
+            f"SELECT day, t_first, t_last FROM {t} WHERE machine = ? AND day BETWEEN ? AND ?"
+            for t in _LEVELS
         )
+        query = f"SELECT day, MIN(t_first), MAX(t_last) FROM ({blocks}) GROUP BY day"
         first, last = lo // DAY_MS, (hi - 1) // DAY_MS
-        found = {d["day"] for d in self._conn.execute(query, (machine, first, last) * 2)}
-        found |= {d for _, d, _ in self._live_blocks(machine) if first <= d <= last}
-        return sorted(found)
+        found = {d: (a, b) for d, a, b in self._conn.execute(query, (machine, first, last) * 2)}
+        for _, d, r in self._live_blocks(machine):
+            if first <= d <= last:
+                a, b = found.get(d, (int(r.t_ms[0]), int(r.t_ms[-1])))
+                found[d] = (min(a, int(r.t_ms[0])), max(b, int(r.t_ms[-1])))
+        return dict(sorted(found.items()))
 
     def merge(self, machine: str, new: MachineReadings) -> Merged:
         """Add a sorted, duplicate-free batch into day blocks (replay: many readings a day);
@@ -480,15 +489,15 @@ class ReadingStore:
 
     def load(self, machine: str, lo: int, hi: int) -> MachineReadings:
         """Readings with lo <= t < hi, sorted, decoding only the blocks that hold some (a
-        live recompute reads the minutes after its checkpoint, not the whole day); a day
-        read whole is kept for the operation."""
+        live recompute reads the minutes after its checkpoint, not the whole day)."""
         if hi <= lo:
             return _EMPTY
+        # A day read whole is decoded once per operation (a recompute reads it again).
         found = [
             self._day(machine, d)
-            if (machine, d) in self._cache or lo <= d * DAY_MS <= hi - DAY_MS
+            if (machine, d) in self._cache or lo <= first <= last < hi
             else self._overlapping(machine, d, lo, hi - 1)
-            for d in self._days(machine, lo, hi)
+            for d, (first, last) in self._days(machine, lo, hi).items()
         ]
         return take(concat(found), lo, hi)
 
