@@ -129,9 +129,9 @@ def _batch_columns(blocks: list[Block]) -> tuple[int, int, int, bytes]:
 
 
 def concat(parts: list[MachineReadings]) -> MachineReadings:
-    """Readings of consecutive, non-overlapping spans joined into one."""
-    if not parts:
-        return _EMPTY
+    """Readings of consecutive, non-overlapping spans joined into one (one span: itself)."""
+    if len(parts) <= 1:
+        return parts[0] if parts else _EMPTY
     return MachineReadings(
         np.concatenate([p.t_ms for p in parts]),
         np.concatenate([p.watts for p in parts]),
@@ -277,7 +277,11 @@ class ReadingStore:
         if key not in self._cache:
             stored = [decode(b["data"], b["n"]) for b in self._conn.execute(_ALL, key * 2)]
             live = [r for _, d, r in self._live_blocks(machine) if d == day]
-            self._cache[key] = _sorted(stored + live)
+            found = _sorted(stored + live)
+            # Readers get views of it (load, window): none may change it for the next one.
+            for a in (found.t_ms, found.watts, found.wh):
+                a.flags.writeable = False
+            self._cache[key] = found
         return self._cache[key]
 
     def _write_day(self, machine: str, day: int, r: MachineReadings) -> None:
