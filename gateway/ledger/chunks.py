@@ -330,21 +330,28 @@ class ReadingStore:
             self._write_day(machine, day, _pick(stored, ~inside))
         return concat(removed)
 
-    def _days(self, machine: str, lo: int, hi: int) -> dict[int, tuple[int, int]]:
-        """The UTC days of a machine that may hold readings with lo <= t < hi, in order,
-        with the first and last time stored on each."""
-        blocks = " UNION ALL ".join(
-            f"SELECT day, t_first, t_last FROM {t} WHERE machine = ? AND day BETWEEN ? AND ?"
-            for t in _LEVELS
+    def _days(self, machine: str, lo: int, hi: int) -> list[int]:
+        """The UTC days of a machine that may hold readings with lo <= t < hi."""
+        query = " UNION ".join(
+            f"SELECT day FROM {t} WHERE machine = ? AND day BETWEEN ? AND ?" for t in _LEVELS
         )
-        query = f"SELECT day, MIN(t_first), MAX(t_last) FROM ({blocks}) GROUP BY day"
         first, last = lo // DAY_MS, (hi - 1) // DAY_MS
-        found = {d: (a, b) for d, a, b in self._conn.execute(query, (machine, first, last) * 2)}
-        for _, d, r in self._live_blocks(machine):
-            if first <= d <= last:
-                a, b = found.get(d, (int(r.t_ms[0]), int(r.t_ms[-1])))
-                found[d] = (min(a, int(r.t_ms[0])), max(b, int(r.t_ms[-1])))
-        return dict(sorted(found.items()))
+        found = {d for (d,) in self._conn.execute(query, (machine, first, last) * 2)}
+        found |= {d for _, d, _ in self._live_blocks(machine) if first <= d <= last}
+        return sorted(found)
+
+    def _whole(self, machine: str, day: int, lo: int, hi: int) -> bool:
+        """True when a machine's UTC day is in memory, or [lo, hi) holds all of it."""
+        if (machine, day) in self._cache:
+            return True
+        if lo > day * DAY_MS:  # a live read of the last minutes: no need to look
+            return False
+        query = " UNION ALL ".join(
+            f"SELECT MAX(t_last) FROM {t} WHERE machine = ? AND day = ?" for t in _LEVELS
+        )
+        found = [b for (b,) in self._conn.execute(query, (machine, day) * 2) if b is not None]
+        found += [int(r.t_ms[-1]) for _, d, r in self._live_blocks(machine) if d == day]
+        return max(found, default=hi) < hi
 
     def merge(self, machine: str, new: MachineReadings) -> Merged:
         """Add a sorted, duplicate-free batch into day blocks (replay: many readings a day);
@@ -499,9 +506,9 @@ class ReadingStore:
         # A day read whole is decoded once per operation (a recompute reads it again).
         found = [
             self._day(machine, d)
-            if (machine, d) in self._cache or lo <= first <= last < hi
+            if self._whole(machine, d, lo, hi)
             else self._overlapping(machine, d, lo, hi - 1)
-            for d, (first, last) in self._days(machine, lo, hi).items()
+            for d in self._days(machine, lo, hi)
         ]
         return take(concat(found), lo, hi)
 
