@@ -1,14 +1,16 @@
 """What `shopwatt run` costs a Raspberry Pi: memory, CPU, SD-card writes, install size.
 
-    .venv/bin/python bench/footprint.py [--sensors 50] [--seconds 60] [--warmup 15]
+    .venv/bin/python bench/footprint.py [--sensors 50] [--seconds 60] [--warmup 45]
                                         [--rss-sensors 500] [--rss-windows 60]
 
 A live stream (every sensor one reading a second, noisy power like a real machine) goes
 through mosquitto to `shopwatt run` (ledger + outbox -> InfluxDB 1.6.7) and, in the same
 run, to a bare paho MQTT 5 QoS 1 subscriber in its own process (the floor). After a
-warm-up, both processes are read from /proc over the window: CPU (utime + stime), bytes
-that reached storage (/proc/PID/io write_bytes: what wears an SD card) and RSS (the
-median and the highest of one reading a second).
+warm-up past the service's start (its first full recompute of each machine's day, at
+LIVE_EVERY_S, and the first read of the month's demand), both processes are read from
+/proc over the window: CPU (utime + stime), bytes that reached storage (/proc/PID/io
+write_bytes: what wears an SD card) and RSS (the median and the highest of one reading
+a second).
 
 Twice: early in a UTC day (an empty ledger) and late in it (20 h of one-second readings
 per machine already in the ledger, stored through the ledger's replay path), so a cost
@@ -56,6 +58,7 @@ from gateway.engine.model import MachineReadings
 from gateway.inputs.mqtt import RECEIVE_MAXIMUM, SESSION_NEVER_EXPIRES
 from gateway.ledger.chunks import ReadingStore
 from gateway.ledger.schema import connect, transaction
+from gateway.service import LIVE_EVERY_S
 
 ROOT = Path(__file__).resolve().parent.parent
 BYTES_GOAL = 500.0  # written per reading, at any hour
@@ -229,7 +232,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sensors", type=int, default=50)
     ap.add_argument("--seconds", type=int, default=60, help="measured window per scenario")
-    ap.add_argument("--warmup", type=int, default=15)
+    ap.add_argument("--warmup", type=int, default=int(LIVE_EVERY_S) + 15, help="seconds")
     ap.add_argument("--rss-sensors", type=int, default=500)
     ap.add_argument("--rss-windows", type=int, default=60, help="backlog per sensor for RSS")
     ap.add_argument("--subscriber", type=int, help=argparse.SUPPRESS)

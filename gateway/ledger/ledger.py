@@ -431,13 +431,17 @@ class Ledger:
         commit (the service puts them in its outbox then: docs/gateway.md).
         """
         conn = self._held_conn()
-        # Another process wrote the ledger (a replay, a split, a dropped reading...): what
-        # the carries hold may be out of date, so every machine is computed in full once.
-        version = conn.execute("PRAGMA data_version").fetchone()[0]
-        carries = dict(self._carries) if version == self._version else {}
-        self._carries = {}  # kept again only once this batch is committed
+        carries, self._carries = self._carries, {}  # kept again once this batch commits
         with transaction(conn):
-            self._require_current(conn)
+            # Another process wrote the ledger (a replay, a split, a dropped reading...):
+            # what the carries hold may be out of date, so every machine is computed in
+            # full once; and rows may have gone stale (this Ledger's shop.toml is fixed,
+            # and its own writes keep them current). Read under the write lock: no other
+            # write can come between.
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._version:
+                carries = {}
+                self._require_current(conn)
             store = ReadingStore(conn)
             merged = store.append(batches)
             for machine, m in merged.items():
