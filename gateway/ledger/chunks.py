@@ -40,7 +40,8 @@ Block = tuple[str, int, MachineReadings]  # machine, UTC day, readings
 
 @dataclass(frozen=True, slots=True)
 class _Appending:
-    """A live batch being stored: its blocks so far, and the stored live blocks near it."""
+    """A live batch being stored: its blocks so far, and the stored blocks near it (of
+    every level, by machine and UTC day)."""
 
     fresh: list[Block]
     near: dict[tuple[str, int], list[MachineReadings]]
@@ -223,6 +224,13 @@ _OVERLAPPING = " UNION ALL ".join(
 _LIVE = """SELECT id, NULL AS machine, 0 AS day, 0 AS n, data FROM live_batches{0}
     UNION ALL SELECT -id, machine, day, n, data FROM segments{0}"""
 _IN_RANGE = " WHERE t_last >= ?1 AND t_first <= ?2"
+# The blocks of chunks and parts of some machines (a JSON list) that overlap [lo, hi]: one
+# query for a live batch of every machine, not one per machine.
+_NEAR = " UNION ALL ".join(
+    f"SELECT machine, day, n, data FROM {t} WHERE machine IN (SELECT value FROM json_each(?1))"
+    " AND day BETWEEN ?2 AND ?3 AND t_last >= ?4 AND t_first <= ?5"
+    for t in _LEVELS
+)
 
 
 def _blocks(machine: str | None, day: int, n: int, data: bytes) -> list[Block]:
@@ -365,13 +373,19 @@ class ReadingStore:
         batches = {m: r for m, r in batches.items() if len(r)}
         if not batches:
             return {}
-        # The live blocks the batch's times overlap (a redelivery, a late sensor): read once.
+        # The stored blocks the batch's times overlap (a redelivery, a late sensor), at every
+        # level: read once for all machines. Usually there are none: the batch is newer.
         lo = min(int(r.t_ms[0]) for r in batches.values())
         hi = max(int(r.t_ms[-1]) for r in batches.values())
         near: dict[tuple[str, int], list[MachineReadings]] = {}
         for blocks in self._live_rows(_IN_RANGE, (lo, hi)).values():
             for machine, day, r in blocks:
                 near.setdefault((machine, day), []).append(r)
+        which = json.dumps(list(batches))
+        for machine, day, n, data in self._conn.execute(
+            _NEAR, (which, lo // DAY_MS, hi // DAY_MS, lo, hi)
+        ):
+            near.setdefault((machine, day), []).append(decode(data, n))
         fresh: list[Block] = []
         merged = {m: self._add(m, r, _Appending(fresh, near)) for m, r in batches.items()}
         if sum(len(r) for _, _, r in fresh) > LIVE_BATCH_MAX:
@@ -399,7 +413,8 @@ class ReadingStore:
             if live is not None and (machine, day) not in self._cache:
                 # Only the blocks the batch overlaps: a live batch is newer than all of them.
                 lo, hi = int(part.t_ms[0]), int(part.t_ms[-1])
-                stored = self._overlapping(machine, day, lo, hi, live.near.get((machine, day), []))
+                near = live.near.get((machine, day), [])
+                stored = _sorted([r for r in near if r.t_ms[-1] >= lo and r.t_ms[0] <= hi])
             else:
                 stored = self._day(machine, day)
             merged, new_times, n_conflicts = _union(stored, part)
@@ -412,7 +427,9 @@ class ReadingStore:
                 continue
             if (machine, day) in self._cache:
                 self._cache[machine, day] = merged
-            live.fresh.append((machine, day, _pick(part, np.isin(part.t_ms, new_times))))
+            if len(new_times) < len(part):
+                part = _pick(part, np.isin(part.t_ms, new_times))
+            live.fresh.append((machine, day, part))
         n_added = sum(len(f) for f in fresh)
         return Merged(
             added=n_added,
@@ -422,17 +439,13 @@ class ReadingStore:
             last_ms=int(fresh[-1][-1]) if fresh else None,
         )
 
-    def _overlapping(
-        self, machine: str, day: int, lo: int, hi: int, live: list[MachineReadings] | None = None
-    ) -> MachineReadings:
-        """The readings of the blocks of a machine's UTC day that overlap [lo, hi] (`live`:
-        its live blocks near that range, when known; else all of them)."""
+    def _overlapping(self, machine: str, day: int, lo: int, hi: int) -> MachineReadings:
+        """The readings of the blocks of a machine's UTC day that overlap [lo, hi]."""
         blocks = [
             decode(b["data"], b["n"])
             for b in self._conn.execute(_OVERLAPPING, (machine, day, lo, hi) * 2)
         ]
-        if live is None:
-            live = [r for _, d, r in self._live_blocks(machine) if d == day]
+        live = [r for _, d, r in self._live_blocks(machine) if d == day]
         blocks += [r for r in live if r.t_ms[-1] >= lo and r.t_ms[0] <= hi]
         return _sorted(blocks)
 

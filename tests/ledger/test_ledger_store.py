@@ -158,6 +158,28 @@ def test_a_live_batch_already_stored_at_any_level_is_counted_not_stored(
     assert Ledger(load_config(config)).status().machines[0].counters["conflicting_rows"] == 1
 
 
+def test_a_live_batch_of_many_machines_drops_only_what_each_one_has_stored(
+    tmp_path: Path,
+) -> None:
+    t = 1_762_156_800_000 + np.arange(110, dtype=np.int64) * 1000
+    watts = np.linspace(100.0, 200.0, len(t))
+    wh = np.cumsum(watts) / 3600
+
+    def of(a: int, b: int) -> MachineReadings:
+        return MachineReadings(t[a:b], watts[a:b], wh[a:b])
+
+    with closing(connect(tmp_path / "l.sqlite", create=True)) as conn, transaction(conn):
+        ReadingStore(conn).merge("mill", of(0, 100))  # a replayed day: its blocks of chunks
+        merged = ReadingStore(conn).append({"mill": of(90, 110), "lathe": of(95, 105)})
+        assert [(m.added, m.repeated, m.first_ms) for m in merged.values()] == [
+            (10, 10, int(t[100])),
+            (10, 0, int(t[95])),
+        ]
+        store = ReadingStore(conn)
+        assert np.array_equal(store.load("mill", 0, 2**62).t_ms, t)
+        assert np.array_equal(store.load("lathe", 0, 2**62).t_ms, t[95:105])
+
+
 def _wal_bytes(path: Path) -> int:
     wal = path.with_name(path.name + "-wal")
     return wal.stat().st_size if wal.exists() else 0
