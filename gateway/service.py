@@ -37,6 +37,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
+from itertools import pairwise
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -91,17 +92,30 @@ CRASH_ENV = "SHOPWATT_CRASH_AT"  # tests of crash safety only: see CrashPoint
 def _per_machine(readings: list[Reading]) -> tuple[dict[str, MachineReadings], dict[str, str]]:
     """Usable readings per machine, sorted by time, the first of equal times kept; and each
     machine's source (v1: one sensor or meter per machine)."""
-    by: dict[str, list[Reading]] = {}
-    for r in readings:
-        by.setdefault(r.machine, []).append(r)
-    out = {}
-    for machine, rs in by.items():
-        out[machine] = first_of_times(
-            np.array([r.t_ms for r in rs], dtype=np.int64),
-            np.array([r.watts for r in rs], dtype=np.float64),
-            np.array([r.wh for r in rs], dtype=np.float64),
-        ).readings
-    return out, {machine: rs[0].sensor for machine, rs in by.items()}
+    if not readings:
+        return {}, {}
+    sources = {r.machine: r.sensor for r in reversed(readings)}  # each machine's first
+    index = {machine: k for k, machine in enumerate(sources)}
+    n = len(readings)
+    group = np.fromiter((index[r.machine] for r in readings), np.int64, n)
+    t = np.fromiter((r.t_ms for r in readings), np.int64, n)
+    # One sort for the batch, not one per machine: by machine, then time, as one key (a
+    # batch spans minutes, at most the plausible years: far from int64's end).
+    lo, span = int(t.min()), int(t.max() - t.min()) + 1
+    kept = first_of_times(
+        group * span + (t - lo),
+        np.fromiter((r.watts for r in readings), np.float64, n),
+        np.fromiter((r.wh for r in readings), np.float64, n),
+    ).readings
+    machine_of = kept.t_ms // span
+    bounds = [0, *(np.flatnonzero(np.diff(machine_of)) + 1).tolist(), len(kept)]
+    names = list(sources)
+    return {
+        names[int(machine_of[a])]: MachineReadings(
+            kept.t_ms[a:b] % span + lo, kept.watts[a:b], kept.wh[a:b]
+        )
+        for a, b in pairwise(bounds)
+    }, sources
 
 
 def _concat(parts: list[MachineReadings]) -> MachineReadings:

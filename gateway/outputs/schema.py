@@ -10,6 +10,7 @@ timestamp, so writing the same record twice overwrites it instead of counting it
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -40,6 +41,8 @@ STATE_NAMES = {OFF: "off", IDLE: "idle", RUNNING: "running"}
 STATE_EVERY_MS = 60_000
 
 
+# The shop's few sources, each asked for with every live batch: escaped once.
+@lru_cache(maxsize=1024)
 def power_key(site: str, machine: str, sensor: str, role: str | None = None) -> str:
     """The series of a source's readings: `power` of a machine's sensor, or with the role
     of a site meter (grid, production) `site_power`, apart so that a sum over `power`
@@ -68,10 +71,10 @@ def batch_power_lines(
     or two per source, and formatting each source apart costs more than its lines."""
     if not batches:
         return []
-    keys = [power_key(site, m, sources[m], roles.get(m)) for m in batches]
     every = list(batches.values())
+    keys = [power_key(site, m, sources[m], roles.get(m)) for m in batches]
     return float_lines(
-        np.repeat(np.array(keys, dtype=object), [len(r) for r in every]).tolist(),
+        [k for k, r in zip(keys, every, strict=True) for _ in range(len(r))],
         np.concatenate([r.t_ms for r in every]),
         {
             "watts": np.concatenate([r.watts for r in every]),

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from agent.serviceshop import T0, config, write_config
-from gateway.engine.model import MachineReadings
-from gateway.service import Service
+from gateway.engine.model import MachineReadings, Reading
+from gateway.service import Service, _per_machine
 from tests.servers import Influxd, Mosquitto
 
 SPOT = """
@@ -74,3 +74,20 @@ def test_the_demand_point_is_made_only_after_new_readings(
     service._live_lines({"mill"})
     assert service._demand_lines()
     assert len(calls) == 2
+
+
+def test_a_batch_of_readings_in_arrival_order_is_split_per_machine_in_time_order() -> None:
+    # As the tracker hands them over: machines interleaved, a late reading, a time twice.
+    arrived = [
+        Reading("mill", "ct-1", T0 + 2000, 300.0, 2.0),
+        Reading("grid", "em-1", T0 + 1000, 5000.0, 90.0),
+        Reading("mill", "ct-1", T0 + 1000, 200.0, 1.0),
+        Reading("mill", "ct-1", T0 + 2000, 999.0, 9.0),  # the same time again: the first wins
+        Reading("grid", "em-1", T0, 4900.0, 89.0),
+    ]
+    batches, sources = _per_machine(arrived)
+    assert sources == {"mill": "ct-1", "grid": "em-1"}
+    mill, grid = batches["mill"], batches["grid"]
+    assert mill.t_ms.tolist() == [T0 + 1000, T0 + 2000]
+    assert (mill.watts.tolist(), mill.wh.tolist()) == ([200.0, 300.0], [1.0, 2.0])
+    assert (grid.t_ms.tolist(), grid.watts.tolist()) == ([T0, T0 + 1000], [4900.0, 5000.0])
