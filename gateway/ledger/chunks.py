@@ -366,26 +366,42 @@ class ReadingStore:
         times already stored keep their stored values."""
         return self._add(machine, new, None)
 
-    def append(self, batches: Mapping[str, MachineReadings]) -> dict[str, Merged]:
+    def append(
+        self, batches: Mapping[str, MachineReadings], newest: dict[str, int] | None = None
+    ) -> dict[str, Merged]:
         """Add sorted, duplicate-free live batches of machines as one block of the live
         level: the write is the batch's size, not its days'; times already stored keep
-        their stored values."""
+        their stored values.
+
+        `newest`: each machine's newest stored time where the caller knows it (kept from
+        one batch to the next while no other process writes); a machine's batch wholly
+        newer reads nothing. Brought up to date here.
+        """
         batches = {m: r for m, r in batches.items() if len(r)}
         if not batches:
             return {}
+        if newest is not None:
+            for machine in batches.keys() - newest.keys():
+                span = self.span(machine)
+                newest[machine] = span[1] if span else -1
         # The stored blocks the batch's times overlap (a redelivery, a late sensor), at every
-        # level: read once for all machines. Usually there are none: the batch is newer.
-        lo = min(int(r.t_ms[0]) for r in batches.values())
-        hi = max(int(r.t_ms[-1]) for r in batches.values())
+        # level: read once for all machines that may have some.
         near: dict[tuple[str, int], list[MachineReadings]] = {}
-        for blocks in self._live_rows(_IN_RANGE, (lo, hi)).values():
-            for machine, day, r in blocks:
-                near.setdefault((machine, day), []).append(r)
-        which = json.dumps(list(batches))
-        for machine, day, n, data in self._conn.execute(
-            _NEAR, (which, lo // DAY_MS, hi // DAY_MS, lo, hi)
-        ):
-            near.setdefault((machine, day), []).append(decode(data, n))
+        older = {m: r for m, r in batches.items() if newest is None or int(r.t_ms[0]) <= newest[m]}
+        if older:
+            lo = min(int(r.t_ms[0]) for r in older.values())
+            hi = max(int(r.t_ms[-1]) for r in older.values())
+            for blocks in self._live_rows(_IN_RANGE, (lo, hi)).values():
+                for machine, day, r in blocks:
+                    near.setdefault((machine, day), []).append(r)
+            which = json.dumps(list(older))
+            for machine, day, n, data in self._conn.execute(
+                _NEAR, (which, lo // DAY_MS, hi // DAY_MS, lo, hi)
+            ):
+                near.setdefault((machine, day), []).append(decode(data, n))
+        if newest is not None:
+            for machine, r in batches.items():
+                newest[machine] = max(newest[machine], int(r.t_ms[-1]))
         fresh: list[Block] = []
         merged = {m: self._add(m, r, _Appending(fresh, near)) for m, r in batches.items()}
         if sum(len(r) for _, _, r in fresh) > LIVE_BATCH_MAX:

@@ -245,9 +245,11 @@ class Ledger:
         self._who = who or os_user()
         self._clock = clock
         self._held: sqlite3.Connection | None = None
-        # ingest()'s live recomputes: each machine's newest piece up to a checkpoint
-        # (ledger/recompute.py), valid while no other connection wrote the ledger.
+        # What ingest() keeps from one batch to the next, valid while no other connection
+        # wrote the ledger: each machine's newest piece up to a checkpoint (live recomputes,
+        # ledger/recompute.py) and its newest stored time (ReadingStore.append).
         self._carries: dict[str, Carry] = {}
+        self._newest: dict[str, int] = {}
         self._version = -1  # PRAGMA data_version when they were made
         self._prints = Fingerprints(cfg)
 
@@ -268,6 +270,8 @@ class Ledger:
             # the commit must survive a power cut too (NORMAL in WAL mode may lose the last).
             conn.execute("PRAGMA synchronous = FULL")
             self._held = conn
+            # data_version compares within one connection only: a new one knows nothing.
+            self._version = -1
         return self._held
 
     @contextmanager
@@ -431,7 +435,9 @@ class Ledger:
         commit (the service puts them in its outbox then: docs/gateway.md).
         """
         conn = self._held_conn()
-        carries, self._carries = self._carries, {}  # kept again once this batch commits
+        # Kept again once this batch commits.
+        carries, self._carries = self._carries, {}
+        newest, self._newest = self._newest, {}
         with transaction(conn):
             # Another process wrote the ledger (a replay, a split, a dropped reading...):
             # what the carries hold may be out of date, so every machine is computed in
@@ -440,10 +446,10 @@ class Ledger:
             # write can come between.
             version = conn.execute("PRAGMA data_version").fetchone()[0]
             if version != self._version:
-                carries = {}
+                carries, newest = {}, {}
                 self._require_current(conn)
             store = ReadingStore(conn)
-            merged = store.append(batches)
+            merged = store.append(batches, newest)
             for machine, m in merged.items():
                 _count(
                     conn,
@@ -482,7 +488,7 @@ class Ledger:
                 record(conn, self._entry("ingest", detail | {"adjustments": result.adjustments}))
             if before_commit is not None:
                 before_commit(result.rows)
-        self._carries, self._version = carries, version
+        self._carries, self._newest, self._version = carries, newest, version
         return result
 
     def _recompute(
