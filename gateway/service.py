@@ -80,7 +80,7 @@ MEMBERS_EVERY_S = 300.0  # members' balances: they change with jobs, a few times
 # The month's demand re-reads every source's last half hour: a 15-minute average moves
 # little in a minute, and a clean stop writes the last one.
 DEMAND_EVERY_S = 60.0
-LIVE_EVERY_S = 30.0  # a machine's state/energy lines and its jobs and costs follow this often
+LIVE_EVERY_S = 60.0  # a machine's state/energy lines and its jobs and costs follow this often
 LOG_EVERY_S = 300.0  # a one-line summary in the log
 DRAIN_AT_STOP_S = 5.0  # how long a clean stop lets the outbox drain
 SWITCH_INTERVAL_S = 0.0005  # see tune_process
