@@ -128,7 +128,7 @@ def _interval_wh(
     so that the intervals across the month's edges are split there."""
     before = store.last_before(machine, lo)
     after = store.first_from(machine, hi)
-    r = store.window(machine, lo if before is None else before, hi if after is None else after + 1)
+    r = store.load(machine, lo if before is None else before, hi if after is None else after + 1)
     # The store keeps every UTC day it decoded: without this, the live demand (the last half
     # hour of every machine) would hold every machine's whole day at once (88 MB late in a
     # day of 50 machines at 1 Hz), while one machine's is enough.

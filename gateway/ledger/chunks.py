@@ -541,10 +541,6 @@ class ReadingStore:
         ]
         return take(concat(found), lo, hi)
 
-    def window(self, machine: str, lo: int, hi: int) -> MachineReadings:
-        """load(): the name the live paths read a few minutes by."""
-        return self.load(machine, lo, hi)
-
     def last_before(self, machine: str, t_ms: int) -> int | None:
         """Time of the last stored reading before t_ms."""
         return self._nearest(machine, t_ms, before=True)

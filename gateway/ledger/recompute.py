@@ -238,7 +238,7 @@ class Recomputer:
         if not self._continuable(machine_id, piece):
             return None
         # From the checkpoint's quarter hour on: its state counts the intervals before it.
-        readings = self._store.window(machine_id, carry.since_ms, carry.b)
+        readings = self._store.load(machine_id, carry.since_ms, carry.b)
         done = self._part(machine_id, piece, readings, carry, [])
         self._checkpoint(machine_id, piece, readings, carry, done)
         return self._finish(machine_id, piece, done, [])

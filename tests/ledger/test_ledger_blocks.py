@@ -79,7 +79,7 @@ def _reads_like_an_array(conn: sqlite3.Connection, ref: MachineReadings, seed: i
         store.forget()
         _same(store.load("m", lo, hi), take(ref, lo, hi))
         store.forget()
-        _same(store.window("m", lo, hi + 1), take(ref, lo, hi + 1))
+        _same(store.load("m", lo, hi + 1), take(ref, lo, hi + 1))
 
 
 @pytest.fixture
@@ -162,7 +162,7 @@ def test_reading_late_in_a_long_day_decodes_a_block_or_two_not_the_day(
             store = ReadingStore(conn)
             assert store.last_before("m", mid) == t[40_000]
             assert store.first_from("m", mid) == t[40_001]
-            _same(store.window("m", mid - 300_000, mid), take(ref, mid - 300_000, mid))
+            _same(store.load("m", mid - 300_000, mid), take(ref, mid - 300_000, mid))
             _same(store.load("m", end, end + 1), take(ref, end, end + 1))
             new = _readings(t[-1:] + np.array([0, 1000, 2000]))  # the first one: again
             assert store.append({"m": new})["m"].added == 2
